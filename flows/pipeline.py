@@ -1,0 +1,49 @@
+"""The tunegate pipeline as one Prefect flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from tasks.compare import compare
+from tasks.deploy import deploy
+from tasks.evaluate_baseline import evaluate_baseline
+from tasks.evaluate_tuned import evaluate_tuned
+from tasks.prepare_run import prepare_run
+from tasks.tune import tune
+from tasks.validate_data import validate_data
+from tunegate.config import TunegateConfig, load_config
+from tunegate.evaluation import baseline_rungs
+
+
+@flow(name="tunegate-pipeline", log_prints=True)
+def pipeline(config_path: str, overrides: dict[str, Any] | None = None):
+    """Should we fine-tune, and did it pay off?
+
+    Stages:
+      1. prepare_run: resolve the base model, create runs/<run-id>/
+      2. validate_data: every data check; bad data ends the run with a report
+      3. evaluate_baseline: each no-tuning rung (zero-shot, few-shot), cached
+      4. tune: the configured method
+      5. evaluate_tuned: same rows, same scorer
+      6. compare: paired bootstrap CI vs the best baseline, the gate, costs
+      7. deploy: register the version; move `production` only if promoted
+
+    The final state's message says promoted / not promoted and why.
+    """
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    run = prepare_run(cfg)
+    validation = validate_data(cfg, run)
+    if not validation.ok:
+        return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
+    baselines = [evaluate_baseline(cfg, run, validation.dataset, rung) for rung in baseline_rungs(cfg)]
+    tuned = tune(cfg, run, validation.dataset)
+    tuned_eval = evaluate_tuned(cfg, run, validation.dataset, tuned)
+    decision = compare(cfg, run, validation.dataset, baselines, tuned_eval, tuned)
+    deployment = deploy(cfg, run, decision, tuned)
+    return Completed(
+        message=f"{decision.summary}. {deployment.message}",
+        data={"run_dir": run.run_dir, "decision": decision.decision, "deployment": deployment.model_dump()},
+    )

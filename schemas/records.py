@@ -1,0 +1,57 @@
+"""pandera DataFrameModels for the two kinds of training/eval records."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+
+class _TextChecks:
+    @staticmethod
+    def not_blank(data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
+
+
+class ClassificationRecord(pa.DataFrameModel):
+    """A text and its label. The allowed label set is added per run by :func:`schema_for`."""
+
+    text: str = pa.Field(nullable=False)
+    label: str = pa.Field(nullable=False)
+
+    @pa.check("text", name="not_blank", error="text must not be empty or whitespace")
+    def text_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.not_blank(data)
+
+    class Config:
+        strict = False  # extra columns are allowed and ignored
+        coerce = True
+
+
+class GenerationRecord(pa.DataFrameModel):
+    """An input (prompt) and its reference output (target)."""
+
+    input: str = pa.Field(nullable=False)
+    target: str = pa.Field(nullable=False)
+
+    @pa.check("input", name="not_blank", error="input must not be empty or whitespace")
+    def input_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.not_blank(data)
+
+    @pa.check("target", name="not_blank", error="target must not be empty or whitespace")
+    def target_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.not_blank(data)
+
+    class Config:
+        strict = False
+        coerce = True
+
+
+def schema_for(task: str, labels: list[str] | None = None) -> pa.DataFrameSchema:
+    """The run's schema: the record model plus, for classification, the declared label set."""
+    if task == "classification":
+        schema = ClassificationRecord.to_schema()
+        if labels is not None:
+            label_col = schema.columns["label"]
+            schema = schema.update_column("label", checks=[*label_col.checks, pa.Check.isin(labels)])
+        return schema
+    return GenerationRecord.to_schema()

@@ -1,0 +1,248 @@
+"""The ``tunegate`` command line.
+
+This is the one module of the package that reaches Prefect, and only inside
+``tunegate run`` (imported lazily), so every other command works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunegate.errors import TunegateError
+
+EPILOG = """\
+examples:
+  tunegate run examples/quickstart/config.yaml
+  tunegate run cfg.yaml --set method.epochs=2 --set gate.min_gain=0.02
+  tunegate validate cfg.yaml
+  tunegate predict --model quickstart-intents@production "my card was charged twice"
+  tunegate registry list
+"""
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise TunegateError(f"--set {item!r}: expected KEY=VALUE, e.g. --set method.epochs=2")
+        key, _, value = item.partition("=")
+        out[key.strip()] = yaml.safe_load(value)  # "2" -> 2, "true" -> True, "[a, b]" -> list
+    return out
+
+
+def _load(args) -> Any:
+    from tunegate.config import load_config
+    from tunegate.modeling import check_model
+
+    cfg = load_config(args.config, _parse_set(args.set))
+    check_model(cfg.model, config_dir=cfg.config_dir)
+    return cfg
+
+
+def cmd_run(args) -> int:
+    cfg = _load(args)  # config and model errors surface here, before Prefect starts
+    from tunegate.prefect_env import configure
+
+    configure()
+    from flows.pipeline import pipeline
+
+    state = pipeline(config_path=str(args.config), overrides=_parse_set(args.set), return_state=True)
+    data: dict = {}
+    try:
+        data = state.result(raise_on_failure=False) or {}
+        data = data if isinstance(data, dict) else {}
+    except Exception:  # the result of a crashed run may be unreadable; the message still says why
+        data = {}
+    print()
+    if state.is_completed():
+        print(textwrap.fill(state.message or "", width=100))
+        print(f"\nRun folder: {data.get('run_dir')}  (report.md, decision.json, predictions/)")
+        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list)")
+        return 0
+    msg = state.message or "the run failed"
+    print("ERROR: " + textwrap.fill(msg, width=100, subsequent_indent="       "), file=sys.stderr)
+    if data.get("run_dir"):
+        print(f"Run folder: {data['run_dir']}", file=sys.stderr)
+    print("The registry was not changed by this run.", file=sys.stderr)
+    return 1
+
+
+def cmd_validate(args) -> int:
+    from tunegate import stages
+
+    cfg = _load(args)
+    run = stages.prepare_run(cfg)
+    result = stages.validate_data(cfg, run)
+    print(Path(result.report_md).read_text())
+    print(f"Report: {result.report_md} and {result.report_json}")
+    if not result.ok:
+        print("ERROR: " + textwrap.fill(result.summary, width=100, subsequent_indent="       "), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _registry_root(args) -> Path:
+    if args.registry:
+        return Path(args.registry)
+    return Path(os.environ.get("TUNEGATE_REGISTRY", "registry"))
+
+
+def cmd_predict(args) -> int:
+    from tunegate.inference import load_predictor, predict
+
+    texts = list(args.text)
+    if texts == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise TunegateError("predict: give at least one TEXT (or '-' to read lines from standard input)")
+    predictor = load_predictor(_registry_root(args), args.model)
+    results = predict(predictor, texts)
+    v = predictor.version
+    if args.json:
+        for r in results:
+            print(json.dumps({"model": f"{v.name}@v{v.version}", **r}))
+        return 0
+    print(f"# {v.name} v{v.version} ({', '.join(v.aliases) or 'no alias'}), method {predictor.meta['method']}")
+    for r in results:
+        if "label" in r:
+            probs = "  ".join(f"{k}={p:.2f}" for k, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
+            print(f"{r['label']:<20} {r['input'][:60]!r}  ({probs})")
+        else:
+            print(f"{r['input'][:60]!r} -> {r['output']}")
+    return 0
+
+
+def cmd_registry_list(args) -> int:
+    from tunegate.registry import Registry
+
+    reg = Registry(_registry_root(args))
+    rows = reg.list()
+    if args.json:
+        print(json.dumps([{"name": r.name, "version": r.version, "aliases": list(r.aliases), **r.meta} for r in rows], indent=2, default=str))
+        return 0
+    if not rows:
+        print(f"registry {reg.root.resolve()} is empty (a `tunegate run` adds versions)")
+        return 0
+    print(f"{'model':<24} {'ver':>4} {'aliases':<12} {'decision':<9} {'metric':<14} {'delta [CI]':<26} {'method':<8} run")
+    for r in rows:
+        m = r.meta
+        metric = f"{m.get('gate_metric', '?')}={m.get('metric', float('nan')):.3f}"
+        ci = f"{m.get('delta', 0):+.3f} [{m.get('ci_low', 0):+.3f},{m.get('ci_high', 0):+.3f}]"
+        print(f"{r.name:<24} {'v' + str(r.version):>4} {','.join(r.aliases) or '-':<12} {m.get('decision', '?'):<9} {metric:<14} {ci:<26} {m.get('method', '?'):<8} {m.get('run_id', '')}")
+    return 0
+
+
+def cmd_registry_show(args) -> int:
+    from tunegate.registry import Registry
+
+    info = Registry(_registry_root(args)).resolve(args.model)
+    print(json.dumps({"path": str(info.path), "aliases": list(info.aliases), **info.meta}, indent=2, default=str))
+    card = info.path / "model_card.md"
+    if card.is_file():
+        print(f"\nModel card: {card}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tunegate",
+        description="Should we fine-tune this LLM, and did it pay off? Validate data, measure no-tuning baselines, "
+        "tune, compare on the same held-out rows, and promote only a model that wins.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (library debug messages)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def with_config(sp):
+        sp.add_argument("config", type=Path, metavar="CONFIG", help="YAML config (see examples/quickstart/config.yaml)")
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value by dotted key, e.g. --set method.epochs=2 (repeatable)",
+        )
+
+    r = sub.add_parser(
+        "run",
+        help="run the whole pipeline (a Prefect flow)",
+        description="Run the whole pipeline as one Prefect flow: validate data, evaluate baselines (cached), tune, "
+        "evaluate the tuned model, compare with a paired bootstrap CI, and register/promote. Prefect runs embedded "
+        "unless PREFECT_API_URL points at a server. Exit code 0 when the run completed (promoted or not), 1 when "
+        "it failed (e.g. bad data), 2 for config errors.",
+    )
+    with_config(r)
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser(
+        "validate",
+        help="check the data only (no Prefect, no training)",
+        description="Run every data check of the pipeline and print the report (written to the run folder too). "
+        "Exit code 1 if any check failed.",
+    )
+    with_config(v)
+    v.set_defaults(func=cmd_validate)
+
+    pr = sub.add_parser(
+        "predict",
+        help="answer inputs with a registered model",
+        description="Load a model from the registry (base model + adapter) and answer each TEXT. Classification "
+        "prints the label and its probability among the labels; generation prints the output.",
+    )
+    pr.add_argument("--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents, intents@production, intents@3")
+    pr.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    pr.add_argument("--json", action="store_true", help="one JSON object per input")
+    pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
+    pr.set_defaults(func=cmd_predict)
+
+    reg = sub.add_parser("registry", help="inspect the model registry", description="Inspect the versioned model registry.")
+    rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
+    rsub.required = True
+    rl = rsub.add_parser("list", help="every version with its aliases, decision and gate metric")
+    rl.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    rl.add_argument("--json", action="store_true", help="machine-readable output")
+    rl.set_defaults(func=cmd_registry_list)
+    rs = rsub.add_parser("show", help="one version's metadata")
+    rs.add_argument("model", metavar="NAME[@ALIAS|VERSION]")
+    rs.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    rs.set_defaults(func=cmd_registry_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # only our own logger gets a handler: Prefect configures its own console logging
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S"))
+    lib_log = logging.getLogger("tunegate")
+    lib_log.addHandler(handler)
+    lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunegate.errors import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except TunegateError as exc:
+        print("ERROR: " + textwrap.fill(str(exc), width=100, subsequent_indent="       "), file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

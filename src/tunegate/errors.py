@@ -1,0 +1,29 @@
+"""Errors a user can act on. Each carries a one-paragraph message naming the problem and the fix."""
+
+
+class TunegateError(Exception):
+    """Base class of errors that are reported to the user without a traceback."""
+
+
+class ConfigError(TunegateError):
+    """The YAML config is invalid. The message lists every problem at once."""
+
+
+class ModelNotFoundError(TunegateError):
+    """The configured model cannot be found or loaded offline."""
+
+
+class DataValidationError(TunegateError):
+    """The data failed validation; ``report_path`` points at the full report."""
+
+    def __init__(self, message: str, report_path: str | None = None):
+        super().__init__(message)
+        self.report_path = report_path
+
+
+class RegistryError(TunegateError):
+    """A registry lookup or write failed (unknown model, version or alias)."""
+
+
+class TransientError(TunegateError):
+    """A failure worth retrying (I/O hiccup, lock timeout). Only these are retried."""

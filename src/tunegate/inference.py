@@ -1,0 +1,56 @@
+"""Answering new inputs with a registered model (used by ``tunegate predict``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunegate.config import PromptConfig
+from tunegate.methods import get_method
+from tunegate.methods.base import TuningMethod
+from tunegate.modeling import load_tokenizer, resolve_model
+from tunegate.prompts import PromptBuilder
+from tunegate.registry import Registry, VersionInfo
+from tunegate.scoring import answer_token_ids, generate, score_answers
+
+
+@dataclass
+class Predictor:
+    version: VersionInfo
+    model: Any
+    tokenizer: Any
+    meta: dict[str, Any]
+
+    @property
+    def builder(self) -> PromptBuilder:
+        labels = self.meta.get("labels") or {}
+        return PromptBuilder(self.tokenizer, PromptConfig(**self.meta["prompt"]), self.meta["task"], list(labels.values()))
+
+
+def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
+    info = Registry(registry_root).resolve(ref)
+    artifact = info.path / "artifact"
+    meta = TuningMethod.read_meta(artifact)
+    base = resolve_model(meta["base_model"]["spec"])
+    model = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
+    return Predictor(version=info, model=model, tokenizer=load_tokenizer(base.path), meta=meta)
+
+
+def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
+    b = p.builder
+    prompt_ids = [b.encode(b.render(t)) for t in texts]
+    if p.meta["task"] == "classification":
+        labels = list(p.meta["labels"])
+        ans = answer_token_ids(b, [p.meta["labels"][lab] for lab in labels])
+        scores, _ = score_answers(p.model, prompt_ids, ans, pad_id=p.tokenizer.pad_token_id)
+        out = []
+        for t, row in zip(texts, scores.tolist()):
+            m = max(row)
+            z = sum(math.exp(s - m) for s in row)
+            probs = {lab: math.exp(s - m) / z for lab, s in zip(labels, row)}
+            out.append({"input": t, "label": max(probs, key=probs.get), "probabilities": probs})
+        return out
+    gens, _ = generate(p.model, p.tokenizer, prompt_ids, max_new_tokens=p.meta.get("max_new_tokens", 64))
+    return [{"input": t, "output": g} for t, g in zip(texts, gens)]

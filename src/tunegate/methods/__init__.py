@@ -1,0 +1,10 @@
+"""Tuning methods, registered by one name used everywhere (config, registry, CLI).
+
+Adding a method = one module here with a class decorated ``@register("name")``, one
+import line below, one row in the parametrized tests.
+"""
+
+from tunegate.methods.base import METHODS, TrainedArtifact, TuningMethod, get_method, register
+from tunegate.methods import lora  # noqa: F401  (registers "lora")
+
+__all__ = ["METHODS", "TrainedArtifact", "TuningMethod", "get_method", "register"]

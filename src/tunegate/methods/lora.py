@@ -1,0 +1,64 @@
+"""LoRA via peft: low-rank adapters in the linear layers of a frozen float32 base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tunegate.methods.base import TrainedArtifact, TuningMethod, register
+from tunegate.modeling import load_model
+from tunegate.training import train_answer_loss
+
+ADAPTER_DIR = "adapter"
+
+
+@register("lora")
+class LoRA(TuningMethod):
+    def build(self, base_path: str, cfg):
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        torch.manual_seed(cfg.seed)  # adapter init is random (B is zero, A is not)
+        base = load_model(base_path)
+        peft_cfg = LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=cfg.r,
+            lora_alpha=cfg.alpha,
+            lora_dropout=cfg.dropout,
+            target_modules=cfg.target_modules,
+        )
+        return get_peft_model(base, peft_cfg)
+
+    def train(self, *, base_path, examples, cfg, pad_id, out_dir: Path, progress=True) -> TrainedArtifact:
+        model = self.build(base_path, cfg)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        stats = train_answer_loss(
+            model,
+            examples,
+            causal_lm=model.get_base_model(),
+            pad_id=pad_id,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            warmup_ratio=cfg.warmup_ratio,
+            weight_decay=cfg.weight_decay,
+            grad_clip=cfg.grad_clip,
+            max_steps=cfg.max_steps,
+            seed=cfg.seed,
+            checkpoint_dir=out_dir / "checkpoints",
+            save_checkpoint=lambda m, p: m.save_pretrained(p),
+            progress=progress,
+        )
+        model.save_pretrained(out_dir / ADAPTER_DIR)  # standard PEFT format: PeftModel.from_pretrained loads it
+        return TrainedArtifact(artifact_dir=out_dir, trainable_params=trainable, total_params=total, train_stats=stats)
+
+    def load_for_inference(self, *, base_path, artifact_dir):
+        from peft import PeftModel
+
+        base = load_model(base_path)
+        model = PeftModel.from_pretrained(base, Path(artifact_dir) / ADAPTER_DIR)
+        # merged weights: inference costs exactly what the base model costs
+        merged = model.merge_and_unload()
+        merged.eval()
+        return merged

@@ -1,0 +1,24 @@
+"""Exact match after whitespace/case normalization, against any of the references."""
+
+import datasets
+import evaluate
+
+
+def _norm(s):
+    return " ".join(s.lower().split())
+
+
+class ExactMatch(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="Share of predictions equal (normalized) to one of their references.",
+            citation="",
+            inputs_description="predictions: list of strings; references: list of lists of strings",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        per = [float(any(_norm(p) == _norm(r) for r in refs)) for p, refs in zip(predictions, references)]
+        return {"exact_match": sum(per) / len(per) if per else 0.0, "exact_match_per_example": per}

@@ -1,0 +1,78 @@
+"""Turning an example into the model's chat prompt, the same way for every stage.
+
+Baselines, training and evaluation of the tuned model all build prompts here, so a
+difference in scores can only come from the model, never from the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunegate.config import PromptConfig
+
+DEFAULT_CLASSIFICATION_INSTRUCTION = (
+    "Classify the input into exactly one of these categories: {labels}. Answer with the category name only."
+)
+
+
+@dataclass
+class PromptBuilder:
+    """Renders chat prompts with the tokenizer's template and encodes training examples."""
+
+    tokenizer: object
+    prompt: PromptConfig
+    task: str
+    answers: list[str] = field(default_factory=list)  # classification answer words, in label order
+
+    def instruction(self) -> str:
+        text = self.prompt.instruction
+        if text is None:
+            text = DEFAULT_CLASSIFICATION_INSTRUCTION if self.task == "classification" else ""
+        return text.replace("{labels}", ", ".join(self.answers))
+
+    def user_message(self, text: str) -> str:
+        instr = self.instruction()
+        body = f"{self.prompt.input_prefix}{text}"
+        return f"{instr}\n\n{body}" if instr else body
+
+    def messages(self, text: str, shots: list[tuple[str, str]] = ()) -> list[dict]:
+        msgs = [{"role": "system", "content": self.prompt.system}] if self.prompt.system is not None else []
+        for shot_text, shot_answer in shots:
+            msgs.append({"role": "user", "content": self.user_message(shot_text)})
+            msgs.append({"role": "assistant", "content": shot_answer})
+        msgs.append({"role": "user", "content": self.user_message(text)})
+        return msgs
+
+    def render(self, text: str, shots: list[tuple[str, str]] = ()) -> str:
+        """The prompt string ending where the assistant's answer starts."""
+        # transformers 5: tokenize=True returns a BatchEncoding; render text, then tokenize ourselves
+        return self.tokenizer.apply_chat_template(self.messages(text, shots), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def end_of_turn_ids(self) -> list[int]:
+        eos = self.tokenizer.eos_token_id
+        return [eos] if eos is not None else []
+
+    def answer_ids(self, answer: str) -> list[int]:
+        """Answer tokens followed by the end-of-turn token, as the model should produce them."""
+        return self.encode(answer) + self.end_of_turn_ids()
+
+    def overhead_tokens(self) -> int:
+        """Tokens a prompt costs besides the input text itself."""
+        return len(self.encode(self.render("")))
+
+    def fit_text(self, text: str, budget: int) -> str:
+        """Cut ``text`` so that it takes at most ``budget`` tokens (keeps the beginning)."""
+        ids = self.encode(text)
+        if len(ids) <= budget:
+            return text
+        return self.tokenizer.decode(ids[: max(budget, 1)])
+
+    def training_example(self, text: str, answer: str, max_length: int) -> tuple[list[int], list[int]]:
+        """(prompt_ids, answer_ids) fitting in ``max_length``; the input text is truncated if needed."""
+        answer_ids = self.answer_ids(answer)
+        budget = max_length - self.overhead_tokens() - len(answer_ids)
+        prompt_ids = self.encode(self.render(self.fit_text(text, budget)))
+        return prompt_ids, answer_ids

@@ -1,0 +1,274 @@
+"""The work of each pipeline stage, as plain functions over typed records.
+
+``tasks/`` wraps each in a Prefect task (retries, caching, artifacts); the CLI calls
+some of them directly (``tunegate validate``). Each loads what it needs from paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+import yaml
+
+from tunegate import evaluation
+from tunegate.config import TunegateConfig
+from tunegate.data import canonical_columns
+from tunegate.decision import best_baseline, costs_table, decide
+from tunegate.methods import get_method
+from tunegate.modeling import load_model, load_tokenizer, resolve_model
+from tunegate.provenance import code_version, package_versions, sha256_json
+from tunegate.records import DatasetRef, Decision, DeployResult, EvalResult, RunContext, TuneResult, ValidationResult
+from tunegate.registry import PRODUCTION, Registry
+from tunegate.report import render_model_card, render_run_report, save_loss_plot
+from tunegate.stats import paired_bootstrap
+from tunegate.validation import validate, write_report
+
+log = logging.getLogger(__name__)
+
+
+def prepare_run(cfg: TunegateConfig) -> RunContext:
+    """Resolve the base model (converting the default GGUF once) and create the run folder."""
+    model = resolve_model(cfg.model, config_dir=cfg.config_dir)
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir = (cfg.output.dir / run_id).resolve()
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return RunContext(
+        run_id=run_id,
+        run_dir=str(run_dir),
+        model_spec=cfg.model,
+        model_path=model.path,
+        model_id=model.model_id,
+        model_sha=model.sha,
+        config_hash=cfg.config_hash(),
+    )
+
+
+def validate_data(cfg: TunegateConfig, run: RunContext) -> ValidationResult:
+    """All data checks; on success the normalized train/eval frames are written as Parquet."""
+    tokenizer = load_tokenizer(run.model_path)
+    outcome = validate(cfg, tokenizer)
+    run_dir = Path(run.run_dir)
+    md, js = write_report(outcome, run_dir)
+    dataset = None
+    if outcome.ok:
+        data_dir = run_dir / "data"
+        data_dir.mkdir(exist_ok=True)
+        outcome.train.write_parquet(data_dir / "train.parquet")
+        outcome.eval.write_parquet(data_dir / "eval.parquet")
+        dataset = DatasetRef(
+            train_path=str(data_dir / "train.parquet"),
+            eval_path=str(data_dir / "eval.parquet"),
+            data_hash=outcome.stats["data_hash"],
+            n_train=outcome.train.height,
+            n_eval=outcome.eval.height,
+        )
+    return ValidationResult(
+        ok=outcome.ok,
+        n_errors=len(outcome.errors),
+        n_warnings=len(outcome.warnings),
+        report_md=str(md),
+        report_json=str(js),
+        summary=outcome.summary(),
+        dataset=dataset,
+    )
+
+
+def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: evaluation.Rung) -> str:
+    """Data hash + model + everything that shapes the baseline's prompts + code version.
+
+    The tuning method is deliberately absent except its max_length (it bounds the
+    input truncation), so changing only the method reuses the baselines.
+    """
+    return sha256_json(
+        {
+            "data": dataset.data_hash,
+            "model": run.model_sha,
+            "rung": [rung.name, rung.shots, rung.seed, rung.params],
+            "task": cfg.task,
+            "labels": cfg.data.label_answers(),
+            "prompt": cfg.prompt.model_dump(),
+            "baselines": cfg.baselines.model_dump(exclude={"zero_shot", "few_shot"}),
+            "max_length": cfg.method.max_length,
+            "code": code_version(),
+        }
+    )
+
+
+def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: evaluation.Rung) -> EvalResult:
+    tokenizer = load_tokenizer(run.model_path)
+    model = load_model(run.model_path)
+    eval_df = pl.read_parquet(dataset.eval_path)
+    shots = None
+    if rung.shots:
+        shots = evaluation.select_shots(pl.read_parquet(dataset.train_path), k=rung.shots, seed=rung.seed, task=cfg.task)
+    return evaluation.evaluate(model, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
+
+
+def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True) -> TuneResult:
+    method = get_method(cfg.method.name)
+    if cfg.task not in method.tasks:
+        raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
+    tokenizer = load_tokenizer(run.model_path)
+    builder = evaluation.make_builder(cfg, tokenizer)
+    text_col, label_col = canonical_columns(cfg.task)
+    train = pl.read_parquet(dataset.train_path)
+    answers = cfg.data.label_answers()
+    examples = [
+        builder.training_example(t, answers[y] if cfg.task == "classification" else y, cfg.method.max_length)
+        for t, y in train.select(text_col, label_col).iter_rows()
+    ]
+    out_dir = Path(run.run_dir) / "artifact"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    art = method.train(
+        base_path=run.model_path, examples=examples, cfg=cfg.method, pad_id=tokenizer.pad_token_id, out_dir=out_dir, progress=progress
+    )
+    st = art.train_stats
+    method.write_meta(
+        out_dir,
+        {
+            "method": method.name,
+            "method_config": cfg.method.model_dump(mode="json"),
+            "task": cfg.task,
+            "base_model": {"spec": run.model_spec, "id": run.model_id, "sha": run.model_sha},
+            "prompt": cfg.prompt.model_dump(mode="json"),
+            "labels": answers,
+            "max_length": cfg.method.max_length,
+            "max_new_tokens": cfg.baselines.max_new_tokens,
+        },
+    )
+    save_loss_plot(st.losses, Path(run.run_dir) / "loss.png")
+    return TuneResult(
+        method=method.name,
+        artifact_dir=str(out_dir),
+        train_seconds=st.seconds,
+        peak_rss_mb=st.peak_rss_mb,
+        trainable_params=art.trainable_params,
+        total_params=art.total_params,
+        n_steps=st.steps,
+        n_train_tokens=st.tokens,
+        tokens_per_s=st.tokens_per_s,
+        loss_curve=st.losses,
+        epoch_losses=st.epoch_losses,
+        checkpoints=st.checkpoints,
+    )
+
+
+def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
+    tokenizer = load_tokenizer(run.model_path)
+    model = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
+    eval_df = pl.read_parquet(dataset.eval_path)
+    return evaluation.evaluate(model, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned")
+
+
+def _write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
+    pred_dir = run_dir / "predictions"
+    pred_dir.mkdir(exist_ok=True)
+    for r in results:
+        lines = [p.model_dump_json() for p in r.predictions]
+        (pred_dir / f"{r.name.replace(':', '_')}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def provenance(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> dict:
+    return {
+        "run_id": run.run_id,
+        "data_hash": dataset.data_hash,
+        "n_train": dataset.n_train,
+        "n_eval": dataset.n_eval,
+        "config_hash": run.config_hash,
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "model_id": run.model_id,
+        "model_spec": run.model_spec,
+        "model_sha": run.model_sha,
+    }
+
+
+def compare(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+) -> Decision:
+    """Tuned vs the best baseline on the same rows: paired bootstrap CI, gate, costs; writes decision.json and report.md."""
+    metric = cfg.gate_metric
+    best = best_baseline(baselines, metric)
+    refs = [p.reference for p in tuned_eval.predictions]
+    if [p.row for p in tuned_eval.predictions] != [p.row for p in best.predictions]:
+        raise RuntimeError("tuned and baseline predictions are not on the same eval rows; refusing to compare")
+    paired = paired_bootstrap(
+        metric,
+        candidate=evaluation.per_example_view(tuned_eval, cfg.task, metric),
+        baseline=evaluation.per_example_view(best, cfg.task, metric),
+        references=refs,
+        resamples=cfg.gate.bootstrap_samples,
+        confidence=cfg.gate.confidence,
+        seed=cfg.gate.seed,
+    )
+    decision = decide(
+        metric=metric,
+        min_gain=cfg.gate.min_gain,
+        baselines=baselines,
+        tuned=tuned_eval,
+        paired=paired,
+        costs=costs_table(baselines, tuned_eval, tuned),
+        gate=cfg.gate.model_dump(mode="json") | {"metric": metric},
+        provenance=provenance(cfg, run, dataset),
+    )
+    run_dir = Path(run.run_dir)
+    _write_predictions(run_dir, [*baselines, tuned_eval])
+    (run_dir / "decision.json").write_text(decision.model_dump_json(indent=2))
+    (run_dir / "report.md").write_text(
+        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned)
+    )
+    return decision
+
+
+def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: TuneResult) -> DeployResult:
+    """Register the tuned artifact as a new immutable version; move ``production`` only if promoted."""
+    reg = Registry(cfg.registry.path)
+    name = cfg.registry.model_name
+    promote = decision.decision == "promote"
+    card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
+    info = reg.register(
+        name,
+        files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2)},
+        dirs={"artifact": Path(tuned.artifact_dir)},
+        meta={
+            "run_id": run.run_id,
+            "method": tuned.method,
+            "decision": decision.decision,
+            "gate_metric": decision.gate_metric,
+            "metric": decision.tuned[decision.gate_metric],
+            "delta": decision.delta,
+            "ci_low": decision.ci_low,
+            "ci_high": decision.ci_high,
+            "data_hash": decision.provenance["data_hash"],
+            "base_model": run.model_spec,
+        },
+    )
+    if promote:
+        reg.set_alias(name, PRODUCTION, info.version)
+        message = f"registered {name} v{info.version} and moved '{PRODUCTION}' to it"
+    else:
+        current = reg.aliases(name).get(PRODUCTION)
+        where = f"stays at v{current}" if current else "is not set"
+        message = f"registered {name} v{info.version} as a rejected candidate; '{PRODUCTION}' {where}"
+    result = DeployResult(
+        registered_version=info.version,
+        version_dir=str(info.path),
+        production_moved=promote,
+        production_version=reg.aliases(name).get(PRODUCTION),
+        message=message,
+    )
+    run_dir = Path(run.run_dir)
+    (run_dir / "deployment.json").write_text(result.model_dump_json(indent=2))
+    with open(run_dir / "report.md", "a") as f:
+        f.write(f"\n## Deployment\n\n{message}.\n")
+    return result

@@ -1,0 +1,200 @@
+"""The training loop shared by the adapter methods: loss on the answer tokens only.
+
+Why a hand-written loop rather than ``transformers.Trainer``: the output layer is
+computed only at the positions that carry loss (a plain forward computes the
+49k-vocabulary logits at every position, most of the time and memory of a small
+model), and batches are length-bucketed so little compute goes to padding.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psutil
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+class PeakRSS:
+    """Samples this process's resident memory in a thread; ``peak_mb`` after the block."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._proc = psutil.Process()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakRSS":
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+@dataclass
+class TrainStats:
+    seconds: float
+    steps: int
+    tokens: int  # real (unpadded) tokens processed
+    padded_tokens: int
+    peak_rss_mb: float
+    losses: list[float]
+    epoch_losses: list[float]
+    checkpoints: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, then sort within windows of 50 batches, cut, and shuffle the batches.
+
+    Rows of similar length share a batch (little padding) while the order stays random.
+    """
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    window = batch_size * 50
+    batches: list[list[int]] = []
+    for w in range(0, len(idx), window):
+        chunk = sorted(idx[w : w + window], key=lambda i: lengths[i])
+        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded input ids, attention mask and labels (-100 except on answer tokens)."""
+    width = max(len(p) + len(a) for p, a in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (p, a) in enumerate(examples):
+        seq = p + a
+        ids[i, : len(seq)] = torch.tensor(seq)
+        labels[i, len(p) : len(seq)] = torch.tensor(a)
+        mask[i, : len(seq)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy on answer tokens, with the output layer applied only where there is loss."""
+    body = causal_lm.get_decoder()
+    head = causal_lm.get_output_embeddings()
+    hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    where = targets != -100
+    logits = head(hidden[:, :-1][where])
+    return F.cross_entropy(logits.float(), targets[where])
+
+
+def train_answer_loss(
+    model,
+    examples: list[tuple[list[int], list[int]]],
+    *,
+    causal_lm,
+    pad_id: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    warmup_ratio: float = 0.1,
+    weight_decay: float = 0.0,
+    grad_clip: float = 1.0,
+    max_steps: int | None = None,
+    seed: int = 0,
+    checkpoint_dir: Path | None = None,
+    save_checkpoint: Callable[[object, Path], None] | None = None,
+    progress: bool = True,
+) -> TrainStats:
+    """Train ``model`` (whose trainable parameters are the adapter) on (prompt_ids, answer_ids) pairs.
+
+    ``causal_lm`` is the module with the adapter injected whose decoder and output layer
+    compute the loss (for peft: ``model.get_base_model()``).
+    """
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    warmup = max(1, int(total * warmup_ratio))
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+    def lr_factor(s: int) -> float:  # linear warmup, then linear decay to zero
+        if s < warmup:
+            return (s + 1) / warmup
+        return max(0.0, (total - s) / max(1, total - warmup))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    lengths = [len(p) + len(a) for p, a in examples]
+    losses: list[float] = []
+    epoch_losses: list[float] = []
+    checkpoints: list[str] = []
+    n_tok = n_pad = 0
+    step = 0
+    model.train()
+    bar = tqdm(total=total, desc="tune", unit="step", disable=not progress, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    with PeakRSS() as mem:
+        for epoch in range(epochs):
+            ep_losses = []
+            for batch_idx in length_bucketed_batches(lengths, batch_size, rng):
+                if step >= total:
+                    break
+                batch = collate([examples[i] for i in batch_idx], pad_id)
+                loss = answer_only_loss(causal_lm, batch)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                ep_losses.append(losses[-1])
+                n_tok += int(batch["attention_mask"].sum())
+                n_pad += batch["input_ids"].numel()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+            if ep_losses:
+                epoch_losses.append(sum(ep_losses) / len(ep_losses))
+            if checkpoint_dir is not None and save_checkpoint is not None and ep_losses:
+                path = checkpoint_dir / f"epoch-{epoch + 1}"
+                save_checkpoint(model, path)
+                checkpoints.append(str(path))
+            if step >= total:
+                break
+    seconds = time.perf_counter() - t0
+    bar.close()
+    model.eval()
+    return TrainStats(
+        seconds=seconds,
+        steps=step,
+        tokens=n_tok,
+        padded_tokens=n_pad,
+        peak_rss_mb=mem.peak_mb,
+        losses=losses,
+        epoch_losses=epoch_losses,
+        checkpoints=checkpoints,
+    )

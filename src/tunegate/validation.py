@@ -1,0 +1,341 @@
+"""Data validation: every check runs, every failure is collected into one report.
+
+Checks: file readable, required columns (pandera schema), no null/blank text, labels
+in the declared set, exact duplicates within train, train/eval overlap (leakage),
+examples per label, token length vs ``method.max_length``, class balance. Errors stop
+the run; warnings are reported. The report names the failing rows by their row
+number in the source file (1-based, header excluded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+
+from schemas import schema_for
+from tunegate.config import TunegateConfig
+from tunegate.data import (
+    ROW,
+    DataReadError,
+    canonical_columns,
+    frame_hash,
+    read_table,
+    sample,
+    source_columns,
+    split,
+    to_canonical,
+)
+from tunegate.prompts import PromptBuilder
+
+MAX_ROWS_IN_SUMMARY = 10
+
+
+@dataclass
+class Issue:
+    check: str
+    severity: str  # "error" | "warning"
+    message: str
+    split: str = ""  # train | eval | config
+    rows: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ValidationOutcome:
+    """What validation found, plus the cleaned frames when it passed."""
+
+    issues: list[Issue]
+    stats: dict[str, Any]
+    train: pl.DataFrame | None = None
+    eval: pl.DataFrame | None = None
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """One paragraph naming each failed check and its rows."""
+        if self.ok:
+            return f"Data validation passed ({len(self.warnings)} warning(s))."
+        parts = []
+        for i in self.errors:
+            rows = ""
+            if i.rows:
+                shown = ", ".join(str(r) for r in i.rows[:MAX_ROWS_IN_SUMMARY])
+                more = f" and {len(i.rows) - MAX_ROWS_IN_SUMMARY} more" if len(i.rows) > MAX_ROWS_IN_SUMMARY else ""
+                rows = f" (rows {shown}{more})"
+            parts.append(f"[{i.check}] {i.message}{rows}")
+        return f"Data validation failed with {len(self.errors)} error(s): " + "; ".join(parts) + "."
+
+
+def _pandera_issues(df: pl.DataFrame, schema: pa.DataFrameSchema, split_name: str, col_names: dict[str, str]) -> list[Issue]:
+    try:
+        schema.validate(df, lazy=True)
+        return []
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+    issues: list[Issue] = []
+    rows_of = df.get_column(ROW).to_list()
+    for (column, check), group in fc.group_by(["column", "check"], maintain_order=True):
+        idx = [i for i in group.get_column("index").to_list() if i is not None]
+        rows = sorted({rows_of[i] for i in idx})
+        user_col = col_names.get(column, column)
+        if check == "not_nullable":
+            name, msg = "null_values", f"{split_name} column '{user_col}' has missing values"
+        elif check.startswith("isin"):
+            bad = sorted({str(v) for v in group.get_column("failure_case").to_list()})
+            name, msg = "unknown_labels", f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels"
+        elif "empty or whitespace" in check:
+            name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
+        else:
+            name, msg = check, f"{split_name} column '{user_col}' fails {check}"
+        issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
+    return issues
+
+
+def _valid_rows(df: pl.DataFrame, cols: tuple[str, ...]) -> pl.DataFrame:
+    cond = pl.lit(True)
+    for c in cols:
+        cond = cond & pl.col(c).is_not_null() & (pl.col(c).str.strip_chars().str.len_chars() > 0)
+    return df.filter(cond)
+
+
+def _policy_issue(policy: str, check: str, message: str, split_name: str, rows: list[int], fix: str) -> Issue:
+    severity = "error" if policy == "error" else "warning"
+    suffix = f"; {fix}" if policy == "error" else (" (dropped)" if policy == "drop" else "")
+    return Issue(check=check, severity=severity, split=split_name, message=message + suffix, rows=rows)
+
+
+def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
+    """Run every check on the configured data; never raises for bad data."""
+    issues: list[Issue] = []
+    stats: dict[str, Any] = {}
+    d = cfg.data
+    text_col, label_col = canonical_columns(cfg.task)
+    user_cols = dict(zip(canonical_columns(cfg.task), source_columns(cfg.task, d)))
+
+    frames: dict[str, pl.DataFrame] = {}
+    for split_name, path in (("train", d.train), ("eval", d.eval)):
+        if path is None:
+            continue
+        try:
+            frames[split_name] = to_canonical(read_table(cfg.resolve(path), d.format), cfg.task, d)
+        except DataReadError as exc:
+            issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
+    if issues:
+        return ValidationOutcome(issues=issues, stats=stats)
+
+    labels = list(d.label_answers()) if cfg.task == "classification" else None
+    for split_name, df in frames.items():
+        for canon in (text_col, label_col):
+            if canon not in df.columns:
+                user = user_cols[canon]
+                issues.append(
+                    Issue(
+                        check="required_columns",
+                        severity="error",
+                        split=split_name,
+                        message=(
+                            f"{split_name} data has no column '{user}' (columns found: "
+                            f"{', '.join(c for c in df.columns if c != ROW)}); rename the column or set "
+                            f"data.{'text' if canon == 'text' else canon}_column"
+                        ),
+                    )
+                )
+    if issues:
+        return ValidationOutcome(issues=issues, stats=stats)
+
+    # sample and split first, so that only the rows this run uses are judged
+    train = sample(frames["train"], d.max_train_rows, d.split_seed)
+    if "eval" in frames:
+        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed)
+    else:
+        train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=label_col if labels else None)
+        evl = sample(evl, d.max_eval_rows, d.split_seed)
+    schema = schema_for(cfg.task, labels)
+    for split_name, df in (("train", train), ("eval", evl)):
+        issues.extend(_pandera_issues(df, schema, split_name, user_cols))
+    train = _valid_rows(train, (text_col, label_col))
+    evl = _valid_rows(evl, (text_col, label_col))
+    if labels:
+        train = train.filter(pl.col(label_col).is_in(labels))
+        evl = evl.filter(pl.col(label_col).is_in(labels))
+
+    # exact duplicates within train
+    key = [text_col, label_col]
+    dup_mask = train.select(pl.struct(key).is_duplicated()).to_series()
+    first_mask = train.select(pl.struct(key).is_first_distinct()).to_series()
+    dup_rows = train.filter(dup_mask & ~first_mask).get_column(ROW).to_list()
+    if dup_rows:
+        issues.append(
+            _policy_issue(
+                d.duplicates,
+                "duplicates",
+                f"train has {len(dup_rows)} exact duplicate row(s) (repeats of an earlier row)",
+                "train",
+                dup_rows,
+                "remove them or set data.duplicates: drop",
+            )
+        )
+        if d.duplicates == "drop":
+            train = train.filter(~(dup_mask & ~first_mask))
+    if cfg.task == "classification":
+        conflicts = train.group_by(text_col).agg(pl.col(label_col).n_unique().alias("n"), pl.col(ROW)).filter(pl.col("n") > 1)
+        if conflicts.height:
+            rows = sorted(r for rs in conflicts.get_column(ROW).to_list() for r in rs)
+            issues.append(
+                Issue(
+                    check="conflicting_labels",
+                    severity="error",
+                    split="train",
+                    message=f"{conflicts.height} text(s) appear in train with different labels; fix the labels",
+                    rows=rows,
+                )
+            )
+
+    # leakage: an eval input that is also a train input
+    train_texts = set(train.get_column(text_col).to_list())
+    leak = evl.filter(pl.col(text_col).is_in(list(train_texts)))
+    if leak.height:
+        issues.append(
+            _policy_issue(
+                d.leakage,
+                "leakage",
+                f"{leak.height} eval row(s) also occur in train (train/eval overlap inflates the eval score)",
+                "eval",
+                leak.get_column(ROW).to_list(),
+                "remove them or set data.leakage: drop",
+            )
+        )
+        if d.leakage == "drop":
+            evl = evl.filter(~pl.col(text_col).is_in(list(train_texts)))
+
+    if evl.height == 0:
+        issues.append(Issue(check="eval_rows", severity="error", split="eval", message="no usable eval rows are left"))
+
+    # examples per label and class balance
+    if labels:
+        counts = {lab: 0 for lab in labels}
+        counts.update(dict(train.group_by(label_col).len().iter_rows()))
+        eval_counts = {lab: 0 for lab in labels}
+        eval_counts.update(dict(evl.group_by(label_col).len().iter_rows()))
+        stats["class_balance"] = {"train": counts, "eval": eval_counts}
+        few = {lab: n for lab, n in counts.items() if n < d.min_examples_per_label}
+        if few:
+            issues.append(
+                Issue(
+                    check="min_examples_per_label",
+                    severity="error",
+                    split="train",
+                    message=(
+                        f"labels with fewer than {d.min_examples_per_label} train rows: "
+                        + ", ".join(f"{k} ({v})" for k, v in few.items())
+                        + "; add examples or lower data.min_examples_per_label"
+                    ),
+                )
+            )
+        nonzero = [n for n in counts.values() if n]
+        if nonzero and max(nonzero) > 10 * min(nonzero):
+            issues.append(
+                Issue(
+                    check="class_balance",
+                    severity="warning",
+                    split="train",
+                    message=f"labels are imbalanced (largest/smallest = {max(nonzero) / min(nonzero):.1f}); prefer macro_f1 as gate metric",
+                )
+            )
+
+    # token length of prompt + answer vs the training max length
+    max_len = cfg.method.max_length
+    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(d.label_answers().values()))
+    overhead = builder.overhead_tokens()
+    answers = d.label_answers()
+    for split_name, df in (("train", train), ("eval", evl)):
+        if df.height == 0:
+            continue
+        texts = df.get_column(text_col).to_list()
+        text_lens = [len(x) for x in tokenizer(texts, add_special_tokens=False).input_ids]
+        if cfg.task == "classification":
+            ans = [len(builder.answer_ids(answers[lab])) for lab in df.get_column(label_col).to_list()]
+        else:
+            ans = [len(x) + 1 for x in tokenizer(df.get_column(label_col).to_list(), add_special_tokens=False).input_ids]
+        totals = [overhead + t + a for t, a in zip(text_lens, ans)]
+        stats.setdefault("tokens", {})[split_name] = {
+            "max": max(totals),
+            "mean": round(sum(totals) / len(totals), 1),
+            "limit": max_len,
+        }
+        over = [r for r, n in zip(df.get_column(ROW).to_list(), totals) if n > max_len]
+        if over:
+            issues.append(
+                _policy_issue(
+                    "error" if d.too_long == "error" else "warn",
+                    "too_long",
+                    f"{len(over)} {split_name} row(s) exceed method.max_length={max_len} tokens (prompt + answer)"
+                    + (" and will be truncated" if d.too_long == "truncate" else ""),
+                    split_name,
+                    over,
+                    "shorten them, raise method.max_length, or set data.too_long: truncate",
+                )
+            )
+
+    stats["rows"] = {"train": train.height, "eval": evl.height}
+    stats["sources"] = {"train": str(cfg.resolve(d.train)), "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train"}
+    out = ValidationOutcome(issues=issues, stats=stats)
+    if out.ok:
+        out.train, out.eval = train, evl
+        stats["data_hash"] = frame_hash(train, evl, columns=(text_col, label_col))
+    return out
+
+
+def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]:
+    """validation.json and validation.md in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    js = out_dir / "validation.json"
+    md = out_dir / "validation.md"
+    js.write_text(
+        json.dumps(
+            {"ok": outcome.ok, "summary": outcome.summary(), "issues": [asdict(i) for i in outcome.issues], "stats": outcome.stats},
+            indent=2,
+        )
+    )
+    md.write_text(render_markdown(outcome))
+    return md, js
+
+
+def render_markdown(outcome: ValidationOutcome) -> str:
+    lines = ["# Data validation", "", f"**{'PASSED' if outcome.ok else 'FAILED'}**: {outcome.summary()}", ""]
+    if outcome.issues:
+        lines += ["| severity | check | split | message | rows (1-based, in the source file) |", "|---|---|---|---|---|"]
+        for i in outcome.issues:
+            rows = ", ".join(str(r) for r in i.rows) if i.rows else ""
+            lines.append(f"| {i.severity} | {i.check} | {i.split} | {i.message} | {rows} |")
+        lines.append("")
+    rows = outcome.stats.get("rows")
+    if rows:
+        lines += [f"Rows used: train {rows['train']}, eval {rows['eval']}.", ""]
+    bal = outcome.stats.get("class_balance")
+    if bal:
+        lines += ["## Class balance", "", "| label | train | eval |", "|---|---|---|"]
+        for lab, n in bal["train"].items():
+            lines.append(f"| {lab} | {n} | {bal['eval'].get(lab, 0)} |")
+        lines.append("")
+    tok = outcome.stats.get("tokens")
+    if tok:
+        lines += ["## Token lengths (prompt + answer)", "", "| split | mean | max | limit |", "|---|---|---|---|"]
+        for s, t in tok.items():
+            lines.append(f"| {s} | {t['mean']} | {t['max']} | {t['limit']} |")
+        lines.append("")
+    return "\n".join(lines)

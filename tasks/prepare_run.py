@@ -1,0 +1,13 @@
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks._policy import RETRIES
+from tunegate import stages
+from tunegate.config import TunegateConfig
+from tunegate.records import RunContext
+
+
+@task(name="prepare_run", cache_policy=NO_CACHE, **RETRIES)
+def prepare_run(cfg: TunegateConfig) -> RunContext:
+    """Resolve the base model (GGUF converted once, then cached) and create the run folder."""
+    return stages.prepare_run(cfg)

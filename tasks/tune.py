@@ -1,0 +1,13 @@
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks._policy import RETRIES
+from tunegate import stages
+from tunegate.config import TunegateConfig
+from tunegate.records import DatasetRef, RunContext, TuneResult
+
+
+@task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)
+def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> TuneResult:
+    """Train the configured method; the artifact is saved under the run folder."""
+    return stages.tune(cfg, run, dataset)
