@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 from typing import Any
@@ -65,12 +64,12 @@ def cmd_run(args) -> int:
         data = {}
     print()
     if state.is_completed():
-        print(textwrap.fill(state.message or "", width=100))
+        print(state.message or "")
         print(f"\nRun folder: {data.get('run_dir')}  (report.md, decision.json, predictions/)")
         print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list)")
         return 0
     msg = state.message or "the run failed"
-    print("ERROR: " + textwrap.fill(msg, width=100, subsequent_indent="       "), file=sys.stderr)
+    print(f"ERROR: {msg}", file=sys.stderr)
     if data.get("run_dir"):
         print(f"Run folder: {data['run_dir']}", file=sys.stderr)
     print("The registry was not changed by this run.", file=sys.stderr)
@@ -86,7 +85,7 @@ def cmd_validate(args) -> int:
     print(Path(result.report_md).read_text())
     print(f"Report: {result.report_md} and {result.report_json}")
     if not result.ok:
-        print("ERROR: " + textwrap.fill(result.summary, width=100, subsequent_indent="       "), file=sys.stderr)
+        print(f"ERROR: {result.summary}", file=sys.stderr)
         return 1
     return 0
 
@@ -240,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
     except TunegateError as exc:
-        print("ERROR: " + textwrap.fill(str(exc), width=100, subsequent_indent="       "), file=sys.stderr)
+        print(f"ERROR: {exc}", file=sys.stderr)
         return 1
 
 

@@ -146,7 +146,12 @@ class LoraConfig(_Strict):
     name: Literal["lora"] = "lora"
     r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
     alpha: float = Field(default=16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(default=0.05, ge=0.0, lt=1.0, description="Dropout on the adapter input.")
+    dropout: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Dropout on the adapter input. 0 by default: on CPU each adapted module's dropout mask costs ~40% of step time.",
+    )
     target_modules: list[str] | str = Field(
         default="all-linear", description="Modules to adapt: 'all-linear' or a list such as [q_proj, v_proj]."
     )
@@ -156,9 +161,25 @@ class LoraConfig(_Strict):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
+    micro_batch_size: int | None = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
+            "activation memory at 4 of 16. null = the whole batch at once."
+        ),
+    )
     max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per training example.")
     grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
     seed: int = Field(default=0, description="Seed of init, shuffling and dropout.")
+
+    @model_validator(mode="after")
+    def _micro_fits(self) -> "LoraConfig":
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; lower it or set it to null"
+            )
+        return self
 
 
 MethodConfig = Union[LoraConfig]
@@ -288,7 +309,8 @@ def _format_error(err: dict) -> str:
     if kind == "missing":
         return f"{field}: required but missing. Add it to the YAML"
     if kind == "union_tag_invalid" or (kind == "literal_error" and loc and loc[-1] == "name"):
-        return f"{field}: unknown method {value!r}. Use one of: lora"
+        name = value.get("name") if isinstance(value, dict) else value
+        return f"{field}: unknown method '{name}'. Use one of: lora"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]

@@ -64,10 +64,11 @@ def to_canonical(df: pl.DataFrame, task: str, data: DataConfig) -> pl.DataFrame:
     """Rename the configured columns to the canonical names; missing ones are left for the schema to report."""
     src = source_columns(task, data)
     dst = canonical_columns(task)
-    present = {s: d for s, d in zip(src, dst) if s in df.columns and s != d}
-    # a canonical name already used by another column would collide: drop that column
-    clash = [d for d in present.values() if d in df.columns and d not in present]
-    return df.drop(clash).rename(present)
+    for s, d in zip(src, dst):
+        if s != d and d in df.columns:
+            # a column that merely shares the canonical name is not the configured one
+            df = df.drop(d)
+    return df.rename({s: d for s, d in zip(src, dst) if s in df.columns and s != d})
 
 
 def sample(df: pl.DataFrame, n: int | None, seed: int) -> pl.DataFrame:

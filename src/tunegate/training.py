@@ -117,6 +117,7 @@ def train_answer_loss(
     pad_id: int,
     epochs: int,
     batch_size: int,
+    micro_batch_size: int | None = None,
     lr: float,
     warmup_ratio: float = 0.1,
     weight_decay: float = 0.0,
@@ -163,17 +164,26 @@ def train_answer_loss(
             for batch_idx in length_bucketed_batches(lengths, batch_size, rng):
                 if step >= total:
                     break
-                batch = collate([examples[i] for i in batch_idx], pad_id)
-                loss = answer_only_loss(causal_lm, batch)
-                loss.backward()
+                # gradient accumulation over micro-batches: the same update as one big batch
+                # (each micro-batch's loss weighted by its share of answer tokens) at a
+                # fraction of the activation memory
+                micro = micro_batch_size or len(batch_idx)
+                parts = [collate([examples[i] for i in batch_idx[m : m + micro]], pad_id) for m in range(0, len(batch_idx), micro)]
+                n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
+                loss_sum = 0.0
+                for part in parts:
+                    share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
+                    micro_loss = answer_only_loss(causal_lm, part) * share
+                    micro_loss.backward()
+                    loss_sum += micro_loss.item()
+                    n_tok += int(part["attention_mask"].sum())
+                    n_pad += part["input_ids"].numel()
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                ep_losses.append(losses[-1])
-                n_tok += int(batch["attention_mask"].sum())
-                n_pad += batch["input_ids"].numel()
+                losses.append(loss_sum)
+                ep_losses.append(loss_sum)
                 step += 1
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")

@@ -40,6 +40,7 @@ class LoRA(TuningMethod):
             pad_id=pad_id,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
+            micro_batch_size=cfg.micro_batch_size,
             lr=cfg.lr,
             warmup_ratio=cfg.warmup_ratio,
             weight_decay=cfg.weight_decay,

@@ -1,0 +1,110 @@
+"""Shared fixtures: a tiny random llama (fast unit tests) and the real SmolLM2 (integration)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def real_model():
+    """The default model, resolved (the GGUF is converted once into the user cache)."""
+    from tunegate.modeling import resolve_model
+
+    return resolve_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, real_model) -> Path:
+    """A 2-layer random llama with SmolLM2's real tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny-llama")
+    tok = AutoTokenizer.from_pretrained(real_model.path)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        # a larger init than the default 0.02 lets a 32-wide model reach confident logits over a 49k vocabulary
+        initializer_range=0.3,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    for extra in ("chat_template.jinja",):
+        src = Path(real_model.path) / extra
+        if src.exists() and not (out / extra).exists():
+            shutil.copy(src, out / extra)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_model_dir):
+    from tunegate.modeling import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label")) -> Path:
+    import polars as pl
+
+    pl.DataFrame({header[0]: [r[0] for r in rows], header[1]: [r[1] for r in rows]}).write_csv(path)
+    return path
+
+
+TOPICS = {
+    "pos": ["a wonderful film", "I loved every minute", "brilliant acting", "great fun", "truly moving story",
+            "a delight", "superb direction", "warm and funny", "excellent cast", "beautifully shot"],
+    "neg": ["a boring mess", "I hated it", "terrible acting", "a waste of time", "dull and slow",
+            "awful script", "painfully bad", "lifeless and flat", "poor direction", "a tedious bore"],
+}
+
+
+@pytest.fixture
+def toy_data(tmp_path) -> dict[str, Path]:
+    """A small clean classification dataset (train + eval files)."""
+    train = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
+    evl = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
+    return {"train": write_csv(tmp_path / "train.csv", train), "eval": write_csv(tmp_path / "eval.csv", evl)}
+
+
+def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
+    """Write a YAML config for the tiny model into tmp_path."""
+    import yaml
+
+    raw = {
+        "task": "classification",
+        "model": str(model),
+        "data": {"train": str(files["train"]), "labels": ["pos", "neg"], **({"eval": str(files["eval"])} if "eval" in files else {})},
+        "baselines": {"zero_shot": True, "few_shot": {"k": 2}, "batch_size": 4},
+        "method": {"name": "lora", "r": 2, "alpha": 4, "epochs": 1, "max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64},
+        "gate": {"bootstrap_samples": 200},
+        "registry": {"path": str(tmp_path / "registry"), "model_name": "toy"},
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path

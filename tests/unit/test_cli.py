@@ -1,0 +1,66 @@
+"""The command line: help texts, exit codes, and errors without tracebacks."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tunegate(*args, cwd=ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["validate"], ["predict"], ["registry"], ["registry", "list"]])
+def test_help(cmd):
+    out = tunegate(*cmd, "--help")
+    assert out.returncode == 0
+    assert "usage: tunegate" in out.stdout and len(out.stdout) > 200 or "options" in out.stdout
+
+
+def test_config_error_exit_2_no_traceback(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("task: classification\ndata: {train: x.csv, labels: [a, b]}\nmethod: {name: lora, rr: 4}\n")
+    out = tunegate("run", p)
+    assert out.returncode == 2
+    assert "method.rr: unknown key" in out.stderr and "did you mean 'r'" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_missing_model_folder(tmp_path, toy_data):
+    cfg = make_config(tmp_path, tmp_path / "no-such-model", toy_data)
+    out = tunegate("validate", cfg)
+    assert out.returncode == 1 and "no such folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_hub_id_offline_is_a_clear_error(tmp_path, toy_data):
+    cfg = make_config(tmp_path, "someorg/some-model", toy_data)
+    out = tunegate("validate", cfg)
+    assert out.returncode == 1 and "HF_HUB_OFFLINE" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_validate_bad_data(tmp_path, tiny_model_dir, toy_data):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\ngood,pos\ngood,pos\nx,zzz\nbad,neg\n")
+    cfg = make_config(tmp_path, tiny_model_dir, {**toy_data, "train": bad})
+    out = tunegate("validate", cfg)
+    assert out.returncode == 1
+    assert "[duplicates]" in out.stderr and "[unknown_labels]" in out.stderr and "(rows 3)" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "registry").exists()
+
+
+def test_validate_good_data(tmp_path, tiny_model_dir, toy_data):
+    out = tunegate("validate", make_config(tmp_path, tiny_model_dir, toy_data))
+    assert out.returncode == 0 and "PASSED" in out.stdout
+
+
+def test_registry_list_empty_and_predict_unknown(tmp_path):
+    out = tunegate("registry", "list", "--registry", tmp_path / "r")
+    assert out.returncode == 0 and "empty" in out.stdout
+    out = tunegate("predict", "--registry", tmp_path / "r", "--model", "nope", "hello")
+    assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr

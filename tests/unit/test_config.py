@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import pytest
+
+from tunegate.config import LoraConfig, load_config, parse_config
+from tunegate.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "examples").rglob("*.yaml"))
+
+
+def base(**kw):
+    raw = {"task": "classification", "data": {"train": "t.csv", "labels": ["a", "b"]}}
+    raw.update(kw)
+    return raw
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT)) for p in SHIPPED])
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert cfg.resolve(cfg.data.train).is_file(), f"{path}: train file {cfg.data.train} missing"
+    if cfg.data.eval:
+        assert cfg.resolve(cfg.data.eval).is_file()
+
+
+def test_shipped_configs_exist():
+    assert any(p.parent.name == "quickstart" for p in SHIPPED)
+
+
+def test_defaults():
+    cfg = parse_config(base())
+    assert cfg.model == "smollm2-135m-instruct"
+    assert isinstance(cfg.method, LoraConfig) and cfg.method.r == 8
+    assert cfg.gate_metric == "accuracy"
+    assert cfg.baselines.few_shot.enabled and cfg.baselines.few_shot.k == 4
+
+
+def test_unknown_key_is_an_error_with_a_suggestion():
+    with pytest.raises(ConfigError) as e:
+        parse_config(base(method={"name": "lora", "epohcs": 3}))
+    msg = str(e.value)
+    assert "method.epohcs" in msg and "did you mean 'epochs'" in msg
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError) as e:
+        parse_config(base(gatee={"min_gain": 0.1}))
+    assert "gatee: unknown key" in str(e.value) and "'gate'" in str(e.value)
+
+
+def test_bad_value_names_field_value_and_fix():
+    with pytest.raises(ConfigError) as e:
+        parse_config(base(method={"name": "lora", "r": 0, "lr": 5}))
+    msg = str(e.value)
+    assert "method.r" in msg and "got 0" in msg
+    assert "method.lr" in msg and "got 5" in msg  # every problem at once
+
+
+def test_unknown_method():
+    with pytest.raises(ConfigError, match="unknown method 'sft'"):
+        parse_config(base(method="sft"))
+
+
+def test_classification_needs_labels():
+    with pytest.raises(ConfigError, match="data.labels"):
+        parse_config({"task": "classification", "data": {"train": "t.csv"}})
+
+
+def test_metric_must_fit_task():
+    with pytest.raises(ConfigError, match="rouge_l"):
+        parse_config(base(gate={"metric": "rouge_l"}))
+
+
+def test_label_mapping_and_numeric_labels():
+    cfg = parse_config(base(data={"train": "t.csv", "labels": {0: "negative", 1: "positive"}}))
+    assert cfg.data.label_answers() == {"0": "negative", "1": "positive"}
+
+
+def test_micro_batch_cannot_exceed_batch():
+    with pytest.raises(ConfigError, match="micro_batch_size"):
+        parse_config(base(method={"batch_size": 4, "micro_batch_size": 8}))
+
+
+def test_missing_file_and_overrides(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    p = tmp_path / "c.yaml"
+    p.write_text("task: classification\ndata: {train: x.csv, labels: [a, b]}\n")
+    cfg = load_config(p, {"method.epochs": 3, "gate.min_gain": 0.5})
+    assert cfg.method.epochs == 3 and cfg.gate.min_gain == 0.5
+    assert cfg.resolve(cfg.data.train) == tmp_path / "x.csv"
+
+
+def test_invalid_yaml(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("task: [classification\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)

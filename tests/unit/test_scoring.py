@@ -1,0 +1,55 @@
+"""The batched, cached label scorer equals a plain one-sequence-at-a-time log-likelihood."""
+
+import torch
+
+from tunegate.config import PromptConfig
+from tunegate.modeling import load_model
+from tunegate.prompts import PromptBuilder
+from tunegate.scoring import answer_token_ids, generate, score_answers
+
+
+def brute_force(model, prompt, answer):
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+    return sum(float(lp[len(prompt) - 1 + k, t]) for k, t in enumerate(answer))
+
+
+def test_score_answers_matches_brute_force(tiny_model_dir, tiny_tokenizer):
+    model = load_model(str(tiny_model_dir))
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["technical support", "billing", "refund"])
+    prompts = [b.encode(b.render(t)) for t in ["my card was charged twice", "app crashes", "a much longer message " * 5]]
+    answers = [b.encode(a) for a in ["technical support", "billing", "refund"]]
+    assert max(len(a) for a in answers) > 1  # exercises the KV-cache tail path
+    scores, stats = score_answers(model, prompts, answers, pad_id=tiny_tokenizer.pad_token_id, batch_size=2)
+    for i, p in enumerate(prompts):
+        for j, a in enumerate(answers):
+            assert abs(scores[i, j].item() - brute_force(model, p, a)) < 1e-3
+    assert stats.n == 3 and stats.prompt_tokens == sum(len(p) for p in prompts)
+
+
+def test_prefix_answers_get_an_end_token(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["bill", "billing"])
+    ids = answer_token_ids(b, ["bill", "billing"])
+    eos = tiny_tokenizer.eos_token_id
+    if b.encode("billing")[: len(b.encode("bill"))] == b.encode("bill"):
+        assert all(x[-1] == eos for x in ids)
+    b2 = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
+    assert answer_token_ids(b2, ["yes", "no"]) == [b2.encode("yes"), b2.encode("no")]
+
+
+def test_generate_is_greedy_and_batched(tiny_model_dir, tiny_tokenizer):
+    model = load_model(str(tiny_model_dir))
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "generation")
+    prompts = [b.encode(b.render(t)) for t in ["hello", "a longer input text here"]]
+    batched, st = generate(model, tiny_tokenizer, prompts, max_new_tokens=5, batch_size=2)
+    single = [generate(model, tiny_tokenizer, [p], max_new_tokens=5, batch_size=1)[0][0] for p in prompts]
+    assert batched == single and st.n == 2
+
+
+def test_prompt_builder_truncates_to_budget(tiny_tokenizer):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["a", "b"])
+    p, a = b.training_example("word " * 500, "a", max_length=64)
+    assert len(p) + len(a) <= 64
+    assert a[-1] == tiny_tokenizer.eos_token_id
+    assert "{labels}" not in b.instruction() and "a, b" in b.instruction()
