@@ -35,7 +35,13 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise TunegateError(f"--set {item!r}: expected KEY=VALUE, e.g. --set method.epochs=2")
         key, _, value = item.partition("=")
-        out[key.strip()] = yaml.safe_load(value)  # "2" -> 2, "true" -> True, "[a, b]" -> list
+        try:
+            parsed = yaml.safe_load(value)  # "2" -> 2, "true" -> True, "[a, b]" -> list, "null" -> None
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, dict) and not value.lstrip().startswith("{"):
+            parsed = value  # "Text: " is a string with a colon, not a mapping
+        out[key.strip()] = parsed
     return out
 
 

@@ -314,7 +314,9 @@ def _format_error(err: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-    shown = json.dumps(value, default=str) if not isinstance(value, dict) else "{...}"
+    shown = json.dumps(value, default=str)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
     return f"{field}: {msg} (got {shown}). Fix the value in the YAML"
 
 

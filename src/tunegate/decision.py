@@ -21,12 +21,14 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
             "train_peak_rss_mb": None,
             "prompt_tokens_per_request": round(b.prompt_tokens_per_request, 1),
             "latency_ms_per_request": round(b.latency_ms_per_request, 1),
+            "eval_seconds": round(b.seconds, 2),
         }
     rows[tuned_eval.name] = {
         "train_seconds": round(tune.train_seconds, 1),
         "train_peak_rss_mb": round(tune.peak_rss_mb, 0),
         "prompt_tokens_per_request": round(tuned_eval.prompt_tokens_per_request, 1),
         "latency_ms_per_request": round(tuned_eval.latency_ms_per_request, 1),
+        "eval_seconds": round(tuned_eval.seconds, 2),
         "trainable_params": tune.trainable_params,
         "total_params": tune.total_params,
     }

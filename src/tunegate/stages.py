@@ -6,6 +6,8 @@ some of them directly (``tunegate validate``). Each loads what it needs from pat
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 import uuid
@@ -29,6 +31,25 @@ from tunegate.validation import validate, write_report
 
 log = logging.getLogger(__name__)
 
+TIMINGS = "timings.jsonl"
+
+
+def _timed(fn):
+    """Append the stage's wall time to runs/<id>/timings.jsonl (read by the benchmark)."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg, run, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(cfg, run, *args, **kwargs)
+        finally:
+            rung = next((a.name for a in args if isinstance(a, evaluation.Rung)), None)
+            line = {"stage": fn.__name__ + (f"[{rung}]" if rung else ""), "seconds": round(time.perf_counter() - t0, 3)}
+            with open(Path(run.run_dir) / TIMINGS, "a") as f:
+                f.write(json.dumps(line) + "\n")
+
+    return wrapper
+
 
 def prepare_run(cfg: TunegateConfig) -> RunContext:
     """Resolve the base model (converting the default GGUF once) and create the run folder."""
@@ -48,6 +69,7 @@ def prepare_run(cfg: TunegateConfig) -> RunContext:
     )
 
 
+@_timed
 def validate_data(cfg: TunegateConfig, run: RunContext) -> ValidationResult:
     """All data checks; on success the normalized train/eval frames are written as Parquet."""
     tokenizer = load_tokenizer(run.model_path)
@@ -99,6 +121,7 @@ def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef
     )
 
 
+@_timed
 def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: evaluation.Rung) -> EvalResult:
     tokenizer = load_tokenizer(run.model_path)
     model = load_model(run.model_path)
@@ -109,6 +132,7 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     return evaluation.evaluate(model, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
 
 
+@_timed
 def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True) -> TuneResult:
     method = get_method(cfg.method.name)
     if cfg.task not in method.tasks:
@@ -158,6 +182,7 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
     )
 
 
+@_timed
 def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     tokenizer = load_tokenizer(run.model_path)
     model = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
@@ -188,6 +213,7 @@ def provenance(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> dic
     }
 
 
+@_timed
 def compare(
     cfg: TunegateConfig,
     run: RunContext,
@@ -230,6 +256,7 @@ def compare(
     return decision
 
 
+@_timed
 def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: TuneResult) -> DeployResult:
     """Register the tuned artifact as a new immutable version; move ``production`` only if promoted."""
     reg = Registry(cfg.registry.path)

@@ -1,0 +1,98 @@
+"""The whole pipeline on the real SmolLM2 and real Prefect, on a slice of SST-2.
+
+320 train rows (duplicates dropped), 200 eval rows from the GLUE validation set.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+CONFIG = ROOT / "examples" / "sst2" / "config.yaml"
+if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
+    pytest.skip("../shared/data/sst2 is not beside the checkout", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory, prefect_env):
+    work = tmp_path_factory.mktemp("sst2")
+    sets = ["--set", f"registry.path={work / 'registry'}", "--set", f"output.dir={work / 'runs'}"]
+    first = run_cli(["run", CONFIG, *sets], env=prefect_env, cwd=work)
+    return {"dir": work, "sets": sets, "first": first, "env": prefect_env}
+
+
+def run_dirs(work) -> list[Path]:
+    return sorted((work["dir"] / "runs").iterdir())
+
+
+def test_first_run_completes_and_decision_is_complete(work):
+    assert work["first"].returncode == 0, work["first"].stderr[-3000:]
+    d = json.loads((run_dirs(work)[0] / "decision.json").read_text())
+    for key in ("decision", "reasons", "gate_metric", "baselines", "best_baseline", "tuned", "delta", "ci_low", "ci_high", "costs", "provenance"):
+        assert key in d, key
+    for key in ("data_hash", "config_hash", "code_version", "packages", "model_id"):
+        assert d["provenance"][key], key
+    assert d["provenance"]["n_eval"] == 200
+    assert d["ci_low"] <= d["delta"] <= d["ci_high"]
+    assert 0.0 <= d["baselines"]["zero_shot"]["accuracy"] <= 1.0
+    assert d["costs"]["few_shot"]["prompt_tokens_per_request"] > d["costs"]["tuned:lora"]["prompt_tokens_per_request"]
+    assert (PROMOTED := d["decision"] == "promote") == (d["ci_low"] > 0.0)
+    assert ("PROMOTED" if PROMOTED else "NOT PROMOTED") in work["first"].stdout
+
+
+def test_loss_fell_and_scores_are_on_the_same_rows(work):
+    run = run_dirs(work)[0]
+    rows = {}
+    for name in ("zero_shot", "few_shot", "tuned_lora"):
+        preds = [json.loads(line) for line in (run / "predictions" / f"{name}.jsonl").read_text().splitlines()]
+        rows[name] = [p["row"] for p in preds]
+        acc = sum(p["prediction"] == p["reference"] for p in preds) / len(preds)
+        d = json.loads((run / "decision.json").read_text())
+        recorded = d["tuned"] if name == "tuned_lora" else d["baselines"][name]
+        assert acc == pytest.approx(recorded["accuracy"])  # the metric is computed from these predictions
+    assert rows["zero_shot"] == rows["few_shot"] == rows["tuned_lora"] and len(rows["zero_shot"]) == 200
+    report = (run / "report.md").read_text()
+    assert "loss: first" in report
+    meta = json.loads((run / "artifact" / "tunegate.json").read_text())
+    assert meta["method"] == "lora"
+    d = json.loads((run / "decision.json").read_text())
+    # the tuned model must clearly beat the always-"positive" zero-shot baseline on SST-2
+    assert d["tuned"]["accuracy"] > d["baselines"]["zero_shot"]["accuracy"] + 0.1
+
+
+def test_registry_and_predict(work):
+    d = json.loads((run_dirs(work)[0] / "decision.json").read_text())
+    reg = work["dir"] / "registry" / "sst2-sentiment"
+    assert (reg / "v1" / "artifact" / "adapter" / "adapter_config.json").is_file()
+    assert (reg / "v1" / "model_card.md").is_file()
+    aliases = json.loads((reg / "aliases.json").read_text()) if (reg / "aliases.json").exists() else {}
+    assert (aliases.get("production") == 1) == (d["decision"] == "promote")
+    out = run_cli(
+        ["predict", "--registry", work["dir"] / "registry", "--model", "sst2-sentiment@1", "--json",
+         "a gorgeous, moving and funny film", "a dull, lifeless and boring mess"],
+        env=work["env"], cwd=work["dir"],
+    )
+    assert out.returncode == 0, out.stderr
+    answers = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [a["label"] for a in answers] == ["1", "0"]
+    assert all(abs(sum(a["probabilities"].values()) - 1) < 1e-6 for a in answers)
+
+
+def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
+    reg = work["dir"] / "registry" / "sst2-sentiment"
+    before = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
+    # only the method (steps) and the gate change: the baselines must come from the cache
+    out = run_cli(["run", CONFIG, *work["sets"], "--set", "method.max_steps=3", "--set", "gate.min_gain=0.9"],
+                  env=work["env"], cwd=work["dir"])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "NOT PROMOTED" in out.stdout
+    d = json.loads((run_dirs(work)[-1] / "decision.json").read_text())
+    assert d["decision"] == "reject" and any("0.9" in r for r in d["reasons"])
+    after = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
+    assert after == before  # production did not move
+    assert json.loads((reg / "v2" / "meta.json").read_text())["decision"] == "reject"
+    logs = out.stdout + out.stderr
+    assert logs.count("Cached") >= 2, "zero-shot and few-shot baselines were recomputed"
