@@ -12,7 +12,8 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, Union
+import types
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -219,7 +220,7 @@ class TunegateConfig(_Strict):
     """The whole run: data + model + baselines + method + gate + registry + output."""
 
     task: Literal["classification", "generation"] = Field(description="What the model does with an input.")
-    data: DataConfig
+    data: DataConfig = Field(description="Where the data is and how to read and check it.")
     model: str = Field(
         default=DEFAULT_MODEL,
         description=(
@@ -227,12 +228,14 @@ class TunegateConfig(_Strict):
             "or a hub id (only when online)."
         ),
     )
-    prompt: PromptConfig = Field(default_factory=PromptConfig)
-    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig)
-    method: MethodConfig = Field(default_factory=LoraConfig, discriminator="name")
-    gate: GateConfig = Field(default_factory=GateConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig, description="How inputs become chat prompts.")
+    baselines: BaselinesConfig = Field(default_factory=BaselinesConfig, description="The no-tuning rungs to beat.")
+    method: MethodConfig = Field(
+        default_factory=LoraConfig, discriminator="name", description="Tuning method and its settings (`method: lora` works too)."
+    )
+    gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
 
     @field_validator("method", mode="before")
@@ -310,7 +313,8 @@ def _format_error(err: dict) -> str:
         return f"{field}: required but missing. Add it to the YAML"
     if kind == "union_tag_invalid" or (kind == "literal_error" and loc and loc[-1] == "name"):
         name = value.get("name") if isinstance(value, dict) else value
-        return f"{field}: unknown method '{name}'. Use one of: lora"
+        known = ", ".join(m.model_fields["name"].default for m in get_args(MethodConfig) or (MethodConfig,))
+        return f"{field}: unknown method '{name}'. Use one of: {known}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -354,3 +358,54 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
         if isinstance(raw, dict):
             _set_dotted(raw, key, value)
     return parse_config(raw, config_dir=p.resolve().parent)
+
+
+def _type_name(ann: Any) -> str:
+    if get_origin(ann) is Literal:
+        return " \\| ".join(str(a) for a in get_args(ann))
+    if get_origin(ann) in (Union, types.UnionType):
+        return " \\| ".join(_type_name(a) for a in get_args(ann))
+    if get_origin(ann) is not None:
+        return str(ann).replace("typing.", "").replace("|", "\\|")
+    return "null" if ann is type(None) else getattr(ann, "__name__", str(ann))
+
+
+def reference_markdown() -> str:
+    """Every config field with its type, default and help text (docs/CONFIG.md is generated from this)."""
+    sections: list[tuple[str, type[BaseModel]]] = [
+        ("(top level)", TunegateConfig),
+        ("data", DataConfig),
+        ("prompt", PromptConfig),
+        ("baselines", BaselinesConfig),
+        ("baselines.few_shot", FewShotConfig),
+        ("method (name: lora)", LoraConfig),
+        ("gate", GateConfig),
+        ("registry", RegistryConfig),
+        ("output", OutputConfig),
+    ]
+    lines = [
+        "# Config reference",
+        "",
+        "Generated from `src/tunegate/config.py` by `python -m tunegate.config > docs/CONFIG.md`.",
+        "Unknown keys are errors. Data paths are relative to the config file.",
+        "",
+    ]
+    for title, model in sections:
+        lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if name == "config_dir":
+                continue
+            ann = _type_name(field.annotation)
+            if field.is_required():
+                default = "**required**"
+            elif field.default_factory is not None:
+                default = "(section)"
+            else:
+                default = f"`{json.dumps(field.default, default=str)}`"
+            lines.append(f"| `{name}` | `{ann}` | {default} | {field.description or ''} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference_markdown())

@@ -96,3 +96,10 @@ def test_invalid_yaml(tmp_path):
     p.write_text("task: [classification\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)
+
+
+def test_config_reference_is_current():
+    from tunegate.config import reference_markdown
+
+    doc = (ROOT / "docs" / "CONFIG.md").read_text()
+    assert doc.strip() == reference_markdown().strip(), "regenerate: python -m tunegate.config > docs/CONFIG.md"
