@@ -152,6 +152,9 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
         base_path=run.model_path, examples=examples, cfg=cfg.method, pad_id=tokenizer.pad_token_id, out_dir=out_dir, progress=progress
     )
     st = art.train_stats
+    adapter_dir = out_dir / "adapter"
+    if adapter_dir.is_dir():
+        tokenizer.save_pretrained(adapter_dir)  # the adapter folder is self-describing: weights + tokenizer
     method.write_meta(
         out_dir,
         {

@@ -42,6 +42,8 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
 
 
 def test_method_only_change_reuses_cached_baselines(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    # a Prefect home of its own: the cache (result storage) must start empty
+    prefect_env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     cfg = make_config(tmp_path, tiny_model_dir, toy_data)
     first = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
     assert first.returncode == 0 and "Cached" not in first.stdout + first.stderr

@@ -64,3 +64,32 @@ def test_registry_list_empty_and_predict_unknown(tmp_path):
     assert out.returncode == 0 and "empty" in out.stdout
     out = tunegate("predict", "--registry", tmp_path / "r", "--model", "nope", "hello")
     assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr
+
+
+BAD_INPUTS = {
+    # case: (train file content or None for a missing file, file name, expected text in the error)
+    "missing_file": (None, "absent.csv", "file not found"),
+    "wrong_format": ("PAR1 not really parquet", "train.parquet", "could not be read as parquet"),
+    "missing_column": ("message,label\nhello,pos\n", "train.csv", "no column 'text'"),
+    "empty_texts": ('text,label\n"",pos\n  ,neg\ngood,pos\nbad,neg\n', "train.csv", "[empty_text]"),
+    "unknown_labels": ("text,label\na,pos\nb,neg\nc,maybe\nd,pos\ne,neg\n", "train.csv", "[unknown_labels]"),
+    "duplicates": ("text,label\na,pos\na,pos\nb,neg\nc,neg\nd,pos\n", "train.csv", "[duplicates]"),
+    "leaking_rows": ("text,label\na film I loved,pos\nb,neg\nc,neg\nd,pos\n", "train.csv", "[leakage]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_clear_paragraph(case, tmp_path, tiny_model_dir):
+    content, name, expected = BAD_INPUTS[case]
+    train = tmp_path / name
+    if content is not None:
+        train.write_text(content)
+    evl = tmp_path / "eval.csv"
+    evl.write_text("text,label\na film I loved,pos\nhated it,neg\n")
+    cfg = make_config(tmp_path, tiny_model_dir, {"train": train, "eval": evl})
+    out = tunegate("validate", cfg)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and expected in errors[0], out.stderr  # one paragraph naming the problem
+    assert "Traceback" not in out.stdout + out.stderr
+    assert not (tmp_path / "registry").exists()
