@@ -254,6 +254,8 @@ class TunegateConfig(_Strict):
                 "data.labels: classification needs the label set; add e.g. `labels: [billing, refund]` "
                 "or `labels: {0: negative, 1: positive}` under data"
             )
+        if self.task == "generation" and self.data.labels is not None:
+            raise ValueError("data.labels: a generation task has no label set; remove data.labels or use task: classification")
         if not self.baselines.zero_shot and not self.baselines.few_shot.enabled:
             raise ValueError(
                 "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: true"

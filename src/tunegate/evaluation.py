@@ -94,7 +94,7 @@ def evaluate(
     if cfg.task == "classification":
         labels = list(answers)
         ans_ids = answer_token_ids(builder, [answers[lab] for lab in labels])
-        scores, stats = score_answers(model, prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=bs)
+        scores, stats = score_answers(model, prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=bs, desc=f"score {name}")
         best = scores.argmax(dim=1).tolist()
         preds = [labels[b] for b in best]
         predictions = [
@@ -102,7 +102,9 @@ def evaluate(
             for r, p, y, srow in zip(rows, preds, refs, scores.tolist())
         ]
     else:
-        preds, stats = generate(model, tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs)
+        preds, stats = generate(
+            model, tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
+        )
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
 
     values, _ = metrics.compute(cfg.task, preds, refs)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 
 @dataclass
@@ -55,6 +56,7 @@ def score_answers(
     *,
     pad_id: int,
     batch_size: int = 16,
+    desc: str | None = None,
 ) -> tuple[torch.Tensor, ScoreStats]:
     """Log-likelihood of every answer after every prompt: a float tensor [n_prompts, n_answers]."""
     n, n_ans = len(prompt_ids), len(answer_ids)
@@ -63,6 +65,7 @@ def score_answers(
     need_tail = any(len(a) > 1 for a in answer_ids)
     first_tok = torch.tensor([a[0] for a in answer_ids])
     t0 = time.perf_counter()
+    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
@@ -85,6 +88,8 @@ def score_answers(
                 scores[:, j] += lp2.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1)
                 cache.crop(-feed.shape[1])  # drop the answer tokens again: back to the prompt
         out[idx] = scores
+        bar.update(len(idx))
+    bar.close()
     stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
     return out, stats
 
@@ -97,6 +102,7 @@ def generate(
     *,
     max_new_tokens: int,
     batch_size: int = 8,
+    desc: str | None = None,
 ) -> tuple[list[str], ScoreStats]:
     """Greedy decoding, batched and left-padded; stops at the end-of-turn token."""
     n = len(prompt_ids)
@@ -104,6 +110,7 @@ def generate(
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     pad_id = tokenizer.pad_token_id
     t0 = time.perf_counter()
+    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
@@ -117,5 +124,7 @@ def generate(
         )
         for j, i in enumerate(idx):
             texts[i] = tokenizer.decode(gen[j, ids.shape[1] :], skip_special_tokens=True).strip()
+        bar.update(len(idx))
+    bar.close()
     stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
     return texts, stats

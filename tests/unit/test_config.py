@@ -103,3 +103,9 @@ def test_config_reference_is_current():
 
     doc = (ROOT / "docs" / "CONFIG.md").read_text()
     assert doc.strip() == reference_markdown().strip(), "regenerate: python -m tunegate.config > docs/CONFIG.md"
+
+
+def test_generation_rejects_labels_and_defaults_to_rouge():
+    with pytest.raises(ConfigError, match="generation task has no label set"):
+        parse_config({"task": "generation", "data": {"train": "t.csv", "labels": ["a", "b"]}})
+    assert parse_config({"task": "generation", "data": {"train": "t.csv"}}).gate_metric == "rouge_l"

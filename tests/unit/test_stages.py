@@ -1,0 +1,71 @@
+"""Every stage function in order, without Prefect, for both task kinds (tiny model)."""
+
+import json
+
+import polars as pl
+import pytest
+
+from tests.conftest import make_config
+from tunegate import stages
+from tunegate.config import load_config
+from tunegate.evaluation import baseline_rungs
+from tunegate.registry import Registry
+
+
+def run_all(cfg):
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    assert val.ok, val.summary
+    base = [stages.evaluate_baseline(cfg, run, val.dataset, r) for r in baseline_rungs(cfg)]
+    tuned = stages.tune(cfg, run, val.dataset, progress=False)
+    tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
+    decision = stages.compare(cfg, run, val.dataset, base, tuned_eval, tuned)
+    deployed = stages.deploy(cfg, run, decision, tuned)
+    return run, base, tuned_eval, decision, deployed
+
+
+def test_generation_task_end_to_end(tmp_path, tiny_model_dir):
+    rows = [(f"name[Pub {i}], food[{f}]", f"Pub {i} serves {f} food.") for i, f in enumerate(["Thai", "Italian", "French", "Indian"] * 4)]
+    pl.DataFrame({"input": [r[0] for r in rows[:12]], "target": [r[1] for r in rows[:12]]}).write_csv(tmp_path / "train.csv")
+    pl.DataFrame({"input": [r[0] for r in rows[12:]], "target": [r[1] for r in rows[12:]]}).write_csv(tmp_path / "eval.csv")
+    path = make_config(tmp_path, tiny_model_dir, {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
+                       task="generation", baselines={"max_new_tokens": 8, "few_shot": {"k": 2}, "batch_size": 4})
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    del raw["data"]["labels"]
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    assert cfg.data.labels is None and cfg.gate_metric == "rouge_l"
+    run, base, tuned_eval, decision, deployed = run_all(cfg)
+    assert set(tuned_eval.metrics) == {"rouge_l", "exact_match"}
+    assert all(isinstance(p.prediction, str) for p in tuned_eval.predictions)
+    assert decision.gate_metric == "rouge_l" and decision.ci_low <= decision.delta <= decision.ci_high
+    assert deployed.registered_version == 1
+
+
+def test_classification_stages_write_every_output(tmp_path, tiny_model_dir, toy_data):
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    run, base, tuned_eval, decision, deployed = run_all(cfg)
+    files = {p.name for p in (tmp_path / "runs" / run.run_id).iterdir()}
+    assert {"config.yaml", "validation.md", "validation.json", "data", "predictions", "artifact", "loss.png",
+            "decision.json", "report.md", "deployment.json", "timings.jsonl"} <= files
+    assert decision.decision == "promote"  # min_gain -1: any CI passes
+    assert deployed.production_moved and Registry(cfg.registry.path).resolve("toy@production").version == 1
+    stages_timed = [json.loads(line)["stage"] for line in (tmp_path / "runs" / run.run_id / "timings.jsonl").read_text().splitlines()]
+    assert stages_timed == ["validate_data", "evaluate_baseline[zero_shot]", "evaluate_baseline[few_shot]", "tune",
+                            "evaluate_tuned", "compare", "deploy"]
+    adapter = tmp_path / "runs" / run.run_id / "artifact" / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer.json").is_file()
+
+
+def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
+    from tunegate.inference import load_predictor, predict
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    run_all(cfg)
+    p = load_predictor(cfg.registry.path, "toy@production")
+    out = predict(p, ["what a film", "so dull"])
+    assert [set(o["probabilities"]) for o in out] == [{"pos", "neg"}] * 2
+    assert all(o["label"] == max(o["probabilities"], key=o["probabilities"].get) for o in out)
+    assert all(sum(o["probabilities"].values()) == pytest.approx(1.0) for o in out)
