@@ -24,7 +24,7 @@ from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import DatasetRef, Decision, DeployResult, EvalResult, RunContext, TuneResult, ValidationResult
-from tunegate.registry import PRODUCTION, Registry
+from tunegate.registry import PRODUCTION, Registry, atomic_write_text
 from tunegate.report import render_model_card, render_run_report, save_loss_plot
 from tunegate.stats import paired_bootstrap
 from tunegate.validation import validate, write_report
@@ -252,9 +252,11 @@ def compare(
     )
     run_dir = Path(run.run_dir)
     _write_predictions(run_dir, [*baselines, tuned_eval])
-    (run_dir / "decision.json").write_text(decision.model_dump_json(indent=2))
-    (run_dir / "report.md").write_text(
-        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned)
+    # write-then-rename: a crash never leaves a half-written decision record behind
+    atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
+    atomic_write_text(
+        run_dir / "report.md",
+        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned),
     )
     return decision
 
@@ -298,7 +300,7 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
         message=message,
     )
     run_dir = Path(run.run_dir)
-    (run_dir / "deployment.json").write_text(result.model_dump_json(indent=2))
-    with open(run_dir / "report.md", "a") as f:
-        f.write(f"\n## Deployment\n\n{message}.\n")
+    atomic_write_text(run_dir / "deployment.json", result.model_dump_json(indent=2))
+    report = (run_dir / "report.md").read_text()
+    atomic_write_text(run_dir / "report.md", report + f"\n## Deployment\n\n{message}.\n")
     return result
