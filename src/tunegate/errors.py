@@ -13,14 +13,6 @@ class ModelNotFoundError(TunegateError):
     """The configured model cannot be found or loaded offline."""
 
 
-class DataValidationError(TunegateError):
-    """The data failed validation; ``report_path`` points at the full report."""
-
-    def __init__(self, message: str, report_path: str | None = None):
-        super().__init__(message)
-        self.report_path = report_path
-
-
 class RegistryError(TunegateError):
     """A registry lookup or write failed (unknown model, version or alias)."""
 

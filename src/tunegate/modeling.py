@@ -170,10 +170,3 @@ def load_model(path: str, **kwargs):
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
     return model
-
-
-def model_max_length(path: str) -> int:
-    import json
-
-    cfg = json.loads((Path(path) / "config.json").read_text())
-    return int(cfg.get("max_position_embeddings", 2048))
