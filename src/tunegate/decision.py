@@ -26,6 +26,7 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
     rows[tuned_eval.name] = {
         "train_seconds": round(tune.train_seconds, 1),
         "train_peak_rss_mb": round(tune.peak_rss_mb, 0),
+        "base_weights_mb": round(tune.base_footprint_mb, 1) if tune.base_footprint_mb is not None else None,
         "prompt_tokens_per_request": round(tuned_eval.prompt_tokens_per_request, 1),
         "latency_ms_per_request": round(tuned_eval.latency_ms_per_request, 1),
         "eval_seconds": round(tuned_eval.seconds, 2),

@@ -17,5 +17,9 @@ class RegistryError(TunegateError):
     """A registry lookup or write failed (unknown model, version or alias)."""
 
 
+class MethodUnavailableError(TunegateError):
+    """A tuning method's optional dependency is missing on this machine."""
+
+
 class TransientError(TunegateError):
     """A failure worth retrying (I/O hiccup, lock timeout). Only these are retried."""

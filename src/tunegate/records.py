@@ -75,6 +75,7 @@ class TuneResult(BaseModel):
     artifact_dir: str  # adapter in standard PEFT format + tunegate.json
     train_seconds: float
     peak_rss_mb: float
+    base_footprint_mb: float | None = None  # memory of the frozen base weights
     trainable_params: int
     total_params: int
     n_steps: int

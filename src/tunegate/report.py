@@ -69,7 +69,8 @@ def render_run_report(
         f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "
         f"({100 * tuned.trainable_params / tuned.total_params:.2f}%)",
         f"- {tuned.n_steps} steps in {tuned.train_seconds:.0f} s ({tuned.tokens_per_s:.0f} tokens/s), "
-        f"peak RSS {tuned.peak_rss_mb:.0f} MB",
+        f"peak RSS {tuned.peak_rss_mb:.0f} MB"
+        + (f"; frozen base weights {tuned.base_footprint_mb:.0f} MB" if tuned.base_footprint_mb is not None else ""),
         f"- loss: first {len(head)} step(s) mean {sum(head) / len(head):.4f} -> last {len(tail)} step(s) mean "
         f"{sum(tail) / len(tail):.4f}; per epoch: {', '.join(f'{x:.4f}' for x in tuned.epoch_losses)}",
         "",

@@ -174,6 +174,7 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
         artifact_dir=str(out_dir),
         train_seconds=st.seconds,
         peak_rss_mb=st.peak_rss_mb,
+        base_footprint_mb=art.base_footprint_mb,
         trainable_params=art.trainable_params,
         total_params=art.total_params,
         n_steps=st.steps,

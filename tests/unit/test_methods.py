@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from tunegate.config import LoraConfig, PromptConfig
+from tunegate.config import LoraConfig, PromptConfig, QLoraConfig
 from tunegate.methods import METHODS, get_method
 from tunegate.prompts import PromptBuilder
 from tunegate.scoring import score_answers
 
-METHOD_CONFIGS = {"lora": LoraConfig(r=2, alpha=4, max_steps=2, batch_size=2, micro_batch_size=1, epochs=1)}
+SMALL = dict(r=2, alpha=4, max_steps=2, batch_size=2, micro_batch_size=1, epochs=1)
+METHOD_CONFIGS = {"lora": LoraConfig(**SMALL), "qlora": QLoraConfig(**SMALL)}
 
 
 def test_every_method_has_a_test_row():
@@ -45,5 +46,27 @@ def test_lora_adapter_is_standard_peft(tiny_model_dir, tiny_tokenizer, tmp_path)
 
 
 def test_unknown_method_name():
-    with pytest.raises(KeyError, match="registered: lora"):
+    with pytest.raises(KeyError, match="registered: lora, qlora"):
         get_method("nope")
+
+
+def test_qlora_base_is_smaller_than_lora_base(tiny_model_dir, tiny_tokenizer, tmp_path):
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
+    ex = [b.training_example("q", "yes", 64)] * 2
+    foot = {}
+    for name in ("lora", "qlora"):
+        art = get_method(name).train(base_path=str(tiny_model_dir), examples=ex, cfg=METHOD_CONFIGS[name],
+                                     pad_id=tiny_tokenizer.pad_token_id, out_dir=tmp_path / name, progress=False)
+        foot[name] = art.base_footprint_mb
+    assert foot["qlora"] < foot["lora"]
+
+
+def test_qlora_without_bitsandbytes_says_what_to_do(monkeypatch, tiny_model_dir):
+    import importlib.util
+
+    from tunegate.errors import MethodUnavailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    with pytest.raises(MethodUnavailableError, match="pip install bitsandbytes"):
+        get_method("qlora").build(str(tiny_model_dir), METHOD_CONFIGS["qlora"])

@@ -51,6 +51,7 @@ def test_classification_stages_write_every_output(tmp_path, tiny_model_dir, toy_
     assert {"config.yaml", "validation.md", "validation.json", "data", "predictions", "artifact", "loss.png",
             "decision.json", "report.md", "deployment.json", "timings.jsonl"} <= files
     assert decision.decision == "promote"  # min_gain -1: any CI passes
+    assert decision.costs["tuned:lora"]["base_weights_mb"] > 0
     assert deployed.production_moved and Registry(cfg.registry.path).resolve("toy@production").version == 1
     stages_timed = [json.loads(line)["stage"] for line in (tmp_path / "runs" / run.run_id / "timings.jsonl").read_text().splitlines()]
     assert stages_timed == ["validate_data", "evaluate_baseline[zero_shot]", "evaluate_baseline[few_shot]", "tune",

@@ -5,6 +5,6 @@ import line below, one row in the parametrized tests.
 """
 
 from tunegate.methods.base import METHODS, TrainedArtifact, TuningMethod, get_method, register
-from tunegate.methods import lora  # noqa: F401  (registers "lora")
+from tunegate.methods import lora, qlora  # noqa: F401  (registers "lora", "qlora")
 
 __all__ = ["METHODS", "TrainedArtifact", "TuningMethod", "get_method", "register"]

@@ -18,6 +18,7 @@ class TrainedArtifact:
     trainable_params: int
     total_params: int
     train_stats: Any  # tunegate.training.TrainStats
+    base_footprint_mb: float | None = None  # memory of the frozen base weights (get_memory_footprint)
 
 
 class TuningMethod:
@@ -40,7 +41,10 @@ class TuningMethod:
 
     @staticmethod
     def write_meta(artifact_dir: Path, meta: dict[str, Any]) -> None:
-        (artifact_dir / ARTIFACT_META).write_text(json.dumps(meta, indent=2))
+        """Add ``meta`` to the artifact's tunegate.json (the method writes its config; the pipeline adds the rest)."""
+        path = Path(artifact_dir) / ARTIFACT_META
+        current = json.loads(path.read_text()) if path.is_file() else {}
+        path.write_text(json.dumps({**current, **meta}, indent=2))
 
     @staticmethod
     def read_meta(artifact_dir: Path) -> dict[str, Any]:

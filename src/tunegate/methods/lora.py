@@ -15,11 +15,15 @@ ADAPTER_DIR = "adapter"
 
 @register("lora")
 class LoRA(TuningMethod):
+    def base_model(self, base_path: str, cfg):
+        """The frozen base the adapters go into (float32 here; 4-bit in QLoRA)."""
+        return load_model(base_path)
+
     def build(self, base_path: str, cfg):
         from peft import LoraConfig, TaskType, get_peft_model
 
+        base = self.base_model(base_path, cfg)
         torch.manual_seed(cfg.seed)  # adapter init is random (B is zero, A is not)
-        base = load_model(base_path)
         peft_cfg = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=cfg.r,
@@ -27,7 +31,9 @@ class LoRA(TuningMethod):
             lora_dropout=cfg.dropout,
             target_modules=cfg.target_modules,
         )
-        return get_peft_model(base, peft_cfg)
+        model = get_peft_model(base, peft_cfg)
+        model.base_footprint_mb = base.get_memory_footprint() / 2**20  # numel() undercounts packed 4-bit weights
+        return model
 
     def train(self, *, base_path, examples, cfg, pad_id, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg)
@@ -52,7 +58,14 @@ class LoRA(TuningMethod):
             progress=progress,
         )
         model.save_pretrained(out_dir / ADAPTER_DIR)  # standard PEFT format: PeftModel.from_pretrained loads it
-        return TrainedArtifact(artifact_dir=out_dir, trainable_params=trainable, total_params=total, train_stats=stats)
+        self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
+        return TrainedArtifact(
+            artifact_dir=out_dir,
+            trainable_params=trainable,
+            total_params=total,
+            train_stats=stats,
+            base_footprint_mb=model.base_footprint_mb,
+        )
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel

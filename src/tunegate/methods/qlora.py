@@ -1,0 +1,56 @@
+"""QLoRA: LoRA adapters on a 4-bit (NF4, double-quantized) base loaded through bitsandbytes.
+
+bitsandbytes is imported lazily (through transformers) only when this method is used,
+so everything else works where it is missing. Runs on CPU (bitsandbytes >= 0.49) and
+on CUDA when present.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from tunegate.errors import MethodUnavailableError
+from tunegate.methods.base import register
+from tunegate.methods.lora import ADAPTER_DIR, LoRA
+from tunegate.modeling import load_model
+
+
+def _quantized_base(base_path: str, cfg):
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MethodUnavailableError(
+            "method 'qlora' needs bitsandbytes, which is not installed here. Install it with "
+            "`pip install bitsandbytes==0.50.2`, or choose method: lora."
+        )
+    from transformers import BitsAndBytesConfig
+
+    bnb = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=cfg.quant_type,
+        bnb_4bit_use_double_quant=cfg.double_quant,
+        bnb_4bit_compute_dtype=getattr(torch, cfg.compute_dtype),
+    )
+    device_map = "auto" if torch.cuda.is_available() else "cpu"
+    return load_model(base_path, quantization_config=bnb, device_map=device_map)
+
+
+@register("qlora")
+class QLoRA(LoRA):
+    def base_model(self, base_path: str, cfg):
+        from peft import prepare_model_for_kbit_training
+
+        base = _quantized_base(base_path, cfg)
+        # it would silently turn on gradient checkpointing (~33% more compute); memory allows without
+        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+
+    def load_for_inference(self, *, base_path, artifact_dir):
+        from peft import PeftModel
+
+        from tunegate.config import QLoraConfig
+
+        cfg = QLoraConfig(**self.read_meta(Path(artifact_dir))["method_config"])
+        model = PeftModel.from_pretrained(_quantized_base(base_path, cfg), Path(artifact_dir) / ADAPTER_DIR)
+        model.eval()  # adapters stay unmerged: merging into 4-bit weights would lose precision
+        return model
