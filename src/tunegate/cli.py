@@ -49,7 +49,8 @@ def _load(args) -> Any:
     from tunegate.config import load_config
     from tunegate.modeling import check_model
 
-    cfg = load_config(args.config, _parse_set(args.set))
+    args.overrides = _parse_set(args.set)
+    cfg = load_config(args.config, args.overrides)
     check_model(cfg.model, config_dir=cfg.config_dir)
     return cfg
 
@@ -61,7 +62,7 @@ def cmd_run(args) -> int:
     configure()
     from flows.pipeline import pipeline
 
-    state = pipeline(config_path=str(args.config), overrides=_parse_set(args.set), return_state=True)
+    state = pipeline(config_path=str(args.config), overrides=args.overrides, return_state=True)
     data: dict = {}
     try:
         data = state.result(raise_on_failure=False) or {}

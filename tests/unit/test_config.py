@@ -109,3 +109,11 @@ def test_generation_rejects_labels_and_defaults_to_rouge():
     with pytest.raises(ConfigError, match="generation task has no label set"):
         parse_config({"task": "generation", "data": {"train": "t.csv", "labels": ["a", "b"]}})
     assert parse_config({"task": "generation", "data": {"train": "t.csv"}}).gate_metric == "rouge_l"
+
+
+def test_qlora_errors_name_the_field_without_the_union_tag():
+    with pytest.raises(ConfigError) as e:
+        parse_config(base(method={"name": "qlora", "r": 0, "epohcs": 2}))
+    msg = str(e.value)
+    assert "method.r:" in msg and "method.qlora" not in msg
+    assert "method.epohcs" in msg and "did you mean 'epochs'" in msg
