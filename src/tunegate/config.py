@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -141,7 +141,44 @@ class BaselinesConfig(_Strict):
         return v
 
 
-class LoraConfig(_Strict):
+class _MethodBase(_Strict):
+    """Keys every method has."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation")  # the tasks the method applies to
+
+    max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit).")
+    seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
+
+
+class _GradientTrained(_MethodBase):
+    """Keys of the methods trained by the shared answer-token loop (lora, qlora, prompt_tuning)."""
+
+    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training data.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float = Field(default=2e-4, gt=0, lt=10, description="Peak learning rate (AdamW, warmup then linear decay).")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
+    micro_batch_size: int | None = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
+            "activation memory at 4 of 16. null = the whole batch at once."
+        ),
+    )
+    grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
+
+    @model_validator(mode="after")
+    def _micro_fits(self):
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; lower it or set it to null"
+            )
+        return self
+
+
+class LoraConfig(_GradientTrained):
     """LoRA: low-rank adapters inside the attention/MLP layers; the base stays frozen."""
 
     name: Literal["lora"] = "lora"
@@ -156,31 +193,6 @@ class LoraConfig(_Strict):
     target_modules: list[str] | str = Field(
         default="all-linear", description="Modules to adapt: 'all-linear' or a list such as [q_proj, v_proj]."
     )
-    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training data.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
-    lr: float = Field(default=2e-4, gt=0, lt=1, description="Peak learning rate (AdamW, warmup then linear decay).")
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
-    micro_batch_size: int | None = Field(
-        default=4,
-        ge=1,
-        description=(
-            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
-            "activation memory at 4 of 16. null = the whole batch at once."
-        ),
-    )
-    max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per training example.")
-    grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
-    seed: int = Field(default=0, description="Seed of init, shuffling and dropout.")
-
-    @model_validator(mode="after")
-    def _micro_fits(self) -> "LoraConfig":
-        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
-            raise ValueError(
-                f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; lower it or set it to null"
-            )
-        return self
 
 
 class QLoraConfig(LoraConfig):
@@ -195,7 +207,52 @@ class QLoraConfig(LoraConfig):
     )
 
 
-MethodConfig = Union[LoraConfig, QLoraConfig]
+class PromptTuningConfig(_GradientTrained):
+    """Prompt tuning (soft prompt): trainable virtual-token embeddings put before the input; the base stays frozen."""
+
+    name: Literal["prompt_tuning"] = "prompt_tuning"
+    num_virtual_tokens: int = Field(default=16, ge=1, le=512, description="Number of trainable virtual tokens.")
+    init: Literal["text", "random"] = Field(
+        default="text", description="Start the virtual tokens from the embeddings of init_text, or at random."
+    )
+    init_text: str | None = Field(
+        default=None, description="Text whose token embeddings start the soft prompt. Default: the task instruction."
+    )
+    lr: float = Field(default=3e-2, gt=0, lt=10, description="Peak learning rate (soft prompts need a far higher one than LoRA).")
+
+
+class LinearProbeConfig(_MethodBase):
+    """Linear probe: a linear head on frozen backbone features of the prompt. Classification only."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    name: Literal["linear_probe"] = "linear_probe"
+    pooling: Literal["last", "mean"] = Field(
+        default="last", description="Feature of a prompt: the hidden state of its last token, or the mean over its tokens."
+    )
+    layer: int = Field(
+        default=-1, description="Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back."
+    )
+    epochs: int = Field(default=300, ge=1, le=100000, description="Max passes over the features (early stopping ends sooner).")
+    lr: float = Field(default=1e-2, gt=0, lt=10, description="AdamW learning rate of the head.")
+    weight_decay: float = Field(default=1e-2, ge=0, description="AdamW weight decay of the head (L2 pull toward zero).")
+    batch_size: int = Field(default=64, ge=1, description="Feature rows per head update.")
+    patience: int = Field(default=20, ge=1, description="Stop after this many epochs without a better validation loss.")
+    val_fraction: float = Field(default=0.15, gt=0, lt=0.9, description="Share of train held out for early stopping.")
+    feature_batch_size: int = Field(default=16, ge=1, description="Prompts per forward pass when extracting features.")
+
+
+class AutoMethodConfig(_MethodBase):
+    """Let the advisor choose the method from the task, the hardware and the budget (see `tunegate plan`)."""
+
+    name: Literal["auto"] = "auto"
+    priority: Literal["quality", "speed"] = Field(
+        default="quality",
+        description="'speed': prefer the cheapest method that applies (linear probe for classification); 'quality': adapters.",
+    )
+
+
+MethodConfig = Union[LoraConfig, QLoraConfig, PromptTuningConfig, LinearProbeConfig, AutoMethodConfig]
+
 
 
 class GateConfig(_Strict):
@@ -213,6 +270,17 @@ class GateConfig(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="Confidence level of the bootstrap CI.")
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+
+
+class BudgetConfig(_Strict):
+    """Caps checked against the plan's estimates before training starts (null = no cap)."""
+
+    max_train_minutes: float | None = Field(default=None, gt=0, description="Stop before training if the estimated training time exceeds this.")
+    max_memory_gb: float | None = Field(default=None, gt=0, description="Stop before training if the estimated peak memory exceeds this.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before training if the estimated cost exceeds this.")
+    price_per_hour: float = Field(
+        default=0.10, ge=0, description="$ per hour of the training machine, for cost estimates (set your own; default ~ a 2-core cloud VM)."
+    )
 
 
 class RegistryConfig(_Strict):
@@ -246,6 +314,15 @@ class TunegateConfig(_Strict):
         default_factory=LoraConfig, discriminator="name", description="Tuning method and its settings (`method: lora` works too)."
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps and the price of an hour.")
+    compare: list[Annotated[MethodConfig, Field(discriminator="name")]] | None = Field(
+        default=None,
+        description=(
+            "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, "
+            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies, with its defaults and this "
+            "config's max_length and seed."
+        ),
+    )
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
@@ -257,6 +334,13 @@ class TunegateConfig(_Strict):
             return {"name": v}
         if isinstance(v, dict) and "name" not in v:
             return {"name": "lora", **v}
+        return v
+
+    @field_validator("compare", mode="before")
+    @classmethod
+    def _compare_shorthand(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"name": m} if isinstance(m, str) else m for m in v]
         return v
 
     @model_validator(mode="after")
@@ -272,6 +356,15 @@ class TunegateConfig(_Strict):
             raise ValueError(
                 "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: true"
             )
+        for where, m in [("method", self.method), *((f"compare[{i}]", c) for i, c in enumerate(self.compare or []))]:
+            if self.task not in m.tasks:
+                fits = [n for n, c in _method_classes().items() if self.task in c.tasks and n != "auto"]
+                raise ValueError(
+                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it needs a label set to put a head on); "
+                    f"use one of {fits}"
+                )
+            if where != "method" and m.name == "auto":
+                raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
         metric = self.gate.metric
         allowed = CLASSIFICATION_METRICS if self.task == "classification" else GENERATION_METRICS
         if metric is not None and metric not in allowed:
@@ -283,6 +376,23 @@ class TunegateConfig(_Strict):
         if self.gate.metric:
             return self.gate.metric
         return "accuracy" if self.task == "classification" else "rouge_l"
+
+    def compare_methods(self) -> list[Any]:
+        """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies
+        (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
+        if self.compare is not None:
+            return list(self.compare)
+        shared = {"max_length": self.method.max_length, "seed": self.method.seed}
+        out = []
+        for name, cls in _method_classes().items():
+            if name == "auto" or self.task not in cls.tasks:
+                continue
+            out.append(self.method if self.method.name == name else cls(**shared))
+        return out
+
+    def with_method(self, method: Any) -> "TunegateConfig":
+        """A copy of this config with another (already validated) method config."""
+        return self.model_copy(update={"method": method})
 
     def resolve(self, path: Path) -> Path:
         """A data path as given in the YAML, made absolute against the config file's folder."""
@@ -305,12 +415,14 @@ def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
     """Field names allowed at ``loc`` (for 'did you mean' hints on unknown keys)."""
     current: Any = TunegateConfig
     for part in loc:
+        if isinstance(part, int):  # a list index (compare[0])
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return []
         field = current.model_fields.get(str(part))
         if field is None:
             return []
-        if current is TunegateConfig and part == "method":
+        if current is TunegateConfig and part in ("method", "compare"):
             current = method_cls or LoraConfig
             continue
         ann = field.annotation
@@ -324,10 +436,12 @@ def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
 def _format_error(err: dict) -> str:
     loc = tuple(err["loc"])
     method_cls = None
-    # pydantic puts the union tag in the location (method.qlora.r): drop it, remember the member
-    if len(loc) > 1 and loc[0] == "method" and loc[1] in _method_classes():
-        method_cls = _method_classes()[loc[1]]
-        loc = (loc[0], *loc[2:])
+    # pydantic puts the union tag in the location (method.qlora.r, compare.0.lora.r): drop it, remember the member
+    for i in range(1, len(loc)):
+        if loc[i] in _method_classes() and (loc[i - 1] == "method" or (i > 1 and loc[i - 2] == "compare")):
+            method_cls = _method_classes()[loc[i]]
+            loc = (*loc[:i], *loc[i + 1 :])
+            break
     field = ".".join(str(p) for p in loc) or "(top level)"
     value = err.get("input")
     kind = err["type"]
@@ -346,6 +460,8 @@ def _format_error(err: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    if not loc:  # a cross-field check: its message names the fields itself
+        return msg
     shown = json.dumps(value, default=str)
     if len(shown) > 80:
         shown = shown[:77] + "..."
@@ -389,6 +505,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
 
 
 def _type_name(ann: Any) -> str:
+    if get_origin(ann) is Annotated:
+        return _type_name(get_args(ann)[0])
+    if get_origin(ann) is list:
+        return f"list[{_type_name(get_args(ann)[0])}]"
     if get_origin(ann) is Literal:
         return " \\| ".join(str(a) for a in get_args(ann))
     if get_origin(ann) in (Union, types.UnionType):
@@ -408,7 +528,11 @@ def reference_markdown() -> str:
         ("baselines.few_shot", FewShotConfig),
         ("method (name: lora)", LoraConfig),
         ("method (name: qlora): the lora keys plus", QLoraConfig),
+        ("method (name: prompt_tuning)", PromptTuningConfig),
+        ("method (name: linear_probe)", LinearProbeConfig),
+        ("method (name: auto)", AutoMethodConfig),
         ("gate", GateConfig),
+        ("budget", BudgetConfig),
         ("registry", RegistryConfig),
         ("output", OutputConfig),
     ]
@@ -422,7 +546,8 @@ def reference_markdown() -> str:
     for title, model in sections:
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         parent = model.__mro__[1]
-        inherited = parent.model_fields if parent is not _Strict and issubclass(parent, BaseModel) else {}
+        documented = {m for _, m in sections}
+        inherited = parent.model_fields if parent in documented else {}
         for name, field in model.model_fields.items():
             if name == "config_dir" or (name in inherited and name != "name"):
                 continue

@@ -15,9 +15,11 @@ import polars as pl
 from tunegate import metrics
 from tunegate.config import TunegateConfig
 from tunegate.data import ROW, canonical_columns
+from tunegate.methods.base import TrainingSet
 from tunegate.prompts import PromptBuilder
+from tunegate.provenance import sha256_json
 from tunegate.records import EvalResult, Prediction
-from tunegate.scoring import answer_token_ids, generate, score_answers
+from tunegate.scoring import Answerer, answer_token_ids
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ def make_builder(cfg: TunegateConfig, tokenizer) -> PromptBuilder:
 
 
 def evaluate(
-    model,
+    answerer: Answerer,
     tokenizer,
     *,
     cfg: TunegateConfig,
@@ -75,7 +77,7 @@ def evaluate(
     kind: str,
     shots_df: pl.DataFrame | None = None,
 ) -> EvalResult:
-    """Score ``model`` on ``eval_df``; for classification by answer log-likelihood."""
+    """Score ``answerer`` on ``eval_df``; for classification by answer log-likelihood (or a head's log-probs)."""
     builder = make_builder(cfg, tokenizer)
     text_col, label_col = canonical_columns(cfg.task)
     answers = cfg.data.label_answers()
@@ -94,7 +96,7 @@ def evaluate(
     if cfg.task == "classification":
         labels = list(answers)
         ans_ids = answer_token_ids(builder, [answers[lab] for lab in labels])
-        scores, stats = score_answers(model, prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=bs, desc=f"score {name}")
+        scores, stats = answerer.score(prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=bs, desc=f"score {name}")
         best = scores.argmax(dim=1).tolist()
         preds = [labels[b] for b in best]
         predictions = [
@@ -102,8 +104,8 @@ def evaluate(
             for r, p, y, srow in zip(rows, preds, refs, scores.tolist())
         ]
     else:
-        preds, stats = generate(
-            model, tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
+        preds, stats = answerer.generate(
+            tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
         )
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
 
@@ -121,6 +123,34 @@ def evaluate(
         seconds=stats.seconds,
         batch_size=bs,
         details={"shots": [list(s) for s in shots]} if shots else {},
+    )
+
+
+def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:
+    """The train rows as token ids with the same prompts the evaluation uses."""
+    builder = make_builder(cfg, tokenizer)
+    text_col, label_col = canonical_columns(cfg.task)
+    answers = cfg.data.label_answers()
+    labels = list(answers)
+    prompts, targets, index = [], [], []
+    for t, y in train.select(text_col, label_col).iter_rows():
+        p, a = builder.training_example(t, answers[y] if cfg.task == "classification" else y, cfg.method.max_length)
+        prompts.append(p)
+        targets.append(a)
+        if cfg.task == "classification":
+            index.append(labels.index(y))
+    fingerprint = sha256_json(
+        {"data": data_hash, "model": model_sha, "prompt": cfg.prompt.model_dump(), "labels": answers, "max_length": cfg.method.max_length}
+    )
+    return TrainingSet(
+        task=cfg.task,
+        prompt_ids=prompts,
+        answer_ids=targets,
+        pad_id=tokenizer.pad_token_id,
+        fingerprint=fingerprint,
+        labels=labels,
+        label_index=index if cfg.task == "classification" else None,
+        instruction=builder.instruction(),
     )
 
 

@@ -13,13 +13,13 @@ from tunegate.methods.base import TuningMethod
 from tunegate.modeling import load_tokenizer, resolve_model
 from tunegate.prompts import PromptBuilder
 from tunegate.registry import Registry, VersionInfo
-from tunegate.scoring import answer_token_ids, generate, score_answers
+from tunegate.scoring import Answerer, answer_token_ids
 
 
 @dataclass
 class Predictor:
     version: VersionInfo
-    model: Any
+    answerer: Answerer
     tokenizer: Any
     meta: dict[str, Any]
 
@@ -34,8 +34,8 @@ def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
     artifact = info.path / "artifact"
     meta = TuningMethod.read_meta(artifact)
     base = resolve_model(meta["base_model"]["spec"])
-    model = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
-    return Predictor(version=info, model=model, tokenizer=load_tokenizer(base.path), meta=meta)
+    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
+    return Predictor(version=info, answerer=answerer, tokenizer=load_tokenizer(base.path), meta=meta)
 
 
 def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
     if p.meta["task"] == "classification":
         labels = list(p.meta["labels"])
         ans = answer_token_ids(b, [p.meta["labels"][lab] for lab in labels])
-        scores, _ = score_answers(p.model, prompt_ids, ans, pad_id=p.tokenizer.pad_token_id)
+        scores, _ = p.answerer.score(prompt_ids, ans, pad_id=p.tokenizer.pad_token_id)
         out = []
         for t, row in zip(texts, scores.tolist()):
             m = max(row)
@@ -52,5 +52,5 @@ def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
             probs = {lab: math.exp(s - m) / z for lab, s in zip(labels, row)}
             out.append({"input": t, "label": max(probs, key=probs.get), "probabilities": probs})
         return out
-    gens, _ = generate(p.model, p.tokenizer, prompt_ids, max_new_tokens=p.meta.get("max_new_tokens", 64))
+    gens, _ = p.answerer.generate(p.tokenizer, prompt_ids, max_new_tokens=p.meta.get("max_new_tokens", 64))
     return [{"input": t, "output": g} for t, g in zip(texts, gens)]

@@ -84,6 +84,7 @@ class TuneResult(BaseModel):
     loss_curve: list[float]
     epoch_losses: list[float]
     checkpoints: list[str]
+    details: dict[str, Any] = Field(default_factory=dict)  # method-specific (e.g. the probe's validation accuracy)
 
 
 class Decision(BaseModel):

@@ -9,20 +9,20 @@ from tunegate.config import TunegateConfig
 from tunegate.records import Decision, EvalResult, RunContext, TuneResult
 
 
-def save_loss_plot(losses: list[float], path: Path) -> None:
+def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer step") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    ax.plot(range(1, len(losses) + 1), losses, lw=1, alpha=0.5, label="step loss")
+    ax.plot(range(1, len(losses) + 1), losses, lw=1, alpha=0.5, label=f"{xlabel.split()[-1]} loss")
     if len(losses) >= 5:
         w = max(2, len(losses) // 10)
         smooth = [sum(losses[max(0, i - w + 1) : i + 1]) / len(losses[max(0, i - w + 1) : i + 1]) for i in range(len(losses))]
         ax.plot(range(1, len(losses) + 1), smooth, lw=2, label=f"moving mean ({w})")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("answer-token loss")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("training loss")
     ax.set_title("Training loss")
     ax.legend()
     fig.tight_layout()

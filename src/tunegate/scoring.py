@@ -128,3 +128,34 @@ def generate(
     bar.close()
     stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
     return texts, stats
+
+
+class Answerer:
+    """What evaluation and ``predict`` need from a model, whatever the method.
+
+    ``score`` returns one log-likelihood per allowed answer (classification, answers in
+    label order); ``generate`` decodes text. Causal LMs (the base model, merged LoRA,
+    a 4-bit base with adapters, a soft prompt) use :class:`LMAnswerer`; a method that
+    is not a language model (the linear probe) implements ``score`` itself.
+    """
+
+    can_generate: bool = True
+
+    def score(self, prompt_ids, answer_ids, *, pad_id: int, batch_size: int = 16, desc: str | None = None):
+        raise NotImplementedError
+
+    def generate(self, tokenizer, prompt_ids, *, max_new_tokens: int, batch_size: int = 8, desc: str | None = None):
+        raise NotImplementedError
+
+
+class LMAnswerer(Answerer):
+    """Answers with a causal LM: answer log-likelihoods and greedy decoding."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
+        return score_answers(self.model, prompt_ids, answer_ids, pad_id=pad_id, batch_size=batch_size, desc=desc)
+
+    def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None):
+        return generate(self.model, tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc)

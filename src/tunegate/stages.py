@@ -24,6 +24,7 @@ from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import DatasetRef, Decision, DeployResult, EvalResult, RunContext, TuneResult, ValidationResult
+from tunegate.scoring import LMAnswerer
 from tunegate.registry import PRODUCTION, Registry, atomic_write_text
 from tunegate.report import render_model_card, render_run_report, save_loss_plot
 from tunegate.stats import paired_bootstrap
@@ -129,28 +130,30 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     shots = None
     if rung.shots:
         shots = evaluation.select_shots(pl.read_parquet(dataset.train_path), k=rung.shots, seed=rung.seed, task=cfg.task)
-    return evaluation.evaluate(model, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
+    return evaluation.evaluate(LMAnswerer(model), tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
+
+
+def method_dir(run: RunContext, method: str | None = None) -> Path:
+    """Where a method's artifact and plots go: the run folder, or runs/<id>/methods/<name>/ in a comparison."""
+    base = Path(run.run_dir)
+    return base if method is None else base / "methods" / method
 
 
 @_timed
-def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True) -> TuneResult:
+def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True, compare: bool = False) -> TuneResult:
+    """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/."""
     method = get_method(cfg.method.name)
-    if cfg.task not in method.tasks:
+    if cfg.task not in method.tasks():
         raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
     tokenizer = load_tokenizer(run.model_path)
-    builder = evaluation.make_builder(cfg, tokenizer)
-    text_col, label_col = canonical_columns(cfg.task)
-    train = pl.read_parquet(dataset.train_path)
-    answers = cfg.data.label_answers()
-    examples = [
-        builder.training_example(t, answers[y] if cfg.task == "classification" else y, cfg.method.max_length)
-        for t, y in train.select(text_col, label_col).iter_rows()
-    ]
-    out_dir = Path(run.run_dir) / "artifact"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    art = method.train(
-        base_path=run.model_path, examples=examples, cfg=cfg.method, pad_id=tokenizer.pad_token_id, out_dir=out_dir, progress=progress
+    data = evaluation.training_set(
+        cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
     )
+    answers = cfg.data.label_answers()
+    where = method_dir(run, method.name if compare else None)
+    out_dir = where / "artifact"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    art = method.train(base_path=run.model_path, data=data, cfg=cfg.method, out_dir=out_dir, progress=progress)
     st = art.train_stats
     adapter_dir = out_dir / "adapter"
     if adapter_dir.is_dir():
@@ -168,7 +171,7 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
             "max_new_tokens": cfg.baselines.max_new_tokens,
         },
     )
-    save_loss_plot(st.losses, Path(run.run_dir) / "loss.png")
+    save_loss_plot(st.losses, where / "loss.png", xlabel="epoch" if method.name == "linear_probe" else "optimizer step")
     return TuneResult(
         method=method.name,
         artifact_dir=str(out_dir),
@@ -183,15 +186,16 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
         loss_curve=st.losses,
         epoch_losses=st.epoch_losses,
         checkpoints=st.checkpoints,
+        details=st.extra,
     )
 
 
 @_timed
 def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     tokenizer = load_tokenizer(run.model_path)
-    model = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
+    answerer = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
     eval_df = pl.read_parquet(dataset.eval_path)
-    return evaluation.evaluate(model, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned")
+    return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned")
 
 
 def _write_predictions(run_dir: Path, results: list[EvalResult]) -> None:

@@ -62,6 +62,8 @@ class TrainStats:
     losses: list[float]
     epoch_losses: list[float]
     checkpoints: list[str] = field(default_factory=list)
+    start_rss_mb: float = 0.0  # resident memory when the loop started (model loaded, no activations yet)
+    extra: dict = field(default_factory=dict)  # method-specific facts (e.g. the probe's validation accuracy)
 
     @property
     def tokens_per_s(self) -> float:
@@ -98,11 +100,16 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy on answer tokens, with the output layer applied only where there is loss."""
-    body = causal_lm.get_decoder()
+def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor], hidden: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy on answer tokens, with the output layer applied only where there is loss.
+
+    ``hidden`` (the decoder's last hidden states at the batch's token positions) is
+    computed here unless the caller brings its own (a soft prompt prepends inputs).
+    """
     head = causal_lm.get_output_embeddings()
-    hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    if hidden is None:
+        body = causal_lm.get_decoder()
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     where = targets != -100
     logits = head(hidden[:, :-1][where])
@@ -113,7 +120,7 @@ def train_answer_loss(
     model,
     examples: list[tuple[list[int], list[int]]],
     *,
-    causal_lm,
+    loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
     pad_id: int,
     epochs: int,
     batch_size: int,
@@ -128,10 +135,10 @@ def train_answer_loss(
     save_checkpoint: Callable[[object, Path], None] | None = None,
     progress: bool = True,
 ) -> TrainStats:
-    """Train ``model`` (whose trainable parameters are the adapter) on (prompt_ids, answer_ids) pairs.
+    """Train ``model``'s trainable parameters (adapter or soft prompt) on (prompt_ids, answer_ids) pairs.
 
-    ``causal_lm`` is the module with the adapter injected whose decoder and output layer
-    compute the loss (for peft: ``model.get_base_model()``).
+    ``loss_fn(batch)`` is the mean answer-token loss of a collated micro-batch (for LoRA:
+    :func:`answer_only_loss` on ``model.get_base_model()``).
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -159,6 +166,7 @@ def train_answer_loss(
     bar = tqdm(total=total, desc="tune", unit="step", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
+        start_rss = mem.peak_mb
         for epoch in range(epochs):
             ep_losses = []
             for batch_idx in length_bucketed_batches(lengths, batch_size, rng):
@@ -173,7 +181,7 @@ def train_answer_loss(
                 loss_sum = 0.0
                 for part in parts:
                     share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
-                    micro_loss = answer_only_loss(causal_lm, part) * share
+                    micro_loss = loss_fn(part) * share
                     micro_loss.backward()
                     loss_sum += micro_loss.item()
                     n_tok += int(part["attention_mask"].sum())
@@ -207,4 +215,5 @@ def train_answer_loss(
         losses=losses,
         epoch_losses=epoch_losses,
         checkpoints=checkpoints,
+        start_rss_mb=start_rss,
     )

@@ -50,10 +50,10 @@ def test_unknown_top_level_key():
 
 def test_bad_value_names_field_value_and_fix():
     with pytest.raises(ConfigError) as e:
-        parse_config(base(method={"name": "lora", "r": 0, "lr": 5}))
+        parse_config(base(method={"name": "lora", "r": 0, "lr": 50}))
     msg = str(e.value)
     assert "method.r" in msg and "got 0" in msg
-    assert "method.lr" in msg and "got 5" in msg  # every problem at once
+    assert "method.lr" in msg and "got 50" in msg  # every problem at once
 
 
 def test_unknown_method():

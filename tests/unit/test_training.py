@@ -1,5 +1,6 @@
 """The answer-only loss, micro-batching and the loop, on the tiny model."""
 
+import functools
 import random
 
 import pytest
@@ -64,7 +65,7 @@ def test_loss_falls_and_checkpoints_are_written(tiny_model_dir, tiny_tokenizer, 
     ex = examples(tiny_tokenizer, 8)
     model = LoRA().build(str(tiny_model_dir), LoraConfig(r=8, seed=0))
     saved = []
-    st = train_answer_loss(model, ex, causal_lm=model.get_base_model(), pad_id=tiny_tokenizer.pad_token_id, epochs=15,
+    st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=15,
                            batch_size=4, micro_batch_size=2, lr=2e-2, progress=False, checkpoint_dir=tmp_path,
                            save_checkpoint=lambda m, p: saved.append(p))
     assert st.steps == 30 and len(st.epoch_losses) == 15 and len(saved) == 15
@@ -77,7 +78,7 @@ def test_seed_makes_training_deterministic(tiny_model_dir, tiny_tokenizer):
     runs = []
     for _ in range(2):
         model = LoRA().build(str(tiny_model_dir), LoraConfig(r=2, seed=3))
-        st = train_answer_loss(model, ex, causal_lm=model.get_base_model(), pad_id=tiny_tokenizer.pad_token_id, epochs=1,
+        st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=1,
                                batch_size=4, lr=1e-2, seed=3, progress=False)
         runs.append(st.losses)
     assert runs[0] == runs[1]
@@ -88,4 +89,4 @@ def test_no_trainable_parameters_is_an_error(tiny_model_dir, tiny_tokenizer):
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"):
-        train_answer_loss(model, examples(tiny_tokenizer, 2), causal_lm=model, pad_id=0, epochs=1, batch_size=2, lr=1e-3, progress=False)
+        train_answer_loss(model, examples(tiny_tokenizer, 2), loss_fn=lambda b: None, pad_id=0, epochs=1, batch_size=2, lr=1e-3, progress=False)

@@ -4,7 +4,7 @@ Adding a method = one module here with a class decorated ``@register("name")``, 
 import line below, one row in the parametrized tests.
 """
 
-from tunegate.methods.base import METHODS, TrainedArtifact, TuningMethod, get_method, register
-from tunegate.methods import lora, qlora  # noqa: F401  (registers "lora", "qlora")
+from tunegate.methods.base import METHODS, TrainedArtifact, TrainingSet, TuningMethod, get_method, register
+from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F401  (each registers itself)
 
-__all__ = ["METHODS", "TrainedArtifact", "TuningMethod", "get_method", "register"]
+__all__ = ["METHODS", "TrainedArtifact", "TrainingSet", "TuningMethod", "get_method", "register"]

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 
-from tunegate.methods.base import TrainedArtifact, TuningMethod, register
+from tunegate.config import LoraConfig as LoraSettings
+from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
 from tunegate.modeling import load_model
-from tunegate.training import train_answer_loss
+from tunegate.scoring import LMAnswerer
+from tunegate.training import answer_only_loss, train_answer_loss
 
 ADAPTER_DIR = "adapter"
 
 
-@register("lora")
+def loop_settings(cfg) -> dict:
+    """The shared training loop's keyword arguments from a gradient-trained method's config."""
+    return dict(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        micro_batch_size=cfg.micro_batch_size,
+        lr=cfg.lr,
+        warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        grad_clip=cfg.grad_clip,
+        max_steps=cfg.max_steps,
+        seed=cfg.seed,
+    )
+
+
+@register("lora", LoraSettings)
 class LoRA(TuningMethod):
     def base_model(self, base_path: str, cfg):
         """The frozen base the adapters go into (float32 here; 4-bit in QLoRA)."""
@@ -35,27 +53,19 @@ class LoRA(TuningMethod):
         model.base_footprint_mb = base.get_memory_footprint() / 2**20  # numel() undercounts packed 4-bit weights
         return model
 
-    def train(self, *, base_path, examples, cfg, pad_id, out_dir: Path, progress=True) -> TrainedArtifact:
+    def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         stats = train_answer_loss(
             model,
-            examples,
-            causal_lm=model.get_base_model(),
-            pad_id=pad_id,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            micro_batch_size=cfg.micro_batch_size,
-            lr=cfg.lr,
-            warmup_ratio=cfg.warmup_ratio,
-            weight_decay=cfg.weight_decay,
-            grad_clip=cfg.grad_clip,
-            max_steps=cfg.max_steps,
-            seed=cfg.seed,
+            data.examples,
+            loss_fn=functools.partial(answer_only_loss, model.get_base_model()),
+            pad_id=data.pad_id,
             checkpoint_dir=out_dir / "checkpoints",
             save_checkpoint=lambda m, p: m.save_pretrained(p),
             progress=progress,
+            **loop_settings(cfg),
         )
         model.save_pretrained(out_dir / ADAPTER_DIR)  # standard PEFT format: PeftModel.from_pretrained loads it
         self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
@@ -75,4 +85,4 @@ class LoRA(TuningMethod):
         # merged weights: inference costs exactly what the base model costs
         merged = model.merge_and_unload()
         merged.eval()
-        return merged
+        return LMAnswerer(merged)

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import torch
 
+from tunegate.config import QLoraConfig
 from tunegate.errors import MethodUnavailableError
 from tunegate.methods.base import register
 from tunegate.methods.lora import ADAPTER_DIR, LoRA
 from tunegate.modeling import load_model
+from tunegate.scoring import LMAnswerer
 
 
 def _quantized_base(base_path: str, cfg):
@@ -36,7 +38,7 @@ def _quantized_base(base_path: str, cfg):
     return load_model(base_path, quantization_config=bnb, device_map=device_map)
 
 
-@register("qlora")
+@register("qlora", QLoraConfig)
 class QLoRA(LoRA):
     def base_model(self, base_path: str, cfg):
         from peft import prepare_model_for_kbit_training
@@ -48,9 +50,7 @@ class QLoRA(LoRA):
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel
 
-        from tunegate.config import QLoraConfig
-
         cfg = QLoraConfig(**self.read_meta(Path(artifact_dir))["method_config"])
         model = PeftModel.from_pretrained(_quantized_base(base_path, cfg), Path(artifact_dir) / ADAPTER_DIR)
         model.eval()  # adapters stay unmerged: merging into 4-bit weights would lose precision
-        return model
+        return LMAnswerer(model)

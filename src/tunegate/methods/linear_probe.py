@@ -1,0 +1,229 @@
+"""Linear probe: a linear head on frozen features of the base model. Classification only.
+
+Features are the decoder's hidden states of the same chat prompt the other methods
+see (last token or mean over tokens, any layer). They are extracted once per
+dataset + prompts + base model + pooling + layer and cached; the head (a torch
+``Linear`` on standardized features) trains with AdamW weight decay and early
+stopping on a held-out split of train, and the best epoch's weights are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from tunegate.config import LinearProbeConfig
+from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
+from tunegate.modeling import cache_root, load_model
+from tunegate.provenance import sha256_json
+from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
+from tunegate.training import PeakRSS, TrainStats
+
+PROBE_DIR = "probe"
+
+
+@torch.inference_mode()
+def extract_features(
+    model, prompt_ids: list[list[int]], *, pad_id: int, pooling: str, layer: int, batch_size: int = 16, desc: str | None = None
+) -> torch.Tensor:
+    """One feature vector per prompt, [n, hidden], from the decoder only (no output layer)."""
+    decoder = model.get_decoder()
+    n = len(prompt_ids)
+    order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
+    out: torch.Tensor | None = None
+    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
+        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+        if layer == -1:
+            h = decoder(**kwargs).last_hidden_state
+        else:
+            h = decoder(**kwargs, output_hidden_states=True).hidden_states[layer]
+        if pooling == "last":  # left-padded: the last position is every row's last real token
+            feats = h[:, -1]
+        else:
+            m = mask.unsqueeze(-1).to(h.dtype)
+            feats = (h * m).sum(1) / m.sum(1)
+        if out is None:
+            out = torch.empty((n, feats.shape[-1]), dtype=torch.float32)
+        out[idx] = feats.float()
+        bar.update(len(idx))
+    bar.close()
+    return out
+
+
+def cached_features(base_path: str, data: TrainingSet, cfg, desc: str | None = None) -> tuple[torch.Tensor, bool]:
+    """Features of the training prompts, from the cache when this dataset+model+pooling+layer was seen."""
+    key = sha256_json({"data": data.fingerprint, "pooling": cfg.pooling, "layer": cfg.layer, "v": 1})[:32]
+    path = cache_root() / "features" / f"{key}.pt"
+    if path.is_file():
+        return torch.load(path), True
+    model = load_model(base_path)
+    feats = extract_features(
+        model, data.prompt_ids, pad_id=data.pad_id, pooling=cfg.pooling, layer=cfg.layer, batch_size=cfg.feature_batch_size, desc=desc
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(feats, tmp)
+    os.replace(tmp, path)  # never a half-written cache entry
+    return feats, False
+
+
+def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: bool = False) -> tuple[dict, dict]:
+    """Standardize, train a linear head with early stopping on a held-out split; best epoch kept."""
+    n = x.shape[0]
+    g = torch.Generator().manual_seed(cfg.seed)
+    perm = torch.randperm(n, generator=g)
+    n_val = min(max(1, round(n * cfg.val_fraction)), n - 1)
+    val, tr = perm[:n_val], perm[n_val:]
+    mean = x[tr].mean(0)
+    std = x[tr].std(0, unbiased=False).clamp_min(1e-6)
+    z = (x - mean) / std
+    torch.manual_seed(cfg.seed)
+    head = torch.nn.Linear(x.shape[1], n_labels)
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    best_loss, best_state, best_epoch, bad = float("inf"), copy.deepcopy(head.state_dict()), 0, 0
+    train_losses: list[float] = []
+    val_losses: list[float] = []
+    steps = 0
+    bar = tqdm(total=cfg.epochs, desc="probe head", unit="epoch", disable=not progress, dynamic_ncols=True)
+    for epoch in range(cfg.epochs):
+        order = tr[torch.randperm(len(tr), generator=g)]
+        total = 0.0
+        for s in range(0, len(order), cfg.batch_size):
+            b = order[s : s + cfg.batch_size]
+            loss = F.cross_entropy(head(z[b]), y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(b)
+            steps += 1
+        train_losses.append(total / len(tr))
+        with torch.no_grad():
+            vl = F.cross_entropy(head(z[val]), y[val]).item()
+        val_losses.append(vl)
+        bar.update(1)
+        bar.set_postfix(train_loss=f"{train_losses[-1]:.4f}", val_loss=f"{vl:.4f}")
+        if vl < best_loss - 1e-6:
+            best_loss, best_state, best_epoch, bad = vl, copy.deepcopy(head.state_dict()), epoch + 1, 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    bar.close()
+    head.load_state_dict(best_state)
+    with torch.no_grad():
+        val_acc = (head(z[val]).argmax(1) == y[val]).float().mean().item()
+    majority = torch.bincount(y, minlength=n_labels).max().item() / n
+    state = {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone(), "mean": mean, "std": std}
+    info = {
+        "train_losses": train_losses,
+        "val_losses": val_losses,
+        "best_epoch": best_epoch,
+        "epochs_run": len(train_losses),
+        "val_accuracy": val_acc,
+        "val_rows": n_val,
+        "majority_rate": majority,
+        "steps": steps,
+    }
+    return state, info
+
+
+class ProbeAnswerer(Answerer):
+    """Scores labels with the frozen base's features and the trained head (it cannot generate)."""
+
+    can_generate = False
+
+    def __init__(self, model, state: dict, meta: dict):
+        self.model = model
+        self.state = state
+        self.pooling = meta["pooling"]
+        self.layer = meta["layer"]
+        self.labels = meta["labels"]
+
+    def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
+        if len(answer_ids) != len(self.labels):
+            raise ValueError(f"the probe was trained on {len(self.labels)} labels, asked to score {len(answer_ids)}")
+        t0 = time.perf_counter()
+        feats = extract_features(self.model, prompt_ids, pad_id=pad_id, pooling=self.pooling, layer=self.layer, batch_size=batch_size, desc=desc)
+        z = (feats - self.state["mean"]) / self.state["std"]
+        logits = z @ self.state["weight"].T + self.state["bias"]
+        stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=len(prompt_ids))
+        return torch.log_softmax(logits, dim=-1), stats
+
+    def generate(self, tokenizer, prompt_ids, **kwargs):
+        raise ValueError("a linear probe has no decoder head to generate text; use lora, qlora or prompt_tuning")
+
+
+@register("linear_probe", LinearProbeConfig)
+class LinearProbe(TuningMethod):
+    def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
+        if data.task != "classification" or data.label_index is None:
+            raise ValueError("linear_probe applies to classification only (it puts a head on a label set)")
+        from safetensors.torch import save_file
+
+        t0 = time.perf_counter()
+        with PeakRSS() as mem:
+            start_rss = mem.peak_mb
+            feats, hit = cached_features(base_path, data, cfg, desc="probe features" if progress else None)
+            feature_seconds = time.perf_counter() - t0
+            y = torch.tensor(data.label_index, dtype=torch.long)
+            state, info = fit_head(feats, y, len(data.labels), cfg, progress=progress)
+        seconds = time.perf_counter() - t0
+        probe_dir = out_dir / PROBE_DIR
+        probe_dir.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in state.items()}, str(probe_dir / "head.safetensors"))
+        meta = {"labels": data.labels, "pooling": cfg.pooling, "layer": cfg.layer, "hidden_size": feats.shape[1]}
+        (probe_dir / "probe.json").write_text(json.dumps(meta, indent=2))
+        self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
+        hidden = feats.shape[1]
+        stats = TrainStats(
+            seconds=seconds,
+            steps=info["steps"],
+            tokens=sum(len(p) for p in data.prompt_ids),
+            padded_tokens=0,
+            peak_rss_mb=mem.peak_mb,
+            losses=info["train_losses"],
+            epoch_losses=info["train_losses"],
+            start_rss_mb=start_rss,
+            extra={
+                "feature_seconds": round(feature_seconds, 3),
+                "feature_cache_hit": hit,
+                **{k: v for k, v in info.items() if k not in ("train_losses", "steps")},
+            },
+        )
+        base_params, footprint = _base_size(base_path)
+        return TrainedArtifact(
+            artifact_dir=out_dir,
+            trainable_params=(hidden + 1) * len(data.labels),
+            total_params=base_params + (hidden + 1) * len(data.labels),
+            train_stats=stats,
+            base_footprint_mb=footprint,
+        )
+
+    def load_for_inference(self, *, base_path, artifact_dir):
+        from safetensors.torch import load_file
+
+        probe_dir = Path(artifact_dir) / PROBE_DIR
+        meta = json.loads((probe_dir / "probe.json").read_text())
+        model = load_model(base_path)
+        model.eval()
+        return ProbeAnswerer(model, load_file(str(probe_dir / "head.safetensors")), meta)
+
+
+def _base_size(base_path: str) -> tuple[int, float]:
+    """(parameters, MB) of the float32 base, read from its config without loading weights."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_path))
+    n = sum(p.numel() for p in model.parameters())
+    return n, n * 4 / 2**20

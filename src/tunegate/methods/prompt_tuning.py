@@ -1,0 +1,135 @@
+"""Prompt tuning (soft prompt) via peft: trainable virtual-token embeddings before the input.
+
+The base model stays frozen and untouched; only ``num_virtual_tokens x hidden`` numbers
+train. The soft prompt is saved in standard PEFT format (``PeftModel.from_pretrained``
+loads it). For training and scoring, :class:`SoftPromptLM` puts the virtual tokens in
+front of the input itself, so the shared loop (answer-token loss, micro-batching) and
+the shared scorer (left padding with explicit positions, logits of the last position
+only, KV-cache answer tails) work unchanged: the virtual tokens take positions
+0..V-1 and the real tokens follow, the same in training and in inference.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tunegate.config import PromptTuningConfig
+from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
+from tunegate.methods.lora import ADAPTER_DIR, loop_settings
+from tunegate.modeling import load_model
+from tunegate.scoring import LMAnswerer
+from tunegate.training import answer_only_loss, train_answer_loss
+
+
+class SoftPromptLM(torch.nn.Module):
+    """A causal LM with a peft soft prompt in front of every input.
+
+    Accepts the calls the shared scorer makes (``input_ids``, ``attention_mask``,
+    ``position_ids``, ``past_key_values``, ``logits_to_keep``) and ``generate``.
+    """
+
+    def __init__(self, peft_model):
+        super().__init__()
+        self.peft = peft_model
+        self.lm = peft_model.get_base_model()
+        self.n_virtual = peft_model.active_peft_config.num_virtual_tokens
+
+    def _prompt(self, batch: int) -> torch.Tensor:
+        emb = self.peft.get_prompt(batch_size=batch)
+        return emb.to(self.lm.get_input_embeddings().weight.dtype)
+
+    def _inputs(self, input_ids, attention_mask, position_ids=None):
+        b = input_ids.shape[0]
+        v = self.n_virtual
+        embeds = torch.cat([self._prompt(b), self.lm.get_input_embeddings()(input_ids)], dim=1)
+        mask = torch.cat([torch.ones((b, v), dtype=attention_mask.dtype), attention_mask], dim=1)
+        if position_ids is None:  # right-padded rows (training): real tokens at 0..L-1
+            position_ids = torch.arange(input_ids.shape[1]).expand(b, -1)
+        pos = torch.cat([torch.arange(v).expand(b, -1), position_ids + v], dim=1)
+        return embeds, mask, pos
+
+    def hidden(self, input_ids, attention_mask) -> torch.Tensor:
+        """Last hidden states at the input's positions (the virtual tokens' states dropped)."""
+        embeds, mask, pos = self._inputs(input_ids, attention_mask)
+        out = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
+        return out.last_hidden_state[:, self.n_virtual :]
+
+    def forward(self, input_ids, attention_mask, position_ids=None, past_key_values=None, **kwargs):
+        b = input_ids.shape[0]
+        if past_key_values is None or past_key_values.get_seq_length() == 0:
+            embeds, mask, pos = self._inputs(input_ids, attention_mask, position_ids)
+            return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs)
+        # continuing from a cache that already holds the virtual tokens
+        mask = torch.cat([torch.ones((b, self.n_virtual), dtype=attention_mask.dtype), attention_mask], dim=1)
+        pos = None if position_ids is None else position_ids + self.n_virtual
+        return self.lm(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs)
+
+    @torch.inference_mode()
+    def generate(self, input_ids, attention_mask, **kwargs) -> torch.Tensor:
+        """Greedy/sampled decoding with the soft prompt; returns input ids + new tokens like ``generate``."""
+        embeds, mask, _ = self._inputs(input_ids, attention_mask)
+        # generate() derives positions from the mask (cumsum - 1): virtual 0..V-1, then the real tokens
+        new = self.lm.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
+        return torch.cat([input_ids, new], dim=1)
+
+
+@register("prompt_tuning", PromptTuningConfig)
+class PromptTuning(TuningMethod):
+    def build(self, base_path: str, cfg, init_text: str):
+        from peft import PromptTuningConfig as PeftPromptTuningConfig
+        from peft import PromptTuningInit, TaskType, get_peft_model
+
+        base = load_model(base_path)
+        torch.manual_seed(cfg.seed)
+        text = cfg.init_text or init_text
+        use_text = cfg.init == "text" and bool(text and text.strip())
+        peft_cfg = PeftPromptTuningConfig(
+            task_type=TaskType.CAUSAL_LM,
+            num_virtual_tokens=cfg.num_virtual_tokens,
+            prompt_tuning_init=PromptTuningInit.TEXT if use_text else PromptTuningInit.RANDOM,
+            prompt_tuning_init_text=text if use_text else None,
+            tokenizer_name_or_path=base_path if use_text else None,
+        )
+        model = get_peft_model(base, peft_cfg)
+        model.base_footprint_mb = base.get_memory_footprint() / 2**20
+        return model
+
+    def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
+        model = self.build(base_path, cfg, data.instruction)
+        soft = SoftPromptLM(model)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+
+        def loss_fn(batch):
+            hidden = soft.hidden(batch["input_ids"], batch["attention_mask"])
+            return answer_only_loss(soft.lm, batch, hidden=hidden)
+
+        stats = train_answer_loss(
+            model,
+            data.examples,
+            loss_fn=loss_fn,
+            pad_id=data.pad_id,
+            checkpoint_dir=out_dir / "checkpoints",
+            save_checkpoint=lambda m, p: m.save_pretrained(p),
+            progress=progress,
+            **loop_settings(cfg),
+        )
+        model.save_pretrained(out_dir / ADAPTER_DIR)
+        self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
+        return TrainedArtifact(
+            artifact_dir=out_dir,
+            trainable_params=trainable,
+            total_params=total,
+            train_stats=stats,
+            base_footprint_mb=model.base_footprint_mb,
+        )
+
+    def load_for_inference(self, *, base_path, artifact_dir):
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(load_model(base_path), Path(artifact_dir) / ADAPTER_DIR)
+        model.eval()
+        return LMAnswerer(SoftPromptLM(model).eval())
+
