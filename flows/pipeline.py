@@ -11,10 +11,11 @@ from tasks.compare import compare
 from tasks.deploy import deploy
 from tasks.evaluate_baseline import evaluate_baseline
 from tasks.evaluate_tuned import evaluate_tuned
+from tasks.plan import plan
 from tasks.prepare_run import prepare_run
 from tasks.tune import tune
 from tasks.validate_data import validate_data
-from tunegate.config import TunegateConfig, load_config
+from tunegate.config import TunegateConfig, load_config, method_from_dict
 from tunegate.evaluation import baseline_rungs
 
 
@@ -25,11 +26,13 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None):
     Stages:
       1. prepare_run: resolve the base model, create runs/<run-id>/
       2. validate_data: every data check; bad data ends the run with a report
-      3. evaluate_baseline: each no-tuning rung (zero-shot, few-shot), cached
-      4. tune: the configured method
-      5. evaluate_tuned: same rows, same scorer
-      6. compare: paired bootstrap CI vs the best baseline, the gate, costs
-      7. deploy: register the version; move `production` only if promoted
+      3. plan: measured time/memory/cost estimates; `method: auto` picks the method;
+         a budget cap stops the run here, before any training
+      4. evaluate_baseline: each no-tuning rung (zero-shot, few-shot), cached
+      5. tune: the configured (or chosen) method
+      6. evaluate_tuned: same rows, same scorer
+      7. compare: paired bootstrap CI vs the best baseline, the gate, costs, plan vs actual
+      8. deploy: register the version; move `production` only if promoted
 
     The final state's message says promoted / not promoted and why.
     """
@@ -38,12 +41,25 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None):
     validation = validate_data(cfg, run)
     if not validation.ok:
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
+    estimate = plan(cfg, run, validation.dataset)
+    if estimate.blocked:
+        return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
+    cfg = cfg.with_method(method_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
     baselines = [evaluate_baseline(cfg, run, validation.dataset, rung) for rung in baseline_rungs(cfg)]
     tuned = tune(cfg, run, validation.dataset)
     tuned_eval = evaluate_tuned(cfg, run, validation.dataset, tuned)
-    decision = compare(cfg, run, validation.dataset, baselines, tuned_eval, tuned)
+    decision = compare(cfg, run, validation.dataset, baselines, tuned_eval, tuned, estimate)
     deployment = deploy(cfg, run, decision, tuned)
     return Completed(
         message=f"{decision.summary}. {deployment.message}",
         data={"run_dir": run.run_dir, "decision": decision.decision, "deployment": deployment.model_dump()},
     )
+
+
+def _error_message(state) -> str:
+    """The exception message of a failed task state (no traceback)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only want its text
+        return str(exc)
+    return state.message or "failed"

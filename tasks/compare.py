@@ -6,7 +6,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.records import DatasetRef, Decision, EvalResult, RunContext, TuneResult
+from tunegate.records import DatasetRef, Decision, EvalResult, PlanResult, RunContext, TuneResult
 
 
 @task(name="compare", cache_policy=NO_CACHE)
@@ -17,9 +17,10 @@ def compare(
     baselines: list[EvalResult],
     tuned_eval: EvalResult,
     tuned: TuneResult,
+    plan: PlanResult | None = None,
 ) -> Decision:
     """Paired bootstrap CI of tuned - best baseline, the gate, costs; deterministic, so never retried."""
-    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned)
+    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan)
     create_markdown_artifact(key="run-report", markdown=(Path(run.run_dir) / "report.md").read_text(), description=decision.summary)
     create_table_artifact(
         key="quality-and-cost",

@@ -8,6 +8,6 @@ from tunegate.records import DatasetRef, RunContext, TuneResult
 
 
 @task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)
-def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> TuneResult:
-    """Train the configured method; the artifact is saved under the run folder."""
-    return stages.tune(cfg, run, dataset)
+def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, compare: bool = False) -> TuneResult:
+    """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison)."""
+    return stages.tune(cfg, run, dataset, compare=compare)

@@ -101,7 +101,8 @@ def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
         "output": {"dir": str(tmp_path / "runs")},
     }
     for key, value in sections.items():
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+        other_method = key == "method" and isinstance(value, dict) and value.get("name", "lora") != "lora"
+        if isinstance(value, dict) and isinstance(raw.get(key), dict) and not other_method:
             raw[key] = {**raw[key], **value}
         else:
             raw[key] = value

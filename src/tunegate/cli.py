@@ -23,6 +23,8 @@ EPILOG = """\
 examples:
   tunegate run examples/quickstart/config.yaml
   tunegate run cfg.yaml --set method.epochs=2 --set gate.min_gain=0.02
+  tunegate plan cfg.yaml --set method=auto --set budget.max_train_minutes=5
+  tunegate compare cfg.yaml
   tunegate validate cfg.yaml
   tunegate predict --model quickstart-intents@production "my card was charged twice"
   tunegate registry list
@@ -55,14 +57,17 @@ def _load(args) -> Any:
     return cfg
 
 
-def cmd_run(args) -> int:
+def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     cfg = _load(args)  # config and model errors surface here, before Prefect starts
     from tunegate.prefect_env import configure
 
     configure()
-    from flows.pipeline import pipeline
+    if which == "compare":
+        from flows.compare import compare as flow_fn
+    else:
+        from flows.pipeline import pipeline as flow_fn
 
-    state = pipeline(config_path=str(args.config), overrides=args.overrides, return_state=True)
+    state = flow_fn(config_path=str(args.config), overrides=args.overrides, return_state=True)
     data: dict = {}
     try:
         data = state.result(raise_on_failure=False) or {}
@@ -70,17 +75,39 @@ def cmd_run(args) -> int:
     except Exception:  # the result of a crashed run may be unreadable; the message still says why
         data = {}
     print()
-    if state.is_completed():
-        print(state.message or "")
-        print(f"\nRun folder: {data.get('run_dir')}  (report.md, decision.json, predictions/)")
-        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list)")
-        return 0
+    return cfg, state, data
+
+
+def _failed(state, data: dict, registry_note: bool = True) -> int:
     msg = state.message or "the run failed"
     print(f"ERROR: {msg}", file=sys.stderr)
     if data.get("run_dir"):
         print(f"Run folder: {data['run_dir']}", file=sys.stderr)
-    print("The registry was not changed by this run.", file=sys.stderr)
+    if registry_note:
+        print("The registry was not changed by this run.", file=sys.stderr)
     return 1
+
+
+def cmd_run(args) -> int:
+    cfg, state, data = _run_flow(args, "pipeline")
+    if state.is_completed():
+        print(state.message or "")
+        print(f"\nRun folder: {data.get('run_dir')}  (report.md, decision.json, plan.md, predictions/)")
+        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list)")
+        return 0
+    return _failed(state, data)
+
+
+def cmd_compare(args) -> int:
+    cfg, state, data = _run_flow(args, "compare")
+    if state.is_completed():
+        report = data.get("comparison")
+        if report and Path(report).is_file():
+            print(Path(report).read_text().split("\n## ")[0])  # the table, without the long sections
+        print(state.message or "")
+        print(f"\nRun folder: {data.get('run_dir')}  (compare.md, compare.json, compare.png, methods/<name>/)")
+        return 0
+    return _failed(state, data, registry_note=False)
 
 
 def cmd_validate(args) -> int:
@@ -95,6 +122,23 @@ def cmd_validate(args) -> int:
         print(f"ERROR: {result.summary}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_plan(args) -> int:
+    from tunegate import stages
+    from tunegate.report import render_plan
+
+    cfg = _load(args)
+    run = stages.prepare_run(cfg)
+    result = stages.validate_data(cfg, run)
+    if not result.ok:
+        print(f"ERROR: {result.summary} Report: {result.report_md}", file=sys.stderr)
+        return 1
+    print("Calibrating each method on a few real rows (about 10-30 s per method)...", file=sys.stderr)
+    plan = stages.plan(cfg, run, result.dataset)
+    print(render_plan(plan, cfg))
+    print(f"Written: {Path(run.run_dir) / 'plan.md'} and plan.json")
+    return 1 if plan.blocked else 0
 
 
 def _registry_root(args) -> Path:
@@ -191,6 +235,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(r)
     r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser(
+        "compare",
+        help="run every applicable method on the same data and print the measured trade-off table",
+        description="Run the baselines once, then every method listed under `compare` in the config (default: every "
+        "method that applies to the task) on the same train and eval rows, each as its own Prefect tasks. Writes "
+        "compare.md (table: metric with CI, delta vs the best baseline with CI, trainable params, peak memory, train "
+        "time vs the plan's estimate, artifact size, latency, the gate's decision) and a bar chart. A method that "
+        "fails is reported in the table; the others still run. Nothing is registered.",
+    )
+    with_config(c)
+    c.set_defaults(func=cmd_compare)
+
+    pl_ = sub.add_parser(
+        "plan",
+        help="estimate time, memory and cost of each method before anything trains",
+        description="Validate the data, then run a short calibration of the configured method (every applicable "
+        "method for `method: auto`) on this machine and print, per method: trainable parameters, estimated peak "
+        "memory, estimated training time on the detected hardware, estimated cost at budget.price_per_hour, and "
+        "whether it fits the budget caps. For `method: auto`, also which method the advisor picks and why. "
+        "Exit code 1 when over budget (a `tunegate run` would stop before training).",
+    )
+    with_config(pl_)
+    pl_.set_defaults(func=cmd_plan)
 
     v = sub.add_parser(
         "validate",

@@ -229,11 +229,16 @@ class LinearProbeConfig(_MethodBase):
     pooling: Literal["last", "mean"] = Field(
         default="last", description="Feature of a prompt: the hidden state of its last token, or the mean over its tokens."
     )
-    layer: int = Field(
-        default=-1, description="Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back."
+    layer: int | None = Field(
+        default=None,
+        description=(
+            "Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back. "
+            "null = two thirds of the depth: middle-to-late layers separate classes best (SST-2, SmolLM2: layer 20 "
+            "of 30 scores 0.825 vs 0.71 for the final layer)."
+        ),
     )
     epochs: int = Field(default=300, ge=1, le=100000, description="Max passes over the features (early stopping ends sooner).")
-    lr: float = Field(default=1e-2, gt=0, lt=10, description="AdamW learning rate of the head.")
+    lr: float = Field(default=1e-3, gt=0, lt=10, description="AdamW learning rate of the head (features are standardized).")
     weight_decay: float = Field(default=1e-2, ge=0, description="AdamW weight decay of the head (L2 pull toward zero).")
     batch_size: int = Field(default=64, ge=1, description="Feature rows per head update.")
     patience: int = Field(default=20, ge=1, description="Stop after this many epochs without a better validation loss.")
@@ -409,6 +414,11 @@ def _method_classes() -> dict[str, type[BaseModel]]:
     """Method name -> its config class (the tags of the `method` union)."""
     members = get_args(MethodConfig) or (MethodConfig,)
     return {m.model_fields["name"].default: m for m in members}
+
+
+def method_from_dict(d: dict[str, Any]) -> Any:
+    """A method config from its dumped form (e.g. the plan's chosen method)."""
+    return _method_classes()[d["name"]](**d)
 
 
 def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:

@@ -173,3 +173,13 @@ def load_model(path: str, **kwargs):
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
     return model
+
+
+def parameter_count(path: str) -> int:
+    """Parameters of a local model, from its config alone (built on the meta device: no weights read)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+    return sum(p.numel() for p in model.parameters())

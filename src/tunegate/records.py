@@ -111,3 +111,89 @@ class DeployResult(BaseModel):
     production_moved: bool
     production_version: int | None
     message: str
+
+
+class Hardware(BaseModel):
+    """What this machine offers for training (detected, not configured)."""
+
+    device: Literal["cpu", "cuda"]
+    cpu_cores: int
+    ram_total_gb: float
+    ram_available_gb: float
+    gpu_name: str | None = None
+    gpu_memory_gb: float | None = None
+    torch_threads: int
+
+    @property
+    def memory_gb(self) -> float:
+        """The memory a training run is bounded by: the GPU's when there is one, else available RAM."""
+        return self.gpu_memory_gb if self.gpu_memory_gb is not None else self.ram_available_gb
+
+    def describe(self) -> str:
+        cpu = f"{self.cpu_cores} CPU cores ({self.torch_threads} torch threads), {self.ram_available_gb:.1f} of {self.ram_total_gb:.1f} GB RAM free"
+        return f"{self.gpu_name} ({self.gpu_memory_gb:.1f} GB) + {cpu}" if self.gpu_name else cpu
+
+
+class MethodEstimate(BaseModel):
+    """A method's measured calibration scaled to the full training set."""
+
+    method: str
+    applicable: bool
+    reason: str | None = None  # why not applicable
+    error: str | None = None  # the calibration run failed (the method would fail to train)
+    trainable_params: int = 0
+    total_params: int = 0
+    full_train_tokens: int = 0
+    calibration_rows: int = 0
+    calibration_tokens_per_s: float = 0.0
+    est_train_seconds: float = 0.0
+    est_peak_mb: float = 0.0
+    base_footprint_mb: float | None = None
+    est_cost_usd: float = 0.0
+    over_budget: list[str] = Field(default_factory=list)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class Advice(BaseModel):
+    """Why ``method: auto`` chose what it chose."""
+
+    chosen: str
+    rule: str
+    inputs: dict[str, Any]
+    alternatives: dict[str, str]
+
+
+class PlanResult(BaseModel):
+    hardware: Hardware
+    estimates: list[MethodEstimate]
+    chosen: str | None  # None when nothing fits the budget
+    chosen_config: dict[str, Any] | None
+    advice: Advice | None = None  # only for method: auto
+    blocked: str | None = None  # why training must not start (over budget), in words
+    base_params: int
+    n_train: int
+    price_per_hour: float
+
+    def estimate_for(self, method: str) -> MethodEstimate | None:
+        return next((e for e in self.estimates if e.method == method), None)
+
+
+class MethodOutcome(BaseModel):
+    """One method's attempt in `tunegate compare`: its results, or why there are none."""
+
+    method: str
+    status: Literal["completed", "failed", "skipped", "not applicable"]
+    error: str | None = None
+    tuned: TuneResult | None = None
+    evaluation: EvalResult | None = None
+
+
+class MethodComparison(BaseModel):
+    """The measured trade-off table of `tunegate compare` (compare.json)."""
+
+    gate_metric: str
+    best_baseline: str
+    rows: list[dict[str, Any]]  # one per baseline rung and per method, in table order
+    summary: str
+    report_md: str
+    chart_png: str | None = None

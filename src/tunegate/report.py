@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tunegate.config import TunegateConfig
-from tunegate.records import Decision, EvalResult, RunContext, TuneResult
+from tunegate.records import Decision, EvalResult, PlanResult, RunContext, TuneResult
 
 
 def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer step") -> None:
@@ -30,6 +30,107 @@ def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer ste
     plt.close(fig)
 
 
+def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence: float = 0.95) -> None:
+    """Horizontal bars of the gate metric with CI whiskers: baselines grey, methods by the gate's verdict."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(rows) + 1.4), dpi=100)
+    colors = {"promote": "#2e7d32", "reject": "#c62828", "best baseline": "#616161", "baseline": "#9e9e9e"}
+    for i, r in enumerate(rows):
+        y = len(rows) - 1 - i
+        if r.get("metric") is None:
+            ax.text(0.01, y, f"{r['name']}: {r['status']}", va="center", fontsize=9, color="#c62828")
+            continue
+        err = [[r["metric"] - r["ci_low"]], [r["ci_high"] - r["metric"]]]
+        ax.barh(y, r["metric"], xerr=err, color=colors.get(r["decision"], "#1565c0"), capsize=4, height=0.6)
+        ax.text(r["ci_high"] + 0.01, y, f"{r['metric']:.3f}", va="center", fontsize=9)
+    best = next((r for r in rows if r.get("decision") == "best baseline"), None)
+    if best is not None:
+        ax.axvline(best["metric"], color="#616161", ls="--", lw=1)
+    ax.set_yticks(range(len(rows)), [r["name"] for r in reversed(rows)])
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel(f"{metric} ({100 * confidence:.0f}% bootstrap CI)")
+    ax.set_title("Same eval rows: baselines (grey), promoted (green), not promoted (red)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, plan: PlanResult | None = None) -> str:
+    """compare.md: the design's trade-off table, backed by measurements on this run's data."""
+    m = result.gate_metric
+    pct = f"{100 * cfg.gate.confidence:.0f}%"
+    lines = [
+        f"# Method comparison, run {run.run_id}",
+        "",
+        f"**{result.summary}**",
+        "",
+        f"Same {dataset.n_eval} eval rows for every row of the table; {dataset.n_train} training rows; base model "
+        f"{run.model_id}. Gate: {m}, promote iff the lower end of the {pct} paired-bootstrap CI of (method - "
+        f"{result.best_baseline}) exceeds {cfg.gate.min_gain:+.3f}.",
+        "",
+        f"| model | status | {m} [{pct} CI] | delta vs {result.best_baseline} [{pct} CI] | trainable params | peak RSS | "
+        "train time (est.) | artifact | latency / request | prompt tokens / request | decision |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result.rows:
+        if r.get("metric") is None:
+            lines.append(f"| {r['name']} | {r['status']} | - | - | - | - | - | - | - | - | - |")
+            continue
+        delta = f"{r['delta']:+.3f}"
+        if r.get("delta_ci_low") is not None:
+            delta += f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
+        if r["kind"] == "baseline":
+            train = "-"
+            params = "0"
+            mem = art = "-"
+        else:
+            est = f" ({_mins(r['est_train_seconds'])})" if r.get("est_train_seconds") is not None else ""
+            train = f"{_mins(r['train_seconds'])}{est}"
+            params = f"{r['trainable_params']:,}"
+            mem = f"{r['peak_rss_mb']:.0f} MB"
+            art = f"{r['artifact_mb']:.2f} MB"
+        lines.append(
+            f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | {params} | "
+            f"{mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | {r['prompt_tokens_per_request']:.0f} | {r['decision']} |"
+        )
+    lines += [
+        "",
+        f"![{m} per model with {pct} CIs](compare.png)",
+        "",
+        "Notes: peak RSS is the process's resident memory during training (frozen base included). Latency is wall "
+        f"time per request at batch size {cfg.baselines.batch_size}. Train time (est.) is `tunegate plan`'s estimate "
+        "made before training. Artifact is what the registry stores (checkpoints excluded).",
+        "",
+    ]
+    failures = [r for r in result.rows if r["status"] in ("failed", "skipped")]
+    if failures:
+        lines += ["## Methods that did not finish", "", *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures], ""]
+    done = [r for r in result.rows if r["kind"] == "method" and r["status"] == "completed"]
+    if done:
+        lines += ["## Training", ""]
+        for r in done:
+            extra = r.get("details") or {}
+            probe = (
+                f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority {extra['majority_rate']:.3f}, "
+                f"best epoch {extra['best_epoch']} of {extra['epochs_run']}"
+                if "val_accuracy" in extra
+                else ""
+            )
+            lines.append(
+                f"- {r['name']}: {r['n_steps']} steps, loss {r['first_loss']:.4f} -> {r['last_loss']:.4f}{probe}; "
+                f"loss curve `methods/{r['name']}/loss.png`"
+            )
+        lines.append("")
+    if plan is not None:
+        lines += [render_plan(plan, cfg).replace("# Plan", "## Plan (before training)", 1)]
+    return "\n".join(lines) + "\n"
+
+
 def _metric_table(results: list[EvalResult], metric_names: list[str], costs: dict) -> list[str]:
     head = "| model | " + " | ".join(metric_names) + " | prompt tokens / request | latency ms / request | train s |"
     lines = [head, "|" + "---|" * (len(metric_names) + 4)]
@@ -42,8 +143,95 @@ def _metric_table(results: list[EvalResult], metric_names: list[str], costs: dic
     return lines
 
 
+def _mins(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
+    """`tunegate plan` output and plan.md: per method params, time, memory, cost, budget fit; the advice."""
+    b = cfg.budget
+    caps = [f"time {b.max_train_minutes:g} min" if b.max_train_minutes else None,
+            f"memory {b.max_memory_gb:g} GB" if b.max_memory_gb else None,
+            f"cost ${b.max_cost_usd:g}" if b.max_cost_usd else None]
+    caps = [c for c in caps if c] or ["none"]
+    lines = [
+        "# Plan",
+        "",
+        f"- hardware: {plan.hardware.describe()}",
+        f"- base model: {plan.base_params / 1e6:.1f} M parameters; {plan.n_train} training rows",
+        f"- price: ${plan.price_per_hour:g} per hour (budget.price_per_hour); budget caps: {', '.join(caps)}",
+        "- estimates: a short calibration run of each method here (3 optimizer steps on real rows incl. the longest, "
+        "first step not timed; the probe: features of 64 rows), scaled by the full run's token count",
+        "",
+        "| method | trainable params | train tokens | est. train time | est. peak memory | est. cost | fits budget |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in plan.estimates:
+        if not e.applicable:
+            lines.append(f"| {e.method} | - | - | - | - | - | not applicable: {e.reason} |")
+            continue
+        if e.error:
+            lines.append(f"| {e.method} | - | - | - | - | - | calibration failed: {e.error} |")
+            continue
+        fit = "yes" if not e.over_budget else "NO: " + "; ".join(e.over_budget)
+        mark = " (chosen)" if e.method == plan.chosen else ""
+        lines.append(
+            f"| {e.method}{mark} | {e.trainable_params:,} ({100 * e.trainable_params / max(1, e.total_params):.3f}%) | "
+            f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | "
+            f"${e.est_cost_usd:.4f} | {fit} |"
+        )
+    if plan.advice is not None:
+        a = plan.advice
+        lines += [
+            "",
+            f"## Advisor (`method: auto`): {a.chosen}",
+            "",
+            f"- rule: {a.rule}",
+            "- inputs: " + "; ".join(f"{k}={v}" for k, v in a.inputs.items() if k != "budget"),
+            *[f"- not {m}: {why}" for m, why in a.alternatives.items()],
+        ]
+    if plan.blocked:
+        lines += ["", f"**Over budget: training will not start.** {plan.blocked}"]
+    return "\n".join(lines) + "\n"
+
+
+def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:
+    e = plan.estimate_for(tuned.method)
+    if e is None or not e.applicable:
+        return []
+    err = (e.est_train_seconds - tuned.train_seconds) / tuned.train_seconds * 100 if tuned.train_seconds else 0.0
+    lines = [
+        "## Plan vs actual",
+        "",
+        "| | estimated | actual |",
+        "|---|---|---|",
+        f"| train time | {_mins(e.est_train_seconds)} | {_mins(tuned.train_seconds)} ({err:+.0f}% estimate error) |",
+        f"| peak memory (process RSS) | {e.est_peak_mb:.0f} MB | {tuned.peak_rss_mb:.0f} MB |",
+        f"| cost at ${plan.price_per_hour:g}/h | ${e.est_cost_usd:.4f} | ${tuned.train_seconds / 3600 * plan.price_per_hour:.4f} |",
+        "",
+    ]
+    if plan.advice is not None:
+        a = plan.advice
+        lines += [
+            f"Method chosen by the advisor (`method: auto`): **{a.chosen}**. Rule: {a.rule}.",
+            "",
+            "Inputs: " + "; ".join(f"{k}={v}" for k, v in a.inputs.items() if k != "budget") + ".",
+            "",
+            *[f"- not {m}: {why}" for m, why in a.alternatives.items()],
+            "",
+        ]
+    return lines
+
+
 def render_run_report(
-    *, cfg: TunegateConfig, run: RunContext, decision: Decision, baselines: list[EvalResult], tuned_eval: EvalResult, tuned: TuneResult
+    *,
+    cfg: TunegateConfig,
+    run: RunContext,
+    decision: Decision,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+    plan: PlanResult | None = None,
 ) -> str:
     metric_names = list(tuned_eval.metrics)
     losses = tuned.loss_curve
@@ -76,13 +264,14 @@ def render_run_report(
         "",
         "![training loss](loss.png)",
         "",
+        *(_plan_vs_actual(plan, tuned) if plan is not None else []),
         "## Provenance",
         "",
         "```json",
         json.dumps(decision.provenance, indent=2),
         "```",
         "",
-        "Files: `decision.json`, `validation.md`, `predictions/*.jsonl`, `artifact/` (PEFT adapter), `config.yaml`.",
+        "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's weights), `config.yaml`.",
     ]
     return "\n".join(lines) + "\n"
 

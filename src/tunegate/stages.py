@@ -16,18 +16,37 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunegate import evaluation
+from tunegate import evaluation, planning
 from tunegate.config import TunegateConfig
 from tunegate.data import canonical_columns
 from tunegate.decision import best_baseline, costs_table, decide
 from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
-from tunegate.records import DatasetRef, Decision, DeployResult, EvalResult, RunContext, TuneResult, ValidationResult
+from tunegate.records import (
+    DatasetRef,
+    Decision,
+    DeployResult,
+    EvalResult,
+    MethodComparison,
+    MethodOutcome,
+    PlanResult,
+    RunContext,
+    TuneResult,
+    ValidationResult,
+)
 from tunegate.scoring import LMAnswerer
+from tunegate.training import release_memory
 from tunegate.registry import PRODUCTION, Registry, atomic_write_text
-from tunegate.report import render_model_card, render_run_report, save_loss_plot
-from tunegate.stats import paired_bootstrap
+from tunegate.report import (
+    render_comparison,
+    render_model_card,
+    render_plan,
+    render_run_report,
+    save_comparison_chart,
+    save_loss_plot,
+)
+from tunegate.stats import bootstrap_ci, paired_bootstrap
 from tunegate.validation import validate, write_report
 
 log = logging.getLogger(__name__)
@@ -133,6 +152,22 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     return evaluation.evaluate(LMAnswerer(model), tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
 
 
+@_timed
+def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: list | None = None) -> PlanResult:
+    """Estimate time/memory/cost by a short calibration here and choose the method for ``auto``.
+
+    Writes plan.json and plan.md; ``blocked`` is set when the budget forbids training.
+    """
+    tokenizer = load_tokenizer(run.model_path)
+    data = evaluation.training_set(cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash)
+    result = planning.plan(cfg, base_path=run.model_path, data=data, methods=methods)
+    run_dir = Path(run.run_dir)
+    atomic_write_text(run_dir / "plan.json", result.model_dump_json(indent=2))
+    atomic_write_text(run_dir / "plan.md", render_plan(result, cfg))
+    return result
+
+
+
 def method_dir(run: RunContext, method: str | None = None) -> Path:
     """Where a method's artifact and plots go: the run folder, or runs/<id>/methods/<name>/ in a comparison."""
     base = Path(run.run_dir)
@@ -142,6 +177,7 @@ def method_dir(run: RunContext, method: str | None = None) -> Path:
 @_timed
 def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True, compare: bool = False) -> TuneResult:
     """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/."""
+    release_memory()  # what an earlier stage freed goes back to the OS, so peak RSS is this method's
     method = get_method(cfg.method.name)
     if cfg.task not in method.tasks():
         raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
@@ -221,16 +257,10 @@ def provenance(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> dic
     }
 
 
-@_timed
-def compare(
-    cfg: TunegateConfig,
-    run: RunContext,
-    dataset: DatasetRef,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
-    tuned: TuneResult,
+def gate_decision(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult], tuned_eval: EvalResult, tuned: TuneResult
 ) -> Decision:
-    """Tuned vs the best baseline on the same rows: paired bootstrap CI, gate, costs; writes decision.json and report.md."""
+    """The gate's verdict for one tuned model against the best baseline (no files written)."""
     metric = cfg.gate_metric
     best = best_baseline(baselines, metric)
     refs = [p.reference for p in tuned_eval.predictions]
@@ -245,7 +275,7 @@ def compare(
         confidence=cfg.gate.confidence,
         seed=cfg.gate.seed,
     )
-    decision = decide(
+    return decide(
         metric=metric,
         min_gain=cfg.gate.min_gain,
         baselines=baselines,
@@ -255,15 +285,103 @@ def compare(
         gate=cfg.gate.model_dump(mode="json") | {"metric": metric},
         provenance=provenance(cfg, run, dataset),
     )
+
+
+@_timed
+def compare(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+    plan: PlanResult | None = None,
+) -> Decision:
+    """Tuned vs the best baseline on the same rows: paired bootstrap CI, gate, costs; writes decision.json and report.md."""
+    decision = gate_decision(cfg, run, dataset, baselines, tuned_eval, tuned)
     run_dir = Path(run.run_dir)
     _write_predictions(run_dir, [*baselines, tuned_eval])
     # write-then-rename: a crash never leaves a half-written decision record behind
     atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
     atomic_write_text(
         run_dir / "report.md",
-        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned),
+        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned, plan=plan),
     )
     return decision
+
+
+def artifact_size_mb(artifact_dir: str | Path) -> float:
+    """Size of what a version stores for the method (checkpoints excluded)."""
+    root = Path(artifact_dir)
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(root).parts) / 2**20
+
+
+@_timed
+def compare_methods(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    outcomes: list[MethodOutcome],
+    plan: PlanResult | None = None,
+) -> MethodComparison:
+    """The measured trade-off table: every rung and method on the same rows, CIs, costs, the gate's verdict each."""
+    metric = cfg.gate_metric
+    best = best_baseline(baselines, metric)
+    refs = [p.reference for p in best.predictions]
+    boot = dict(resamples=cfg.gate.bootstrap_samples, confidence=cfg.gate.confidence, seed=cfg.gate.seed)
+
+    def ci(result: EvalResult) -> tuple[float, float, float]:
+        return bootstrap_ci(metric, side=evaluation.per_example_view(result, cfg.task, metric), references=refs, **boot)
+
+    rows: list[dict] = []
+    for b in baselines:
+        v, lo, hi = ci(b)
+        rows.append({
+            "name": b.name, "kind": "baseline", "status": "completed", "metric": v, "ci_low": lo, "ci_high": hi,
+            "delta": v - best.metrics[metric], "trainable_params": 0, "train_seconds": 0.0,
+            "latency_ms_per_request": b.latency_ms_per_request, "prompt_tokens_per_request": b.prompt_tokens_per_request,
+            "decision": "best baseline" if b.name == best.name else "baseline",
+        })
+    for o in outcomes:
+        est = plan.estimate_for(o.method) if plan is not None else None
+        row = {"name": o.method, "kind": "method", "status": o.status, "error": o.error,
+               "est_train_seconds": est.est_train_seconds if est and est.applicable and not est.error else None}
+        if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
+            if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
+                raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
+            d = gate_decision(cfg, run, dataset, baselines, o.evaluation, o.tuned)
+            v, lo, hi = ci(o.evaluation)
+            t = o.tuned
+            row.update({
+                "metric": v, "ci_low": lo, "ci_high": hi, "delta": d.delta, "delta_ci_low": d.ci_low, "delta_ci_high": d.ci_high,
+                "trainable_params": t.trainable_params, "total_params": t.total_params, "peak_rss_mb": t.peak_rss_mb,
+                "base_weights_mb": t.base_footprint_mb, "train_seconds": t.train_seconds, "n_steps": t.n_steps,
+                "first_loss": t.loss_curve[0] if t.loss_curve else None, "last_loss": t.loss_curve[-1] if t.loss_curve else None,
+                "artifact_mb": artifact_size_mb(t.artifact_dir),
+                "latency_ms_per_request": o.evaluation.latency_ms_per_request,
+                "prompt_tokens_per_request": o.evaluation.prompt_tokens_per_request,
+                "decision": d.decision, "details": t.details,
+            })
+        rows.append(row)
+    run_dir = Path(run.run_dir)
+    _write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
+    chart = run_dir / "compare.png"
+    save_comparison_chart(rows, metric, chart, confidence=cfg.gate.confidence)
+    done = [r for r in rows if r["kind"] == "method" and r["status"] == "completed"]
+    winner = max(done, key=lambda r: r["metric"]) if done else None
+    summary = (
+        f"best method: {winner['name']} {metric} {winner['metric']:.3f} (delta {winner['delta']:+.3f} vs {best.name}, "
+        f"{winner['decision']})" if winner else "no method completed"
+    )
+    failed = [r["name"] for r in rows if r["status"] == "failed"]
+    if failed:
+        summary += f"; failed: {', '.join(failed)}"
+    result = MethodComparison(gate_metric=metric, best_baseline=best.name, rows=rows, summary=summary,
+                              report_md=str(run_dir / "compare.md"), chart_png=str(chart))
+    atomic_write_text(run_dir / "compare.json", result.model_dump_json(indent=2))
+    atomic_write_text(run_dir / "compare.md", render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan))
+    return result
 
 
 @_timed

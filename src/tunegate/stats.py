@@ -60,3 +60,17 @@ def paired_bootstrap(
     alpha = 1.0 - confidence
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     return PairedDelta(delta=delta, ci_low=float(lo), ci_high=float(hi), confidence=confidence, n=n, resamples=resamples)
+
+
+def bootstrap_ci(
+    metric: str, *, side: dict, references: list, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(value, ci_low, ci_high): percentile bootstrap CI of one model's metric on the eval rows."""
+    n = len(references)
+    if n == 0:
+        raise ValueError("no eval rows")
+    w = np.vstack([np.ones((1, n)), bootstrap_weights(n, resamples, seed)])
+    vals = metrics.resampled(metric, w, per_example=side.get("per_example"), predictions=side.get("predictions"), references=references)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(vals[1:], [alpha / 2, 1 - alpha / 2])
+    return float(vals[0]), float(lo), float(hi)

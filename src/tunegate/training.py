@@ -52,6 +52,18 @@ class PeakRSS:
         return self.peak / 2**20
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS reflects live memory."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 @dataclass
 class TrainStats:
     seconds: float
@@ -63,6 +75,8 @@ class TrainStats:
     epoch_losses: list[float]
     checkpoints: list[str] = field(default_factory=list)
     start_rss_mb: float = 0.0  # resident memory when the loop started (model loaded, no activations yet)
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each optimizer step
+    step_tokens: list[int] = field(default_factory=list)  # real tokens of each optimizer step
     extra: dict = field(default_factory=dict)  # method-specific facts (e.g. the probe's validation accuracy)
 
     @property
@@ -162,6 +176,8 @@ def train_answer_loss(
     checkpoints: list[str] = []
     n_tok = n_pad = 0
     step = 0
+    step_seconds: list[float] = []
+    step_tokens: list[int] = []
     model.train()
     bar = tqdm(total=total, desc="tune", unit="step", disable=not progress, dynamic_ncols=True)
     t0 = time.perf_counter()
@@ -175,6 +191,7 @@ def train_answer_loss(
                 # gradient accumulation over micro-batches: the same update as one big batch
                 # (each micro-batch's loss weighted by its share of answer tokens) at a
                 # fraction of the activation memory
+                t_step, tok_before = time.perf_counter(), n_tok
                 micro = micro_batch_size or len(batch_idx)
                 parts = [collate([examples[i] for i in batch_idx[m : m + micro]], pad_id) for m in range(0, len(batch_idx), micro)]
                 n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
@@ -190,6 +207,8 @@ def train_answer_loss(
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
+                step_seconds.append(time.perf_counter() - t_step)
+                step_tokens.append(n_tok - tok_before)
                 losses.append(loss_sum)
                 ep_losses.append(loss_sum)
                 step += 1
@@ -216,4 +235,6 @@ def train_answer_loss(
         epoch_losses=epoch_losses,
         checkpoints=checkpoints,
         start_rss_mb=start_rss,
+        step_seconds=step_seconds,
+        step_tokens=step_tokens,
     )

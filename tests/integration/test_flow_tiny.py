@@ -58,3 +58,62 @@ def test_method_only_change_reuses_cached_baselines(tmp_path, tiny_model_dir, to
     # a different prompt is a different baseline: no cache hit
     third = run_cli(["run", cfg, "--set", "prompt.input_prefix=Text: "], env=prefect_env, cwd=tmp_path)
     assert third.returncode == 0 and "Finished in state Cached" not in third.stdout + third.stderr
+
+
+def test_over_budget_stops_before_training(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, budget={"max_train_minutes": 0.0001})
+    out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+    assert "exceeds the budget: time" in out.stderr and "Stopped before training" in out.stderr
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert (run_dir / "plan.md").is_file() and not (run_dir / "artifact").exists()
+    assert not (tmp_path / "registry").exists()
+
+
+def test_auto_method_runs_the_advisors_choice_and_reports_why(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed", "max_length": 64})
+    out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = next((tmp_path / "runs").iterdir())
+    decision = json.loads((run_dir / "decision.json").read_text())
+    assert "tuned:linear_probe" in decision["costs"]
+    report = (run_dir / "report.md").read_text()
+    assert "## Plan vs actual" in report and "Method chosen by the advisor (`method: auto`): **linear_probe**" in report
+    assert "- not lora:" in report and "| train time |" in report
+    meta = json.loads((tmp_path / "registry" / "toy" / "v1" / "artifact" / "tunegate.json").read_text())
+    assert meta["method"] == "linear_probe"
+    pred = run_cli(["predict", "--registry", tmp_path / "registry", "--model", "toy@1", "--json", "a wonderful film"],
+                   env=prefect_env, cwd=tmp_path)
+    assert pred.returncode == 0 and json.loads(pred.stdout.splitlines()[0])["label"] in ("pos", "neg")
+
+
+def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    small = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64}
+    methods = [
+        {"name": "lora", "r": 2, **small},
+        {"name": "qlora", "r": 2, "target_modules": ["no_such_module"], **small},  # fails inside peft
+        {"name": "prompt_tuning", "num_virtual_tokens": 4, **small},
+        {"name": "linear_probe", "max_length": 64, "epochs": 20},
+    ]
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, compare=methods)
+    out = run_cli(["compare", cfg], env=prefect_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Traceback" not in out.stdout
+    run_dir = next((tmp_path / "runs").iterdir())
+    table = json.loads((run_dir / "compare.json").read_text())
+    rows = {r["name"]: r for r in table["rows"]}
+    assert set(rows) == {"zero_shot", "few_shot", "lora", "qlora", "prompt_tuning", "linear_probe"}
+    assert rows["qlora"]["status"] == "failed" and "no_such_module" in rows["qlora"]["error"]  # caught by its calibration
+    for name in ("lora", "prompt_tuning", "linear_probe"):
+        r = rows[name]
+        assert r["status"] == "completed", r
+        assert r["ci_low"] <= r["metric"] <= r["ci_high"] and r["delta_ci_low"] <= r["delta"] <= r["delta_ci_high"]
+        assert r["trainable_params"] > 0 and r["artifact_mb"] > 0 and r["train_seconds"] > 0 and r["est_train_seconds"] > 0
+        assert r["decision"] in ("promote", "reject")
+        assert (run_dir / "methods" / name / "loss.png").is_file()
+    assert rows["linear_probe"]["trainable_params"] < rows["prompt_tuning"]["trainable_params"] * 10
+    md = (run_dir / "compare.md").read_text()
+    assert "| qlora | failed |" in md and "no_such_module" in md and "![accuracy" in md
+    assert (run_dir / "compare.png").stat().st_size > 5000
+    assert not (tmp_path / "registry").exists()  # a comparison registers nothing
+    assert "tune[lora]" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr

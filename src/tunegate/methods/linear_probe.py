@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from tunegate.config import LinearProbeConfig
 from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.modeling import cache_root, load_model
+from tunegate.modeling import cache_root, load_model, parameter_count
 from tunegate.provenance import sha256_json
 from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
 from tunegate.training import PeakRSS, TrainStats
@@ -60,16 +60,29 @@ def extract_features(
     return out
 
 
+def resolve_layer(base_path: str, layer: int | None) -> int:
+    """The configured hidden-state index, or two thirds of the depth when unset."""
+    if layer is not None:
+        return layer
+    from transformers import AutoConfig
+
+    return round(AutoConfig.from_pretrained(base_path).num_hidden_layers * 2 / 3)
+
+
 def cached_features(base_path: str, data: TrainingSet, cfg, desc: str | None = None) -> tuple[torch.Tensor, bool]:
-    """Features of the training prompts, from the cache when this dataset+model+pooling+layer was seen."""
-    key = sha256_json({"data": data.fingerprint, "pooling": cfg.pooling, "layer": cfg.layer, "v": 1})[:32]
+    """Features of the training prompts, from the cache when this dataset+model+pooling+layer was seen
+    (no caching when the training set has no fingerprint)."""
+    layer = resolve_layer(base_path, cfg.layer)
+    key = sha256_json({"data": data.fingerprint, "pooling": cfg.pooling, "layer": layer, "v": 1})[:32]
     path = cache_root() / "features" / f"{key}.pt"
-    if path.is_file():
+    if data.fingerprint and path.is_file():
         return torch.load(path), True
     model = load_model(base_path)
     feats = extract_features(
-        model, data.prompt_ids, pad_id=data.pad_id, pooling=cfg.pooling, layer=cfg.layer, batch_size=cfg.feature_batch_size, desc=desc
+        model, data.prompt_ids, pad_id=data.pad_id, pooling=cfg.pooling, layer=layer, batch_size=cfg.feature_batch_size, desc=desc
     )
+    if not data.fingerprint:
+        return feats, False
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(feats, tmp)
@@ -181,7 +194,7 @@ class LinearProbe(TuningMethod):
         probe_dir = out_dir / PROBE_DIR
         probe_dir.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()}, str(probe_dir / "head.safetensors"))
-        meta = {"labels": data.labels, "pooling": cfg.pooling, "layer": cfg.layer, "hidden_size": feats.shape[1]}
+        meta = {"labels": data.labels, "pooling": cfg.pooling, "layer": resolve_layer(base_path, cfg.layer), "hidden_size": feats.shape[1]}
         (probe_dir / "probe.json").write_text(json.dumps(meta, indent=2))
         self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
         hidden = feats.shape[1]
@@ -200,13 +213,13 @@ class LinearProbe(TuningMethod):
                 **{k: v for k, v in info.items() if k not in ("train_losses", "steps")},
             },
         )
-        base_params, footprint = _base_size(base_path)
+        base_params = parameter_count(base_path)
         return TrainedArtifact(
             artifact_dir=out_dir,
             trainable_params=(hidden + 1) * len(data.labels),
             total_params=base_params + (hidden + 1) * len(data.labels),
             train_stats=stats,
-            base_footprint_mb=footprint,
+            base_footprint_mb=base_params * 4 / 2**20,  # float32, as loaded
         )
 
     def load_for_inference(self, *, base_path, artifact_dir):
@@ -217,13 +230,3 @@ class LinearProbe(TuningMethod):
         model = load_model(base_path)
         model.eval()
         return ProbeAnswerer(model, load_file(str(probe_dir / "head.safetensors")), meta)
-
-
-def _base_size(base_path: str) -> tuple[int, float]:
-    """(parameters, MB) of the float32 base, read from its config without loading weights."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_path))
-    n = sum(p.numel() for p in model.parameters())
-    return n, n * 4 / 2**20

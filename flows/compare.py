@@ -1,0 +1,66 @@
+"""Every applicable tuning method on the same data, measured side by side, as one Prefect flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from flows.pipeline import _error_message
+from tasks.compare_methods import compare_methods
+from tasks.evaluate_baseline import evaluate_baseline
+from tasks.evaluate_tuned import evaluate_tuned
+from tasks.plan import plan
+from tasks.prepare_run import prepare_run
+from tasks.tune import tune
+from tasks.validate_data import validate_data
+from tunegate.config import TunegateConfig, load_config
+from tunegate.evaluation import baseline_rungs
+from tunegate.methods import METHODS
+from tunegate.records import MethodOutcome
+
+
+@flow(name="tunegate-compare", log_prints=True)
+def compare(config_path: str, overrides: dict[str, Any] | None = None):
+    """Which method pays off here? Baselines once, then each method as its own tasks.
+
+    Stages: prepare_run, validate_data, plan (estimates for every method), evaluate_baseline
+    per rung (cached), then per method tune + evaluate_tuned (a failure is recorded in the
+    table and the next method runs), compare-methods (table, CIs, chart). Nothing is
+    registered: this is a measurement, `tunegate run` promotes.
+    """
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    run = prepare_run(cfg)
+    validation = validate_data(cfg, run)
+    if not validation.ok:
+        return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
+    dataset = validation.dataset
+    methods = cfg.compare_methods()
+    estimate = plan(cfg, run, dataset, methods)
+    baselines = [evaluate_baseline(cfg, run, dataset, rung) for rung in baseline_rungs(cfg)]
+    outcomes: list[MethodOutcome] = []
+    for m in methods:
+        est = estimate.estimate_for(m.name)
+        if est is not None and est.applicable and est.over_budget:
+            outcomes.append(MethodOutcome(method=m.name, status="skipped", error="over budget: " + "; ".join(est.over_budget)))
+            continue
+        if est is not None and (not est.applicable or est.error):
+            outcomes.append(MethodOutcome(method=m.name, status="failed", error=est.error or est.reason))
+            continue
+        mcfg = cfg.with_method(m)
+        trained = tune(mcfg, run, dataset, compare=True, return_state=True)
+        if trained.is_failed():
+            outcomes.append(MethodOutcome(method=m.name, status="failed", error=_error_message(trained)))
+            continue
+        scored = evaluate_tuned(mcfg, run, dataset, trained.result(), return_state=True)
+        if scored.is_failed():
+            outcomes.append(MethodOutcome(method=m.name, status="failed", error=_error_message(scored), tuned=trained.result()))
+            continue
+        outcomes.append(MethodOutcome(method=m.name, status="completed", tuned=trained.result(), evaluation=scored.result()))
+    listed = {m.name for m in methods}
+    for name, cls in METHODS.items():
+        if name not in listed and cfg.task not in cls.tasks():
+            outcomes.append(MethodOutcome(method=name, status="not applicable", error=f"does not apply to {cfg.task} tasks"))
+    table = compare_methods(cfg, run, dataset, baselines, outcomes, estimate)
+    return Completed(message=table.summary, data={"run_dir": run.run_dir, "comparison": table.report_md})

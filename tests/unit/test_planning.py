@@ -1,0 +1,128 @@
+"""Plan estimates (measured on the tiny model), the advisor's rules, and the budget stop."""
+
+import pytest
+
+from tests.conftest import make_config
+from tests.unit.test_methods import METHOD_CONFIGS, toy_set
+from tunegate.config import BudgetConfig, LinearProbeConfig, LoraConfig, load_config, parse_config
+from tunegate.planning import BudgetExceededError, _full_tokens, advise, estimate, over_budget
+from tunegate.records import Hardware, MethodEstimate
+
+
+@pytest.mark.parametrize("name", sorted(METHOD_CONFIGS))
+def test_estimate_is_measured_for_every_method(name, tiny_model_dir, tiny_tokenizer):
+    data = toy_set(tiny_tokenizer, 12)
+    cfg = METHOD_CONFIGS[name].model_copy(update={"max_steps": None}) if name != "linear_probe" else METHOD_CONFIGS[name]
+    est = estimate(cfg, base_path=str(tiny_model_dir), data=data, price_per_hour=3.6)
+    assert est.applicable and est.trainable_params > 0 and est.total_params > est.trainable_params
+    assert est.calibration_tokens_per_s > 0 and est.est_train_seconds > 0 and est.est_peak_mb > 100
+    assert est.est_cost_usd == pytest.approx(est.est_train_seconds / 1000, rel=0.01, abs=1e-4)  # $3.6/h = $0.001/s
+    assert est.full_train_tokens == _full_tokens(data, cfg)
+
+
+def test_full_tokens_follow_epochs_and_max_steps(tiny_tokenizer):
+    data = toy_set(tiny_tokenizer, 8)
+    one = sum(len(p) + len(a) for p, a in data.examples)
+    assert _full_tokens(data, LoraConfig(epochs=3, batch_size=4)) == 3 * one
+    assert _full_tokens(data, LoraConfig(epochs=3, batch_size=4, max_steps=1)) == round(one / 2)
+    assert _full_tokens(data, LinearProbeConfig()) == sum(len(p) for p in data.prompt_ids)
+
+
+def test_estimate_says_not_applicable_for_generation(tiny_model_dir, tiny_tokenizer):
+    est = estimate(LinearProbeConfig(), base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, "generation"), price_per_hour=1)
+    assert not est.applicable and "does not apply to generation" in est.reason
+
+
+def hw(mem_gb: float, device="cpu") -> Hardware:
+    return Hardware(device=device, cpu_cores=2, ram_total_gb=mem_gb, ram_available_gb=mem_gb, torch_threads=2,
+                    gpu_name="GPU" if device == "cuda" else None, gpu_memory_gb=mem_gb if device == "cuda" else None)
+
+
+def est(method, seconds=60.0, peak_mb=2000.0, base_mb=600.0, over=()) -> MethodEstimate:
+    return MethodEstimate(method=method, applicable=True, trainable_params=10, total_params=100, est_train_seconds=seconds,
+                          est_peak_mb=peak_mb, base_footprint_mb=base_mb, over_budget=list(over))
+
+
+def cfg_for(task="classification", priority="quality"):
+    raw = {"task": task, "data": {"train": "x.csv"}, "method": {"name": "auto", "priority": priority}}
+    if task == "classification":
+        raw["data"]["labels"] = ["a", "b"]
+    return parse_config(raw)
+
+
+ALL = [est("lora"), est("qlora", base_mb=200), est("prompt_tuning"), est("linear_probe", seconds=5)]
+
+
+def test_speed_priority_on_classification_picks_the_probe():
+    a = advise(cfg_for(priority="speed"), hw(24), ALL, base_params=135_000_000)
+    assert a.chosen == "linear_probe" and "speed" in a.rule
+    assert set(a.alternatives) == {"lora", "qlora", "prompt_tuning"}
+
+
+def test_base_fits_in_16bit_picks_lora_and_says_why_not_qlora():
+    a = advise(cfg_for(), hw(24), ALL, base_params=135_000_000)
+    assert a.chosen == "lora" and "16-bit" in a.rule
+    assert "4-bit" in a.alternatives["qlora"]
+    assert a.inputs["base_16bit_gb"] == pytest.approx(135e6 * 2 / 2**30, abs=1e-3)
+
+
+def test_model_too_large_for_memory_picks_qlora():
+    # a 7B model's 16-bit weights (13 GB) do not fit 8 GB
+    a = advise(cfg_for(), hw(8, "cuda"), ALL, base_params=7_000_000_000)
+    assert a.chosen == "qlora" and "does not fit" in a.rule
+
+
+def test_constrained_budget_falls_back_to_prompt_tuning_then_probe():
+    tight = [est("lora", over=["time 9 min > cap 1 min"]), est("qlora", over=["time 12 min > cap 1 min"]),
+             est("prompt_tuning"), est("linear_probe")]
+    assert advise(cfg_for(), hw(24), tight, base_params=135_000_000).chosen == "prompt_tuning"
+    tight[2] = est("prompt_tuning", over=["time 5 min > cap 1 min"])
+    a = advise(cfg_for(), hw(24), tight, base_params=135_000_000)
+    assert a.chosen == "linear_probe" and "over budget" in a.alternatives["lora"]
+
+
+def test_nothing_fits_is_a_clear_error():
+    over = [est(m, over=["cost $2 > cap $1"]) for m in ("lora", "qlora", "prompt_tuning")]
+    with pytest.raises(BudgetExceededError, match=r"(?s)No method fits the budget.*lora: cost"):
+        advise(cfg_for("generation"), hw(24), over, base_params=135_000_000)
+
+
+def test_generation_with_speed_priority_does_not_pick_the_probe():
+    gen = [est("lora"), est("qlora"), est("prompt_tuning")]
+    assert advise(cfg_for("generation", "speed"), hw(24), gen, base_params=135_000_000).chosen == "lora"
+
+
+def test_over_budget_names_every_cap_and_the_machine():
+    e = est("lora", seconds=600, peak_mb=4096)
+    e.est_cost_usd = 0.5
+    caps = BudgetConfig(max_train_minutes=5, max_memory_gb=2, max_cost_usd=0.1)
+    msgs = over_budget(e, caps, hw(3))
+    assert msgs == ["time 10 min > cap 5 min", "memory 4.00 GB > cap 2 GB", "cost $0.5000 > cap $0.1",
+                    "memory 4.00 GB > 3.0 GB available here"]
+    assert over_budget(e, BudgetConfig(), hw(24)) == []
+
+
+def test_plan_stage_blocks_over_budget_and_writes_the_plan(tmp_path, tiny_model_dir, toy_data):
+    from tunegate import stages
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, budget={"max_train_minutes": 0.0001}))
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    plan = stages.plan(cfg, run, val.dataset)
+    assert plan.blocked and "exceeds the budget: time" in plan.blocked and plan.chosen == "lora"
+    text = (tmp_path / "runs" / run.run_id / "plan.md").read_text()
+    assert "| lora (chosen) |" in text and "NO: time" in text and "Over budget" in text
+
+
+def test_plan_stage_auto_chooses_and_explains(tmp_path, tiny_model_dir, toy_data):
+    from tunegate import stages
+    from tunegate.config import method_from_dict
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed"}))
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    plan = stages.plan(cfg, run, val.dataset)
+    assert {e.method for e in plan.estimates} == {"lora", "qlora", "prompt_tuning", "linear_probe"}
+    assert plan.chosen == "linear_probe" and plan.advice.inputs["priority"] == "speed" and plan.blocked is None
+    assert method_from_dict(plan.chosen_config).name == "linear_probe"
+    assert "## Advisor (`method: auto`): linear_probe" in (tmp_path / "runs" / run.run_id / "plan.md").read_text()
