@@ -53,10 +53,10 @@ def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence:
     ax.set_yticks(range(len(rows)), [r["name"] for r in reversed(rows)])
     ax.set_xlim(0, 1.1)
     ax.set_xlabel(f"{metric} ({100 * confidence:.0f}% bootstrap CI)")
-    ax.set_title("Same eval rows: baselines (grey), promoted (green), not promoted (red)")
+    ax.set_title("Same eval rows. Grey: baselines; green: promoted; red: not promoted", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -90,7 +90,8 @@ def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, 
             mem = art = "-"
         else:
             est = f" ({_mins(r['est_train_seconds'])})" if r.get("est_train_seconds") is not None else ""
-            train = f"{_mins(r['train_seconds'])}{est}"
+            cached = ", features cached" if (r.get("details") or {}).get("feature_cache_hit") else ""
+            train = f"{_mins(r['train_seconds'])}{cached}{est}"
             params = f"{r['trainable_params']:,}"
             mem = f"{r['peak_rss_mb']:.0f} MB"
             art = f"{r['artifact_mb']:.2f} MB"

@@ -117,3 +117,36 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     assert (run_dir / "compare.png").stat().st_size > 5000
     assert not (tmp_path / "registry").exists()  # a comparison registers nothing
     assert "tune[lora]" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr
+
+
+def test_a_method_failing_in_training_is_a_table_row_and_the_others_finish(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    """The failure happens inside the `tune` task (after a clean calibration): the flow records it and goes on."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT
+
+    small = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64}
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data,
+                      compare=[{"name": "prompt_tuning", "num_virtual_tokens": 2, **small}, {"name": "lora", "r": 2, **small}])
+    script = f"""
+import tunegate.stages as st
+real = st.tune
+def tune(cfg, run, dataset, **kw):
+    if cfg.method.name == "prompt_tuning":
+        raise RuntimeError("injected failure while training prompt_tuning")
+    return real(cfg, run, dataset, **kw)
+st.tune = tune
+from tunegate.prefect_env import configure
+configure()
+from flows.compare import compare
+state = compare(config_path={str(cfg)!r}, return_state=True)
+print("FINAL", state.type.value, state.message)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**prefect_env, "PYTHONPATH": str(ROOT)},
+                         cwd=tmp_path, timeout=900)
+    assert "FINAL COMPLETED" in out.stdout, out.stderr[-3000:]
+    rows = {r["name"]: r for r in json.loads((next((tmp_path / "runs").iterdir()) / "compare.json").read_text())["rows"]}
+    assert rows["prompt_tuning"]["status"] == "failed" and "injected failure" in rows["prompt_tuning"]["error"]
+    assert rows["lora"]["status"] == "completed" and rows["lora"]["metric"] is not None
+    assert "failed: prompt_tuning" in out.stdout

@@ -70,3 +70,26 @@ def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
     assert [set(o["probabilities"]) for o in out] == [{"pos", "neg"}] * 2
     assert all(o["label"] == max(o["probabilities"], key=o["probabilities"].get) for o in out)
     assert all(sum(o["probabilities"].values()) == pytest.approx(1.0) for o in out)
+
+
+@pytest.mark.parametrize("method", [
+    {"name": "lora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
+    {"name": "qlora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
+    {"name": "prompt_tuning", "num_virtual_tokens": 3, "max_steps": 2, "batch_size": 4, "max_length": 64},
+    {"name": "linear_probe", "epochs": 5, "max_length": 64},
+])
+def test_every_method_registers_and_predicts_from_the_registry(tmp_path, tiny_model_dir, toy_data, method):
+    from tunegate.inference import load_predictor, predict
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method=method,
+                                  gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    run, base, tuned_eval, decision, deployed = run_all(cfg)
+    assert tuned_eval.name == f"tuned:{method['name']}" and deployed.registered_version == 1
+    p = load_predictor(cfg.registry.path, "toy@1")  # registered whatever the gate said (a random tiny model may lose)
+    assert p.meta["method"] == method["name"]
+    out = predict(p, ["what a film", "so dull"])
+    assert all(sum(o["probabilities"].values()) == pytest.approx(1.0) for o in out)
+    # the registry copy scores the eval rows exactly like the in-run artifact did
+    rows = pl.read_parquet(next((tmp_path / "runs").iterdir()) / "data" / "eval.parquet")
+    again = predict(p, rows.get_column("text").to_list())
+    assert [o["label"] for o in again] == [x.prediction for x in tuned_eval.predictions]

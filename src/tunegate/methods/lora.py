@@ -9,7 +9,7 @@ import torch
 
 from tunegate.config import LoraConfig as LoraSettings
 from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.modeling import load_model
+from tunegate.modeling import load_model, parameter_count
 from tunegate.scoring import LMAnswerer
 from tunegate.training import answer_only_loss, train_answer_loss
 
@@ -56,7 +56,7 @@ class LoRA(TuningMethod):
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
+        total = trainable + parameter_count(base_path)  # numel() undercounts packed 4-bit weights
         stats = train_answer_loss(
             model,
             data.examples,

@@ -1,0 +1,70 @@
+"""Every method on the real SmolLM2 and a slice of SST-2, through `tunegate compare` (real Prefect).
+
+256 train rows (duplicates dropped), 150 eval rows from the GLUE validation set. Each
+method trains, its loss falls (the probe: held-out accuracy above the majority rate),
+and it is scored on the same rows; QLoRA's base weights take less memory than LoRA's.
+"""
+
+import json
+
+import pytest
+
+from tests.integration.conftest import ROOT, run_cli
+
+pytestmark = pytest.mark.integration
+CONFIG = ROOT / "examples" / "sst2" / "config.yaml"
+if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
+    pytest.skip("../shared/data/sst2 is not beside the checkout", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, prefect_env):
+    work = tmp_path_factory.mktemp("sst2-compare")
+    out = run_cli(
+        ["compare", CONFIG, "--set", f"output.dir={work / 'runs'}", "--set", "data.max_train_rows=256",
+         "--set", "data.max_eval_rows=150"],
+        env=prefect_env, cwd=work, timeout=2400,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = next((work / "runs").iterdir())
+    return {"out": out, "dir": run_dir, "rows": {r["name"]: r for r in json.loads((run_dir / "compare.json").read_text())["rows"]}}
+
+
+@pytest.mark.parametrize("name", ["lora", "qlora", "prompt_tuning"])
+def test_adapter_methods_train_with_falling_loss_and_are_scored(comparison, name):
+    r = comparison["rows"][name]
+    assert r["status"] == "completed", r.get("error")
+    assert r["last_loss"] < r["first_loss"] * 0.7, (r["first_loss"], r["last_loss"])
+    assert r["n_steps"] >= 10
+    assert 0.5 < r["metric"] <= 1.0 and r["ci_low"] <= r["metric"] <= r["ci_high"]
+    preds = (comparison["dir"] / "predictions" / f"tuned_{name}.jsonl").read_text().splitlines()
+    assert len(preds) == 150
+
+
+def test_linear_probe_beats_the_majority_rate_on_held_out_rows(comparison):
+    r = comparison["rows"]["linear_probe"]
+    assert r["status"] == "completed", r.get("error")
+    d = r["details"]
+    assert d["val_accuracy"] > d["majority_rate"] and d["val_rows"] >= 30
+    # and on the eval rows, against the eval set's own majority rate
+    preds = [json.loads(x) for x in (comparison["dir"] / "predictions" / "tuned_linear_probe.jsonl").read_text().splitlines()]
+    refs = [p["reference"] for p in preds]
+    majority = max(refs.count(v) for v in set(refs)) / len(refs)
+    assert r["metric"] > majority + 0.05
+
+
+def test_qlora_base_weights_take_less_memory_than_lora(comparison):
+    rows = comparison["rows"]
+    assert rows["qlora"]["base_weights_mb"] < 0.5 * rows["lora"]["base_weights_mb"]
+
+
+def test_table_and_chart_cover_every_method_and_baseline(comparison):
+    assert set(comparison["rows"]) == {"zero_shot", "few_shot", "lora", "qlora", "prompt_tuning", "linear_probe"}
+    md = (comparison["dir"] / "compare.md").read_text()
+    for name in ("lora", "qlora", "prompt_tuning", "linear_probe"):
+        assert f"| {name} | completed |" in md
+    assert (comparison["dir"] / "compare.png").stat().st_size > 10_000
+    plan = json.loads((comparison["dir"] / "plan.json").read_text())
+    assert {e["method"] for e in plan["estimates"]} == {"lora", "qlora", "prompt_tuning", "linear_probe"}
+    for name in ("lora", "qlora", "prompt_tuning", "linear_probe"):
+        assert comparison["rows"][name]["est_train_seconds"] > 0
