@@ -1,7 +1,7 @@
 """One measurement of tunegate's own code in a fresh process (so peak RSS is comparable).
 
 Used by bench_pipeline.py; prints one JSON line. Same rows, labels and hyperparameters
-as the peer loop (../shared/reference/peer-loops/train_peft.py).
+as the peer scripts (../shared/reference/peer-loops/train_peft.py, linear_probe.py).
 """
 
 import argparse
@@ -14,17 +14,18 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from tunegate.config import LoraConfig, PromptConfig
-from tunegate.methods import get_method
+from tunegate.config import LinearProbeConfig, LoraConfig, PromptConfig, PromptTuningConfig, QLoraConfig
+from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.prompts import PromptBuilder
-from tunegate.scoring import answer_token_ids, score_answers
+from tunegate.scoring import LMAnswerer, answer_token_ids
 
 ap = argparse.ArgumentParser()
-ap.add_argument("--mode", choices=["lora", "score"], required=True)
+ap.add_argument("--mode", choices=["lora", "qlora", "prompt_tuning", "linear_probe", "score"], required=True)
 ap.add_argument("--data", required=True)
 ap.add_argument("--n-train", type=int, default=1000)
 ap.add_argument("--n-test", type=int, default=None)
+ap.add_argument("--max-steps", type=int, default=None)
 ap.add_argument("--out", required=True)
 a = ap.parse_args()
 torch.set_num_threads(2)
@@ -37,27 +38,42 @@ def split(name, n=None, seed=0):
 
 
 WORDS = {0: "negative", 1: "positive"}
+INSTRUCTION = "Classify the sentiment of this movie review as positive or negative."
+# the peer's settings for each method (train_peft.py / linear_probe.py)
+CONFIGS = {
+    "lora": LoraConfig(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
+    "qlora": QLoraConfig(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
+    "prompt_tuning": PromptTuningConfig(num_virtual_tokens=20, init="text", init_text=INSTRUCTION, lr=3e-2, epochs=1,
+                                        batch_size=16, max_length=256),
+    "linear_probe": LinearProbeConfig(max_length=256),
+}
 model_ref = resolve_model("smollm2-135m-instruct")
 tok = load_tokenizer(model_ref.path)
-b = PromptBuilder(tok, PromptConfig(system=None, instruction="Classify the sentiment of this movie review as positive or negative.",
-                                    input_prefix="Review: "), "classification", list(WORDS.values()))
+b = PromptBuilder(tok, PromptConfig(system=None, instruction=INSTRUCTION, input_prefix="Review: "), "classification", list(WORDS.values()))
 test = split("test")[: a.n_test] if a.n_test else split("test")
 result = {"mode": a.mode}
-if a.mode == "lora":
-    cfg = LoraConfig(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256)
+if a.mode == "score":
+    answerer = LMAnswerer(load_model(model_ref.path))
+else:
+    cfg = CONFIGS[a.mode]
+    if a.max_steps:
+        cfg = cfg.model_copy(update={"max_steps": a.max_steps})
     train = split("train", a.n_train)
     ex = [b.training_example(s, WORDS[y], cfg.max_length) for s, y in train]
-    art = get_method("lora").train(base_path=model_ref.path, examples=ex, cfg=cfg, pad_id=tok.pad_token_id,
-                                   out_dir=Path(a.out), progress=False)
+    data = TrainingSet(task="classification", prompt_ids=[p for p, _ in ex], answer_ids=[t for _, t in ex], pad_id=tok.pad_token_id,
+                       fingerprint="", labels=["0", "1"], label_index=[y for _, y in train], instruction=INSTRUCTION)
+    method = get_method(a.mode)
+    art = method.train(base_path=model_ref.path, data=data, cfg=cfg, out_dir=Path(a.out), progress=False)
     st = art.train_stats
-    model = get_method("lora").load_for_inference(base_path=model_ref.path, artifact_dir=Path(a.out))
+    answerer = method.load_for_inference(base_path=model_ref.path, artifact_dir=Path(a.out))
     result.update(train_rows=len(train), steps=st.steps, train_s=st.seconds, train_tok=st.tokens, padded_tok=st.padded_tokens,
                   train_tok_per_s=st.tokens_per_s, peak_rss_train_mb=st.peak_rss_mb, first_loss=st.losses[0],
-                  last5_loss=st.losses[-5:], config=cfg.model_dump())
-else:
-    model = load_model(model_ref.path)
+                  last5_loss=st.losses[-5:], trainable_params=art.trainable_params,
+                  base_footprint_mb=art.base_footprint_mb, extra=st.extra, config=cfg.model_dump())
+    if a.mode == "linear_probe":
+        result["feature_ex_per_s"] = len(train) / st.extra["feature_seconds"]
 prompts = [b.encode(b.render(s)) for s, _ in test]
-scores, sst = score_answers(model, prompts, answer_token_ids(b, list(WORDS.values())), pad_id=tok.pad_token_id, batch_size=16)
+scores, sst = answerer.score(prompts, answer_token_ids(b, list(WORDS.values())), pad_id=tok.pad_token_id, batch_size=16)
 pred = scores.argmax(1).tolist()
 result.update(n_test=len(test), test_acc=sum(p == y for p, (_, y) in zip(pred, test)) / len(test),
               frac_pred_pos=sum(pred) / len(pred), eval_ex_per_s=len(test) / sst.seconds,

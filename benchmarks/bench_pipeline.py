@@ -2,15 +2,16 @@
 
 Runs, in one go on this machine (each measurement in a fresh process, so peak RSS
 compares fairly):
-  1. LoRA training on SST-2 rows: tunegate's loop vs the peer loop
-     (../shared/reference/peer-loops/train_peft.py): train tokens/s, peak RSS, test accuracy;
+  1. each method (LoRA, QLoRA, prompt tuning, linear probe) on SST-2 rows: tunegate vs
+     the peer script (../shared/reference/peer-loops/train_peft.py, linear_probe.py) with
+     the peer's settings: train tokens/s (probe: feature examples/s), peak RSS, test accuracy;
   2. zero-shot label scoring: tunegate's scorer vs the peer's (examples/s);
   3. a quickstart `tunegate run` (embedded Prefect): wall time of each stage and the
      pipeline's overhead = whole run - model work (training + scoring forward passes).
 
-Full setting (the peer's: 1,000 train rows, batch 16, full 872-row test) takes ~30 min on
-2 cores; --quick (320 rows, 200 test rows) ~12 min. Results are printed and written
-to benchmarks/results/<timestamp>.json.
+Full setting (the peer's: 1,000 train rows, batch 16, full 872-row test) takes ~75 min on
+2 cores for all four methods; --quick (320 rows, 200 test rows) ~30 min; --methods
+picks a subset. Results are printed and written to benchmarks/results/<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PEER = SHARED / "reference" / "peer-loops"
 SST2 = SHARED / "data" / "sst2"
+# the peer script and its result file for each method; QLoRA runs 20 steps on both sides (the peer's documented setting)
+PEER_CMD = {"lora": ["train_peft.py", "--method", "lora"], "qlora": ["train_peft.py", "--method", "qlora"],
+            "prompt_tuning": ["train_peft.py", "--method", "prompt"], "linear_probe": ["linear_probe.py"]}
+PEER_RESULT = {"lora": "lora.json", "qlora": "qlora.json", "prompt_tuning": "prompt.json", "linear_probe": "linear_probe.json"}
+PEER_MAX_STEPS = {"qlora": 20}
 
 
 def sh(cmd, *, env=None, cwd=None) -> tuple[subprocess.CompletedProcess, float]:
@@ -49,6 +55,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="320 train rows and 200 test rows instead of 1,000 and 872")
     ap.add_argument("--skip-peer", action="store_true", help="measure tunegate only")
     ap.add_argument("--skip-quickstart", action="store_true", help="skip the quickstart pipeline run")
+    ap.add_argument("--methods", default="lora,qlora,prompt_tuning,linear_probe",
+                    help="comma-separated methods to measure against their peer scripts (default: all four)")
     args = ap.parse_args()
     n_train, n_test = (320, 200) if args.quick else (1000, None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -62,22 +70,29 @@ def main() -> None:
     py = sys.executable
     res: dict = {"setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir}}
 
-    print(f"[1/4] tunegate LoRA, {n_train} rows ...", flush=True)
-    out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", "lora", "--data", SST2, "--n-train", str(n_train),
-                 *(["--n-test", str(n_test)] if n_test else []), "--out", work / "ours-lora"], env=env)
-    res["ours_lora"] = last_json(out.stdout)
-    print("[2/4] tunegate zero-shot scoring ...", flush=True)
-    out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", "score", "--data", SST2,
-                 *(["--n-test", str(n_test)] if n_test else []), "--out", work / "ours-score"], env=env)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    peer = work / "peer"
+    shutil.copytree(PEER, peer)  # run a copy: the scripts write results/ beside themselves
+    test_args = ["--n-test", str(n_test)] if n_test else []
+    for i, m in enumerate(methods, 1):
+        steps = ["--max-steps", str(PEER_MAX_STEPS[m])] if m in PEER_MAX_STEPS else []
+        probe_full = m == "linear_probe"  # the peer probe always scores the full test set: so do we
+        print(f"[{i}/{len(methods)}] {m}: tunegate, then the peer script, {n_train} train rows ...", flush=True)
+        out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", m, "--data", SST2, "--n-train", str(n_train), *steps,
+                     *([] if probe_full else test_args), "--out", work / f"ours-{m}"], env=env)
+        res[f"ours_{m}"] = last_json(out.stdout)
+        if not args.skip_peer:
+            cmd = [py, *PEER_CMD[m], "--n_train", str(n_train)]
+            if m != "linear_probe" and n_test:
+                cmd += ["--n_test", str(n_test)]
+            if m in PEER_MAX_STEPS:
+                cmd += ["--max_steps", str(PEER_MAX_STEPS[m])]
+            sh(cmd, env=env, cwd=peer)
+            res[f"peer_{m}"] = json.loads((peer / "results" / PEER_RESULT[m]).read_text())
+    print("[+] zero-shot scoring: tunegate, then the peer ...", flush=True)
+    out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", "score", "--data", SST2, *test_args, "--out", work / "ours-score"], env=env)
     res["ours_score"] = last_json(out.stdout)
-
     if not args.skip_peer:
-        peer = work / "peer"
-        shutil.copytree(PEER, peer)  # run a copy: the scripts write results/ beside themselves
-        print(f"[3/4] peer loop LoRA, {n_train} rows, and peer zero-shot scoring ...", flush=True)
-        sh([py, "train_peft.py", "--method", "lora", "--n_train", str(n_train), *(["--n_test", str(n_test)] if n_test else [])],
-           env=env, cwd=peer)
-        res["peer_lora"] = json.loads((peer / "results" / "lora.json").read_text())
         sh([py, "zeroshot.py", "--shots", "0", "--reps", "1", *(["--n", str(n_test)] if n_test else [])], env=env, cwd=peer)
         res["peer_score"] = json.loads((peer / "results" / "zeroshot_0shot.json").read_text())
 
@@ -104,28 +119,38 @@ def main() -> None:
 
 
 def report(res: dict) -> None:
-    o, s = res["ours_lora"], res["ours_score"]
-    p, ps = res.get("peer_lora"), res.get("peer_score")
-    print(f"\nSST-2, SmolLM2-135M, float32, 2 threads; {res['setting']['n_train']} train rows, batch 16, 1 epoch, lr 2e-4, "
-          f"r=8 all-linear; test rows {res['setting']['n_test']}")
-    print(f"{'':34}{'tunegate':>14}{'peer loop':>14}{'ratio':>8}")
+    st = res["setting"]
+    print(f"\nSST-2, SmolLM2-135M, float32, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
+          f"peer settings per method; test rows {st['n_test']} (probe: 872 on both sides)")
+    print(f"{'':40}{'tunegate':>12}{'peer':>12}{'ratio':>8}")
 
     def row(name, a, b, fmt="{:.1f}"):
+        if a is None:
+            return
         ratio = f"{a / b:.2f}x" if b else ""
-        print(f"{name:34}{fmt.format(a):>14}{(fmt.format(b) if b is not None else '-'):>14}{ratio:>8}")
+        print(f"{name:40}{fmt.format(a):>12}{(fmt.format(b) if b is not None else '-'):>12}{ratio:>8}")
 
-    row("LoRA train tokens/s", o["train_tok_per_s"], p and p["train_tok_per_s"])
-    row("LoRA peak RSS during training MB", o["peak_rss_train_mb"], p and p["peak_rss_train_mb"], "{:.0f}")
-    row("LoRA process peak RSS MB", o["peak_rss_mb"], p and p["peak_rss_mb"], "{:.0f}")
-    row("LoRA test accuracy", o["test_acc"], p and p["test_acc"], "{:.3f}")
-    row("LoRA train seconds", o["train_s"], p and p["train_s"], "{:.0f}")
+    for m in ("lora", "qlora", "prompt_tuning"):
+        o, p = res.get(f"ours_{m}"), res.get(f"peer_{m}")
+        if not o:
+            continue
+        row(f"{m} train tokens/s", o["train_tok_per_s"], p and p["train_tok_per_s"])
+        row(f"{m} peak RSS during training MB", o["peak_rss_train_mb"], p and p["peak_rss_train_mb"], "{:.0f}")
+        row(f"{m} test accuracy", o["test_acc"], p and p["test_acc"], "{:.3f}")
+        row(f"{m} train seconds", o["train_s"], p and p["train_s"], "{:.0f}")
+        row(f"{m} tuned-model scoring examples/s", o["eval_ex_per_s"], p and p["eval_ex_per_s"])
+    o, p = res.get("ours_linear_probe"), res.get("peer_linear_probe")
+    if o:
+        row("linear_probe feature examples/s (train)", o["feature_ex_per_s"], p and p["runs"][0]["ex_per_s"])
+        row("linear_probe test accuracy", o["test_acc"], p and p["acc_cv_selected"], "{:.3f}")
+        row("linear_probe process peak RSS MB", o["peak_rss_mb"], p and p["peak_rss_mb"], "{:.0f}")
+        print("  (peer: mean-pooled final-layer states of the raw text, logistic head with C chosen by 5-fold CV; tunegate: "
+              "last-token states two-thirds deep of the chat prompt, early-stopped linear head)")
+    s, ps = res["ours_score"], res.get("peer_score")
     row("zero-shot scoring examples/s", s["eval_ex_per_s"], ps and ps["runs"][0]["ex_per_s"])
     row("zero-shot accuracy", s["test_acc"], ps and ps["runs"][0]["acc"], "{:.3f}")
-    row("tuned-model scoring examples/s", o["eval_ex_per_s"], p and p["eval_ex_per_s"])
-    if p:
-        print(f"(peer uses lora_dropout=0.05 and full-vocabulary logits; tunegate uses its defaults: dropout 0, micro-batch 4, "
-              f"output layer on answer tokens only; padding: tunegate {o['padded_tok'] / o['train_tok'] - 1:.0%} extra tokens, "
-              f"peer {p['padded_tok'] / p['train_tok'] - 1:.0%})")
+    print("(peer: lora_dropout 0.05, full-vocabulary logits, QLoRA with gradient checkpointing on (prepare_model_for_kbit_training's "
+          "default); tunegate: its defaults: dropout 0, micro-batch 4, output layer on answer tokens only, length bucketing)")
     q = res.get("quickstart")
     if q:
         print(f"\nQuickstart `tunegate run` (embedded Prefect): {q['wall_s']:.0f} s wall; decision {q['decision']}")

@@ -1,4 +1,4 @@
-"""pandera DataFrameModels for the two kinds of training/eval records."""
+"""pandera DataFrameModels for the three kinds of training/eval records."""
 
 from __future__ import annotations
 
@@ -46,6 +46,26 @@ class GenerationRecord(pa.DataFrameModel):
         coerce = True
 
 
+class RegressionRecord(pa.DataFrameModel):
+    """A text and the number to predict for it (read as text, checked to parse as a finite number)."""
+
+    text: str = pa.Field(nullable=False)
+    label: str = pa.Field(nullable=False)
+
+    @pa.check("text", name="not_blank", error="text must not be empty or whitespace")
+    def text_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.not_blank(data)
+
+    @pa.check("label", name="numeric", error="the target must be a number (e.g. 3 or 4.5)")
+    def label_numeric(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        num = pl.col(data.key).str.strip_chars().cast(pl.Float64, strict=False)
+        return data.lazyframe.select(num.is_not_null() & num.is_finite())
+
+    class Config:
+        strict = False
+        coerce = True
+
+
 def schema_for(task: str, labels: list[str] | None = None) -> pa.DataFrameSchema:
     """The run's schema: the record model plus, for classification, the declared label set."""
     if task == "classification":
@@ -54,4 +74,6 @@ def schema_for(task: str, labels: list[str] | None = None) -> pa.DataFrameSchema
             label_col = schema.columns["label"]
             schema = schema.update_column("label", checks=[*label_col.checks, pa.Check.isin(labels)])
         return schema
+    if task == "regression":
+        return RegressionRecord.to_schema()
     return GenerationRecord.to_schema()

@@ -167,6 +167,9 @@ def cmd_predict(args) -> int:
         if "label" in r:
             probs = "  ".join(f"{k}={p:.2f}" for k, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
             print(f"{r['label']:<20} {r['input'][:60]!r}  ({probs})")
+        elif "value" in r:
+            value = "no number" if r["value"] is None else f"{r['value']:.4g}"
+            print(f"{value:<12} {r['input'][:60]!r}")
         else:
             print(f"{r['input'][:60]!r} -> {r['output']}")
     return 0

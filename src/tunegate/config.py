@@ -24,6 +24,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
 GENERATION_METRICS = ("rouge_l", "exact_match")
+REGRESSION_METRICS = ("r2",)  # higher is better; mae and rmse are reported beside it
 
 
 class _Strict(BaseModel):
@@ -40,8 +41,8 @@ class DataConfig(_Strict):
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
         default="auto", description="File format; 'auto' uses the file extension. TSV is read with quoting off."
     )
-    text_column: str = Field(default="text", description="Classification: column with the input text.")
-    label_column: str = Field(default="label", description="Classification: column with the label.")
+    text_column: str = Field(default="text", description="Classification and regression: column with the input text.")
+    label_column: str = Field(default="label", description="Classification: column with the label; regression: with the number.")
     input_column: str = Field(default="input", description="Generation: column with the prompt/input.")
     target_column: str = Field(default="target", description="Generation: column with the reference output.")
     labels: list[str] | dict[str, str] | None = Field(
@@ -144,7 +145,7 @@ class BaselinesConfig(_Strict):
 class _MethodBase(_Strict):
     """Keys every method has."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation")  # the tasks the method applies to
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation", "regression")  # the tasks the method applies to
 
     max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit).")
     seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
@@ -222,9 +223,9 @@ class PromptTuningConfig(_GradientTrained):
 
 
 class LinearProbeConfig(_MethodBase):
-    """Linear probe: a linear head on frozen backbone features of the prompt. Classification only."""
+    """Linear probe: a linear head on frozen backbone features of the prompt. Classification and regression."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("classification",)
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
     name: Literal["linear_probe"] = "linear_probe"
     pooling: Literal["last", "mean"] = Field(
         default="last", description="Feature of a prompt: the hidden state of its last token, or the mean over its tokens."
@@ -263,8 +264,8 @@ MethodConfig = Union[LoraConfig, QLoraConfig, PromptTuningConfig, LinearProbeCon
 class GateConfig(_Strict):
     """The promotion gate, declared before the run."""
 
-    metric: Literal["accuracy", "macro_f1", "rouge_l", "exact_match"] | None = Field(
-        default=None, description="Gate metric. Default: accuracy (classification) or rouge_l (generation)."
+    metric: Literal["accuracy", "macro_f1", "rouge_l", "exact_match", "r2"] | None = Field(
+        default=None, description="Gate metric. Default: accuracy (classification), rouge_l (generation), r2 (regression)."
     )
     min_gain: float = Field(
         default=0.0,
@@ -304,7 +305,10 @@ class OutputConfig(_Strict):
 class TunegateConfig(_Strict):
     """The whole run: data + model + baselines + method + gate + registry + output."""
 
-    task: Literal["classification", "generation"] = Field(description="What the model does with an input.")
+    task: Literal["classification", "generation", "regression"] = Field(
+        description="What the model does with an input: pick a label, write text, or predict a number (regression: "
+        "text_column + label_column holding numbers)."
+    )
     data: DataConfig = Field(description="Where the data is and how to read and check it.")
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -355,8 +359,8 @@ class TunegateConfig(_Strict):
                 "data.labels: classification needs the label set; add e.g. `labels: [billing, refund]` "
                 "or `labels: {0: negative, 1: positive}` under data"
             )
-        if self.task == "generation" and self.data.labels is not None:
-            raise ValueError("data.labels: a generation task has no label set; remove data.labels or use task: classification")
+        if self.task != "classification" and self.data.labels is not None:
+            raise ValueError(f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification")
         if not self.baselines.zero_shot and not self.baselines.few_shot.enabled:
             raise ValueError(
                 "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: true"
@@ -365,13 +369,13 @@ class TunegateConfig(_Strict):
             if self.task not in m.tasks:
                 fits = [n for n, c in _method_classes().items() if self.task in c.tasks and n != "auto"]
                 raise ValueError(
-                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it needs a label set to put a head on); "
-                    f"use one of {fits}"
+                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it puts a head on frozen features: it "
+                    f"predicts labels or numbers, not text); use one of {fits}"
                 )
             if where != "method" and m.name == "auto":
                 raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
         metric = self.gate.metric
-        allowed = CLASSIFICATION_METRICS if self.task == "classification" else GENERATION_METRICS
+        allowed = {"classification": CLASSIFICATION_METRICS, "generation": GENERATION_METRICS, "regression": REGRESSION_METRICS}[self.task]
         if metric is not None and metric not in allowed:
             raise ValueError(f"gate.metric: '{metric}' does not apply to {self.task}; use one of {list(allowed)}")
         return self
@@ -380,7 +384,7 @@ class TunegateConfig(_Strict):
     def gate_metric(self) -> str:
         if self.gate.metric:
             return self.gate.metric
-        return "accuracy" if self.task == "classification" else "rouge_l"
+        return {"classification": "accuracy", "generation": "rouge_l", "regression": "r2"}[self.task]
 
     def compare_methods(self) -> list[Any]:
         """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies

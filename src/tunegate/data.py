@@ -17,11 +17,11 @@ class DataReadError(Exception):
 
 
 def canonical_columns(task: str) -> tuple[str, str]:
-    return ("text", "label") if task == "classification" else ("input", "target")
+    return ("input", "target") if task == "generation" else ("text", "label")
 
 
 def source_columns(task: str, data: DataConfig) -> tuple[str, str]:
-    return (data.text_column, data.label_column) if task == "classification" else (data.input_column, data.target_column)
+    return (data.input_column, data.target_column) if task == "generation" else (data.text_column, data.label_column)
 
 
 def _format(path: Path, fmt: str) -> str:

@@ -76,8 +76,14 @@ def evaluate(
     name: str,
     kind: str,
     shots_df: pl.DataFrame | None = None,
+    fallback: float | None = None,
 ) -> EvalResult:
-    """Score ``answerer`` on ``eval_df``; for classification by answer log-likelihood (or a head's log-probs)."""
+    """Score ``answerer`` on ``eval_df``; for classification by answer log-likelihood (or a head's log-probs).
+
+    Regression: the model's number (the first number it writes, or a head's output);
+    an answer without a number counts as ``fallback`` (the train mean), and how many
+    did is recorded in ``details``.
+    """
     builder = make_builder(cfg, tokenizer)
     text_col, label_col = canonical_columns(cfg.task)
     answers = cfg.data.label_answers()
@@ -103,6 +109,14 @@ def evaluate(
             Prediction(row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)})
             for r, p, y, srow in zip(rows, preds, refs, scores.tolist())
         ]
+    elif cfg.task == "regression":
+        values, stats, unparsed = answerer.regress(
+            tokenizer, prompt_ids, fallback=0.0 if fallback is None else fallback, max_new_tokens=min(cfg.baselines.max_new_tokens, 12),
+            batch_size=bs, desc=f"predict {name}",
+        )
+        preds = [f"{v:.6g}" for v in values]
+        predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
+        extra = {"unparsed_answers": unparsed, "fallback": fallback}
     else:
         preds, stats = answerer.generate(
             tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
@@ -111,6 +125,9 @@ def evaluate(
 
     values, _ = metrics.compute(cfg.task, preds, refs)
     n = len(texts)
+    details: dict[str, Any] = {"shots": [list(x) for x in shots]} if shots else {}
+    if cfg.task == "regression":
+        details.update(extra)
     return EvalResult(
         name=name,
         kind=kind,
@@ -122,7 +139,7 @@ def evaluate(
         examples_per_s=n / stats.seconds if stats.seconds else 0.0,
         seconds=stats.seconds,
         batch_size=bs,
-        details={"shots": [list(s) for s in shots]} if shots else {},
+        details=details,
     )
 
 
@@ -132,13 +149,16 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
     text_col, label_col = canonical_columns(cfg.task)
     answers = cfg.data.label_answers()
     labels = list(answers)
-    prompts, targets, index = [], [], []
+    prompts, targets, index, numbers = [], [], [], []
     for t, y in train.select(text_col, label_col).iter_rows():
-        p, a = builder.training_example(t, answers[y] if cfg.task == "classification" else y, cfg.method.max_length)
+        answer = answers[y] if cfg.task == "classification" else y.strip()  # regression: the number as written
+        p, a = builder.training_example(t, answer, cfg.method.max_length)
         prompts.append(p)
         targets.append(a)
         if cfg.task == "classification":
             index.append(labels.index(y))
+        elif cfg.task == "regression":
+            numbers.append(float(y))
     fingerprint = sha256_json(
         {"data": data_hash, "model": model_sha, "prompt": cfg.prompt.model_dump(), "labels": answers, "max_length": cfg.method.max_length}
     )
@@ -150,6 +170,7 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         fingerprint=fingerprint,
         labels=labels,
         label_index=index if cfg.task == "classification" else None,
+        targets=numbers if cfg.task == "regression" else None,
         instruction=builder.instruction(),
     )
 
@@ -160,5 +181,7 @@ def per_example_view(result: EvalResult, task: str, metric: str) -> dict[str, An
     refs = [p.reference for p in result.predictions]
     if metric in ("accuracy", "macro_f1"):
         return {"predictions": preds, "per_example": [float(p == r) for p, r in zip(preds, refs)]}
+    if metric == "r2":  # not a per-row mean: resampled from predictions and references
+        return {"predictions": [float(p) for p in preds]}
     _, per = metrics.compute(task, preds, refs)
     return {"predictions": preds, "per_example": per[metric]}

@@ -52,5 +52,8 @@ def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
             probs = {lab: math.exp(s - m) / z for lab, s in zip(labels, row)}
             out.append({"input": t, "label": max(probs, key=probs.get), "probabilities": probs})
         return out
+    if p.meta["task"] == "regression":
+        values, _, unparsed = p.answerer.regress(p.tokenizer, prompt_ids, fallback=float("nan"))
+        return [{"input": t, "value": None if math.isnan(v) else v} for t, v in zip(texts, values)]
     gens, _ = p.answerer.generate(p.tokenizer, prompt_ids, max_new_tokens=p.meta.get("max_new_tokens", 64))
     return [{"input": t, "output": g} for t, g in zip(texts, gens)]

@@ -92,7 +92,10 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
     sub.fingerprint = ""  # no feature caching: the calibration must measure the extraction
     with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
         try:
-            art = method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp), progress=False)
+            if cfg_method.name == "linear_probe":  # untimed warm-up (the loop methods skip their first step instead)
+                method.train(base_path=base_path, data=sub.subset(list(range(min(8, len(sub))))), cfg=cal_cfg,
+                             out_dir=Path(tmp) / "warmup", progress=False)
+            art = method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False)
         except TunegateError as exc:  # e.g. bitsandbytes missing: not usable here
             return MethodEstimate(method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json"))
         except Exception as exc:  # noqa: BLE001 - a method that cannot train must not stop the others' estimates
@@ -153,7 +156,7 @@ def candidate_methods(cfg: TunegateConfig) -> list[Any]:
 def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstimate], base_params: int) -> Advice:
     """The design's decision guide, applied to measured estimates.
 
-    1. speed priority and a classification task -> linear probe (a head on frozen features);
+    1. speed priority and a classification or scoring (regression) task -> linear probe;
     2. the base in 16-bit plus adapters fits the device memory -> LoRA;
     3. it does not (model too large) -> QLoRA (4-bit base);
     4. only the smallest trainable part fits the budget (very constrained compute) -> prompt tuning;
@@ -177,9 +180,9 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
     lora_extra_gb = 0.0 if lora is None else max(0.0, lora.est_peak_mb - (lora.base_footprint_mb or 0)) / 1024
     base16_fits = base16_gb + lora_extra_gb <= hardware.memory_gb * 0.9
     rules = [
-        ("linear_probe", inputs["priority"] == "speed" and cfg.task == "classification",
-         "speed matters (priority: speed) and the task is classification: a linear head on frozen features "
-         "trains in seconds and adds nothing to inference"),
+        ("linear_probe", inputs["priority"] == "speed" and cfg.task in ("classification", "regression"),
+         f"speed matters (priority: speed) and the task is {cfg.task} (labels or scores): a linear head on frozen "
+         "features trains in seconds and adds nothing to inference"),
         ("lora", base16_fits,
          f"the base in 16-bit ({base16_gb:.2f} GB) plus adapters, optimizer state and activations "
          f"({lora_extra_gb:.2f} GB measured) fits the {hardware.device} memory ({hardware.memory_gb:.1f} GB): "
@@ -189,7 +192,7 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
          f"({hardware.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits"),
         ("prompt_tuning", True,
          "compute is very constrained: the larger methods exceed the budget, a soft prompt of a few virtual tokens fits"),
-        ("linear_probe", cfg.task == "classification",
+        ("linear_probe", cfg.task in ("classification", "regression"),
          "compute is very constrained: only a linear head on frozen features fits the budget"),
     ]
     chosen = rule = None

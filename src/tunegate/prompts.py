@@ -13,6 +13,7 @@ from tunegate.config import PromptConfig
 DEFAULT_CLASSIFICATION_INSTRUCTION = (
     "Classify the input into exactly one of these categories: {labels}. Answer with the category name only."
 )
+DEFAULT_REGRESSION_INSTRUCTION = "Predict the numeric score of the input. Answer with the number only."
 
 
 @dataclass
@@ -27,7 +28,7 @@ class PromptBuilder:
     def instruction(self) -> str:
         text = self.prompt.instruction
         if text is None:
-            text = DEFAULT_CLASSIFICATION_INSTRUCTION if self.task == "classification" else ""
+            text = {"classification": DEFAULT_CLASSIFICATION_INSTRUCTION, "regression": DEFAULT_REGRESSION_INSTRUCTION}.get(self.task, "")
         return text.replace("{labels}", ", ".join(self.answers))
 
     def user_message(self, text: str) -> str:

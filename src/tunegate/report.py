@@ -162,7 +162,7 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
         f"- base model: {plan.base_params / 1e6:.1f} M parameters; {plan.n_train} training rows",
         f"- price: ${plan.price_per_hour:g} per hour (budget.price_per_hour); budget caps: {', '.join(caps)}",
         "- estimates: a short calibration run of each method here (3 optimizer steps on real rows incl. the longest, "
-        "first step not timed; the probe: features of 64 rows), scaled by the full run's token count",
+        "first step not timed; the probe: features of 64 rows after an untimed warm-up), scaled by the full run's token count",
         "",
         "| method | trainable params | train tokens | est. train time | est. peak memory | est. cost | fits budget |",
         "|---|---|---|---|---|---|---|",

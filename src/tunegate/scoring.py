@@ -9,6 +9,8 @@ a few tokens per label, so the prompt is never re-encoded.
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from dataclasses import dataclass
 
@@ -130,6 +132,21 @@ def generate(
     return texts, stats
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?")
+
+
+def parse_number(text: str) -> float | None:
+    """The first number in a generated answer ("4", "4.5 stars", "Score: 3"), or None."""
+    m = _NUMBER.search(text or "")
+    if not m:
+        return None
+    try:
+        value = float(m.group().replace(",", "."))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
 class Answerer:
     """What evaluation and ``predict`` need from a model, whatever the method.
 
@@ -146,6 +163,16 @@ class Answerer:
 
     def generate(self, tokenizer, prompt_ids, *, max_new_tokens: int, batch_size: int = 8, desc: str | None = None):
         raise NotImplementedError
+
+    def regress(self, tokenizer, prompt_ids, *, fallback: float, max_new_tokens: int = 8, batch_size: int = 8, desc: str | None = None):
+        """Numbers for regression: (values, stats, how many answers had no number and got ``fallback``).
+
+        A language model writes its answer and the first number in it is taken; a head
+        (the linear probe) overrides this and predicts the number directly.
+        """
+        texts, stats = self.generate(tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc)
+        parsed = [parse_number(t) for t in texts]
+        return [fallback if v is None else v for v in parsed], stats, sum(v is None for v in parsed)
 
 
 class LMAnswerer(Answerer):

@@ -149,7 +149,15 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     shots = None
     if rung.shots:
         shots = evaluation.select_shots(pl.read_parquet(dataset.train_path), k=rung.shots, seed=rung.seed, task=cfg.task)
-    return evaluation.evaluate(LMAnswerer(model), tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots)
+    return evaluation.evaluate(LMAnswerer(model), tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots,
+                               fallback=_train_mean(cfg, dataset))
+
+
+def _train_mean(cfg: TunegateConfig, dataset: DatasetRef) -> float | None:
+    """Regression: the train mean, used for answers that contain no number (the best constant guess)."""
+    if cfg.task != "regression":
+        return None
+    return float(pl.read_parquet(dataset.train_path).get_column("label").str.strip_chars().cast(pl.Float64).mean())
 
 
 @_timed
@@ -231,7 +239,8 @@ def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tu
     tokenizer = load_tokenizer(run.model_path)
     answerer = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
     eval_df = pl.read_parquet(dataset.eval_path)
-    return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned")
+    return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned",
+                               fallback=_train_mean(cfg, dataset))
 
 
 def _write_predictions(run_dir: Path, results: list[EvalResult]) -> None:

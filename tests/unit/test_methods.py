@@ -195,7 +195,7 @@ def tiny_model_hidden(path) -> int:
 
 def test_linear_probe_refuses_generation_clearly(tiny_model_dir, tiny_tokenizer, tmp_path):
     method = get_method("linear_probe")
-    assert method.tasks() == ("classification",)
-    with pytest.raises(ValueError, match="classification only"):
+    assert method.tasks() == ("classification", "regression")
+    with pytest.raises(ValueError, match="classification and regression only"):
         method.train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, task="generation"),
                      cfg=METHOD_CONFIGS["linear_probe"], out_dir=tmp_path, progress=False)

@@ -26,6 +26,7 @@ class TrainingSet:
     fingerprint: str
     labels: list[str] = field(default_factory=list)  # classification: label order of scores and of a head
     label_index: list[int] | None = None  # classification: each row's label as an index into labels
+    targets: list[float] | None = None  # regression: each row's number
     instruction: str = ""  # the task instruction (prompt tuning starts its soft prompt from it by default)
 
     @property
@@ -41,9 +42,10 @@ class TrainingSet:
             prompt_ids=[self.prompt_ids[i] for i in rows],
             answer_ids=[self.answer_ids[i] for i in rows],
             pad_id=self.pad_id,
-            fingerprint=f"{self.fingerprint}:subset:{hash(tuple(rows))}",
+            fingerprint=f"{self.fingerprint}:subset:{hash(tuple(rows))}" if self.fingerprint else "",
             labels=self.labels,
             label_index=None if self.label_index is None else [self.label_index[i] for i in rows],
+            targets=None if self.targets is None else [self.targets[i] for i in rows],
             instruction=self.instruction,
         )
 

@@ -1,4 +1,4 @@
-"""Linear probe: a linear head on frozen features of the base model. Classification only.
+"""Linear probe: a linear head on frozen features of the base model. Classification and regression.
 
 Features are the decoder's hidden states of the same chat prompt the other methods
 see (last token or mean over tokens, any layer). They are extracted once per
@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from tunegate.config import LinearProbeConfig
 from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.modeling import cache_root, load_model, parameter_count
+from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.provenance import sha256_json
 from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
 from tunegate.training import PeakRSS, TrainStats
@@ -90,8 +90,13 @@ def cached_features(base_path: str, data: TrainingSet, cfg, desc: str | None = N
     return feats, False
 
 
-def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: bool = False) -> tuple[dict, dict]:
-    """Standardize, train a linear head with early stopping on a held-out split; best epoch kept."""
+def fit_head(x: torch.Tensor, y: torch.Tensor, n_out: int, cfg, progress: bool = False) -> tuple[dict, dict]:
+    """Standardize, train a linear head with early stopping on a held-out split; best epoch kept.
+
+    Classification (``y`` integer labels): cross-entropy over ``n_out`` labels. Regression
+    (``y`` floats, ``n_out`` 1): squared error on the standardized target.
+    """
+    regression = y.is_floating_point()
     n = x.shape[0]
     g = torch.Generator().manual_seed(cfg.seed)
     perm = torch.randperm(n, generator=g)
@@ -100,8 +105,15 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: boo
     mean = x[tr].mean(0)
     std = x[tr].std(0, unbiased=False).clamp_min(1e-6)
     z = (x - mean) / std
+    y_mean = y[tr].mean() if regression else torch.tensor(0.0)
+    y_std = y[tr].std(unbiased=False).clamp_min(1e-6) if regression else torch.tensor(1.0)
+    target = (y - y_mean) / y_std if regression else y
+
+    def loss_of(out, t):
+        return F.mse_loss(out.squeeze(-1), t) if regression else F.cross_entropy(out, t)
+
     torch.manual_seed(cfg.seed)
-    head = torch.nn.Linear(x.shape[1], n_labels)
+    head = torch.nn.Linear(x.shape[1], n_out)
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best_loss, best_state, best_epoch, bad = float("inf"), copy.deepcopy(head.state_dict()), 0, 0
     train_losses: list[float] = []
@@ -113,7 +125,7 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: boo
         total = 0.0
         for s in range(0, len(order), cfg.batch_size):
             b = order[s : s + cfg.batch_size]
-            loss = F.cross_entropy(head(z[b]), y[b])
+            loss = loss_of(head(z[b]), target[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -121,7 +133,7 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: boo
             steps += 1
         train_losses.append(total / len(tr))
         with torch.no_grad():
-            vl = F.cross_entropy(head(z[val]), y[val]).item()
+            vl = loss_of(head(z[val]), target[val]).item()
         val_losses.append(vl)
         bar.update(1)
         bar.set_postfix(train_loss=f"{train_losses[-1]:.4f}", val_loss=f"{vl:.4f}")
@@ -133,20 +145,28 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_labels: int, cfg, progress: boo
                 break
     bar.close()
     head.load_state_dict(best_state)
-    with torch.no_grad():
-        val_acc = (head(z[val]).argmax(1) == y[val]).float().mean().item()
-    majority = torch.bincount(y, minlength=n_labels).max().item() / n
-    state = {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone(), "mean": mean, "std": std}
+    state = {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone(), "mean": mean, "std": std,
+             "y_mean": y_mean.reshape(1), "y_std": y_std.reshape(1)}
     info = {
         "train_losses": train_losses,
         "val_losses": val_losses,
         "best_epoch": best_epoch,
         "epochs_run": len(train_losses),
-        "val_accuracy": val_acc,
         "val_rows": n_val,
-        "majority_rate": majority,
         "steps": steps,
     }
+    with torch.no_grad():
+        out = head(z[val])
+        if regression:
+            pred = out.squeeze(-1) * y_std + y_mean
+            sse = ((pred - y[val]) ** 2).sum().item()
+            sst = ((y[val] - y[tr].mean()) ** 2).sum().item()  # vs predicting the train mean
+            info["val_r2"] = 1 - sse / sst if sst > 0 else 0.0
+            info["val_mae"] = (pred - y[val]).abs().mean().item()
+            info["val_mae_of_train_mean"] = (y[val] - y[tr].mean()).abs().mean().item()
+        else:
+            info["val_accuracy"] = (out.argmax(1) == y[val]).float().mean().item()
+            info["majority_rate"] = torch.bincount(y, minlength=n_out).max().item() / n
     return state, info
 
 
@@ -155,22 +175,37 @@ class ProbeAnswerer(Answerer):
 
     can_generate = False
 
-    def __init__(self, model, state: dict, meta: dict):
+    def __init__(self, model, state: dict, meta: dict, pad_id: int):
         self.model = model
         self.state = state
         self.pooling = meta["pooling"]
         self.layer = meta["layer"]
         self.labels = meta["labels"]
+        self.task = meta.get("task", "classification")
+        self.pad_id = pad_id
 
-    def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
-        if len(answer_ids) != len(self.labels):
-            raise ValueError(f"the probe was trained on {len(self.labels)} labels, asked to score {len(answer_ids)}")
+    def _outputs(self, prompt_ids, pad_id, batch_size, desc) -> tuple[torch.Tensor, ScoreStats]:
         t0 = time.perf_counter()
         feats = extract_features(self.model, prompt_ids, pad_id=pad_id, pooling=self.pooling, layer=self.layer, batch_size=batch_size, desc=desc)
         z = (feats - self.state["mean"]) / self.state["std"]
-        logits = z @ self.state["weight"].T + self.state["bias"]
+        out = z @ self.state["weight"].T + self.state["bias"]
         stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=len(prompt_ids))
+        return out, stats
+
+    def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
+        if self.task != "classification":
+            raise ValueError("this probe predicts numbers (regression); it has no labels to score")
+        if len(answer_ids) != len(self.labels):
+            raise ValueError(f"the probe was trained on {len(self.labels)} labels, asked to score {len(answer_ids)}")
+        logits, stats = self._outputs(prompt_ids, pad_id, batch_size, desc)
         return torch.log_softmax(logits, dim=-1), stats
+
+    def regress(self, tokenizer, prompt_ids, *, fallback, max_new_tokens=8, batch_size=8, desc=None):
+        if self.task != "regression":
+            raise ValueError("this probe classifies; it does not predict numbers")
+        out, stats = self._outputs(prompt_ids, self.pad_id, batch_size, desc)
+        values = out.squeeze(-1) * self.state["y_std"] + self.state["y_mean"]
+        return [float(v) for v in values], stats, 0
 
     def generate(self, tokenizer, prompt_ids, **kwargs):
         raise ValueError("a linear probe has no decoder head to generate text; use lora, qlora or prompt_tuning")
@@ -179,8 +214,12 @@ class ProbeAnswerer(Answerer):
 @register("linear_probe", LinearProbeConfig)
 class LinearProbe(TuningMethod):
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
-        if data.task != "classification" or data.label_index is None:
-            raise ValueError("linear_probe applies to classification only (it puts a head on a label set)")
+        if data.task == "classification" and data.label_index is not None:
+            y, n_out = torch.tensor(data.label_index, dtype=torch.long), len(data.labels)
+        elif data.task == "regression" and data.targets is not None:
+            y, n_out = torch.tensor(data.targets, dtype=torch.float32), 1
+        else:
+            raise ValueError("linear_probe applies to classification and regression only (it puts a head on frozen features)")
         from safetensors.torch import save_file
 
         t0 = time.perf_counter()
@@ -188,13 +227,13 @@ class LinearProbe(TuningMethod):
             start_rss = mem.peak_mb
             feats, hit = cached_features(base_path, data, cfg, desc="probe features" if progress else None)
             feature_seconds = time.perf_counter() - t0
-            y = torch.tensor(data.label_index, dtype=torch.long)
-            state, info = fit_head(feats, y, len(data.labels), cfg, progress=progress)
+            state, info = fit_head(feats, y, n_out, cfg, progress=progress)
         seconds = time.perf_counter() - t0
         probe_dir = out_dir / PROBE_DIR
         probe_dir.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()}, str(probe_dir / "head.safetensors"))
-        meta = {"labels": data.labels, "pooling": cfg.pooling, "layer": resolve_layer(base_path, cfg.layer), "hidden_size": feats.shape[1]}
+        meta = {"task": data.task, "labels": data.labels, "pooling": cfg.pooling, "layer": resolve_layer(base_path, cfg.layer),
+                "hidden_size": feats.shape[1]}
         (probe_dir / "probe.json").write_text(json.dumps(meta, indent=2))
         self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
         hidden = feats.shape[1]
@@ -216,8 +255,8 @@ class LinearProbe(TuningMethod):
         base_params = parameter_count(base_path)
         return TrainedArtifact(
             artifact_dir=out_dir,
-            trainable_params=(hidden + 1) * len(data.labels),
-            total_params=base_params + (hidden + 1) * len(data.labels),
+            trainable_params=(hidden + 1) * n_out,
+            total_params=base_params + (hidden + 1) * n_out,
             train_stats=stats,
             base_footprint_mb=base_params * 4 / 2**20,  # float32, as loaded
         )
@@ -229,4 +268,5 @@ class LinearProbe(TuningMethod):
         meta = json.loads((probe_dir / "probe.json").read_text())
         model = load_model(base_path)
         model.eval()
-        return ProbeAnswerer(model, load_file(str(probe_dir / "head.safetensors")), meta)
+        tokenizer_pad = load_tokenizer(base_path).pad_token_id
+        return ProbeAnswerer(model, load_file(str(probe_dir / "head.safetensors")), meta, tokenizer_pad)

@@ -16,10 +16,11 @@ import numpy as np
 HERE = Path(__file__).parent
 CLASSIFICATION = ("accuracy", "macro_f1")
 GENERATION = ("rouge_l", "exact_match")
+REGRESSION = ("r2", "mae", "rmse")  # the gate uses r2 (higher is better); mae/rmse are reported
 
 
 def metrics_for(task: str) -> tuple[str, ...]:
-    return CLASSIFICATION if task == "classification" else GENERATION
+    return {"classification": CLASSIFICATION, "generation": GENERATION, "regression": REGRESSION}[task]
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,7 +29,7 @@ def load(name: str):
 
     folder = HERE / name
     if not (folder / f"{name}.py").is_file():
-        raise KeyError(f"unknown metric '{name}'; known: {', '.join(CLASSIFICATION + GENERATION)}")
+        raise KeyError(f"unknown metric '{name}'; known: {', '.join(CLASSIFICATION + GENERATION + REGRESSION)}")
     return evaluate.load(str(folder))
 
 
@@ -36,7 +37,12 @@ def compute(task: str, predictions: list[str], references: list) -> tuple[dict[s
     """All metrics of the task: (values, per-example scores where the metric has them)."""
     values: dict[str, float] = {}
     per_example: dict[str, list[float]] = {}
-    refs = references if task == "classification" else [r if isinstance(r, list) else [r] for r in references]
+    if task == "regression":
+        predictions, refs = [float(p) for p in predictions], [float(r) for r in references]
+    elif task == "classification":
+        refs = references
+    else:
+        refs = [r if isinstance(r, list) else [r] for r in references]
     for name in metrics_for(task):
         out = load(name).compute(predictions=predictions, references=refs)
         values[name] = float(out[name])
@@ -67,4 +73,12 @@ def resampled(name: str, weights: np.ndarray, *, per_example: list[float] | None
             present.append(denom > 0)  # a label absent from the resample does not count (as in scikit-learn)
         f1s, present = np.stack(f1s), np.stack(present)
         return (f1s * present).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
+    if name == "r2":
+        y = np.array([float(r) for r in references])
+        p = np.array([float(x) for x in predictions])
+        total = weights.sum(axis=1)
+        mean = weights @ y / total
+        sst = weights @ (y**2) - total * mean**2
+        sse = weights @ ((y - p) ** 2)
+        return 1.0 - np.divide(sse, sst, out=np.zeros_like(sse), where=sst > 1e-12)
     raise KeyError(name)

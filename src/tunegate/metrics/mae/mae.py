@@ -1,0 +1,18 @@
+"""Mean absolute error of numeric predictions (lower is better)."""
+
+import datasets
+import evaluate
+
+
+class MAE(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="Mean absolute difference between prediction and reference.",
+            citation="",
+            inputs_description="predictions: list of floats; references: list of floats",
+            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
+        )
+
+    def _compute(self, predictions, references):
+        per = [abs(p - r) for p, r in zip(predictions, references)]
+        return {"mae": sum(per) / len(per) if per else 0.0, "mae_per_example": per}
