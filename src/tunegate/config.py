@@ -328,8 +328,9 @@ class TunegateConfig(_Strict):
         default=None,
         description=(
             "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, "
-            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies, with its defaults and this "
-            "config's max_length and seed."
+            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, QLoRA/LoRA "
+            "with the same settings as its sibling, the others with their defaults and `method`'s max_length, seed, "
+            "epochs, steps and batching."
         ),
     )
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
@@ -391,12 +392,11 @@ class TunegateConfig(_Strict):
         (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
         if self.compare is not None:
             return list(self.compare)
-        shared = {"max_length": self.method.max_length, "seed": self.method.seed}
         out = []
         for name, cls in _method_classes().items():
             if name == "auto" or self.task not in cls.tasks:
                 continue
-            out.append(self.method if self.method.name == name else cls(**shared))
+            out.append(self.method if self.method.name == name else cls(**_inherited(self.method, cls)))
         return out
 
     def with_method(self, method: Any) -> "TunegateConfig":
@@ -418,6 +418,23 @@ def _method_classes() -> dict[str, type[BaseModel]]:
     """Method name -> its config class (the tags of the `method` union)."""
     members = get_args(MethodConfig) or (MethodConfig,)
     return {m.model_fields["name"].default: m for m in members}
+
+
+_LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip")
+
+
+def _inherited(method: Any, cls: type[BaseModel]) -> dict[str, Any]:
+    """Settings a compared method takes over from the configured one: LoRA and QLoRA share all of theirs
+    (they differ only in the base's precision); other methods share the data budget (max_length, seed and the
+    loop's epochs/steps/batching), not learning rates, which differ by orders of magnitude between methods."""
+    fields = set(cls.model_fields) - {"name"}
+    if {method.name, cls.model_fields["name"].default} <= {"lora", "qlora"}:
+        keys = fields & set(LoraConfig.model_fields)
+    elif issubclass(cls, _GradientTrained) and isinstance(method, _GradientTrained):
+        keys = fields & {"max_length", "seed", *_LOOP_KEYS}
+    else:  # the probe's epochs/batch_size mean passes over features, not over the data
+        keys = fields & {"max_length", "seed"}
+    return {k: getattr(method, k) for k in keys if k in type(method).model_fields}
 
 
 def method_from_dict(d: dict[str, Any]) -> Any:

@@ -224,6 +224,16 @@ def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:
     return lines
 
 
+def _unparsed_note(results: list[EvalResult]) -> list[str]:
+    """Regression: how many answers held no number (scored as the train mean)."""
+    counts = [(r.name, r.details["unparsed_answers"], r.n, r.details.get("fallback")) for r in results if "unparsed_answers" in r.details]
+    if not any(c for _, c, _, _ in counts):
+        return []
+    parts = [f"{name} {c}/{n}" for name, c, n, _ in counts]
+    fallback = next((f for *_, f in counts if f is not None), None)
+    return ["", f"Answers without a number (scored as the train mean {fallback:.3g}): " + ", ".join(parts) + "."]
+
+
 def render_run_report(
     *,
     cfg: TunegateConfig,
@@ -252,6 +262,7 @@ def render_run_report(
         *_metric_table([*baselines, tuned_eval], metric_names, decision.costs),
         "",
         f"Latency is wall time per request at batch size {tuned_eval.batch_size}.",
+        *_unparsed_note([*baselines, tuned_eval]),
         "",
         "## Training",
         "",

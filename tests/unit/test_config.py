@@ -117,3 +117,19 @@ def test_qlora_errors_name_the_field_without_the_union_tag():
     msg = str(e.value)
     assert "method.r:" in msg and "method.qlora" not in msg
     assert "method.epohcs" in msg and "did you mean 'epochs'" in msg
+
+
+def test_compare_defaults_inherit_what_is_comparable():
+    cfg = parse_config(base(method={"name": "lora", "lr": 5e-4, "r": 4, "epochs": 2, "max_length": 96, "batch_size": 8}))
+    by = {m.name: m for m in cfg.compare_methods()}
+    assert set(by) == {"lora", "qlora", "prompt_tuning", "linear_probe"}
+    assert by["qlora"].lr == 5e-4 and by["qlora"].r == 4 and by["qlora"].epochs == 2  # LoRA's sibling: same settings
+    assert by["prompt_tuning"].lr == 3e-2 and by["prompt_tuning"].epochs == 2 and by["prompt_tuning"].batch_size == 8
+    assert by["linear_probe"].max_length == 96 and by["linear_probe"].epochs == 300  # probe epochs are passes over features
+    explicit = parse_config(base(compare=["lora", {"name": "linear_probe", "pooling": "mean"}]))
+    assert [m.name for m in explicit.compare_methods()] == ["lora", "linear_probe"]
+
+
+def test_generation_task_rejects_the_probe_with_the_alternatives():
+    with pytest.raises(ConfigError, match=r"'linear_probe' does not apply to generation tasks.*\['lora', 'qlora', 'prompt_tuning'\]"):
+        parse_config({"task": "generation", "data": {"train": "x.csv"}, "method": "linear_probe"})
