@@ -97,7 +97,7 @@ def main() -> None:
         res["peer_score"] = json.loads((peer / "results" / "zeroshot_0shot.json").read_text())
 
     if not args.skip_quickstart:
-        print("[4/4] quickstart pipeline run (embedded Prefect) ...", flush=True)
+        print("[+] quickstart pipeline run (embedded Prefect) ...", flush=True)
         qs = work / "qs"
         qs.mkdir()
         _, wall = sh([py, "-m", "tunegate.cli", "run", ROOT / "examples" / "quickstart" / "config.yaml",
