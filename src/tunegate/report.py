@@ -51,7 +51,8 @@ def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence:
     if best is not None:
         ax.axvline(best["metric"], color="#616161", ls="--", lw=1)
     ax.set_yticks(range(len(rows)), [r["name"] for r in reversed(rows)])
-    ax.set_xlim(0, 1.1)
+    lows = [r["ci_low"] for r in rows if r.get("metric") is not None]
+    ax.set_xlim(min([0.0, *lows]) - (0.05 if min([0.0, *lows]) < 0 else 0.0), 1.1)  # R2 can be negative
     ax.set_xlabel(f"{metric} ({100 * confidence:.0f}% bootstrap CI)")
     ax.set_title("Same eval rows. Grey: baselines; green: promoted; red: not promoted", fontsize=10)
     fig.tight_layout()
