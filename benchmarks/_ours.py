@@ -8,7 +8,6 @@ import argparse
 import json
 import random
 import resource
-import time
 from pathlib import Path
 
 import polars as pl

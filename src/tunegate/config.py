@@ -368,7 +368,7 @@ class TunegateConfig(_Strict):
             )
         for where, m in [("method", self.method), *((f"compare[{i}]", c) for i, c in enumerate(self.compare or []))]:
             if self.task not in m.tasks:
-                fits = [n for n, c in _method_classes().items() if self.task in c.tasks and n != "auto"]
+                fits = list(applicable_methods(self.task))
                 raise ValueError(
                     f"{where}: '{m.name}' does not apply to {self.task} tasks (it puts a head on frozen features: it "
                     f"predicts labels or numbers, not text); use one of {fits}"
@@ -392,12 +392,10 @@ class TunegateConfig(_Strict):
         (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
         if self.compare is not None:
             return list(self.compare)
-        out = []
-        for name, cls in _method_classes().items():
-            if name == "auto" or self.task not in cls.tasks:
-                continue
-            out.append(self.method if self.method.name == name else cls(**_inherited(self.method, cls)))
-        return out
+        return [
+            self.method if self.method.name == name else cls(**_inherited(self.method, cls))
+            for name, cls in applicable_methods(self.task).items()
+        ]
 
     def with_method(self, method: Any) -> "TunegateConfig":
         """A copy of this config with another (already validated) method config."""
@@ -418,6 +416,11 @@ def _method_classes() -> dict[str, type[BaseModel]]:
     """Method name -> its config class (the tags of the `method` union)."""
     members = get_args(MethodConfig) or (MethodConfig,)
     return {m.model_fields["name"].default: m for m in members}
+
+
+def applicable_methods(task: str) -> dict[str, type[BaseModel]]:
+    """The trainable methods (not `auto`) whose config class says they apply to ``task``."""
+    return {n: c for n, c in _method_classes().items() if n != "auto" and task in c.tasks}
 
 
 _LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip")

@@ -98,6 +98,7 @@ def evaluate(
     prompt_ids = [builder.encode(builder.render(builder.fit_text(t, budget), shots)) for t in texts]
     bs = cfg.baselines.batch_size
     rows = eval_df.get_column(ROW).to_list()
+    details: dict[str, Any] = {"shots": [list(x) for x in shots]} if shots else {}
 
     if cfg.task == "classification":
         labels = list(answers)
@@ -116,7 +117,7 @@ def evaluate(
         )
         preds = [f"{v:.6g}" for v in values]
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
-        extra = {"unparsed_answers": unparsed, "fallback": fallback}
+        details["unparsed_answers"], details["fallback"] = unparsed, fallback
     else:
         preds, stats = answerer.generate(
             tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
@@ -125,9 +126,6 @@ def evaluate(
 
     values, _ = metrics.compute(cfg.task, preds, refs)
     n = len(texts)
-    details: dict[str, Any] = {"shots": [list(x) for x in shots]} if shots else {}
-    if cfg.task == "regression":
-        details.update(extra)
     return EvalResult(
         name=name,
         kind=kind,

@@ -20,7 +20,7 @@ from typing import Any
 import psutil
 import torch
 
-from tunegate.config import TunegateConfig, _method_classes
+from tunegate.config import TunegateConfig, applicable_methods
 from tunegate.errors import TunegateError
 from tunegate.methods import get_method
 from tunegate.methods.base import TrainingSet
@@ -150,7 +150,7 @@ def candidate_methods(cfg: TunegateConfig) -> list[Any]:
     if cfg.method.name != "auto":
         return [cfg.method]
     shared = {"max_length": cfg.method.max_length, "seed": cfg.method.seed}
-    return [cls(**shared) for name, cls in _method_classes().items() if name != "auto" and cfg.task in cls.tasks]
+    return [cls(**shared) for cls in applicable_methods(cfg.task).values()]
 
 
 def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstimate], base_params: int) -> Advice:

@@ -18,7 +18,6 @@ import yaml
 
 from tunegate import evaluation, planning
 from tunegate.config import TunegateConfig
-from tunegate.data import canonical_columns
 from tunegate.decision import best_baseline, costs_table, decide
 from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model

@@ -31,6 +31,31 @@ def loop_settings(cfg) -> dict:
     )
 
 
+def train_peft(method: TuningMethod, model, *, base_path, data: TrainingSet, cfg, out_dir: Path, loss_fn, progress) -> TrainedArtifact:
+    """The shared loop for a peft model (adapters or a soft prompt): train with per-epoch checkpoints,
+    save in standard PEFT format (``PeftModel.from_pretrained`` loads it), record the method's config."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    stats = train_answer_loss(
+        model,
+        data.examples,
+        loss_fn=loss_fn,
+        pad_id=data.pad_id,
+        checkpoint_dir=out_dir / "checkpoints",
+        save_checkpoint=lambda m, p: m.save_pretrained(p),
+        progress=progress,
+        **loop_settings(cfg),
+    )
+    model.save_pretrained(out_dir / ADAPTER_DIR)
+    method.write_meta(out_dir, {"method": method.name, "method_config": cfg.model_dump(mode="json")})
+    return TrainedArtifact(
+        artifact_dir=out_dir,
+        trainable_params=trainable,
+        total_params=trainable + parameter_count(base_path),  # numel() undercounts packed 4-bit weights
+        train_stats=stats,
+        base_footprint_mb=model.base_footprint_mb,
+    )
+
+
 @register("lora", LoraSettings)
 class LoRA(TuningMethod):
     def base_model(self, base_path: str, cfg):
@@ -55,27 +80,8 @@ class LoRA(TuningMethod):
 
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = trainable + parameter_count(base_path)  # numel() undercounts packed 4-bit weights
-        stats = train_answer_loss(
-            model,
-            data.examples,
-            loss_fn=functools.partial(answer_only_loss, model.get_base_model()),
-            pad_id=data.pad_id,
-            checkpoint_dir=out_dir / "checkpoints",
-            save_checkpoint=lambda m, p: m.save_pretrained(p),
-            progress=progress,
-            **loop_settings(cfg),
-        )
-        model.save_pretrained(out_dir / ADAPTER_DIR)  # standard PEFT format: PeftModel.from_pretrained loads it
-        self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
-        return TrainedArtifact(
-            artifact_dir=out_dir,
-            trainable_params=trainable,
-            total_params=total,
-            train_stats=stats,
-            base_footprint_mb=model.base_footprint_mb,
-        )
+        loss_fn = functools.partial(answer_only_loss, model.get_base_model())
+        return train_peft(self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress)
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel

@@ -17,10 +17,10 @@ import torch
 
 from tunegate.config import PromptTuningConfig
 from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.methods.lora import ADAPTER_DIR, loop_settings
+from tunegate.methods.lora import ADAPTER_DIR, train_peft
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
-from tunegate.training import answer_only_loss, train_answer_loss
+from tunegate.training import answer_only_loss
 
 
 class SoftPromptLM(torch.nn.Module):
@@ -99,32 +99,12 @@ class PromptTuning(TuningMethod):
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg, data.instruction)
         soft = SoftPromptLM(model)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
 
         def loss_fn(batch):
             hidden = soft.hidden(batch["input_ids"], batch["attention_mask"])
             return answer_only_loss(soft.lm, batch, hidden=hidden)
 
-        stats = train_answer_loss(
-            model,
-            data.examples,
-            loss_fn=loss_fn,
-            pad_id=data.pad_id,
-            checkpoint_dir=out_dir / "checkpoints",
-            save_checkpoint=lambda m, p: m.save_pretrained(p),
-            progress=progress,
-            **loop_settings(cfg),
-        )
-        model.save_pretrained(out_dir / ADAPTER_DIR)
-        self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
-        return TrainedArtifact(
-            artifact_dir=out_dir,
-            trainable_params=trainable,
-            total_params=total,
-            train_stats=stats,
-            base_footprint_mb=model.base_footprint_mb,
-        )
+        return train_peft(self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress)
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel
