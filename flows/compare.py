@@ -9,14 +9,13 @@ from prefect.states import Completed, Failed
 
 from flows.pipeline import _error_message
 from tasks.compare_methods import compare_methods
-from tasks.evaluate_baseline import evaluate_baseline
+from tasks.evaluate_baseline import evaluate_ladder
 from tasks.evaluate_tuned import evaluate_tuned
 from tasks.plan import plan
 from tasks.prepare_run import prepare_run
 from tasks.tune import tune
 from tasks.validate_data import validate_data
 from tunegate.config import TunegateConfig, load_config
-from tunegate.evaluation import baseline_rungs
 from tunegate.methods import METHODS
 from tunegate.records import MethodOutcome
 
@@ -38,7 +37,7 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
     dataset = validation.dataset
     methods = cfg.compare_methods()
     estimate = plan(cfg, run, dataset, methods)
-    baselines = [evaluate_baseline(cfg, run, dataset, rung) for rung in baseline_rungs(cfg)]
+    baselines = evaluate_ladder(cfg, run, dataset)
     outcomes: list[MethodOutcome] = []
     for m in methods:
         est = estimate.estimate_for(m.name)

@@ -9,14 +9,13 @@ from prefect.states import Completed, Failed
 
 from tasks.compare import compare
 from tasks.deploy import deploy
-from tasks.evaluate_baseline import evaluate_baseline
+from tasks.evaluate_baseline import evaluate_ladder
 from tasks.evaluate_tuned import evaluate_tuned
 from tasks.plan import plan
 from tasks.prepare_run import prepare_run
 from tasks.tune import tune
 from tasks.validate_data import validate_data
 from tunegate.config import TunegateConfig, load_config, method_from_dict
-from tunegate.evaluation import baseline_rungs
 
 
 @flow(name="tunegate-pipeline", log_prints=True)
@@ -45,7 +44,7 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None):
     if estimate.blocked:
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
     cfg = cfg.with_method(method_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
-    baselines = [evaluate_baseline(cfg, run, validation.dataset, rung) for rung in baseline_rungs(cfg)]
+    baselines = evaluate_ladder(cfg, run, validation.dataset)
     tuned = tune(cfg, run, validation.dataset)
     tuned_eval = evaluate_tuned(cfg, run, validation.dataset, tuned)
     decision = compare(cfg, run, validation.dataset, baselines, tuned_eval, tuned, estimate)

@@ -5,12 +5,13 @@ from prefect import task
 from tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.evaluation import Rung
+from tunegate.ladder import Rung, baseline_rungs
 from tunegate.records import DatasetRef, EvalResult, RunContext
 
 
 def _cache_key(context, parameters) -> str:
-    # data hash + model + rung/prompt config + code version: a method-only change reuses it
+    # data hash + model + rung/prompt config (+ documents) + code version: a method-only change reuses it;
+    # a calibrated rung's base result is determined by the same inputs
     return "baseline-" + stages.baseline_cache_key(
         parameters["cfg"], parameters["run"], parameters["dataset"], parameters["rung"]
     )
@@ -24,6 +25,14 @@ def _cache_key(context, parameters) -> str:
     persist_result=True,
     **RETRIES,
 )
-def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung) -> EvalResult:
-    """Quality and cost of one no-tuning rung (zero-shot, few-shot) on the eval rows."""
-    return stages.evaluate_baseline(cfg, run, dataset, rung)
+def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None) -> EvalResult:
+    """Quality and cost of one rung of the baseline ladder (zero-shot, calibrated, few-shot, retrieved few-shot, RAG) on the eval rows."""
+    return stages.evaluate_baseline(cfg, run, dataset, rung, base)
+
+
+def evaluate_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[EvalResult]:
+    """Every rung in order, each its own task run; a calibrated rung gets its base rung's result."""
+    results: dict[str, EvalResult] = {}
+    for rung in baseline_rungs(cfg):
+        results[rung.name] = evaluate_baseline(cfg, run, dataset, rung, results[rung.base.name] if rung.base else None)
+    return list(results.values())

@@ -25,6 +25,7 @@ examples:
   tunegate run cfg.yaml --set method.epochs=2 --set gate.min_gain=0.02
   tunegate plan cfg.yaml --set method=auto --set budget.max_train_minutes=5
   tunegate compare cfg.yaml
+  tunegate baselines cfg.yaml --set "baselines.retrieved_few_shot.retrievers=[bm25, dense, hybrid]"
   tunegate validate cfg.yaml
   tunegate predict --model quickstart-intents@production "my card was charged twice"
   tunegate registry list
@@ -64,6 +65,8 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     configure()
     if which == "compare":
         from flows.compare import compare as flow_fn
+    elif which == "baselines":
+        from flows.baselines import baselines as flow_fn
     else:
         from flows.pipeline import pipeline as flow_fn
 
@@ -106,6 +109,18 @@ def cmd_compare(args) -> int:
             print(Path(report).read_text().split("\n## ")[0])  # the table, without the long sections
         print(state.message or "")
         print(f"\nRun folder: {data.get('run_dir')}  (compare.md, compare.json, compare.png, methods/<name>/)")
+        return 0
+    return _failed(state, data, registry_note=False)
+
+
+def cmd_baselines(args) -> int:
+    cfg, state, data = _run_flow(args, "baselines")
+    if state.is_completed():
+        report = data.get("ladder")
+        if report and Path(report).is_file():
+            print(Path(report).read_text())
+        print(state.message or "")
+        print(f"\nRun folder: {data.get('run_dir')}  (ladder.md, ladder.json, predictions/, indexes/)")
         return 0
     return _failed(state, data, registry_note=False)
 
@@ -250,6 +265,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     with_config(c)
     c.set_defaults(func=cmd_compare)
+
+    b = sub.add_parser(
+        "baselines",
+        help="measure the baseline ladder only (zero-shot, calibrated, few-shot, retrieved few-shot, RAG)",
+        description="Measure what you get without tuning, on the eval rows: zero-shot; zero-shot with the label prior "
+        "calibrated (classification); few-shot with fixed random demonstrations; few-shot with the most similar train "
+        "rows retrieved per input (bm25, dense or hybrid: baselines.retrieved_few_shot.retrievers); RAG over "
+        "baselines.rag.documents. Writes ladder.md/.json (metric with CI, prompt tokens, retrieval and total latency, "
+        "index build time and size) and saves the indexes with the run. Nothing is trained or registered.",
+    )
+    with_config(b)
+    b.set_defaults(func=cmd_baselines)
 
     pl_ = sub.add_parser(
         "plan",

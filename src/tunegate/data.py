@@ -71,7 +71,14 @@ def to_canonical(df: pl.DataFrame, task: str, data: DataConfig) -> pl.DataFrame:
     return df.rename({s: d for s, d in zip(src, dst) if s in df.columns and s != d})
 
 
-def sample(df: pl.DataFrame, n: int | None, seed: int) -> pl.DataFrame:
+def sample(df: pl.DataFrame, n: int | None, seed: int, by: str | None = None) -> pl.DataFrame:
+    """A random sample of ``n`` rows; with ``by``, of ``n`` distinct values of that column (all their rows kept)."""
+    if by is not None and by in df.columns:
+        keys = df.get_column(by).unique(maintain_order=True)
+        if n is None or keys.len() <= n:
+            return df
+        chosen = keys.sample(n=n, seed=seed, shuffle=True)
+        return df.filter(pl.col(by).is_in(chosen.implode()))
     if n is None or df.height <= n:
         return df
     return df.sample(n=n, seed=seed, shuffle=True).sort(ROW)

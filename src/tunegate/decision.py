@@ -21,6 +21,9 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
             "train_peak_rss_mb": None,
             "prompt_tokens_per_request": round(b.prompt_tokens_per_request, 1),
             "latency_ms_per_request": round(b.latency_ms_per_request, 1),
+            "retrieval_ms_per_request": round(b.retrieval_ms_per_request, 2),
+            "setup_seconds": round(b.setup_seconds, 2),
+            "index_mb": round(b.index_mb, 3) if b.index_mb is not None else None,
             "eval_seconds": round(b.seconds, 2),
         }
     rows[tuned_eval.name] = {

@@ -6,15 +6,15 @@ the demonstrations in the prompt differ.
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+import torch
 
 from tunegate import metrics
 from tunegate.config import TunegateConfig
 from tunegate.data import ROW, canonical_columns
+from tunegate.ladder import Augment
 from tunegate.methods.base import TrainingSet
 from tunegate.prompts import PromptBuilder
 from tunegate.provenance import sha256_json
@@ -22,49 +22,31 @@ from tunegate.records import EvalResult, Prediction
 from tunegate.scoring import Answerer, answer_token_ids
 
 
-@dataclass(frozen=True)
-class Rung:
-    """A baseline rung: how the prompt is built (no weights change)."""
-
-    name: str
-    shots: int = 0
-    seed: int = 0
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
-    rungs = []
-    if cfg.baselines.zero_shot:
-        rungs.append(Rung("zero_shot"))
-    fs = cfg.baselines.few_shot
-    if fs.enabled:
-        rungs.append(Rung("few_shot", shots=fs.k, seed=fs.seed))
-    return rungs
-
-
-def select_shots(train: pl.DataFrame, *, k: int, seed: int, task: str) -> pl.DataFrame:
-    """k demonstrations from train; for classification, labels take turns so each is shown."""
-    text_col, label_col = canonical_columns(task)
-    rng = random.Random(seed)
-    rows = list(range(train.height))
-    rng.shuffle(rows)
-    if task == "classification":
-        by_label: dict[str, list[int]] = {}
-        for i in rows:
-            by_label.setdefault(train[i, label_col], []).append(i)
-        order = sorted(by_label)
-        rng.shuffle(order)
-        picked: list[int] = []
-        while len(picked) < k and any(by_label.values()):
-            for lab in order:
-                if by_label[lab] and len(picked) < k:
-                    picked.append(by_label[lab].pop())
-        rows = picked
-    return train[rows[:k]]
-
-
 def make_builder(cfg: TunegateConfig, tokenizer) -> PromptBuilder:
     return PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(cfg.data.label_answers().values()))
+
+
+def prompt_ids_for(cfg: TunegateConfig, tokenizer, texts: list[str], augment: Augment | None = None) -> list[list[int]]:
+    """Token ids of each input's prompt: the input cut to the method's length budget, plus the rung's demonstrations/context."""
+    builder = make_builder(cfg, tokenizer)
+    answers = cfg.data.label_answers()
+    answer_len = max((len(builder.answer_ids(a)) for a in answers.values()), default=0)
+    budget = cfg.method.max_length - builder.overhead_tokens() - answer_len
+    out = []
+    for i, t in enumerate(texts):
+        shots = augment.shots[i] if augment is not None and augment.shots is not None else ()
+        context = augment.contexts[i] if augment is not None and augment.contexts is not None else None
+        out.append(builder.encode(builder.render(builder.fit_text(t, budget), shots, context)))
+    return out
+
+
+def label_logprobs(answerer: Answerer, tokenizer, cfg: TunegateConfig, prompt_ids: list[list[int]], desc: str | None = None):
+    """Classification: log-probs over the labels (normalized among them) for each prompt, and the scoring stats."""
+    builder = make_builder(cfg, tokenizer)
+    answers = cfg.data.label_answers()
+    ans_ids = answer_token_ids(builder, [answers[lab] for lab in answers])
+    scores, stats = answerer.score(prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=cfg.baselines.batch_size, desc=desc)
+    return torch.log_softmax(scores.float(), dim=1), stats
 
 
 def evaluate(
@@ -75,40 +57,33 @@ def evaluate(
     eval_df: pl.DataFrame,
     name: str,
     kind: str,
-    shots_df: pl.DataFrame | None = None,
+    augment: Augment | None = None,
     fallback: float | None = None,
 ) -> EvalResult:
     """Score ``answerer`` on ``eval_df``; for classification by answer log-likelihood (or a head's log-probs).
 
-    Regression: the model's number (the first number it writes, or a head's output);
-    an answer without a number counts as ``fallback`` (the train mean), and how many
-    did is recorded in ``details``.
+    ``augment`` is what a baseline rung adds to each prompt (demonstrations, retrieved
+    context) and what that cost. Regression: the model's number
+    (the first number it writes, or a head's output); an answer without a number
+    counts as ``fallback`` (the train mean), and how many did is recorded in ``details``.
     """
-    builder = make_builder(cfg, tokenizer)
     text_col, label_col = canonical_columns(cfg.task)
-    answers = cfg.data.label_answers()
-    shots: list[tuple[str, str]] = []
-    if shots_df is not None:
-        for t, y in shots_df.select(text_col, label_col).iter_rows():
-            shots.append((t, answers[y] if cfg.task == "classification" else y))
     texts = eval_df.get_column(text_col).to_list()
-    refs = eval_df.get_column(label_col).to_list()
-    answer_len = max((len(builder.answer_ids(a)) for a in answers.values()), default=0)
-    budget = cfg.method.max_length - builder.overhead_tokens() - answer_len
-    prompt_ids = [builder.encode(builder.render(builder.fit_text(t, budget), shots)) for t in texts]
+    refs = eval_df.get_column("references").to_list() if "references" in eval_df.columns else eval_df.get_column(label_col).to_list()
+    prompt_ids = prompt_ids_for(cfg, tokenizer, texts, augment)
     bs = cfg.baselines.batch_size
     rows = eval_df.get_column(ROW).to_list()
-    details: dict[str, Any] = {"shots": [list(x) for x in shots]} if shots else {}
+    aug = augment or Augment()
+    details: dict[str, Any] = dict(aug.details)
+    sources = aug.sources if aug.sources is not None and (aug.contexts is not None or aug.index is not None) else None
 
     if cfg.task == "classification":
-        labels = list(answers)
-        ans_ids = answer_token_ids(builder, [answers[lab] for lab in labels])
-        scores, stats = answerer.score(prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=bs, desc=f"score {name}")
-        best = scores.argmax(dim=1).tolist()
-        preds = [labels[b] for b in best]
+        labels = list(cfg.data.label_answers())
+        logp, stats = label_logprobs(answerer, tokenizer, cfg, prompt_ids, desc=f"score {name}")
+        preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
         predictions = [
             Prediction(row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)})
-            for r, p, y, srow in zip(rows, preds, refs, scores.tolist())
+            for r, p, y, srow in zip(rows, preds, refs, logp.tolist())
         ]
     elif cfg.task == "regression":
         values, stats, unparsed = answerer.regress(
@@ -123,9 +98,13 @@ def evaluate(
             tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
         )
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
+    if sources is not None:
+        predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, sources)]
 
     values, _ = metrics.compute(cfg.task, preds, refs)
     n = len(texts)
+    seconds = stats.seconds + aug.retrieval_seconds
+    index = aug.index
     return EvalResult(
         name=name,
         kind=kind,
@@ -133,12 +112,39 @@ def evaluate(
         predictions=predictions,
         n=n,
         prompt_tokens_per_request=stats.prompt_tokens / n,
-        latency_ms_per_request=1000 * stats.seconds / n,
-        examples_per_s=n / stats.seconds if stats.seconds else 0.0,
-        seconds=stats.seconds,
+        latency_ms_per_request=1000 * seconds / n,
+        retrieval_ms_per_request=1000 * aug.retrieval_seconds / n,
+        setup_seconds=aug.setup_seconds,
+        index_build_seconds=index.build_seconds if index is not None else None,
+        index_mb=index.size_mb() if index is not None else None,
+        examples_per_s=n / seconds if seconds else 0.0,
+        seconds=seconds,
         batch_size=bs,
         details=details,
     )
+
+
+def calibrated(base: EvalResult, *, cfg: TunegateConfig, name: str, offset: list[float], setup_seconds: float,
+               details: dict[str, Any]) -> EvalResult:
+    """``base``'s label log-probs on the same rows plus a per-label ``offset``: the calibrated rung, with no re-scoring.
+
+    Its per-request cost is the base's (adding the offset is free); the calibration
+    scoring is one-off ``setup_seconds``.
+    """
+    labels = list(cfg.data.label_answers())
+    logp = torch.tensor([[p.scores[lab] for lab in labels] for p in base.predictions])
+    logp = torch.log_softmax(logp + torch.tensor(offset, dtype=logp.dtype), dim=1)
+    preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
+    predictions = [
+        p.model_copy(update={"prediction": y, "scores": {lab: round(float(v), 4) for lab, v in zip(labels, row)}})
+        for p, y, row in zip(base.predictions, preds, logp.tolist())
+    ]
+    values, _ = metrics.compute(cfg.task, preds, [p.reference for p in base.predictions])
+    return base.model_copy(update={
+        "name": name, "metrics": values, "predictions": predictions, "setup_seconds": base.setup_seconds + setup_seconds,
+        "details": {**base.details, **details, "calibrated_from": base.name,
+                    "label_offset": {lab: round(o, 4) for lab, o in zip(labels, offset)}},
+    })
 
 
 def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:

@@ -16,6 +16,14 @@ DEFAULT_CLASSIFICATION_INSTRUCTION = (
 DEFAULT_REGRESSION_INSTRUCTION = "Predict the numeric score of the input. Answer with the number only."
 
 
+@dataclass(frozen=True)
+class Context:
+    """Retrieved passages put before the input (RAG), with the instruction to answer from them."""
+
+    instruction: str
+    passages: tuple[str, ...]
+
+
 @dataclass
 class PromptBuilder:
     """Renders chat prompts with the tokenizer's template and encodes training examples."""
@@ -31,23 +39,27 @@ class PromptBuilder:
             text = {"classification": DEFAULT_CLASSIFICATION_INSTRUCTION, "regression": DEFAULT_REGRESSION_INSTRUCTION}.get(self.task, "")
         return text.replace("{labels}", ", ".join(self.answers))
 
-    def user_message(self, text: str) -> str:
+    def user_message(self, text: str, context: Context | None = None) -> str:
         instr = self.instruction()
         body = f"{self.prompt.input_prefix}{text}"
-        return f"{instr}\n\n{body}" if instr else body
+        parts = [instr, body] if instr else [body]
+        if context is not None:
+            passages = "\n".join(f"[{i}] {c}" for i, c in enumerate(context.passages, start=1))
+            parts = [context.instruction, f"Context:\n{passages}", *parts]
+        return "\n\n".join(parts)
 
-    def messages(self, text: str, shots: list[tuple[str, str]] = ()) -> list[dict]:
+    def messages(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> list[dict]:
         msgs = [{"role": "system", "content": self.prompt.system}] if self.prompt.system is not None else []
         for shot_text, shot_answer in shots:
             msgs.append({"role": "user", "content": self.user_message(shot_text)})
             msgs.append({"role": "assistant", "content": shot_answer})
-        msgs.append({"role": "user", "content": self.user_message(text)})
+        msgs.append({"role": "user", "content": self.user_message(text, context)})
         return msgs
 
-    def render(self, text: str, shots: list[tuple[str, str]] = ()) -> str:
+    def render(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> str:
         """The prompt string ending where the assistant's answer starts."""
         # transformers 5: tokenize=True returns a BatchEncoding; render text, then tokenize ourselves
-        return self.tokenizer.apply_chat_template(self.messages(text, shots), tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(self.messages(text, shots, context), tokenize=False, add_generation_prompt=True)
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids

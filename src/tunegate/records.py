@@ -50,18 +50,23 @@ class Prediction(BaseModel):
     prediction: str
     reference: str | list[str]
     scores: dict[str, float] | None = None
+    retrieved: list[str] | None = None  # ids of the retrieved demonstrations/chunks in the prompt, best first
 
 
 class EvalResult(BaseModel):
     """Quality and cost of one way of answering (a baseline rung or a tuned model) on the eval rows."""
 
-    name: str  # zero_shot, few_shot, tuned:lora
+    name: str  # zero_shot, zero_shot_calibrated, few_shot, retrieved_few_shot_hybrid, rag_bm25, tuned:lora
     kind: Literal["baseline", "tuned"]
     metrics: dict[str, float]
     predictions: list[Prediction]
     n: int
     prompt_tokens_per_request: float
-    latency_ms_per_request: float  # wall time / n at the scoring batch size
+    latency_ms_per_request: float  # (scoring + retrieval wall time) / n at the scoring batch size
+    retrieval_ms_per_request: float = 0.0  # of which retrieval (query embedding + search)
+    setup_seconds: float = 0.0  # one-off work before answering: index build (or load from cache), calibration
+    index_build_seconds: float | None = None  # what building the retrieval index cost (when first built)
+    index_mb: float | None = None  # size of the retrieval index on disk
     examples_per_s: float
     seconds: float
     batch_size: int

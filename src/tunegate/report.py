@@ -61,7 +61,8 @@ def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence:
     plt.close(fig)
 
 
-def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, plan: PlanResult | None = None) -> str:
+def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, plan: PlanResult | None = None,
+                      ladder: list[dict] | None = None) -> str:
     """compare.md: the design's trade-off table, backed by measurements on this run's data."""
     m = result.gate_metric
     pct = f"{100 * cfg.gate.confidence:.0f}%"
@@ -109,6 +110,8 @@ def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, 
         "made before training. Artifact is what the registry stores (checkpoints excluded).",
         "",
     ]
+    if ladder:
+        lines += ["## Baseline ladder", "", *ladder_table(ladder, m, cfg.gate.confidence), "", LADDER_NOTES, ""]
     failures = [r for r in result.rows if r["status"] in ("failed", "skipped")]
     if failures:
         lines += ["## Methods that did not finish", "", *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures], ""]
@@ -143,6 +146,71 @@ def _metric_table(results: list[EvalResult], metric_names: list[str], costs: dic
             f"| {r.name} | {vals} | {r.prompt_tokens_per_request:.0f} | {r.latency_ms_per_request:.0f} | {c.get('train_seconds', 0):.0f} |"
         )
     return lines
+
+
+def describe_rung(r: EvalResult) -> str:
+    """What a baseline rung puts into the prompt, in words."""
+    d = r.details
+    if "chunks" in d:
+        text = f"top {d['k']} of {d['chunks']} document chunks ({d['retriever']}) + input"
+    elif "retriever" in d:
+        text = f"{d['k']} most similar train rows of {d['corpus_size']} ({d['retriever']}) + input"
+    elif "shots" in d:
+        text = f"{len(d['shots'])} fixed random train rows + input"
+    else:
+        text = "instruction + input"
+    if "calibrated_from" in d:
+        how = "content-free inputs" if d["calibration"] == "content_free" else f"{d['calibration_inputs']} train inputs"
+        text += f"; label prior corrected ({how})"
+    return text
+
+
+def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
+    """Every baseline rung with quality and cost: the rows come from ``stages.ladder_rows``."""
+    pct = f"{100 * confidence:.0f}%"
+    lines = [
+        f"| rung | {metric} [{pct} CI] | in the prompt | prompt tokens / request | retrieval ms / request | latency ms / request | "
+        "one-off setup | index size | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        setup = f"{r['setup_seconds']:.1f} s" if r["setup_seconds"] else "-"
+        if r.get("index_build_seconds") is not None:
+            setup += f" (index build {r['index_build_seconds']:.1f} s{', cached' if r['index_cached'] else ''})"
+        size = f"{r['index_mb']:.2f} MB" if r.get("index_mb") is not None else "-"
+        note = "**the baseline**" if r["best"] else ""
+        if r.get("leakage_excluded"):
+            note += ("; " if note else "") + f"leakage guard withheld {r['leakage_excluded']} identical train row(s)"
+        lines.append(
+            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['prompt']} | "
+            f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | {r['latency_ms_per_request']:.0f} | "
+            f"{setup} | {size} | {note} |"
+        )
+    return lines
+
+
+def render_ladder(rows: list[dict], *, metric: str, cfg: TunegateConfig, run: RunContext, dataset) -> str:
+    """ladder.md (`tunegate baselines`): what prompting and retrieval give without tuning."""
+    best = next(r for r in rows if r["best"])
+    return "\n".join([
+        f"# Baseline ladder, run {run.run_id}",
+        "",
+        f"**Best rung: {best['name']}, {metric} {best['metric']:.3f}** (the baseline a tuned model must beat).",
+        "",
+        f"Same {dataset.n_eval} eval rows for every rung; {dataset.n_train} train rows; base model {run.model_id}.",
+        "",
+        *ladder_table(rows, metric, cfg.gate.confidence),
+        "",
+        LADDER_NOTES,
+        "",
+    ]) + "\n"
+
+
+LADDER_NOTES = (
+    "Latency is (scoring + retrieval) wall time per request at the scoring batch size; retrieval embeds and searches "
+    "all eval inputs in one batch. One-off setup is the index build (or its load from the content-hash cache) or the "
+    "calibration scoring. Retrieved ids per eval row are in `predictions/<rung>.jsonl` (`retrieved`), indexes in `indexes/<rung>/`."
+)
 
 
 def _mins(seconds: float) -> str:
@@ -244,6 +312,7 @@ def render_run_report(
     tuned_eval: EvalResult,
     tuned: TuneResult,
     plan: PlanResult | None = None,
+    ladder: list[dict] | None = None,
 ) -> str:
     metric_names = list(tuned_eval.metrics)
     losses = tuned.loss_curve
@@ -265,6 +334,8 @@ def render_run_report(
         f"Latency is wall time per request at batch size {tuned_eval.batch_size}.",
         *_unparsed_note([*baselines, tuned_eval]),
         "",
+        *(["## Baseline ladder", "", *ladder_table(ladder, decision.gate_metric, cfg.gate.confidence), "", LADDER_NOTES, ""]
+          if ladder else []),
         "## Training",
         "",
         f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "

@@ -16,9 +16,11 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunegate import evaluation, planning
+from tunegate import evaluation, ladder, planning
 from tunegate.config import TunegateConfig
 from tunegate.decision import best_baseline, costs_table, decide
+from tunegate.data import canonical_columns
+from tunegate.ladder import Rung
 from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
@@ -37,8 +39,11 @@ from tunegate.records import (
 from tunegate.scoring import LMAnswerer
 from tunegate.training import release_memory
 from tunegate.registry import PRODUCTION, Registry, atomic_write_text
+from tunegate.retrieval import copy_index
 from tunegate.report import (
+    describe_rung,
     render_comparison,
+    render_ladder,
     render_model_card,
     render_plan,
     render_run_report,
@@ -62,7 +67,7 @@ def _timed(fn):
         try:
             return fn(cfg, run, *args, **kwargs)
         finally:
-            rung = next((a.name for a in args if isinstance(a, evaluation.Rung)), None)
+            rung = next((a.name for a in args if isinstance(a, Rung)), None)
             line = {"stage": fn.__name__ + (f"[{rung}]" if rung else ""), "seconds": round(time.perf_counter() - t0, 3)}
             with open(Path(run.run_dir) / TIMINGS, "a") as f:
                 f.write(json.dumps(line) + "\n")
@@ -119,8 +124,8 @@ def validate_data(cfg: TunegateConfig, run: RunContext) -> ValidationResult:
     )
 
 
-def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: evaluation.Rung) -> str:
-    """Data hash + model + everything that shapes the baseline's prompts + code version.
+def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung) -> str:
+    """Data hash + model + everything that shapes the baseline's prompts (documents included) + code version.
 
     The tuning method is deliberately absent except its max_length (it bounds the
     input truncation), so changing only the method reuses the baselines.
@@ -129,11 +134,11 @@ def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef
         {
             "data": dataset.data_hash,
             "model": run.model_sha,
-            "rung": [rung.name, rung.shots, rung.seed, rung.params],
+            "rung": ladder.rung_fingerprint(rung),
             "task": cfg.task,
             "labels": cfg.data.label_answers(),
             "prompt": cfg.prompt.model_dump(),
-            "baselines": cfg.baselines.model_dump(exclude={"zero_shot", "few_shot"}),
+            "baselines": cfg.baselines.model_dump(mode="json", include={"batch_size", "max_new_tokens"}),
             "max_length": cfg.method.max_length,
             "code": code_version(),
         }
@@ -141,15 +146,32 @@ def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef
 
 
 @_timed
-def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: evaluation.Rung) -> EvalResult:
+def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None) -> EvalResult:
+    """One rung of the ladder on the eval rows; a retrieval index it used is saved under runs/<id>/indexes/<rung>/.
+
+    A calibrated rung takes its base rung's result (``base``) and re-uses its scores.
+    """
     tokenizer = load_tokenizer(run.model_path)
-    model = load_model(run.model_path)
+    answerer = LMAnswerer(load_model(run.model_path))
+    train = pl.read_parquet(dataset.train_path)
+    if rung.kind == "calibrated":
+        if base is None or base.name != rung.base.name:
+            raise ValueError(f"rung {rung.name} needs the result of {rung.base.name}")
+        t0 = time.perf_counter()
+        texts, prior = ladder.calibration_inputs(cfg, train, rung)
+        aug = ladder.augment_for(cfg, rung.base, train, texts)
+        logp, _ = evaluation.label_logprobs(answerer, tokenizer, cfg, evaluation.prompt_ids_for(cfg, tokenizer, texts, aug))
+        offset = ladder.calibration_offset(logp, prior)
+        return evaluation.calibrated(base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0,
+                                     details={"calibration": rung.params["calibration"], "calibration_inputs": len(texts)})
     eval_df = pl.read_parquet(dataset.eval_path)
-    shots = None
-    if rung.shots:
-        shots = evaluation.select_shots(pl.read_parquet(dataset.train_path), k=rung.shots, seed=rung.seed, task=cfg.task)
-    return evaluation.evaluate(LMAnswerer(model), tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", shots_df=shots,
-                               fallback=_train_mean(cfg, dataset))
+    augment = ladder.augment_for(cfg, rung, train, eval_df.get_column(canonical_columns(cfg.task)[0]).to_list())
+    result = evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", augment=augment,
+                                 fallback=_train_mean(cfg, dataset))
+    if augment is not None and augment.index is not None:
+        saved = copy_index(augment.index, Path(run.run_dir) / "indexes" / rung.name)
+        result.details["index"] = str(saved)
+    return result
 
 
 def _train_mean(cfg: TunegateConfig, dataset: DatasetRef) -> float | None:
@@ -242,6 +264,38 @@ def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tu
                                fallback=_train_mean(cfg, dataset))
 
 
+def ladder_rows(cfg: TunegateConfig, baselines: list[EvalResult]) -> list[dict]:
+    """Each rung's gate metric with its bootstrap CI and its costs, for the ladder tables."""
+    metric = cfg.gate_metric
+    best = best_baseline(baselines, metric)
+    refs = [p.reference for p in best.predictions]
+    rows = []
+    for b in baselines:
+        v, lo, hi = bootstrap_ci(metric, side=evaluation.per_example_view(b, cfg.task, metric), references=refs,
+                                 resamples=cfg.gate.bootstrap_samples, confidence=cfg.gate.confidence, seed=cfg.gate.seed)
+        rows.append({
+            "name": b.name, "metric": v, "ci_low": lo, "ci_high": hi, "best": b.name == best.name, "prompt": describe_rung(b),
+            "prompt_tokens_per_request": b.prompt_tokens_per_request, "retrieval_ms_per_request": b.retrieval_ms_per_request,
+            "latency_ms_per_request": b.latency_ms_per_request, "setup_seconds": b.setup_seconds,
+            "index_build_seconds": b.index_build_seconds, "index_cached": bool(b.details.get("index_cached")),
+            "index_mb": b.index_mb, "leakage_excluded": b.details.get("leakage_excluded", 0),
+        })
+    return rows
+
+
+@_timed
+def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult]) -> dict:
+    """`tunegate baselines`: the ladder's table (ladder.md, ladder.json) and predictions, no tuning."""
+    rows = ladder_rows(cfg, baselines)
+    run_dir = Path(run.run_dir)
+    _write_predictions(run_dir, baselines)
+    best = next(r for r in rows if r["best"])
+    out = {"gate_metric": cfg.gate_metric, "best": best["name"], "rows": rows, "report_md": str(run_dir / "ladder.md")}
+    atomic_write_text(run_dir / "ladder.json", json.dumps(out, indent=2))
+    atomic_write_text(run_dir / "ladder.md", render_ladder(rows, metric=cfg.gate_metric, cfg=cfg, run=run, dataset=dataset))
+    return out
+
+
 def _write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
     pred_dir = run_dir / "predictions"
     pred_dir.mkdir(exist_ok=True)
@@ -313,7 +367,8 @@ def compare(
     atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
     atomic_write_text(
         run_dir / "report.md",
-        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned, plan=plan),
+        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned, plan=plan,
+                          ladder=ladder_rows(cfg, baselines)),
     )
     return decision
 
@@ -388,7 +443,8 @@ def compare_methods(
     result = MethodComparison(gate_metric=metric, best_baseline=best.name, rows=rows, summary=summary,
                               report_md=str(run_dir / "compare.md"), chart_png=str(chart))
     atomic_write_text(run_dir / "compare.json", result.model_dump_json(indent=2))
-    atomic_write_text(run_dir / "compare.md", render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan))
+    atomic_write_text(run_dir / "compare.md", render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan,
+                                                                ladder=ladder_rows(cfg, baselines)))
     return result
 
 

@@ -30,6 +30,7 @@ from tunegate.data import (
     split,
     to_canonical,
 )
+from tunegate.documents import DocumentError, load_chunks
 from tunegate.prompts import PromptBuilder
 
 MAX_ROWS_IN_SUMMARY = 10
@@ -158,12 +159,15 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         return ValidationOutcome(issues=issues, stats=stats)
 
     # sample and split first, so that only the rows this run uses are judged
+    # generation: an input with several reference rows is one eval example (scored against all of them), so
+    # max_eval_rows samples inputs, not rows
+    by_input = text_col if cfg.task == "generation" else None
     train = sample(frames["train"], d.max_train_rows, d.split_seed)
     if "eval" in frames:
-        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed)
+        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed, by=by_input)
     else:
         train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=label_col if labels else None)
-        evl = sample(evl, d.max_eval_rows, d.split_seed)
+        evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input)
     schema = schema_for(cfg.task, labels)
     for split_name, df in (("train", train), ("eval", evl)):
         issues.extend(_pandera_issues(df, schema, split_name, user_cols))
@@ -291,13 +295,33 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                 )
             )
 
+    rag = cfg.baselines.rag
+    if rag is not None:  # the RAG rung's document collection: readable and non-empty, checked before any model runs
+        try:
+            chunks = load_chunks(cfg.resolve(rag.documents), chunk_words=rag.chunk_words, overlap_words=rag.overlap_words)
+            stats["documents"] = {"folder": str(cfg.resolve(rag.documents)), "chunks": len(chunks),
+                                  "files": len({c.id.split("#")[0].split(":")[0] for c in chunks})}
+        except DocumentError as exc:
+            issues.append(Issue(check="documents", severity="error", split="documents", message=f"{exc}; fix the folder or set baselines.rag.documents"))
+
     stats["rows"] = {"train": train.height, "eval": evl.height}
     stats["sources"] = {"train": str(cfg.resolve(d.train)), "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train"}
     out = ValidationOutcome(issues=issues, stats=stats)
     if out.ok:
-        out.train, out.eval = train, evl
         stats["data_hash"] = frame_hash(train, evl, columns=(text_col, label_col))
+        if cfg.task == "generation":
+            evl = group_references(evl)
+            stats["rows"]["eval"] = evl.height
+            stats["eval_references"] = int(evl.get_column("references").list.len().sum())
+        out.train, out.eval = train, evl
     return out
+
+
+def group_references(evl: pl.DataFrame) -> pl.DataFrame:
+    """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
+    return evl.group_by("input", maintain_order=True).agg(
+        pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references")
+    ).select(ROW, "input", "target", "references")
 
 
 def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]:

@@ -33,7 +33,8 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
         assert stage in logs, stage
     run_dir = next((tmp_path / "runs").iterdir())
     decision = json.loads((run_dir / "decision.json").read_text())
-    assert set(decision["baselines"]) == {"zero_shot", "few_shot"}
+    assert set(decision["baselines"]) == {"zero_shot", "zero_shot_calibrated", "few_shot", "few_shot_calibrated",
+                                          "retrieved_few_shot_hybrid", "retrieved_few_shot_hybrid_calibrated"}
     versions = sorted(p.name for p in (tmp_path / "registry" / "toy").iterdir() if p.name.startswith("v"))
     assert versions == ["v1"]
     aliases_file = tmp_path / "registry" / "toy" / "aliases.json"
@@ -52,6 +53,7 @@ def test_method_only_change_reuses_cached_baselines(tmp_path, tiny_model_dir, to
     logs = second.stdout + second.stderr
     assert "evaluate_baseline[zero_shot]' - Finished in state Cached" in logs
     assert "evaluate_baseline[few_shot]' - Finished in state Cached" in logs
+    assert "evaluate_baseline[retrieved_few_shot_hybrid_calibrated]' - Finished in state Cached" in logs
     runs = sorted((tmp_path / "runs").iterdir())
     d1, d2 = (json.loads((r / "decision.json").read_text()) for r in runs)
     assert d1["baselines"] == d2["baselines"]
@@ -102,7 +104,8 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     run_dir = next((tmp_path / "runs").iterdir())
     table = json.loads((run_dir / "compare.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
-    assert set(rows) == {"zero_shot", "few_shot", "lora", "qlora", "prompt_tuning", "linear_probe"}
+    assert set(rows) == {"zero_shot", "zero_shot_calibrated", "few_shot", "few_shot_calibrated", "retrieved_few_shot_hybrid",
+                         "retrieved_few_shot_hybrid_calibrated", "lora", "qlora", "prompt_tuning", "linear_probe"}
     assert rows["qlora"]["status"] == "failed" and "no_such_module" in rows["qlora"]["error"]  # caught by its calibration
     for name in ("lora", "prompt_tuning", "linear_probe"):
         r = rows[name]

@@ -96,3 +96,31 @@ def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
     assert json.loads((reg / "v2" / "meta.json").read_text())["decision"] == "reject"
     logs = out.stdout + out.stderr
     assert logs.count("Cached") >= 2, "zero-shot and few-shot baselines were recomputed"
+
+
+def test_the_baseline_is_the_strongest_rung_of_the_ladder(work):
+    import polars as pl
+
+    run = run_dirs(work)[0]
+    d = json.loads((run / "decision.json").read_text())
+    rungs = ["zero_shot", "few_shot", "retrieved_few_shot_hybrid"]
+    expected = [n + c for n in rungs for c in ("", "_calibrated")]
+    assert list(d["baselines"]) == expected
+    best = max(expected, key=lambda n: d["baselines"][n]["accuracy"])
+    assert d["baselines"][d["best_baseline"]]["accuracy"] == d["baselines"][best]["accuracy"]
+    report = (run / "report.md").read_text()
+    assert "## Baseline ladder" in report and all(f"| {n} |" in report for n in expected)
+    # calibration corrects the few-shot prompt's label bias without eval labels (measured: 0.475 -> 0.620)
+    preds = {n: [json.loads(x) for x in (run / "predictions" / f"{n}.jsonl").read_text().splitlines()] for n in expected}
+    assert len({p["prediction"] for p in preds["few_shot_calibrated"]}) == 2
+    assert d["baselines"]["few_shot_calibrated"]["accuracy"] > d["baselines"]["few_shot"]["accuracy"] + 0.05
+    # retrieved demonstrations: 4 train rows per eval row, never the eval text itself (leakage guard), index saved
+    train = pl.read_parquet(run / "data" / "train.parquet")
+    evl = pl.read_parquet(run / "data" / "eval.parquet")
+    train_text = dict(zip(train.get_column("_row").to_list(), train.get_column("text").to_list()))
+    eval_text = dict(zip(evl.get_column("_row").to_list(), evl.get_column("text").to_list()))
+    for p in preds["retrieved_few_shot_hybrid"]:
+        assert len(p["retrieved"]) == 4
+        assert all(train_text[int(r.split(":")[1])].strip().lower() != eval_text[p["row"]].strip().lower() for r in p["retrieved"])
+    assert (run / "indexes" / "retrieved_few_shot_hybrid" / "embeddings.npy").is_file()
+    assert d["costs"]["retrieved_few_shot_hybrid"]["retrieval_ms_per_request"] > 0

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import make_config
 from tunegate import stages
 from tunegate.config import load_config
-from tunegate.evaluation import baseline_rungs
+from tunegate.ladder import baseline_rungs
 from tunegate.registry import Registry
 
 
@@ -16,7 +16,10 @@ def run_all(cfg):
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
     assert val.ok, val.summary
-    base = [stages.evaluate_baseline(cfg, run, val.dataset, r) for r in baseline_rungs(cfg)]
+    results = {}
+    for r in baseline_rungs(cfg):
+        results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
+    base = list(results.values())
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
     decision = stages.compare(cfg, run, val.dataset, base, tuned_eval, tuned)
@@ -38,7 +41,7 @@ def test_generation_task_end_to_end(tmp_path, tiny_model_dir):
     cfg = load_config(path)
     assert cfg.data.labels is None and cfg.gate_metric == "rouge_l"
     run, base, tuned_eval, decision, deployed = run_all(cfg)
-    assert set(tuned_eval.metrics) == {"rouge_l", "exact_match"}
+    assert set(tuned_eval.metrics) == {"rouge_l", "exact_match", "answer_in_output"}
     assert all(isinstance(p.prediction, str) for p in tuned_eval.predictions)
     assert decision.gate_metric == "rouge_l" and decision.ci_low <= decision.delta <= decision.ci_high
     assert deployed.registered_version == 1
@@ -54,8 +57,22 @@ def test_classification_stages_write_every_output(tmp_path, tiny_model_dir, toy_
     assert decision.costs["tuned:lora"]["base_weights_mb"] > 0
     assert deployed.production_moved and Registry(cfg.registry.path).resolve("toy@production").version == 1
     stages_timed = [json.loads(line)["stage"] for line in (tmp_path / "runs" / run.run_id / "timings.jsonl").read_text().splitlines()]
-    assert stages_timed == ["validate_data", "evaluate_baseline[zero_shot]", "evaluate_baseline[few_shot]", "tune",
-                            "evaluate_tuned", "compare", "deploy"]
+    ladder = ["zero_shot", "few_shot", "retrieved_few_shot_hybrid"]
+    assert stages_timed == ["validate_data", *(f"evaluate_baseline[{n}{c}]" for n in ladder for c in ("", "_calibrated")),
+                            "tune", "evaluate_tuned", "compare", "deploy"]
+    # the ladder is in the report, and the retrieval index was saved with the run
+    report = (tmp_path / "runs" / run.run_id / "report.md").read_text()
+    assert "## Baseline ladder" in report and "retrieved_few_shot_hybrid" in report
+    assert (tmp_path / "runs" / run.run_id / "indexes" / "retrieved_few_shot_hybrid" / "index.json").is_file()
+    # a calibrated rung re-uses its base rung's scores: same rows and request cost, argmax of scores + offset
+    by = {b.name: b for b in base}
+    for name in ladder:
+        raw, cal = by[name], by[f"{name}_calibrated"]
+        assert cal.latency_ms_per_request == raw.latency_ms_per_request
+        assert cal.prompt_tokens_per_request == raw.prompt_tokens_per_request and cal.setup_seconds > raw.setup_seconds
+        off = cal.details["label_offset"]
+        for p, q in zip(raw.predictions, cal.predictions):
+            assert q.row == p.row and q.prediction == max(p.scores, key=lambda lab: p.scores[lab] + off[lab])
     adapter = tmp_path / "runs" / run.run_id / "artifact" / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (adapter / "tokenizer.json").is_file()
 

@@ -16,6 +16,11 @@ def test_metric_modules_compute_known_values():
     vals, per = metrics.compute("generation", ["the cat sat", "Hello  World"], [["the cat sat down", "a cat"], "hello world"])
     assert vals["exact_match"] == pytest.approx(0.5) and per["exact_match"] == [0.0, 1.0]
     assert per["rouge_l"][0] == pytest.approx(2 * 1.0 * 0.75 / 1.75)  # P=3/3, R=3/4 against the best reference
+    # answer in output: the (normalized, whole-word) reference occurs in the generation
+    _, per = metrics.compute("generation", [
+        "The observatory was founded by Ilse Dravenko.", "It was built in 1862!", "founded by Ilse", "Catherine", "The Long Eye.",
+    ], [["Ilse Dravenko"], ["1862"], ["Ilse Dravenko"], ["cat"], ["the long eye", "long eye"]])
+    assert per["answer_in_output"] == [1.0, 1.0, 0.0, 0.0, 1.0]
 
 
 def test_resampled_macro_f1_equals_sklearn():

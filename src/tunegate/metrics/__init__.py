@@ -15,7 +15,7 @@ import numpy as np
 
 HERE = Path(__file__).parent
 CLASSIFICATION = ("accuracy", "macro_f1")
-GENERATION = ("rouge_l", "exact_match")
+GENERATION = ("rouge_l", "exact_match", "answer_in_output")
 REGRESSION = ("r2", "mae", "rmse")  # the gate uses r2 (higher is better); mae/rmse are reported
 
 
@@ -56,7 +56,7 @@ def compute(task: str, predictions: list[str], references: list) -> tuple[dict[s
 def resampled(name: str, weights: np.ndarray, *, per_example: list[float] | None = None,
               predictions: list[str] | None = None, references: list[str] | None = None) -> np.ndarray:
     """The metric under each row of ``weights`` ([B, n] counts of each example in a resample)."""
-    if name in ("accuracy", "rouge_l", "exact_match"):
+    if name in ("accuracy", "rouge_l", "exact_match", "answer_in_output"):
         s = np.asarray(per_example, dtype=np.float64)
         return weights @ s / weights.sum(axis=1)
     if name == "macro_f1":

@@ -1,0 +1,44 @@
+"""Answer in output: the share of generations that contain one of their references.
+
+Both sides are normalized as in SQuAD (lower case, punctuation and the articles
+a/an/the removed, whitespace collapsed) and the reference must appear as whole
+words. The usual accuracy for question answering with generative models, which
+answer in full sentences ("The observatory was founded by Ilse Dravenko.") where
+ROUGE-L or exact match against a short answer ("Ilse Dravenko") penalize the
+extra words.
+"""
+
+import re
+import string
+
+import datasets
+import evaluate
+
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def _norm(s):
+    s = s.lower().translate(_PUNCT)
+    s = re.sub(r"\b(a|an|the)\b", " ", s)
+    return " ".join(s.split())
+
+
+def _contains(prediction, reference):
+    ref = _norm(reference)
+    return bool(ref) and f" {ref} " in f" {_norm(prediction)} "
+
+
+class AnswerInOutput(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="Share of predictions that contain (normalized, whole words) one of their references.",
+            citation="",
+            inputs_description="predictions: list of strings; references: list of lists of strings",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        per = [float(any(_contains(p, r) for r in refs)) for p, refs in zip(predictions, references)]
+        return {"answer_in_output": sum(per) / len(per) if per else 0.0, "answer_in_output_per_example": per}
