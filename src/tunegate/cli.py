@@ -27,7 +27,7 @@ examples:
   tunegate compare cfg.yaml
   tunegate baselines cfg.yaml --set "baselines.retrieved_few_shot.retrievers=[bm25, dense, hybrid]"
   tunegate validate cfg.yaml
-  tunegate predict --model quickstart-intents@production "my card was charged twice"
+  tunegate predict --model sst2-sentiment@production "a gorgeous, moving film"
   tunegate registry list
 """
 
