@@ -74,3 +74,43 @@ def bootstrap_ci(
     alpha = 1.0 - confidence
     lo, hi = np.quantile(vals[1:], [alpha / 2, 1 - alpha / 2])
     return float(vals[0]), float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's exact test on paired correctness: only the discordant rows carry evidence."""
+
+    candidate_only: int  # rows the candidate gets right and the baseline wrong (b)
+    baseline_only: int  # rows the baseline gets right and the candidate wrong (c)
+    p_value: float  # exact binomial test of b out of b + c at 1/2
+    alternative: str  # "two-sided" or "greater" (the candidate is better)
+
+
+def mcnemar_exact(candidate_correct: list[bool], baseline_correct: list[bool], alternative: str = "two-sided") -> McNemar:
+    """Exact McNemar test: under the null, each discordant row favours either side with probability 1/2."""
+    from scipy.stats import binomtest
+
+    if len(candidate_correct) != len(baseline_correct):
+        raise ValueError("both sides must be scored on the same rows")
+    if alternative not in ("two-sided", "greater"):
+        raise ValueError("alternative is 'two-sided' or 'greater'")
+    b = sum(1 for x, y in zip(candidate_correct, baseline_correct) if x and not y)
+    c = sum(1 for x, y in zip(candidate_correct, baseline_correct) if y and not x)
+    p = 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5, alternative=alternative).pvalue)
+    return McNemar(candidate_only=b, baseline_only=c, p_value=p, alternative=alternative)
+
+
+def min_detectable_difference(n: int, *, sd: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean paired difference a two-sided test at ``alpha`` detects with ``power``
+    on ``n`` rows whose per-row differences have standard deviation ``sd``: (z_{1-alpha/2} + z_power) sd / sqrt(n)."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        raise ValueError("n must be positive")
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * sd / np.sqrt(n))
+
+
+def paired_sd(candidate: list[float], baseline: list[float]) -> float:
+    """Standard deviation of the per-row differences (for classification: of +1 / 0 / -1)."""
+    d = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
+    return float(d.std(ddof=1)) if len(d) > 1 else 0.0

@@ -82,3 +82,29 @@ def test_best_baseline_and_gate_rule():
     assert on_edge.decision == "reject"  # lower bound must *exceed* the minimum gain
     below = decide(min_gain=0.6, paired=P(0.1, 0.5), **kw)
     assert below.decision == "reject" and any("did not pay off" in r for r in below.reasons)
+
+
+def test_mcnemar_exact_on_a_hand_computed_table():
+    from tunegate.stats import mcnemar_exact
+
+    # 2x2 table: both right 50, candidate only 9, baseline only 2, both wrong 39 (n = 100)
+    cand = [True] * 50 + [True] * 9 + [False] * 2 + [False] * 39
+    base = [True] * 50 + [False] * 9 + [True] * 2 + [False] * 39
+    m = mcnemar_exact(cand, base)
+    assert (m.candidate_only, m.baseline_only) == (9, 2)
+    # exact: P(X <= 2 or X >= 9), X ~ Binomial(11, 1/2) = 2 * (1 + 11 + 55) / 2048
+    assert m.p_value == pytest.approx(2 * 67 / 2048)
+    assert mcnemar_exact(cand, base, alternative="greater").p_value == pytest.approx(67 / 2048)
+    # no discordant rows: no evidence either way
+    assert mcnemar_exact([True, False], [True, False]).p_value == 1.0
+    with pytest.raises(ValueError, match="same rows"):
+        mcnemar_exact([True], [True, False])
+
+
+def test_minimum_detectable_difference():
+    from tunegate.stats import min_detectable_difference, paired_sd
+
+    # (1.95996 + 0.84162) * 0.5 / sqrt(100)
+    assert min_detectable_difference(100, sd=0.5) == pytest.approx(0.140079, abs=1e-5)
+    assert min_detectable_difference(400, sd=0.5) == pytest.approx(min_detectable_difference(100, sd=0.5) / 2)
+    assert paired_sd([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(np.std([0, 1, -1, 0], ddof=1))
