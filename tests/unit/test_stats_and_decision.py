@@ -108,3 +108,30 @@ def test_minimum_detectable_difference():
     assert min_detectable_difference(100, sd=0.5) == pytest.approx(0.140079, abs=1e-5)
     assert min_detectable_difference(400, sd=0.5) == pytest.approx(min_detectable_difference(100, sd=0.5) / 2)
     assert paired_sd([1, 1, 0, 0], [1, 0, 1, 0]) == pytest.approx(np.std([0, 1, -1, 0], ddof=1))
+
+
+def test_aa_gate_promotes_no_more_often_than_alpha():
+    """A/A: candidate and baseline of equal quality; the gate (lower CI end > 0) must rarely promote."""
+    from tunegate.stats import paired_bootstrap
+
+    rng = np.random.default_rng(7)
+    confidence, n, trials = 0.95, 200, 200
+    alpha = 1 - confidence
+    same, independent, better_promoted = 0, 0, 0
+    for t in range(trials):
+        base = rng.random(n) < 0.7
+        # the candidate IS the baseline (same predictions): delta 0 on every resample
+        side = {"per_example": base.astype(float).tolist()}
+        p = paired_bootstrap("accuracy", candidate=side, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
+        same += p.ci_low > 0.0
+        # a different model of the same true accuracy (independent errors): the harder A/A case
+        other = {"per_example": (rng.random(n) < 0.7).astype(float).tolist()}
+        p = paired_bootstrap("accuracy", candidate=other, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
+        independent += p.ci_low > 0.0
+        # and the gate is not vacuous: a truly better model (0.82 vs 0.70) gets through most of the time
+        better = {"per_example": (rng.random(n) < 0.82).astype(float).tolist()}
+        p = paired_bootstrap("accuracy", candidate=better, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
+        better_promoted += p.ci_low > 0.0
+    assert same == 0
+    assert independent / trials <= alpha  # one-sided use of a two-sided 95% CI: expected ~2.5% (measured 1.5%)
+    assert better_promoted / trials > 0.6  # measured 0.8
