@@ -75,7 +75,6 @@ def evaluate(
     rows = eval_df.get_column(ROW).to_list()
     aug = augment or Augment()
     details: dict[str, Any] = dict(aug.details)
-    sources = aug.sources if aug.sources is not None and (aug.contexts is not None or aug.index is not None) else None
 
     if cfg.task == "classification":
         labels = list(cfg.data.label_answers())
@@ -98,8 +97,8 @@ def evaluate(
             tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
         )
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
-    if sources is not None:
-        predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, sources)]
+    if aug.sources is not None:
+        predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, aug.sources)]
 
     values, _ = metrics.compute(cfg.task, preds, refs)
     n = len(texts)

@@ -53,7 +53,7 @@ class Augment:
 
     shots: list[list[tuple[str, str]]] | None = None  # per input: (input, answer) demonstrations
     contexts: list[Context] | None = None  # per input: retrieved passages (RAG)
-    sources: list[list[str]] | None = None  # per input: ids of what was retrieved, best first
+    sources: list[list[str]] | None = None  # per input: ids of what was retrieved, best first (recorded in predictions)
     retrieval_seconds: float = 0.0  # all inputs together
     setup_seconds: float = 0.0  # one-off: index build, calibration scoring
     index: retrieval.Index | None = None
@@ -138,8 +138,7 @@ def fixed_shots(cfg: TunegateConfig, train: pl.DataFrame, n: int, rung: Rung) ->
     shots_df = select_shots(train, k=rung.shots, seed=rung.seed, task=cfg.task)
     text_col, label_col = canonical_columns(cfg.task)
     shots = [(t, _answer(cfg, y)) for t, y in shots_df.select(text_col, label_col).iter_rows()]
-    ids = [f"train:{r}" for r in shots_df.get_column(ROW).to_list()]
-    return Augment(shots=[shots] * n, sources=[ids] * n, details={"shots": [list(s) for s in shots]})
+    return Augment(shots=[shots] * n, details={"shots": [list(s) for s in shots]})
 
 
 def _index(rung: Rung, ids: list[str], texts: list[str]) -> retrieval.Index:
@@ -150,6 +149,19 @@ def _index(rung: Rung, ids: list[str], texts: list[str]) -> retrieval.Index:
                                  rrf_k=p.get("rrf_k", 60))
 
 
+def _retrieve(rung: Rung, ids: list[str], texts: list[str], queries: list[str], k: int):
+    """Index the corpus (setup, timed) and search it: (index, hits per query, search stats, setup seconds)."""
+    t0 = time.perf_counter()
+    index = _index(rung, ids, texts)
+    setup = time.perf_counter() - t0
+    hits, stats = index.search(queries, k)
+    return index, hits, stats, setup
+
+
+def _retrieval_details(index: retrieval.Index, stats: retrieval.SearchStats, k: int) -> dict[str, Any]:
+    return {"retriever": index.kind, "k": k, "leakage_excluded": stats.excluded, "index_cached": index.cached}
+
+
 def retrieved_shots(cfg: TunegateConfig, train: pl.DataFrame, texts: list[str], rung: Rung) -> Augment:
     """Per input, the ``rung.shots`` most similar train rows as demonstrations (most similar last, nearest the input).
 
@@ -157,21 +169,13 @@ def retrieved_shots(cfg: TunegateConfig, train: pl.DataFrame, texts: list[str], 
     withholds any train row whose text equals the input's (the row itself, when the input is a train row).
     """
     text_col, label_col = canonical_columns(cfg.task)
-    t0 = time.perf_counter()
     corpus = train.unique(subset=[text_col], keep="first", maintain_order=True)
-    answers = dict(zip(corpus.get_column(ROW).to_list(), corpus.get_column(label_col).to_list()))
+    labels = corpus.get_column(label_col).to_list()
     ids = [f"train:{r}" for r in corpus.get_column(ROW).to_list()]
-    index = _index(rung, ids, corpus.get_column(text_col).to_list())
-    setup = time.perf_counter() - t0
-    hits, stats = index.search(texts, rung.shots)
-    shots, sources = [], []
-    for row_hits in hits:
-        ordered = list(reversed(row_hits))
-        shots.append([(index.texts[h.index], _answer(cfg, answers[int(h.id.split(":")[1])])) for h in ordered])
-        sources.append([h.id for h in row_hits])
-    return Augment(shots=shots, sources=sources, retrieval_seconds=stats.seconds, setup_seconds=setup, index=index,
-                   details={"retriever": index.kind, "k": rung.shots, "corpus_size": len(index), "leakage_excluded": stats.excluded,
-                            "index_cached": index.cached})
+    index, hits, stats, setup = _retrieve(rung, ids, corpus.get_column(text_col).to_list(), texts, rung.shots)
+    shots = [[(index.texts[h.index], _answer(cfg, labels[h.index])) for h in reversed(row)] for row in hits]
+    return Augment(shots=shots, sources=[[h.id for h in row] for row in hits], retrieval_seconds=stats.seconds,
+                   setup_seconds=setup, index=index, details={**_retrieval_details(index, stats, rung.shots), "corpus_size": len(index)})
 
 
 def rag_contexts(texts: list[str], rung: Rung) -> Augment:
@@ -179,14 +183,12 @@ def rag_contexts(texts: list[str], rung: Rung) -> Augment:
     p = rung.params
     t0 = time.perf_counter()
     chunks = load_chunks(Path(p["documents"]), chunk_words=p["chunk_words"], overlap_words=p["overlap_words"])
-    index = _index(rung, [c.id for c in chunks], [c.text for c in chunks])
-    setup = time.perf_counter() - t0
-    hits, stats = index.search(texts, p["k"])
+    read = time.perf_counter() - t0
+    index, hits, stats, setup = _retrieve(rung, [c.id for c in chunks], [c.text for c in chunks], texts, p["k"])
     contexts = [Context(instruction=p["instruction"], passages=tuple(index.texts[h.index] for h in row)) for row in hits]
     return Augment(contexts=contexts, sources=[[h.id for h in row] for row in hits], retrieval_seconds=stats.seconds,
-                   setup_seconds=setup, index=index,
-                   details={"retriever": index.kind, "k": p["k"], "chunks": len(index), "documents": p["documents"],
-                            "leakage_excluded": stats.excluded, "index_cached": index.cached})
+                   setup_seconds=read + setup, index=index,
+                   details={**_retrieval_details(index, stats, p["k"]), "chunks": len(index), "documents": p["documents"]})
 
 
 def calibration_offset(label_logprobs: torch.Tensor, target_prior: list[float] | None = None) -> list[float]:

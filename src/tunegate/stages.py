@@ -167,18 +167,18 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     eval_df = pl.read_parquet(dataset.eval_path)
     augment = ladder.augment_for(cfg, rung, train, eval_df.get_column(canonical_columns(cfg.task)[0]).to_list())
     result = evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", augment=augment,
-                                 fallback=_train_mean(cfg, dataset))
+                                 fallback=_train_mean(cfg, train))
     if augment is not None and augment.index is not None:
         saved = copy_index(augment.index, Path(run.run_dir) / "indexes" / rung.name)
         result.details["index"] = str(saved)
     return result
 
 
-def _train_mean(cfg: TunegateConfig, dataset: DatasetRef) -> float | None:
+def _train_mean(cfg: TunegateConfig, train: pl.DataFrame) -> float | None:
     """Regression: the train mean, used for answers that contain no number (the best constant guess)."""
     if cfg.task != "regression":
         return None
-    return float(pl.read_parquet(dataset.train_path).get_column("label").str.strip_chars().cast(pl.Float64).mean())
+    return float(train.get_column("label").str.strip_chars().cast(pl.Float64).mean())
 
 
 @_timed
@@ -260,8 +260,9 @@ def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tu
     tokenizer = load_tokenizer(run.model_path)
     answerer = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
     eval_df = pl.read_parquet(dataset.eval_path)
+    fallback = _train_mean(cfg, pl.read_parquet(dataset.train_path)) if cfg.task == "regression" else None
     return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned",
-                               fallback=_train_mean(cfg, dataset))
+                               fallback=fallback)
 
 
 def ladder_rows(cfg: TunegateConfig, baselines: list[EvalResult]) -> list[dict]:

@@ -30,7 +30,7 @@ from tunegate.data import (
     split,
     to_canonical,
 )
-from tunegate.documents import DocumentError, load_chunks
+from tunegate.documents import DocumentError, document_files, load_chunks
 from tunegate.prompts import PromptBuilder
 
 MAX_ROWS_IN_SUMMARY = 10
@@ -297,10 +297,10 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     rag = cfg.baselines.rag
     if rag is not None:  # the RAG rung's document collection: readable and non-empty, checked before any model runs
+        folder = cfg.resolve(rag.documents)
         try:
-            chunks = load_chunks(cfg.resolve(rag.documents), chunk_words=rag.chunk_words, overlap_words=rag.overlap_words)
-            stats["documents"] = {"folder": str(cfg.resolve(rag.documents)), "chunks": len(chunks),
-                                  "files": len({c.id.split("#")[0].split(":")[0] for c in chunks})}
+            chunks = load_chunks(folder, chunk_words=rag.chunk_words, overlap_words=rag.overlap_words)
+            stats["documents"] = {"folder": str(folder), "chunks": len(chunks), "files": len(document_files(folder))}
         except DocumentError as exc:
             issues.append(Issue(check="documents", severity="error", split="documents", message=f"{exc}; fix the folder or set baselines.rag.documents"))
 
