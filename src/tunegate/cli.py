@@ -29,6 +29,9 @@ examples:
   tunegate validate cfg.yaml
   tunegate predict --model sst2-sentiment@production "a gorgeous, moving film"
   tunegate registry list
+  tunegate audit --model quickstart-intents --since 2026-11-01
+  tunegate audit show 20261121-101500-ab12cd
+  tunegate audit verify 20261121-101500-ab12cd
 """
 
 
@@ -94,9 +97,11 @@ def _failed(state, data: dict, registry_note: bool = True) -> int:
 def cmd_run(args) -> int:
     cfg, state, data = _run_flow(args, "pipeline")
     if state.is_completed():
+        if data.get("headline"):
+            print(data["headline"] + "\n")
         print(state.message or "")
-        print(f"\nRun folder: {data.get('run_dir')}  (report.md, decision.json, plan.md, predictions/)")
-        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list)")
+        print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, predictions/)")
+        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
         return 0
     return _failed(state, data)
 
@@ -221,6 +226,99 @@ def cmd_registry_show(args) -> int:
     return 0
 
 
+def _audit_log(args):
+    from tunegate.audit import AuditLog
+
+    return AuditLog(_registry_root(args))
+
+
+def _fmt(x, spec: str = ".3f", none: str = "-") -> str:
+    return none if x is None else format(x, spec)
+
+
+def cmd_audit_list(args) -> int:
+    log = _audit_log(args)
+    records = log.records(model=args.model, since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
+        return 0
+    if not records:
+        where = f" matching {', '.join(f'{k}={v}' for k, v in [('model', args.model), ('since', args.since), ('until', args.until)] if v)}" \
+            if (args.model or args.since or args.until) else ""
+        print(f"no audit records{where} in {log.path.resolve()} (every `tunegate run` appends one)")
+        return 0
+    head = (f"{'time':<16} {'run':<22} {'model':<20} {'method':<13} {'outcome':<9} {'tuned vs best baseline':<40} "
+            f"{'delta [CI]':<24} {'train $':>8} {'$/1K req tuned|base':>20} deployed")
+    print(head)
+    for r in records:
+        if r.status == "failed":
+            outcome, versus, delta, train, per = "FAILED", f"at {r.failed_stage}: {(r.error or '')[:30]}", "", "", ""
+        else:
+            tuned = r.metrics.get(f"tuned:{r.method}", {}).get("metric")
+            base = r.metrics.get(r.best_baseline or "", {}).get("metric")
+            outcome = "promoted" if r.decision == "promote" else "rejected"
+            versus = f"{r.gate_metric} {_fmt(tuned)} vs {_fmt(base)} {r.best_baseline}"[:40]
+            delta = f"{_fmt(r.delta, '+.3f')} [{_fmt(r.ci_low, '+.3f')},{_fmt(r.ci_high, '+.3f')}]"
+            train = _fmt(r.cost.get("train_usd"), ".4f")
+            per = f"{_fmt(r.cost.get('tuned_per_1k_requests_usd'), '.4f')}|{_fmt(r.cost.get('baseline_per_1k_requests_usd'), '.4f')}"
+        d = r.deployed or {}
+        deployed = (f"v{d.get('registered_version')}" + (" -> production" if d.get("production_moved") else
+                    f" (production v{d.get('production_version')})" if d.get("production_version") else "")) if d else "-"
+        print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<22} {r.model_name[:20]:<20} {(r.method or '-')[:13]:<13} {outcome:<9} "
+              f"{versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
+    print(f"\n{len(records)} run(s); log: {log.path.resolve()}  (tunegate audit show RUN; tunegate audit verify RUN)")
+    return 0
+
+
+def cmd_audit_show(args) -> int:
+    rec = _audit_log(args).get(args.run)
+    if args.json:
+        print(json.dumps(rec.model_dump(mode="json"), indent=2))
+        return 0
+    print(f"# run {rec.run_id} ({rec.status}), {rec.time}")
+    if rec.headline:
+        print(f"\n{rec.headline}\n")
+    if rec.status == "failed":
+        print(f"failed at: {rec.failed_stage}\nerror: {rec.error}\n")
+    fields = [("model", rec.model_name), ("method", rec.method), ("task", rec.task), ("base model", rec.base_model),
+              ("data hash", rec.data_hash), ("config hash", rec.config_hash), ("code version", rec.code_version),
+              ("gate", json.dumps(rec.gate) if rec.gate else None), ("decision", rec.decision),
+              ("delta vs best baseline", f"{_fmt(rec.delta, '+.4f')} CI [{_fmt(rec.ci_low, '+.4f')}, {_fmt(rec.ci_high, '+.4f')}]"
+               if rec.delta is not None else None),
+              ("McNemar p", _fmt(rec.mcnemar_p, ".4g", "-")), ("min. detectable difference", _fmt(rec.mde, ".4f")),
+              ("deployed", json.dumps(rec.deployed) if rec.deployed else None)]
+    for k, v in fields:
+        if v is not None:
+            print(f"{k + ':':<28} {v}")
+    if rec.metrics:
+        print("\nmetric [CI] per model:")
+        for name, m in rec.metrics.items():
+            print(f"  {name:<40} {m['metric']:.4f} [{m['ci_low']:.4f}, {m['ci_high']:.4f}]")
+    if rec.cost:
+        print("\ncost:")
+        for k, v in rec.cost.items():
+            print(f"  {k:<30} {v}")
+    ev = Path(rec.evidence_dir) if rec.evidence_dir else None
+    if ev is not None and (ev / "report.html").is_file():
+        print(f"\nReport: {ev / 'report.html'}  (copy kept in the registry; run folder: {rec.run_dir})")
+    elif rec.run_dir:
+        print(f"\nRun folder: {rec.run_dir}")
+    return 0
+
+
+def cmd_audit_verify(args) -> int:
+    from tunegate.audit import verify
+
+    result = verify(_audit_log(args), args.run)
+    for name, ok, detail in result.checks:
+        print(f"[{'ok' if ok else 'MISMATCH'}] {name}" + (f": {detail}" if detail else ""))
+    if result.ok:
+        print(f"\nverified: run {result.run_id}'s recorded decision follows from its stored predictions and its recorded gate")
+        return 0
+    print(f"\nVERIFICATION FAILED for run {result.run_id}: the record does not match its evidence", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tunegate",
@@ -283,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate time, memory and cost of each method before anything trains",
         description="Validate the data, then run a short calibration of the configured method (every applicable "
         "method for `method: auto`) on this machine and print, per method: trainable parameters, estimated peak "
-        "memory, estimated training time on the detected hardware, estimated cost at budget.price_per_hour, and "
+        "memory, estimated training time on the detected hardware, estimated cost at costs.cpu_per_hour (gpu_per_hour on CUDA), and "
         "whether it fits the budget caps. For `method: auto`, also which method the advisor picks and why. "
         "Exit code 1 when over budget (a `tunegate run` would stop before training).",
     )
@@ -322,6 +420,39 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("model", metavar="NAME[@ALIAS|VERSION]")
     rs.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
     rs.set_defaults(func=cmd_registry_show)
+
+    def audit_filters(sp):
+        sp.add_argument("--model", metavar="NAME", help="only runs of this registered model name")
+        sp.add_argument("--since", metavar="YYYY-MM-DD", help="only runs on or after this date")
+        sp.add_argument("--until", metavar="YYYY-MM-DD", help="only runs on or before this date")
+        sp.add_argument("--json", action="store_true", help="the records as JSON")
+        sp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+
+    au = sub.add_parser(
+        "audit", help="the history of runs: did tuning beat the baseline, by how much, at what cost, what was deployed",
+        description="Read the registry's append-only audit log (one record per `tunegate run`, promoted or not, failed "
+        "or not). Without a subcommand: list the runs as a table.",
+    )
+    audit_filters(au)
+    au.set_defaults(func=cmd_audit_list)
+    asub = au.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    al = asub.add_parser("list", help="the runs as a table (the default)")
+    audit_filters(al)
+    al.set_defaults(func=cmd_audit_list)
+    ash = asub.add_parser("show", help="one run's record and its report path")
+    ash.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    ash.add_argument("--json", action="store_true", help="the record as JSON")
+    ash.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    ash.set_defaults(func=cmd_audit_show)
+    av = asub.add_parser(
+        "verify", help="recompute a run's decision from its stored predictions and recorded gate",
+        description="Check the log's hash chain and the run's evidence hashes, recompute every model's metric from the "
+        "stored per-example predictions, re-run the recorded gate and compare with the recorded decision, delta, CI "
+        "and McNemar p. Exit code 1 on any mismatch.",
+    )
+    av.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
+    av.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    av.set_defaults(func=cmd_audit_verify)
     return p
 
 

@@ -358,7 +358,7 @@ MethodConfig = Union[LoraConfig, QLoraConfig, PromptTuningConfig, LinearProbeCon
 
 
 class GateConfig(_Strict):
-    """The promotion gate, declared before the run."""
+    """The promotion gate, declared before the run and recorded with the decision."""
 
     metric: Literal["accuracy", "macro_f1", "rouge_l", "exact_match", "answer_in_output", "r2"] | None = Field(
         default=None, description="Gate metric. Default: accuracy (classification), rouge_l (generation), r2 (regression). answer_in_output (generation): the share of answers containing a reference, for question answering."
@@ -369,9 +369,38 @@ class GateConfig(_Strict):
         le=1.0,
         description="Promote only if the lower end of the CI of (tuned - best baseline) exceeds this.",
     )
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0, description="Confidence level of the bootstrap CI.")
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=0.5,
+        description="Significance level: the paired bootstrap CI is at 1 - alpha, McNemar's p must be below it, "
+        "and the minimum detectable difference is computed at it.",
+    )
+    mcnemar: bool = Field(
+        default=True,
+        description="Accuracy only: also require McNemar's exact test (two-sided, on the rows exactly one side gets "
+        "right) to reject 'equally accurate' at alpha. Applies when min_gain >= 0.",
+    )
+    must_beat_production: bool = Field(
+        default=True,
+        description="Also require the same win over the current production model of registry.model_name, scored on "
+        "the same eval rows (when one exists and answers the same task and labels).",
+    )
+    power: float = Field(
+        default=0.8, gt=0.5, lt=1.0,
+        description="Power for the minimum detectable difference reported with the decision (small eval sets are flagged).",
+    )
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "confidence" in v:
+            raise ValueError(f"gate.confidence was replaced by gate.alpha (= 1 - confidence); write alpha: {1 - float(v['confidence']):.3g}")
+        return v
+
+    @property
+    def confidence(self) -> float:
+        return 1.0 - self.alpha
 
 
 class BudgetConfig(_Strict):
@@ -379,10 +408,34 @@ class BudgetConfig(_Strict):
 
     max_train_minutes: float | None = Field(default=None, gt=0, description="Stop before training if the estimated training time exceeds this.")
     max_memory_gb: float | None = Field(default=None, gt=0, description="Stop before training if the estimated peak memory exceeds this.")
-    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before training if the estimated cost exceeds this.")
-    price_per_hour: float = Field(
-        default=0.10, ge=0, description="$ per hour of the training machine, for cost estimates (set your own; default ~ a 2-core cloud VM)."
+    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before training if the estimated cost exceeds this (priced at costs.cpu_per_hour or costs.gpu_per_hour).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "price_per_hour" in v:
+            raise ValueError("budget.price_per_hour moved to costs.cpu_per_hour (and costs.gpu_per_hour for GPU training); "
+                             f"write `costs: {{cpu_per_hour: {v['price_per_hour']}}}`")
+        return v
+
+
+class CostsConfig(_Strict):
+    """Prices for the cost model. Times and token counts are measured in the run; only prices are assumed."""
+
+    cpu_per_hour: float = Field(default=0.10, ge=0, description="$ per hour of a CPU training machine (default ~ a 2-core cloud VM; set your own).")
+    gpu_per_hour: float = Field(default=2.50, ge=0, description="$ per hour of a GPU training machine (used when training ran on CUDA).")
+    inference: Literal["tokens", "hourly"] = Field(
+        default="tokens",
+        description="How a request is priced: `tokens` (prompt and output tokens x the per-1K prices, like a hosted API) "
+        "or `hourly` (measured latency x serving_per_hour, like a self-hosted server busy one request at a time).",
     )
+    input_per_1k_tokens: float = Field(default=0.0001, ge=0, description="$ per 1,000 prompt tokens (inference: tokens).")
+    output_per_1k_tokens: float = Field(default=0.0002, ge=0, description="$ per 1,000 output tokens (inference: tokens).")
+    serving_per_hour: float = Field(default=0.10, ge=0, description="$ per hour of the serving machine (inference: hourly).")
+    requests_per_month: int = Field(default=100_000, ge=0, description="Expected requests per month, for the monthly cost and the break-even date.")
+
+    def train_per_hour(self, device: str) -> float:
+        return self.gpu_per_hour if device == "cuda" else self.cpu_per_hour
 
 
 class RegistryConfig(_Strict):
@@ -419,7 +472,8 @@ class TunegateConfig(_Strict):
         default_factory=LoraConfig, discriminator="name", description="Tuning method and its settings (`method: lora` works too)."
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
-    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps and the price of an hour.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
+    costs: CostsConfig = Field(default_factory=CostsConfig, description="Prices of training and inference, expected volume.")
     compare: list[Annotated[MethodConfig, Field(discriminator="name")]] | None = Field(
         default=None,
         description=(
@@ -668,6 +722,7 @@ def reference_markdown() -> str:
         ("method (name: auto)", AutoMethodConfig),
         ("gate", GateConfig),
         ("budget", BudgetConfig),
+        ("costs", CostsConfig),
         ("registry", RegistryConfig),
         ("output", OutputConfig),
     ]

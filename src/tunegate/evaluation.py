@@ -84,6 +84,9 @@ def evaluate(
             Prediction(row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)})
             for r, p, y, srow in zip(rows, preds, refs, logp.tolist())
         ]
+        builder = make_builder(cfg, tokenizer)  # a served model answers with the label's tokens (+ end of turn)
+        answer_len = {lab: len(builder.answer_ids(a)) for lab, a in cfg.data.label_answers().items()}
+        stats.output_tokens = sum(answer_len[p] for p in preds)
     elif cfg.task == "regression":
         values, stats, unparsed = answerer.regress(
             tokenizer, prompt_ids, fallback=0.0 if fallback is None else fallback, max_new_tokens=min(cfg.baselines.max_new_tokens, 12),
@@ -111,6 +114,7 @@ def evaluate(
         predictions=predictions,
         n=n,
         prompt_tokens_per_request=stats.prompt_tokens / n,
+        output_tokens_per_request=stats.output_tokens / n,
         latency_ms_per_request=1000 * seconds / n,
         retrieval_ms_per_request=1000 * aug.retrieval_seconds / n,
         setup_seconds=aug.setup_seconds,

@@ -233,7 +233,7 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
     hardware = detect_hardware()
     estimates = []
     for m in methods if methods is not None else candidate_methods(cfg):
-        est = estimate(m, base_path=base_path, data=data, price_per_hour=cfg.budget.price_per_hour)
+        est = estimate(m, base_path=base_path, data=data, price_per_hour=cfg.costs.train_per_hour(hardware.device))
         if est.applicable and est.error is None:
             est.over_budget = over_budget(est, cfg.budget, hardware)
         estimates.append(est)
@@ -270,5 +270,5 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
         blocked=blocked,
         base_params=base_params,
         n_train=len(data),
-        price_per_hour=cfg.budget.price_per_hour,
+        price_per_hour=cfg.costs.train_per_hour(hardware.device),
     )

@@ -21,6 +21,7 @@ class RunContext(BaseModel):
     model_id: str
     model_sha: str
     config_hash: str
+    started_at: str = ""  # ISO 8601: when the run (and so its declared gate) began
 
 
 class DatasetRef(BaseModel):
@@ -57,11 +58,12 @@ class EvalResult(BaseModel):
     """Quality and cost of one way of answering (a baseline rung or a tuned model) on the eval rows."""
 
     name: str  # zero_shot, zero_shot_calibrated, few_shot, retrieved_few_shot_hybrid, rag_bm25, tuned:lora
-    kind: Literal["baseline", "tuned"]
+    kind: Literal["baseline", "tuned", "production"]
     metrics: dict[str, float]
     predictions: list[Prediction]
     n: int
     prompt_tokens_per_request: float
+    output_tokens_per_request: float = 0.0  # generated tokens (generation, regression) or the label's answer tokens
     latency_ms_per_request: float  # (scoring + retrieval wall time) / n at the scoring batch size
     retrieval_ms_per_request: float = 0.0  # of which retrieval (query embedding + search)
     setup_seconds: float = 0.0  # one-off work before answering: index build (or load from cache), calibration
@@ -92,13 +94,62 @@ class TuneResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)  # method-specific (e.g. the probe's validation accuracy)
 
 
+class Comparison(BaseModel):
+    """The candidate against one opponent (the best baseline rung or the production model) on the same rows."""
+
+    opponent: str
+    role: Literal["best_baseline", "production"]
+    candidate_metric: float
+    opponent_metric: float
+    delta: float  # candidate - opponent
+    ci_low: float  # paired bootstrap CI of the delta at 1 - alpha
+    ci_high: float
+    se: float  # bootstrap standard error of the delta
+    n: int
+    mcnemar_candidate_only: int | None = None  # accuracy: rows only the candidate gets right
+    mcnemar_opponent_only: int | None = None
+    mcnemar_p: float | None = None  # exact, two-sided
+    mcnemar_required: bool = False
+    mde: float  # minimum detectable difference at alpha and power on these n rows
+    passed: bool
+    why: str  # the rule's outcome in words
+
+
+class CostLine(BaseModel):
+    """What one way of answering costs: one-off (training, index build, calibration) and per request."""
+
+    name: str
+    kind: Literal["baseline", "tuned", "production"]
+    one_off_usd: float
+    one_off_seconds: float
+    one_off_what: str  # "training 84 s", "index build 0.7 s + calibration 20 s", "-"
+    prompt_tokens: float  # per request, measured with the real tokenizer on the real prompts
+    output_tokens: float
+    latency_ms: float
+    per_request_usd: float
+    monthly_usd: float  # per_request_usd x costs.requests_per_month
+
+
+class BreakEven(BaseModel):
+    """After how many requests the candidate's one-off cost is paid back by cheaper requests (or never)."""
+
+    candidate: str
+    against: str
+    extra_one_off_usd: float  # candidate one-off - opponent one-off
+    saving_per_request_usd: float  # opponent per-request - candidate per-request
+    requests: float | None  # None: never
+    months: float | None  # at costs.requests_per_month
+    reason: str
+
+
 class Decision(BaseModel):
     """The gate's verdict with its evidence (written as decision.json)."""
 
     decision: Literal["promote", "reject"]
-    summary: str
+    summary: str  # "PROMOTED: ..." / "NOT PROMOTED: ..." (flow state message)
+    headline: str = ""  # the decision in one plain sentence, at the top of the report
     reasons: list[str]
-    gate: dict[str, Any]
+    gate: dict[str, Any]  # as declared in the config before the run (+ the metric and when it was declared)
     gate_metric: str
     baselines: dict[str, dict[str, float]]
     best_baseline: str
@@ -106,8 +157,22 @@ class Decision(BaseModel):
     delta: float
     ci_low: float
     ci_high: float
+    comparisons: list[Comparison] = Field(default_factory=list)  # vs the best baseline, and vs production if any
+    production: str | None = None  # "name v3" when the candidate was compared with a production model
+    underpowered: str | None = None  # why the eval set is too small for the declared gain, in words
     costs: dict[str, dict[str, Any]]
+    cost_model: list[CostLine] = Field(default_factory=list)
+    break_even: BreakEven | None = None
+    prices: dict[str, Any] = Field(default_factory=dict)  # the costs section used
     provenance: dict[str, Any]
+
+
+class ProductionCheck(BaseModel):
+    """The current production model scored on this run's eval rows, or why it was not."""
+
+    version: str | None = None  # "name@v3"
+    evaluation: EvalResult | None = None
+    note: str
 
 
 class DeployResult(BaseModel):
@@ -202,3 +267,37 @@ class MethodComparison(BaseModel):
     summary: str
     report_md: str
     chart_png: str | None = None
+
+
+class AuditRecord(BaseModel):
+    """One line of the registry's append-only audit log: every pipeline run, promoted or not, failed or not."""
+
+    run_id: str
+    time: str  # ISO 8601, when the record was appended
+    model_name: str
+    status: Literal["completed", "failed"]
+    failed_stage: str | None = None
+    error: str | None = None
+    decision: Literal["promote", "reject"] | None = None
+    headline: str | None = None
+    method: str | None = None
+    task: str | None = None
+    data_hash: str | None = None
+    config_hash: str | None = None
+    code_version: str | None = None
+    base_model: str | None = None
+    gate: dict[str, Any] | None = None
+    gate_metric: str | None = None
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)  # model -> {value, ci_low, ci_high}
+    best_baseline: str | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    mcnemar_p: float | None = None
+    mde: float | None = None
+    cost: dict[str, Any] = Field(default_factory=dict)  # train_usd, per_request_usd (tuned, baseline), monthly, break_even
+    deployed: dict[str, Any] = Field(default_factory=dict)  # registered_version, production_moved, production_version
+    run_dir: str | None = None
+    evidence_dir: str | None = None  # <registry>/audit/<run_id>/ (predictions, decision.json, reports)
+    evidence: dict[str, str] = Field(default_factory=dict)  # file -> sha256, checked by `tunegate audit verify`
+    prev_hash: str = ""  # sha256 of the previous line: editing or deleting a line breaks the chain

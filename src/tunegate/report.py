@@ -229,7 +229,7 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
         "",
         f"- hardware: {plan.hardware.describe()}",
         f"- base model: {plan.base_params / 1e6:.1f} M parameters; {plan.n_train} training rows",
-        f"- price: ${plan.price_per_hour:g} per hour (budget.price_per_hour); budget caps: {', '.join(caps)}",
+        f"- price: ${plan.price_per_hour:g} per hour (costs.cpu_per_hour or gpu_per_hour); budget caps: {', '.join(caps)}",
         "- estimates: a short calibration run of each method here (3 optimizer steps on real rows incl. the longest, "
         "first step not timed; the probe: features of 64 rows after an untimed warm-up), scaled by the full run's token count",
         "",
@@ -303,36 +303,205 @@ def _unparsed_note(results: list[EvalResult]) -> list[str]:
     return ["", f"Answers without a number (scored as the train mean {fallback:.3g}): " + ", ".join(parts) + "."]
 
 
+def _money(x: float) -> str:
+    if x == 0:
+        return "$0"
+    return f"${x:.2f}" if abs(x) >= 1 else f"${x:.4f}" if abs(x) >= 0.0001 else f"${x:.2e}"
+
+
+def _requests(n: float | None) -> str:
+    return "never" if n is None else f"{n:,.0f}"
+
+
+def save_quality_cost_plot(rows: list[dict], metric: str, path: Path, prices_label: str) -> None:
+    """Each rung and candidate at (cost per 1K requests, metric with its CI): up-left is better."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    colors = {"baseline": "#9e9e9e", "best baseline": "#616161", "promote": "#2e7d32", "reject": "#c62828", "production": "#1565c0"}
+    for r in rows:
+        x = 1000 * r["per_request_usd"]
+        ax.errorbar([x], [r["metric"]], yerr=[[r["metric"] - r["ci_low"]], [r["ci_high"] - r["metric"]]], fmt="o", capsize=3,
+                    color=colors.get(r["decision"], "#1565c0"), ms=7)
+        ax.annotate(r["name"], (x, r["metric"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xlabel(f"$ per 1,000 requests ({prices_label})")
+    ax.set_ylabel(metric)
+    ax.set_title("Quality vs cost per request (up and to the left is better)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month: int) -> None:
+    """Cumulative cost (one-off + requests x per-request) of the candidate and each baseline over request volume."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    horizon = 3 * max(requests_per_month, 1)
+    if break_even is not None and break_even.requests:
+        horizon = max(horizon, 2 * break_even.requests)
+    xs = [horizon * i / 100 for i in range(101)]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for c in lines:
+        emphasis = c.kind != "baseline" or (break_even is not None and c.name == break_even.against)
+        ax.plot(xs, [c.one_off_usd + x * c.per_request_usd for x in xs], label=c.name,
+                lw=2.2 if emphasis else 0.8, alpha=1.0 if emphasis else 0.5)
+    if break_even is not None and break_even.requests:
+        cand = next(c for c in lines if c.name == break_even.candidate)
+        y = cand.one_off_usd + break_even.requests * cand.per_request_usd
+        ax.axvline(break_even.requests, color="#2e7d32", ls="--", lw=1)
+        ax.annotate(f"break-even: {break_even.requests:,.0f} requests", (break_even.requests, y), textcoords="offset points",
+                    xytext=(5, -12), fontsize=8, color="#2e7d32")
+    for m in range(1, int(horizon // max(requests_per_month, 1)) + 1):
+        if requests_per_month and m * requests_per_month <= horizon:
+            ax.axvline(m * requests_per_month, color="#bdbdbd", lw=0.6, ls=":")
+    ax.set_xlabel(f"requests served (dotted: months at {requests_per_month:,}/month)")
+    ax.set_ylabel("cumulative cost ($)")
+    title = "Break-even: " + (break_even.reason.split(":")[0] if break_even is not None else "n/a")
+    ax.set_title(title[:90], fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _gate_table(decision: Decision) -> list[str]:
+    g = decision.gate
+    return [
+        "| gate metric | minimum gain | alpha (CI level) | McNemar required | must beat production | power for MDE | resamples, seed | declared |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {decision.gate_metric} | {g['min_gain']:+.3f} | {g['alpha']:g} ({100 * (1 - g['alpha']):.0f}%) | "
+        f"{'yes' if g.get('mcnemar') and decision.gate_metric == 'accuracy' and g['min_gain'] >= 0 else 'no'} | "
+        f"{'yes' if g.get('must_beat_production') else 'no'} | {g['power']:g} | {g['bootstrap_samples']}, {g['seed']} | "
+        f"in config {str(g.get('config_hash', ''))[:12]} at {g.get('declared_at', '?')} |",
+    ]
+
+
+def _comparison_table(decision: Decision) -> list[str]:
+    lines = ["| against | candidate | opponent | delta [CI] | McNemar (only cand. / only opp., p) | MDE | passed |",
+             "|---|---|---|---|---|---|---|"]
+    for c in decision.comparisons:
+        mc = (f"{c.mcnemar_candidate_only} / {c.mcnemar_opponent_only}, p = {c.mcnemar_p:.3g}"
+              + ("" if c.mcnemar_required else " (not required)")) if c.mcnemar_p is not None else "-"
+        lines.append(f"| {c.opponent} ({c.role.replace('_', ' ')}) | {c.candidate_metric:.3f} | {c.opponent_metric:.3f} | "
+                     f"{c.delta:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] | {mc} | {c.mde:.3f} | {'yes' if c.passed else '**no**'} |")
+    return lines
+
+
+def _models_table(rows: list[dict], metric: str, best: str, pct: str) -> list[str]:
+    lines = [f"| model | {metric} [{pct} CI] | delta vs {best} [{pct} CI] | prompt / output tokens | latency ms | one-off cost | "
+             "per 1K requests | per month | decision |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        delta = f"{r['delta']:+.3f}" + (f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]" if r.get("delta_ci_low") is not None else "")
+        lines.append(
+            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
+            f"{r['prompt_tokens']:.0f} / {r['output_tokens']:.1f} | {r['latency_ms']:.0f} | {_money(r['one_off_usd'])} ({r['one_off_what']}) | "
+            f"{_money(1000 * r['per_request_usd'])} | {_money(r['monthly_usd'])} | {r['decision']} |"
+        )
+    return lines
+
+
+def prices_label(prices: dict) -> str:
+    if prices.get("inference") == "hourly":
+        return f"serving ${prices['serving_per_hour']:g}/h x measured latency"
+    return f"${prices['input_per_1k_tokens']:g} / ${prices['output_per_1k_tokens']:g} per 1K prompt / output tokens"
+
+
+def _validation_summary(validation: dict | None) -> list[str]:
+    if not validation:
+        return ["(no validation report found)"]
+    st = validation.get("stats", {})
+    rows = st.get("rows", {})
+    lines = [f"- {validation.get('summary', '')} {rows.get('train', '?')} train rows, {rows.get('eval', '?')} eval rows; "
+             f"data hash `{str(st.get('data_hash', ''))[:16]}`."]
+    for side, src in (st.get("sources") or {}).items():
+        lines.append(f"- {side}: `{src}`")
+    bal = st.get("class_balance")
+    if bal:
+        for side, counts in bal.items():
+            lines.append(f"- {side} labels: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    tok = st.get("tokens")
+    if tok:
+        lines.append("- tokens per row: " + "; ".join(f"{k} mean {v['mean']}, max {v['max']} (limit {v['limit']})" for k, v in tok.items()))
+    issues = validation.get("issues") or []
+    if issues:
+        lines.append(f"- {len(issues)} warning(s): " + "; ".join(str(i.get('message', i))[:120] for i in issues[:5]))
+    lines.append("- full report: `validation.md`")
+    return lines
+
+
 def render_run_report(
     *,
     cfg: TunegateConfig,
     run: RunContext,
     decision: Decision,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
+    rows: list[dict],
     tuned: TuneResult,
     plan: PlanResult | None = None,
     ladder: list[dict] | None = None,
+    validation: dict | None = None,
+    unparsed: list[EvalResult] | None = None,
 ) -> str:
-    metric_names = list(tuned_eval.metrics)
+    """report.md: the decision in one sentence, the declared gate, every rung and candidate with quality and
+    cost, the plots, the ladder, training, data validation, provenance. report.html is rendered from it."""
     losses = tuned.loss_curve
     head = losses[: max(1, len(losses) // 10)]
     tail = losses[-max(1, len(losses) // 10) :]
+    pct = f"{100 * cfg.gate.confidence:.0f}%"
+    be = decision.break_even
     lines = [
         f"# tunegate run {run.run_id}",
         "",
-        f"**{decision.summary}**",
+        f"**{decision.headline}**",
         "",
+        f"`{decision.summary}`",
+        "",
+        "## The gate (declared in the config before the run)",
+        "",
+        *_gate_table(decision),
+        "",
+        f"Rule: promote iff, against the best baseline{' and the production model' if decision.gate.get('must_beat_production') else ''}, "
+        f"the lower end of the {pct} paired-bootstrap CI of the difference exceeds the minimum gain"
+        + (" and McNemar's exact test rejects equal accuracy at alpha" if decision.gate.get("mcnemar") and decision.gate_metric == "accuracy" else "")
+        + ". MDE: the smallest true difference these eval rows detect at the declared alpha and power.",
+        "",
+        *_comparison_table(decision),
+        "",
+        *([f"**Eval set size:** {decision.underpowered}.", ""] if decision.underpowered else []),
         "## Why",
         "",
         *[f"- {r}" for r in decision.reasons],
         "",
-        f"## Quality and cost (same {tuned_eval.n} eval rows)",
+        f"## Every rung and candidate (same {decision.comparisons[0].n} eval rows)",
         "",
-        *_metric_table([*baselines, tuned_eval], metric_names, decision.costs),
+        *_models_table(rows, decision.gate_metric, decision.best_baseline, pct),
         "",
-        f"Latency is wall time per request at batch size {tuned_eval.batch_size}.",
-        *_unparsed_note([*baselines, tuned_eval]),
+        f"Prices (`costs`): {prices_label(decision.prices)}; training and one-off setup at ${decision.prices.get('train_per_hour', 0):g}/h; "
+        f"{decision.prices.get('requests_per_month', 0):,} requests/month. Token counts come from the real tokenizer on the real prompts, "
+        f"times from this run. Latency is wall time per request at batch size {cfg.baselines.batch_size}.",
+        *(_unparsed_note(unparsed) if unparsed else []),
+        "",
+        f"![{decision.gate_metric} per model with {pct} CIs](plots/metric.png)",
+        "",
+        "![quality vs cost per request](plots/quality_vs_cost.png)",
+        "",
+        "## Cost and break-even",
+        "",
+        f"- break-even of the tuned model vs {decision.best_baseline}: {be.reason if be else 'n/a'}",
+        *[f"- {c.name}: one-off {_money(c.one_off_usd)} ({c.one_off_what}), {_money(c.per_request_usd * 1000)} per 1K requests, "
+          f"{_money(c.monthly_usd)} per month" for c in decision.cost_model if c.kind != "baseline" or c.name == decision.best_baseline],
+        "",
+        "![break-even](plots/break_even.png)",
         "",
         *(["## Baseline ladder", "", *ladder_table(ladder, decision.gate_metric, cfg.gate.confidence), "", LADDER_NOTES, ""]
           if ladder else []),
@@ -349,15 +518,57 @@ def render_run_report(
         "![training loss](loss.png)",
         "",
         *(_plan_vs_actual(plan, tuned) if plan is not None else []),
+        "## Data validation",
+        "",
+        *_validation_summary(validation),
+        "",
         "## Provenance",
         "",
         "```json",
         json.dumps(decision.provenance, indent=2),
         "```",
         "",
-        "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's weights), `config.yaml`.",
+        "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's weights), `config.yaml`, "
+        "`report.html` (this report, self-contained).",
     ]
     return "\n".join(lines) + "\n"
+
+
+HTML_STYLE = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#212121;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #e0e0e0;padding-bottom:6px}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:8px 0;font-size:13px;display:block;overflow-x:auto}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}tr:nth-child(even) td{background:#fafafa}
+code{background:#f3f3f3;padding:1px 4px;border-radius:3px;font-size:12px}pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:12px}
+img{max-width:100%;border:1px solid #eee;margin:6px 0}
+.headline{font-size:1.15em;padding:12px 16px;border-left:6px solid VAR;background:#fafafa}
+"""
+
+
+def render_html(md_text: str, base_dir: Path, *, promoted: bool | None = None) -> str:
+    """report.html from report.md: one file, images embedded as data URIs, no external resources."""
+    import base64
+    import html as _html
+    import re
+
+    import markdown
+
+    body = markdown.markdown(md_text, extensions=["tables", "fenced_code"])
+
+    def embed(m: re.Match) -> str:
+        src = m.group(2)
+        f = base_dir / src
+        if src.startswith("data:") or not f.is_file():
+            return m.group(0) if src.startswith("data:") else f'<em>[missing image {_html.escape(src)}]</em>'
+        data = base64.b64encode(f.read_bytes()).decode()
+        return f'{m.group(1)}data:image/png;base64,{data}{m.group(3)}'
+
+    body = re.sub(r'(<img [^>]*src=")([^"]+)(")', embed, body)
+    body = body.replace("<p><strong>", '<p class="headline"><strong>', 1)
+    title = md_text.splitlines()[0].lstrip("# ").strip() if md_text else "tunegate report"
+    style = HTML_STYLE.replace("VAR", {True: "#2e7d32", False: "#c62828", None: "#1565c0"}[promoted])
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_html.escape(title)}</title>'
+            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: TuneResult, cfg: TunegateConfig) -> str:

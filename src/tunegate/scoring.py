@@ -23,6 +23,7 @@ class ScoreStats:
     seconds: float
     prompt_tokens: int  # real (unpadded) prompt tokens
     n: int
+    output_tokens: int = 0  # generated tokens up to and including the end-of-turn token (generation only)
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,6 +113,7 @@ def generate(
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     pad_id = tokenizer.pad_token_id
     t0 = time.perf_counter()
+    out_tokens = 0
     bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
@@ -125,10 +127,13 @@ def generate(
             eos_token_id=tokenizer.eos_token_id,
         )
         for j, i in enumerate(idx):
-            texts[i] = tokenizer.decode(gen[j, ids.shape[1] :], skip_special_tokens=True).strip()
+            new = gen[j, ids.shape[1] :].tolist()
+            out_tokens += new.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in new else len(new)
+            texts[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
         bar.update(len(idx))
     bar.close()
-    stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
+    stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n,
+                       output_tokens=out_tokens)
     return texts, stats
 
 

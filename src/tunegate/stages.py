@@ -17,7 +17,9 @@ import polars as pl
 import yaml
 
 from tunegate import evaluation, ladder, planning
-from tunegate.config import TunegateConfig
+from tunegate.audit import AuditLog
+from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.costs import cost_line
 from tunegate.decision import best_baseline, costs_table, decide
 from tunegate.data import canonical_columns
 from tunegate.ladder import Rung
@@ -25,6 +27,7 @@ from tunegate.methods import get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import (
+    AuditRecord,
     DatasetRef,
     Decision,
     DeployResult,
@@ -32,6 +35,7 @@ from tunegate.records import (
     MethodComparison,
     MethodOutcome,
     PlanResult,
+    ProductionCheck,
     RunContext,
     TuneResult,
     ValidationResult,
@@ -42,15 +46,20 @@ from tunegate.registry import PRODUCTION, Registry, atomic_write_text
 from tunegate.retrieval import copy_index
 from tunegate.report import (
     describe_rung,
+    prices_label,
+    render_html,
     render_comparison,
     render_ladder,
     render_model_card,
     render_plan,
     render_run_report,
+    save_break_even_plot,
     save_comparison_chart,
     save_loss_plot,
+    save_quality_cost_plot,
 )
 from tunegate.stats import bootstrap_ci, paired_bootstrap
+from tunegate.methods.base import TuningMethod
 from tunegate.validation import validate, write_report
 
 log = logging.getLogger(__name__)
@@ -90,6 +99,7 @@ def prepare_run(cfg: TunegateConfig) -> RunContext:
         model_id=model.model_id,
         model_sha=model.sha,
         config_hash=cfg.config_hash(),
+        started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
 
 
@@ -320,34 +330,98 @@ def provenance(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> dic
     }
 
 
+@_timed
+def evaluate_production(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> ProductionCheck:
+    """The current production model of ``registry.model_name`` on this run's eval rows (gate.must_beat_production).
+
+    It is answered with its own base model, prompt and length budget as recorded in its artifact.
+    """
+    name = cfg.registry.model_name
+    if not cfg.gate.must_beat_production:
+        return ProductionCheck(note="gate.must_beat_production is off")
+    reg = Registry(cfg.registry.path)
+    version = reg.aliases(name).get(PRODUCTION) if name in reg.models() else None
+    if version is None:
+        return ProductionCheck(note=f"no production model of '{name}' yet: the best baseline is the only bar")
+    info = reg.get(name, version)
+    meta = TuningMethod.read_meta(info.path / "artifact")
+    ref = f"{name}@v{version}"
+    if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
+        return ProductionCheck(version=ref, note=f"production {ref} answers another task or label set; not compared")
+    base = resolve_model(meta["base_model"]["spec"], config_dir=cfg.config_dir)
+    tokenizer = load_tokenizer(base.path)
+    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=info.path / "artifact")
+    pcfg = cfg.model_copy(update={"prompt": PromptConfig(**meta["prompt"])})
+    pcfg = pcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
+    eval_df = pl.read_parquet(dataset.eval_path)
+    result = evaluation.evaluate(answerer, tokenizer, cfg=pcfg, eval_df=eval_df, name=ref, kind="production",
+                                 fallback=_train_mean(cfg, pl.read_parquet(dataset.train_path)))
+    return ProductionCheck(version=ref, evaluation=result, note=f"production {ref} ({meta['method']}) scored on the same rows")
+
+
 def gate_decision(
-    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult], tuned_eval: EvalResult, tuned: TuneResult
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult], tuned_eval: EvalResult, tuned: TuneResult,
+    *, plan: PlanResult | None = None, production: EvalResult | None = None,
 ) -> Decision:
-    """The gate's verdict for one tuned model against the best baseline (no files written)."""
-    metric = cfg.gate_metric
-    best = best_baseline(baselines, metric)
-    refs = [p.reference for p in tuned_eval.predictions]
-    if [p.row for p in tuned_eval.predictions] != [p.row for p in best.predictions]:
-        raise RuntimeError("tuned and baseline predictions are not on the same eval rows; refusing to compare")
-    paired = paired_bootstrap(
-        metric,
-        candidate=evaluation.per_example_view(tuned_eval, cfg.task, metric),
-        baseline=evaluation.per_example_view(best, cfg.task, metric),
-        references=refs,
-        resamples=cfg.gate.bootstrap_samples,
-        confidence=cfg.gate.confidence,
-        seed=cfg.gate.seed,
-    )
+    """The gate's verdict for one tuned model against the best baseline and production (no files written)."""
+    device = plan.hardware.device if plan is not None else "cpu"
+    price = cfg.costs.train_per_hour(device)
+    lines = [cost_line(cfg.costs, b, train_price_per_hour=price) for b in baselines]
+    lines.append(cost_line(cfg.costs, tuned_eval, train_price_per_hour=price, tune=tuned))
+    if production is not None:
+        lines.append(cost_line(cfg.costs, production, train_price_per_hour=price, kind="production"))
+    costs = costs_table(baselines, tuned_eval, tuned)
+    if production is not None:
+        costs[production.name] = {"prompt_tokens_per_request": round(production.prompt_tokens_per_request, 1),
+                                  "output_tokens_per_request": round(production.output_tokens_per_request, 1),
+                                  "latency_ms_per_request": round(production.latency_ms_per_request, 1)}
     return decide(
-        metric=metric,
-        min_gain=cfg.gate.min_gain,
+        task=cfg.task,
+        metric=cfg.gate_metric,
+        gate=cfg.gate,
         baselines=baselines,
         tuned=tuned_eval,
-        paired=paired,
-        costs=costs_table(baselines, tuned_eval, tuned),
-        gate=cfg.gate.model_dump(mode="json") | {"metric": metric},
+        production=production,
+        costs=costs,
+        cost_model=lines,
+        prices={**cfg.costs.model_dump(mode="json"), "train_per_hour": price, "training_device": device},
+        requests_per_month=cfg.costs.requests_per_month,
+        declared={"config_hash": run.config_hash, "declared_at": run.started_at},
         provenance=provenance(cfg, run, dataset),
     )
+
+
+def model_rows(cfg: TunegateConfig, decision: Decision, results: list[EvalResult]) -> list[dict]:
+    """Every rung and candidate with its metric CI, delta vs the best baseline (paired CI) and its costs."""
+    metric = cfg.gate_metric
+    boot = dict(resamples=cfg.gate.bootstrap_samples, confidence=cfg.gate.confidence, seed=cfg.gate.seed)
+    by_name = {r.name: r for r in results}
+    best = by_name[decision.best_baseline]
+    refs = [p.reference for p in best.predictions]
+    best_view = evaluation.per_example_view(best, cfg.task, metric)
+    lines = {c.name: c for c in decision.cost_model}
+    rows = []
+    for r in results:
+        view = evaluation.per_example_view(r, cfg.task, metric)
+        v, lo, hi = bootstrap_ci(metric, side=view, references=refs, **boot)
+        row = {"name": r.name, "kind": r.kind, "metric": v, "ci_low": lo, "ci_high": hi, "delta": v - best.metrics[metric]}
+        if r.kind != "baseline":
+            d = paired_bootstrap(metric, candidate=view, baseline=best_view, references=refs, **boot)
+            row.update(delta_ci_low=d.ci_low, delta_ci_high=d.ci_high)
+        c = lines[r.name]
+        row.update(prompt_tokens=c.prompt_tokens, output_tokens=c.output_tokens, latency_ms=c.latency_ms, one_off_usd=c.one_off_usd,
+                   one_off_what=c.one_off_what, per_request_usd=c.per_request_usd, monthly_usd=c.monthly_usd)
+        row["decision"] = {"baseline": "best baseline" if r.name == best.name else "baseline", "production": "production",
+                           "tuned": decision.decision}[r.kind]
+        rows.append(row)
+    return rows
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 @_timed
@@ -359,19 +433,35 @@ def compare(
     tuned_eval: EvalResult,
     tuned: TuneResult,
     plan: PlanResult | None = None,
+    production: ProductionCheck | None = None,
 ) -> Decision:
-    """Tuned vs the best baseline on the same rows: paired bootstrap CI, gate, costs; writes decision.json and report.md."""
-    decision = gate_decision(cfg, run, dataset, baselines, tuned_eval, tuned)
+    """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even;
+    writes decision.json, report.md, report.html and plots/."""
+    prod_eval = production.evaluation if production is not None else None
+    decision = gate_decision(cfg, run, dataset, baselines, tuned_eval, tuned, plan=plan, production=prod_eval)
+    if production is not None and prod_eval is None:
+        decision.reasons.append(production.note)
     run_dir = Path(run.run_dir)
-    _write_predictions(run_dir, [*baselines, tuned_eval])
+    results = [*baselines, tuned_eval, *([prod_eval] if prod_eval is not None else [])]
+    _write_predictions(run_dir, results)
     # write-then-rename: a crash never leaves a half-written decision record behind
     atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
-    atomic_write_text(
-        run_dir / "report.md",
-        render_run_report(cfg=cfg, run=run, decision=decision, baselines=baselines, tuned_eval=tuned_eval, tuned=tuned, plan=plan,
-                          ladder=ladder_rows(cfg, baselines)),
-    )
+    rows = model_rows(cfg, decision, results)
+    atomic_write_text(run_dir / "models.json", json.dumps(rows, indent=2))
+    plots = run_dir / "plots"
+    save_comparison_chart(rows, cfg.gate_metric, plots / "metric.png", confidence=cfg.gate.confidence)
+    save_quality_cost_plot(rows, cfg.gate_metric, plots / "quality_vs_cost.png", prices_label(decision.prices))
+    save_break_even_plot(decision.cost_model, decision.break_even, plots / "break_even.png", cfg.costs.requests_per_month)
+    md = render_run_report(cfg=cfg, run=run, decision=decision, rows=rows, tuned=tuned, plan=plan, ladder=ladder_rows(cfg, baselines),
+                           validation=read_json(run_dir / "validation.json"), unparsed=results)
+    write_run_report(run_dir, md, promoted=decision.decision == "promote")
     return decision
+
+
+def write_run_report(run_dir: Path, md: str, *, promoted: bool | None) -> None:
+    """report.md and its self-contained twin report.html (plots embedded), both written atomically."""
+    atomic_write_text(run_dir / "report.md", md)
+    atomic_write_text(run_dir / "report.html", render_html(md, run_dir, promoted=promoted))
 
 
 def artifact_size_mb(artifact_dir: str | Path) -> float:
@@ -414,7 +504,7 @@ def compare_methods(
         if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
             if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
                 raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
-            d = gate_decision(cfg, run, dataset, baselines, o.evaluation, o.tuned)
+            d = gate_decision(cfg, run, dataset, baselines, o.evaluation, o.tuned, plan=plan)
             v, lo, hi = ci(o.evaluation)
             t = o.tuned
             row.update({
@@ -490,5 +580,57 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
     run_dir = Path(run.run_dir)
     atomic_write_text(run_dir / "deployment.json", result.model_dump_json(indent=2))
     report = (run_dir / "report.md").read_text()
-    atomic_write_text(run_dir / "report.md", report + f"\n## Deployment\n\n{message}.\n")
+    write_run_report(run_dir, report + f"\n## Deployment\n\n{message}.\n", promoted=promote)
     return result
+
+
+def record_audit(
+    cfg: TunegateConfig,
+    run: RunContext,
+    *,
+    status: str,
+    decision: Decision | None = None,
+    deployment: DeployResult | None = None,
+    tuned: TuneResult | None = None,
+    failed_stage: str | None = None,
+    error: str | None = None,
+) -> AuditRecord:
+    """Append this run's record (and copy its evidence) to the registry's audit log; failed runs too."""
+    run_dir = Path(run.run_dir)
+    rec = AuditRecord(
+        run_id=run.run_id, time="", model_name=cfg.registry.model_name, status=status, failed_stage=failed_stage,
+        error=error[:2000] if error else None, task=cfg.task, config_hash=run.config_hash, code_version=code_version(),
+        base_model=run.model_spec, method=tuned.method if tuned is not None else cfg.method.name, run_dir=str(run_dir),
+        gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric}, gate_metric=cfg.gate_metric,
+    )
+    validation = read_json(run_dir / "validation.json") or {}
+    rec.data_hash = (validation.get("stats") or {}).get("data_hash")
+    if decision is not None:
+        vs = decision.comparisons[0] if decision.comparisons else None
+        rows = {c.name: c for c in decision.cost_model}
+        tuned_line = next((c for c in decision.cost_model if c.kind == "tuned"), None)
+        base_line = rows.get(decision.best_baseline)
+        rec = rec.model_copy(update={
+            "decision": decision.decision, "headline": decision.headline, "gate": decision.gate,
+            "data_hash": decision.provenance.get("data_hash", rec.data_hash), "best_baseline": decision.best_baseline,
+            "delta": decision.delta, "ci_low": decision.ci_low, "ci_high": decision.ci_high,
+            "mcnemar_p": vs.mcnemar_p if vs else None, "mde": vs.mde if vs else None,
+            "cost": {
+                "train_usd": tuned_line.one_off_usd if tuned_line else None,
+                "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
+                "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
+                "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
+                "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
+                "break_even_requests": decision.break_even.requests if decision.break_even else None,
+                "break_even": decision.break_even.reason if decision.break_even else None,
+            },
+        })
+        rows = read_json(run_dir / "models.json")
+        if rows:  # every rung and candidate with its CI, as the report shows them
+            rec.metrics = {r["name"]: {k: r[k] for k in ("metric", "ci_low", "ci_high")} for r in rows}
+    if deployment is not None:
+        rec.deployed = deployment.model_dump(mode="json")
+    evidence = {f"predictions/{f.name}": f for f in sorted((run_dir / "predictions").glob("*.jsonl"))}
+    for name in ("decision.json", "models.json", "report.md", "report.html", "validation.json", "validation.md", "config.yaml", "deployment.json"):
+        evidence[name] = run_dir / name
+    return AuditLog(cfg.registry.path).append(rec, evidence)

@@ -17,6 +17,7 @@ class PairedDelta:
     confidence: float
     n: int
     resamples: int
+    se: float = 0.0  # standard deviation of the resampled differences (the bootstrap standard error)
 
 
 def bootstrap_weights(n: int, resamples: int, seed: int) -> np.ndarray:
@@ -59,7 +60,8 @@ def paired_bootstrap(
     diffs = value(candidate, w) - value(baseline, w)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return PairedDelta(delta=delta, ci_low=float(lo), ci_high=float(hi), confidence=confidence, n=n, resamples=resamples)
+    return PairedDelta(delta=delta, ci_low=float(lo), ci_high=float(hi), confidence=confidence, n=n, resamples=resamples,
+                       se=float(diffs.std(ddof=1)))
 
 
 def bootstrap_ci(
@@ -114,3 +116,17 @@ def paired_sd(candidate: list[float], baseline: list[float]) -> float:
     """Standard deviation of the per-row differences (for classification: of +1 / 0 / -1)."""
     d = np.asarray(candidate, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)
     return float(d.std(ddof=1)) if len(d) > 1 else 0.0
+
+
+def mde_from_se(se: float, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The minimum detectable difference from a standard error of the difference (any metric: the bootstrap SE)."""
+    from scipy.stats import norm
+
+    return float((norm.ppf(1 - alpha / 2) + norm.ppf(power)) * se)
+
+
+def rows_needed(n: int, mde: float, effect: float) -> int | None:
+    """Eval rows for ``effect`` to be detectable, scaling the MDE measured on ``n`` rows by 1/sqrt(n)."""
+    if effect <= 0 or mde <= 0:
+        return None
+    return int(np.ceil(n * (mde / effect) ** 2))

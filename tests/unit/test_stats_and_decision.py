@@ -57,31 +57,81 @@ def test_bootstrap_ci_covers_the_true_difference():
     assert covered >= 34  # ~95% expected; 34/40 leaves room for sampling noise
 
 
-def result(name, acc, tokens=50.0):
-    n = 10
-    correct = int(acc * n)
-    preds = [Prediction(row=i, prediction="a" if i < correct else "b", reference="a") for i in range(n)]
-    return EvalResult(name=name, kind="baseline", metrics={"accuracy": acc}, predictions=preds, n=n,
+def result(name, correct, tokens=50.0, kind="baseline"):
+    """An EvalResult whose row i is right iff correct[i] (labels a/b, reference always a)."""
+    preds = [Prediction(row=i, prediction="a" if c else "b", reference="a") for i, c in enumerate(correct)]
+    return EvalResult(name=name, kind=kind, metrics={"accuracy": float(np.mean(correct))}, predictions=preds, n=len(correct),
                       prompt_tokens_per_request=tokens, latency_ms_per_request=10, examples_per_s=100, seconds=0.1, batch_size=4)
 
 
+def rows(n_right, n):
+    return [True] * n_right + [False] * (n - n_right)
+
+
 def test_best_baseline_and_gate_rule():
-    zs, fs = result("zero_shot", 0.5), result("few_shot", 0.6, tokens=300)
+    from tunegate.config import GateConfig
+
+    zs, fs = result("zero_shot", rows(50, 100)), result("few_shot", rows(60, 100), tokens=300)
     assert best_baseline([zs, fs], "accuracy").name == "few_shot"
-    tuned = result("tuned:lora", 0.9)
-
-    class P:  # a PairedDelta stand-in with a chosen CI
-        def __init__(self, lo, hi):
-            self.delta, self.ci_low, self.ci_high, self.confidence, self.n = 0.3, lo, hi, 0.95, 10
-
-    kw = dict(metric="accuracy", baselines=[zs, fs], tuned=tuned, costs={}, gate={"min_gain": 0.05}, provenance={})
-    promoted = decide(min_gain=0.05, paired=P(0.1, 0.5), **kw)
-    assert promoted.decision == "promote" and promoted.best_baseline == "few_shot"
+    tuned = result("tuned:lora", rows(90, 100), kind="tuned")
+    kw = dict(task="classification", metric="accuracy", baselines=[zs, fs], tuned=tuned)
+    promoted = decide(gate=GateConfig(min_gain=0.05, bootstrap_samples=500), **kw)
+    c = promoted.comparisons[0]
+    assert promoted.decision == "promote" and promoted.best_baseline == "few_shot" and c.passed
+    assert (c.mcnemar_candidate_only, c.mcnemar_opponent_only) == (30, 0) and c.mcnemar_p < 1e-8
     assert any("300 for 'few_shot'" in r for r in promoted.reasons)  # the prompt-length saving is stated
-    on_edge = decide(min_gain=0.1, paired=P(0.1, 0.5), **kw)
-    assert on_edge.decision == "reject"  # lower bound must *exceed* the minimum gain
-    below = decide(min_gain=0.6, paired=P(0.1, 0.5), **kw)
-    assert below.decision == "reject" and any("did not pay off" in r for r in below.reasons)
+    assert promoted.headline.startswith("Tuning paid off: lora scored accuracy 0.900 vs 0.600 for few_shot")
+    assert promoted.gate["min_gain"] == 0.05 and promoted.gate["metric"] == "accuracy"  # the declared gate is recorded
+    below = decide(gate=GateConfig(min_gain=0.5, bootstrap_samples=500), **kw)
+    assert below.decision == "reject" and "whole 95% CI lies at or below" in below.comparisons[0].why
+    assert below.headline.startswith("Tuning did not pay off")
+
+
+def test_mcnemar_can_veto_a_thin_bootstrap_win():
+    """5 rows only the tuned model gets right, none the other way, 400 rows: the bootstrap CI excludes 0, but
+    McNemar's exact p = 2/32 = 0.0625 >= 0.05; with gate.mcnemar the gate refuses, without it it promotes."""
+    from tunegate.config import GateConfig
+
+    base = result("zero_shot", rows(300, 400))
+    tuned = result("tuned:lora", rows(305, 400), kind="tuned")
+    kw = dict(task="classification", metric="accuracy", baselines=[base], tuned=tuned)
+    strict = decide(gate=GateConfig(bootstrap_samples=2000), **kw).comparisons[0]
+    assert strict.ci_low > 0 and strict.mcnemar_p == pytest.approx(2 / 32)
+    assert not strict.passed and "McNemar's exact test does not confirm it" in strict.why
+    assert decide(gate=GateConfig(bootstrap_samples=2000, mcnemar=False), **kw).decision == "promote"
+
+
+def test_gate_requires_beating_production_too():
+    from tunegate.config import GateConfig
+
+    base = result("zero_shot", rows(60, 200))
+    tuned = result("tuned:lora", rows(150, 200), kind="tuned")
+    champion = result("intents@v1", rows(170, 200), kind="production")
+    d = decide(task="classification", metric="accuracy", gate=GateConfig(bootstrap_samples=500), baselines=[base], tuned=tuned,
+               production=champion)
+    assert [c.role for c in d.comparisons] == ["best_baseline", "production"]
+    assert d.comparisons[0].passed and not d.comparisons[1].passed and d.decision == "reject"
+    assert "against production intents@v1" in d.headline and "production stays intents@v1" in d.headline
+    weaker = result("intents@v1", rows(100, 200), kind="production")
+    assert decide(task="classification", metric="accuracy", gate=GateConfig(bootstrap_samples=500), baselines=[base], tuned=tuned,
+                  production=weaker).decision == "promote"
+
+
+def test_small_eval_set_is_called_underpowered():
+    from tunegate.config import GateConfig
+
+    rng = np.random.default_rng(3)
+    base = result("zero_shot", list(rng.random(40) < 0.6))
+    tuned = result("tuned:lora", list(rng.random(40) < 0.7), kind="tuned")
+    d = decide(task="classification", metric="accuracy", gate=GateConfig(min_gain=0.05), baselines=[base], tuned=tuned)
+    c = d.comparisons[0]
+    assert c.mde > 0.2  # 40 rows cannot see a 5-point gain
+    assert d.underpowered and "too small for the declared minimum gain +0.050" in d.underpowered
+    need = int(d.underpowered.split("about ")[1].split(" rows")[0].replace(",", ""))
+    assert need == int(np.ceil(40 * (c.mde / 0.05) ** 2))
+    big = decide(task="classification", metric="accuracy", gate=GateConfig(min_gain=0.05),
+                 baselines=[result("zero_shot", rows(3000, 5000))], tuned=result("tuned:lora", rows(3400, 5000), kind="tuned"))
+    assert big.underpowered is None and big.comparisons[0].mde < 0.05
 
 
 def test_mcnemar_exact_on_a_hand_computed_table():
@@ -111,27 +161,50 @@ def test_minimum_detectable_difference():
 
 
 def test_aa_gate_promotes_no_more_often_than_alpha():
-    """A/A: candidate and baseline of equal quality; the gate (lower CI end > 0) must rarely promote."""
-    from tunegate.stats import paired_bootstrap
+    """A/A: the real gate (decision.compare_pair: bootstrap CI + McNemar) with a candidate of the baseline's quality.
+
+    200 eval sets of 200 rows, each with its own bootstrap seed. Identical predictions must never promote; an
+    independent model of the same true accuracy must promote at most alpha of the time; and the gate is not
+    vacuous: a truly better model (0.82 vs 0.70) mostly gets through.
+    """
+    from tunegate.config import GateConfig
+    from tunegate.decision import compare_pair
 
     rng = np.random.default_rng(7)
-    confidence, n, trials = 0.95, 200, 200
-    alpha = 1 - confidence
-    same, independent, better_promoted = 0, 0, 0
+    n, trials = 200, 200
+    same = independent = better_promoted = 0
     for t in range(trials):
-        base = rng.random(n) < 0.7
-        # the candidate IS the baseline (same predictions): delta 0 on every resample
-        side = {"per_example": base.astype(float).tolist()}
-        p = paired_bootstrap("accuracy", candidate=side, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
-        same += p.ci_low > 0.0
-        # a different model of the same true accuracy (independent errors): the harder A/A case
-        other = {"per_example": (rng.random(n) < 0.7).astype(float).tolist()}
-        p = paired_bootstrap("accuracy", candidate=other, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
-        independent += p.ci_low > 0.0
-        # and the gate is not vacuous: a truly better model (0.82 vs 0.70) gets through most of the time
-        better = {"per_example": (rng.random(n) < 0.82).astype(float).tolist()}
-        p = paired_bootstrap("accuracy", candidate=better, baseline=side, references=[0] * n, resamples=300, confidence=confidence, seed=t)
-        better_promoted += p.ci_low > 0.0
+        gate = GateConfig(alpha=0.05, bootstrap_samples=300, seed=t)
+        base = result("zero_shot", list(rng.random(n) < 0.7))
+        kw = dict(task="classification", metric="accuracy", gate=gate, role="best_baseline")
+        same += compare_pair(result("tuned:lora", [p.prediction == "a" for p in base.predictions], kind="tuned"), base, **kw).passed
+        independent += compare_pair(result("tuned:lora", list(rng.random(n) < 0.7), kind="tuned"), base, **kw).passed
+        better_promoted += compare_pair(result("tuned:lora", list(rng.random(n) < 0.82), kind="tuned"), base, **kw).passed
     assert same == 0
-    assert independent / trials <= alpha  # one-sided use of a two-sided 95% CI: expected ~2.5% (measured 1.5%)
-    assert better_promoted / trials > 0.6  # measured 0.8
+    assert independent / trials <= 0.05  # one-sided use of a two-sided test: expected ~2.5%
+    assert better_promoted / trials > 0.6
+
+
+def test_break_even_and_cost_lines():
+    from tunegate.config import CostsConfig
+    from tunegate.costs import break_even, cost_line
+    from tunegate.records import TuneResult
+
+    prices = CostsConfig(cpu_per_hour=3.6, input_per_1k_tokens=0.001, output_per_1k_tokens=0.002, requests_per_month=1000)
+    base = result("few_shot", rows(6, 10), tokens=400).model_copy(update={"output_tokens_per_request": 2.0, "setup_seconds": 10.0})
+    tuned_eval = result("tuned:lora", rows(9, 10), tokens=50, kind="tuned").model_copy(update={"output_tokens_per_request": 2.0})
+    tune = TuneResult(method="lora", artifact_dir=".", train_seconds=1000.0, peak_rss_mb=1, trainable_params=1, total_params=2,
+                      n_steps=1, n_train_tokens=1, tokens_per_s=1, loss_curve=[1.0], epoch_losses=[1.0], checkpoints=[])
+    b = cost_line(prices, base, train_price_per_hour=3.6)
+    t = cost_line(prices, tuned_eval, train_price_per_hour=3.6, tune=tune)
+    assert b.one_off_usd == pytest.approx(0.01) and t.one_off_usd == pytest.approx(1.0)  # 10 s and 1000 s at $3.6/h
+    assert b.per_request_usd == pytest.approx(0.4 * 0.001 + 0.002 * 0.002)  # 400 prompt + 2 output tokens
+    assert t.per_request_usd == pytest.approx(0.05 * 0.001 + 0.002 * 0.002)
+    assert t.monthly_usd == pytest.approx(1000 * t.per_request_usd)
+    be = break_even(t, b, prices.requests_per_month)
+    assert be.requests == pytest.approx((1.0 - 0.01) / (0.00035)) and be.months == pytest.approx(be.requests / 1000)
+    never = break_even(b.model_copy(update={"name": "x", "one_off_usd": 2.0}), t, 1000)
+    assert never.requests is None and never.reason.startswith("never")
+    assert break_even(t.model_copy(update={"one_off_usd": 0.0}), b, 1000).requests == 0
+    hourly = CostsConfig(inference="hourly", serving_per_hour=36.0)
+    assert cost_line(hourly, base, train_price_per_hour=1).per_request_usd == pytest.approx(10 / 1000 / 3600 * 36.0)

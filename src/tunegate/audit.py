@@ -1,0 +1,218 @@
+"""The registry's append-only audit log: one JSON line per pipeline run, hash-chained.
+
+``<registry>/audit.jsonl`` gets one line per run (promoted or not, failed or not);
+``<registry>/audit/<run_id>/`` holds that run's evidence: per-example predictions of
+every compared model, decision.json and the reports, each file's sha256 recorded in
+the line. Each line carries the sha256 of the line before it, so editing or deleting
+a past line breaks the chain. Evidence is written to a temp folder and renamed into
+place before the line is appended under a file lock, so a crash leaves either no
+record or a complete one.
+
+``verify`` recomputes a run's decision from its stored predictions and its recorded
+gate with the same pure gate function the run used, and checks the hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from tunegate.errors import RegistryError
+from tunegate.records import AuditRecord
+
+LOG = "audit.jsonl"
+EVIDENCE = "audit"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def line_hash(line: str) -> str:
+    return hashlib.sha256(line.rstrip("\n").encode()).hexdigest()
+
+
+class AuditLog:
+    def __init__(self, registry_root: str | Path):
+        self.root = Path(registry_root)
+        self.path = self.root / LOG
+
+    @contextlib.contextmanager
+    def _locked(self, timeout: float = 60.0) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".audit.lock", "w") as lock:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(f"audit log {self.path} is locked by another process for over {timeout:.0f} s") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _lines(self) -> list[str]:
+        if not self.path.is_file():
+            return []
+        return [ln for ln in self.path.read_text().splitlines() if ln.strip()]
+
+    def append(self, record: AuditRecord, evidence: dict[str, Path] | None = None) -> AuditRecord:
+        """Copy ``evidence`` (name in the evidence folder -> file) under audit/<run_id>/, then append the record."""
+        evidence = {k: Path(v) for k, v in (evidence or {}).items() if Path(v).is_file()}
+        hashes: dict[str, str] = {}
+        ev_dir = self.root / EVIDENCE / record.run_id
+        if evidence:
+            (self.root / EVIDENCE).mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{record.run_id}-", dir=self.root / EVIDENCE))
+            try:
+                for rel, src in evidence.items():
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src, tmp / rel)
+                    hashes[rel] = sha256_file(tmp / rel)
+                if ev_dir.exists():  # a retried task: the evidence of the earlier attempt is replaced whole
+                    shutil.rmtree(ev_dir)
+                os.rename(tmp, ev_dir)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        with self._locked():
+            lines = self._lines()
+            prev = line_hash(lines[-1]) if lines else ""
+            rec = record.model_copy(update={
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "evidence": hashes, "prev_hash": prev,
+                "evidence_dir": str(ev_dir.resolve()) if hashes else None,
+            })
+            line = json.dumps(rec.model_dump(mode="json"), sort_keys=True, default=str)
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        return rec
+
+    def records(self, *, model: str | None = None, since: str | None = None, until: str | None = None) -> list[AuditRecord]:
+        """Every record, oldest first; ``since``/``until`` compare ISO dates (YYYY-MM-DD, inclusive)."""
+        out = []
+        for i, ln in enumerate(self._lines(), 1):
+            try:
+                rec = AuditRecord.model_validate_json(ln)
+            except ValueError as exc:
+                raise RegistryError(f"{self.path} line {i} is not an audit record ({str(exc).splitlines()[0]}); "
+                                    "run `tunegate audit verify` to check the log") from None
+            day = rec.time[:10]
+            if model and rec.model_name != model:
+                continue
+            if since and day < since:
+                continue
+            if until and day > until:
+                continue
+            out.append(rec)
+        return out
+
+    def get(self, run_id: str) -> AuditRecord:
+        matches = [r for r in self.records() if r.run_id == run_id or r.run_id.startswith(run_id)]
+        if not matches:
+            raise RegistryError(f"no audit record for run '{run_id}' in {self.path} (`tunegate audit` lists the runs)")
+        exact = [r for r in matches if r.run_id == run_id]
+        if exact:
+            return exact[-1]
+        if len({r.run_id for r in matches}) > 1:
+            raise RegistryError(f"'{run_id}' matches several runs: {', '.join(sorted({r.run_id for r in matches}))}")
+        return matches[-1]
+
+    def chain_breaks(self) -> list[str]:
+        """Lines whose prev_hash does not match the line before them (edited, inserted or deleted lines)."""
+        breaks = []
+        lines = self._lines()
+        for i, ln in enumerate(lines):
+            want = line_hash(lines[i - 1]) if i else ""
+            try:
+                got = json.loads(ln).get("prev_hash", None)
+            except json.JSONDecodeError:
+                breaks.append(f"line {i + 1} is not JSON")
+                continue
+            if got != want:
+                breaks.append(f"line {i + 1} ({json.loads(ln).get('run_id')}): prev_hash does not match line {i}")
+        return breaks
+
+
+@dataclass
+class Verification:
+    run_id: str
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.checks)
+
+    def add(self, name: str, ok: bool, detail: str = "") -> None:
+        self.checks.append((name, ok, detail))
+
+
+def verify(log: AuditLog, run_id: str) -> Verification:
+    """Recompute a run's decision from its stored predictions and recorded gate; check hashes and the chain."""
+    from tunegate import metrics
+    from tunegate.config import GateConfig
+    from tunegate.decision import decide
+    from tunegate.records import Decision, EvalResult, Prediction
+
+    rec = log.get(run_id)
+    v = Verification(run_id=rec.run_id)
+    breaks = log.chain_breaks()
+    v.add("hash chain of the log", not breaks, "; ".join(breaks) or f"{len(log._lines())} lines linked")
+    if rec.status != "completed":
+        v.add("run status", True, f"{rec.status} at {rec.failed_stage}: nothing to recompute")
+        return v
+    ev = Path(rec.evidence_dir or "")
+    bad = [rel for rel, h in rec.evidence.items() if not (ev / rel).is_file() or sha256_file(ev / rel) != h]
+    v.add("evidence files unchanged (sha256)", not bad, ", ".join(bad) or f"{len(rec.evidence)} files")
+    if bad or "decision.json" not in rec.evidence:
+        return v
+    stored = Decision.model_validate_json((ev / "decision.json").read_text())
+    task, metric = rec.task, rec.gate_metric
+    gate_fields = {k: val for k, val in (rec.gate or {}).items() if k in GateConfig.model_fields}
+    gate = GateConfig(**gate_fields)
+    v.add("recorded gate = the gate in decision.json", {k: stored.gate.get(k) for k in gate_fields} == gate_fields)
+
+    def load(name: str, kind: str) -> EvalResult:
+        rel = f"predictions/{name.replace(':', '_')}.jsonl"
+        preds = [Prediction.model_validate_json(ln) for ln in (ev / rel).read_text().splitlines() if ln.strip()]
+        values, _ = metrics.compute(task, [p.prediction for p in preds], [p.reference for p in preds])
+        cost = stored.costs.get(name, {})
+        return EvalResult(name=name, kind=kind, metrics=values, predictions=preds, n=len(preds),
+                          prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0), latency_ms_per_request=0.0,
+                          examples_per_s=0.0, seconds=0.0, batch_size=0)
+
+    baselines = [load(name, "baseline") for name in stored.baselines]
+    tuned_name = f"tuned:{rec.method}"
+    tuned = load(tuned_name, "tuned")
+    production = load(stored.production, "production") if stored.production else None
+    for r in [*baselines, tuned, *([production] if production else [])]:
+        recorded = stored.baselines.get(r.name) or (stored.tuned if r.name == tuned_name else None)
+        if recorded is not None:
+            v.add(f"{metric} of {r.name} recomputed from its predictions", abs(recorded[metric] - r.metrics[metric]) < 1e-9,
+                  f"recorded {recorded[metric]:.6f}, recomputed {r.metrics[metric]:.6f}")
+    again = decide(task=task, metric=metric, gate=gate, baselines=baselines, tuned=tuned, production=production)
+    v.add("best baseline", again.best_baseline == rec.best_baseline, f"recorded {rec.best_baseline}, recomputed {again.best_baseline}")
+    v.add("decision", again.decision == rec.decision, f"recorded {rec.decision}, recomputed {again.decision}")
+    for name, a, b in [("delta", rec.delta, again.delta), ("CI low", rec.ci_low, again.ci_low), ("CI high", rec.ci_high, again.ci_high),
+                       ("McNemar p", rec.mcnemar_p, again.comparisons[0].mcnemar_p)]:
+        same = (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
+        v.add(name, same, f"recorded {a}, recomputed {b}")
+    return v

@@ -1,0 +1,24 @@
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks._policy import RETRIES
+from tunegate import stages
+from tunegate.config import TunegateConfig
+from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult
+
+
+@task(name="record_audit", cache_policy=NO_CACHE, **RETRIES)
+def record_audit(
+    cfg: TunegateConfig,
+    run: RunContext,
+    *,
+    status: str,
+    decision: Decision | None = None,
+    deployment: DeployResult | None = None,
+    tuned: TuneResult | None = None,
+    failed_stage: str | None = None,
+    error: str | None = None,
+) -> AuditRecord:
+    """One line in the registry's append-only audit log for this run, whatever its outcome."""
+    return stages.record_audit(cfg, run, status=status, decision=decision, deployment=deployment, tuned=tuned,
+                               failed_stage=failed_stage, error=error)
