@@ -68,7 +68,10 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None):
         stage = "deploy"
         deployment = deploy(cfg, run, decision, tuned)
     except Exception as exc:
-        record_audit(cfg, run, status="failed", failed_stage=stage, error=f"{type(exc).__name__}: {exc}")
+        try:
+            record_audit(cfg, run, status="failed", failed_stage=stage, error=f"{type(exc).__name__}: {exc}")
+        except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
+            print(f"WARNING: the audit record of this failed run could not be written: {audit_exc}")
         raise
     record_audit(cfg, run, status="completed", decision=decision, deployment=deployment, tuned=tuned)
     return Completed(

@@ -90,7 +90,7 @@ def _failed(state, data: dict, registry_note: bool = True) -> int:
     if data.get("run_dir"):
         print(f"Run folder: {data['run_dir']}", file=sys.stderr)
     if registry_note:
-        print("The registry was not changed by this run.", file=sys.stderr)
+        print("No model was registered and no alias moved; the failure is in the audit log (tunegate audit).", file=sys.stderr)
     return 1
 
 

@@ -41,6 +41,11 @@ class DataConfig(_Strict):
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
         default="auto", description="File format; 'auto' uses the file extension. TSV is read with quoting off."
     )
+    columns: list[str] | None = Field(
+        default=None,
+        description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS Spam); "
+        "its first line is then read as data.",
+    )
     text_column: str = Field(default="text", description="Classification and regression: column with the input text.")
     label_column: str = Field(default="label", description="Classification: column with the label; regression: with the number.")
     input_column: str = Field(default="input", description="Generation: column with the prompt/input.")

@@ -61,7 +61,9 @@ def break_even(candidate: CostLine, against: CostLine, requests_per_month: int) 
                          f"{candidate.latency_ms:.0f} vs {against.latency_ms:.0f} ms), so its one-off ${extra:.4f} is never paid back")
     n = extra / saving
     months = n / requests_per_month if requests_per_month else None
-    when = f", {months:.2g} months at {requests_per_month:,} requests/month" if months is not None else ""
+    from tunegate.decision import duration
+
+    when = f" ({duration(months)} at {requests_per_month:,} requests/month)" if months is not None else ""
     return BreakEven(**common, requests=n, months=months,
                      reason=f"after {n:,.0f} requests{when}: {candidate.name} saves ${saving * 1000:.4f} per 1K requests "
                      f"({candidate.prompt_tokens:.0f} vs {against.prompt_tokens:.0f} prompt tokens) and costs ${extra:.4f} more up front")

@@ -37,16 +37,20 @@ def _format(path: Path, fmt: str) -> str:
     return known[ext]
 
 
-def read_table(path: Path, fmt: str = "auto") -> pl.DataFrame:
-    """Read a data file with every column as string; raise DataReadError with a readable reason."""
+def read_table(path: Path, fmt: str = "auto", columns: list[str] | None = None) -> pl.DataFrame:
+    """Read a data file with every column as string; raise DataReadError with a readable reason.
+
+    ``columns``: names for a CSV/TSV file without a header row (its first line is data).
+    """
     if not path.exists():
         raise DataReadError(f"{path}: file not found. Check data.train / data.eval (relative to the config file)")
     kind = _format(path, fmt)
     try:
+        headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
         if kind == "csv":
-            df = pl.read_csv(path, infer_schema=False)
+            df = pl.read_csv(path, infer_schema=False, **headerless)
         elif kind == "tsv":
-            df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False)
+            df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False, **headerless)
         elif kind == "jsonl":
             df = pl.read_ndjson(path)
         else:

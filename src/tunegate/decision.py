@@ -112,6 +112,15 @@ def _ci(c: Comparison, gate: GateConfig) -> str:
     return text
 
 
+def duration(months: float) -> str:
+    """Months in words: 'within a day', '12 days', '3.5 months', '4.2 years'."""
+    if months < 1 / 30:
+        return "within a day"
+    if months < 1:
+        return f"{months * 30:.0f} days"
+    return f"{months:.1f} months" if months < 24 else f"{months / 12:.1f} years"
+
+
 def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs_prod: Comparison | None, n_baselines: int,
              gate: GateConfig, break_even: BreakEven | None, production_after: str | None) -> str:
     """The decision in one sentence."""
@@ -120,9 +129,13 @@ def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs
     if vs_prod is not None:
         base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
     cost = ""
-    if break_even is not None:
-        cost = ("; it pays for its training " + break_even.reason.split(":")[0] if break_even.requests is not None
-                else "; at these prices its training is never paid back by cheaper requests")
+    if break_even is not None and break_even.requests is None:
+        cost = "; at these prices its training would never be paid back by cheaper requests"
+    elif break_even is not None and break_even.requests > 0:
+        when = f", {duration(break_even.months)} at the expected volume" if break_even.months is not None else ""
+        cost = (f"; its cheaper requests pay back its training after {break_even.requests:,.0f} requests{when}" if promote else
+                f"; it would be cheaper per request (its training paid back after {break_even.requests:,.0f} requests{when}), "
+                "but it must win on quality first")
     if promote:
         return f"Tuning paid off: {base}, so it is promoted to production{cost}."
     failed = vs_base if not vs_base.passed else vs_prod

@@ -322,11 +322,14 @@ def save_quality_cost_plot(rows: list[dict], metric: str, path: Path, prices_lab
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     colors = {"baseline": "#9e9e9e", "best baseline": "#616161", "promote": "#2e7d32", "reject": "#c62828", "production": "#1565c0"}
+    seen: dict[tuple, int] = {}
     for r in rows:
         x = 1000 * r["per_request_usd"]
         ax.errorbar([x], [r["metric"]], yerr=[[r["metric"] - r["ci_low"]], [r["ci_high"] - r["metric"]]], fmt="o", capsize=3,
                     color=colors.get(r["decision"], "#1565c0"), ms=7)
-        ax.annotate(r["name"], (x, r["metric"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        near = (round(x, 6), round(r["metric"], 2))  # points on top of each other: stack their labels
+        k = seen[near] = seen.get(near, -1) + 1
+        ax.annotate(r["name"], (x, r["metric"]), textcoords="offset points", xytext=(6, 4 - 11 * k), fontsize=8)
     ax.set_xlabel(f"$ per 1,000 requests ({prices_label})")
     ax.set_ylabel(metric)
     ax.set_title("Quality vs cost per request (up and to the left is better)", fontsize=10)
@@ -347,7 +350,9 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
     horizon = 3 * max(requests_per_month, 1)
     if break_even is not None and break_even.requests:
         horizon = max(horizon, 2 * break_even.requests)
-    xs = [horizon * i / 100 for i in range(101)]
+    # a break-even far left of the horizon would be invisible on a linear axis: use a log axis then
+    log_x = break_even is not None and bool(break_even.requests) and break_even.requests < horizon / 50
+    xs = [horizon ** (i / 200) for i in range(201)] if log_x else [horizon * i / 100 for i in range(101)]
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for c in lines:
         emphasis = c.kind != "baseline" or (break_even is not None and c.name == break_even.against)
@@ -362,7 +367,10 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
     for m in range(1, int(horizon // max(requests_per_month, 1)) + 1):
         if requests_per_month and m * requests_per_month <= horizon:
             ax.axvline(m * requests_per_month, color="#bdbdbd", lw=0.6, ls=":")
-    ax.set_xlabel(f"requests served (dotted: months at {requests_per_month:,}/month)")
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(f"requests served{' (log scales)' if log_x else ''} (dotted: months at {requests_per_month:,}/month)")
     ax.set_ylabel("cumulative cost ($)")
     title = "Break-even: " + (break_even.reason.split(":")[0] if break_even is not None else "n/a")
     ax.set_title(title[:90], fontsize=10)

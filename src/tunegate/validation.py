@@ -132,7 +132,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         if path is None:
             continue
         try:
-            frames[split_name] = to_canonical(read_table(cfg.resolve(path), d.format), cfg.task, d)
+            frames[split_name] = to_canonical(read_table(cfg.resolve(path), d.format, d.columns), cfg.task, d)
         except DataReadError as exc:
             issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
     if issues:

@@ -18,8 +18,11 @@ def test_bad_data_stops_the_flow_without_traceback_or_registry_write(tmp_path, t
     assert out.returncode == 1
     assert "[leakage]" in out.stderr and "Report:" in out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-    assert not (tmp_path / "registry").exists()
+    assert not (tmp_path / "registry" / "toy").exists()  # no model version
     run_dir = next((tmp_path / "runs").iterdir())
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["run_id"] == run_dir.name and audit["status"] == "failed" and audit["failed_stage"] == "validate_data"
+    assert "[leakage]" in audit["error"]
     report = json.loads((run_dir / "validation.json").read_text())
     assert not report["ok"] and report["issues"][0]["check"] == "leakage" and len(report["issues"][0]["rows"]) == 14
 
@@ -37,6 +40,9 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
                                           "retrieved_few_shot_hybrid", "retrieved_few_shot_hybrid_calibrated"}
     versions = sorted(p.name for p in (tmp_path / "registry" / "toy").iterdir() if p.name.startswith("v"))
     assert versions == ["v1"]
+    assert (run_dir / "report.html").is_file() and decision["headline"] in out.stdout
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["status"] == "completed" and audit["decision"] == decision["decision"] and audit["deployed"]["registered_version"] == 1
     aliases_file = tmp_path / "registry" / "toy" / "aliases.json"
     moved = aliases_file.exists() and json.loads(aliases_file.read_text()).get("production") == 1
     assert moved == (decision["decision"] == "promote")
@@ -69,7 +75,9 @@ def test_over_budget_stops_before_training(tmp_path, tiny_model_dir, toy_data, p
     assert "exceeds the budget: time" in out.stderr and "Stopped before training" in out.stderr
     run_dir = next((tmp_path / "runs").iterdir())
     assert (run_dir / "plan.md").is_file() and not (run_dir / "artifact").exists()
-    assert not (tmp_path / "registry").exists()
+    assert not (tmp_path / "registry" / "toy").exists()
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["status"] == "failed" and audit["failed_stage"] == "plan" and "exceeds the budget" in audit["error"]
 
 
 def test_auto_method_runs_the_advisors_choice_and_reports_why(tmp_path, tiny_model_dir, toy_data, prefect_env):
@@ -153,3 +161,31 @@ print("FINAL", state.type.value, state.message)
     assert rows["prompt_tuning"]["status"] == "failed" and "injected failure" in rows["prompt_tuning"]["error"]
     assert rows["lora"]["status"] == "completed" and rows["lora"]["metric"] is not None
     assert "failed: prompt_tuning" in out.stdout
+
+
+def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    """`tune` raises inside the real flow: the run fails, the audit log says where and why, no version appears."""
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT
+
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, baselines={"few_shot": {"enabled": False},
+                      "retrieved_few_shot": {"enabled": False}, "calibrated": False})
+    script = f"""
+import tunegate.stages as st
+def tune(cfg, run, dataset, **kw):
+    raise RuntimeError("injected crash while training")
+st.tune = tune
+from tunegate.prefect_env import configure
+configure()
+from flows.pipeline import pipeline
+state = pipeline(config_path={str(cfg)!r}, return_state=True)
+print("FINAL", state.type.value)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**prefect_env, "PYTHONPATH": str(ROOT)},
+                         cwd=tmp_path, timeout=900)
+    assert "FINAL FAILED" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["status"] == "failed" and audit["failed_stage"] == "tune" and "injected crash while training" in audit["error"]
+    assert not (tmp_path / "registry" / "toy").exists()

@@ -39,8 +39,19 @@ def test_first_run_completes_and_decision_is_complete(work):
     assert d["ci_low"] <= d["delta"] <= d["ci_high"]
     assert 0.0 <= d["baselines"]["zero_shot"]["accuracy"] <= 1.0
     assert d["costs"]["few_shot"]["prompt_tokens_per_request"] > d["costs"]["tuned:lora"]["prompt_tokens_per_request"]
-    assert (PROMOTED := d["decision"] == "promote") == (d["ci_low"] > 0.0)
+    (vs_best,) = d["comparisons"]  # no production model yet: the best baseline is the only bar
+    assert vs_best["opponent"] == d["best_baseline"] and vs_best["mcnemar_p"] is not None and vs_best["mde"] > 0
+    assert (PROMOTED := d["decision"] == "promote") == (d["ci_low"] > 0.0 and vs_best["mcnemar_p"] < 0.05)
     assert ("PROMOTED" if PROMOTED else "NOT PROMOTED") in work["first"].stdout
+    assert d["headline"] in work["first"].stdout  # the one-sentence decision is what the user reads first
+    # the cost model: measured tokens and times, configured prices, a break-even answer
+    assert {c["name"] for c in d["cost_model"]} == set(d["baselines"]) | {"tuned:lora"}
+    assert d["break_even"]["reason"] and (d["break_even"]["requests"] is None) == d["break_even"]["reason"].startswith("never")
+    # the report: one self-contained html beside the markdown, and an audit record in the registry
+    run = run_dirs(work)[0]
+    assert (run / "report.html").read_text().count("data:image/png;base64,") == 4
+    audit = [json.loads(x) for x in (work["dir"] / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert [a["run_id"] for a in audit] == [run.name] and audit[0]["decision"] == d["decision"]
 
 
 def test_loss_fell_and_scores_are_on_the_same_rows(work):
@@ -91,6 +102,15 @@ def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
     assert "NOT PROMOTED" in out.stdout
     d = json.loads((run_dirs(work)[-1] / "decision.json").read_text())
     assert d["decision"] == "reject" and any("0.9" in r for r in d["reasons"])
+    # the second run also met the first run's model when it was promoted (champion on the same rows)
+    first = json.loads((run_dirs(work)[0] / "decision.json").read_text())
+    if first["decision"] == "promote":
+        assert d["production"] == "sst2-sentiment@v1" and d["comparisons"][1]["role"] == "production"
+    # both runs are in the audit log, and the second one verifies from its stored predictions
+    listed = run_cli(["audit", "--json", "--registry", work["dir"] / "registry"], env=work["env"], cwd=work["dir"])
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [p.name for p in run_dirs(work)]
+    verified = run_cli(["audit", "verify", run_dirs(work)[-1].name, "--registry", work["dir"] / "registry"], env=work["env"], cwd=work["dir"])
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     after = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
     assert after == before  # production did not move
     assert json.loads((reg / "v2" / "meta.json").read_text())["decision"] == "reject"

@@ -15,7 +15,7 @@ def tunegate(*args, cwd=ROOT, env=None):
     return subprocess.run([sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["validate"], ["predict"], ["registry"], ["registry", "list"]])
+@pytest.mark.parametrize("cmd", [[], ["run"], ["validate"], ["predict"], ["registry"], ["registry", "list"], ["audit"], ["audit", "verify"]])
 def test_help(cmd):
     out = tunegate(*cmd, "--help")
     assert out.returncode == 0

@@ -6,7 +6,7 @@ from tunegate.config import LoraConfig, load_config, parse_config
 from tunegate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted((ROOT / "examples").rglob("*.yaml"))
+SHIPPED = sorted(p for p in (ROOT / "examples").rglob("*.yaml") if not {"runs", "registry"} & set(p.relative_to(ROOT).parts))
 
 
 def base(**kw):
