@@ -14,8 +14,6 @@ gate with the same pure gate function the run used, and checks the hashes.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -24,9 +22,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tunegate.errors import RegistryError
+from tunegate.registry import file_lock
 from tunegate.records import AuditRecord
 
 LOG = "audit.jsonl"
@@ -50,23 +48,8 @@ class AuditLog:
         self.root = Path(registry_root)
         self.path = self.root / LOG
 
-    @contextlib.contextmanager
-    def _locked(self, timeout: float = 60.0) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".audit.lock", "w") as lock:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise RegistryError(f"audit log {self.path} is locked by another process for over {timeout:.0f} s") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _locked(self, timeout: float = 60.0):
+        return file_lock(self.root / ".audit.lock", timeout=timeout, what=f"audit log {self.path}")
 
     def _lines(self) -> list[str]:
         if not self.path.is_file():

@@ -62,6 +62,26 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def file_lock(path: Path, *, timeout: float = 60.0, what: str = "") -> Iterator[None]:
+    """An exclusive flock on ``path``, waited for up to ``timeout`` seconds (then a RegistryError naming ``what``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RegistryError(f"{what or path} is locked by another process for over {timeout:.0f} s") from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 class Registry:
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -70,24 +90,10 @@ class Registry:
     def _model_dir(self, name: str) -> Path:
         return self.root / name
 
-    @contextlib.contextmanager
-    def _locked(self, name: str, timeout: float = 60.0) -> Iterator[None]:
+    def _locked(self, name: str, timeout: float = 60.0):
         d = self._model_dir(name)
         d.mkdir(parents=True, exist_ok=True)
-        with open(d / ".lock", "w") as lock:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise RegistryError(f"registry {d} is locked by another process for over {timeout:.0f} s") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return file_lock(d / ".lock", timeout=timeout, what=f"registry {d}")
 
     def versions(self, name: str) -> list[int]:
         d = self._model_dir(name)

@@ -159,3 +159,29 @@ def test_headerless_tsv_reads_with_configured_columns(tmp_path):
     assert df.columns[1:] == ["label", "text"] and df.get_column("label").to_list() == ["ham", "spam"]
     assert df.get_column(df.columns[0]).to_list() == [1, 2]  # row numbers: line numbers of the file
     assert read_table(f, "tsv").height == 1  # without `columns` the first line would be taken as the header
+
+
+def _append_many(root, tag, n):
+    from tunegate.audit import AuditLog
+    from tunegate.records import AuditRecord
+
+    log = AuditLog(root)
+    for i in range(n):
+        log.append(AuditRecord(run_id=f"{tag}-{i}", time="", model_name="m", status="failed", failed_stage="plan", error="x"))
+
+
+def test_concurrent_appends_keep_every_line_and_the_chain(tmp_path):
+    """Two processes appending at once: no line lost or torn, and the hash chain holds."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(tmp_path, tag, 25)) for tag in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    log = AuditLog(tmp_path)
+    ids = [r.run_id for r in log.records()]
+    assert sorted(ids) == sorted([f"a-{i}" for i in range(25)] + [f"b-{i}" for i in range(25)])
+    assert not log.chain_breaks()
+    assert [r.run_id for r in log.records(model="m")] == ids and log.records(model="other") == []
