@@ -263,7 +263,7 @@ def cmd_audit_list(args) -> int:
             per = f"{_fmt(r.cost.get('tuned_per_1k_requests_usd'), '.4f')}|{_fmt(r.cost.get('baseline_per_1k_requests_usd'), '.4f')}"
         d = r.deployed or {}
         deployed = (f"v{d.get('registered_version')}" + (" -> production" if d.get("production_moved") else
-                    f" (production v{d.get('production_version')})" if d.get("production_version") else "")) if d else "-"
+                    f" (production v{d.get('production_version')})" if d.get("production_version") else " (no production)")) if d else "-"
         print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<22} {r.model_name[:20]:<20} {(r.method or '-')[:13]:<13} {outcome:<9} "
               f"{versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
     print(f"\n{len(records)} run(s); log: {log.path.resolve()}  (tunegate audit show RUN; tunegate audit verify RUN)")
