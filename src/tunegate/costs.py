@@ -10,6 +10,15 @@ from tunegate.config import CostsConfig
 from tunegate.records import BreakEven, CostLine, EvalResult, TuneResult
 
 
+def duration(months: float) -> str:
+    """Months in words: 'within a day', '12 days', '3.5 months', '4.2 years'."""
+    if months < 1 / 30:
+        return "within a day"
+    if months < 1:
+        return f"{months * 30:.0f} days"
+    return f"{months:.1f} months" if months < 24 else f"{months / 12:.1f} years"
+
+
 def per_request_usd(prices: CostsConfig, *, prompt_tokens: float, output_tokens: float, latency_ms: float) -> float:
     if prices.inference == "hourly":
         return latency_ms / 1000 / 3600 * prices.serving_per_hour
@@ -61,8 +70,6 @@ def break_even(candidate: CostLine, against: CostLine, requests_per_month: int) 
                          f"{candidate.latency_ms:.0f} vs {against.latency_ms:.0f} ms), so its one-off ${extra:.4f} is never paid back")
     n = extra / saving
     months = n / requests_per_month if requests_per_month else None
-    from tunegate.decision import duration
-
     when = f" ({duration(months)} at {requests_per_month:,} requests/month)" if months is not None else ""
     return BreakEven(**common, requests=n, months=months,
                      reason=f"after {n:,.0f} requests{when}: {candidate.name} saves ${saving * 1000:.4f} per 1K requests "

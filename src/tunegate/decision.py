@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunegate.config import GateConfig
+from tunegate.costs import break_even, duration
 from tunegate.evaluation import per_example_view
 from tunegate.records import BreakEven, Comparison, CostLine, Decision, EvalResult, TuneResult
 from tunegate.stats import mcnemar_exact, mde_from_se, paired_bootstrap, rows_needed
@@ -112,15 +113,6 @@ def _ci(c: Comparison, gate: GateConfig) -> str:
     return text
 
 
-def duration(months: float) -> str:
-    """Months in words: 'within a day', '12 days', '3.5 months', '4.2 years'."""
-    if months < 1 / 30:
-        return "within a day"
-    if months < 1:
-        return f"{months * 30:.0f} days"
-    return f"{months:.1f} months" if months < 24 else f"{months / 12:.1f} years"
-
-
 def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs_prod: Comparison | None, n_baselines: int,
              gate: GateConfig, break_even: BreakEven | None, production_after: str | None) -> str:
     """The decision in one sentence."""
@@ -195,8 +187,6 @@ def decide(
     if cost_model:
         lines = {c.name: c for c in cost_model}
         if tuned.name in lines and best.name in lines:
-            from tunegate.costs import break_even
-
             be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
             reasons.append(f"break-even vs '{best.name}': {be.reason}")
     others = [b for b in baselines if b.name != best.name]
