@@ -7,7 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
-from flows.pipeline import _error_message
+from flows.common import error_message as _error_message
 from tasks.compare_methods import compare_methods
 from tasks.evaluate_baseline import evaluate_ladder
 from tasks.evaluate_tuned import evaluate_tuned

@@ -18,7 +18,9 @@ def record_audit(
     tuned: TuneResult | None = None,
     failed_stage: str | None = None,
     error: str | None = None,
+    trigger: str | None = None,
+    headline: str | None = None,
 ) -> AuditRecord:
     """One line in the registry's append-only audit log for this run, whatever its outcome."""
     return stages.record_audit(cfg, run, status=status, decision=decision, deployment=deployment, tuned=tuned,
-                               failed_stage=failed_stage, error=error)
+                               failed_stage=failed_stage, error=error, trigger=trigger, headline=headline)

@@ -28,7 +28,11 @@ examples:
   tunegate baselines cfg.yaml --set "baselines.retrieved_few_shot.retrievers=[bm25, dense, hybrid]"
   tunegate validate cfg.yaml
   tunegate predict --model sst2-sentiment@production "a gorgeous, moving film"
+  tunegate retrain cfg.yaml            # champion/challenger: skips when the data did not change
   tunegate registry list
+  tunegate registry promote sst2-sentiment@3 --reason "approved after review"
+  tunegate registry rollback sst2-sentiment
+  tunegate serve --model sst2-sentiment@production --port 8000
   tunegate audit --model quickstart-intents --since 2026-11-01
   tunegate audit show 20261121-101500-ab12cd
   tunegate audit verify 20261121-101500-ab12cd
@@ -66,14 +70,19 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     from tunegate.prefect_env import configure
 
     configure()
+    kwargs: dict[str, Any] = {}
     if which == "compare":
         from flows.compare import compare as flow_fn
+    elif which == "retrain":
+        from flows.retrain import retrain as flow_fn
+
+        kwargs["force"] = bool(args.force)
     elif which == "baselines":
         from flows.baselines import baselines as flow_fn
     else:
         from flows.pipeline import pipeline as flow_fn
 
-    state = flow_fn(config_path=str(args.config), overrides=args.overrides, return_state=True)
+    state = flow_fn(config_path=str(args.config), overrides=args.overrides, return_state=True, **kwargs)
     data: dict = {}
     try:
         data = state.result(raise_on_failure=False) or {}
@@ -101,6 +110,19 @@ def cmd_run(args) -> int:
             print(data["headline"] + "\n")
         print(state.message or "")
         print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, predictions/)")
+        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
+        return 0
+    return _failed(state, data)
+
+
+def cmd_retrain(args) -> int:
+    cfg, state, data = _run_flow(args, "retrain")
+    if state.is_completed():
+        if data.get("headline"):
+            print(data["headline"] + "\n")
+        print(state.message or "")
+        if data.get("decision") is not None:
+            print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}")
         print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
         return 0
     return _failed(state, data)
@@ -226,6 +248,86 @@ def cmd_registry_show(args) -> int:
     return 0
 
 
+def cmd_registry_promote(args) -> int:
+    from tunegate import promotion
+    from tunegate.registry import Registry
+
+    reg = Registry(_registry_root(args))
+    name, _, sel = args.model.partition("@")
+    if not sel:
+        raise TunegateError(f"registry promote: name the version, e.g. {name}@3 (aliases: tunegate registry show {name})")
+    info = reg.resolve(args.model)
+    if info.meta.get("decision") == "reject" and not args.force:
+        raise TunegateError(
+            f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')} "
+            f"(delta {info.meta.get('delta', float('nan')):+.3f}, CI [{info.meta.get('ci_low', float('nan')):+.3f}, "
+            f"{info.meta.get('ci_high', float('nan')):+.3f}]); pass --force to promote it anyway (it is still re-scored)")
+    tolerance = args.tolerance
+    if tolerance is None:  # the tolerance the version's own run declared
+        raw = yaml.safe_load((info.path / "config.yaml").read_text()) if (info.path / "config.yaml").is_file() else {}
+        tolerance = float(((raw or {}).get("registry") or {}).get("reproduce_tolerance", 0.005))
+    if not args.no_rescore:
+        print(f"re-scoring {name} v{info.version} from the registry on its eval rows (tolerance {tolerance})...", file=sys.stderr)
+    result = promotion.promote(reg, name, info.version, alias=args.alias, tolerance=tolerance, check=not args.no_rescore,
+                               reason=args.reason or "")
+    if result.rescore is not None:
+        print(result.rescore.note)
+    if not result.moved:
+        print(f"ERROR: {result.message}", file=sys.stderr)
+        return 1
+    promotion.audit_alias_move(reg, name, result, action="promote", alias=args.alias, reason=args.reason or "")
+    print(result.message + ("  (re-score skipped: --no-rescore)" if args.no_rescore else ""))
+    return 0
+
+
+def cmd_registry_rollback(args) -> int:
+    from tunegate import promotion
+    from tunegate.registry import Registry
+
+    reg = Registry(_registry_root(args))
+    reg.resolve(args.name)  # a clear error for an unknown model
+    result = promotion.rollback(reg, args.name, alias=args.alias, to=args.to, reason=args.reason or "")
+    promotion.audit_alias_move(reg, args.name, result, action="rollback", alias=args.alias, reason=args.reason or "")
+    print(result.message)
+    return 0
+
+
+def cmd_registry_history(args) -> int:
+    from tunegate.registry import Registry
+
+    reg = Registry(_registry_root(args))
+    name = args.name.partition("@")[0]
+    if name not in reg.models():
+        raise TunegateError(f"no model '{name}' in registry {reg.root} (models: {', '.join(reg.models()) or 'none'})")
+    hist = reg.history(name, args.alias)
+    if args.json:
+        print(json.dumps(hist, indent=2))
+        return 0
+    if not hist:
+        print(f"{name}: no alias has been set yet")
+        return 0
+    print(f"{'time':<25} {'alias':<11} {'move':<10} {'action':<9} {'by':<8} reason / re-score")
+    for h in hist:
+        move = f"{'v' + str(h['from']) if h.get('from') is not None else '-'} -> v{h['to']}"
+        rs = h.get("rescore")
+        why = h.get("reason") or ""
+        if isinstance(rs, dict):
+            why += f"  [re-score {rs['metric']} {rs.get('value') or float('nan'):.4f} vs {rs.get('expected') or float('nan'):.4f}]"
+        elif rs == "skipped":
+            why += "  [re-score skipped]"
+        print(f"{h['at']:<25} {h['alias']:<11} {move:<10} {h.get('action', 'set'):<9} {h.get('by', '?')[:8]:<8} {why[:110]}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from tunegate.serving import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it", file=sys.stderr)
+    serve(_registry_root(args), args.model, host=args.host, port=args.port, watch_seconds=args.watch_seconds)
+    return 0
+
+
 def _audit_log(args):
     from tunegate.audit import AuditLog
 
@@ -253,6 +355,10 @@ def cmd_audit_list(args) -> int:
     for r in records:
         if r.status == "failed":
             outcome, versus, delta, train, per = "FAILED", f"at {r.failed_stage}: {(r.error or '')[:30]}", "", "", ""
+        elif r.status == "skipped":
+            outcome, versus, delta, train, per = "no change", (r.headline or "")[:40], "", "", ""
+        elif r.status in ("promote", "rollback"):
+            outcome, versus, delta, train, per = f"{r.status} (by hand)"[:9], (r.headline or "")[:40], "", "", ""
         else:
             tuned = r.metrics.get(f"tuned:{r.method}", {}).get("metric")
             base = r.metrics.get(r.best_baseline or "", {}).get("metric")
@@ -262,7 +368,12 @@ def cmd_audit_list(args) -> int:
             train = _fmt(r.cost.get("train_usd"), ".4f")
             per = f"{_fmt(r.cost.get('tuned_per_1k_requests_usd'), '.4f')}|{_fmt(r.cost.get('baseline_per_1k_requests_usd'), '.4f')}"
         d = r.deployed or {}
-        deployed = (f"v{d.get('registered_version')}" + (" -> production" if d.get("production_moved") else
+        if r.status in ("promote", "rollback"):
+            d = {}
+            deployed = f"{r.deployed.get('alias')}: v{r.deployed.get('from')} -> v{r.deployed.get('to')}"
+        else:
+            deployed = ""
+        deployed = deployed or (f"v{d.get('registered_version')}" + (" -> production" if d.get("production_moved") else
                     f" (production v{d.get('production_version')})" if d.get("production_version") else " (no production)")) if d else "-"
         print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<22} {r.model_name[:20]:<20} {(r.method or '-')[:13]:<13} {outcome:<9} "
               f"{versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
@@ -352,6 +463,18 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(r)
     r.set_defaults(func=cmd_run)
 
+    rt = sub.add_parser(
+        "retrain",
+        help="champion/challenger retraining: skip when nothing changed, else tune and promote only over baselines AND production",
+        description="Run the retrain flow (what the scheduled deployments run): re-read and validate the data; if its data "
+        "hash and the config equal those of the newest registered version, stop and record 'no change' in the audit log; "
+        "otherwise tune a challenger and promote it only if the gate finds it better than the best baseline and the current "
+        "production model on the same eval rows. Exit code 0 when the run completed (retrained or not).",
+    )
+    with_config(rt)
+    rt.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    rt.set_defaults(func=cmd_retrain)
+
     c = sub.add_parser(
         "compare",
         help="run every applicable method on the same data and print the measured trade-off table",
@@ -409,7 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
     pr.set_defaults(func=cmd_predict)
 
-    reg = sub.add_parser("registry", help="inspect the model registry", description="Inspect the versioned model registry.")
+    reg = sub.add_parser("registry", help="inspect the model registry; promote or roll back a version",
+                         description="The versioned model registry: list, show, promote, rollback, history.")
     rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
     rsub.required = True
     rl = rsub.add_parser("list", help="every version with its aliases, decision and gate metric")
@@ -420,6 +544,53 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("model", metavar="NAME[@ALIAS|VERSION]")
     rs.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
     rs.set_defaults(func=cmd_registry_show)
+    rp = rsub.add_parser(
+        "promote", help="move an alias (production by default) to a version, after re-scoring it from the registry",
+        description="Load the version back from the registry (files checked against their sha256 manifest), score it on the "
+        "eval rows it was judged on, and move the alias only if its metric reproduces the run's within the tolerance. "
+        "The move is atomic, recorded in the alias history and the audit log. A version the gate rejected needs --force.",
+    )
+    rp.add_argument("model", metavar="NAME@VERSION", help="e.g. intents@3")
+    rp.add_argument("--alias", default="production", help="alias to move (default: production; any name works, e.g. staging)")
+    rp.add_argument("--reason", help="why (kept in the alias history and the audit log)")
+    rp.add_argument("--force", action="store_true", help="promote a version the gate rejected")
+    rp.add_argument("--no-rescore", action="store_true", help="skip the re-score (files are still checked)")
+    rp.add_argument("--tolerance", type=float, help="largest accepted |metric difference| (default: registry.reproduce_tolerance of the version's run)")
+    rp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    rp.set_defaults(func=cmd_registry_promote)
+    rb = rsub.add_parser(
+        "rollback", help="move an alias back to the version it pointed at before",
+        description="Move the alias (production by default) back to its previous version (repeat to go further back), "
+        "or to --to VERSION. Atomic; recorded in the alias history and the audit log. A running `tunegate serve` picks "
+        "it up on its next alias check or on POST /admin/reload.",
+    )
+    rb.add_argument("name", metavar="NAME")
+    rb.add_argument("--alias", default="production", help="alias to move back (default: production)")
+    rb.add_argument("--to", type=int, metavar="VERSION", help="roll back to this version instead of the previous one")
+    rb.add_argument("--reason", help="why (kept in the alias history and the audit log)")
+    rb.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    rb.set_defaults(func=cmd_registry_rollback)
+    rh = rsub.add_parser("history", help="every alias move of a model: when, from, to, by whom, why, re-score")
+    rh.add_argument("name", metavar="NAME")
+    rh.add_argument("--alias", help="only this alias")
+    rh.add_argument("--json", action="store_true", help="machine-readable output")
+    rh.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    rh.set_defaults(func=cmd_registry_history)
+
+    sv = sub.add_parser(
+        "serve", help="serve a registered model over HTTP (FastAPI + uvicorn)",
+        description="Serve NAME@ALIAS over HTTP: GET /health; POST /v1/predict {\"text\": ...} or {\"texts\": [...]} "
+        "(classification: label + probabilities; regression: value); POST /v1/completions {\"prompt\": ..., "
+        "\"max_tokens\": 64} (generation); POST /admin/reload. The base model is read once; when the alias moves "
+        "(checked every --watch-seconds) or on /admin/reload the new version is loaded beside the current one and "
+        "swapped in without dropping requests. Binds 127.0.0.1 unless told otherwise (no authentication).",
+    )
+    sv.add_argument("--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents@production (a bare name means production)")
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--watch-seconds", type=float, default=5.0, help="check the alias this often and reload when it moved (0: only on /admin/reload)")
+    sv.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    sv.set_defaults(func=cmd_serve)
 
     def audit_filters(sp):
         sp.add_argument("--model", metavar="NAME", help="only runs of this registered model name")

@@ -450,6 +450,13 @@ class RegistryConfig(_Strict):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
         description="Name under which versions are registered (letters, digits, . _ -).",
     )
+    reproduce_tolerance: float = Field(
+        default=0.005,
+        ge=0.0,
+        description="Before `production` moves, the registered copy is loaded back from the registry and scored again on the "
+        "same eval rows; promotion fails if its gate metric differs from the run's by more than this (absolute). Scoring is "
+        "deterministic on one machine, so any real difference means the saved artifact is not the model that was judged.",
+    )
 
 
 class OutputConfig(_Strict):

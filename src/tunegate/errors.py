@@ -23,3 +23,7 @@ class MethodUnavailableError(TunegateError):
 
 class TransientError(TunegateError):
     """A failure worth retrying (I/O hiccup, lock timeout). Only these are retried."""
+
+
+class PromotionError(TunegateError):
+    """The gate said promote, but the registered copy did not reproduce the judged model (or production moved)."""

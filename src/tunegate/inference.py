@@ -1,4 +1,4 @@
-"""Answering new inputs with a registered model (used by ``tunegate predict``)."""
+"""Answering new inputs with a registered model (``tunegate predict`` and ``tunegate serve``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tunegate.config import PromptConfig
+from tunegate.errors import RegistryError
 from tunegate.methods import get_method
 from tunegate.methods.base import TuningMethod
 from tunegate.modeling import load_tokenizer, resolve_model
@@ -30,7 +31,12 @@ class Predictor:
 
 
 def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
-    info = Registry(registry_root).resolve(ref)
+    reg = Registry(registry_root)
+    info = reg.resolve(ref)
+    problems = reg.verify(info.name, info.version)
+    if problems:
+        raise RegistryError(f"{info.name} v{info.version}'s files changed after registration ({'; '.join(problems[:3])}); "
+                            f"not loading it. `tunegate registry rollback {info.name}` moves production back.")
     artifact = info.path / "artifact"
     meta = TuningMethod.read_meta(artifact)
     base = resolve_model(meta["base_model"]["spec"])
@@ -38,13 +44,29 @@ def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
     return Predictor(version=info, answerer=answerer, tokenizer=load_tokenizer(base.path), meta=meta)
 
 
+def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:
+    """Each input cut to the version's length budget (as in training and evaluation), in its prompt."""
+    b = p.builder
+    answers = (p.meta.get("labels") or {}).values()
+    answer_len = max((len(b.answer_ids(a)) for a in answers), default=0)
+    budget = max(8, p.meta.get("max_length", 512) - b.overhead_tokens() - answer_len)
+    return [b.encode(b.render(b.fit_text(t, budget))) for t in texts]
+
+
+def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
+    """Greedy generation from the model's prompt template around ``prompt``."""
+    ids = prompt_ids(p, [prompt])
+    gens, stats = p.answerer.generate(p.tokenizer, ids, max_new_tokens=max_tokens, batch_size=1)
+    return {"text": gens[0], "prompt_tokens": len(ids[0]), "completion_tokens": int(stats.output_tokens)}
+
+
 def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
     b = p.builder
-    prompt_ids = [b.encode(b.render(t)) for t in texts]
+    prompt_ids_ = prompt_ids(p, texts)
     if p.meta["task"] == "classification":
         labels = list(p.meta["labels"])
         ans = answer_token_ids(b, [p.meta["labels"][lab] for lab in labels])
-        scores, _ = p.answerer.score(prompt_ids, ans, pad_id=p.tokenizer.pad_token_id)
+        scores, _ = p.answerer.score(prompt_ids_, ans, pad_id=p.tokenizer.pad_token_id)
         out = []
         for t, row in zip(texts, scores.tolist()):
             m = max(row)
@@ -53,7 +75,7 @@ def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
             out.append({"input": t, "label": max(probs, key=probs.get), "probabilities": probs})
         return out
     if p.meta["task"] == "regression":
-        values, _, unparsed = p.answerer.regress(p.tokenizer, prompt_ids, fallback=float("nan"))
+        values, _, unparsed = p.answerer.regress(p.tokenizer, prompt_ids_, fallback=float("nan"))
         return [{"input": t, "value": None if math.isnan(v) else v} for t, v in zip(texts, values)]
-    gens, _ = p.answerer.generate(p.tokenizer, prompt_ids, max_new_tokens=p.meta.get("max_new_tokens", 64))
+    gens, _ = p.answerer.generate(p.tokenizer, prompt_ids_, max_new_tokens=p.meta.get("max_new_tokens", 64))
     return [{"input": t, "output": g} for t, g in zip(texts, gens)]

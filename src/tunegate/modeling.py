@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tunegate.config import DEFAULT_MODEL
 from tunegate.errors import ModelNotFoundError
@@ -164,14 +165,33 @@ def load_tokenizer(path: str):
     return tok
 
 
+_BASE_CACHE: dict[str, Any] | None = None  # path -> pristine base model, when a long-lived process asks for it
+
+
+def keep_base_models_in_memory() -> None:
+    """From now on each base model is read from disk once; later loads get a copy (``tunegate serve`` swaps
+    adapters on reload this way: the adapter is applied to, or merged into, a fresh copy of the base)."""
+    global _BASE_CACHE
+    if _BASE_CACHE is None:
+        _BASE_CACHE = {}
+
+
 def load_model(path: str, **kwargs):
     """The base model in float32 (the fast path on CPUs without bf16 hardware), eval mode."""
+    import copy
+
     import torch
     from transformers import AutoModelForCausalLM
 
+    cached = _BASE_CACHE is not None and not kwargs
+    if cached and str(path) in _BASE_CACHE:
+        return copy.deepcopy(_BASE_CACHE[str(path)])
     kwargs.setdefault("dtype", torch.float32)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     model.eval()
+    if cached:
+        _BASE_CACHE[str(path)] = model
+        return copy.deepcopy(model)
     return model
 
 

@@ -175,12 +175,41 @@ class ProductionCheck(BaseModel):
     note: str
 
 
+class ChangeCheck(BaseModel):
+    """Whether a retrain has anything new to learn from (data or config differ from the newest version's)."""
+
+    changed: bool
+    reason: str
+    data_hash: str
+    config_hash: str
+    forced: bool = False
+    last_version: int | None = None
+    last_run_id: str | None = None
+    last_data_hash: str | None = None
+
+
+class Rescore(BaseModel):
+    """A registered version loaded back from the registry and scored again on the eval rows it was judged on."""
+
+    version: str  # "name@v3"
+    metric: str
+    expected: float | None = None  # what the run measured (the gate's number)
+    value: float | None = None  # what the registry copy scores now
+    tolerance: float
+    reproduced: bool
+    n: int = 0
+    agreement: float | None = None  # share of rows with the same prediction as in the run
+    seconds: float = 0.0
+    note: str = ""
+
+
 class DeployResult(BaseModel):
     registered_version: int | None
     version_dir: str | None
     production_moved: bool
     production_version: int | None
     message: str
+    rescore: Rescore | None = None  # only when the gate said promote
 
 
 class Hardware(BaseModel):
@@ -275,7 +304,10 @@ class AuditRecord(BaseModel):
     run_id: str
     time: str  # ISO 8601, when the record was appended
     model_name: str
-    status: Literal["completed", "failed"]
+    # completed / failed: a pipeline or retrain run; skipped: a retrain with nothing new to learn from;
+    # promote / rollback: an alias moved by hand (`tunegate registry promote|rollback`)
+    status: Literal["completed", "failed", "skipped", "promote", "rollback"]
+    trigger: str | None = None  # manual, schedule (deployment name), data-change
     failed_stage: str | None = None
     error: str | None = None
     decision: Literal["promote", "reject"] | None = None

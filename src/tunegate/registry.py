@@ -1,20 +1,29 @@
 """A versioned local model registry: ``<root>/<name>/v<N>/`` plus aliases.
 
 Versions are immutable once visible. A version is written completely into a hidden
-temp folder, then renamed into place (atomic on one filesystem); aliases live in
-``aliases.json``, replaced atomically (write temp + fsync + rename). A file lock
-serializes version numbering and alias moves, so two runs finishing at once cannot
-take the same number or lose an alias update. A crash at any point leaves the
-previous state intact: at worst a ``.tmp-*`` folder that is never listed.
+temp folder, then renamed into place (atomic on one filesystem); its files are made
+read-only and their sha256 recorded in ``meta.json`` (``manifest``), so a changed
+file is detected (``Registry.verify``) before a version is promoted or served.
+Aliases live in ``aliases.json``, replaced atomically (write temp + fsync + rename),
+with every move kept in its ``_history`` (who, when, why, promote or rollback). A
+file lock serializes version numbering and alias moves, so two runs finishing at
+once cannot take the same number or lose an alias update; an alias move may name
+the target it expects to replace (compare-and-set), so a run that compared itself
+with production v2 cannot silently overwrite a v3 promoted meanwhile. A crash at
+any point leaves the previous state intact: at worst a ``.tmp-*`` folder that is
+never listed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import getpass
+import hashlib
 import json
 import os
 import re
+import stat
 import shutil
 import tempfile
 import time
@@ -26,6 +35,29 @@ from tunegate.errors import RegistryError
 
 _VERSION_RE = re.compile(r"^v(\d+)$")
 PRODUCTION = "production"
+
+
+_UNSET: Any = object()
+
+
+def _manifest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` except meta.json (which holds the manifest)."""
+    out = {}
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.relative_to(root).as_posix() != "meta.json":
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+            out[f.relative_to(root).as_posix()] = h.hexdigest()
+    return out
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -111,8 +143,8 @@ class Registry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     # ------------------------------------------------------------------ writes
-    def register(self, name: str, *, files: dict[str, str], dirs: dict[str, Path], meta: dict[str, Any]) -> VersionInfo:
-        """Add a new immutable version holding ``files`` (name -> text) and copies of ``dirs``.
+    def register(self, name: str, *, files: dict[str, str | Path], dirs: dict[str, Path], meta: dict[str, Any]) -> VersionInfo:
+        """Add a new immutable version holding ``files`` (name -> text, or a Path to copy) and copies of ``dirs``.
 
         The content is fully written before the version becomes visible.
         """
@@ -122,16 +154,22 @@ class Registry:
         try:
             for rel, src in dirs.items():
                 shutil.copytree(src, tmp / rel)
-            for rel, text in files.items():
-                (tmp / rel).write_text(text)
+            for rel, content in files.items():
+                if isinstance(content, Path):
+                    shutil.copyfile(content, tmp / rel)
+                else:
+                    (tmp / rel).write_text(content)
+            manifest = _manifest(tmp)
             with self._locked(name):
                 version = (self.versions(name) or [0])[-1] + 1
-                meta = {**meta, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                meta = {**meta, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                        "manifest": manifest}
                 (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
                 for f in tmp.rglob("*"):
                     if f.is_file():
                         with open(f, "rb") as fh:
                             os.fsync(fh.fileno())
+                        f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # immutable contents: read-only files
                 target = d / f"v{version}"
                 os.rename(tmp, target)
                 _fsync_dir(d)
@@ -140,7 +178,13 @@ class Registry:
             raise
         return self.get(name, version)
 
-    def set_alias(self, name: str, alias: str, version: int) -> None:
+    def set_alias(self, name: str, alias: str, version: int, *, expect: Any = _UNSET, action: str = "set",
+                  reason: str = "", details: dict[str, Any] | None = None) -> int | None:
+        """Point ``alias`` at ``version`` atomically; returns the previous target.
+
+        ``expect``: the version the caller believes the alias points at now (None: unset). If
+        another run moved it meanwhile, nothing changes and a RegistryError says so.
+        """
         if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", alias):
             raise RegistryError(f"alias '{alias}' is not a valid name (letters, digits, _ and -, starting with a letter)")
         with self._locked(name):
@@ -148,10 +192,55 @@ class Registry:
                 raise RegistryError(f"{name} has no version {version}; versions: {self.versions(name)}")
             current = self.aliases(name)
             history = current.pop("_history", [])
-            history.append({"alias": alias, "from": current.get(alias), "to": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            before = current.get(alias)
+            if expect is not _UNSET and before != expect:
+                was = f"v{expect}" if expect is not None else "unset"
+                now = f"v{before}" if before is not None else "unset"
+                raise RegistryError(f"{name}@{alias} moved from {was} to {now} while this run was comparing against {was}; "
+                                    f"not moved to v{version} (run again to compare against {now})")
+            history.append({"alias": alias, "from": before, "to": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                            "action": action, "by": _who(), "reason": reason, **(details or {})})
             current[alias] = version
             current["_history"] = history
             atomic_write_text(self._model_dir(name) / "aliases.json", json.dumps(current, indent=2))
+            return before
+
+    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        """Every alias move of ``name`` (oldest first), optionally of one alias."""
+        hist = self.aliases(name).get("_history", [])
+        return [h for h in hist if alias is None or h["alias"] == alias]
+
+    def rollback_target(self, name: str, alias: str = PRODUCTION) -> int:
+        """The version ``alias`` pointed at before its current target was set (rollbacks unwind, like a stack)."""
+        stack: list[int] = []
+        for h in self.history(name, alias):
+            if h.get("action") == "rollback" and stack:
+                stack.pop()
+                if not stack or stack[-1] != h["to"]:
+                    stack.append(h["to"])
+            else:
+                stack.append(h["to"])
+        current = self.aliases(name).get(alias)
+        if current is None:
+            raise RegistryError(f"{name} has no alias '{alias}': nothing to roll back")
+        while stack and stack[-1] == current:
+            stack.pop()
+        if not stack:
+            raise RegistryError(f"{name}@{alias} (v{current}) has no earlier version to roll back to; "
+                                f"use `tunegate registry promote {name}@<version>` to choose one")
+        return stack[-1]
+
+    def verify(self, name: str, version: int) -> list[str]:
+        """Problems with a version's files against the sha256 manifest written when it was registered (empty: intact)."""
+        info = self.get(name, version)
+        recorded = info.meta.get("manifest")
+        if recorded is None:
+            return []  # registered before manifests existed: nothing to check against
+        actual = _manifest(info.path)
+        problems = [f"{f}: changed since registration" for f in recorded if f in actual and actual[f] != recorded[f]]
+        problems += [f"{f}: missing" for f in recorded if f not in actual]
+        problems += [f"{f}: added after registration" for f in actual if f not in recorded]
+        return problems
 
     # ------------------------------------------------------------------ reads
     def get(self, name: str, version: int) -> VersionInfo:

@@ -16,9 +16,9 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunegate import evaluation, ladder, planning
+from tunegate import changes, evaluation, ladder, planning, promotion
 from tunegate.audit import AuditLog
-from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.config import TunegateConfig
 from tunegate.costs import cost_line
 from tunegate.decision import best_baseline, costs_table, decide
 from tunegate.data import canonical_columns
@@ -28,6 +28,7 @@ from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import (
     AuditRecord,
+    ChangeCheck,
     DatasetRef,
     Decision,
     DeployResult,
@@ -42,7 +43,8 @@ from tunegate.records import (
 )
 from tunegate.scoring import LMAnswerer
 from tunegate.training import release_memory
-from tunegate.registry import PRODUCTION, Registry, atomic_write_text
+from tunegate.errors import PromotionError, RegistryError
+from tunegate.registry import _UNSET, PRODUCTION, Registry, atomic_write_text
 from tunegate.retrieval import copy_index
 from tunegate.report import (
     describe_rung,
@@ -348,14 +350,8 @@ def evaluate_production(cfg: TunegateConfig, run: RunContext, dataset: DatasetRe
     ref = f"{name}@v{version}"
     if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
         return ProductionCheck(version=ref, note=f"production {ref} answers another task or label set; not compared")
-    base = resolve_model(meta["base_model"]["spec"], config_dir=cfg.config_dir)
-    tokenizer = load_tokenizer(base.path)
-    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=info.path / "artifact")
-    pcfg = cfg.model_copy(update={"prompt": PromptConfig(**meta["prompt"])})
-    pcfg = pcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
-    eval_df = pl.read_parquet(dataset.eval_path)
-    result = evaluation.evaluate(answerer, tokenizer, cfg=pcfg, eval_df=eval_df, name=ref, kind="production",
-                                 fallback=_train_mean(cfg, pl.read_parquet(dataset.train_path)))
+    result = promotion.score_version(info, cfg, pl.read_parquet(dataset.eval_path), name=ref, kind="production",
+                                     fallback=_train_mean(cfg, pl.read_parquet(dataset.train_path)))
     return ProductionCheck(version=ref, evaluation=result, note=f"production {ref} ({meta['method']}) scored on the same rows")
 
 
@@ -540,15 +536,21 @@ def compare_methods(
 
 
 @_timed
-def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: TuneResult) -> DeployResult:
-    """Register the tuned artifact as a new immutable version; move ``production`` only if promoted."""
+def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: TuneResult,
+           production: ProductionCheck | None = None) -> DeployResult:
+    """Register the tuned artifact as a new immutable version; move ``production`` only if promoted, the registry
+    copy re-scores to the run's metric, and production is still the version this run was compared with."""
     reg = Registry(cfg.registry.path)
     name = cfg.registry.model_name
+    run_dir = Path(run.run_dir)
     promote = decision.decision == "promote"
     card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
+    fallback = _train_mean(cfg, pl.read_parquet(run_dir / "data" / "train.parquet"))
+    stored = promotion.version_files(run_dir=run_dir, metric=decision.gate_metric, tuned_eval=decision.tuned, fallback=fallback,
+                                     predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl")
     info = reg.register(
         name,
-        files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2)},
+        files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
         dirs={"artifact": Path(tuned.artifact_dir)},
         meta={
             "run_id": run.run_id,
@@ -560,12 +562,26 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
             "ci_low": decision.ci_low,
             "ci_high": decision.ci_high,
             "data_hash": decision.provenance["data_hash"],
+            "config_hash": run.config_hash,
             "base_model": run.model_spec,
         },
     )
+    rescored = None
+    moved = False
     if promote:
-        reg.set_alias(name, PRODUCTION, info.version)
-        message = f"registered {name} v{info.version} and moved '{PRODUCTION}' to it"
+        # compare-and-set: production must still be what evaluate_production scored (or still unset)
+        expect = _UNSET
+        if production is not None and cfg.gate.must_beat_production:
+            expect = int(production.version.rsplit("@v", 1)[1]) if production.version else None
+        try:
+            result = promotion.promote(reg, name, info.version, tolerance=cfg.registry.reproduce_tolerance, expect=expect,
+                                       reason=f"run {run.run_id}: {decision.summary}")
+            rescored, moved = result.rescore, result.moved
+            message = (f"registered {name} v{info.version} and moved '{PRODUCTION}' to it ({rescored.note})" if moved
+                       else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}")
+        except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
+            message = f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {exc}"
+            moved = False
     else:
         current = reg.aliases(name).get(PRODUCTION)
         where = f"stays at v{current}" if current else "is not set"
@@ -573,14 +589,23 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
     result = DeployResult(
         registered_version=info.version,
         version_dir=str(info.path),
-        production_moved=promote,
+        production_moved=moved,
         production_version=reg.aliases(name).get(PRODUCTION),
         message=message,
+        rescore=rescored,
     )
-    run_dir = Path(run.run_dir)
     atomic_write_text(run_dir / "deployment.json", result.model_dump_json(indent=2))
     report = (run_dir / "report.md").read_text()
-    write_run_report(run_dir, report + f"\n## Deployment\n\n{message}.\n", promoted=promote)
+    write_run_report(run_dir, report + f"\n## Deployment\n\n{message}.\n", promoted=moved)
+    if promote and not moved:
+        raise PromotionError(message)
+    return result
+
+
+def check_change(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, force: bool = False) -> ChangeCheck:
+    """Retrain only when the data (or config) differ from the newest registered version's, or when forced."""
+    result = changes.check(cfg, data_hash=dataset.data_hash, config_hash=run.config_hash, force=force)
+    atomic_write_text(Path(run.run_dir) / "change.json", result.model_dump_json(indent=2))
     return result
 
 
@@ -594,14 +619,17 @@ def record_audit(
     tuned: TuneResult | None = None,
     failed_stage: str | None = None,
     error: str | None = None,
+    trigger: str | None = None,
+    headline: str | None = None,
 ) -> AuditRecord:
-    """Append this run's record (and copy its evidence) to the registry's audit log; failed runs too."""
+    """Append this run's record (and copy its evidence) to the registry's audit log; failed and skipped runs too."""
     run_dir = Path(run.run_dir)
     rec = AuditRecord(
         run_id=run.run_id, time="", model_name=cfg.registry.model_name, status=status, failed_stage=failed_stage,
         error=error[:2000] if error else None, task=cfg.task, config_hash=run.config_hash, code_version=code_version(),
         base_model=run.model_spec, method=tuned.method if tuned is not None else cfg.method.name, run_dir=str(run_dir),
         gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric}, gate_metric=cfg.gate_metric,
+        trigger=trigger, headline=headline,
     )
     validation = read_json(run_dir / "validation.json") or {}
     rec.data_hash = (validation.get("stats") or {}).get("data_hash")
@@ -631,6 +659,7 @@ def record_audit(
     if deployment is not None:
         rec.deployed = deployment.model_dump(mode="json")
     evidence = {f"predictions/{f.name}": f for f in sorted((run_dir / "predictions").glob("*.jsonl"))}
-    for name in ("decision.json", "models.json", "report.md", "report.html", "validation.json", "validation.md", "config.yaml", "deployment.json"):
+    for name in ("decision.json", "models.json", "report.md", "report.html", "validation.json", "validation.md", "config.yaml",
+                 "deployment.json", "change.json"):
         evidence[name] = run_dir / name
     return AuditLog(cfg.registry.path).append(rec, evidence)

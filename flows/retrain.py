@@ -1,0 +1,69 @@
+"""Champion/challenger retraining, on a schedule or when the data changes.
+
+``retrain``: re-read the current data snapshot and validate it; if its data hash (and the
+config) equal those of the newest registered version, stop and record "no change" in the
+audit log (unless ``force``); otherwise tune a challenger and run it through the same gate
+as the pipeline: it must beat the best baseline rung **and** the current production model
+(the champion), scored on the same eval rows, to be promoted.
+
+``retrain_on_change``: the data-change trigger. Meant for a short schedule (every few
+minutes): it hashes the raw data files (cheap: no model is loaded) and starts ``retrain``
+as a subflow only when the fingerprint differs from the one it saw last.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed
+
+from flows.common import invalid_data, trigger_label, tune_compare_deploy
+from tasks.check_change import check_change
+from tasks.prepare_run import prepare_run
+from tasks.record_audit import record_audit
+from tasks.validate_data import validate_data
+from tunegate import changes
+from tunegate.config import TunegateConfig, load_config
+
+
+@flow(name="tunegate-retrain", log_prints=True)
+def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bool = False, trigger: str = "manual"):
+    """Retrain the challenger if the data changed; promote it only if it beats the baselines and production.
+
+    Stages: prepare_run, validate_data (the current snapshot), check_change (data and config
+    hash vs the newest registered version; "no change" ends the run here and is audited),
+    then the pipeline's plan, evaluate_baseline, tune, evaluate_tuned, evaluate_production,
+    compare, deploy and record_audit.
+    """
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    trigger = trigger_label(trigger)
+    run = prepare_run(cfg)
+    validation = validate_data(cfg, run)
+    if not validation.ok:
+        return invalid_data(cfg, run, validation, trigger)
+    change = check_change(cfg, run, validation.dataset, force)
+    print(change.reason)
+    if not change.changed:
+        record_audit(cfg, run, status="skipped", headline=change.reason, trigger=trigger)
+        return Completed(message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason})
+    return tune_compare_deploy(cfg, run, validation, trigger)
+
+
+@flow(name="tunegate-retrain-on-change", log_prints=True)
+def retrain_on_change(config_path: str, overrides: dict[str, Any] | None = None):
+    """Run ``retrain`` only if the data files changed since this trigger last looked (a cheap byte hash)."""
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    fingerprint = changes.source_fingerprint(cfg)
+    seen = changes.last_seen(cfg)
+    if seen is not None and seen["fingerprint"] == fingerprint:
+        msg = f"data files unchanged since {seen['at']} (fingerprint {fingerprint[:12]}); no retrain"
+        print(msg)
+        return Completed(message=msg, data={"retrained": False})
+    print(f"data files changed (fingerprint {fingerprint[:12]}, was {seen['fingerprint'][:12] if seen else 'never seen'}): retraining")
+    state = retrain(config_path=config_path, overrides=overrides, trigger="data-change", return_state=True)
+    # remembered whatever the outcome: a bad snapshot is audited once, not retried every few minutes
+    changes.remember(cfg, fingerprint, outcome=state.type.value)
+    if state.is_failed():
+        return state
+    return Completed(message=f"data changed; retrain: {state.message}", data={"retrained": True})

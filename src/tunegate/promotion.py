@@ -1,0 +1,162 @@
+"""Moving an alias to a registered version, safely.
+
+Before ``production`` (or any alias) moves to a version, that version is loaded back
+*from the registry* (its files checked against their sha256 manifest, its base model
+resolved from the recorded spec, its adapter/head from the registry copy, its prompt,
+labels and length budget from what it recorded) and scored again on the eval rows it
+was judged on (stored with the version). If the metric does not reproduce the run's
+within ``registry.reproduce_tolerance``, the alias does not move. This catches save,
+copy and merge bugs, and a version whose files changed after registration.
+
+Rollback moves an alias back to the version it pointed at before (no re-score: that
+version was checked when it was promoted; its files are still checked).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from tunegate import evaluation
+from tunegate.audit import AuditLog
+from tunegate.config import PromptConfig, TunegateConfig, parse_config
+from tunegate.errors import RegistryError
+from tunegate.methods import get_method
+from tunegate.methods.base import TuningMethod
+from tunegate.modeling import load_tokenizer, resolve_model
+from tunegate.records import AuditRecord, EvalResult, Rescore
+from tunegate.registry import _UNSET, PRODUCTION, Registry, VersionInfo, _who
+
+log = logging.getLogger(__name__)
+
+EXPECTED = "expected.json"  # what the run measured: metric, value, per-row predictions, regression fallback
+EVAL_ROWS = "eval.parquet"  # the eval rows the version was judged on
+CONFIG = "config.yaml"  # the run's resolved config
+
+
+def version_files(*, run_dir: Path, metric: str, tuned_eval: dict[str, Any], predictions: Path | None,
+                  fallback: float | None) -> dict[str, str | Path]:
+    """What a version stores beside its artifact so it can be re-scored from the registry alone."""
+    preds = {}
+    if predictions is not None and predictions.is_file():
+        for line in predictions.read_text().splitlines():
+            if line.strip():
+                p = json.loads(line)
+                preds[str(p["row"])] = p["prediction"]
+    expected = {"metric": metric, "value": tuned_eval.get(metric), "metrics": tuned_eval, "fallback": fallback,
+                "predictions": preds}
+    return {EXPECTED: json.dumps(expected, indent=1), CONFIG: (run_dir / "config.yaml").read_text(),
+            EVAL_ROWS: run_dir / "data" / "eval.parquet"}
+
+
+def score_version(info: VersionInfo, cfg: TunegateConfig, eval_df: pl.DataFrame, *, name: str, kind: str,
+                  fallback: float | None = None) -> EvalResult:
+    """A registered version answering ``eval_df`` with its own base model, prompt and length budget."""
+    meta = TuningMethod.read_meta(info.path / "artifact")
+    base = resolve_model(meta["base_model"]["spec"], config_dir=cfg.config_dir)
+    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=info.path / "artifact")
+    # prompt, label answers and length budget as the version recorded them: what serving it would use
+    update: dict[str, Any] = {"prompt": PromptConfig(**meta["prompt"])}
+    if meta.get("labels"):
+        update["data"] = cfg.data.model_copy(update={"labels": meta["labels"]})
+    vcfg = cfg.model_copy(update=update)
+    vcfg = vcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
+    return evaluation.evaluate(answerer, load_tokenizer(base.path), cfg=vcfg, eval_df=eval_df, name=name, kind=kind,
+                               fallback=fallback)
+
+
+def rescore(reg: Registry, name: str, version: int, *, tolerance: float) -> Rescore:
+    """Load ``name`` v``version`` back from the registry and score it on its stored eval rows."""
+    info = reg.get(name, version)
+    ref = f"{name}@v{version}"
+    missing = [f for f in (EXPECTED, EVAL_ROWS, CONFIG) if not (info.path / f).is_file()]
+    if missing:
+        return Rescore(version=ref, metric="?", tolerance=tolerance, reproduced=False,
+                       note=f"{ref} has no {', '.join(missing)} (registered before re-scoring existed); promote it with --no-rescore")
+    expected = json.loads((info.path / EXPECTED).read_text())
+    metric = expected["metric"]
+    problems = reg.verify(name, version)
+    if problems:
+        return Rescore(version=ref, metric=metric, expected=expected["value"], tolerance=tolerance, reproduced=False,
+                       note=f"{ref}'s files changed after registration: {'; '.join(problems[:5])}")
+    t0 = time.perf_counter()
+    cfg = parse_config(yaml.safe_load((info.path / CONFIG).read_text()), config_dir=info.path)
+    eval_df = pl.read_parquet(info.path / EVAL_ROWS)
+    result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
+    value = result.metrics[metric]
+    stored = expected.get("predictions") or {}
+    same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
+    agreement = sum(same) / len(same) if same else None
+    ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
+    note = (f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
+            f"(|difference| {abs(value - expected['value']):.4f} {'<=' if ok else '>'} tolerance {tolerance})")
+    if agreement is not None:
+        note += f"; {agreement:.1%} of {len(same)} rows predicted the same"
+    return Rescore(version=ref, metric=metric, expected=expected["value"], value=value, tolerance=tolerance, reproduced=ok,
+                   n=result.n, agreement=agreement, seconds=round(time.perf_counter() - t0, 2), note=note)
+
+
+@dataclass
+class Promotion:
+    moved: bool
+    previous: int | None
+    rescore: Rescore | None
+    message: str
+
+
+def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, tolerance: float, check: bool = True,
+            expect: Any = _UNSET, reason: str = "", action: str = "promote") -> Promotion:
+    """Re-score ``version`` from the registry, then move ``alias`` to it only if the metric reproduced.
+
+    ``expect`` makes the move a compare-and-set (see ``Registry.set_alias``).
+    """
+    if version not in reg.versions(name):
+        raise RegistryError(f"{name} has no version {version}; versions: {reg.versions(name) or 'none'}")
+    result = None
+    if check:
+        result = rescore(reg, name, version, tolerance=tolerance)
+        log.info("%s", result.note)
+        if not result.reproduced:
+            current = reg.aliases(name).get(alias)
+            stays = f"stays at v{current}" if current is not None else "stays unset"
+            return Promotion(False, current, result, f"{name}@{alias} not moved to v{version}: {result.note}; '{alias}' {stays}")
+    else:
+        problems = reg.verify(name, version)
+        if problems:
+            raise RegistryError(f"{name} v{version}'s files changed after registration: {'; '.join(problems[:5])}")
+    details = {"rescore": result.model_dump(mode="json")} if result is not None else {"rescore": "skipped"}
+    previous = reg.set_alias(name, alias, version, expect=expect, action=action, reason=reason, details=details)
+    was = f"v{previous}" if previous is not None else "unset"
+    return Promotion(True, previous, result, f"moved {name}@{alias} from {was} to v{version}")
+
+
+def rollback(reg: Registry, name: str, *, alias: str = PRODUCTION, to: int | None = None, reason: str = "") -> Promotion:
+    """Move ``alias`` back to the version it pointed at before (or to ``to``); files are checked, not re-scored."""
+    target = to if to is not None else reg.rollback_target(name, alias)
+    problems = reg.verify(name, target)
+    if problems:
+        raise RegistryError(f"cannot roll back to {name} v{target}: its files changed after registration: {'; '.join(problems[:5])}")
+    previous = reg.set_alias(name, alias, target, action="rollback", reason=reason)
+    return Promotion(True, previous, None, f"rolled {name}@{alias} back from v{previous} to v{target}")
+
+
+def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str, alias: str, reason: str = "") -> None:
+    """A by-hand alias move (``tunegate registry promote|rollback``) is one line in the audit log too."""
+    target = reg.aliases(name).get(alias)
+    rec = AuditRecord(
+        run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{uuid.uuid4().hex[:4]}", time="", model_name=name, status=action,
+        headline=result.message + (f" (reason: {reason})" if reason else ""), trigger=f"manual ({_who()})",
+        deployed={"alias": alias, "from": result.previous, "to": target, "production_moved": alias == PRODUCTION,
+                  "production_version": reg.aliases(name).get(PRODUCTION),
+                  "rescore": result.rescore.model_dump(mode="json") if result.rescore else None},
+    )
+    AuditLog(reg.root).append(rec)
+
