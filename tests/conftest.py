@@ -109,3 +109,20 @@ def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def pipeline_run(cfg):
+    """Every stage as the flow runs them, production included, without Prefect; returns (run, decision, deployed)."""
+    from tunegate import stages
+    from tunegate.ladder import baseline_rungs
+
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    results = {}
+    for r in baseline_rungs(cfg):
+        results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
+    tuned = stages.tune(cfg, run, val.dataset, progress=False)
+    tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
+    champion = stages.evaluate_production(cfg, run, val.dataset)
+    decision = stages.compare(cfg, run, val.dataset, list(results.values()), tuned_eval, tuned, production=champion)
+    return run, decision, stages.deploy(cfg, run, decision, tuned, champion)

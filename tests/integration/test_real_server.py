@@ -1,10 +1,6 @@
 """`tunegate run` against a real Prefect server (PREFECT_API_URL), not the embedded one."""
 
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
@@ -13,42 +9,6 @@ from tests.conftest import make_config
 from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def prefect_server(tmp_path, prefect_env):
-    port = free_port()
-    env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "server-home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the Prefect server did not start within 120 s")
-            time.sleep(1)
-        yield api
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_run_reports_to_a_real_server(tmp_path, tiny_model_dir, toy_data, prefect_env, prefect_server):

@@ -8,29 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_config
-from tunegate import changes, promotion, stages
+from tests.conftest import make_config, pipeline_run
+from tunegate import changes, promotion
 from tunegate.audit import AuditLog
 from tunegate.cli import main
 from tunegate.config import load_config
 from tunegate.errors import PromotionError, RegistryError
 from tunegate.inference import load_predictor
-from tunegate.ladder import baseline_rungs
 from tunegate.registry import Registry
-
-
-def pipeline_run(cfg):
-    """Every stage as the flow runs them, production included; returns (run, decision, deployed)."""
-    run = stages.prepare_run(cfg)
-    val = stages.validate_data(cfg, run)
-    results = {}
-    for r in baseline_rungs(cfg):
-        results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
-    tuned = stages.tune(cfg, run, val.dataset, progress=False)
-    tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
-    champion = stages.evaluate_production(cfg, run, val.dataset)
-    decision = stages.compare(cfg, run, val.dataset, list(results.values()), tuned_eval, tuned, production=champion)
-    return run, decision, stages.deploy(cfg, run, decision, tuned, champion)
 
 
 @pytest.fixture

@@ -1,0 +1,99 @@
+"""The retrain deployment of deployments/prefect.yaml, run by a process worker against a real Prefect server.
+
+Server (own PREFECT_HOME, 127.0.0.1) -> work pool -> `prefect deploy` of the repository's
+`retrain-weekly` deployment (parameters pointed at a small slice of real SST-2 and the tiny
+model) -> worker -> `prefect deployment run` twice: the first retrains and registers v1, the
+second finds the same data and records "no change". Everything started is stopped.
+"""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import SHARED_DATA, make_config
+from tests.integration.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+SST2 = SHARED_DATA / "sst2"
+if not (SST2 / "train.tsv").is_file():
+    pytest.skip("../shared/data/sst2 is not beside the checkout", allow_module_level=True)
+
+
+def prefect(args, env, timeout=180):
+    out = subprocess.run([sys.executable, "-m", "prefect", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+    assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def api(base, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"},
+                                 method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def wait_for(base, flow_run_id, timeout=600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fr = api(base, f"/flow_runs/{flow_run_id}")
+        if fr["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return fr
+        time.sleep(2)
+    pytest.fail(f"flow run {flow_run_id} did not finish within {timeout} s (last state {fr['state_type']})")
+
+
+def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_model_dir, prefect_env, prefect_server):
+    cfg = make_config(
+        tmp_path, tiny_model_dir, {"train": SST2 / "train.tsv", "eval": SST2 / "test.tsv"},
+        data={"text_column": "sentence", "label_column": "label", "labels": {0: "negative", 1: "positive"},
+              "max_train_rows": 48, "max_eval_rows": 24, "duplicates": "drop", "leakage": "drop"},
+        baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+        registry={"path": str(tmp_path / "registry"), "model_name": "sst2-tiny"},
+    )
+    env = {**prefect_env, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home"),
+           "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5", "PREFECT_CLI_PROMPT": "false"}
+    pool = "tunegate-test"
+    prefect(["work-pool", "create", pool, "--type", "process"], env)
+    params = json.dumps({"config_path": str(cfg), "force": False, "trigger": "schedule"})
+    prefect(["deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "retrain-weekly", "--pool", pool,
+             "--params", params, "--no-prompt"], env)
+    (dep,) = api(prefect_server, "/deployments/filter", {})
+    assert dep["name"] == "retrain-weekly" and dep["work_pool_name"] == pool
+    assert dep["parameters"]["config_path"] == str(cfg)
+    assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 3 * * 1"]  # the weekly schedule came with it
+
+    log = open(tmp_path / "worker.log", "w")
+    worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        outcomes = []
+        for _ in range(2):
+            fr = api(prefect_server, f"/deployments/{dep['id']}/create_flow_run", {})
+            done = wait_for(prefect_server, fr["id"])
+            outcomes.append(done)
+            assert done["state_type"] == "COMPLETED", (done["state"]["message"], (tmp_path / "worker.log").read_text()[-4000:])
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
+
+    # run 1 trained and registered a version; run 2 found the same data and stopped
+    reg = tmp_path / "registry" / "sst2-tiny"
+    assert sorted(p.name for p in reg.iterdir() if p.name.startswith("v")) == ["v1"]
+    assert "PROMOTED" in outcomes[0]["state"]["message"]
+    assert outcomes[1]["state"]["message"].startswith("no change")
+    records = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records] == ["completed", "skipped"]
+    assert all(r["trigger"] == "schedule (deployment retrain-weekly)" for r in records)
+    assert records[1]["headline"].startswith("no change") and records[1]["data_hash"] == records[0]["data_hash"]
+    # both ran in the worker's subprocesses, against this server
+    assert "retrain" in (tmp_path / "worker.log").read_text()
