@@ -258,10 +258,11 @@ def cmd_registry_promote(args) -> int:
         raise TunegateError(f"registry promote: name the version, e.g. {name}@3 (aliases: tunegate registry show {name})")
     info = reg.resolve(args.model)
     if info.meta.get("decision") == "reject" and not args.force:
-        raise TunegateError(
-            f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')} "
-            f"(delta {info.meta.get('delta', float('nan')):+.3f}, CI [{info.meta.get('ci_low', float('nan')):+.3f}, "
-            f"{info.meta.get('ci_high', float('nan')):+.3f}]); pass --force to promote it anyway (it is still re-scored)")
+        why = ""
+        if (info.path / "decision.json").is_file():
+            why = f": {json.loads((info.path / 'decision.json').read_text()).get('summary', '')}"
+        raise TunegateError(f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')}{why}. "
+                            f"Pass --force to promote it anyway (it is still re-scored)")
     tolerance = args.tolerance
     if tolerance is None:  # the tolerance the version's own run declared
         raw = yaml.safe_load((info.path / "config.yaml").read_text()) if (info.path / "config.yaml").is_file() else {}
@@ -349,16 +350,17 @@ def cmd_audit_list(args) -> int:
             if (args.model or args.since or args.until) else ""
         print(f"no audit records{where} in {log.path.resolve()} (every `tunegate run` appends one)")
         return 0
-    head = (f"{'time':<16} {'run':<22} {'model':<20} {'method':<13} {'outcome':<9} {'tuned vs best baseline':<40} "
+    head = (f"{'time':<16} {'run':<30} {'model':<20} {'trigger':<11} {'method':<13} {'outcome':<9} {'tuned vs best baseline':<40} "
             f"{'delta [CI]':<24} {'train $':>8} {'$/1K req tuned|base':>20} deployed")
     print(head)
     for r in records:
+        delta = train = per = ""
         if r.status == "failed":
-            outcome, versus, delta, train, per = "FAILED", f"at {r.failed_stage}: {(r.error or '')[:30]}", "", "", ""
+            outcome, versus = "FAILED", f"at {r.failed_stage}: {(r.error or '')[:30]}"
         elif r.status == "skipped":
-            outcome, versus, delta, train, per = "no change", (r.headline or "")[:40], "", "", ""
+            outcome, versus = "no change", (r.headline or "")[:40]
         elif r.status in ("promote", "rollback"):
-            outcome, versus, delta, train, per = f"{r.status} (by hand)"[:9], (r.headline or "")[:40], "", "", ""
+            outcome, versus = r.status, f"by hand: {r.headline or ''}"[:40]
         else:
             tuned = r.metrics.get(f"tuned:{r.method}", {}).get("metric")
             base = r.metrics.get(r.best_baseline or "", {}).get("metric")
@@ -369,14 +371,16 @@ def cmd_audit_list(args) -> int:
             per = f"{_fmt(r.cost.get('tuned_per_1k_requests_usd'), '.4f')}|{_fmt(r.cost.get('baseline_per_1k_requests_usd'), '.4f')}"
         d = r.deployed or {}
         if r.status in ("promote", "rollback"):
-            d = {}
-            deployed = f"{r.deployed.get('alias')}: v{r.deployed.get('from')} -> v{r.deployed.get('to')}"
+            deployed = f"{d.get('alias')}: v{d.get('from')} -> v{d.get('to')}"
+        elif d.get("registered_version") is not None:
+            where = (" -> production" if d.get("production_moved") else
+                     f" (production v{d['production_version']})" if d.get("production_version") else " (no production)")
+            deployed = f"v{d['registered_version']}{where}"
         else:
-            deployed = ""
-        deployed = deployed or (f"v{d.get('registered_version')}" + (" -> production" if d.get("production_moved") else
-                    f" (production v{d.get('production_version')})" if d.get("production_version") else " (no production)")) if d else "-"
-        print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<22} {r.model_name[:20]:<20} {(r.method or '-')[:13]:<13} {outcome:<9} "
-              f"{versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
+            deployed = "-"
+        trigger = (r.trigger or "-").split(" ")[0]
+        print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<30} {r.model_name[:20]:<20} {trigger[:11]:<11} {(r.method or '-')[:13]:<13} "
+              f"{outcome:<9} {versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
     print(f"\n{len(records)} run(s); log: {log.path.resolve()}  (tunegate audit show RUN; tunegate audit verify RUN)")
     return 0
 

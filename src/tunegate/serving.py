@@ -11,13 +11,14 @@
 The base model is read from disk once (``modeling.keep_base_models_in_memory``); a reload
 loads the new version's adapter onto a copy of it in the background while the current
 version keeps answering, then swaps one reference: requests in flight finish on the
-version they started with, none is dropped. Inference is serialized (one request at a
-time uses the CPU's cores; concurrent requests queue). Errors are JSON: 4xx for bad
+version they started with, none is dropped. Inference runs on one thread, first come first
+served (both cores on one request; concurrent requests queue). Errors are JSON: 4xx for bad
 requests, a 500 says "internal error" without a traceback (the server log has it).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import threading
@@ -77,11 +78,16 @@ class ModelSlot:
         self.ref = ref if "@" in ref else f"{ref}@production"
         self.predictor: Predictor = load_predictor(self.registry_root, self.ref)
         self.loaded_at = time.time()
-        self.infer_lock = threading.Lock()  # one request at a time on the CPU
+        # one request at a time on the CPU, first come first served (a plain Lock is not fair: under load
+        # some requests would wait far longer than others); torch always runs on this one thread
+        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
         self.reload_lock = threading.Lock()  # one reload at a time
         self.requests = 0
         self.reloads = 0
         self.last_reload_error: str | None = None
+
+    def infer(self, fn, *args, **kwargs):
+        return self.executor.submit(fn, *args, **kwargs).result()
 
     @property
     def version_ref(self) -> str:
@@ -177,8 +183,7 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a generation model; use POST /v1/completions")
         texts = [req.text] if req.text is not None else list(req.texts or [])
         t0 = time.perf_counter()
-        with slot.infer_lock:
-            results = predict(p, texts)
+        results = slot.infer(predict, p, texts)
         slot.requests += 1
         out = [{k: v for k, v in r.items() if k != "input"} for r in results]
         return {"model": f"{p.version.name}@v{p.version.version}", "predictions": out,
@@ -191,8 +196,7 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a linear probe (a head over features): it cannot "
                            "generate text; use POST /v1/predict")
         t0 = time.perf_counter()
-        with slot.infer_lock:
-            r = complete(p, req.prompt, max_tokens=req.max_tokens)
+        r = slot.infer(complete, p, req.prompt, max_tokens=req.max_tokens)
         slot.requests += 1
         model = f"{p.version.name}@v{p.version.version}"
         finish = "length" if r["completion_tokens"] >= req.max_tokens else "stop"

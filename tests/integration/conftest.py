@@ -41,7 +41,8 @@ def free_port() -> int:
 @pytest.fixture
 def prefect_server(tmp_path, prefect_env):
     port = free_port()
-    env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "server-home")}
+    # the scheduler looks every 5 s instead of 60 s, so a test sees the runs a schedule creates
+    env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "server-home"), "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

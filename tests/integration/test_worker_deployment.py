@@ -97,3 +97,6 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
     assert records[1]["headline"].startswith("no change") and records[1]["data_hash"] == records[0]["data_hash"]
     # both ran in the worker's subprocesses, against this server
     assert "retrain" in (tmp_path / "worker.log").read_text()
+    # and the server's scheduler put the weekly runs on the calendar (Mondays 03:00 UTC)
+    scheduled = [r for r in api(prefect_server, "/flow_runs/filter", {}) if r["auto_scheduled"]]
+    assert scheduled and all(r["state_type"] == "SCHEDULED" and r["expected_start_time"].endswith("T03:00:00Z") for r in scheduled)

@@ -15,7 +15,8 @@ def tunegate(*args, cwd=ROOT, env=None):
     return subprocess.run([sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["validate"], ["predict"], ["registry"], ["registry", "list"], ["audit"], ["audit", "verify"]])
+@pytest.mark.parametrize("cmd", [[], ["run"], ["retrain"], ["validate"], ["predict"], ["serve"], ["registry"], ["registry", "list"],
+                                 ["registry", "promote"], ["registry", "rollback"], ["registry", "history"], ["audit"], ["audit", "verify"]])
 def test_help(cmd):
     out = tunegate(*cmd, "--help")
     assert out.returncode == 0
@@ -93,3 +94,10 @@ def test_bad_input_is_one_clear_paragraph(case, tmp_path, tiny_model_dir):
     assert len(errors) == 1 and expected in errors[0], out.stderr  # one paragraph naming the problem
     assert "Traceback" not in out.stdout + out.stderr
     assert not (tmp_path / "registry").exists()
+
+
+def test_serve_and_rollback_errors_are_clear(tmp_path):
+    out = tunegate("serve", "--model", "nope@production", "--registry", tmp_path / "reg", "--port", "0")
+    assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr
+    out = tunegate("registry", "rollback", "nope", "--registry", tmp_path / "reg")
+    assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr
