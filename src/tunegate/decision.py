@@ -133,7 +133,9 @@ def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs
     failed = vs_base if not vs_base.passed else vs_prod
     target = "the best baseline" if failed is vs_base else f"production {failed.opponent}"
     stays = f"; production stays {production_after}" if production_after else ""
-    return f"Tuning did not pay off: {base}; against {target} {failed.why}, so it is not promoted{stays}{cost}."
+    lead = ("Tuning did not pay off" if failed is vs_base else
+            "The challenger beats the baselines but not the production model")
+    return f"{lead}: {base}; against {target} {failed.why}, so it is not promoted{stays}{cost}."
 
 
 def decide(

@@ -32,6 +32,16 @@ def run_cli(args, *, env, cwd, timeout=1200) -> subprocess.CompletedProcess:
     return out
 
 
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Terminate a process this test started, killing it if it does not exit in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,8 +72,4 @@ def prefect_server(tmp_path, prefect_env):
             time.sleep(1)
         yield api
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -11,21 +11,31 @@ from tests.integration.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.integration
 
-TICK = """
+# the rest of the story in one process (one embedded Prefect start instead of five)
+STORY = """
+import json, sys
+from pathlib import Path
 from tunegate.prefect_env import configure
 configure()
-from flows.retrain import retrain_on_change
-state = retrain_on_change(config_path={cfg!r}, return_state=True)
-print("FINAL", state.type.value, "|", state.message)
+from flows.retrain import retrain, retrain_on_change
+cfg, train = {cfg!r}, Path({train!r})
+def say(step, state):
+    print("STEP", step, state.type.value, "|", state.message, flush=True)
+say("retrain-again", retrain(config_path=cfg, return_state=True))
+say("tick-1", retrain_on_change(config_path=cfg, return_state=True))
+say("tick-2", retrain_on_change(config_path=cfg, return_state=True))
+train.write_text(train.read_text() + "an absolute joy,pos\\na dreary slog,neg\\n")
+say("tick-new-rows", retrain_on_change(config_path=cfg, return_state=True))
+say("forced", retrain(config_path=cfg, force=True, return_state=True))
 """
 
 
-def tick(cfg, env, cwd) -> str:
-    out = subprocess.run([sys.executable, "-c", TICK.format(cfg=str(cfg))], capture_output=True, text=True,
-                         env={**env, "PYTHONPATH": str(ROOT)}, cwd=cwd, timeout=900)
-    final = [ln for ln in out.stdout.splitlines() if ln.startswith("FINAL")]
-    assert final, out.stdout[-2000:] + out.stderr[-3000:]
-    return final[-1]
+def story(cfg, train, env, cwd) -> dict[str, str]:
+    out = subprocess.run([sys.executable, "-c", STORY.format(cfg=str(cfg), train=str(train))], capture_output=True, text=True,
+                         env={**env, "PYTHONPATH": str(ROOT)}, cwd=cwd, timeout=1200)
+    steps = dict(ln[5:].split(" ", 1) for ln in out.stdout.splitlines() if ln.startswith("STEP "))
+    assert len(steps) == 5, out.stdout[-2000:] + out.stderr[-3000:]
+    return steps
 
 
 def audit(tmp_path) -> list[dict]:
@@ -38,26 +48,24 @@ def test_retrain_skips_without_change_and_the_trigger_follows_the_data(tmp_path,
     # 1. nothing registered yet: the challenger is trained and (min_gain -1) promoted
     out = run_cli(["retrain", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0 and "PROMOTED" in out.stdout
+    steps = story(cfg, toy_data["train"], prefect_env, tmp_path)
     # 2. same data, same config: "no change", recorded, nothing trained
-    out = run_cli(["retrain", cfg], env=prefect_env, cwd=tmp_path)
-    assert out.returncode == 0 and "no change: the data hash" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "registry" / "toy").glob("v*")) == ["v1"]
+    assert steps["retrain-again"].startswith("COMPLETED | no change: the data hash")
     # 3. the trigger's first look: fingerprint unknown -> it runs retrain, which finds no change
-    assert "data changed; retrain: no change" in tick(cfg, prefect_env, tmp_path)
+    assert "data changed; retrain: no change" in steps["tick-1"]
     # 4. second look, same bytes: no retrain at all
-    assert "data files unchanged" in tick(cfg, prefect_env, tmp_path)
+    assert "data files unchanged" in steps["tick-2"]
     # 5. new rows arrive: the trigger retrains; the challenger must beat production v1 too
-    train = toy_data["train"]
-    train.write_text(train.read_text() + "an absolute joy,pos\na dreary slog,neg\n")
-    assert "FINAL COMPLETED | data changed; retrain: PROMOTED" in tick(cfg, prefect_env, tmp_path)
+    assert steps["tick-new-rows"].startswith("COMPLETED | data changed; retrain: PROMOTED")
+    # 6. force retrains unchanged data
+    assert steps["forced"].startswith("COMPLETED")
     recs = audit(tmp_path)
-    assert [r["status"] for r in recs] == ["completed", "skipped", "skipped", "completed"]
-    assert [r["trigger"] for r in recs] == ["manual", "manual", "data-change", "data-change"]
+    assert [r["status"] for r in recs] == ["completed", "skipped", "skipped", "completed", "completed"]
+    assert [r["trigger"] for r in recs] == ["manual", "manual", "data-change", "data-change", "manual"]
     assert recs[3]["deployed"]["registered_version"] == 2 and recs[3]["data_hash"] != recs[0]["data_hash"]
     decision = json.loads((tmp_path / "runs" / recs[3]["run_id"] / "decision.json").read_text())
     assert [c["role"] for c in decision["comparisons"]] == ["best_baseline", "production"]
     assert decision["comparisons"][1]["opponent"] == "toy@v1"
-    # 6. --force retrains unchanged data
-    out = run_cli(["retrain", cfg, "--force"], env=prefect_env, cwd=tmp_path)
-    assert out.returncode == 0 and "forced" in (tmp_path / "runs" / audit(tmp_path)[-1]["run_id"] / "change.json").read_text()
-    assert audit(tmp_path)[-1]["deployed"]["registered_version"] == 3
+    assert json.loads((tmp_path / "runs" / recs[4]["run_id"] / "change.json").read_text())["forced"] is True
+    assert recs[4]["deployed"]["registered_version"] == 3
+    assert sorted(p.name for p in (tmp_path / "registry" / "toy").glob("v*")) == ["v1", "v2", "v3"]

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import TOPICS, make_config, pipeline_run, write_csv
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, stop
 from tunegate import promotion
 from tunegate.config import load_config
 from tunegate.registry import Registry
@@ -47,11 +47,7 @@ def served(tmp_path_factory, tiny_model_dir, prefect_env):
             time.sleep(0.5)
         yield base, reg, tmp_path / "serve.log"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import SHARED_DATA, make_config
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, stop
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +79,7 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
             outcomes.append(done)
             assert done["state_type"] == "COMPLETED", (done["state"]["message"], (tmp_path / "worker.log").read_text()[-4000:])
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop(worker)
         log.close()
 
     # run 1 trained and registered a version; run 2 found the same data and stopped

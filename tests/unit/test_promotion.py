@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_config, pipeline_run
+from tests.conftest import TOPICS, make_config, pipeline_run, write_csv
 from tunegate import changes, promotion
 from tunegate.audit import AuditLog
 from tunegate.cli import main
@@ -18,24 +18,40 @@ from tunegate.inference import load_predictor
 from tunegate.registry import Registry
 
 
+GATE = {"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100}  # the gate passes: each run is promoted
+LADDER = {"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False}
+
+
 @pytest.fixture
 def cfg(tmp_path, tiny_model_dir, toy_data):
-    # min_gain -1: the gate passes, so each run is promoted (the point here is what happens around the alias)
-    return load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
-                                   baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False},
-                                              "calibrated": False}))
+    return load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate=GATE, baselines=LADDER))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_model_dir):
+    """Two promoted versions (v1, then v2 over it), built once; each test gets its own copy."""
+    root = tmp_path_factory.mktemp("promotion")
+    data = {"train": write_csv(root / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
+            "eval": write_csv(root / "eval.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]])}
+    c = load_config(make_config(root, tiny_model_dir, data, gate=GATE, baselines=LADDER))
+    _, _, d1 = pipeline_run(c)
+    _, _, d2 = pipeline_run(c)
+    assert (d1.production_moved, d2.production_moved) == (True, True)
+    return root
 
 
 @pytest.fixture
-def two_versions(cfg):
-    _, _, d1 = pipeline_run(cfg)
-    _, _, d2 = pipeline_run(cfg)
-    assert (d1.production_moved, d2.production_moved) == (True, True)
-    return Registry(cfg.registry.path)
+def promo(built, tmp_path):
+    work = tmp_path / "w"
+    shutil.copytree(built, work)
+    text = (work / "config.yaml").read_text().replace(str(built), str(work))
+    (work / "config.yaml").write_text(text)
+    c = load_config(work / "config.yaml")
+    return c, Registry(c.registry.path)
 
 
-def test_promotion_rescores_the_registry_copy_and_records_it(cfg, two_versions):
-    reg = two_versions
+def test_promotion_rescores_the_registry_copy_and_records_it(promo):
+    cfg, reg = promo
     v2 = reg.get("toy", 2)
     assert {"artifact", "config.yaml", "eval.parquet", "expected.json", "meta.json", "model_card.md"} <= {p.name for p in v2.path.iterdir()}
     assert not os.access(v2.path / "expected.json", os.W_OK) or os.geteuid() == 0  # read-only files (root ignores modes)
@@ -48,8 +64,8 @@ def test_promotion_rescores_the_registry_copy_and_records_it(cfg, two_versions):
     assert d["production"] == "toy@v1" and any(c["opponent"] == "toy@v1" for c in d["comparisons"])
 
 
-def test_rollback_unwinds_and_promote_goes_forward_again(cfg, two_versions):
-    reg = two_versions
+def test_rollback_unwinds_and_promote_goes_forward_again(promo):
+    cfg, reg = promo
     r = promotion.rollback(reg, "toy", reason="bad answers reported")
     assert (r.previous, reg.resolve("toy@production").version) == (2, 1)
     with pytest.raises(RegistryError, match="no earlier version to roll back to"):
@@ -63,7 +79,8 @@ def test_rollback_unwinds_and_promote_goes_forward_again(cfg, two_versions):
     assert [h["action"] for h in reg.history("toy", "production")] == ["promote", "promote", "rollback", "promote"]
 
 
-def test_cli_promote_rollback_history_and_audit(cfg, two_versions, capsys):
+def test_cli_promote_rollback_history_and_audit(promo, capsys):
+    cfg, _ = promo
     root = str(cfg.registry.path)
     assert main(["registry", "rollback", "toy", "--reason", "incident 42", "--registry", root]) == 0
     assert "rolled toy@production back from v2 to v1" in capsys.readouterr().out
@@ -84,8 +101,8 @@ def test_cli_promote_rollback_history_and_audit(cfg, two_versions, capsys):
     assert "rollback" in capsys.readouterr().out
 
 
-def test_a_rejected_version_needs_force(cfg, two_versions, capsys, monkeypatch):
-    reg = two_versions
+def test_a_rejected_version_needs_force(promo, capsys):
+    cfg, reg = promo
     meta_file = reg.get("toy", 1).path / "meta.json"
     meta = json.loads(meta_file.read_text())
     meta_file.chmod(0o644)
@@ -96,8 +113,8 @@ def test_a_rejected_version_needs_force(cfg, two_versions, capsys, monkeypatch):
     assert reg.resolve("toy").version == 1
 
 
-def test_changed_files_block_promotion_rollback_and_serving(cfg, two_versions):
-    reg = two_versions
+def test_changed_files_block_promotion_rollback_and_serving(promo):
+    cfg, reg = promo
     weights = next(p for p in (reg.get("toy", 1).path / "artifact").rglob("*.safetensors"))
     weights.chmod(0o644)
     weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
@@ -111,9 +128,9 @@ def test_changed_files_block_promotion_rollback_and_serving(cfg, two_versions):
     assert reg.resolve("toy@production").version == 2 and reg.verify("toy", 2) == []
 
 
-def test_a_save_bug_is_caught_before_production_moves(cfg, two_versions, monkeypatch):
+def test_a_save_bug_is_caught_before_production_moves(promo, monkeypatch):
     """The registry copy differs from the judged model (labels swapped on save): not promoted, production stays."""
-    reg = two_versions
+    cfg, reg = promo
     original = Registry.register
 
     def buggy_register(self, name, *, files, dirs, meta):
@@ -137,9 +154,9 @@ def test_a_save_bug_is_caught_before_production_moves(cfg, two_versions, monkeyp
     assert deployed["rescore"]["agreement"] < 0.5  # swapped answers flip the predictions (ties aside)
 
 
-def test_production_moved_meanwhile_is_not_overwritten(cfg, two_versions):
+def test_production_moved_meanwhile_is_not_overwritten(promo):
     """Run B compared itself with v1 while run A promoted v2: B's alias move is refused (compare-and-set)."""
-    reg = two_versions
+    _, reg = promo
     with pytest.raises(RegistryError, match="moved from v1 to v2 while this run was comparing against v1"):
         reg.set_alias("toy", "production", 1, expect=1)
     assert reg.resolve("toy").version == 2

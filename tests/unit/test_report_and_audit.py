@@ -34,7 +34,7 @@ def pipeline(cfg):
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
     champion = stages.evaluate_production(cfg, run, val.dataset)
     decision = stages.compare(cfg, run, val.dataset, list(base.values()), tuned_eval, tuned, None, champion)
-    deployed = stages.deploy(cfg, run, decision, tuned)
+    deployed = stages.deploy(cfg, run, decision, tuned, champion)
     return run, stages.record_audit(cfg, run, status="completed", decision=decision, deployment=deployed, tuned=tuned), decision
 
 

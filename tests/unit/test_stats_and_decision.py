@@ -111,6 +111,7 @@ def test_gate_requires_beating_production_too():
                production=champion)
     assert [c.role for c in d.comparisons] == ["best_baseline", "production"]
     assert d.comparisons[0].passed and not d.comparisons[1].passed and d.decision == "reject"
+    assert d.headline.startswith("The challenger beats the baselines but not the production model")
     assert "against production intents@v1" in d.headline and "production stays intents@v1" in d.headline
     weaker = result("intents@v1", rows(100, 200), kind="production")
     assert decide(task="classification", metric="accuracy", gate=GateConfig(bootstrap_samples=500), baselines=[base], tuned=tuned,
