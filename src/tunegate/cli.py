@@ -103,29 +103,21 @@ def _failed(state, data: dict, registry_note: bool = True) -> int:
     return 1
 
 
-def cmd_run(args) -> int:
-    cfg, state, data = _run_flow(args, "pipeline")
+def cmd_run(args, which: str = "pipeline") -> int:
+    cfg, state, data = _run_flow(args, which)
     if state.is_completed():
         if data.get("headline"):
             print(data["headline"] + "\n")
         print(state.message or "")
-        print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, predictions/)")
+        if data.get("decision") is not None:  # a retrain that found no change has no report
+            print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, predictions/)")
         print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
         return 0
     return _failed(state, data)
 
 
 def cmd_retrain(args) -> int:
-    cfg, state, data = _run_flow(args, "retrain")
-    if state.is_completed():
-        if data.get("headline"):
-            print(data["headline"] + "\n")
-        print(state.message or "")
-        if data.get("decision") is not None:
-            print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}")
-        print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
-        return 0
-    return _failed(state, data)
+    return cmd_run(args, "retrain")
 
 
 def cmd_compare(args) -> int:
@@ -263,13 +255,9 @@ def cmd_registry_promote(args) -> int:
             why = f": {json.loads((info.path / 'decision.json').read_text()).get('summary', '')}"
         raise TunegateError(f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')}{why}. "
                             f"Pass --force to promote it anyway (it is still re-scored)")
-    tolerance = args.tolerance
-    if tolerance is None:  # the tolerance the version's own run declared
-        raw = yaml.safe_load((info.path / "config.yaml").read_text()) if (info.path / "config.yaml").is_file() else {}
-        tolerance = float(((raw or {}).get("registry") or {}).get("reproduce_tolerance", 0.005))
     if not args.no_rescore:
-        print(f"re-scoring {name} v{info.version} from the registry on its eval rows (tolerance {tolerance})...", file=sys.stderr)
-    result = promotion.promote(reg, name, info.version, alias=args.alias, tolerance=tolerance, check=not args.no_rescore,
+        print(f"re-scoring {name} v{info.version} from the registry on its eval rows...", file=sys.stderr)
+    result = promotion.promote(reg, name, info.version, alias=args.alias, tolerance=args.tolerance, check=not args.no_rescore,
                                reason=args.reason or "")
     if result.rescore is not None:
         print(result.rescore.note)
@@ -446,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
+    def with_registry(sp):
+        sp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+
     def with_config(sp):
         sp.add_argument("config", type=Path, metavar="CONFIG", help="YAML config (see examples/quickstart/config.yaml)")
         sp.add_argument(
@@ -531,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         "prints the label and its probability among the labels; generation prints the output.",
     )
     pr.add_argument("--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents, intents@production, intents@3")
-    pr.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(pr)
     pr.add_argument("--json", action="store_true", help="one JSON object per input")
     pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
     pr.set_defaults(func=cmd_predict)
@@ -541,12 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
     rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
     rsub.required = True
     rl = rsub.add_parser("list", help="every version with its aliases, decision and gate metric")
-    rl.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(rl)
     rl.add_argument("--json", action="store_true", help="machine-readable output")
     rl.set_defaults(func=cmd_registry_list)
     rs = rsub.add_parser("show", help="one version's metadata")
     rs.add_argument("model", metavar="NAME[@ALIAS|VERSION]")
-    rs.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(rs)
     rs.set_defaults(func=cmd_registry_show)
     rp = rsub.add_parser(
         "promote", help="move an alias (production by default) to a version, after re-scoring it from the registry",
@@ -560,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--force", action="store_true", help="promote a version the gate rejected")
     rp.add_argument("--no-rescore", action="store_true", help="skip the re-score (files are still checked)")
     rp.add_argument("--tolerance", type=float, help="largest accepted |metric difference| (default: registry.reproduce_tolerance of the version's run)")
-    rp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(rp)
     rp.set_defaults(func=cmd_registry_promote)
     rb = rsub.add_parser(
         "rollback", help="move an alias back to the version it pointed at before",
@@ -572,13 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--alias", default="production", help="alias to move back (default: production)")
     rb.add_argument("--to", type=int, metavar="VERSION", help="roll back to this version instead of the previous one")
     rb.add_argument("--reason", help="why (kept in the alias history and the audit log)")
-    rb.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(rb)
     rb.set_defaults(func=cmd_registry_rollback)
     rh = rsub.add_parser("history", help="every alias move of a model: when, from, to, by whom, why, re-score")
     rh.add_argument("name", metavar="NAME")
     rh.add_argument("--alias", help="only this alias")
     rh.add_argument("--json", action="store_true", help="machine-readable output")
-    rh.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(rh)
     rh.set_defaults(func=cmd_registry_history)
 
     sv = sub.add_parser(
@@ -593,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sv.add_argument("--watch-seconds", type=float, default=5.0, help="check the alias this often and reload when it moved (0: only on /admin/reload)")
-    sv.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(sv)
     sv.set_defaults(func=cmd_serve)
 
     def audit_filters(sp):
@@ -601,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--since", metavar="YYYY-MM-DD", help="only runs on or after this date")
         sp.add_argument("--until", metavar="YYYY-MM-DD", help="only runs on or before this date")
         sp.add_argument("--json", action="store_true", help="the records as JSON")
-        sp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+        with_registry(sp)
 
     au = sub.add_parser(
         "audit", help="the history of runs: did tuning beat the baseline, by how much, at what cost, what was deployed",
@@ -617,7 +608,7 @@ def build_parser() -> argparse.ArgumentParser:
     ash = asub.add_parser("show", help="one run's record and its report path")
     ash.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
     ash.add_argument("--json", action="store_true", help="the record as JSON")
-    ash.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(ash)
     ash.set_defaults(func=cmd_audit_show)
     av = asub.add_parser(
         "verify", help="recompute a run's decision from its stored predictions and recorded gate",
@@ -626,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and McNemar p. Exit code 1 on any mismatch.",
     )
     av.add_argument("run", metavar="RUN", help="run id (a unique prefix is enough)")
-    av.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+    with_registry(av)
     av.set_defaults(func=cmd_audit_verify)
     return p
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from tunegate.config import PromptConfig
-from tunegate.errors import RegistryError
 from tunegate.methods import get_method
 from tunegate.methods.base import TuningMethod
 from tunegate.modeling import load_tokenizer, resolve_model
@@ -30,18 +29,22 @@ class Predictor:
         return PromptBuilder(self.tokenizer, PromptConfig(**self.meta["prompt"]), self.meta["task"], list(labels.values()))
 
 
+def load_version(info: VersionInfo, *, config_dir: str | Path | None = None) -> tuple[dict[str, Any], Answerer, Any]:
+    """A registered version's recorded meta, its answerer (base model from the recorded spec + the registry's
+    adapter/head) and the base model's tokenizer."""
+    artifact = info.path / "artifact"
+    meta = TuningMethod.read_meta(artifact)
+    base = resolve_model(meta["base_model"]["spec"], config_dir=config_dir)
+    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
+    return meta, answerer, load_tokenizer(base.path)
+
+
 def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
     reg = Registry(registry_root)
     info = reg.resolve(ref)
-    problems = reg.verify(info.name, info.version)
-    if problems:
-        raise RegistryError(f"{info.name} v{info.version}'s files changed after registration ({'; '.join(problems[:3])}); "
-                            f"not loading it. `tunegate registry rollback {info.name}` moves production back.")
-    artifact = info.path / "artifact"
-    meta = TuningMethod.read_meta(artifact)
-    base = resolve_model(meta["base_model"]["spec"])
-    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
-    return Predictor(version=info, answerer=answerer, tokenizer=load_tokenizer(base.path), meta=meta)
+    reg.require_intact(info.name, info.version, doing=f"loading (`tunegate registry rollback {info.name}` moves production back)")
+    meta, answerer, tokenizer = load_version(info)
+    return Predictor(version=info, answerer=answerer, tokenizer=tokenizer, meta=meta)
 
 
 def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:

@@ -29,11 +29,9 @@ from tunegate import evaluation
 from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, TunegateConfig, parse_config
 from tunegate.errors import RegistryError
-from tunegate.methods import get_method
-from tunegate.methods.base import TuningMethod
-from tunegate.modeling import load_tokenizer, resolve_model
+from tunegate.inference import load_version
 from tunegate.records import AuditRecord, EvalResult, Rescore
-from tunegate.registry import _UNSET, PRODUCTION, Registry, VersionInfo, _who
+from tunegate.registry import PRODUCTION, UNSET, Registry, VersionInfo, current_user
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +58,38 @@ def version_files(*, run_dir: Path, metric: str, tuned_eval: dict[str, Any], pre
 def score_version(info: VersionInfo, cfg: TunegateConfig, eval_df: pl.DataFrame, *, name: str, kind: str,
                   fallback: float | None = None) -> EvalResult:
     """A registered version answering ``eval_df`` with its own base model, prompt and length budget."""
-    meta = TuningMethod.read_meta(info.path / "artifact")
-    base = resolve_model(meta["base_model"]["spec"], config_dir=cfg.config_dir)
-    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=info.path / "artifact")
+    meta, answerer, tokenizer = load_version(info, config_dir=cfg.config_dir)
     # prompt, label answers and length budget as the version recorded them: what serving it would use
     update: dict[str, Any] = {"prompt": PromptConfig(**meta["prompt"])}
     if meta.get("labels"):
         update["data"] = cfg.data.model_copy(update={"labels": meta["labels"]})
     vcfg = cfg.model_copy(update=update)
     vcfg = vcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
-    return evaluation.evaluate(answerer, load_tokenizer(base.path), cfg=vcfg, eval_df=eval_df, name=name, kind=kind,
+    return evaluation.evaluate(answerer, tokenizer, cfg=vcfg, eval_df=eval_df, name=name, kind=kind,
                                fallback=fallback)
 
 
-def rescore(reg: Registry, name: str, version: int, *, tolerance: float) -> Rescore:
-    """Load ``name`` v``version`` back from the registry and score it on its stored eval rows."""
+def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None = None) -> Rescore:
+    """Load ``name`` v``version`` back from the registry and score it on its stored eval rows.
+
+    ``tolerance`` None: the ``registry.reproduce_tolerance`` the version's own run declared.
+    """
     info = reg.get(name, version)
     ref = f"{name}@v{version}"
     missing = [f for f in (EXPECTED, EVAL_ROWS, CONFIG) if not (info.path / f).is_file()]
     if missing:
-        return Rescore(version=ref, metric="?", tolerance=tolerance, reproduced=False,
+        return Rescore(version=ref, metric="?", tolerance=tolerance or 0.0, reproduced=False,
                        note=f"{ref} has no {', '.join(missing)} (registered before re-scoring existed); promote it with --no-rescore")
     expected = json.loads((info.path / EXPECTED).read_text())
     metric = expected["metric"]
+    cfg = parse_config(yaml.safe_load((info.path / CONFIG).read_text()), config_dir=info.path)
+    if tolerance is None:
+        tolerance = cfg.registry.reproduce_tolerance
     problems = reg.verify(name, version)
     if problems:
         return Rescore(version=ref, metric=metric, expected=expected["value"], tolerance=tolerance, reproduced=False,
                        note=f"{ref}'s files changed after registration: {'; '.join(problems[:5])}")
     t0 = time.perf_counter()
-    cfg = parse_config(yaml.safe_load((info.path / CONFIG).read_text()), config_dir=info.path)
     eval_df = pl.read_parquet(info.path / EVAL_ROWS)
     result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
     value = result.metrics[metric]
@@ -112,8 +113,8 @@ class Promotion:
     message: str
 
 
-def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, tolerance: float, check: bool = True,
-            expect: Any = _UNSET, reason: str = "", action: str = "promote") -> Promotion:
+def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, tolerance: float | None = None,
+            check: bool = True, expect: Any = UNSET, reason: str = "", action: str = "promote") -> Promotion:
     """Re-score ``version`` from the registry, then move ``alias`` to it only if the metric reproduced.
 
     ``expect`` makes the move a compare-and-set (see ``Registry.set_alias``).
@@ -129,9 +130,7 @@ def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, 
             stays = f"stays at v{current}" if current is not None else "stays unset"
             return Promotion(False, current, result, f"{name}@{alias} not moved to v{version}: {result.note}; '{alias}' {stays}")
     else:
-        problems = reg.verify(name, version)
-        if problems:
-            raise RegistryError(f"{name} v{version}'s files changed after registration: {'; '.join(problems[:5])}")
+        reg.require_intact(name, version, doing="promoting")
     details = {"rescore": result.model_dump(mode="json")} if result is not None else {"rescore": "skipped"}
     previous = reg.set_alias(name, alias, version, expect=expect, action=action, reason=reason, details=details)
     was = f"v{previous}" if previous is not None else "unset"
@@ -141,9 +140,7 @@ def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, 
 def rollback(reg: Registry, name: str, *, alias: str = PRODUCTION, to: int | None = None, reason: str = "") -> Promotion:
     """Move ``alias`` back to the version it pointed at before (or to ``to``); files are checked, not re-scored."""
     target = to if to is not None else reg.rollback_target(name, alias)
-    problems = reg.verify(name, target)
-    if problems:
-        raise RegistryError(f"cannot roll back to {name} v{target}: its files changed after registration: {'; '.join(problems[:5])}")
+    reg.require_intact(name, target, doing="rolling back to")
     previous = reg.set_alias(name, alias, target, action="rollback", reason=reason)
     return Promotion(True, previous, None, f"rolled {name}@{alias} back from v{previous} to v{target}")
 
@@ -153,7 +150,7 @@ def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str
     target = reg.aliases(name).get(alias)
     rec = AuditRecord(
         run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{uuid.uuid4().hex[:4]}", time="", model_name=name, status=action,
-        headline=result.message + (f" (reason: {reason})" if reason else ""), trigger=f"manual ({_who()})",
+        headline=result.message + (f" (reason: {reason})" if reason else ""), trigger=f"manual ({current_user()})",
         deployed={"alias": alias, "from": result.previous, "to": target, "production_moved": alias == PRODUCTION,
                   "production_version": reg.aliases(name).get(PRODUCTION),
                   "rescore": result.rescore.model_dump(mode="json") if result.rescore else None},

@@ -171,6 +171,7 @@ class ProductionCheck(BaseModel):
     """The current production model scored on this run's eval rows, or why it was not."""
 
     version: str | None = None  # "name@v3"
+    number: int | None = None  # 3: what deploy expects production to still be (compare-and-set)
     evaluation: EvalResult | None = None
     note: str
 

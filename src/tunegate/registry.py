@@ -37,7 +37,7 @@ _VERSION_RE = re.compile(r"^v(\d+)$")
 PRODUCTION = "production"
 
 
-_UNSET: Any = object()
+UNSET: Any = object()  # `set_alias(expect=...)` not given: move whatever the alias points at
 
 
 def _manifest(root: Path) -> dict[str, str]:
@@ -53,7 +53,7 @@ def _manifest(root: Path) -> dict[str, str]:
     return out
 
 
-def _who() -> str:
+def current_user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name in some containers
@@ -178,7 +178,7 @@ class Registry:
             raise
         return self.get(name, version)
 
-    def set_alias(self, name: str, alias: str, version: int, *, expect: Any = _UNSET, action: str = "set",
+    def set_alias(self, name: str, alias: str, version: int, *, expect: Any = UNSET, action: str = "set",
                   reason: str = "", details: dict[str, Any] | None = None) -> int | None:
         """Point ``alias`` at ``version`` atomically; returns the previous target.
 
@@ -193,13 +193,13 @@ class Registry:
             current = self.aliases(name)
             history = current.pop("_history", [])
             before = current.get(alias)
-            if expect is not _UNSET and before != expect:
+            if expect is not UNSET and before != expect:
                 was = f"v{expect}" if expect is not None else "unset"
                 now = f"v{before}" if before is not None else "unset"
                 raise RegistryError(f"{name}@{alias} moved from {was} to {now} while this run was comparing against {was}; "
                                     f"not moved to v{version} (run again to compare against {now})")
             history.append({"alias": alias, "from": before, "to": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "action": action, "by": _who(), "reason": reason, **(details or {})})
+                            "action": action, "by": current_user(), "reason": reason, **(details or {})})
             current[alias] = version
             current["_history"] = history
             atomic_write_text(self._model_dir(name) / "aliases.json", json.dumps(current, indent=2))
@@ -241,6 +241,13 @@ class Registry:
         problems += [f"{f}: missing" for f in recorded if f not in actual]
         problems += [f"{f}: added after registration" for f in actual if f not in recorded]
         return problems
+
+    def require_intact(self, name: str, version: int, *, doing: str) -> None:
+        """Raise a RegistryError naming the changed files unless ``verify`` finds none."""
+        problems = self.verify(name, version)
+        if problems:
+            raise RegistryError(f"{name} v{version}'s files changed after registration ({'; '.join(problems[:5])}); "
+                                f"not {doing} it")
 
     # ------------------------------------------------------------------ reads
     def get(self, name: str, version: int) -> VersionInfo:

@@ -44,7 +44,7 @@ from tunegate.records import (
 from tunegate.scoring import LMAnswerer
 from tunegate.training import release_memory
 from tunegate.errors import PromotionError, RegistryError
-from tunegate.registry import _UNSET, PRODUCTION, Registry, atomic_write_text
+from tunegate.registry import PRODUCTION, UNSET, Registry, atomic_write_text
 from tunegate.retrieval import copy_index
 from tunegate.report import (
     describe_rung,
@@ -186,10 +186,12 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
     return result
 
 
-def _train_mean(cfg: TunegateConfig, train: pl.DataFrame) -> float | None:
-    """Regression: the train mean, used for answers that contain no number (the best constant guess)."""
+def _train_mean(cfg: TunegateConfig, train: pl.DataFrame | str | Path) -> float | None:
+    """Regression: the train mean (of a frame or a Parquet file), used for answers that contain no number."""
     if cfg.task != "regression":
         return None
+    if not isinstance(train, pl.DataFrame):
+        train = pl.read_parquet(train)
     return float(train.get_column("label").str.strip_chars().cast(pl.Float64).mean())
 
 
@@ -272,7 +274,7 @@ def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tu
     tokenizer = load_tokenizer(run.model_path)
     answerer = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
     eval_df = pl.read_parquet(dataset.eval_path)
-    fallback = _train_mean(cfg, pl.read_parquet(dataset.train_path)) if cfg.task == "regression" else None
+    fallback = _train_mean(cfg, dataset.train_path)
     return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned",
                                fallback=fallback)
 
@@ -349,10 +351,10 @@ def evaluate_production(cfg: TunegateConfig, run: RunContext, dataset: DatasetRe
     meta = TuningMethod.read_meta(info.path / "artifact")
     ref = f"{name}@v{version}"
     if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
-        return ProductionCheck(version=ref, note=f"production {ref} answers another task or label set; not compared")
+        return ProductionCheck(version=ref, number=version, note=f"production {ref} answers another task or label set; not compared")
     result = promotion.score_version(info, cfg, pl.read_parquet(dataset.eval_path), name=ref, kind="production",
-                                     fallback=_train_mean(cfg, pl.read_parquet(dataset.train_path)))
-    return ProductionCheck(version=ref, evaluation=result, note=f"production {ref} ({meta['method']}) scored on the same rows")
+                                     fallback=_train_mean(cfg, dataset.train_path))
+    return ProductionCheck(version=ref, number=version, evaluation=result, note=f"production {ref} ({meta['method']}) scored on the same rows")
 
 
 def gate_decision(
@@ -545,7 +547,7 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
     run_dir = Path(run.run_dir)
     promote = decision.decision == "promote"
     card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
-    fallback = _train_mean(cfg, pl.read_parquet(run_dir / "data" / "train.parquet"))
+    fallback = _train_mean(cfg, run_dir / "data" / "train.parquet")
     stored = promotion.version_files(run_dir=run_dir, metric=decision.gate_metric, tuned_eval=decision.tuned, fallback=fallback,
                                      predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl")
     info = reg.register(
@@ -570,9 +572,7 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
     moved = False
     if promote:
         # compare-and-set: production must still be what evaluate_production scored (or still unset)
-        expect = _UNSET
-        if production is not None and cfg.gate.must_beat_production:
-            expect = int(production.version.rsplit("@v", 1)[1]) if production.version else None
+        expect = production.number if production is not None and cfg.gate.must_beat_production else UNSET
         try:
             result = promotion.promote(reg, name, info.version, tolerance=cfg.registry.reproduce_tolerance, expect=expect,
                                        reason=f"run {run.run_id}: {decision.summary}")
@@ -581,7 +581,6 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
                        else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}")
         except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
             message = f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {exc}"
-            moved = False
     else:
         current = reg.aliases(name).get(PRODUCTION)
         where = f"stays at v{current}" if current else "is not set"
