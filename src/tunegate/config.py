@@ -18,13 +18,11 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tunegate import metrics
 from tunegate.errors import ConfigError
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
-CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
-GENERATION_METRICS = ("rouge_l", "exact_match", "answer_in_output")
-REGRESSION_METRICS = ("r2",)  # higher is better; mae and rmse are reported beside it
 
 
 class _Strict(BaseModel):
@@ -365,8 +363,15 @@ MethodConfig = Union[LoraConfig, QLoraConfig, PromptTuningConfig, LinearProbeCon
 class GateConfig(_Strict):
     """The promotion gate, declared before the run and recorded with the decision."""
 
-    metric: Literal["accuracy", "macro_f1", "rouge_l", "exact_match", "answer_in_output", "r2"] | None = Field(
-        default=None, description="Gate metric. Default: accuracy (classification), rouge_l (generation), r2 (regression). answer_in_output (generation): the share of answers containing a reference, for question answering."
+    metric: str | None = Field(
+        default=None,
+        description="Gate metric (higher is better). Default and choices per task: "
+        + "; ".join(
+            f"{task}: {metrics.default_metric(task)} (or {', '.join(m for m in metrics.gate_metrics(task) if m != metrics.default_metric(task)) or 'none other'})"
+            for task in metrics.TASKS
+        )
+        + ". "
+        + " ".join(f"{s.name}: {s.description}." for s in metrics.specs().values() if s.gate),
     )
     min_gain: float = Field(
         default=0.0,
@@ -395,6 +400,17 @@ class GateConfig(_Strict):
     )
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, v: str | None) -> str | None:
+        gateable = [n for n, s in metrics.specs().items() if s.gate]
+        if v is not None and v not in gateable:
+            close = difflib.get_close_matches(v, gateable, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of {gateable}"
+            lower = " (lower is better: it is reported, not gated on)" if v in metrics.specs() else ""
+            raise ValueError(f"'{v}' is not a gate metric{lower}; {hint}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -466,7 +482,7 @@ class OutputConfig(_Strict):
 class TunegateConfig(_Strict):
     """The whole run: data + model + baselines + method + gate + registry + output."""
 
-    task: Literal["classification", "generation", "regression"] = Field(
+    task: Literal[metrics.TASKS] = Field(
         description="What the model does with an input: pick a label, write text, or predict a number (regression: "
         "text_column + label_column holding numbers)."
     )
@@ -540,7 +556,7 @@ class TunegateConfig(_Strict):
             if where != "method" and m.name == "auto":
                 raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
         metric = self.gate.metric
-        allowed = {"classification": CLASSIFICATION_METRICS, "generation": GENERATION_METRICS, "regression": REGRESSION_METRICS}[self.task]
+        allowed = metrics.gate_metrics(self.task)
         if metric is not None and metric not in allowed:
             raise ValueError(f"gate.metric: '{metric}' does not apply to {self.task}; use one of {list(allowed)}")
         return self
@@ -549,7 +565,7 @@ class TunegateConfig(_Strict):
     def gate_metric(self) -> str:
         if self.gate.metric:
             return self.gate.metric
-        return {"classification": "accuracy", "generation": "rouge_l", "regression": "r2"}[self.task]
+        return metrics.default_metric(self.task)
 
     def compare_methods(self) -> list[Any]:
         """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies

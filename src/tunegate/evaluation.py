@@ -183,12 +183,6 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
 
 
 def per_example_view(result: EvalResult, task: str, metric: str) -> dict[str, Any]:
-    """What the paired bootstrap needs from one side: predictions and per-row scores."""
+    """What the bootstrap needs from one side: predictions, and the per-row scores when the metric is their mean."""
     preds = [p.prediction for p in result.predictions]
-    refs = [p.reference for p in result.predictions]
-    if metric in ("accuracy", "macro_f1"):
-        return {"predictions": preds, "per_example": [float(p == r) for p, r in zip(preds, refs)]}
-    if metric == "r2":  # not a per-row mean: resampled from predictions and references
-        return {"predictions": [float(p) for p in preds]}
-    _, per = metrics.compute(task, preds, refs)
-    return {"predictions": preds, "per_example": per[metric]}
+    return {"predictions": preds, "per_example": metrics.row_scores(metric, preds, [p.reference for p in result.predictions])}

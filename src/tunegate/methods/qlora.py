@@ -35,7 +35,22 @@ def _quantized_base(base_path: str, cfg):
         bnb_4bit_compute_dtype=getattr(torch, cfg.compute_dtype),
     )
     device_map = "auto" if torch.cuda.is_available() else "cpu"
-    return load_model(base_path, quantization_config=bnb, device_map=device_map)
+    model = load_model(base_path, quantization_config=bnb, device_map=device_map)
+    _keep_cpu_bf16_path_to_fitting_layers(model)
+    return model
+
+
+def _keep_cpu_bf16_path_to_fitting_layers(model) -> None:
+    """bitsandbytes' AVX-512 BF16 CPU path repacks each 4-bit weight in blocks of 32 output rows and of the
+    quantization block size along the input; a layer narrower than that fails at its first eval forward
+    (``RuntimeError: shape '[32, 0]' is invalid``). Such layers take the generic 4-bit path instead."""
+    for module in model.modules():
+        if not getattr(module, "support_avx512bf16_for_cpu", False):
+            continue
+        state = getattr(module.weight, "quant_state", None)
+        block = getattr(state, "blocksize", 64) or 64
+        if module.out_features % 32 or module.in_features % block:
+            module.support_avx512bf16_for_cpu = False
 
 
 @register("qlora", QLoraConfig)

@@ -1,84 +1,123 @@
-"""Metrics through ``evaluate`` with the metric modules shipped in this folder.
+"""Metrics, each declared once: one module here per metric.
 
-``evaluate.load("accuracy")`` fetches its script from the hub, which fails offline;
-loading a local module folder works everywhere. Each module is a thin wrapper over
-scikit-learn or rouge-score. :func:`resampled` recomputes a metric under bootstrap
-resampling weights without calling the module thousands of times.
+A metric module holds ``SPEC`` (a :class:`MetricSpec`: name, tasks, default per task,
+direction, resampled computation) and its ``evaluate.Metric`` subclass, loaded by path
+through ``evaluate.load`` (``evaluate.load("accuracy")`` fetches a script from the hub,
+which fails offline). Modules are found by discovery: adding a metric is adding one
+module. Config choices and defaults, the per-example view and the bootstrap read the
+specs from here.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import pkgutil
 from pathlib import Path
 
 import numpy as np
 
+from tunegate.metrics.spec import MetricSpec
+
 HERE = Path(__file__).parent
-CLASSIFICATION = ("accuracy", "macro_f1")
-GENERATION = ("rouge_l", "exact_match", "answer_in_output")
-REGRESSION = ("r2", "mae", "rmse")  # the gate uses r2 (higher is better); mae/rmse are reported
+TASKS = ("classification", "generation", "regression")
+_NOT_METRICS = {"spec"}
+
+
+@functools.cache
+def specs() -> dict[str, MetricSpec]:
+    """Every metric module's SPEC, by name (module name = metric name)."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda m: m.name):
+        if info.name in _NOT_METRICS or info.name.startswith("_"):
+            continue
+        spec = importlib.import_module(f"{__name__}.{info.name}").SPEC
+        if spec.name != info.name:
+            raise RuntimeError(f"metric module {info.name}.py declares SPEC.name '{spec.name}'")
+        found[spec.name] = spec
+    return found
+
+
+def get(name: str) -> MetricSpec:
+    try:
+        return specs()[name]
+    except KeyError:
+        raise KeyError(f"unknown metric '{name}'; known: {', '.join(specs())}") from None
 
 
 def metrics_for(task: str) -> tuple[str, ...]:
-    return {"classification": CLASSIFICATION, "generation": GENERATION, "regression": REGRESSION}[task]
+    """Every metric computed for ``task`` (all are reported)."""
+    return tuple(n for n, s in specs().items() if task in s.tasks)
+
+
+def gate_metrics(task: str) -> tuple[str, ...]:
+    """The metrics ``gate.metric`` may name for ``task``."""
+    return tuple(n for n in metrics_for(task) if specs()[n].gate)
+
+
+def default_metric(task: str) -> str:
+    return next(n for n in metrics_for(task) if task in specs()[n].default_for)
 
 
 @functools.lru_cache(maxsize=None)
 def load(name: str):
     import evaluate
 
-    folder = HERE / name
-    if not (folder / f"{name}.py").is_file():
-        raise KeyError(f"unknown metric '{name}'; known: {', '.join(CLASSIFICATION + GENERATION + REGRESSION)}")
-    return evaluate.load(str(folder))
+    get(name)
+    return evaluate.load(str(HERE / f"{name}.py"))
 
 
-def compute(task: str, predictions: list[str], references: list) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """All metrics of the task: (values, per-example scores where the metric has them)."""
+def _inputs(task: str, predictions: list, references: list) -> tuple[list, list]:
+    """Predictions and references as the task's metric modules take them."""
+    if task == "regression":
+        return [float(p) for p in predictions], [float(r) for r in references]
+    if task == "generation":
+        return list(predictions), [r if isinstance(r, list) else [r] for r in references]
+    return list(predictions), list(references)
+
+
+def _compute_one(name: str, predictions: list, references: list) -> tuple[float, list[float] | None]:
+    spec = get(name)
+    preds, refs = _inputs(spec.tasks[0], predictions, references)
+    out = load(name).compute(predictions=preds, references=refs)
+    per = out.get(f"{name}_per_example")
+    return float(out[name]), None if per is None else [float(x) for x in per]
+
+
+def compute(task: str, predictions: list, references: list) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """All metrics of the task: (values, per-example scores where the metric is a mean of them)."""
     values: dict[str, float] = {}
     per_example: dict[str, list[float]] = {}
-    if task == "regression":
-        predictions, refs = [float(p) for p in predictions], [float(r) for r in references]
-    elif task == "classification":
-        refs = references
-    else:
-        refs = [r if isinstance(r, list) else [r] for r in references]
     for name in metrics_for(task):
-        out = load(name).compute(predictions=predictions, references=refs)
-        values[name] = float(out[name])
-        if f"{name}_per_example" in out:
-            per_example[name] = [float(x) for x in out[f"{name}_per_example"]]
-    if task == "classification":
-        per_example["accuracy"] = [float(p == r) for p, r in zip(predictions, references)]
+        values[name], per = _compute_one(name, predictions, references)
+        if per is not None:
+            per_example[name] = per
     return values, per_example
 
 
-def resampled(name: str, weights: np.ndarray, *, per_example: list[float] | None = None,
-              predictions: list[str] | None = None, references: list[str] | None = None) -> np.ndarray:
-    """The metric under each row of ``weights`` ([B, n] counts of each example in a resample)."""
-    if name in ("accuracy", "rouge_l", "exact_match", "answer_in_output"):
-        s = np.asarray(per_example, dtype=np.float64)
-        return weights @ s / weights.sum(axis=1)
-    if name == "macro_f1":
-        labels = sorted(set(references) | set(predictions))
-        t = np.array(references)
-        p = np.array(predictions)
-        f1s, present = [], []
-        for k in labels:
-            tp = weights @ ((t == k) & (p == k)).astype(np.float64)
-            fp = weights @ ((t != k) & (p == k)).astype(np.float64)
-            fn = weights @ ((t == k) & (p != k)).astype(np.float64)
-            denom = 2 * tp + fp + fn
-            f1s.append(np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0))
-            present.append(denom > 0)  # a label absent from the resample does not count (as in scikit-learn)
-        f1s, present = np.stack(f1s), np.stack(present)
-        return (f1s * present).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
-    if name == "r2":
-        y = np.array([float(r) for r in references])
-        p = np.array([float(x) for x in predictions])
-        total = weights.sum(axis=1)
-        mean = weights @ y / total
-        sst = weights @ (y**2) - total * mean**2
-        sse = weights @ ((y - p) ** 2)
-        return 1.0 - np.divide(sse, sst, out=np.zeros_like(sse), where=sst > 1e-12)
-    raise KeyError(name)
+def row_scores(name: str, predictions: list, references: list) -> list[float] | None:
+    """The per-row scores whose mean is the metric, or None when it is not a mean (it resamples itself)."""
+    if get(name).resample is not None:
+        return None
+    return _compute_one(name, predictions, references)[1]
+
+
+def resampled(
+    name: str,
+    weights: np.ndarray,
+    *,
+    predictions: list,
+    references: list,
+    per_example: list[float] | None = None,
+) -> np.ndarray:
+    """The metric under each row of ``weights`` ([B, n] counts of each example in a resample).
+
+    ``per_example`` (the per-row scores, when already computed) saves recomputing them.
+    """
+    spec = get(name)
+    if spec.resample is not None:
+        preds, refs = _inputs(spec.tasks[0], predictions, references)
+        return spec.resample(weights, preds, refs)
+    scores = per_example if per_example is not None else row_scores(name, predictions, references)
+    s = np.asarray(scores, dtype=np.float64)
+    return weights @ s / weights.sum(axis=1)

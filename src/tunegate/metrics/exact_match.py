@@ -3,12 +3,22 @@
 import datasets
 import evaluate
 
+from tunegate.metrics.spec import MetricSpec
+
+SPEC = MetricSpec(
+    name="exact_match",
+    tasks=("generation",),
+    description="share of rows whose output equals a reference (case and whitespace ignored)",
+)
+
 
 def _norm(s):
     return " ".join(s.lower().split())
 
 
 class ExactMatch(evaluate.Metric):
+    """Share of predictions equal (normalized) to one of their references."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description="Share of predictions equal (normalized) to one of their references.",

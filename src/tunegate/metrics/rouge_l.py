@@ -4,8 +4,19 @@ import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
+from tunegate.metrics.spec import MetricSpec
+
+SPEC = MetricSpec(
+    name="rouge_l",
+    tasks=("generation",),
+    default_for=("generation",),
+    description="mean over rows of the best ROUGE-L F1 against any reference",
+)
+
 
 class RougeL(evaluate.Metric):
+    """Mean over examples of the best ROUGE-L F1 against any reference."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description="Mean over examples of the best ROUGE-L F1 against any reference.",
@@ -18,6 +29,8 @@ class RougeL(evaluate.Metric):
 
     def _compute(self, predictions, references):
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-        per = [max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in refs) if refs else 0.0
-               for pred, refs in zip(predictions, references)]
+        per = [
+            max(scorer.score(ref, pred)["rougeL"].fmeasure for ref in refs) if refs else 0.0
+            for pred, refs in zip(predictions, references)
+        ]
         return {"rouge_l": sum(per) / len(per) if per else 0.0, "rouge_l_per_example": per}

@@ -14,6 +14,14 @@ import string
 import datasets
 import evaluate
 
+from tunegate.metrics.spec import MetricSpec
+
+SPEC = MetricSpec(
+    name="answer_in_output",
+    tasks=("generation",),
+    description="share of answers containing a reference (normalized, whole words): for question answering",
+)
+
 _PUNCT = str.maketrans("", "", string.punctuation)
 
 
@@ -29,6 +37,8 @@ def _contains(prediction, reference):
 
 
 class AnswerInOutput(evaluate.Metric):
+    """Share of predictions that contain (normalized, whole words) one of their references."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description="Share of predictions that contain (normalized, whole words) one of their references.",

@@ -3,14 +3,27 @@
 import datasets
 import evaluate
 
+from tunegate.metrics.spec import MetricSpec
+
+SPEC = MetricSpec(
+    name="mae",
+    tasks=("regression",),
+    description="mean absolute error (reported beside r2; lower is better, so not a gate metric)",
+    higher_is_better=False,
+)
+
 
 class MAE(evaluate.Metric):
+    """Mean absolute difference between prediction and reference."""
+
     def _info(self):
         return evaluate.MetricInfo(
             description="Mean absolute difference between prediction and reference.",
             citation="",
             inputs_description="predictions: list of floats; references: list of floats",
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
         )
 
     def _compute(self, predictions, references):
