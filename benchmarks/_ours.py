@@ -13,7 +13,11 @@ from pathlib import Path
 import polars as pl
 import torch
 
-from tunegate.config import LinearProbeConfig, LoraConfig, PromptConfig, PromptTuningConfig, QLoraConfig
+from tunegate.config import PromptConfig
+from tunegate.methods.linear_probe import LinearProbeSettings
+from tunegate.methods.lora import LoraSettings
+from tunegate.methods.prompt_tuning import PromptTuningSettings
+from tunegate.methods.qlora import QLoraSettings
 from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.prompts import PromptBuilder
@@ -40,11 +44,11 @@ WORDS = {0: "negative", 1: "positive"}
 INSTRUCTION = "Classify the sentiment of this movie review as positive or negative."
 # the peer's settings for each method (train_peft.py / linear_probe.py)
 CONFIGS = {
-    "lora": LoraConfig(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
-    "qlora": QLoraConfig(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
-    "prompt_tuning": PromptTuningConfig(num_virtual_tokens=20, init="text", init_text=INSTRUCTION, lr=3e-2, epochs=1,
+    "lora": LoraSettings(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
+    "qlora": QLoraSettings(r=8, alpha=16, target_modules="all-linear", epochs=1, lr=2e-4, batch_size=16, max_length=256),
+    "prompt_tuning": PromptTuningSettings(num_virtual_tokens=20, init="text", init_text=INSTRUCTION, lr=3e-2, epochs=1,
                                         batch_size=16, max_length=256),
-    "linear_probe": LinearProbeConfig(max_length=256),
+    "linear_probe": LinearProbeSettings(max_length=256),
 }
 model_ref = resolve_model("smollm2-135m-instruct")
 tok = load_tokenizer(model_ref.path)

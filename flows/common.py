@@ -18,7 +18,8 @@ from tasks.evaluate_tuned import evaluate_tuned
 from tasks.plan import plan
 from tasks.record_audit import record_audit
 from tasks.tune import tune
-from tunegate.config import TunegateConfig, method_from_dict
+from tunegate.config import TunegateConfig
+from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult
 
 
@@ -47,7 +48,7 @@ def tune_compare_deploy(cfg: TunegateConfig, run: RunContext, validation: Valida
         if estimate.blocked:
             record_audit(cfg, run, status="failed", failed_stage=stage, error=estimate.blocked, trigger=trigger)
             return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
-        cfg = cfg.with_method(method_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
+        cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
         stage = "evaluate_baseline"
         baselines = evaluate_ladder(cfg, run, dataset)
         stage = "tune"

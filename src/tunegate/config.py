@@ -16,17 +16,21 @@ import types
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
 from tunegate import metrics
 from tunegate.errors import ConfigError
-
-DEFAULT_MODEL = "smollm2-135m-instruct"
-
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from tunegate.methods import (
+    DEFAULT_METHOD,
+    METHODS,
+    AutoSettings,
+    MethodSettings,
+    applicable_methods,
+    inherited,
+    settings_class,
+)
+from tunegate.modeling import DEFAULT_MODEL
+from tunegate.strict import Strict as _Strict
 
 
 class DataConfig(_Strict):
@@ -241,125 +245,6 @@ class BaselinesConfig(_Strict):
         return {"documents": v} if isinstance(v, (str, Path)) else v
 
 
-class _MethodBase(_Strict):
-    """Keys every method has."""
-
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation", "regression")  # the tasks the method applies to
-
-    max_length: int = Field(default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit).")
-    seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
-
-
-class _GradientTrained(_MethodBase):
-    """Keys of the methods trained by the shared answer-token loop (lora, qlora, prompt_tuning)."""
-
-    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training data.")
-    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
-    lr: float = Field(default=2e-4, gt=0, lt=10, description="Peak learning rate (AdamW, warmup then linear decay).")
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
-    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
-    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
-    micro_batch_size: int | None = Field(
-        default=4,
-        ge=1,
-        description=(
-            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
-            "activation memory at 4 of 16. null = the whole batch at once."
-        ),
-    )
-    grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
-
-    @model_validator(mode="after")
-    def _micro_fits(self):
-        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
-            raise ValueError(
-                f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; lower it or set it to null"
-            )
-        return self
-
-
-class LoraConfig(_GradientTrained):
-    """LoRA: low-rank adapters inside the attention/MLP layers; the base stays frozen."""
-
-    name: Literal["lora"] = "lora"
-    r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
-    alpha: float = Field(default=16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(
-        default=0.0,
-        ge=0.0,
-        lt=1.0,
-        description="Dropout on the adapter input. 0 by default: on CPU each adapted module's dropout mask costs ~40% of step time.",
-    )
-    target_modules: list[str] | str = Field(
-        default="all-linear", description="Modules to adapt: 'all-linear' or a list such as [q_proj, v_proj]."
-    )
-
-
-class QLoraConfig(LoraConfig):
-    """QLoRA: LoRA on a 4-bit (NF4) quantized base via bitsandbytes; the base takes ~1/3.4 of float32 memory."""
-
-    name: Literal["qlora"] = "qlora"
-    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="4-bit data type of the base weights.")
-    double_quant: bool = Field(default=True, description="Quantize the quantization constants too (saves ~0.4 bit/param).")
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        default="float32",
-        description="Dtype of the de-quantized matmuls: float32 on CPUs without bf16 hardware (5x faster here), bfloat16 on GPUs.",
-    )
-
-
-class PromptTuningConfig(_GradientTrained):
-    """Prompt tuning (soft prompt): trainable virtual-token embeddings put before the input; the base stays frozen."""
-
-    name: Literal["prompt_tuning"] = "prompt_tuning"
-    num_virtual_tokens: int = Field(default=16, ge=1, le=512, description="Number of trainable virtual tokens.")
-    init: Literal["text", "random"] = Field(
-        default="text", description="Start the virtual tokens from the embeddings of init_text, or at random."
-    )
-    init_text: str | None = Field(
-        default=None, description="Text whose token embeddings start the soft prompt. Default: the task instruction."
-    )
-    lr: float = Field(default=3e-2, gt=0, lt=10, description="Peak learning rate (soft prompts need a far higher one than LoRA).")
-
-
-class LinearProbeConfig(_MethodBase):
-    """Linear probe: a linear head on frozen backbone features of the prompt. Classification and regression."""
-
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
-    name: Literal["linear_probe"] = "linear_probe"
-    pooling: Literal["last", "mean"] = Field(
-        default="last", description="Feature of a prompt: the hidden state of its last token, or the mean over its tokens."
-    )
-    layer: int | None = Field(
-        default=None,
-        description=(
-            "Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back. "
-            "null = two thirds of the depth: middle-to-late layers separate classes best (SST-2, SmolLM2: layer 20 "
-            "of 30 scores 0.825 vs 0.71 for the final layer)."
-        ),
-    )
-    epochs: int = Field(default=300, ge=1, le=100000, description="Max passes over the features (early stopping ends sooner).")
-    lr: float = Field(default=1e-3, gt=0, lt=10, description="AdamW learning rate of the head (features are standardized).")
-    weight_decay: float = Field(default=1e-2, ge=0, description="AdamW weight decay of the head (L2 pull toward zero).")
-    batch_size: int = Field(default=64, ge=1, description="Feature rows per head update.")
-    patience: int = Field(default=20, ge=1, description="Stop after this many epochs without a better validation loss.")
-    val_fraction: float = Field(default=0.15, gt=0, lt=0.9, description="Share of train held out for early stopping.")
-    feature_batch_size: int = Field(default=16, ge=1, description="Prompts per forward pass when extracting features.")
-
-
-class AutoMethodConfig(_MethodBase):
-    """Let the advisor choose the method from the task, the hardware and the budget (see `tunegate plan`)."""
-
-    name: Literal["auto"] = "auto"
-    priority: Literal["quality", "speed"] = Field(
-        default="quality",
-        description="'speed': prefer the cheapest method that applies (linear probe for classification); 'quality': adapters.",
-    )
-
-
-MethodConfig = Union[LoraConfig, QLoraConfig, PromptTuningConfig, LinearProbeConfig, AutoMethodConfig]
-
-
-
 class GateConfig(_Strict):
     """The promotion gate, declared before the run and recorded with the decision."""
 
@@ -479,6 +364,24 @@ class OutputConfig(_Strict):
     dir: Path = Field(default=Path("runs"), description="Runs go to <dir>/<run-id>/ (relative to the working directory).")
 
 
+def _method_settings(v: Any) -> Any:
+    """A ``method:`` (or ``compare:`` item) value validated by the settings class registered under its name."""
+    if isinstance(v, str):
+        v = {"name": v}
+    if isinstance(v, dict):
+        v = {"name": DEFAULT_METHOD, **v}
+        try:
+            cls = settings_class(str(v["name"]))
+        except KeyError:
+            raise ValueError(f"unknown method '{v['name']}'. Use one of: {', '.join([*METHODS, 'auto'])}") from None
+        return cls.model_validate(v)
+    return v
+
+
+# a method section: validated by the settings class registered under its `name`, dumped with all its keys
+AnyMethod = SerializeAsAny[Annotated[MethodSettings, BeforeValidator(_method_settings)]]
+
+
 class TunegateConfig(_Strict):
     """The whole run: data + model + baselines + method + gate + registry + output."""
 
@@ -496,13 +399,15 @@ class TunegateConfig(_Strict):
     )
     prompt: PromptConfig = Field(default_factory=PromptConfig, description="How inputs become chat prompts.")
     baselines: BaselinesConfig = Field(default_factory=BaselinesConfig, description="The no-tuning rungs to beat.")
-    method: MethodConfig = Field(
-        default_factory=LoraConfig, discriminator="name", description="Tuning method and its settings (`method: lora` works too)."
+    method: AnyMethod = Field(
+        default_factory=lambda: settings_class(DEFAULT_METHOD)(),
+        description=f"Tuning method and its settings (`method: {DEFAULT_METHOD}` works too); `name` is one of the "
+        "registered methods or `auto` (the advisor chooses).",
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
     costs: CostsConfig = Field(default_factory=CostsConfig, description="Prices of training and inference, expected volume.")
-    compare: list[Annotated[MethodConfig, Field(discriminator="name")]] | None = Field(
+    compare: list[AnyMethod] | None = Field(
         default=None,
         description=(
             "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, "
@@ -515,21 +420,6 @@ class TunegateConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            return {"name": v}
-        if isinstance(v, dict) and "name" not in v:
-            return {"name": "lora", **v}
-        return v
-
-    @field_validator("compare", mode="before")
-    @classmethod
-    def _compare_shorthand(cls, v: Any) -> Any:
-        if isinstance(v, list):
-            return [{"name": m} if isinstance(m, str) else m for m in v]
-        return v
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
@@ -550,8 +440,8 @@ class TunegateConfig(_Strict):
             if self.task not in m.tasks:
                 fits = list(applicable_methods(self.task))
                 raise ValueError(
-                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it puts a head on frozen features: it "
-                    f"predicts labels or numbers, not text); use one of {fits}"
+                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it applies to "
+                    f"{', '.join(m.tasks)}); use one of {fits}"
                 )
             if where != "method" and m.name == "auto":
                 raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
@@ -573,7 +463,7 @@ class TunegateConfig(_Strict):
         if self.compare is not None:
             return list(self.compare)
         return [
-            self.method if self.method.name == name else cls(**_inherited(self.method, cls))
+            self.method if self.method.name == name else cls(**inherited(self.method, cls))
             for name, cls in applicable_methods(self.task).items()
         ]
 
@@ -592,39 +482,6 @@ class TunegateConfig(_Strict):
 # ---------------------------------------------------------------- loading and errors
 
 
-def _method_classes() -> dict[str, type[BaseModel]]:
-    """Method name -> its config class (the tags of the `method` union)."""
-    members = get_args(MethodConfig) or (MethodConfig,)
-    return {m.model_fields["name"].default: m for m in members}
-
-
-def applicable_methods(task: str) -> dict[str, type[BaseModel]]:
-    """The trainable methods (not `auto`) whose config class says they apply to ``task``."""
-    return {n: c for n, c in _method_classes().items() if n != "auto" and task in c.tasks}
-
-
-_LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip")
-
-
-def _inherited(method: Any, cls: type[BaseModel]) -> dict[str, Any]:
-    """Settings a compared method takes over from the configured one: LoRA and QLoRA share all of theirs
-    (they differ only in the base's precision); other methods share the data budget (max_length, seed and the
-    loop's epochs/steps/batching), not learning rates, which differ by orders of magnitude between methods."""
-    fields = set(cls.model_fields) - {"name"}
-    if {method.name, cls.model_fields["name"].default} <= {"lora", "qlora"}:
-        keys = fields & set(LoraConfig.model_fields)
-    elif issubclass(cls, _GradientTrained) and isinstance(method, _GradientTrained):
-        keys = fields & {"max_length", "seed", *_LOOP_KEYS}
-    else:  # the probe's epochs/batch_size mean passes over features, not over the data
-        keys = fields & {"max_length", "seed"}
-    return {k: getattr(method, k) for k in keys if k in type(method).model_fields}
-
-
-def method_from_dict(d: dict[str, Any]) -> Any:
-    """A method config from its dumped form (e.g. the plan's chosen method)."""
-    return _method_classes()[d["name"]](**d)
-
-
 def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
     """Field names allowed at ``loc`` (for 'did you mean' hints on unknown keys)."""
     current: Any = TunegateConfig
@@ -637,7 +494,7 @@ def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
         if field is None:
             return []
         if current is TunegateConfig and part in ("method", "compare"):
-            current = method_cls or LoraConfig
+            current = method_cls or settings_class(DEFAULT_METHOD)
             continue
         ann = field.annotation
         candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
@@ -647,15 +504,24 @@ def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
     return []
 
 
-def _format_error(err: dict) -> str:
+def _method_cls_at(raw: dict[str, Any], loc: tuple) -> type[BaseModel] | None:
+    """The settings class of the method section an error is in (method.r, compare.0.r), from the raw YAML."""
+    value: Any = None
+    if loc[:1] == ("method",):
+        value = raw.get("method")
+    elif loc[:1] == ("compare",) and len(loc) > 1 and isinstance(loc[1], int):
+        items = raw.get("compare")
+        value = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+    name = value if isinstance(value, str) else value.get("name", DEFAULT_METHOD) if isinstance(value, dict) else None
+    try:
+        return settings_class(str(name)) if name is not None else None
+    except KeyError:
+        return None
+
+
+def _format_error(err: dict, raw: dict[str, Any]) -> str:
     loc = tuple(err["loc"])
-    method_cls = None
-    # pydantic puts the union tag in the location (method.qlora.r, compare.0.lora.r): drop it, remember the member
-    for i in range(1, len(loc)):
-        if loc[i] in _method_classes() and (loc[i - 1] == "method" or (i > 1 and loc[i - 2] == "compare")):
-            method_cls = _method_classes()[loc[i]]
-            loc = (*loc[:i], *loc[i + 1 :])
-            break
+    method_cls = _method_cls_at(raw, loc)
     field = ".".join(str(p) for p in loc) or "(top level)"
     value = err.get("input")
     kind = err["type"]
@@ -667,10 +533,6 @@ def _format_error(err: dict) -> str:
         return f"{field}: unknown key. Remove it or fix the spelling ({hint})"
     if kind == "missing":
         return f"{field}: required but missing. Add it to the YAML"
-    if kind == "union_tag_invalid" or (kind == "literal_error" and loc and loc[-1] == "name"):
-        name = value.get("name") if isinstance(value, dict) else value
-        known = ", ".join(_method_classes())
-        return f"{field}: unknown method '{name}'. Use one of: {known}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
@@ -689,7 +551,7 @@ def parse_config(raw: dict[str, Any], *, config_dir: Path = Path(".")) -> Tunega
     try:
         return TunegateConfig(**raw, config_dir=config_dir)
     except ValidationError as exc:
-        lines = [_format_error(e) for e in exc.errors()]
+        lines = [_format_error(e, raw) for e in exc.errors()]
         raise ConfigError("Invalid config:\n  - " + "\n  - ".join(lines)) from None
 
 
@@ -743,11 +605,8 @@ def reference_markdown() -> str:
         ("baselines.retrieved_few_shot", RetrievedFewShotConfig),
         ("baselines.rag", RagConfig),
         ("baselines.retrieval", RetrievalConfig),
-        ("method (name: lora)", LoraConfig),
-        ("method (name: qlora): the lora keys plus", QLoraConfig),
-        ("method (name: prompt_tuning)", PromptTuningConfig),
-        ("method (name: linear_probe)", LinearProbeConfig),
-        ("method (name: auto)", AutoMethodConfig),
+        *((f"method (name: {name})", cls) for name, cls in {**{n: m.config_class for n, m in METHODS.items()},
+                                                              "auto": AutoSettings}.items()),
         ("gate", GateConfig),
         ("budget", BudgetConfig),
         ("costs", CostsConfig),
@@ -764,10 +623,12 @@ def reference_markdown() -> str:
     for title, model in sections:
         lines += [f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"]
         parent = model.__mro__[1]
-        documented = {m for _, m in sections}
-        inherited = parent.model_fields if parent in documented else {}
+        documented = {m: t for t, m in sections}
+        parent_fields = parent.model_fields if parent in documented else {}
+        if parent_fields:
+            lines[-4] += f": the keys of {documented[parent]} plus"
         for name, field in model.model_fields.items():
-            if name == "config_dir" or (name in inherited and name != "name"):
+            if name == "config_dir" or (name in parent_fields and name != "name"):
                 continue
             ann = _type_name(field.annotation)
             if field.is_required():

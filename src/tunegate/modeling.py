@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunegate.config import DEFAULT_MODEL
 from tunegate.errors import ModelNotFoundError
 from tunegate.provenance import sha256_file, sha256_json
 
 log = logging.getLogger(__name__)
 
+DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

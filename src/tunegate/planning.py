@@ -10,7 +10,6 @@ which rule fired and why each alternative lost.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import tempfile
@@ -20,15 +19,11 @@ from typing import Any
 import psutil
 import torch
 
-from tunegate.config import TunegateConfig, applicable_methods
+from tunegate.config import TunegateConfig
 from tunegate.errors import TunegateError
-from tunegate.methods import get_method
-from tunegate.methods.base import TrainingSet
+from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get_method
 from tunegate.modeling import parameter_count
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
-
-CALIBRATION_STEPS = 3  # the first is warm-up (lazy init, allocator growth) and is not timed
-
 
 class BudgetExceededError(TunegateError):
     """The plan's estimate exceeds a budget cap; raised before any training."""
@@ -64,35 +59,19 @@ def _calibration_rows(data: TrainingSet, n: int, seed: int) -> list[int]:
     return [longest, *others[: max(0, n - 1)]]
 
 
-def _full_tokens(data: TrainingSet, cfg) -> int:
-    """Tokens the full training run processes (prompt + answer, all epochs, up to max_steps)."""
-    per_epoch = sum(len(p) + len(a) for p, a in data.examples)
-    if cfg.name == "linear_probe":
-        return sum(len(p) for p in data.prompt_ids)  # one forward pass per prompt, features cached
-    steps_per_epoch = math.ceil(len(data) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    return round(per_epoch * total_steps / steps_per_epoch)
-
-
 def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: float) -> MethodEstimate:
     """Calibrate ``cfg_method`` on a few real rows here and scale to the full training set."""
     method = get_method(cfg_method.name)
     if data.task not in method.tasks():
         return MethodEstimate(method=cfg_method.name, applicable=False, reason=f"does not apply to {data.task} tasks",
                               config=cfg_method.model_dump(mode="json"))
-    if cfg_method.name == "linear_probe":
-        rows = _calibration_rows(data, min(len(data), 64), cfg_method.seed)
-        cal_cfg = cfg_method
-    else:
-        rows = _calibration_rows(data, min(len(data), CALIBRATION_STEPS * cfg_method.batch_size), cfg_method.seed)
-        cal_cfg = cfg_method.model_copy(update={"max_steps": CALIBRATION_STEPS, "epochs": 1, "warmup_ratio": 0.0})
+    n_rows, cal_cfg = method.calibration(data, cfg_method)
+    rows = _calibration_rows(data, n_rows, cfg_method.seed)
     sub = data.subset(rows)
     sub.fingerprint = ""  # no feature caching: the calibration must measure the extraction
     with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
         try:
-            if cfg_method.name == "linear_probe":  # untimed warm-up (the loop methods skip their first step instead)
+            if method.warm_up_before_calibration:
                 method.train(base_path=base_path, data=sub.subset(list(range(min(8, len(sub))))), cfg=cal_cfg,
                              out_dir=Path(tmp) / "warmup", progress=False)
             art = method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False)
@@ -102,17 +81,8 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
             return MethodEstimate(method=cfg_method.name, applicable=True, error=f"{type(exc).__name__}: {exc}",
                                   config=cfg_method.model_dump(mode="json"))
     st = art.train_stats
-    full_tokens = _full_tokens(data, cfg_method)
-    if cfg_method.name == "linear_probe":
-        feat_s = st.extra["feature_seconds"]
-        head_s = max(0.0, st.seconds - feat_s)
-        tok_s = st.tokens / feat_s if feat_s else float("inf")
-        seconds = full_tokens / tok_s + head_s * len(data) / len(sub)
-    else:
-        timed_s = sum(st.step_seconds[1:]) or sum(st.step_seconds)
-        timed_tok = sum(st.step_tokens[1:]) or sum(st.step_tokens)
-        tok_s = timed_tok / timed_s if timed_s else float("inf")
-        seconds = full_tokens / tok_s
+    full_tokens = method.full_train_tokens(data, cfg_method)
+    tok_s, seconds = method.scale_to_full(st, full_tokens=full_tokens, n_rows=len(data), n_calibration=len(sub))
     peak = st.peak_rss_mb  # the calibration rows include the longest one: the activation peak is in it
     cost = seconds / 3600 * price_per_hour
     return MethodEstimate(
@@ -154,51 +124,30 @@ def candidate_methods(cfg: TunegateConfig) -> list[Any]:
 
 
 def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstimate], base_params: int) -> Advice:
-    """The design's decision guide, applied to measured estimates.
-
-    1. speed priority and a classification or scoring (regression) task -> linear probe;
-    2. the base in 16-bit plus adapters fits the device memory -> LoRA;
-    3. it does not (model too large) -> QLoRA (4-bit base);
-    4. only the smallest trainable part fits the budget (very constrained compute) -> prompt tuning;
-    and within each rule only methods whose estimates fit the budget and the memory.
+    """The decision guide, applied to measured estimates: every method's rules (``TuningMethod.advice``), tried by
+    rank, and the first that applies to a method within the budget and the memory chooses it (the built-in guide:
+    speed priority and a classification or scoring task -> a head on frozen features; the base in 16-bit plus
+    adapters fits the device memory -> adapters; it does not -> adapters on a 4-bit base; only the smallest
+    trainable part fits the budget -> a soft prompt, then the head).
     """
     by = {e.method: e for e in estimates if e.applicable and e.error is None}
-    fits = {m: not e.over_budget for m, e in by.items()}
-    base16_gb = base_params * 2 / 2**30
+    ctx = AdviceContext(task=cfg.task, priority=getattr(cfg.method, "priority", "quality"), device=hardware.device,
+                        memory_gb=hardware.memory_gb, base_params=base_params, estimates=by)
     inputs = {
         "task": cfg.task,
-        "priority": getattr(cfg.method, "priority", "quality"),
+        "priority": ctx.priority,
         "device": hardware.device,
         "device_memory_gb": round(hardware.memory_gb, 2),
         "base_params": base_params,
-        "base_16bit_gb": round(base16_gb, 3),
+        "base_16bit_gb": round(ctx.base16_gb, 3),
         "train_rows": None,
         "budget": cfg.budget.model_dump(mode="json"),
     }
-    lora = by.get("lora")
-    # adapters + optimizer state + activations, as measured on top of the base by the calibration
-    lora_extra_gb = 0.0 if lora is None else max(0.0, lora.est_peak_mb - (lora.base_footprint_mb or 0)) / 1024
-    base16_fits = base16_gb + lora_extra_gb <= hardware.memory_gb * 0.9
-    rules = [
-        ("linear_probe", inputs["priority"] == "speed" and cfg.task in ("classification", "regression"),
-         f"speed matters (priority: speed) and the task is {cfg.task} (labels or scores): a linear head on frozen "
-         "features trains in seconds and adds nothing to inference"),
-        ("lora", base16_fits,
-         f"the base in 16-bit ({base16_gb:.2f} GB) plus adapters, optimizer state and activations "
-         f"({lora_extra_gb:.2f} GB measured) fits the {hardware.device} memory ({hardware.memory_gb:.1f} GB): "
-         "LoRA is the general-purpose choice"),
-        ("qlora", not base16_fits,
-         f"the base in 16-bit ({base16_gb:.2f} GB) plus training state does not fit the {hardware.device} memory "
-         f"({hardware.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits"),
-        ("prompt_tuning", True,
-         "compute is very constrained: the larger methods exceed the budget, a soft prompt of a few virtual tokens fits"),
-        ("linear_probe", cfg.task in ("classification", "regression"),
-         "compute is very constrained: only a linear head on frozen features fits the budget"),
-    ]
-    chosen = rule = None
-    for name, applies, why in rules:
-        if applies and name in by and fits[name]:
-            chosen, rule = name, why
+    rules = sorted(((rule, name) for name in by for rule in get_method(name).advice(ctx)), key=lambda r: r[0].rank)
+    chosen = why = None
+    for rule, name in rules:
+        if rule.applies and not by[name].over_budget:
+            chosen, why = name, rule.why
             break
     if chosen is None:
         lines = [f"{m}: {', '.join(e.over_budget) or e.reason}" for m, e in by.items()]
@@ -206,26 +155,17 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
             "No method fits the budget:\n  - " + "\n  - ".join(lines)
             + "\nRaise a cap under `budget`, lower method.epochs / max_steps or max_train_rows, or use a smaller model."
         )
-    alternatives = {}
-    for m, e in by.items():
-        if m == chosen:
-            continue
-        if e.over_budget:
-            alternatives[m] = "over budget: " + ", ".join(e.over_budget)
-        elif m == "linear_probe":
-            alternatives[m] = "priority is quality: a head on frozen features cannot adapt the model's representations"
-        elif m == "qlora":
-            alternatives[m] = "the 16-bit base fits, so 4-bit quantization would cost accuracy and speed for nothing"
-        elif m == "lora":
-            alternatives[m] = "ranked below by the rules above"
-        elif m == "prompt_tuning":
-            alternatives[m] = "a better-suited method fits the budget (soft prompts learn less per step)"
+    alternatives = {
+        m: "over budget: " + ", ".join(e.over_budget) if e.over_budget else get_method(m).why_not(ctx)
+        for m, e in by.items()
+        if m != chosen
+    }
     for e in estimates:
         if not e.applicable:
             alternatives[e.method] = f"not applicable: {e.reason}"
         elif e.error:
             alternatives[e.method] = f"its calibration run failed: {e.error}"
-    return Advice(chosen=chosen, rule=rule, inputs=inputs, alternatives=alternatives)
+    return Advice(chosen=chosen, rule=why, inputs=inputs, alternatives=alternatives)
 
 
 def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: list[Any] | None = None) -> PlanResult:

@@ -262,9 +262,9 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
     @app.post("/v1/completions")
     def v1_completions(req: CompletionRequest) -> dict[str, Any]:
         p = slot.predictor
-        if p.meta.get("method") == "linear_probe":
-            raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a linear probe (a head over features): it cannot "
-                           "generate text; use POST /v1/predict")
+        if not p.answerer.can_generate:
+            raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a {p.meta.get('method')} model (a head over "
+                           "features): it cannot generate text; use POST /v1/predict")
         t0 = time.perf_counter()
         r = slot.infer(complete, p, req.prompt, max_tokens=req.max_tokens)
         slot.requests += 1

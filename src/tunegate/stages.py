@@ -250,7 +250,7 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
             "max_new_tokens": cfg.baselines.max_new_tokens,
         },
     )
-    save_loss_plot(st.losses, where / "loss.png", xlabel="epoch" if method.name == "linear_probe" else "optimizer step")
+    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis)
     return TuneResult(
         method=method.name,
         artifact_dir=str(out_dir),

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from tunegate.config import LoraConfig, load_config, parse_config
+from tunegate.config import load_config, parse_config
+from tunegate.methods.lora import LoraSettings
 from tunegate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def test_shipped_configs_exist():
 def test_defaults():
     cfg = parse_config(base())
     assert cfg.model == "smollm2-135m-instruct"
-    assert isinstance(cfg.method, LoraConfig) and cfg.method.r == 8
+    assert isinstance(cfg.method, LoraSettings) and cfg.method.r == 8
     assert cfg.gate_metric == "accuracy"
     assert cfg.baselines.few_shot.enabled and cfg.baselines.few_shot.k == 4
 

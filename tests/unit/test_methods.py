@@ -3,16 +3,20 @@
 import pytest
 import torch
 
-from tunegate.config import LinearProbeConfig, LoraConfig, PromptConfig, PromptTuningConfig, QLoraConfig
+from tunegate.config import PromptConfig
+from tunegate.methods.linear_probe import LinearProbeSettings
+from tunegate.methods.lora import LoraSettings
+from tunegate.methods.prompt_tuning import PromptTuningSettings
+from tunegate.methods.qlora import QLoraSettings
 from tunegate.methods import METHODS, TrainingSet, get_method
 from tunegate.prompts import PromptBuilder
 
 SMALL = dict(max_steps=2, batch_size=2, micro_batch_size=1, epochs=1)
 METHOD_CONFIGS = {
-    "lora": LoraConfig(r=2, alpha=4, **SMALL),
-    "qlora": QLoraConfig(r=2, alpha=4, **SMALL),
-    "prompt_tuning": PromptTuningConfig(num_virtual_tokens=3, **SMALL),
-    "linear_probe": LinearProbeConfig(epochs=2, patience=1, batch_size=2),
+    "lora": LoraSettings(r=2, alpha=4, **SMALL),
+    "qlora": QLoraSettings(r=2, alpha=4, **SMALL),
+    "prompt_tuning": PromptTuningSettings(num_virtual_tokens=3, **SMALL),
+    "linear_probe": LinearProbeSettings(epochs=2, patience=1, batch_size=2),
 }
 
 
@@ -98,7 +102,7 @@ def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokeniz
 
     method = get_method("prompt_tuning")
     data = toy_set(tiny_tokenizer, 2)
-    peft_model = method.build(str(tiny_model_dir), PromptTuningConfig(num_virtual_tokens=4, init="random"), "")
+    peft_model = method.build(str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=4, init="random"), "")
     soft = SoftPromptLM(peft_model).eval()
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
     short, long_ = b.encode(b.render("hi")), b.encode(b.render("a much longer input with many more words in it"))
@@ -118,7 +122,7 @@ def test_soft_prompt_generation_follows_the_forward_pass(tiny_model_dir, tiny_to
     from tunegate.methods.prompt_tuning import SoftPromptLM
     from tunegate.scoring import _left_pad, _positions
 
-    peft_model = get_method("prompt_tuning").build(str(tiny_model_dir), PromptTuningConfig(num_virtual_tokens=3, init="random"), "")
+    peft_model = get_method("prompt_tuning").build(str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=3, init="random"), "")
     soft = SoftPromptLM(peft_model).eval()
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "generation", [])
     ids, mask = _left_pad([b.encode(b.render("x")), b.encode(b.render("a longer input here"))], tiny_tokenizer.pad_token_id)
@@ -135,7 +139,7 @@ def test_prompt_tuning_is_standard_peft_and_inits_from_text(tiny_model_dir, tiny
 
     from tunegate.modeling import load_model
 
-    cfg = PromptTuningConfig(num_virtual_tokens=4, **SMALL)
+    cfg = PromptTuningSettings(num_virtual_tokens=4, **SMALL)
     get_method("prompt_tuning").train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4), cfg=cfg,
                                       out_dir=tmp_path, progress=False)
     model = PeftModel.from_pretrained(load_model(str(tiny_model_dir)), tmp_path / "adapter")
@@ -167,7 +171,7 @@ def test_linear_probe_learns_and_caches_features(tiny_model_dir, tiny_tokenizer,
     data = TrainingSet(task="classification", prompt_ids=[p for p, _ in ex], answer_ids=[a for _, a in ex],
                        pad_id=tiny_tokenizer.pad_token_id, fingerprint="probe-toy", labels=["yes", "no"],
                        label_index=[y for _, y in texts])
-    cfg = LinearProbeConfig(epochs=200, patience=20, val_fraction=0.25, lr=0.05)
+    cfg = LinearProbeSettings(epochs=200, patience=20, val_fraction=0.25, lr=0.05)
     method = get_method("linear_probe")
     art = method.train(base_path=str(tiny_model_dir), data=data, cfg=cfg, out_dir=tmp_path / "p1", progress=False)
     extra = art.train_stats.extra

@@ -4,8 +4,15 @@ import pytest
 
 from tests.conftest import make_config
 from tests.unit.test_methods import METHOD_CONFIGS, toy_set
-from tunegate.config import BudgetConfig, LinearProbeConfig, LoraConfig, load_config, parse_config
-from tunegate.planning import BudgetExceededError, _full_tokens, advise, estimate, over_budget
+from tunegate.config import BudgetConfig, load_config, parse_config
+from tunegate.methods.linear_probe import LinearProbeSettings
+from tunegate.methods.lora import LoraSettings
+from tunegate.methods import get_method
+from tunegate.planning import BudgetExceededError, advise, estimate, over_budget
+
+
+def _full_tokens(data, cfg):
+    return get_method(cfg.name).full_train_tokens(data, cfg)
 from tunegate.records import Hardware, MethodEstimate
 
 
@@ -23,13 +30,13 @@ def test_estimate_is_measured_for_every_method(name, tiny_model_dir, tiny_tokeni
 def test_full_tokens_follow_epochs_and_max_steps(tiny_tokenizer):
     data = toy_set(tiny_tokenizer, 8)
     one = sum(len(p) + len(a) for p, a in data.examples)
-    assert _full_tokens(data, LoraConfig(epochs=3, batch_size=4)) == 3 * one
-    assert _full_tokens(data, LoraConfig(epochs=3, batch_size=4, max_steps=1)) == round(one / 2)
-    assert _full_tokens(data, LinearProbeConfig()) == sum(len(p) for p in data.prompt_ids)
+    assert _full_tokens(data, LoraSettings(epochs=3, batch_size=4)) == 3 * one
+    assert _full_tokens(data, LoraSettings(epochs=3, batch_size=4, max_steps=1)) == round(one / 2)
+    assert _full_tokens(data, LinearProbeSettings()) == sum(len(p) for p in data.prompt_ids)
 
 
 def test_estimate_says_not_applicable_for_generation(tiny_model_dir, tiny_tokenizer):
-    est = estimate(LinearProbeConfig(), base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, "generation"), price_per_hour=1)
+    est = estimate(LinearProbeSettings(), base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, "generation"), price_per_hour=1)
     assert not est.applicable and "does not apply to generation" in est.reason
 
 
@@ -116,7 +123,7 @@ def test_plan_stage_blocks_over_budget_and_writes_the_plan(tmp_path, tiny_model_
 
 def test_plan_stage_auto_chooses_and_explains(tmp_path, tiny_model_dir, toy_data):
     from tunegate import stages
-    from tunegate.config import method_from_dict
+    from tunegate.methods import settings_from_dict
 
     cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed"}))
     run = stages.prepare_run(cfg)
@@ -124,5 +131,5 @@ def test_plan_stage_auto_chooses_and_explains(tmp_path, tiny_model_dir, toy_data
     plan = stages.plan(cfg, run, val.dataset)
     assert {e.method for e in plan.estimates} == {"lora", "qlora", "prompt_tuning", "linear_probe"}
     assert plan.chosen == "linear_probe" and plan.advice.inputs["priority"] == "speed" and plan.blocked is None
-    assert method_from_dict(plan.chosen_config).name == "linear_probe"
+    assert settings_from_dict(plan.chosen_config).name == "linear_probe"
     assert "## Advisor (`method: auto`): linear_probe" in (tmp_path / "runs" / run.run_id / "plan.md").read_text()

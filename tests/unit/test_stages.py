@@ -110,3 +110,88 @@ def test_every_method_registers_and_predicts_from_the_registry(tmp_path, tiny_mo
     rows = pl.read_parquet(next((tmp_path / "runs").iterdir()) / "data" / "eval.parquet")
     again = predict(p, rows.get_column("text").to_list())
     assert [o["label"] for o in again] == [x.prediction for x in tuned_eval.predictions]
+
+
+def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir, toy_data):
+    """A method registered here (a majority-label 'head') appears in applicable_methods, the config, plan, compare
+    and predict, and its hooks decide the plan and the advisor: nothing outside its own definition names it."""
+    import json as _json
+    from pathlib import Path
+    from typing import ClassVar, Literal
+
+    import torch
+
+    from tests.unit.test_planning import est
+    from tunegate import planning
+    from tunegate.inference import load_predictor, predict
+    from tunegate.methods import (
+        AutoSettings, MethodSettings, Rule, TrainedArtifact, TuningMethod, applicable_methods, register, unregister,
+    )
+    from tunegate.records import MethodOutcome
+    from tunegate.scoring import Answerer, ScoreStats
+    from tunegate.training import TrainStats
+
+    class MajoritySettings(MethodSettings):
+        tasks: ClassVar[tuple[str, ...]] = ("classification",)
+        name: Literal["majority"] = "majority"
+
+    class MajorityAnswerer(Answerer):
+        can_generate = False
+
+        def __init__(self, label: int):
+            self.label = label
+
+        def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
+            scores = torch.full((len(prompt_ids), len(answer_ids)), -5.0)
+            scores[:, self.label] = -0.1
+            return scores, ScoreStats(n=len(prompt_ids), seconds=1e-3, prompt_tokens=sum(map(len, prompt_ids)), output_tokens=0)
+
+    @register("majority", MajoritySettings)
+    class Majority(TuningMethod):
+        loss_axis = "label count"
+
+        def train(self, *, base_path, data, cfg, out_dir: Path, progress=True):
+            label = max(set(data.label_index), key=data.label_index.count)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "majority.json").write_text(_json.dumps({"label": label}))
+            self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
+            stats = TrainStats(seconds=0.01, steps=1, tokens=10, padded_tokens=0, peak_rss_mb=1.0, losses=[1.0],
+                               epoch_losses=[1.0], step_seconds=[0.01], step_tokens=[10])
+            return TrainedArtifact(artifact_dir=out_dir, trainable_params=1, total_params=2, train_stats=stats)
+
+        def load_for_inference(self, *, base_path, artifact_dir):
+            return MajorityAnswerer(_json.loads((Path(artifact_dir) / "majority.json").read_text())["label"])
+
+        def advice(self, ctx):
+            return [Rule(1, ctx.priority == "speed", "counting labels is the fastest thing there is")]
+
+    try:
+        assert "majority" in applicable_methods("classification") and "majority" not in applicable_methods("generation")
+        cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "majority"},
+                                      gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+        assert isinstance(cfg.method, MajoritySettings)
+        assert "majority" in [m.name for m in cfg.compare_methods()]  # `tunegate compare` runs it by default
+        run = stages.prepare_run(cfg)
+        dataset = stages.validate_data(cfg, run).dataset
+        # the plan calibrates it through its hooks; the advisor picks it by its own rule
+        plan = stages.plan(cfg, run, dataset)
+        assert plan.chosen == "majority" and plan.estimates[0].trainable_params == 1
+        speedy = cfg.with_method(AutoSettings(priority="speed"))
+        advice = planning.advise(speedy, plan.hardware, [*plan.estimates, est("lora")], base_params=plan.base_params)
+        assert advice.chosen == "majority" and "counting labels" in advice.rule
+        assert advice.alternatives["lora"] == "ranked below by the rules above"
+        # stages, compare, registry, predict
+        base = [stages.evaluate_baseline(cfg, run, dataset, r) for r in baseline_rungs(cfg) if r.base is None]
+        tuned = stages.tune(cfg, run, dataset, progress=False)
+        tuned_eval = stages.evaluate_tuned(cfg, run, dataset, tuned)
+        table = stages.compare_methods(cfg, run, dataset, base, [
+            MethodOutcome(method="majority", status="completed", tuned=tuned, evaluation=tuned_eval)])
+        assert [r["status"] for r in table.rows if r["name"] == "majority"] == ["completed"]
+        decision = stages.compare(cfg, run, dataset, base, tuned_eval, tuned)
+        deployed = stages.deploy(cfg, run, decision, tuned)
+        p = load_predictor(cfg.registry.path, f"toy@{deployed.registered_version}")
+        out = predict(p, ["what a film", "so dull"])
+        assert len({o["label"] for o in out}) == 1 and not p.answerer.can_generate
+    finally:
+        unregister("majority")
+    assert "majority" not in applicable_methods("classification")

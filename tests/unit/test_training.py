@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from tunegate.config import LoraConfig
+from tunegate.methods.lora import LoraSettings
 from tunegate.methods.lora import LoRA
 from tunegate.modeling import load_model
 from tunegate.training import answer_only_loss, collate, length_bucketed_batches, train_answer_loss
@@ -33,7 +33,7 @@ def test_answer_only_loss_equals_full_logits_loss(tiny_model_dir, tiny_tokenizer
 def test_micro_batching_is_exact(tiny_model_dir, tiny_tokenizer):
     ex = examples(tiny_tokenizer, 8)
     pad = tiny_tokenizer.pad_token_id
-    model = LoRA().build(str(tiny_model_dir), LoraConfig(r=2, seed=0))
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))
     with torch.no_grad():
         for n, p in model.named_parameters():
             if "lora_B" in n:
@@ -63,7 +63,7 @@ def test_length_bucketing_covers_every_row_once():
 
 def test_loss_falls_and_checkpoints_are_written(tiny_model_dir, tiny_tokenizer, tmp_path):
     ex = examples(tiny_tokenizer, 8)
-    model = LoRA().build(str(tiny_model_dir), LoraConfig(r=8, seed=0))
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
     saved = []
     st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=15,
                            batch_size=4, micro_batch_size=2, lr=2e-2, progress=False, checkpoint_dir=tmp_path,
@@ -77,7 +77,7 @@ def test_seed_makes_training_deterministic(tiny_model_dir, tiny_tokenizer):
     ex = examples(tiny_tokenizer, 8)
     runs = []
     for _ in range(2):
-        model = LoRA().build(str(tiny_model_dir), LoraConfig(r=2, seed=3))
+        model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=3))
         st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=1,
                                batch_size=4, lr=1e-2, seed=3, progress=False)
         runs.append(st.losses)

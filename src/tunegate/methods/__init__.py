@@ -1,10 +1,32 @@
 """Tuning methods, registered by one name used everywhere (config, registry, CLI).
 
-Adding a method = one module here with a class decorated ``@register("name")``, one
-import line below, one row in the parametrized tests.
+Adding a method = one module here holding its settings class and its method class
+(``@register("name", Settings)``), plus its import line below. Nothing outside this
+package names a method: config, plan, advisor, compare, serving and stages ask the
+registry and the method's hooks (``base.TuningMethod``).
 """
 
-from tunegate.methods.base import METHODS, TrainedArtifact, TrainingSet, TuningMethod, get_method, register
-from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F401  (each registers itself)
+from tunegate.methods.base import (
+    METHODS,
+    AdviceContext,
+    Rule,
+    TrainedArtifact,
+    TrainingSet,
+    TuningMethod,
+    applicable_methods,
+    get_method,
+    register,
+    settings_class,
+    settings_from_dict,
+    unregister,
+)
+from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F401,E402  (each registers itself)
+from tunegate.methods.settings import AutoSettings, GradientSettings, MethodSettings, inherited  # noqa: E402
 
-__all__ = ["METHODS", "TrainedArtifact", "TrainingSet", "TuningMethod", "get_method", "register"]
+DEFAULT_METHOD = "lora"
+
+__all__ = [
+    "METHODS", "AdviceContext", "AutoSettings", "DEFAULT_METHOD", "GradientSettings", "MethodSettings", "Rule",
+    "TrainedArtifact", "TrainingSet", "TuningMethod", "applicable_methods", "get_method", "inherited", "register",
+    "settings_class", "settings_from_dict", "unregister",
+]

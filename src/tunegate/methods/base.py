@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tunegate.methods.settings import AutoSettings
+
 ARTIFACT_META = "tunegate.json"
+CALIBRATION_STEPS = 3  # optimizer steps of a loop-trained method's calibration; the first is warm-up, not timed
 
 
 @dataclass
@@ -61,27 +64,95 @@ class TrainedArtifact:
     base_footprint_mb: float | None = None  # memory of the frozen base weights (get_memory_footprint)
 
 
+@dataclass
+class AdviceContext:
+    """What the advisor (``method: auto``) knows when it asks each method whether its rule applies."""
+
+    task: str
+    priority: str
+    device: str
+    memory_gb: float  # of the device that trains
+    base_params: int
+    estimates: dict[str, Any]  # method name -> its measured ``MethodEstimate`` (applicable, no error)
+
+    @property
+    def base16_gb(self) -> float:
+        return self.base_params * 2 / 2**30
+
+    def training_state_gb(self, method: str) -> float:
+        """Adapters/optimizer state/activations on top of the base, as measured by the method's calibration."""
+        e = self.estimates.get(method)
+        return 0.0 if e is None else max(0.0, e.est_peak_mb - (e.base_footprint_mb or 0)) / 1024
+
+    def base16_fits(self, method: str) -> bool:
+        """The base in 16-bit plus the method's measured training state fits 90% of the device memory."""
+        return self.base16_gb + self.training_state_gb(method) <= self.memory_gb * 0.9
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of the advisor's decision guide: lower ``rank`` is tried first; ``why`` is shown when it fires."""
+
+    rank: int
+    applies: bool
+    why: str
+
+
 class TuningMethod:
     """Train on a :class:`TrainingSet`, save to a folder, load back as an ``Answerer``.
 
     A method never sees Prefect or files other than its artifact folder (and the shared
-    cache); the base model is given as a local Hugging Face folder path. The tasks a
-    method applies to are declared once, on its config class.
+    cache); the base model is given as a local Hugging Face folder path. Everything the
+    rest of the pipeline needs to know about a method is asked of it here: the tasks it
+    applies to (on its settings class), how the plan calibrates and scales its cost, the
+    advisor's rules for it and what its loss curve is plotted against.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type]
+    loss_axis: ClassVar[str] = "optimizer step"  # what one point of its loss curve is
 
     @classmethod
     def tasks(cls) -> tuple[str, ...]:
         return cls.config_class.tasks
 
-    def train(self, *, base_path: str, data: TrainingSet, cfg: Any, out_dir: Path, progress: bool = True) -> TrainedArtifact:
+    def train(
+        self, *, base_path: str, data: TrainingSet, cfg: Any, out_dir: Path, progress: bool = True
+    ) -> TrainedArtifact:
         raise NotImplementedError
 
     def load_for_inference(self, *, base_path: str, artifact_dir: Path):
         """A ``tunegate.scoring.Answerer`` (eval mode, merged where that makes inference cheaper)."""
         raise NotImplementedError
+
+    # ---- the plan: a short calibration run here, scaled to the full training set
+
+    warm_up_before_calibration: ClassVar[bool] = False  # an untimed run first (else the first step is not timed)
+
+    def calibration(self, data: TrainingSet, cfg: Any) -> tuple[int, Any]:
+        """How many rows the calibration trains on, and the settings it uses."""
+        return min(len(data), 64), cfg
+
+    def full_train_tokens(self, data: TrainingSet, cfg: Any) -> int:
+        """Tokens the full training run processes."""
+        return sum(len(p) + len(a) for p, a in data.examples)
+
+    def scale_to_full(self, stats: Any, *, full_tokens: int, n_rows: int, n_calibration: int) -> tuple[float, float]:
+        """(tokens/s measured, estimated seconds of the full run) from the calibration run's ``TrainStats``."""
+        timed_s = sum(stats.step_seconds[1:]) or sum(stats.step_seconds)
+        timed_tok = sum(stats.step_tokens[1:]) or sum(stats.step_tokens)
+        tok_s = timed_tok / timed_s if timed_s else float("inf")
+        return tok_s, full_tokens / tok_s
+
+    # ---- the advisor (`method: auto`)
+
+    def advice(self, ctx: AdviceContext) -> list[Rule]:
+        """The advisor's rules that can choose this method (none: it is never chosen automatically)."""
+        return []
+
+    def why_not(self, ctx: AdviceContext) -> str:
+        """Why the advisor did not choose it although it fits the budget."""
+        return "ranked below by the rules above"
 
     @staticmethod
     def write_meta(artifact_dir: Path, meta: dict[str, Any]) -> None:
@@ -119,3 +190,28 @@ def get_method(name: str) -> TuningMethod:
         return METHODS[name]()
     except KeyError:
         raise KeyError(f"unknown tuning method '{name}'; registered: {', '.join(sorted(METHODS))}") from None
+
+
+def unregister(name: str) -> None:
+    """Remove a registered method (tests that register one of their own)."""
+    METHODS.pop(name, None)
+
+
+def applicable_methods(task: str) -> dict[str, type]:
+    """The registered methods whose settings class says they apply to ``task``: name -> settings class."""
+    return {n: m.config_class for n, m in METHODS.items() if task in m.config_class.tasks}
+
+
+def settings_class(name: str) -> type:
+    """The settings class of a method name (``auto`` included: the advisor picks a method)."""
+    if name == "auto":
+        return AutoSettings
+    try:
+        return METHODS[name].config_class
+    except KeyError:
+        raise KeyError(name) from None
+
+
+def settings_from_dict(d: dict[str, Any]) -> Any:
+    """A method's settings from their dumped form (e.g. the plan's chosen method, a registered version's)."""
+    return settings_class(d["name"])(**d)

@@ -12,12 +12,14 @@ only, KV-cache answer tails) work unchanged: the virtual tokens take positions
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 
-from tunegate.config import PromptTuningConfig
-from tunegate.methods.base import TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.methods.lora import ADAPTER_DIR, train_peft
+from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, register
+from tunegate.methods.lora import ADAPTER_DIR, LoopTrained, train_peft
+from tunegate.methods.settings import GradientSettings
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
 from tunegate.training import answer_only_loss
@@ -75,8 +77,31 @@ class SoftPromptLM(torch.nn.Module):
         return torch.cat([input_ids, new], dim=1)
 
 
-@register("prompt_tuning", PromptTuningConfig)
-class PromptTuning(TuningMethod):
+class PromptTuningSettings(GradientSettings):
+    """Prompt tuning (soft prompt): trainable virtual-token embeddings put before the input; the base stays frozen."""
+
+    name: Literal["prompt_tuning"] = "prompt_tuning"
+    num_virtual_tokens: int = Field(default=16, ge=1, le=512, description="Number of trainable virtual tokens.")
+    init: Literal["text", "random"] = Field(
+        default="text", description="Start the virtual tokens from the embeddings of init_text, or at random."
+    )
+    init_text: str | None = Field(
+        default=None, description="Text whose token embeddings start the soft prompt. Default: the task instruction."
+    )
+    lr: float = Field(
+        default=3e-2, gt=0, lt=10, description="Peak learning rate (soft prompts need a far higher one than LoRA)."
+    )
+
+
+@register("prompt_tuning", PromptTuningSettings)
+class PromptTuning(LoopTrained):
+    def advice(self, ctx: AdviceContext) -> list[Rule]:
+        return [Rule(40, True, "compute is very constrained: the larger methods exceed the budget, a soft prompt "
+                     "of a few virtual tokens fits")]
+
+    def why_not(self, ctx: AdviceContext) -> str:
+        return "a better-suited method fits the budget (soft prompts learn less per step)"
+
     def build(self, base_path: str, cfg, init_text: str):
         from peft import PromptTuningConfig as PeftPromptTuningConfig
         from peft import PromptTuningInit, TaskType, get_peft_model

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Literal
 
 import torch
+from pydantic import Field
 
-from tunegate.config import QLoraConfig
 from tunegate.errors import MethodUnavailableError
-from tunegate.methods.base import register
-from tunegate.methods.lora import ADAPTER_DIR, LoRA
+from tunegate.methods.base import AdviceContext, Rule, register
+from tunegate.methods.lora import ADAPTER_DIR, LoRA, LoraSettings
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
+
+
+class QLoraSettings(LoraSettings):
+    """QLoRA: LoRA on a 4-bit (NF4) quantized base via bitsandbytes; the base takes ~1/3.4 of float32 memory."""
+
+    name: Literal["qlora"] = "qlora"
+    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="4-bit data type of the base weights.")
+    double_quant: bool = Field(
+        default=True, description="Quantize the quantization constants too (saves ~0.4 bit/param)."
+    )
+    compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32",
+        description="Dtype of the de-quantized matmuls: float32 on CPUs without bf16 hardware (5x faster there), "
+        "bfloat16 on GPUs.",
+    )
 
 
 def _quantized_base(base_path: str, cfg):
@@ -53,8 +69,16 @@ def _keep_cpu_bf16_path_to_fitting_layers(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-@register("qlora", QLoraConfig)
+@register("qlora", QLoraSettings)
 class QLoRA(LoRA):
+    def advice(self, ctx: AdviceContext) -> list[Rule]:
+        return [Rule(30, not ctx.base16_fits(self.name),
+                     f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {self.training_state_text(ctx)} does not fit "
+                     f"the {ctx.device} memory ({ctx.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits")]
+
+    def why_not(self, ctx: AdviceContext) -> str:
+        return "the 16-bit base fits, so 4-bit quantization would cost accuracy and speed for nothing"
+
     def base_model(self, base_path: str, cfg):
         from peft import prepare_model_for_kbit_training
 
@@ -65,7 +89,7 @@ class QLoRA(LoRA):
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel
 
-        cfg = QLoraConfig(**self.read_meta(Path(artifact_dir))["method_config"])
+        cfg = QLoraSettings(**self.read_meta(Path(artifact_dir))["method_config"])
         model = PeftModel.from_pretrained(_quantized_base(base_path, cfg), Path(artifact_dir) / ADAPTER_DIR)
         model.eval()  # adapters stay unmerged: merging into 4-bit weights would lose precision
         return LMAnswerer(model)

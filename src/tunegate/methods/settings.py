@@ -1,0 +1,99 @@
+"""The settings every method config shares, and what a compared method takes over from the configured one.
+
+Each method's own settings class lives beside the method (``lora.py``: ``LoraSettings``);
+the config's ``method:`` section is validated by the class registered under its ``name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from tunegate.strict import Strict
+
+
+class MethodSettings(Strict):
+    """Keys every method has. ``tasks`` lists the tasks the method applies to; ``family`` groups methods that
+    differ only in how the base is held (LoRA and QLoRA): a compared sibling takes over all of its settings."""
+
+    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation", "regression")
+    family: ClassVar[str | None] = None
+
+    name: str
+    max_length: int = Field(
+        default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit)."
+    )
+    seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
+
+
+LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip")
+
+
+class GradientSettings(MethodSettings):
+    """Keys of the methods trained by the shared answer-token loop (adapters, soft prompts)."""
+
+    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training data.")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many optimizer steps.")
+    lr: float = Field(default=2e-4, gt=0, lt=10, description="Peak learning rate (AdamW, warmup then linear decay).")
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
+    micro_batch_size: int | None = Field(
+        default=4,
+        ge=1,
+        description=(
+            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
+            "activation memory at 4 of 16. null = the whole batch at once."
+        ),
+    )
+    grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
+
+    @model_validator(mode="after")
+    def _micro_fits(self):
+        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+            raise ValueError(
+                f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; "
+                "lower it or set it to null"
+            )
+        return self
+
+    def loop_settings(self) -> dict[str, Any]:
+        """The shared training loop's keyword arguments."""
+        return dict(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            micro_batch_size=self.micro_batch_size,
+            lr=self.lr,
+            warmup_ratio=self.warmup_ratio,
+            weight_decay=self.weight_decay,
+            grad_clip=self.grad_clip,
+            max_steps=self.max_steps,
+            seed=self.seed,
+        )
+
+
+class AutoSettings(MethodSettings):
+    """Let the advisor choose the method from the task, the hardware and the budget (see `tunegate plan`)."""
+
+    name: Literal["auto"] = "auto"
+    priority: Literal["quality", "speed"] = Field(
+        default="quality",
+        description="'speed': prefer the cheapest method that applies (a head on frozen features for "
+        "classification); 'quality': adapters.",
+    )
+
+
+def inherited(configured: MethodSettings, cls: type[MethodSettings]) -> dict[str, Any]:
+    """Settings a compared method (of class ``cls``) takes over from the configured one: methods of one family
+    share all of theirs; other loop-trained methods share the data budget (max_length, seed and the loop's
+    epochs/steps/batching), not learning rates, which differ by orders of magnitude between methods; any other
+    method shares max_length and seed (e.g. a probe's epochs are passes over features, not over the data)."""
+    fields = set(cls.model_fields) - {"name"}
+    if cls.family is not None and cls.family == type(configured).family:
+        keys = fields
+    elif issubclass(cls, GradientSettings) and isinstance(configured, GradientSettings):
+        keys = fields & {"max_length", "seed", *LOOP_KEYS}
+    else:
+        keys = fields & {"max_length", "seed"}
+    return {k: getattr(configured, k) for k in keys if k in type(configured).model_fields}
