@@ -12,41 +12,14 @@ import polars as pl
 import torch
 
 from tunegate import metrics
+from tunegate.answering import AnswerSpec, answer, prompt_ids
 from tunegate.config import TunegateConfig
 from tunegate.data import ROW, canonical_columns
 from tunegate.ladder import Augment
 from tunegate.methods.base import TrainingSet
-from tunegate.prompts import PromptBuilder
 from tunegate.provenance import sha256_json
 from tunegate.records import EvalResult, Prediction
-from tunegate.scoring import Answerer, answer_token_ids
-
-
-def make_builder(cfg: TunegateConfig, tokenizer) -> PromptBuilder:
-    return PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(cfg.data.label_answers().values()))
-
-
-def prompt_ids_for(cfg: TunegateConfig, tokenizer, texts: list[str], augment: Augment | None = None) -> list[list[int]]:
-    """Token ids of each input's prompt: the input cut to the method's length budget, plus the rung's demonstrations/context."""
-    builder = make_builder(cfg, tokenizer)
-    answers = cfg.data.label_answers()
-    answer_len = max((len(builder.answer_ids(a)) for a in answers.values()), default=0)
-    budget = cfg.method.max_length - builder.overhead_tokens() - answer_len
-    out = []
-    for i, t in enumerate(texts):
-        shots = augment.shots[i] if augment is not None and augment.shots is not None else ()
-        context = augment.contexts[i] if augment is not None and augment.contexts is not None else None
-        out.append(builder.encode(builder.render(builder.fit_text(t, budget), shots, context)))
-    return out
-
-
-def label_logprobs(answerer: Answerer, tokenizer, cfg: TunegateConfig, prompt_ids: list[list[int]], desc: str | None = None):
-    """Classification: log-probs over the labels (normalized among them) for each prompt, and the scoring stats."""
-    builder = make_builder(cfg, tokenizer)
-    answers = cfg.data.label_answers()
-    ans_ids = answer_token_ids(builder, [answers[lab] for lab in answers])
-    scores, stats = answerer.score(prompt_ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=cfg.baselines.batch_size, desc=desc)
-    return torch.log_softmax(scores.float(), dim=1), stats
+from tunegate.scoring import Answerer
 
 
 def evaluate(
@@ -70,36 +43,23 @@ def evaluate(
     text_col, label_col = canonical_columns(cfg.task)
     texts = eval_df.get_column(text_col).to_list()
     refs = eval_df.get_column("references").to_list() if "references" in eval_df.columns else eval_df.get_column(label_col).to_list()
-    prompt_ids = prompt_ids_for(cfg, tokenizer, texts, augment)
-    bs = cfg.baselines.batch_size
-    rows = eval_df.get_column(ROW).to_list()
     aug = augment or Augment()
+    spec = AnswerSpec.from_config(cfg)
+    ids = prompt_ids(spec, tokenizer, texts, shots=aug.shots, contexts=aug.contexts)
+    rows = eval_df.get_column(ROW).to_list()
     details: dict[str, Any] = dict(aug.details)
-
-    if cfg.task == "classification":
-        labels = list(cfg.data.label_answers())
-        logp, stats = label_logprobs(answerer, tokenizer, cfg, prompt_ids, desc=f"score {name}")
-        preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
+    out = answer(answerer, tokenizer, spec, ids, fallback=0.0 if fallback is None else fallback, desc=name)
+    preds, stats = out.predictions, out.stats
+    if out.label_logprobs is not None:
+        labels = list(spec.labels)
         predictions = [
             Prediction(row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)})
-            for r, p, y, srow in zip(rows, preds, refs, logp.tolist())
+            for r, p, y, srow in zip(rows, preds, refs, out.label_logprobs.tolist())
         ]
-        builder = make_builder(cfg, tokenizer)  # a served model answers with the label's tokens (+ end of turn)
-        answer_len = {lab: len(builder.answer_ids(a)) for lab, a in cfg.data.label_answers().items()}
-        stats.output_tokens = sum(answer_len[p] for p in preds)
-    elif cfg.task == "regression":
-        values, stats, unparsed = answerer.regress(
-            tokenizer, prompt_ids, fallback=0.0 if fallback is None else fallback, max_new_tokens=min(cfg.baselines.max_new_tokens, 12),
-            batch_size=bs, desc=f"predict {name}",
-        )
-        preds = [f"{v:.6g}" for v in values]
-        predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
-        details["unparsed_answers"], details["fallback"] = unparsed, fallback
     else:
-        preds, stats = answerer.generate(
-            tokenizer, prompt_ids, max_new_tokens=cfg.baselines.max_new_tokens, batch_size=bs, desc=f"generate {name}"
-        )
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
+    if cfg.task == "regression":
+        details["unparsed_answers"], details["fallback"] = out.unparsed, fallback
     if aug.sources is not None:
         predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, aug.sources)]
 
@@ -122,7 +82,7 @@ def evaluate(
         index_mb=index.size_mb() if index is not None else None,
         examples_per_s=n / seconds if seconds else 0.0,
         seconds=seconds,
-        batch_size=bs,
+        batch_size=spec.batch_size,
         details=details,
     )
 
@@ -152,7 +112,7 @@ def calibrated(base: EvalResult, *, cfg: TunegateConfig, name: str, offset: list
 
 def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:
     """The train rows as token ids with the same prompts the evaluation uses."""
-    builder = make_builder(cfg, tokenizer)
+    builder = AnswerSpec.from_config(cfg).builder(tokenizer)
     text_col, label_col = canonical_columns(cfg.task)
     answers = cfg.data.label_answers()
     labels = list(answers)

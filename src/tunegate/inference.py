@@ -7,26 +7,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunegate.config import PromptConfig
-from tunegate.methods import get_method
-from tunegate.methods.base import TuningMethod
+from tunegate import answering
+from tunegate.answering import AnswerSpec
+from tunegate.methods import TuningMethod, get_method
 from tunegate.modeling import load_tokenizer, resolve_model
-from tunegate.prompts import PromptBuilder
 from tunegate.registry import Registry, VersionInfo
-from tunegate.scoring import Answerer, answer_token_ids
+from tunegate.scoring import Answerer
 
 
 @dataclass
 class Predictor:
+    """A registered version ready to answer: its answerer, its base model's tokenizer and what its run recorded."""
+
     version: VersionInfo
     answerer: Answerer
     tokenizer: Any
     meta: dict[str, Any]
 
     @property
-    def builder(self) -> PromptBuilder:
-        labels = self.meta.get("labels") or {}
-        return PromptBuilder(self.tokenizer, PromptConfig(**self.meta["prompt"]), self.meta["task"], list(labels.values()))
+    def spec(self) -> AnswerSpec:
+        return AnswerSpec.from_meta(self.meta)
 
 
 def load_version(info: VersionInfo, *, config_dir: str | Path | None = None) -> tuple[dict[str, Any], Answerer, Any]:
@@ -48,12 +48,8 @@ def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
 
 
 def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:
-    """Each input cut to the version's length budget (as in training and evaluation), in its prompt."""
-    b = p.builder
-    answers = (p.meta.get("labels") or {}).values()
-    answer_len = max((len(b.answer_ids(a)) for a in answers), default=0)
-    budget = max(8, p.meta.get("max_length", 512) - b.overhead_tokens() - answer_len)
-    return [b.encode(b.render(b.fit_text(t, budget))) for t in texts]
+    """Each input cut to the version's length budget and put in its prompt, exactly as its evaluation did."""
+    return answering.prompt_ids(p.spec, p.tokenizer, texts)
 
 
 def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
@@ -64,21 +60,12 @@ def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
 
 
 def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
-    b = p.builder
-    prompt_ids_ = prompt_ids(p, texts)
-    if p.meta["task"] == "classification":
-        labels = list(p.meta["labels"])
-        ans = answer_token_ids(b, [p.meta["labels"][lab] for lab in labels])
-        scores, _ = p.answerer.score(prompt_ids_, ans, pad_id=p.tokenizer.pad_token_id)
-        out = []
-        for t, row in zip(texts, scores.tolist()):
-            m = max(row)
-            z = sum(math.exp(s - m) for s in row)
-            probs = {lab: math.exp(s - m) / z for lab, s in zip(labels, row)}
-            out.append({"input": t, "label": max(probs, key=probs.get), "probabilities": probs})
-        return out
-    if p.meta["task"] == "regression":
-        values, _, unparsed = p.answerer.regress(p.tokenizer, prompt_ids_, fallback=float("nan"))
-        return [{"input": t, "value": None if math.isnan(v) else v} for t, v in zip(texts, values)]
-    gens, _ = p.answerer.generate(p.tokenizer, prompt_ids_, max_new_tokens=p.meta.get("max_new_tokens", 64))
-    return [{"input": t, "output": g} for t, g in zip(texts, gens)]
+    """The version's answers: a label with its probabilities, a number (None when none was written), or text."""
+    out = answering.answer(p.answerer, p.tokenizer, p.spec, prompt_ids(p, texts), fallback=math.nan)
+    if out.label_logprobs is not None:
+        labels = list(p.spec.labels)
+        return [{"input": t, "label": y, "probabilities": dict(zip(labels, row))}
+                for t, y, row in zip(texts, out.predictions, out.label_logprobs.exp().tolist())]
+    if out.values is not None:
+        return [{"input": t, "value": None if math.isnan(v) else v} for t, v in zip(texts, out.values)]
+    return [{"input": t, "output": g} for t, g in zip(texts, out.predictions)]

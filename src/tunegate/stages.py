@@ -16,7 +16,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from tunegate import changes, evaluation, ladder, planning, promotion
+from tunegate import answering, changes, evaluation, ladder, planning, promotion
 from tunegate.audit import AuditLog
 from tunegate.config import TunegateConfig
 from tunegate.costs import cost_line
@@ -172,7 +172,9 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
         t0 = time.perf_counter()
         texts, prior = ladder.calibration_inputs(cfg, train, rung)
         aug = ladder.augment_for(cfg, rung.base, train, texts)
-        logp, _ = evaluation.label_logprobs(answerer, tokenizer, cfg, evaluation.prompt_ids_for(cfg, tokenizer, texts, aug))
+        spec = answering.AnswerSpec.from_config(cfg)
+        ids = answering.prompt_ids(spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None)
+        logp, _ = answering.label_logprobs(answerer, tokenizer, spec, ids)
         offset = ladder.calibration_offset(logp, prior)
         return evaluation.calibrated(base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0,
                                      details={"calibration": rung.params["calibration"], "calibration_inputs": len(texts)})
@@ -228,7 +230,6 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
     data = evaluation.training_set(
         cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
     )
-    answers = cfg.data.label_answers()
     where = method_dir(run, method.name if compare else None)
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -242,12 +243,8 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
         {
             "method": method.name,
             "method_config": cfg.method.model_dump(mode="json"),
-            "task": cfg.task,
             "base_model": {"spec": run.model_spec, "id": run.model_id, "sha": run.model_sha},
-            "prompt": cfg.prompt.model_dump(mode="json"),
-            "labels": answers,
-            "max_length": cfg.method.max_length,
-            "max_new_tokens": cfg.baselines.max_new_tokens,
+            **answering.AnswerSpec.from_config(cfg).meta(),  # how serving answers it: as its evaluation did
         },
     )
     save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis)

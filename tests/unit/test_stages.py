@@ -87,6 +87,27 @@ def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
     assert [set(o["probabilities"]) for o in out] == [{"pos", "neg"}] * 2
     assert all(o["label"] == max(o["probabilities"], key=o["probabilities"].get) for o in out)
     assert all(sum(o["probabilities"].values()) == pytest.approx(1.0) for o in out)
+    # what is served is cut and prompted exactly as what was judged, an input over the length budget included
+    from dataclasses import replace
+
+    from tunegate.data import ROW
+    from tunegate.evaluation import evaluate
+    from tunegate.scoring import Answerer
+
+    class Spy(Answerer):
+        def __init__(self, inner):
+            self.inner, self.seen = inner, []
+
+        def score(self, prompt_ids, answer_ids, **kw):
+            self.seen += prompt_ids
+            return self.inner.score(prompt_ids, answer_ids, **kw)
+
+    texts = ["what a film", "a long review " * 80]
+    judged, served = Spy(p.answerer), Spy(p.answerer)
+    evaluate(judged, p.tokenizer, cfg=cfg, eval_df=pl.DataFrame({ROW: [0, 1], "text": texts, "label": ["pos", "neg"]}),
+             name="tuned:lora", kind="tuned")
+    predict(replace(p, answerer=served), texts)
+    assert served.seen == judged.seen and len(judged.seen[1]) < cfg.method.max_length < len(p.tokenizer(texts[1]).input_ids)
 
 
 @pytest.mark.parametrize("method", [

@@ -1,0 +1,114 @@
+"""One answering path: how an input becomes prompt ids, and how a model's answer becomes a prediction.
+
+Evaluation (baselines and tuned models), ``tunegate predict`` and ``tunegate serve`` all
+go through :func:`prompt_ids` and :func:`answer`, with an :class:`AnswerSpec` built from
+the run's config or from what a registered version recorded. So what is served is cut
+and answered exactly as what was judged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.prompts import Context, PromptBuilder
+from tunegate.scoring import Answerer, ScoreStats, answer_token_ids
+
+REGRESSION_MAX_NEW_TOKENS = 12  # a number needs few tokens; the first number written is taken
+
+
+@dataclass(frozen=True)
+class AnswerSpec:
+    """Everything besides the model that decides a prompt and an answer."""
+
+    task: str
+    prompt: PromptConfig
+    labels: dict[str, str]  # classification: label -> answer word, in label order
+    max_length: int  # prompt + answer tokens; the input is cut to fit
+    max_new_tokens: int  # generation: cap on decoded tokens
+    batch_size: int = 16
+
+    @classmethod
+    def from_config(cls, cfg: TunegateConfig) -> "AnswerSpec":
+        return cls(task=cfg.task, prompt=cfg.prompt, labels=cfg.data.label_answers(), max_length=cfg.method.max_length,
+                   max_new_tokens=cfg.baselines.max_new_tokens, batch_size=cfg.baselines.batch_size)
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> "AnswerSpec":
+        """From a registered artifact's tunegate.json (what its run recorded)."""
+        return cls(task=meta["task"], prompt=PromptConfig(**meta["prompt"]), labels=dict(meta.get("labels") or {}),
+                   max_length=meta["max_length"], max_new_tokens=meta.get("max_new_tokens", 64))
+
+    def meta(self) -> dict[str, Any]:
+        """What a registered version records to be answered the same way later."""
+        return {"task": self.task, "prompt": self.prompt.model_dump(mode="json"), "labels": self.labels,
+                "max_length": self.max_length, "max_new_tokens": self.max_new_tokens}
+
+    def builder(self, tokenizer) -> PromptBuilder:
+        return PromptBuilder(tokenizer, self.prompt, self.task, list(self.labels.values()))
+
+    def input_budget(self, builder: PromptBuilder) -> int:
+        """Tokens left for the input text: max_length minus the prompt's own tokens and the longest answer."""
+        answer_len = max((len(builder.answer_ids(a)) for a in self.labels.values()), default=0)
+        return self.max_length - builder.overhead_tokens() - answer_len
+
+
+def prompt_ids(
+    spec: AnswerSpec,
+    tokenizer,
+    texts: list[str],
+    shots: list[list[tuple[str, str]]] | None = None,
+    contexts: list[Context | None] | None = None,
+) -> list[list[int]]:
+    """Token ids of each input's prompt: the input cut to the length budget, plus a rung's demonstrations/context."""
+    builder = spec.builder(tokenizer)
+    budget = spec.input_budget(builder)
+    return [
+        builder.encode(builder.render(builder.fit_text(t, budget), shots[i] if shots is not None else (),
+                                      contexts[i] if contexts is not None else None))
+        for i, t in enumerate(texts)
+    ]
+
+
+@dataclass
+class Answers:
+    """A model's answers to prompts: what is predicted, with the label log-probs or numbers behind it."""
+
+    predictions: list[str]  # the label, the text, or the number as text
+    stats: ScoreStats
+    label_logprobs: torch.Tensor | None = None  # classification: [n, labels], normalized among the labels
+    values: list[float] | None = None  # regression
+    unparsed: int = 0  # regression: answers with no number (they got the fallback)
+
+
+def label_logprobs(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], desc: str | None = None):
+    """Classification: log-probs over the labels (normalized among them) for each prompt, and the scoring stats."""
+    builder = spec.builder(tokenizer)
+    ans_ids = answer_token_ids(builder, list(spec.labels.values()))
+    scores, stats = answerer.score(ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=spec.batch_size, desc=desc)
+    return torch.log_softmax(scores.float(), dim=1), stats
+
+
+def answer(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], *, fallback: float,
+           desc: str | None = None) -> Answers:
+    """The task's way of answering: score the labels, predict a number, or generate text."""
+    if spec.task == "classification":
+        labels = list(spec.labels)
+        logp, stats = label_logprobs(answerer, tokenizer, spec, ids, desc=f"score {desc}" if desc else None)
+        preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
+        builder = spec.builder(tokenizer)  # a served model answers with the label's tokens (+ end of turn)
+        answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}
+        stats.output_tokens = sum(answer_len[p] for p in preds)
+        return Answers(predictions=preds, stats=stats, label_logprobs=logp)
+    if spec.task == "regression":
+        values, stats, unparsed = answerer.regress(
+            tokenizer, ids, fallback=fallback, max_new_tokens=min(spec.max_new_tokens, REGRESSION_MAX_NEW_TOKENS),
+            batch_size=spec.batch_size, desc=f"predict {desc}" if desc else None,
+        )
+        return Answers(predictions=[f"{v:.6g}" for v in values], stats=stats, values=values, unparsed=unparsed)
+    texts, stats = answerer.generate(tokenizer, ids, max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size,
+                                     desc=f"generate {desc}" if desc else None)
+    return Answers(predictions=texts, stats=stats)
