@@ -7,10 +7,10 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
-from tasks.evaluate_baseline import evaluate_ladder
-from tasks.prepare_run import prepare_run
-from tasks.summarize_ladder import summarize_ladder
-from tasks.validate_data import validate_data
+from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.prepare_run import prepare_run
+from tunegate.tasks.summarize_ladder import summarize_ladder
+from tunegate.tasks.validate_data import validate_data
 from tunegate.config import TunegateConfig, load_config
 
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from prefect.states import Completed, Failed
 
-from tasks.compare import compare
-from tasks.deploy import deploy
-from tasks.evaluate_baseline import evaluate_ladder
-from tasks.evaluate_production import evaluate_production
-from tasks.evaluate_tuned import evaluate_tuned
-from tasks.plan import plan
-from tasks.record_audit import record_audit
-from tasks.tune import tune
+from tunegate.tasks.compare import compare
+from tunegate.tasks.deploy import deploy
+from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.evaluate_production import evaluate_production
+from tunegate.tasks.evaluate_tuned import evaluate_tuned
+from tunegate.tasks.plan import plan
+from tunegate.tasks.record_audit import record_audit
+from tunegate.tasks.tune import tune
 from tunegate.config import TunegateConfig
 from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult

@@ -7,14 +7,14 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
-from flows.common import error_message as _error_message
-from tasks.compare_methods import compare_methods
-from tasks.evaluate_baseline import evaluate_ladder
-from tasks.evaluate_tuned import evaluate_tuned
-from tasks.plan import plan
-from tasks.prepare_run import prepare_run
-from tasks.tune import tune
-from tasks.validate_data import validate_data
+from tunegate.flows.common import error_message as _error_message
+from tunegate.tasks.compare_methods import compare_methods
+from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.evaluate_tuned import evaluate_tuned
+from tunegate.tasks.plan import plan
+from tunegate.tasks.prepare_run import prepare_run
+from tunegate.tasks.tune import tune
+from tunegate.tasks.validate_data import validate_data
 from tunegate.config import TunegateConfig, load_config
 from tunegate.methods import METHODS
 from tunegate.records import MethodOutcome

@@ -6,9 +6,9 @@ from typing import Any
 
 from prefect import flow
 
-from flows.common import invalid_data, trigger_label, tune_compare_deploy
-from tasks.prepare_run import prepare_run
-from tasks.validate_data import validate_data
+from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
+from tunegate.tasks.prepare_run import prepare_run
+from tunegate.tasks.validate_data import validate_data
 from tunegate.config import TunegateConfig, load_config
 
 

@@ -18,11 +18,11 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed
 
-from flows.common import invalid_data, trigger_label, tune_compare_deploy
-from tasks.check_change import check_change
-from tasks.prepare_run import prepare_run
-from tasks.record_audit import record_audit
-from tasks.validate_data import validate_data
+from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
+from tunegate.tasks.check_change import check_change
+from tunegate.tasks.prepare_run import prepare_run
+from tunegate.tasks.record_audit import record_audit
+from tunegate.tasks.validate_data import validate_data
 from tunegate import changes
 from tunegate.config import TunegateConfig, load_config
 

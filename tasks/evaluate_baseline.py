@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from prefect import task
 
-from tasks._policy import RETRIES
+from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.ladder import Rung, baseline_rungs

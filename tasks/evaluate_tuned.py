@@ -1,7 +1,7 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks._policy import RETRIES
+from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, EvalResult, RunContext, TuneResult

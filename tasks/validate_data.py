@@ -4,7 +4,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks._policy import RETRIES
+from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import RunContext, ValidationResult

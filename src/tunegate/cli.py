@@ -72,15 +72,15 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     configure()
     kwargs: dict[str, Any] = {}
     if which == "compare":
-        from flows.compare import compare as flow_fn
+        from tunegate.flows.compare import compare as flow_fn
     elif which == "retrain":
-        from flows.retrain import retrain as flow_fn
+        from tunegate.flows.retrain import retrain as flow_fn
 
         kwargs["force"] = bool(args.force)
     elif which == "baselines":
-        from flows.baselines import baselines as flow_fn
+        from tunegate.flows.baselines import baselines as flow_fn
     else:
-        from flows.pipeline import pipeline as flow_fn
+        from tunegate.flows.pipeline import pipeline as flow_fn
 
     state = flow_fn(config_path=str(args.config), overrides=args.overrides, return_state=True, **kwargs)
     data: dict = {}

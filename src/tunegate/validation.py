@@ -17,7 +17,7 @@ from typing import Any
 import pandera.polars as pa
 import polars as pl
 
-from schemas import schema_for
+from tunegate.schemas import schema_for
 from tunegate.config import TunegateConfig
 from tunegate.data import (
     ROW,

@@ -150,7 +150,7 @@ def tune(cfg, run, dataset, **kw):
 st.tune = tune
 from tunegate.prefect_env import configure
 configure()
-from flows.compare import compare
+from tunegate.flows.compare import compare
 state = compare(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value, state.message)
 """
@@ -179,7 +179,7 @@ def tune(cfg, run, dataset, **kw):
 st.tune = tune
 from tunegate.prefect_env import configure
 configure()
-from flows.pipeline import pipeline
+from tunegate.flows.pipeline import pipeline
 state = pipeline(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value)
 """

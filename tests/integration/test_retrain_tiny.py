@@ -17,7 +17,7 @@ import json, sys
 from pathlib import Path
 from tunegate.prefect_env import configure
 configure()
-from flows.retrain import retrain, retrain_on_change
+from tunegate.flows.retrain import retrain, retrain_on_change
 cfg, train = {cfg!r}, Path({train!r})
 def say(step, state):
     print("STEP", step, state.type.value, "|", state.message, flush=True)
