@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= examples/quickstart/config.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-unit bench clean
+.PHONY: setup run lint test test-unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,7 +22,11 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/tunegate run $(CONFIG)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -ra
 
 test-unit: $(STAMP)

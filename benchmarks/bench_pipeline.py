@@ -31,9 +31,18 @@ SHARED = ROOT.parent / "shared"
 PEER = SHARED / "reference" / "peer-loops"
 SST2 = SHARED / "data" / "sst2"
 # the peer script and its result file for each method; QLoRA runs 20 steps on both sides (the peer's documented setting)
-PEER_CMD = {"lora": ["train_peft.py", "--method", "lora"], "qlora": ["train_peft.py", "--method", "qlora"],
-            "prompt_tuning": ["train_peft.py", "--method", "prompt"], "linear_probe": ["linear_probe.py"]}
-PEER_RESULT = {"lora": "lora.json", "qlora": "qlora.json", "prompt_tuning": "prompt.json", "linear_probe": "linear_probe.json"}
+PEER_CMD = {
+    "lora": ["train_peft.py", "--method", "lora"],
+    "qlora": ["train_peft.py", "--method", "qlora"],
+    "prompt_tuning": ["train_peft.py", "--method", "prompt"],
+    "linear_probe": ["linear_probe.py"],
+}
+PEER_RESULT = {
+    "lora": "lora.json",
+    "qlora": "qlora.json",
+    "prompt_tuning": "prompt.json",
+    "linear_probe": "linear_probe.json",
+}
 PEER_MAX_STEPS = {"qlora": 20}
 
 
@@ -55,8 +64,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="320 train rows and 200 test rows instead of 1,000 and 872")
     ap.add_argument("--skip-peer", action="store_true", help="measure tunegate only")
     ap.add_argument("--skip-quickstart", action="store_true", help="skip the quickstart pipeline run")
-    ap.add_argument("--methods", default="lora,qlora,prompt_tuning,linear_probe",
-                    help="comma-separated methods to measure against their peer scripts (default: all four)")
+    ap.add_argument(
+        "--methods",
+        default="lora,qlora,prompt_tuning,linear_probe",
+        help="comma-separated methods to measure against their peer scripts (default: all four)",
+    )
     args = ap.parse_args()
     n_train, n_test = (320, 200) if args.quick else (1000, None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -65,8 +77,13 @@ def main() -> None:
 
     model_dir = resolve_model("smollm2-135m-instruct").path
     work = Path(tempfile.mkdtemp(prefix="tunegate-bench-"))
-    env = {**os.environ, "REF_MODEL": model_dir, "REF_DATA": str(SST2), "PREFECT_HOME": str(work / "prefect"),
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "REF_MODEL": model_dir,
+        "REF_DATA": str(SST2),
+        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
     py = sys.executable
     res: dict = {"setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir}}
 
@@ -78,8 +95,23 @@ def main() -> None:
         steps = ["--max-steps", str(PEER_MAX_STEPS[m])] if m in PEER_MAX_STEPS else []
         probe_full = m == "linear_probe"  # the peer probe always scores the full test set: so do we
         print(f"[{i}/{len(methods)}] {m}: tunegate, then the peer script, {n_train} train rows ...", flush=True)
-        out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", m, "--data", SST2, "--n-train", str(n_train), *steps,
-                     *([] if probe_full else test_args), "--out", work / f"ours-{m}"], env=env)
+        out, _ = sh(
+            [
+                py,
+                ROOT / "benchmarks" / "_ours.py",
+                "--mode",
+                m,
+                "--data",
+                SST2,
+                "--n-train",
+                str(n_train),
+                *steps,
+                *([] if probe_full else test_args),
+                "--out",
+                work / f"ours-{m}",
+            ],
+            env=env,
+        )
         res[f"ours_{m}"] = last_json(out.stdout)
         if not args.skip_peer:
             cmd = [py, *PEER_CMD[m], "--n_train", str(n_train)]
@@ -90,24 +122,61 @@ def main() -> None:
             sh(cmd, env=env, cwd=peer)
             res[f"peer_{m}"] = json.loads((peer / "results" / PEER_RESULT[m]).read_text())
     print("[+] zero-shot scoring: tunegate, then the peer ...", flush=True)
-    out, _ = sh([py, ROOT / "benchmarks" / "_ours.py", "--mode", "score", "--data", SST2, *test_args, "--out", work / "ours-score"], env=env)
+    out, _ = sh(
+        [
+            py,
+            ROOT / "benchmarks" / "_ours.py",
+            "--mode",
+            "score",
+            "--data",
+            SST2,
+            *test_args,
+            "--out",
+            work / "ours-score",
+        ],
+        env=env,
+    )
     res["ours_score"] = last_json(out.stdout)
     if not args.skip_peer:
-        sh([py, "zeroshot.py", "--shots", "0", "--reps", "1", *(["--n", str(n_test)] if n_test else [])], env=env, cwd=peer)
+        sh(
+            [py, "zeroshot.py", "--shots", "0", "--reps", "1", *(["--n", str(n_test)] if n_test else [])],
+            env=env,
+            cwd=peer,
+        )
         res["peer_score"] = json.loads((peer / "results" / "zeroshot_0shot.json").read_text())
 
     if not args.skip_quickstart:
         print("[+] quickstart pipeline run (embedded Prefect) ...", flush=True)
         qs = work / "qs"
         qs.mkdir()
-        _, wall = sh([py, "-m", "tunegate.cli", "run", ROOT / "examples" / "quickstart" / "config.yaml",
-                      "--set", f"registry.path={qs / 'registry'}", "--set", f"output.dir={qs / 'runs'}"], env=env, cwd=qs)
+        _, wall = sh(
+            [
+                py,
+                "-m",
+                "tunegate.cli",
+                "run",
+                ROOT / "examples" / "quickstart" / "config.yaml",
+                "--set",
+                f"registry.path={qs / 'registry'}",
+                "--set",
+                f"output.dir={qs / 'runs'}",
+            ],
+            env=env,
+            cwd=qs,
+        )
         run_dir = next((qs / "runs").iterdir())
         stages = [json.loads(line) for line in (run_dir / "timings.jsonl").read_text().splitlines()]
         decision = json.loads((run_dir / "decision.json").read_text())
         model_work = sum(c.get("train_seconds", 0) + c.get("eval_seconds", 0) for c in decision["costs"].values())
-        res["quickstart"] = {"wall_s": wall, "stages": stages, "model_work_s": model_work, "overhead_s": wall - model_work,
-                             "decision": decision["decision"], "tuned": decision["tuned"], "baselines": decision["baselines"]}
+        res["quickstart"] = {
+            "wall_s": wall,
+            "stages": stages,
+            "model_work_s": model_work,
+            "overhead_s": wall - model_work,
+            "decision": decision["decision"],
+            "tuned": decision["tuned"],
+            "baselines": decision["baselines"],
+        }
 
     report(res)
     out_dir = ROOT / "benchmarks" / "results"
@@ -120,8 +189,10 @@ def main() -> None:
 
 def report(res: dict) -> None:
     st = res["setting"]
-    print(f"\nSST-2, SmolLM2-135M, float32, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
-          f"peer settings per method; test rows {st['n_test']} (probe: 872 on both sides)")
+    print(
+        f"\nSST-2, SmolLM2-135M, float32, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
+        f"peer settings per method; test rows {st['n_test']} (probe: 872 on both sides)"
+    )
     print(f"{'':40}{'tunegate':>12}{'peer':>12}{'ratio':>8}")
 
     def row(name, a, b, fmt="{:.1f}"):
@@ -144,20 +215,30 @@ def report(res: dict) -> None:
         row("linear_probe feature examples/s (train)", o["feature_ex_per_s"], p and p["runs"][0]["ex_per_s"])
         row("linear_probe test accuracy", o["test_acc"], p and p["acc_cv_selected"], "{:.3f}")
         row("linear_probe process peak RSS MB", o["peak_rss_mb"], p and p["peak_rss_mb"], "{:.0f}")
-        print("  (peer: mean-pooled final-layer states of the raw text, logistic head with C chosen by 5-fold CV; tunegate: "
-              "last-token states two-thirds deep of the chat prompt, early-stopped linear head)")
+        print(
+            "  (peer: mean-pooled final-layer states of the raw text, logistic head with C chosen by 5-fold CV; "
+            "tunegate: "
+            "last-token states two-thirds deep of the chat prompt, early-stopped linear head)"
+        )
     s, ps = res["ours_score"], res.get("peer_score")
     row("zero-shot scoring examples/s", s["eval_ex_per_s"], ps and ps["runs"][0]["ex_per_s"])
     row("zero-shot accuracy", s["test_acc"], ps and ps["runs"][0]["acc"], "{:.3f}")
-    print("(peer: lora_dropout 0.05, full-vocabulary logits, QLoRA with gradient checkpointing on (prepare_model_for_kbit_training's "
-          "default); tunegate: its defaults: dropout 0, micro-batch 4, output layer on answer tokens only, length bucketing)")
+    print(
+        "(peer: lora_dropout 0.05, full-vocabulary logits, QLoRA with gradient checkpointing on "
+        "(prepare_model_for_kbit_training's "
+        "default); tunegate: its defaults: dropout 0, micro-batch 4, output layer on answer tokens only, length "
+        "bucketing)"
+    )
     q = res.get("quickstart")
     if q:
         print(f"\nQuickstart `tunegate run` (embedded Prefect): {q['wall_s']:.0f} s wall; decision {q['decision']}")
         for st in q["stages"]:
             print(f"  {st['stage']:<32}{st['seconds']:>8.1f} s")
         print(f"  model work (training + scoring)  {q['model_work_s']:>8.1f} s")
-        print(f"  pipeline overhead                {q['overhead_s']:>8.1f} s  (Prefect start-up, model loads, validation, reports)")
+        print(
+            f"  pipeline overhead                {q['overhead_s']:>8.1f} s  (Prefect start-up, model loads, "
+            "validation, reports)"
+        )
 
 
 if __name__ == "__main__":

@@ -69,8 +69,10 @@ def hammer(url: str, bodies: list[dict], seconds: float, concurrency: int) -> tu
 def report(name: str, lat: list[float], statuses: list[int], wall: float) -> None:
     q = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [lat[0]] * 99
     ok = sum(s == 200 for s in statuses)
-    print(f"{name:<28} {len(lat):>6} requests  {ok}/{len(statuses)} ok  {len(lat) / wall:7.1f} req/s  "
-          f"p50 {1000 * q[49]:7.1f} ms  p95 {1000 * q[94]:7.1f} ms  p99 {1000 * q[98]:7.1f} ms")
+    print(
+        f"{name:<28} {len(lat):>6} requests  {ok}/{len(statuses)} ok  {len(lat) / wall:7.1f} req/s  "
+        f"p50 {1000 * q[49]:7.1f} ms  p95 {1000 * q[94]:7.1f} ms  p99 {1000 * q[98]:7.1f} ms"
+    )
 
 
 def main() -> int:
@@ -85,8 +87,25 @@ def main() -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t_start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "tunegate.cli", "serve", "--model", args.model, "--registry", args.registry,
-                             "--port", str(port), "--watch-seconds", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tunegate.cli",
+            "serve",
+            "--model",
+            args.model,
+            "--registry",
+            args.registry,
+            "--port",
+            str(port),
+            "--watch-seconds",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         while True:
             try:
@@ -99,14 +118,21 @@ def main() -> int:
                 return 1
             time.sleep(0.5)
         health = httpx.get(f"{base}/health").json()
-        print(f"serving {health['model']} ({health['method']}, {health['task']}); up in {time.perf_counter() - t_start:.1f} s; "
-              f"{args.concurrency} clients, loopback")
+        print(
+            f"serving {health['model']} ({health['method']}, {health['task']}); up in "
+            f"{time.perf_counter() - t_start:.1f} s; "
+            f"{args.concurrency} clients, loopback"
+        )
         texts = sentences()
         httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=60)  # warm-up
         lat, st, wall = hammer(f"{base}/v1/predict", [{"text": t} for t in texts], args.seconds, args.concurrency)
         report("/v1/predict (1 text)", lat, st, wall)
-        lat, st, wall = hammer(f"{base}/v1/predict", [{"texts": texts[i:i + 8]} for i in range(0, len(texts), 8)],
-                               args.seconds / 2, args.concurrency)
+        lat, st, wall = hammer(
+            f"{base}/v1/predict",
+            [{"texts": texts[i : i + 8]} for i in range(0, len(texts), 8)],
+            args.seconds / 2,
+            args.concurrency,
+        )
         report("/v1/predict (8 texts)", lat, st, wall)
         print(f"{'':<28} = {8 * len(lat) / wall:.1f} texts/s")
         if args.completion_seconds > 0:

@@ -7,11 +7,11 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
+from tunegate.config import TunegateConfig, load_config
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.summarize_ladder import summarize_ladder
 from tunegate.tasks.validate_data import validate_data
-from tunegate.config import TunegateConfig, load_config
 
 
 @flow(name="tunegate-baselines", log_prints=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from prefect.states import Completed, Failed
 
+from tunegate.config import TunegateConfig
+from tunegate.methods import settings_from_dict
+from tunegate.records import RunContext, ValidationResult
 from tunegate.tasks.compare import compare
 from tunegate.tasks.deploy import deploy
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
@@ -18,9 +21,6 @@ from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.plan import plan
 from tunegate.tasks.record_audit import record_audit
 from tunegate.tasks.tune import tune
-from tunegate.config import TunegateConfig
-from tunegate.methods import settings_from_dict
-from tunegate.records import RunContext, ValidationResult
 
 
 def trigger_label(trigger: str) -> str:
@@ -63,15 +63,21 @@ def tune_compare_deploy(cfg: TunegateConfig, run: RunContext, validation: Valida
         deployment = deploy(cfg, run, decision, tuned, champion)
     except Exception as exc:
         try:
-            record_audit(cfg, run, status="failed", failed_stage=stage, error=f"{type(exc).__name__}: {exc}", trigger=trigger)
+            record_audit(
+                cfg, run, status="failed", failed_stage=stage, error=f"{type(exc).__name__}: {exc}", trigger=trigger
+            )
         except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
             print(f"WARNING: the audit record of this failed run could not be written: {audit_exc}")
         raise
     record_audit(cfg, run, status="completed", decision=decision, deployment=deployment, tuned=tuned, trigger=trigger)
     return Completed(
         message=f"{decision.summary}. {deployment.message}",
-        data={"run_dir": run.run_dir, "decision": decision.decision, "headline": decision.headline,
-              "deployment": deployment.model_dump()},
+        data={
+            "run_dir": run.run_dir,
+            "decision": decision.decision,
+            "headline": decision.headline,
+            "deployment": deployment.model_dump(),
+        },
     )
 
 

@@ -7,7 +7,10 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed, Failed
 
+from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import error_message as _error_message
+from tunegate.methods import METHODS
+from tunegate.records import MethodOutcome
 from tunegate.tasks.compare_methods import compare_methods
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
@@ -15,9 +18,6 @@ from tunegate.tasks.plan import plan
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.tune import tune
 from tunegate.tasks.validate_data import validate_data
-from tunegate.config import TunegateConfig, load_config
-from tunegate.methods import METHODS
-from tunegate.records import MethodOutcome
 
 
 @flow(name="tunegate-compare", log_prints=True)
@@ -42,7 +42,9 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
     for m in methods:
         est = estimate.estimate_for(m.name)
         if est is not None and est.applicable and est.over_budget:
-            outcomes.append(MethodOutcome(method=m.name, status="skipped", error="over budget: " + "; ".join(est.over_budget)))
+            outcomes.append(
+                MethodOutcome(method=m.name, status="skipped", error="over budget: " + "; ".join(est.over_budget))
+            )
             continue
         if est is not None and (not est.applicable or est.error):
             outcomes.append(MethodOutcome(method=m.name, status="failed", error=est.error or est.reason))
@@ -54,12 +56,18 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
             continue
         scored = evaluate_tuned(mcfg, run, dataset, trained.result(), return_state=True)
         if scored.is_failed():
-            outcomes.append(MethodOutcome(method=m.name, status="failed", error=_error_message(scored), tuned=trained.result()))
+            outcomes.append(
+                MethodOutcome(method=m.name, status="failed", error=_error_message(scored), tuned=trained.result())
+            )
             continue
-        outcomes.append(MethodOutcome(method=m.name, status="completed", tuned=trained.result(), evaluation=scored.result()))
+        outcomes.append(
+            MethodOutcome(method=m.name, status="completed", tuned=trained.result(), evaluation=scored.result())
+        )
     listed = {m.name for m in methods}
     for name, cls in METHODS.items():
         if name not in listed and cfg.task not in cls.tasks():
-            outcomes.append(MethodOutcome(method=name, status="not applicable", error=f"does not apply to {cfg.task} tasks"))
+            outcomes.append(
+                MethodOutcome(method=name, status="not applicable", error=f"does not apply to {cfg.task} tasks")
+            )
     table = compare_methods(cfg, run, dataset, baselines, outcomes, estimate)
     return Completed(message=table.summary, data={"run_dir": run.run_dir, "comparison": table.report_md})

@@ -6,10 +6,10 @@ from typing import Any
 
 from prefect import flow
 
+from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.validate_data import validate_data
-from tunegate.config import TunegateConfig, load_config
 
 
 @flow(name="tunegate-pipeline", log_prints=True)

@@ -18,13 +18,13 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed
 
+from tunegate import changes
+from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
 from tunegate.tasks.check_change import check_change
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.record_audit import record_audit
 from tunegate.tasks.validate_data import validate_data
-from tunegate import changes
-from tunegate.config import TunegateConfig, load_config
 
 
 @flow(name="tunegate-retrain", log_prints=True)
@@ -46,7 +46,9 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
     print(change.reason)
     if not change.changed:
         record_audit(cfg, run, status="skipped", headline=change.reason, trigger=trigger)
-        return Completed(message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason})
+        return Completed(
+            message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason}
+        )
     return tune_compare_deploy(cfg, run, validation, trigger)
 
 
@@ -60,7 +62,10 @@ def retrain_on_change(config_path: str, overrides: dict[str, Any] | None = None)
         msg = f"data files unchanged since {seen['at']} (fingerprint {fingerprint[:12]}); no retrain"
         print(msg)
         return Completed(message=msg, data={"retrained": False})
-    print(f"data files changed (fingerprint {fingerprint[:12]}, was {seen['fingerprint'][:12] if seen else 'never seen'}): retraining")
+    print(
+        f"data files changed (fingerprint {fingerprint[:12]}, was "
+        f"{seen['fingerprint'][:12] if seen else 'never seen'}): retraining"
+    )
     state = retrain(config_path=config_path, overrides=overrides, trigger="data-change", return_state=True)
     # remembered whatever the outcome: a bad snapshot is audited once, not retried every few minutes
     changes.remember(cfg, fingerprint, outcome=state.type.value)

@@ -23,6 +23,8 @@ class ClassificationRecord(pa.DataFrameModel):
         return _TextChecks.not_blank(data)
 
     class Config:
+        """pandera settings: coerce types, keep extra columns out of the check."""
+
         strict = False  # extra columns are allowed and ignored
         coerce = True
 
@@ -42,6 +44,8 @@ class GenerationRecord(pa.DataFrameModel):
         return _TextChecks.not_blank(data)
 
     class Config:
+        """pandera settings: coerce types, keep extra columns out of the check."""
+
         strict = False
         coerce = True
 
@@ -62,6 +66,8 @@ class RegressionRecord(pa.DataFrameModel):
         return data.lazyframe.select(num.is_not_null() & num.is_finite())
 
     class Config:
+        """pandera settings: coerce types, keep extra columns out of the check."""
+
         strict = False
         coerce = True
 

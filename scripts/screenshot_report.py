@@ -21,10 +21,22 @@ def screenshot(html: Path, png: Path, *, width: int = 1280, height: int = 4200, 
     if exe is None:
         raise SystemExit("chromium not found: apt-get install chromium")
     with tempfile.TemporaryDirectory() as profile:
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-               f"--user-data-dir={profile}", f"--screenshot={png.resolve()}", f"--window-size={width},{height}",
-               html.resolve().as_uri()]
+        cmd = [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            f"--screenshot={png.resolve()}",
+            f"--window-size={width},{height}",
+            html.resolve().as_uri(),
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
 
 

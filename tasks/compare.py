@@ -26,16 +26,26 @@ def compare(
     """
     decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production)
     run_dir = Path(run.run_dir)
-    create_markdown_artifact(key="run-report", markdown=(run_dir / "report.md").read_text(), description=decision.headline)
+    create_markdown_artifact(
+        key="run-report", markdown=(run_dir / "report.md").read_text(), description=decision.headline
+    )
     rows = stages.read_json(run_dir / "models.json") or []
     create_table_artifact(
         key="quality-and-cost",
         table=[
-            {"model": r["name"], decision.gate_metric: round(r["metric"], 4), "ci_low": round(r["ci_low"], 4),
-             "ci_high": round(r["ci_high"], 4), "delta_vs_best_baseline": round(r["delta"], 4),
-             "prompt_tokens": round(r["prompt_tokens"], 1), "latency_ms": round(r["latency_ms"], 1),
-             "one_off_usd": round(r["one_off_usd"], 6), "usd_per_1k_requests": round(1000 * r["per_request_usd"], 6),
-             "usd_per_month": round(r["monthly_usd"], 4), "decision": r["decision"]}
+            {
+                "model": r["name"],
+                decision.gate_metric: round(r["metric"], 4),
+                "ci_low": round(r["ci_low"], 4),
+                "ci_high": round(r["ci_high"], 4),
+                "delta_vs_best_baseline": round(r["delta"], 4),
+                "prompt_tokens": round(r["prompt_tokens"], 1),
+                "latency_ms": round(r["latency_ms"], 1),
+                "one_off_usd": round(r["one_off_usd"], 6),
+                "usd_per_1k_requests": round(1000 * r["per_request_usd"], 6),
+                "usd_per_month": round(r["monthly_usd"], 4),
+                "decision": r["decision"],
+            }
             for r in rows
         ],
         description=decision.headline,

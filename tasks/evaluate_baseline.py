@@ -2,11 +2,11 @@ from datetime import timedelta
 
 from prefect import task
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.ladder import Rung, baseline_rungs
 from tunegate.records import DatasetRef, EvalResult, RunContext
+from tunegate.tasks._policy import RETRIES
 
 
 def _cache_key(context, parameters) -> str:
@@ -25,8 +25,11 @@ def _cache_key(context, parameters) -> str:
     persist_result=True,
     **RETRIES,
 )
-def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None) -> EvalResult:
-    """Quality and cost of one rung of the baseline ladder (zero-shot, calibrated, few-shot, retrieved few-shot, RAG) on the eval rows."""
+def evaluate_baseline(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None
+) -> EvalResult:
+    """Quality and cost of one rung of the baseline ladder (zero-shot, calibrated, few-shot, retrieved few-shot,
+    RAG) on the eval rows."""
     return stages.evaluate_baseline(cfg, run, dataset, rung, base)
 
 

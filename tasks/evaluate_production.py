@@ -1,10 +1,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, ProductionCheck, RunContext
+from tunegate.tasks._policy import RETRIES
 
 
 @task(name="evaluate_production", cache_policy=NO_CACHE, **RETRIES)

@@ -1,10 +1,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, EvalResult, RunContext, TuneResult
+from tunegate.tasks._policy import RETRIES
 
 
 @task(name="evaluate_tuned", cache_policy=NO_CACHE, **RETRIES)

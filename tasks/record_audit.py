@@ -1,10 +1,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult
+from tunegate.tasks._policy import RETRIES
 
 
 @task(name="record_audit", cache_policy=NO_CACHE, **RETRIES)
@@ -22,5 +22,15 @@ def record_audit(
     headline: str | None = None,
 ) -> AuditRecord:
     """One line in the registry's append-only audit log for this run, whatever its outcome."""
-    return stages.record_audit(cfg, run, status=status, decision=decision, deployment=deployment, tuned=tuned,
-                               failed_stage=failed_stage, error=error, trigger=trigger, headline=headline)
+    return stages.record_audit(
+        cfg,
+        run,
+        status=status,
+        decision=decision,
+        deployment=deployment,
+        tuned=tuned,
+        failed_stage=failed_stage,
+        error=error,
+        trigger=trigger,
+        headline=headline,
+    )

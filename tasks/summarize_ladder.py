@@ -8,8 +8,19 @@ from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, EvalResult, RunContext
 
-TABLE_KEYS = ("name", "metric", "ci_low", "ci_high", "prompt", "prompt_tokens_per_request", "retrieval_ms_per_request",
-              "latency_ms_per_request", "setup_seconds", "index_mb", "best")
+TABLE_KEYS = (
+    "name",
+    "metric",
+    "ci_low",
+    "ci_high",
+    "prompt",
+    "prompt_tokens_per_request",
+    "retrieval_ms_per_request",
+    "latency_ms_per_request",
+    "setup_seconds",
+    "index_mb",
+    "best",
+)
 
 
 @task(name="summarize-ladder", cache_policy=NO_CACHE)
@@ -20,7 +31,10 @@ def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, 
     create_markdown_artifact(key="baseline-ladder", markdown=Path(out["report_md"]).read_text(), description=summary)
     create_table_artifact(
         key="baseline-ladder-table",
-        table=[{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k in TABLE_KEYS} for r in out["rows"]],
+        table=[
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k in TABLE_KEYS}
+            for r in out["rows"]
+        ],
         description=summary,
     )
     return out

@@ -1,10 +1,10 @@
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, RunContext, TuneResult
+from tunegate.tasks._policy import RETRIES
 
 
 @task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)

@@ -4,10 +4,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tunegate.tasks._policy import RETRIES
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.records import RunContext, ValidationResult
+from tunegate.tasks._policy import RETRIES
 
 
 @task(name="validate_data", cache_policy=NO_CACHE, **RETRIES)

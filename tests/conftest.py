@@ -71,10 +71,30 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header=("text", "label"))
 
 
 TOPICS = {
-    "pos": ["a wonderful film", "I loved every minute", "brilliant acting", "great fun", "truly moving story",
-            "a delight", "superb direction", "warm and funny", "excellent cast", "beautifully shot"],
-    "neg": ["a boring mess", "I hated it", "terrible acting", "a waste of time", "dull and slow",
-            "awful script", "painfully bad", "lifeless and flat", "poor direction", "a tedious bore"],
+    "pos": [
+        "a wonderful film",
+        "I loved every minute",
+        "brilliant acting",
+        "great fun",
+        "truly moving story",
+        "a delight",
+        "superb direction",
+        "warm and funny",
+        "excellent cast",
+        "beautifully shot",
+    ],
+    "neg": [
+        "a boring mess",
+        "I hated it",
+        "terrible acting",
+        "a waste of time",
+        "dull and slow",
+        "awful script",
+        "painfully bad",
+        "lifeless and flat",
+        "poor direction",
+        "a tedious bore",
+    ],
 }
 
 
@@ -93,9 +113,22 @@ def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
     raw = {
         "task": "classification",
         "model": str(model),
-        "data": {"train": str(files["train"]), "labels": ["pos", "neg"], **({"eval": str(files["eval"])} if "eval" in files else {})},
+        "data": {
+            "train": str(files["train"]),
+            "labels": ["pos", "neg"],
+            **({"eval": str(files["eval"])} if "eval" in files else {}),
+        },
         "baselines": {"zero_shot": True, "few_shot": {"k": 2}, "batch_size": 4},
-        "method": {"name": "lora", "r": 2, "alpha": 4, "epochs": 1, "max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64},
+        "method": {
+            "name": "lora",
+            "r": 2,
+            "alpha": 4,
+            "epochs": 1,
+            "max_steps": 2,
+            "batch_size": 4,
+            "micro_batch_size": 2,
+            "max_length": 64,
+        },
         "gate": {"bootstrap_samples": 200},
         "registry": {"path": str(tmp_path / "registry"), "model_name": "toy"},
         "output": {"dir": str(tmp_path / "runs")},

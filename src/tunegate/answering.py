@@ -33,19 +33,35 @@ class AnswerSpec:
 
     @classmethod
     def from_config(cls, cfg: TunegateConfig) -> "AnswerSpec":
-        return cls(task=cfg.task, prompt=cfg.prompt, labels=cfg.data.label_answers(), max_length=cfg.method.max_length,
-                   max_new_tokens=cfg.baselines.max_new_tokens, batch_size=cfg.baselines.batch_size)
+        return cls(
+            task=cfg.task,
+            prompt=cfg.prompt,
+            labels=cfg.data.label_answers(),
+            max_length=cfg.method.max_length,
+            max_new_tokens=cfg.baselines.max_new_tokens,
+            batch_size=cfg.baselines.batch_size,
+        )
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> "AnswerSpec":
         """From a registered artifact's tunegate.json (what its run recorded)."""
-        return cls(task=meta["task"], prompt=PromptConfig(**meta["prompt"]), labels=dict(meta.get("labels") or {}),
-                   max_length=meta["max_length"], max_new_tokens=meta.get("max_new_tokens", 64))
+        return cls(
+            task=meta["task"],
+            prompt=PromptConfig(**meta["prompt"]),
+            labels=dict(meta.get("labels") or {}),
+            max_length=meta["max_length"],
+            max_new_tokens=meta.get("max_new_tokens", 64),
+        )
 
     def meta(self) -> dict[str, Any]:
         """What a registered version records to be answered the same way later."""
-        return {"task": self.task, "prompt": self.prompt.model_dump(mode="json"), "labels": self.labels,
-                "max_length": self.max_length, "max_new_tokens": self.max_new_tokens}
+        return {
+            "task": self.task,
+            "prompt": self.prompt.model_dump(mode="json"),
+            "labels": self.labels,
+            "max_length": self.max_length,
+            "max_new_tokens": self.max_new_tokens,
+        }
 
     def builder(self, tokenizer) -> PromptBuilder:
         return PromptBuilder(tokenizer, self.prompt, self.task, list(self.labels.values()))
@@ -67,8 +83,13 @@ def prompt_ids(
     builder = spec.builder(tokenizer)
     budget = spec.input_budget(builder)
     return [
-        builder.encode(builder.render(builder.fit_text(t, budget), shots[i] if shots is not None else (),
-                                      contexts[i] if contexts is not None else None))
+        builder.encode(
+            builder.render(
+                builder.fit_text(t, budget),
+                shots[i] if shots is not None else (),
+                contexts[i] if contexts is not None else None,
+            )
+        )
         for i, t in enumerate(texts)
     ]
 
@@ -92,8 +113,9 @@ def label_logprobs(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[li
     return torch.log_softmax(scores.float(), dim=1), stats
 
 
-def answer(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], *, fallback: float,
-           desc: str | None = None) -> Answers:
+def answer(
+    answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], *, fallback: float, desc: str | None = None
+) -> Answers:
     """The task's way of answering: score the labels, predict a number, or generate text."""
     if spec.task == "classification":
         labels = list(spec.labels)
@@ -105,10 +127,19 @@ def answer(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]]
         return Answers(predictions=preds, stats=stats, label_logprobs=logp)
     if spec.task == "regression":
         values, stats, unparsed = answerer.regress(
-            tokenizer, ids, fallback=fallback, max_new_tokens=min(spec.max_new_tokens, REGRESSION_MAX_NEW_TOKENS),
-            batch_size=spec.batch_size, desc=f"predict {desc}" if desc else None,
+            tokenizer,
+            ids,
+            fallback=fallback,
+            max_new_tokens=min(spec.max_new_tokens, REGRESSION_MAX_NEW_TOKENS),
+            batch_size=spec.batch_size,
+            desc=f"predict {desc}" if desc else None,
         )
         return Answers(predictions=[f"{v:.6g}" for v in values], stats=stats, values=values, unparsed=unparsed)
-    texts, stats = answerer.generate(tokenizer, ids, max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size,
-                                     desc=f"generate {desc}" if desc else None)
+    texts, stats = answerer.generate(
+        tokenizer,
+        ids,
+        max_new_tokens=spec.max_new_tokens,
+        batch_size=spec.batch_size,
+        desc=f"generate {desc}" if desc else None,
+    )
     return Answers(predictions=texts, stats=stats)

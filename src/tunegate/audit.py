@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunegate.errors import RegistryError
-from tunegate.registry import file_lock
 from tunegate.records import AuditRecord
+from tunegate.registry import file_lock
 
 LOG = "audit.jsonl"
 EVIDENCE = "audit"
@@ -44,6 +44,8 @@ def line_hash(line: str) -> str:
 
 
 class AuditLog:
+    """The registry's append-only, hash-chained audit log (audit.jsonl) and its evidence folders."""
+
     def __init__(self, registry_root: str | Path):
         self.root = Path(registry_root)
         self.path = self.root / LOG
@@ -78,10 +80,14 @@ class AuditLog:
         with self._locked():
             lines = self._lines()
             prev = line_hash(lines[-1]) if lines else ""
-            rec = record.model_copy(update={
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "evidence": hashes, "prev_hash": prev,
-                "evidence_dir": str(ev_dir.resolve()) if hashes else None,
-            })
+            rec = record.model_copy(
+                update={
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "evidence": hashes,
+                    "prev_hash": prev,
+                    "evidence_dir": str(ev_dir.resolve()) if hashes else None,
+                }
+            )
             line = json.dumps(rec.model_dump(mode="json"), sort_keys=True, default=str)
             with open(self.path, "a") as f:
                 f.write(line + "\n")
@@ -89,15 +95,19 @@ class AuditLog:
                 os.fsync(f.fileno())
         return rec
 
-    def records(self, *, model: str | None = None, since: str | None = None, until: str | None = None) -> list[AuditRecord]:
+    def records(
+        self, *, model: str | None = None, since: str | None = None, until: str | None = None
+    ) -> list[AuditRecord]:
         """Every record, oldest first; ``since``/``until`` compare ISO dates (YYYY-MM-DD, inclusive)."""
         out = []
         for i, ln in enumerate(self._lines(), 1):
             try:
                 rec = AuditRecord.model_validate_json(ln)
             except ValueError as exc:
-                raise RegistryError(f"{self.path} line {i} is not an audit record ({str(exc).splitlines()[0]}); "
-                                    "run `tunegate audit verify` to check the log") from None
+                raise RegistryError(
+                    f"{self.path} line {i} is not an audit record ({str(exc).splitlines()[0]}); "
+                    "run `tunegate audit verify` to check the log"
+                ) from None
             day = rec.time[:10]
             if model and rec.model_name != model:
                 continue
@@ -137,6 +147,8 @@ class AuditLog:
 
 @dataclass
 class Verification:
+    """What `tunegate audit verify` found: the recorded decision vs the one re-computed from the evidence."""
+
     run_id: str
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
 
@@ -178,9 +190,18 @@ def verify(log: AuditLog, run_id: str) -> Verification:
         preds = [Prediction.model_validate_json(ln) for ln in (ev / rel).read_text().splitlines() if ln.strip()]
         values, _ = metrics.compute(task, [p.prediction for p in preds], [p.reference for p in preds])
         cost = stored.costs.get(name, {})
-        return EvalResult(name=name, kind=kind, metrics=values, predictions=preds, n=len(preds),
-                          prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0), latency_ms_per_request=0.0,
-                          examples_per_s=0.0, seconds=0.0, batch_size=0)
+        return EvalResult(
+            name=name,
+            kind=kind,
+            metrics=values,
+            predictions=preds,
+            n=len(preds),
+            prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0),
+            latency_ms_per_request=0.0,
+            examples_per_s=0.0,
+            seconds=0.0,
+            batch_size=0,
+        )
 
     baselines = [load(name, "baseline") for name in stored.baselines]
     tuned_name = f"tuned:{rec.method}"
@@ -189,13 +210,24 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     for r in [*baselines, tuned, *([production] if production else [])]:
         recorded = stored.baselines.get(r.name) or (stored.tuned if r.name == tuned_name else None)
         if recorded is not None:
-            v.add(f"{metric} of {r.name} recomputed from its predictions", abs(recorded[metric] - r.metrics[metric]) < 1e-9,
-                  f"recorded {recorded[metric]:.6f}, recomputed {r.metrics[metric]:.6f}")
+            v.add(
+                f"{metric} of {r.name} recomputed from its predictions",
+                abs(recorded[metric] - r.metrics[metric]) < 1e-9,
+                f"recorded {recorded[metric]:.6f}, recomputed {r.metrics[metric]:.6f}",
+            )
     again = decide(task=task, metric=metric, gate=gate, baselines=baselines, tuned=tuned, production=production)
-    v.add("best baseline", again.best_baseline == rec.best_baseline, f"recorded {rec.best_baseline}, recomputed {again.best_baseline}")
+    v.add(
+        "best baseline",
+        again.best_baseline == rec.best_baseline,
+        f"recorded {rec.best_baseline}, recomputed {again.best_baseline}",
+    )
     v.add("decision", again.decision == rec.decision, f"recorded {rec.decision}, recomputed {again.decision}")
-    for name, a, b in [("delta", rec.delta, again.delta), ("CI low", rec.ci_low, again.ci_low), ("CI high", rec.ci_high, again.ci_high),
-                       ("McNemar p", rec.mcnemar_p, again.comparisons[0].mcnemar_p)]:
+    for name, a, b in [
+        ("delta", rec.delta, again.delta),
+        ("CI low", rec.ci_low, again.ci_low),
+        ("CI high", rec.ci_high, again.ci_high),
+        ("McNemar p", rec.mcnemar_p, again.comparisons[0].mcnemar_p),
+    ]:
         same = (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
         v.add(name, same, f"recorded {a}, recomputed {b}")
     return v

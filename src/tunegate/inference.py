@@ -42,7 +42,9 @@ def load_version(info: VersionInfo, *, config_dir: str | Path | None = None) -> 
 def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
     reg = Registry(registry_root)
     info = reg.resolve(ref)
-    reg.require_intact(info.name, info.version, doing=f"loading (`tunegate registry rollback {info.name}` moves production back)")
+    reg.require_intact(
+        info.name, info.version, doing=f"loading (`tunegate registry rollback {info.name}` moves production back)"
+    )
     meta, answerer, tokenizer = load_version(info)
     return Predictor(version=info, answerer=answerer, tokenizer=tokenizer, meta=meta)
 
@@ -64,8 +66,10 @@ def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
     out = answering.answer(p.answerer, p.tokenizer, p.spec, prompt_ids(p, texts), fallback=math.nan)
     if out.label_logprobs is not None:
         labels = list(p.spec.labels)
-        return [{"input": t, "label": y, "probabilities": dict(zip(labels, row))}
-                for t, y, row in zip(texts, out.predictions, out.label_logprobs.exp().tolist())]
+        return [
+            {"input": t, "label": y, "probabilities": dict(zip(labels, row))}
+            for t, y, row in zip(texts, out.predictions, out.label_logprobs.exp().tolist())
+        ]
     if out.values is not None:
         return [{"input": t, "value": None if math.isnan(v) else v} for t, v in zip(texts, out.values)]
     return [{"input": t, "output": g} for t, g in zip(texts, out.predictions)]

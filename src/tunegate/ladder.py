@@ -61,7 +61,8 @@ class Augment:
 
 
 def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
-    """The configured rungs, cheapest first; with ``calibrated``, each classification rung is followed by its calibrated twin."""
+    """The configured rungs, cheapest first; with ``calibrated``, each classification rung is followed by its
+    calibrated twin."""
     b = cfg.baselines
     rungs = []
     if b.zero_shot:
@@ -71,28 +72,58 @@ def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
     emb = {"embedding_model": b.retrieval.embedding_model, "rrf_k": b.retrieval.rrf_k}
     if b.retrieved_few_shot.enabled:
         for r in b.retrieved_few_shot.retrievers:
-            rungs.append(Rung(f"retrieved_few_shot_{r}", kind="retrieved", shots=b.retrieved_few_shot.k,
-                              params={"retriever": r, **(emb if r != "bm25" else {})}))
+            rungs.append(
+                Rung(
+                    f"retrieved_few_shot_{r}",
+                    kind="retrieved",
+                    shots=b.retrieved_few_shot.k,
+                    params={"retriever": r, **(emb if r != "bm25" else {})},
+                )
+            )
     if b.rag is not None:
         rag = b.rag
         for r in rag.retrievers:
-            rungs.append(Rung(f"rag_{r}", kind="rag", params={
-                "retriever": r, "documents": str(cfg.resolve(rag.documents)), "k": rag.k, "chunk_words": rag.chunk_words,
-                "overlap_words": rag.overlap_words, "instruction": rag.instruction, **(emb if r != "bm25" else {}),
-            }))
+            rungs.append(
+                Rung(
+                    f"rag_{r}",
+                    kind="rag",
+                    params={
+                        "retriever": r,
+                        "documents": str(cfg.resolve(rag.documents)),
+                        "k": rag.k,
+                        "chunk_words": rag.chunk_words,
+                        "overlap_words": rag.overlap_words,
+                        "instruction": rag.instruction,
+                        **(emb if r != "bm25" else {}),
+                    },
+                )
+            )
     if not (b.calibrated and cfg.task == "classification"):
         return rungs
     out = []
     for r in rungs:
-        out += [r, Rung(f"{r.name}_calibrated", kind="calibrated", base=r,
-                        params={"calibration": b.calibration, "rows": b.calibration_rows})]
+        out += [
+            r,
+            Rung(
+                f"{r.name}_calibrated",
+                kind="calibrated",
+                base=r,
+                params={"calibration": b.calibration, "rows": b.calibration_rows},
+            ),
+        ]
     return out
 
 
 def rung_fingerprint(rung: Rung) -> dict[str, Any]:
     """The rung's settings plus the content of anything it reads besides the data (the documents)."""
-    out = {"name": rung.name, "kind": rung.kind, "shots": rung.shots, "seed": rung.seed, "params": rung.params,
-           "base": rung_fingerprint(rung.base) if rung.base is not None else None}
+    out = {
+        "name": rung.name,
+        "kind": rung.kind,
+        "shots": rung.shots,
+        "seed": rung.seed,
+        "params": rung.params,
+        "base": rung_fingerprint(rung.base) if rung.base is not None else None,
+    }
     if rung.kind == "rag":
         out["documents_hash"] = collection_hash(Path(rung.params["documents"]))
     return out
@@ -145,8 +176,13 @@ def _index(rung: Rung, ids: list[str], texts: list[str]) -> retrieval.Index:
     p = rung.params
     if p["retriever"] != "bm25":  # loading the embedding model is setup, not per-request retrieval latency
         retrieval.load_embedder(p.get("embedding_model", retrieval.DEFAULT_EMBEDDER))
-    return retrieval.build_index(ids, texts, kind=p["retriever"], embedder=p.get("embedding_model", retrieval.DEFAULT_EMBEDDER),
-                                 rrf_k=p.get("rrf_k", 60))
+    return retrieval.build_index(
+        ids,
+        texts,
+        kind=p["retriever"],
+        embedder=p.get("embedding_model", retrieval.DEFAULT_EMBEDDER),
+        rrf_k=p.get("rrf_k", 60),
+    )
 
 
 def _retrieve(rung: Rung, ids: list[str], texts: list[str], queries: list[str], k: int):
@@ -174,8 +210,14 @@ def retrieved_shots(cfg: TunegateConfig, train: pl.DataFrame, texts: list[str], 
     ids = [f"train:{r}" for r in corpus.get_column(ROW).to_list()]
     index, hits, stats, setup = _retrieve(rung, ids, corpus.get_column(text_col).to_list(), texts, rung.shots)
     shots = [[(index.texts[h.index], _answer(cfg, labels[h.index])) for h in reversed(row)] for row in hits]
-    return Augment(shots=shots, sources=[[h.id for h in row] for row in hits], retrieval_seconds=stats.seconds,
-                   setup_seconds=setup, index=index, details={**_retrieval_details(index, stats, rung.shots), "corpus_size": len(index)})
+    return Augment(
+        shots=shots,
+        sources=[[h.id for h in row] for row in hits],
+        retrieval_seconds=stats.seconds,
+        setup_seconds=setup,
+        index=index,
+        details={**_retrieval_details(index, stats, rung.shots), "corpus_size": len(index)},
+    )
 
 
 def rag_contexts(texts: list[str], rung: Rung) -> Augment:
@@ -185,10 +227,17 @@ def rag_contexts(texts: list[str], rung: Rung) -> Augment:
     chunks = load_chunks(Path(p["documents"]), chunk_words=p["chunk_words"], overlap_words=p["overlap_words"])
     read = time.perf_counter() - t0
     index, hits, stats, setup = _retrieve(rung, [c.id for c in chunks], [c.text for c in chunks], texts, p["k"])
-    contexts = [Context(instruction=p["instruction"], passages=tuple(index.texts[h.index] for h in row)) for row in hits]
-    return Augment(contexts=contexts, sources=[[h.id for h in row] for row in hits], retrieval_seconds=stats.seconds,
-                   setup_seconds=read + setup, index=index,
-                   details={**_retrieval_details(index, stats, p["k"]), "chunks": len(index), "documents": p["documents"]})
+    contexts = [
+        Context(instruction=p["instruction"], passages=tuple(index.texts[h.index] for h in row)) for row in hits
+    ]
+    return Augment(
+        contexts=contexts,
+        sources=[[h.id for h in row] for row in hits],
+        retrieval_seconds=stats.seconds,
+        setup_seconds=read + setup,
+        index=index,
+        details={**_retrieval_details(index, stats, p["k"]), "chunks": len(index), "documents": p["documents"]},
+    )
 
 
 def calibration_offset(label_logprobs: torch.Tensor, target_prior: list[float] | None = None) -> list[float]:
@@ -214,4 +263,6 @@ def calibration_inputs(cfg: TunegateConfig, train: pl.DataFrame, rung: Rung) -> 
     text_col, label_col = canonical_columns(cfg.task)
     sample = train.sample(n=min(rung.params["rows"], train.height), seed=cfg.data.split_seed)
     counts = dict(train.get_column(label_col).value_counts().iter_rows())
-    return sample.get_column(text_col).to_list(), [counts.get(lab, 0) / train.height for lab in cfg.data.label_answers()]
+    return sample.get_column(text_col).to_list(), [
+        counts.get(lab, 0) / train.height for lab in cfg.data.label_answers()
+    ]

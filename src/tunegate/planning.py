@@ -25,6 +25,7 @@ from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get
 from tunegate.modeling import parameter_count
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
 
+
 class BudgetExceededError(TunegateError):
     """The plan's estimate exceeds a budget cap; raised before any training."""
 
@@ -63,8 +64,12 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
     """Calibrate ``cfg_method`` on a few real rows here and scale to the full training set."""
     method = get_method(cfg_method.name)
     if data.task not in method.tasks():
-        return MethodEstimate(method=cfg_method.name, applicable=False, reason=f"does not apply to {data.task} tasks",
-                              config=cfg_method.model_dump(mode="json"))
+        return MethodEstimate(
+            method=cfg_method.name,
+            applicable=False,
+            reason=f"does not apply to {data.task} tasks",
+            config=cfg_method.model_dump(mode="json"),
+        )
     n_rows, cal_cfg = method.calibration(data, cfg_method)
     rows = _calibration_rows(data, n_rows, cfg_method.seed)
     sub = data.subset(rows)
@@ -72,14 +77,25 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
     with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
         try:
             if method.warm_up_before_calibration:
-                method.train(base_path=base_path, data=sub.subset(list(range(min(8, len(sub))))), cfg=cal_cfg,
-                             out_dir=Path(tmp) / "warmup", progress=False)
+                method.train(
+                    base_path=base_path,
+                    data=sub.subset(list(range(min(8, len(sub))))),
+                    cfg=cal_cfg,
+                    out_dir=Path(tmp) / "warmup",
+                    progress=False,
+                )
             art = method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False)
         except TunegateError as exc:  # e.g. bitsandbytes missing: not usable here
-            return MethodEstimate(method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json"))
+            return MethodEstimate(
+                method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json")
+            )
         except Exception as exc:  # noqa: BLE001 - a method that cannot train must not stop the others' estimates
-            return MethodEstimate(method=cfg_method.name, applicable=True, error=f"{type(exc).__name__}: {exc}",
-                                  config=cfg_method.model_dump(mode="json"))
+            return MethodEstimate(
+                method=cfg_method.name,
+                applicable=True,
+                error=f"{type(exc).__name__}: {exc}",
+                config=cfg_method.model_dump(mode="json"),
+            )
     st = art.train_stats
     full_tokens = method.full_train_tokens(data, cfg_method)
     tok_s, seconds = method.scale_to_full(st, full_tokens=full_tokens, n_rows=len(data), n_calibration=len(sub))
@@ -131,8 +147,14 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
     trainable part fits the budget -> a soft prompt, then the head).
     """
     by = {e.method: e for e in estimates if e.applicable and e.error is None}
-    ctx = AdviceContext(task=cfg.task, priority=getattr(cfg.method, "priority", "quality"), device=hardware.device,
-                        memory_gb=hardware.memory_gb, base_params=base_params, estimates=by)
+    ctx = AdviceContext(
+        task=cfg.task,
+        priority=getattr(cfg.method, "priority", "quality"),
+        device=hardware.device,
+        memory_gb=hardware.memory_gb,
+        base_params=base_params,
+        estimates=by,
+    )
     inputs = {
         "task": cfg.task,
         "priority": ctx.priority,
@@ -152,7 +174,8 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
     if chosen is None:
         lines = [f"{m}: {', '.join(e.over_budget) or e.reason}" for m, e in by.items()]
         raise BudgetExceededError(
-            "No method fits the budget:\n  - " + "\n  - ".join(lines)
+            "No method fits the budget:\n  - "
+            + "\n  - ".join(lines)
             + "\nRaise a cap under `budget`, lower method.epochs / max_steps or max_train_rows, or use a smaller model."
         )
     alternatives = {

@@ -40,8 +40,9 @@ EVAL_ROWS = "eval.parquet"  # the eval rows the version was judged on
 CONFIG = "config.yaml"  # the run's resolved config
 
 
-def version_files(*, run_dir: Path, metric: str, tuned_eval: dict[str, Any], predictions: Path | None,
-                  fallback: float | None) -> dict[str, str | Path]:
+def version_files(
+    *, run_dir: Path, metric: str, tuned_eval: dict[str, Any], predictions: Path | None, fallback: float | None
+) -> dict[str, str | Path]:
     """What a version stores beside its artifact so it can be re-scored from the registry alone."""
     preds = {}
     if predictions is not None and predictions.is_file():
@@ -49,14 +50,29 @@ def version_files(*, run_dir: Path, metric: str, tuned_eval: dict[str, Any], pre
             if line.strip():
                 p = json.loads(line)
                 preds[str(p["row"])] = p["prediction"]
-    expected = {"metric": metric, "value": tuned_eval.get(metric), "metrics": tuned_eval, "fallback": fallback,
-                "predictions": preds}
-    return {EXPECTED: json.dumps(expected, indent=1), CONFIG: (run_dir / "config.yaml").read_text(),
-            EVAL_ROWS: run_dir / "data" / "eval.parquet"}
+    expected = {
+        "metric": metric,
+        "value": tuned_eval.get(metric),
+        "metrics": tuned_eval,
+        "fallback": fallback,
+        "predictions": preds,
+    }
+    return {
+        EXPECTED: json.dumps(expected, indent=1),
+        CONFIG: (run_dir / "config.yaml").read_text(),
+        EVAL_ROWS: run_dir / "data" / "eval.parquet",
+    }
 
 
-def score_version(info: VersionInfo, cfg: TunegateConfig, eval_df: pl.DataFrame, *, name: str, kind: str,
-                  fallback: float | None = None) -> EvalResult:
+def score_version(
+    info: VersionInfo,
+    cfg: TunegateConfig,
+    eval_df: pl.DataFrame,
+    *,
+    name: str,
+    kind: str,
+    fallback: float | None = None,
+) -> EvalResult:
     """A registered version answering ``eval_df`` with its own base model, prompt and length budget."""
     meta, answerer, tokenizer = load_version(info, config_dir=cfg.config_dir)
     # prompt, label answers and length budget as the version recorded them: what serving it would use
@@ -65,8 +81,7 @@ def score_version(info: VersionInfo, cfg: TunegateConfig, eval_df: pl.DataFrame,
         update["data"] = cfg.data.model_copy(update={"labels": meta["labels"]})
     vcfg = cfg.model_copy(update=update)
     vcfg = vcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
-    return evaluation.evaluate(answerer, tokenizer, cfg=vcfg, eval_df=eval_df, name=name, kind=kind,
-                               fallback=fallback)
+    return evaluation.evaluate(answerer, tokenizer, cfg=vcfg, eval_df=eval_df, name=name, kind=kind, fallback=fallback)
 
 
 def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None = None) -> Rescore:
@@ -78,8 +93,14 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
     ref = f"{name}@v{version}"
     missing = [f for f in (EXPECTED, EVAL_ROWS, CONFIG) if not (info.path / f).is_file()]
     if missing:
-        return Rescore(version=ref, metric="?", tolerance=tolerance or 0.0, reproduced=False,
-                       note=f"{ref} has no {', '.join(missing)} (registered before re-scoring existed); promote it with --no-rescore")
+        return Rescore(
+            version=ref,
+            metric="?",
+            tolerance=tolerance or 0.0,
+            reproduced=False,
+            note=f"{ref} has no {', '.join(missing)} (registered before re-scoring existed); promote it with "
+            "--no-rescore",
+        )
     expected = json.loads((info.path / EXPECTED).read_text())
     metric = expected["metric"]
     cfg = parse_config(yaml.safe_load((info.path / CONFIG).read_text()), config_dir=info.path)
@@ -87,8 +108,14 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
         tolerance = cfg.registry.reproduce_tolerance
     problems = reg.verify(name, version)
     if problems:
-        return Rescore(version=ref, metric=metric, expected=expected["value"], tolerance=tolerance, reproduced=False,
-                       note=f"{ref}'s files changed after registration: {'; '.join(problems[:5])}")
+        return Rescore(
+            version=ref,
+            metric=metric,
+            expected=expected["value"],
+            tolerance=tolerance,
+            reproduced=False,
+            note=f"{ref}'s files changed after registration: {'; '.join(problems[:5])}",
+        )
     t0 = time.perf_counter()
     eval_df = pl.read_parquet(info.path / EVAL_ROWS)
     result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
@@ -97,24 +124,48 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
     same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
     agreement = sum(same) / len(same) if same else None
     ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
-    note = (f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
-            f"(|difference| {abs(value - expected['value']):.4f} {'<=' if ok else '>'} tolerance {tolerance})")
+    note = (
+        f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
+        f"(|difference| {abs(value - expected['value']):.4f} {'<=' if ok else '>'} tolerance {tolerance})"
+    )
     if agreement is not None:
         note += f"; {agreement:.1%} of {len(same)} rows predicted the same"
-    return Rescore(version=ref, metric=metric, expected=expected["value"], value=value, tolerance=tolerance, reproduced=ok,
-                   n=result.n, agreement=agreement, seconds=round(time.perf_counter() - t0, 2), note=note)
+    return Rescore(
+        version=ref,
+        metric=metric,
+        expected=expected["value"],
+        value=value,
+        tolerance=tolerance,
+        reproduced=ok,
+        n=result.n,
+        agreement=agreement,
+        seconds=round(time.perf_counter() - t0, 2),
+        note=note,
+    )
 
 
 @dataclass
 class Promotion:
+    """The outcome of a promotion: the re-score, whether the alias moved, and why not."""
+
     moved: bool
     previous: int | None
     rescore: Rescore | None
     message: str
 
 
-def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, tolerance: float | None = None,
-            check: bool = True, expect: Any = UNSET, reason: str = "", action: str = "promote") -> Promotion:
+def promote(
+    reg: Registry,
+    name: str,
+    version: int,
+    *,
+    alias: str = PRODUCTION,
+    tolerance: float | None = None,
+    check: bool = True,
+    expect: Any = UNSET,
+    reason: str = "",
+    action: str = "promote",
+) -> Promotion:
     """Re-score ``version`` from the registry, then move ``alias`` to it only if the metric reproduced.
 
     ``expect`` makes the move a compare-and-set (see ``Registry.set_alias``).
@@ -128,7 +179,9 @@ def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, 
         if not result.reproduced:
             current = reg.aliases(name).get(alias)
             stays = f"stays at v{current}" if current is not None else "stays unset"
-            return Promotion(False, current, result, f"{name}@{alias} not moved to v{version}: {result.note}; '{alias}' {stays}")
+            return Promotion(
+                False, current, result, f"{name}@{alias} not moved to v{version}: {result.note}; '{alias}' {stays}"
+            )
     else:
         reg.require_intact(name, version, doing="promoting")
     details = {"rescore": result.model_dump(mode="json")} if result is not None else {"rescore": "skipped"}
@@ -137,7 +190,9 @@ def promote(reg: Registry, name: str, version: int, *, alias: str = PRODUCTION, 
     return Promotion(True, previous, result, f"moved {name}@{alias} from {was} to v{version}")
 
 
-def rollback(reg: Registry, name: str, *, alias: str = PRODUCTION, to: int | None = None, reason: str = "") -> Promotion:
+def rollback(
+    reg: Registry, name: str, *, alias: str = PRODUCTION, to: int | None = None, reason: str = ""
+) -> Promotion:
     """Move ``alias`` back to the version it pointed at before (or to ``to``); files are checked, not re-scored."""
     target = to if to is not None else reg.rollback_target(name, alias)
     reg.require_intact(name, target, doing="rolling back to")
@@ -149,11 +204,19 @@ def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str
     """A by-hand alias move (``tunegate registry promote|rollback``) is one line in the audit log too."""
     target = reg.aliases(name).get(alias)
     rec = AuditRecord(
-        run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{uuid.uuid4().hex[:4]}", time="", model_name=name, status=action,
-        headline=result.message + (f" (reason: {reason})" if reason else ""), trigger=f"manual ({current_user()})",
-        deployed={"alias": alias, "from": result.previous, "to": target, "production_moved": alias == PRODUCTION,
-                  "production_version": reg.aliases(name).get(PRODUCTION),
-                  "rescore": result.rescore.model_dump(mode="json") if result.rescore else None},
+        run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{uuid.uuid4().hex[:4]}",
+        time="",
+        model_name=name,
+        status=action,
+        headline=result.message + (f" (reason: {reason})" if reason else ""),
+        trigger=f"manual ({current_user()})",
+        deployed={
+            "alias": alias,
+            "from": result.previous,
+            "to": target,
+            "production_moved": alias == PRODUCTION,
+            "production_version": reg.aliases(name).get(PRODUCTION),
+            "rescore": result.rescore.model_dump(mode="json") if result.rescore else None,
+        },
     )
     AuditLog(reg.root).append(rec)
-

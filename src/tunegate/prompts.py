@@ -36,7 +36,10 @@ class PromptBuilder:
     def instruction(self) -> str:
         text = self.prompt.instruction
         if text is None:
-            text = {"classification": DEFAULT_CLASSIFICATION_INSTRUCTION, "regression": DEFAULT_REGRESSION_INSTRUCTION}.get(self.task, "")
+            text = {
+                "classification": DEFAULT_CLASSIFICATION_INSTRUCTION,
+                "regression": DEFAULT_REGRESSION_INSTRUCTION,
+            }.get(self.task, "")
         return text.replace("{labels}", ", ".join(self.answers))
 
     def user_message(self, text: str, context: Context | None = None) -> str:
@@ -59,7 +62,9 @@ class PromptBuilder:
     def render(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> str:
         """The prompt string ending where the assistant's answer starts."""
         # transformers 5: tokenize=True returns a BatchEncoding; render text, then tokenize ourselves
-        return self.tokenizer.apply_chat_template(self.messages(text, shots, context), tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            self.messages(text, shots, context), tokenize=False, add_generation_prompt=True
+        )
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids

@@ -35,6 +35,8 @@ class DatasetRef(BaseModel):
 
 
 class ValidationResult(BaseModel):
+    """The validation stage's outcome: pass/fail, the report's paths and summary, the normalized data."""
+
     ok: bool
     n_errors: int
     n_warnings: int
@@ -205,6 +207,8 @@ class Rescore(BaseModel):
 
 
 class DeployResult(BaseModel):
+    """The deploy stage's outcome: the registered version and whether production moved to it."""
+
     registered_version: int | None
     version_dir: str | None
     production_moved: bool
@@ -230,7 +234,10 @@ class Hardware(BaseModel):
         return self.gpu_memory_gb if self.gpu_memory_gb is not None else self.ram_available_gb
 
     def describe(self) -> str:
-        cpu = f"{self.cpu_cores} CPU cores ({self.torch_threads} torch threads), {self.ram_available_gb:.1f} of {self.ram_total_gb:.1f} GB RAM free"
+        cpu = (
+            f"{self.cpu_cores} CPU cores ({self.torch_threads} torch threads), "
+            f"{self.ram_available_gb:.1f} of {self.ram_total_gb:.1f} GB RAM free"
+        )
         return f"{self.gpu_name} ({self.gpu_memory_gb:.1f} GB) + {cpu}" if self.gpu_name else cpu
 
 
@@ -264,6 +271,8 @@ class Advice(BaseModel):
 
 
 class PlanResult(BaseModel):
+    """The plan: hardware, an estimate per candidate method, the chosen method and why, or why blocked."""
+
     hardware: Hardware
     estimates: list[MethodEstimate]
     chosen: str | None  # None when nothing fits the budget
@@ -328,7 +337,9 @@ class AuditRecord(BaseModel):
     ci_high: float | None = None
     mcnemar_p: float | None = None
     mde: float | None = None
-    cost: dict[str, Any] = Field(default_factory=dict)  # train_usd, per_request_usd (tuned, baseline), monthly, break_even
+    cost: dict[str, Any] = Field(
+        default_factory=dict
+    )  # train_usd, per_request_usd (tuned, baseline), monthly, break_even
     deployed: dict[str, Any] = Field(default_factory=dict)  # registered_version, production_moved, production_version
     run_dir: str | None = None
     evidence_dir: str | None = None  # <registry>/audit/<run_id>/ (predictions, decision.json, reports)

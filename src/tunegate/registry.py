@@ -23,8 +23,8 @@ import hashlib
 import json
 import os
 import re
-import stat
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -62,6 +62,8 @@ def current_user() -> str:
 
 @dataclass(frozen=True)
 class VersionInfo:
+    """A registered version: name, number, folder and its meta.json."""
+
     name: str
     version: int
     path: Path
@@ -106,7 +108,9 @@ def file_lock(path: Path, *, timeout: float = 60.0, what: str = "") -> Iterator[
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise RegistryError(f"{what or path} is locked by another process for over {timeout:.0f} s") from None
+                    raise RegistryError(
+                        f"{what or path} is locked by another process for over {timeout:.0f} s"
+                    ) from None
                 time.sleep(0.05)
         try:
             yield
@@ -115,6 +119,8 @@ def file_lock(path: Path, *, timeout: float = 60.0, what: str = "") -> Iterator[
 
 
 class Registry:
+    """Immutable model versions with aliases (production, ...) under one folder, written atomically under a lock."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
@@ -143,7 +149,9 @@ class Registry:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
     # ------------------------------------------------------------------ writes
-    def register(self, name: str, *, files: dict[str, str | Path], dirs: dict[str, Path], meta: dict[str, Any]) -> VersionInfo:
+    def register(
+        self, name: str, *, files: dict[str, str | Path], dirs: dict[str, Path], meta: dict[str, Any]
+    ) -> VersionInfo:
         """Add a new immutable version holding ``files`` (name -> text, or a Path to copy) and copies of ``dirs``.
 
         The content is fully written before the version becomes visible.
@@ -162,8 +170,13 @@ class Registry:
             manifest = _manifest(tmp)
             with self._locked(name):
                 version = (self.versions(name) or [0])[-1] + 1
-                meta = {**meta, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "manifest": manifest}
+                meta = {
+                    **meta,
+                    "name": name,
+                    "version": version,
+                    "registered_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "manifest": manifest,
+                }
                 (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
                 for f in tmp.rglob("*"):
                     if f.is_file():
@@ -178,15 +191,26 @@ class Registry:
             raise
         return self.get(name, version)
 
-    def set_alias(self, name: str, alias: str, version: int, *, expect: Any = UNSET, action: str = "set",
-                  reason: str = "", details: dict[str, Any] | None = None) -> int | None:
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        expect: Any = UNSET,
+        action: str = "set",
+        reason: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> int | None:
         """Point ``alias`` at ``version`` atomically; returns the previous target.
 
         ``expect``: the version the caller believes the alias points at now (None: unset). If
         another run moved it meanwhile, nothing changes and a RegistryError says so.
         """
         if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", alias):
-            raise RegistryError(f"alias '{alias}' is not a valid name (letters, digits, _ and -, starting with a letter)")
+            raise RegistryError(
+                f"alias '{alias}' is not a valid name (letters, digits, _ and -, starting with a letter)"
+            )
         with self._locked(name):
             if version not in self.versions(name):
                 raise RegistryError(f"{name} has no version {version}; versions: {self.versions(name)}")
@@ -196,10 +220,22 @@ class Registry:
             if expect is not UNSET and before != expect:
                 was = f"v{expect}" if expect is not None else "unset"
                 now = f"v{before}" if before is not None else "unset"
-                raise RegistryError(f"{name}@{alias} moved from {was} to {now} while this run was comparing against {was}; "
-                                    f"not moved to v{version} (run again to compare against {now})")
-            history.append({"alias": alias, "from": before, "to": version, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                            "action": action, "by": current_user(), "reason": reason, **(details or {})})
+                raise RegistryError(
+                    f"{name}@{alias} moved from {was} to {now} while this run was comparing against {was}; "
+                    f"not moved to v{version} (run again to compare against {now})"
+                )
+            history.append(
+                {
+                    "alias": alias,
+                    "from": before,
+                    "to": version,
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "action": action,
+                    "by": current_user(),
+                    "reason": reason,
+                    **(details or {}),
+                }
+            )
             current[alias] = version
             current["_history"] = history
             atomic_write_text(self._model_dir(name) / "aliases.json", json.dumps(current, indent=2))
@@ -226,12 +262,14 @@ class Registry:
         while stack and stack[-1] == current:
             stack.pop()
         if not stack:
-            raise RegistryError(f"{name}@{alias} (v{current}) has no earlier version to roll back to; "
-                                f"use `tunegate registry promote {name}@<version>` to choose one")
+            raise RegistryError(
+                f"{name}@{alias} (v{current}) has no earlier version to roll back to; "
+                f"use `tunegate registry promote {name}@<version>` to choose one"
+            )
         return stack[-1]
 
     def verify(self, name: str, version: int) -> list[str]:
-        """Problems with a version's files against the sha256 manifest written when it was registered (empty: intact)."""
+        """Problems with a version's files against the sha256 manifest written at registration (empty: intact)."""
         info = self.get(name, version)
         recorded = info.meta.get("manifest")
         if recorded is None:
@@ -246,8 +284,9 @@ class Registry:
         """Raise a RegistryError naming the changed files unless ``verify`` finds none."""
         problems = self.verify(name, version)
         if problems:
-            raise RegistryError(f"{name} v{version}'s files changed after registration ({'; '.join(problems[:5])}); "
-                                f"not {doing} it")
+            raise RegistryError(
+                f"{name} v{version}'s files changed after registration ({'; '.join(problems[:5])}); not {doing} it"
+            )
 
     # ------------------------------------------------------------------ reads
     def get(self, name: str, version: int) -> VersionInfo:

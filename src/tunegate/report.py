@@ -19,7 +19,9 @@ def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer ste
     ax.plot(range(1, len(losses) + 1), losses, lw=1, alpha=0.5, label=f"{xlabel.split()[-1]} loss")
     if len(losses) >= 5:
         w = max(2, len(losses) // 10)
-        smooth = [sum(losses[max(0, i - w + 1) : i + 1]) / len(losses[max(0, i - w + 1) : i + 1]) for i in range(len(losses))]
+        smooth = [
+            sum(losses[max(0, i - w + 1) : i + 1]) / len(losses[max(0, i - w + 1) : i + 1]) for i in range(len(losses))
+        ]
         ax.plot(range(1, len(losses) + 1), smooth, lw=2, label=f"moving mean ({w})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("training loss")
@@ -61,8 +63,15 @@ def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence:
     plt.close(fig)
 
 
-def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, plan: PlanResult | None = None,
-                      ladder: list[dict] | None = None) -> str:
+def render_comparison(
+    result,
+    *,
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset,
+    plan: PlanResult | None = None,
+    ladder: list[dict] | None = None,
+) -> str:
     """compare.md: the design's trade-off table, backed by measurements on this run's data."""
     m = result.gate_metric
     pct = f"{100 * cfg.gate.confidence:.0f}%"
@@ -75,7 +84,8 @@ def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, 
         f"{run.model_id}. Gate: {m}, promote iff the lower end of the {pct} paired-bootstrap CI of (method - "
         f"{result.best_baseline}) exceeds {cfg.gate.min_gain:+.3f}.",
         "",
-        f"| model | status | {m} [{pct} CI] | delta vs {result.best_baseline} [{pct} CI] | trainable params | peak RSS | "
+        f"| model | status | {m} [{pct} CI] | delta vs {result.best_baseline} [{pct} CI] | trainable params | peak RSS "
+        "| "
         "train time (est.) | artifact | latency / request | prompt tokens / request | decision |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -98,8 +108,10 @@ def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, 
             mem = f"{r['peak_rss_mb']:.0f} MB"
             art = f"{r['artifact_mb']:.2f} MB"
         lines.append(
-            f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | {params} | "
-            f"{mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | {r['prompt_tokens_per_request']:.0f} | {r['decision']} |"
+            f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
+            f"{params} | "
+            f"{mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | {r['prompt_tokens_per_request']:.0f} | "
+            f"{r['decision']} |"
         )
     lines += [
         "",
@@ -114,14 +126,20 @@ def render_comparison(result, *, cfg: TunegateConfig, run: RunContext, dataset, 
         lines += ["## Baseline ladder", "", *ladder_table(ladder, m, cfg.gate.confidence), "", LADDER_NOTES, ""]
     failures = [r for r in result.rows if r["status"] in ("failed", "skipped")]
     if failures:
-        lines += ["## Methods that did not finish", "", *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures], ""]
+        lines += [
+            "## Methods that did not finish",
+            "",
+            *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures],
+            "",
+        ]
     done = [r for r in result.rows if r["kind"] == "method" and r["status"] == "completed"]
     if done:
         lines += ["## Training", ""]
         for r in done:
             extra = r.get("details") or {}
             probe = (
-                f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority {extra['majority_rate']:.3f}, "
+                f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority "
+                f"{extra['majority_rate']:.3f}, "
                 f"best epoch {extra['best_epoch']} of {extra['epochs_run']}"
                 if "val_accuracy" in extra
                 else ""
@@ -143,7 +161,8 @@ def _metric_table(results: list[EvalResult], metric_names: list[str], costs: dic
         c = costs.get(r.name, {})
         vals = " | ".join(f"{r.metrics[m]:.3f}" for m in metric_names)
         lines.append(
-            f"| {r.name} | {vals} | {r.prompt_tokens_per_request:.0f} | {r.latency_ms_per_request:.0f} | {c.get('train_seconds', 0):.0f} |"
+            f"| {r.name} | {vals} | {r.prompt_tokens_per_request:.0f} | {r.latency_ms_per_request:.0f} | "
+            f"{c.get('train_seconds', 0):.0f} |"
         )
     return lines
 
@@ -169,7 +188,8 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
     """Every baseline rung with quality and cost: the rows come from ``stages.ladder_rows``."""
     pct = f"{100 * confidence:.0f}%"
     lines = [
-        f"| rung | {metric} [{pct} CI] | in the prompt | prompt tokens / request | retrieval ms / request | latency ms / request | "
+        f"| rung | {metric} [{pct} CI] | in the prompt | prompt tokens / request | retrieval ms / request | latency ms "
+        "/ request | "
         "one-off setup | index size | note |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -183,7 +203,8 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
             note += ("; " if note else "") + f"leakage guard withheld {r['leakage_excluded']} identical train row(s)"
         lines.append(
             f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['prompt']} | "
-            f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | {r['latency_ms_per_request']:.0f} | "
+            f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | "
+            f"{r['latency_ms_per_request']:.0f} | "
             f"{setup} | {size} | {note} |"
         )
     return lines
@@ -192,24 +213,31 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
 def render_ladder(rows: list[dict], *, metric: str, cfg: TunegateConfig, run: RunContext, dataset) -> str:
     """ladder.md (`tunegate baselines`): what prompting and retrieval give without tuning."""
     best = next(r for r in rows if r["best"])
-    return "\n".join([
-        f"# Baseline ladder, run {run.run_id}",
-        "",
-        f"**Best rung: {best['name']}, {metric} {best['metric']:.3f}** (the baseline a tuned model must beat).",
-        "",
-        f"Same {dataset.n_eval} eval rows for every rung; {dataset.n_train} train rows; base model {run.model_id}.",
-        "",
-        *ladder_table(rows, metric, cfg.gate.confidence),
-        "",
-        LADDER_NOTES,
-        "",
-    ]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# Baseline ladder, run {run.run_id}",
+                "",
+                f"**Best rung: {best['name']}, {metric} {best['metric']:.3f}** (the baseline a tuned model must beat).",
+                "",
+                f"Same {dataset.n_eval} eval rows for every rung; {dataset.n_train} train rows; base model "
+                f"{run.model_id}.",
+                "",
+                *ladder_table(rows, metric, cfg.gate.confidence),
+                "",
+                LADDER_NOTES,
+                "",
+            ]
+        )
+        + "\n"
+    )
 
 
 LADDER_NOTES = (
     "Latency is (scoring + retrieval) wall time per request at the scoring batch size; retrieval embeds and searches "
     "all eval inputs in one batch. One-off setup is the index build (or its load from the content-hash cache) or the "
-    "calibration scoring. Retrieved ids per eval row are in `predictions/<rung>.jsonl` (`retrieved`), indexes in `indexes/<rung>/`."
+    "calibration scoring. Retrieved ids per eval row are in `predictions/<rung>.jsonl` (`retrieved`), indexes in "
+    "`indexes/<rung>/`."
 )
 
 
@@ -220,18 +248,22 @@ def _mins(seconds: float) -> str:
 def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
     """`tunegate plan` output and plan.md: per method params, time, memory, cost, budget fit; the advice."""
     b = cfg.budget
-    caps = [f"time {b.max_train_minutes:g} min" if b.max_train_minutes else None,
-            f"memory {b.max_memory_gb:g} GB" if b.max_memory_gb else None,
-            f"cost ${b.max_cost_usd:g}" if b.max_cost_usd else None]
+    caps = [
+        f"time {b.max_train_minutes:g} min" if b.max_train_minutes else None,
+        f"memory {b.max_memory_gb:g} GB" if b.max_memory_gb else None,
+        f"cost ${b.max_cost_usd:g}" if b.max_cost_usd else None,
+    ]
     caps = [c for c in caps if c] or ["none"]
     lines = [
         "# Plan",
         "",
         f"- hardware: {plan.hardware.describe()}",
         f"- base model: {plan.base_params / 1e6:.1f} M parameters; {plan.n_train} training rows",
-        f"- price: ${plan.price_per_hour:g} per hour (costs.cpu_per_hour or gpu_per_hour); budget caps: {', '.join(caps)}",
+        f"- price: ${plan.price_per_hour:g} per hour (costs.cpu_per_hour or gpu_per_hour); budget caps: "
+        f"{', '.join(caps)}",
         "- estimates: a short calibration run of each method here (3 optimizer steps on real rows incl. the longest, "
-        "first step not timed; the probe: features of 64 rows after an untimed warm-up), scaled by the full run's token count",
+        "first step not timed; the probe: features of 64 rows after an untimed warm-up), scaled by the full run's "
+        "token count",
         "",
         "| method | trainable params | train tokens | est. train time | est. peak memory | est. cost | fits budget |",
         "|---|---|---|---|---|---|---|",
@@ -277,7 +309,8 @@ def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:
         "|---|---|---|",
         f"| train time | {_mins(e.est_train_seconds)} | {_mins(tuned.train_seconds)} ({err:+.0f}% estimate error) |",
         f"| peak memory (process RSS) | {e.est_peak_mb:.0f} MB | {tuned.peak_rss_mb:.0f} MB |",
-        f"| cost at ${plan.price_per_hour:g}/h | ${e.est_cost_usd:.4f} | ${tuned.train_seconds / 3600 * plan.price_per_hour:.4f} |",
+        f"| cost at ${plan.price_per_hour:g}/h | ${e.est_cost_usd:.4f} | "
+        f"${tuned.train_seconds / 3600 * plan.price_per_hour:.4f} |",
         "",
     ]
     if plan.advice is not None:
@@ -295,7 +328,11 @@ def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:
 
 def _unparsed_note(results: list[EvalResult]) -> list[str]:
     """Regression: how many answers held no number (scored as the train mean)."""
-    counts = [(r.name, r.details["unparsed_answers"], r.n, r.details.get("fallback")) for r in results if "unparsed_answers" in r.details]
+    counts = [
+        (r.name, r.details["unparsed_answers"], r.n, r.details.get("fallback"))
+        for r in results
+        if "unparsed_answers" in r.details
+    ]
     if not any(c for _, c, _, _ in counts):
         return []
     parts = [f"{name} {c}/{n}" for name, c, n, _ in counts]
@@ -321,12 +358,25 @@ def save_quality_cost_plot(rows: list[dict], metric: str, path: Path, prices_lab
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
-    colors = {"baseline": "#9e9e9e", "best baseline": "#616161", "promote": "#2e7d32", "reject": "#c62828", "production": "#1565c0"}
+    colors = {
+        "baseline": "#9e9e9e",
+        "best baseline": "#616161",
+        "promote": "#2e7d32",
+        "reject": "#c62828",
+        "production": "#1565c0",
+    }
     seen: dict[tuple, int] = {}
     for r in rows:
         x = 1000 * r["per_request_usd"]
-        ax.errorbar([x], [r["metric"]], yerr=[[r["metric"] - r["ci_low"]], [r["ci_high"] - r["metric"]]], fmt="o", capsize=3,
-                    color=colors.get(r["decision"], "#1565c0"), ms=7)
+        ax.errorbar(
+            [x],
+            [r["metric"]],
+            yerr=[[r["metric"] - r["ci_low"]], [r["ci_high"] - r["metric"]]],
+            fmt="o",
+            capsize=3,
+            color=colors.get(r["decision"], "#1565c0"),
+            ms=7,
+        )
         near = (round(x, 6), round(r["metric"], 2))  # points on top of each other: stack their labels
         k = seen[near] = seen.get(near, -1) + 1
         ax.annotate(r["name"], (x, r["metric"]), textcoords="offset points", xytext=(6, 4 - 11 * k), fontsize=8)
@@ -356,14 +406,25 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=100)
     for c in lines:
         emphasis = c.kind != "baseline" or (break_even is not None and c.name == break_even.against)
-        ax.plot(xs, [c.one_off_usd + x * c.per_request_usd for x in xs], label=c.name,
-                lw=2.2 if emphasis else 0.8, alpha=1.0 if emphasis else 0.5)
+        ax.plot(
+            xs,
+            [c.one_off_usd + x * c.per_request_usd for x in xs],
+            label=c.name,
+            lw=2.2 if emphasis else 0.8,
+            alpha=1.0 if emphasis else 0.5,
+        )
     if break_even is not None and break_even.requests:
         cand = next(c for c in lines if c.name == break_even.candidate)
         y = cand.one_off_usd + break_even.requests * cand.per_request_usd
         ax.axvline(break_even.requests, color="#2e7d32", ls="--", lw=1)
-        ax.annotate(f"break-even: {break_even.requests:,.0f} requests", (break_even.requests, y), textcoords="offset points",
-                    xytext=(5, -12), fontsize=8, color="#2e7d32")
+        ax.annotate(
+            f"break-even: {break_even.requests:,.0f} requests",
+            (break_even.requests, y),
+            textcoords="offset points",
+            xytext=(5, -12),
+            fontsize=8,
+            color="#2e7d32",
+        )
     for m in range(1, int(horizon // max(requests_per_month, 1)) + 1):
         if requests_per_month and m * requests_per_month <= horizon:
             ax.axvline(m * requests_per_month, color="#bdbdbd", lw=0.6, ls=":")
@@ -385,35 +446,54 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
 def _gate_table(decision: Decision) -> list[str]:
     g = decision.gate
     return [
-        "| gate metric | minimum gain | alpha (CI level) | McNemar required | must beat production | power for MDE | resamples, seed | declared |",
+        "| gate metric | minimum gain | alpha (CI level) | McNemar required | must beat production | power for MDE | "
+        "resamples, seed | declared |",
         "|---|---|---|---|---|---|---|---|",
         f"| {decision.gate_metric} | {g['min_gain']:+.3f} | {g['alpha']:g} ({100 * (1 - g['alpha']):.0f}%) | "
         f"{'yes' if g.get('mcnemar') and decision.gate_metric == 'accuracy' and g['min_gain'] >= 0 else 'no'} | "
-        f"{'yes' if g.get('must_beat_production') else 'no'} | {g['power']:g} | {g['bootstrap_samples']}, {g['seed']} | "
+        f"{'yes' if g.get('must_beat_production') else 'no'} | {g['power']:g} | {g['bootstrap_samples']}, {g['seed']} "
+        "| "
         f"in config {str(g.get('config_hash', ''))[:12]} at {g.get('declared_at', '?')} |",
     ]
 
 
 def _comparison_table(decision: Decision) -> list[str]:
-    lines = ["| against | candidate | opponent | delta [CI] | McNemar (only cand. / only opp., p) | MDE | passed |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| against | candidate | opponent | delta [CI] | McNemar (only cand. / only opp., p) | MDE | passed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for c in decision.comparisons:
-        mc = (f"{c.mcnemar_candidate_only} / {c.mcnemar_opponent_only}, p = {c.mcnemar_p:.3g}"
-              + ("" if c.mcnemar_required else " (not required)")) if c.mcnemar_p is not None else "-"
-        lines.append(f"| {c.opponent} ({c.role.replace('_', ' ')}) | {c.candidate_metric:.3f} | {c.opponent_metric:.3f} | "
-                     f"{c.delta:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] | {mc} | {c.mde:.3f} | {'yes' if c.passed else '**no**'} |")
+        mc = (
+            (
+                f"{c.mcnemar_candidate_only} / {c.mcnemar_opponent_only}, p = {c.mcnemar_p:.3g}"
+                + ("" if c.mcnemar_required else " (not required)")
+            )
+            if c.mcnemar_p is not None
+            else "-"
+        )
+        lines.append(
+            f"| {c.opponent} ({c.role.replace('_', ' ')}) | {c.candidate_metric:.3f} | {c.opponent_metric:.3f} | "
+            f"{c.delta:+.3f} [{c.ci_low:+.3f}, {c.ci_high:+.3f}] | {mc} | {c.mde:.3f} | "
+            f"{'yes' if c.passed else '**no**'} |"
+        )
     return lines
 
 
 def _models_table(rows: list[dict], metric: str, best: str, pct: str) -> list[str]:
-    lines = [f"| model | {metric} [{pct} CI] | delta vs {best} [{pct} CI] | prompt / output tokens | latency ms | one-off cost | "
-             "per 1K requests | per month | decision |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| model | {metric} [{pct} CI] | delta vs {best} [{pct} CI] | prompt / output tokens | latency ms | one-off "
+        "cost | "
+        "per 1K requests | per month | decision |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        delta = f"{r['delta']:+.3f}" + (f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]" if r.get("delta_ci_low") is not None else "")
+        delta = f"{r['delta']:+.3f}" + (
+            f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]" if r.get("delta_ci_low") is not None else ""
+        )
         lines.append(
             f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
-            f"{r['prompt_tokens']:.0f} / {r['output_tokens']:.1f} | {r['latency_ms']:.0f} | {_money(r['one_off_usd'])} ({r['one_off_what']}) | "
+            f"{r['prompt_tokens']:.0f} / {r['output_tokens']:.1f} | {r['latency_ms']:.0f} | {_money(r['one_off_usd'])} "
+            f"({r['one_off_what']}) | "
             f"{_money(1000 * r['per_request_usd'])} | {_money(r['monthly_usd'])} | {r['decision']} |"
         )
     return lines
@@ -430,8 +510,10 @@ def _validation_summary(validation: dict | None) -> list[str]:
         return ["(no validation report found)"]
     st = validation.get("stats", {})
     rows = st.get("rows", {})
-    lines = [f"- {validation.get('summary', '')} {rows.get('train', '?')} train rows, {rows.get('eval', '?')} eval rows; "
-             f"data hash `{str(st.get('data_hash', ''))[:16]}`."]
+    lines = [
+        f"- {validation.get('summary', '')} {rows.get('train', '?')} train rows, {rows.get('eval', '?')} eval rows; "
+        f"data hash `{str(st.get('data_hash', ''))[:16]}`."
+    ]
     for side, src in (st.get("sources") or {}).items():
         lines.append(f"- {side}: `{src}`")
     bal = st.get("class_balance")
@@ -440,10 +522,13 @@ def _validation_summary(validation: dict | None) -> list[str]:
             lines.append(f"- {side} labels: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     tok = st.get("tokens")
     if tok:
-        lines.append("- tokens per row: " + "; ".join(f"{k} mean {v['mean']}, max {v['max']} (limit {v['limit']})" for k, v in tok.items()))
+        lines.append(
+            "- tokens per row: "
+            + "; ".join(f"{k} mean {v['mean']}, max {v['max']} (limit {v['limit']})" for k, v in tok.items())
+        )
     issues = validation.get("issues") or []
     if issues:
-        lines.append(f"- {len(issues)} warning(s): " + "; ".join(str(i.get('message', i))[:120] for i in issues[:5]))
+        lines.append(f"- {len(issues)} warning(s): " + "; ".join(str(i.get("message", i))[:120] for i in issues[:5]))
     lines.append("- full report: `validation.md`")
     return lines
 
@@ -478,9 +563,14 @@ def render_run_report(
         "",
         *_gate_table(decision),
         "",
-        f"Rule: promote iff, against the best baseline{' and the production model' if decision.gate.get('must_beat_production') else ''}, "
+        "Rule: promote iff, against the best "
+        f"baseline{' and the production model' if decision.gate.get('must_beat_production') else ''}, "
         f"the lower end of the {pct} paired-bootstrap CI of the difference exceeds the minimum gain"
-        + (" and McNemar's exact test rejects equal accuracy at alpha" if decision.gate.get("mcnemar") and decision.gate_metric == "accuracy" else "")
+        + (
+            " and McNemar's exact test rejects equal accuracy at alpha"
+            if decision.gate.get("mcnemar") and decision.gate_metric == "accuracy"
+            else ""
+        )
         + ". MDE: the smallest true difference these eval rows detect at the declared alpha and power.",
         "",
         *_comparison_table(decision),
@@ -494,8 +584,10 @@ def render_run_report(
         "",
         *_models_table(rows, decision.gate_metric, decision.best_baseline, pct),
         "",
-        f"Prices (`costs`): {prices_label(decision.prices)}; training and one-off setup at ${decision.prices.get('train_per_hour', 0):g}/h; "
-        f"{decision.prices.get('requests_per_month', 0):,} requests/month. Token counts come from the real tokenizer on the real prompts, "
+        f"Prices (`costs`): {prices_label(decision.prices)}; training and one-off setup at "
+        f"${decision.prices.get('train_per_hour', 0):g}/h; "
+        f"{decision.prices.get('requests_per_month', 0):,} requests/month. Token counts come from the real tokenizer "
+        "on the real prompts, "
         f"times from this run. Latency is wall time per request at batch size {cfg.baselines.batch_size}.",
         *(_unparsed_note(unparsed) if unparsed else []),
         "",
@@ -506,13 +598,28 @@ def render_run_report(
         "## Cost and break-even",
         "",
         f"- break-even of the tuned model vs {decision.best_baseline}: {be.reason if be else 'n/a'}",
-        *[f"- {c.name}: one-off {_money(c.one_off_usd)} ({c.one_off_what}), {_money(c.per_request_usd * 1000)} per 1K requests, "
-          f"{_money(c.monthly_usd)} per month" for c in decision.cost_model if c.kind != "baseline" or c.name == decision.best_baseline],
+        *[
+            f"- {c.name}: one-off {_money(c.one_off_usd)} ({c.one_off_what}), {_money(c.per_request_usd * 1000)} per "
+            "1K requests, "
+            f"{_money(c.monthly_usd)} per month"
+            for c in decision.cost_model
+            if c.kind != "baseline" or c.name == decision.best_baseline
+        ],
         "",
         "![break-even](plots/break_even.png)",
         "",
-        *(["## Baseline ladder", "", *ladder_table(ladder, decision.gate_metric, cfg.gate.confidence), "", LADDER_NOTES, ""]
-          if ladder else []),
+        *(
+            [
+                "## Baseline ladder",
+                "",
+                *ladder_table(ladder, decision.gate_metric, cfg.gate.confidence),
+                "",
+                LADDER_NOTES,
+                "",
+            ]
+            if ladder
+            else []
+        ),
         "## Training",
         "",
         f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "
@@ -536,18 +643,23 @@ def render_run_report(
         json.dumps(decision.provenance, indent=2),
         "```",
         "",
-        "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's weights), `config.yaml`, "
+        "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's "
+        "weights), `config.yaml`, "
         "`report.html` (this report, self-contained).",
     ]
     return "\n".join(lines) + "\n"
 
 
 HTML_STYLE = """
-body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;padding:0 16px;color:#212121;line-height:1.45}
-h1{font-size:1.6em;border-bottom:2px solid #e0e0e0;padding-bottom:6px}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #eee}
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1180px;margin:24px auto;
+padding:0 16px;color:#212121;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #e0e0e0;padding-bottom:6px}
+h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #eee}
 table{border-collapse:collapse;margin:8px 0;font-size:13px;display:block;overflow-x:auto}
-th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}tr:nth-child(even) td{background:#fafafa}
-code{background:#f3f3f3;padding:1px 4px;border-radius:3px;font-size:12px}pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:12px}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f5f5f5}
+tr:nth-child(even) td{background:#fafafa}
+code{background:#f3f3f3;padding:1px 4px;border-radius:3px;font-size:12px}
+pre{background:#f6f8fa;padding:10px;overflow-x:auto;font-size:12px}
 img{max-width:100%;border:1px solid #eee;margin:6px 0}
 .headline{font-size:1.15em;padding:12px 16px;border-left:6px solid VAR;background:#fafafa}
 """
@@ -567,16 +679,18 @@ def render_html(md_text: str, base_dir: Path, *, promoted: bool | None = None) -
         src = m.group(2)
         f = base_dir / src
         if src.startswith("data:") or not f.is_file():
-            return m.group(0) if src.startswith("data:") else f'<em>[missing image {_html.escape(src)}]</em>'
+            return m.group(0) if src.startswith("data:") else f"<em>[missing image {_html.escape(src)}]</em>"
         data = base64.b64encode(f.read_bytes()).decode()
-        return f'{m.group(1)}data:image/png;base64,{data}{m.group(3)}'
+        return f"{m.group(1)}data:image/png;base64,{data}{m.group(3)}"
 
     body = re.sub(r'(<img [^>]*src=")([^"]+)(")', embed, body)
     body = body.replace("<p><strong>", '<p class="headline"><strong>', 1)
     title = md_text.splitlines()[0].lstrip("# ").strip() if md_text else "tunegate report"
     style = HTML_STYLE.replace("VAR", {True: "#2e7d32", False: "#c62828", None: "#1565c0"}[promoted])
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_html.escape(title)}</title>'
-            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n{body}\n</body></html>\n"
+    )
 
 
 def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: TuneResult, cfg: TunegateConfig) -> str:
@@ -588,7 +702,8 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             f"**Decision: {decision.decision.upper()}**: {decision.summary}",
             "",
             f"- base model: {run.model_id} (sha256 {run.model_sha[:16]}...)",
-            f"- method: {tuned.method}, {tuned.trainable_params:,} trainable parameters; adapter in `artifact/adapter` (PEFT format)",
+            f"- method: {tuned.method}, {tuned.trainable_params:,} trainable parameters; adapter in `artifact/adapter` "
+            "(PEFT format)",
             f"- task: {cfg.task}; labels: {', '.join(cfg.data.label_answers()) or '-'}",
             f"- data hash: {p['data_hash']} ({p['n_train']} train / {p['n_eval']} eval rows)",
             f"- config hash: {p['config_hash']}; code version {p['code_version']}; run {run.run_id}",
@@ -598,9 +713,10 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             "| model | " + " | ".join(decision.tuned) + " |",
             "|---|" + "---|" * len(decision.tuned),
             *[f"| {n} | " + " | ".join(f"{v:.3f}" for v in m.values()) + " |" for n, m in decision.baselines.items()],
-            f"| tuned | " + " | ".join(f"{v:.3f}" for v in decision.tuned.values()) + " |",
+            "| tuned | " + " | ".join(f"{v:.3f}" for v in decision.tuned.values()) + " |",
             "",
-            f"Gate: {decision.gate_metric} delta {decision.delta:+.3f}, CI [{decision.ci_low:+.3f}, {decision.ci_high:+.3f}], "
+            f"Gate: {decision.gate_metric} delta {decision.delta:+.3f}, CI [{decision.ci_low:+.3f}, "
+            f"{decision.ci_high:+.3f}], "
             f"min gain {decision.gate['min_gain']:+.3f}.",
             "",
             "## Reasons",

@@ -68,7 +68,9 @@ def load_embedder(spec: str):
 
 def embed(spec: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
     model = load_embedder(spec)
-    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    vecs = model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
     return np.asarray(vecs, dtype=np.float32)
 
 
@@ -86,6 +88,8 @@ def _bm25_tokenize(texts: list[str]):
 
 @dataclass(frozen=True)
 class Hit:
+    """One retrieved corpus entry: its position, id, text and score."""
+
     index: int  # position in the corpus
     id: str
     score: float
@@ -93,6 +97,8 @@ class Hit:
 
 @dataclass
 class SearchStats:
+    """What a batch of searches cost and how many entries the leakage guard withheld."""
+
     seconds: float
     excluded: int  # corpus entries withheld by the leakage guard
 
@@ -129,11 +135,14 @@ class Index:
         results, scores = self.bm25.retrieve(_bm25_tokenize(queries), k=depth, show_progress=False, n_threads=1)
         # when fewer documents share a term with the query, bm25s fills up with score-0 ones (in corpus order):
         # kept for plain bm25 so that k results come back, dropped before fusion where they would add noise
-        return [[(int(i), float(s)) for i, s in zip(row, srow) if s > 0 or not matches_only] for row, srow in zip(results, scores)]
+        return [
+            [(int(i), float(s)) for i, s in zip(row, srow) if s > 0 or not matches_only]
+            for row, srow in zip(results, scores)
+        ]
 
     def _rank_dense(self, queries: list[str], depth: int) -> list[list[tuple[int, float]]]:
-        from sentence_transformers.util import semantic_search
         import torch
+        from sentence_transformers.util import semantic_search
 
         q = torch.from_numpy(embed(self.embedder, queries))
         hits = semantic_search(q, torch.from_numpy(self.embeddings), top_k=depth)
@@ -176,7 +185,13 @@ def _key(kind: str, ids: list[str], texts: list[str], embedder: str | None) -> s
 
 
 def build_index(
-    ids: list[str], texts: list[str], *, kind: str, embedder: str = DEFAULT_EMBEDDER, rrf_k: int = 60, cache_dir: Path | None = None
+    ids: list[str],
+    texts: list[str],
+    *,
+    kind: str,
+    embedder: str = DEFAULT_EMBEDDER,
+    rrf_k: int = 60,
+    cache_dir: Path | None = None,
 ) -> Index:
     """Build (or load from the content-hash cache) an index over ``texts``."""
     if kind not in RETRIEVERS:
@@ -204,8 +219,13 @@ def build_index(
         with open(tmp / "corpus.jsonl", "w") as f:
             for i, t in zip(ids, texts):
                 f.write(json.dumps({"id": i, "text": t}) + "\n")
-        meta = {"format": INDEX_FORMAT, "kind": kind, "embedder": emb_spec, "n": len(ids),
-                "build_seconds": round(time.perf_counter() - t0, 3)}
+        meta = {
+            "format": INDEX_FORMAT,
+            "kind": kind,
+            "embedder": emb_spec,
+            "n": len(ids),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        }
         (tmp / "index.json").write_text(json.dumps(meta, indent=2))
         try:
             tmp.rename(root)
@@ -233,8 +253,18 @@ def load_index(path: Path, rrf_k: int = 60) -> Index:
 
         bm = bm25s.BM25.load(path / "bm25", show_progress=False, verbosity=0)
     emb = np.load(path / "embeddings.npy") if meta["embedder"] else None
-    return Index(kind=meta["kind"], ids=ids, texts=texts, embedder=meta["embedder"], bm25=bm, embeddings=emb, rrf_k=rrf_k,
-                 path=path, build_seconds=meta["build_seconds"], cached=True)
+    return Index(
+        kind=meta["kind"],
+        ids=ids,
+        texts=texts,
+        embedder=meta["embedder"],
+        bm25=bm,
+        embeddings=emb,
+        rrf_k=rrf_k,
+        path=path,
+        build_seconds=meta["build_seconds"],
+        cached=True,
+    )
 
 
 def copy_index(index: Index, dest: Path) -> Path:

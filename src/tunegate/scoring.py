@@ -20,6 +20,8 @@ from tqdm.auto import tqdm
 
 @dataclass
 class ScoreStats:
+    """Time and tokens of a scoring or generation pass."""
+
     seconds: float
     prompt_tokens: int  # real (unpadded) prompt tokens
     n: int
@@ -85,7 +87,13 @@ def score_answers(
                 feed = torch.tensor(a[:-1], dtype=torch.long).expand(len(idx), -1)
                 tail_mask = torch.cat([mask, torch.ones_like(feed)], dim=1)
                 tail_pos = last + 1 + torch.arange(feed.shape[1])
-                r2 = model(input_ids=feed, attention_mask=tail_mask, position_ids=tail_pos, past_key_values=cache, use_cache=True)
+                r2 = model(
+                    input_ids=feed,
+                    attention_mask=tail_mask,
+                    position_ids=tail_pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
                 lp2 = torch.log_softmax(r2.logits.float(), dim=-1)
                 target = torch.tensor(a[1:], dtype=torch.long).expand(len(idx), -1)
                 scores[:, j] += lp2.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1)
@@ -132,8 +140,9 @@ def generate(
             texts[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
         bar.update(len(idx))
     bar.close()
-    stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n,
-                       output_tokens=out_tokens)
+    stats = ScoreStats(
+        seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n, output_tokens=out_tokens
+    )
     return texts, stats
 
 
@@ -169,13 +178,24 @@ class Answerer:
     def generate(self, tokenizer, prompt_ids, *, max_new_tokens: int, batch_size: int = 8, desc: str | None = None):
         raise NotImplementedError
 
-    def regress(self, tokenizer, prompt_ids, *, fallback: float, max_new_tokens: int = 8, batch_size: int = 8, desc: str | None = None):
+    def regress(
+        self,
+        tokenizer,
+        prompt_ids,
+        *,
+        fallback: float,
+        max_new_tokens: int = 8,
+        batch_size: int = 8,
+        desc: str | None = None,
+    ):
         """Numbers for regression: (values, stats, how many answers had no number and got ``fallback``).
 
         A language model writes its answer and the first number in it is taken; a head
         (the linear probe) overrides this and predicts the number directly.
         """
-        texts, stats = self.generate(tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc)
+        texts, stats = self.generate(
+            tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
+        )
         parsed = [parse_number(t) for t in texts]
         return [fallback if v is None else v for v in parsed], stats, sum(v is None for v in parsed)
 
@@ -190,4 +210,6 @@ class LMAnswerer(Answerer):
         return score_answers(self.model, prompt_ids, answer_ids, pad_id=pad_id, batch_size=batch_size, desc=desc)
 
     def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None):
-        return generate(self.model, tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc)
+        return generate(
+            self.model, tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
+        )

@@ -45,12 +45,16 @@ MAX_CHARS = 20_000
 
 
 class ApiError(Exception):
+    """An HTTP error answered as JSON: status, machine-readable code, message."""
+
     def __init__(self, status: int, kind: str, message: str):
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
 
 
 class PredictRequest(BaseModel):
+    """Body of POST /v1/predict: one text or a list of texts."""
+
     model_config = ConfigDict(extra="forbid")
     text: str | None = Field(default=None, min_length=1, max_length=MAX_CHARS, description="one input")
     texts: list[str] | None = Field(default=None, min_length=1, max_length=MAX_TEXTS, description="several inputs")
@@ -66,7 +70,11 @@ class PredictRequest(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # OpenAI clients send model, temperature, ...; greedy decoding ignores them
+    """Body of POST /v1/completions (OpenAI-style): a prompt and a token cap."""
+
+    model_config = ConfigDict(
+        extra="ignore"
+    )  # OpenAI clients send model, temperature, ...; greedy decoding ignores them
     prompt: str = Field(min_length=1, max_length=MAX_CHARS)
     max_tokens: int = Field(default=64, ge=1, le=512)
 
@@ -130,7 +138,7 @@ class InferenceQueue:
             self.batches += 1
             i = 0
             for _, (_, ts), f in batch:
-                f.set_result(results[i:i + len(ts)])
+                f.set_result(results[i : i + len(ts)])
                 i += len(ts)
 
     @staticmethod
@@ -182,7 +190,12 @@ class ModelSlot:
             self.reloads += 1
             self.last_reload_error = None
             log.info("reloaded %s: %s -> %s", self.ref, before, self.version_ref)
-            return {"reloaded": True, "from": before, "model": self.version_ref, "message": f"{before} -> {self.version_ref}"}
+            return {
+                "reloaded": True,
+                "from": before,
+                "model": self.version_ref,
+                "message": f"{before} -> {self.version_ref}",
+            }
 
 
 def _watch(slot: ModelSlot, every: float, stop: threading.Event) -> None:
@@ -214,7 +227,9 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
         yield
         stop.set()
 
-    app = FastAPI(title="tunegate serve", version="1", description=f"Serving {slot.ref} from {registry_root}", lifespan=lifespan)
+    app = FastAPI(
+        title="tunegate serve", version="1", description=f"Serving {slot.ref} from {registry_root}", lifespan=lifespan
+    )
     app.state.slot = slot
 
     @app.exception_handler(ApiError)
@@ -223,13 +238,19 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        details = [{"where": ".".join(str(x) for x in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()]
+        details = [
+            {"where": ".".join(str(x) for x in e.get("loc", ())), "problem": e.get("msg", "")} for e in exc.errors()
+        ]
         msg = "; ".join(f"{d['where']}: {d['problem']}" for d in details) or "invalid request"
         return _error(422, "invalid_request", msg, details)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        hint = " (endpoints: GET /health, POST /v1/predict, POST /v1/completions, POST /admin/reload)" if exc.status_code == 404 else ""
+        hint = (
+            " (endpoints: GET /health, POST /v1/predict, POST /v1/completions, POST /admin/reload)"
+            if exc.status_code == 404
+            else ""
+        )
         return _error(exc.status_code, "not_found" if exc.status_code == 404 else "http_error", f"{exc.detail}{hint}")
 
     @app.exception_handler(Exception)
@@ -240,11 +261,19 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
     @app.get("/health")
     def health() -> dict[str, Any]:
         p = slot.predictor
-        return {"status": "ok", "model": slot.version_ref, "ref": slot.ref, "method": p.meta.get("method"),
-                "task": p.meta.get("task"), "labels": list((p.meta.get("labels") or {}).keys()),
-                "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(slot.loaded_at)),
-                "requests": slot.requests, "predict_batches": slot.inference.batches, "reloads": slot.reloads,
-                "last_reload_error": slot.last_reload_error}
+        return {
+            "status": "ok",
+            "model": slot.version_ref,
+            "ref": slot.ref,
+            "method": p.meta.get("method"),
+            "task": p.meta.get("task"),
+            "labels": list((p.meta.get("labels") or {}).keys()),
+            "loaded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(slot.loaded_at)),
+            "requests": slot.requests,
+            "predict_batches": slot.inference.batches,
+            "reloads": slot.reloads,
+            "last_reload_error": slot.last_reload_error,
+        }
 
     @app.post("/v1/predict")
     def v1_predict(req: PredictRequest) -> dict[str, Any]:
@@ -256,25 +285,40 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
         results = slot.inference.predict(p, texts)
         slot.requests += 1
         out = [{k: v for k, v in r.items() if k != "input"} for r in results]
-        return {"model": f"{p.version.name}@v{p.version.version}", "predictions": out,
-                "latency_ms": round(1000 * (time.perf_counter() - t0), 1)}
+        return {
+            "model": f"{p.version.name}@v{p.version.version}",
+            "predictions": out,
+            "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
+        }
 
     @app.post("/v1/completions")
     def v1_completions(req: CompletionRequest) -> dict[str, Any]:
         p = slot.predictor
         if not p.answerer.can_generate:
-            raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a {p.meta.get('method')} model (a head over "
-                           "features): it cannot generate text; use POST /v1/predict")
+            raise ApiError(
+                400,
+                "wrong_endpoint",
+                f"{slot.version_ref} is a {p.meta.get('method')} model (a head over "
+                "features): it cannot generate text; use POST /v1/predict",
+            )
         t0 = time.perf_counter()
         r = slot.infer(complete, p, req.prompt, max_tokens=req.max_tokens)
         slot.requests += 1
         model = f"{p.version.name}@v{p.version.version}"
         finish = "length" if r["completion_tokens"] >= req.max_tokens else "stop"
-        return {"id": f"cmpl-{int(t0 * 1e6):x}", "object": "text_completion", "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "text": r["text"], "finish_reason": finish}],
-                "usage": {"prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"],
-                          "total_tokens": r["prompt_tokens"] + r["completion_tokens"]},
-                "latency_ms": round(1000 * (time.perf_counter() - t0), 1)}
+        return {
+            "id": f"cmpl-{int(t0 * 1e6):x}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "text": r["text"], "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": r["prompt_tokens"],
+                "completion_tokens": r["completion_tokens"],
+                "total_tokens": r["prompt_tokens"] + r["completion_tokens"],
+            },
+            "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
+        }
 
     @app.post("/admin/reload")
     def admin_reload(force: bool = False) -> dict[str, Any]:
@@ -283,10 +327,15 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
     return app
 
 
-def serve(registry_root: str | Path, ref: str, *, host: str = "127.0.0.1", port: int = 8000, watch_seconds: float = 5.0) -> None:
+def serve(
+    registry_root: str | Path, ref: str, *, host: str = "127.0.0.1", port: int = 8000, watch_seconds: float = 5.0
+) -> None:
     import uvicorn
 
     app = create_app(registry_root, ref, watch_seconds=watch_seconds)
-    print(f"serving {app.state.slot.version_ref} ({app.state.slot.ref}) on http://{host}:{port}  "
-          f"(GET /health, POST /v1/predict, POST /v1/completions, POST /admin/reload; Ctrl-C stops)", flush=True)
+    print(
+        f"serving {app.state.slot.version_ref} ({app.state.slot.ref}) on http://{host}:{port}  "
+        f"(GET /health, POST /v1/predict, POST /v1/completions, POST /admin/reload; Ctrl-C stops)",
+        flush=True,
+    )
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -20,10 +20,12 @@ from tunegate import answering, changes, evaluation, ladder, planning, promotion
 from tunegate.audit import AuditLog
 from tunegate.config import TunegateConfig
 from tunegate.costs import cost_line
-from tunegate.decision import best_baseline, costs_table, decide
 from tunegate.data import canonical_columns
+from tunegate.decision import best_baseline, costs_table, decide
+from tunegate.errors import PromotionError, RegistryError
 from tunegate.ladder import Rung
 from tunegate.methods import get_method
+from tunegate.methods.base import TuningMethod
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import (
@@ -41,16 +43,12 @@ from tunegate.records import (
     TuneResult,
     ValidationResult,
 )
-from tunegate.scoring import LMAnswerer
-from tunegate.training import release_memory
-from tunegate.errors import PromotionError, RegistryError
 from tunegate.registry import PRODUCTION, UNSET, Registry, atomic_write_text
-from tunegate.retrieval import copy_index
 from tunegate.report import (
     describe_rung,
     prices_label,
-    render_html,
     render_comparison,
+    render_html,
     render_ladder,
     render_model_card,
     render_plan,
@@ -60,8 +58,10 @@ from tunegate.report import (
     save_loss_plot,
     save_quality_cost_plot,
 )
+from tunegate.retrieval import copy_index
+from tunegate.scoring import LMAnswerer
 from tunegate.stats import bootstrap_ci, paired_bootstrap
-from tunegate.methods.base import TuningMethod
+from tunegate.training import release_memory
 from tunegate.validation import validate, write_report
 
 log = logging.getLogger(__name__)
@@ -158,7 +158,9 @@ def baseline_cache_key(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef
 
 
 @_timed
-def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None) -> EvalResult:
+def evaluate_baseline(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None
+) -> EvalResult:
     """One rung of the ladder on the eval rows; a retrieval index it used is saved under runs/<id>/indexes/<rung>/.
 
     A calibrated rung takes its base rung's result (``base``) and re-uses its scores.
@@ -173,15 +175,31 @@ def evaluate_baseline(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef,
         texts, prior = ladder.calibration_inputs(cfg, train, rung)
         aug = ladder.augment_for(cfg, rung.base, train, texts)
         spec = answering.AnswerSpec.from_config(cfg)
-        ids = answering.prompt_ids(spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None)
+        ids = answering.prompt_ids(
+            spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
+        )
         logp, _ = answering.label_logprobs(answerer, tokenizer, spec, ids)
         offset = ladder.calibration_offset(logp, prior)
-        return evaluation.calibrated(base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0,
-                                     details={"calibration": rung.params["calibration"], "calibration_inputs": len(texts)})
+        return evaluation.calibrated(
+            base,
+            cfg=cfg,
+            name=rung.name,
+            offset=offset,
+            setup_seconds=time.perf_counter() - t0,
+            details={"calibration": rung.params["calibration"], "calibration_inputs": len(texts)},
+        )
     eval_df = pl.read_parquet(dataset.eval_path)
     augment = ladder.augment_for(cfg, rung, train, eval_df.get_column(canonical_columns(cfg.task)[0]).to_list())
-    result = evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=rung.name, kind="baseline", augment=augment,
-                                 fallback=_train_mean(cfg, train))
+    result = evaluation.evaluate(
+        answerer,
+        tokenizer,
+        cfg=cfg,
+        eval_df=eval_df,
+        name=rung.name,
+        kind="baseline",
+        augment=augment,
+        fallback=_train_mean(cfg, train),
+    )
     if augment is not None and augment.index is not None:
         saved = copy_index(augment.index, Path(run.run_dir) / "indexes" / rung.name)
         result.details["index"] = str(saved)
@@ -204,13 +222,14 @@ def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: lis
     Writes plan.json and plan.md; ``blocked`` is set when the budget forbids training.
     """
     tokenizer = load_tokenizer(run.model_path)
-    data = evaluation.training_set(cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash)
+    data = evaluation.training_set(
+        cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
+    )
     result = planning.plan(cfg, base_path=run.model_path, data=data, methods=methods)
     run_dir = Path(run.run_dir)
     atomic_write_text(run_dir / "plan.json", result.model_dump_json(indent=2))
     atomic_write_text(run_dir / "plan.md", render_plan(result, cfg))
     return result
-
 
 
 def method_dir(run: RunContext, method: str | None = None) -> Path:
@@ -220,7 +239,9 @@ def method_dir(run: RunContext, method: str | None = None) -> Path:
 
 
 @_timed
-def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True, compare: bool = False) -> TuneResult:
+def tune(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True, compare: bool = False
+) -> TuneResult:
     """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/."""
     release_memory()  # what an earlier stage freed goes back to the OS, so peak RSS is this method's
     method = get_method(cfg.method.name)
@@ -269,11 +290,14 @@ def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress:
 @_timed
 def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     tokenizer = load_tokenizer(run.model_path)
-    answerer = get_method(tuned.method).load_for_inference(base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir))
+    answerer = get_method(tuned.method).load_for_inference(
+        base_path=run.model_path, artifact_dir=Path(tuned.artifact_dir)
+    )
     eval_df = pl.read_parquet(dataset.eval_path)
     fallback = _train_mean(cfg, dataset.train_path)
-    return evaluation.evaluate(answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned",
-                               fallback=fallback)
+    return evaluation.evaluate(
+        answerer, tokenizer, cfg=cfg, eval_df=eval_df, name=f"tuned:{tuned.method}", kind="tuned", fallback=fallback
+    )
 
 
 def ladder_rows(cfg: TunegateConfig, baselines: list[EvalResult]) -> list[dict]:
@@ -283,15 +307,32 @@ def ladder_rows(cfg: TunegateConfig, baselines: list[EvalResult]) -> list[dict]:
     refs = [p.reference for p in best.predictions]
     rows = []
     for b in baselines:
-        v, lo, hi = bootstrap_ci(metric, side=evaluation.per_example_view(b, cfg.task, metric), references=refs,
-                                 resamples=cfg.gate.bootstrap_samples, confidence=cfg.gate.confidence, seed=cfg.gate.seed)
-        rows.append({
-            "name": b.name, "metric": v, "ci_low": lo, "ci_high": hi, "best": b.name == best.name, "prompt": describe_rung(b),
-            "prompt_tokens_per_request": b.prompt_tokens_per_request, "retrieval_ms_per_request": b.retrieval_ms_per_request,
-            "latency_ms_per_request": b.latency_ms_per_request, "setup_seconds": b.setup_seconds,
-            "index_build_seconds": b.index_build_seconds, "index_cached": bool(b.details.get("index_cached")),
-            "index_mb": b.index_mb, "leakage_excluded": b.details.get("leakage_excluded", 0),
-        })
+        v, lo, hi = bootstrap_ci(
+            metric,
+            side=evaluation.per_example_view(b, cfg.task, metric),
+            references=refs,
+            resamples=cfg.gate.bootstrap_samples,
+            confidence=cfg.gate.confidence,
+            seed=cfg.gate.seed,
+        )
+        rows.append(
+            {
+                "name": b.name,
+                "metric": v,
+                "ci_low": lo,
+                "ci_high": hi,
+                "best": b.name == best.name,
+                "prompt": describe_rung(b),
+                "prompt_tokens_per_request": b.prompt_tokens_per_request,
+                "retrieval_ms_per_request": b.retrieval_ms_per_request,
+                "latency_ms_per_request": b.latency_ms_per_request,
+                "setup_seconds": b.setup_seconds,
+                "index_build_seconds": b.index_build_seconds,
+                "index_cached": bool(b.details.get("index_cached")),
+                "index_mb": b.index_mb,
+                "leakage_excluded": b.details.get("leakage_excluded", 0),
+            }
+        )
     return rows
 
 
@@ -304,7 +345,9 @@ def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, 
     best = next(r for r in rows if r["best"])
     out = {"gate_metric": cfg.gate_metric, "best": best["name"], "rows": rows, "report_md": str(run_dir / "ladder.md")}
     atomic_write_text(run_dir / "ladder.json", json.dumps(out, indent=2))
-    atomic_write_text(run_dir / "ladder.md", render_ladder(rows, metric=cfg.gate_metric, cfg=cfg, run=run, dataset=dataset))
+    atomic_write_text(
+        run_dir / "ladder.md", render_ladder(rows, metric=cfg.gate_metric, cfg=cfg, run=run, dataset=dataset)
+    )
     return out
 
 
@@ -348,15 +391,35 @@ def evaluate_production(cfg: TunegateConfig, run: RunContext, dataset: DatasetRe
     meta = TuningMethod.read_meta(info.path / "artifact")
     ref = f"{name}@v{version}"
     if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
-        return ProductionCheck(version=ref, number=version, note=f"production {ref} answers another task or label set; not compared")
-    result = promotion.score_version(info, cfg, pl.read_parquet(dataset.eval_path), name=ref, kind="production",
-                                     fallback=_train_mean(cfg, dataset.train_path))
-    return ProductionCheck(version=ref, number=version, evaluation=result, note=f"production {ref} ({meta['method']}) scored on the same rows")
+        return ProductionCheck(
+            version=ref, number=version, note=f"production {ref} answers another task or label set; not compared"
+        )
+    result = promotion.score_version(
+        info,
+        cfg,
+        pl.read_parquet(dataset.eval_path),
+        name=ref,
+        kind="production",
+        fallback=_train_mean(cfg, dataset.train_path),
+    )
+    return ProductionCheck(
+        version=ref,
+        number=version,
+        evaluation=result,
+        note=f"production {ref} ({meta['method']}) scored on the same rows",
+    )
 
 
 def gate_decision(
-    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult], tuned_eval: EvalResult, tuned: TuneResult,
-    *, plan: PlanResult | None = None, production: EvalResult | None = None,
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+    *,
+    plan: PlanResult | None = None,
+    production: EvalResult | None = None,
 ) -> Decision:
     """The gate's verdict for one tuned model against the best baseline and production (no files written)."""
     device = plan.hardware.device if plan is not None else "cpu"
@@ -367,9 +430,11 @@ def gate_decision(
         lines.append(cost_line(cfg.costs, production, train_price_per_hour=price, kind="production"))
     costs = costs_table(baselines, tuned_eval, tuned)
     if production is not None:
-        costs[production.name] = {"prompt_tokens_per_request": round(production.prompt_tokens_per_request, 1),
-                                  "output_tokens_per_request": round(production.output_tokens_per_request, 1),
-                                  "latency_ms_per_request": round(production.latency_ms_per_request, 1)}
+        costs[production.name] = {
+            "prompt_tokens_per_request": round(production.prompt_tokens_per_request, 1),
+            "output_tokens_per_request": round(production.output_tokens_per_request, 1),
+            "latency_ms_per_request": round(production.latency_ms_per_request, 1),
+        }
     return decide(
         task=cfg.task,
         metric=cfg.gate_metric,
@@ -399,15 +464,32 @@ def model_rows(cfg: TunegateConfig, decision: Decision, results: list[EvalResult
     for r in results:
         view = evaluation.per_example_view(r, cfg.task, metric)
         v, lo, hi = bootstrap_ci(metric, side=view, references=refs, **boot)
-        row = {"name": r.name, "kind": r.kind, "metric": v, "ci_low": lo, "ci_high": hi, "delta": v - best.metrics[metric]}
+        row = {
+            "name": r.name,
+            "kind": r.kind,
+            "metric": v,
+            "ci_low": lo,
+            "ci_high": hi,
+            "delta": v - best.metrics[metric],
+        }
         if r.kind != "baseline":
             d = paired_bootstrap(metric, candidate=view, baseline=best_view, references=refs, **boot)
             row.update(delta_ci_low=d.ci_low, delta_ci_high=d.ci_high)
         c = lines[r.name]
-        row.update(prompt_tokens=c.prompt_tokens, output_tokens=c.output_tokens, latency_ms=c.latency_ms, one_off_usd=c.one_off_usd,
-                   one_off_what=c.one_off_what, per_request_usd=c.per_request_usd, monthly_usd=c.monthly_usd)
-        row["decision"] = {"baseline": "best baseline" if r.name == best.name else "baseline", "production": "production",
-                           "tuned": decision.decision}[r.kind]
+        row.update(
+            prompt_tokens=c.prompt_tokens,
+            output_tokens=c.output_tokens,
+            latency_ms=c.latency_ms,
+            one_off_usd=c.one_off_usd,
+            one_off_what=c.one_off_what,
+            per_request_usd=c.per_request_usd,
+            monthly_usd=c.monthly_usd,
+        )
+        row["decision"] = {
+            "baseline": "best baseline" if r.name == best.name else "baseline",
+            "production": "production",
+            "tuned": decision.decision,
+        }[r.kind]
         rows.append(row)
     return rows
 
@@ -446,9 +528,20 @@ def compare(
     plots = run_dir / "plots"
     save_comparison_chart(rows, cfg.gate_metric, plots / "metric.png", confidence=cfg.gate.confidence)
     save_quality_cost_plot(rows, cfg.gate_metric, plots / "quality_vs_cost.png", prices_label(decision.prices))
-    save_break_even_plot(decision.cost_model, decision.break_even, plots / "break_even.png", cfg.costs.requests_per_month)
-    md = render_run_report(cfg=cfg, run=run, decision=decision, rows=rows, tuned=tuned, plan=plan, ladder=ladder_rows(cfg, baselines),
-                           validation=read_json(run_dir / "validation.json"), unparsed=results)
+    save_break_even_plot(
+        decision.cost_model, decision.break_even, plots / "break_even.png", cfg.costs.requests_per_month
+    )
+    md = render_run_report(
+        cfg=cfg,
+        run=run,
+        decision=decision,
+        rows=rows,
+        tuned=tuned,
+        plan=plan,
+        ladder=ladder_rows(cfg, baselines),
+        validation=read_json(run_dir / "validation.json"),
+        unparsed=results,
+    )
     write_run_report(run_dir, md, promoted=decision.decision == "promote")
     return decision
 
@@ -462,7 +555,10 @@ def write_run_report(run_dir: Path, md: str, *, promoted: bool | None) -> None:
 def artifact_size_mb(artifact_dir: str | Path) -> float:
     """Size of what a version stores for the method (checkpoints excluded)."""
     root = Path(artifact_dir)
-    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(root).parts) / 2**20
+    return (
+        sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(root).parts)
+        / 2**20
+    )
 
 
 @_timed
@@ -486,32 +582,60 @@ def compare_methods(
     rows: list[dict] = []
     for b in baselines:
         v, lo, hi = ci(b)
-        rows.append({
-            "name": b.name, "kind": "baseline", "status": "completed", "metric": v, "ci_low": lo, "ci_high": hi,
-            "delta": v - best.metrics[metric], "trainable_params": 0, "train_seconds": 0.0,
-            "latency_ms_per_request": b.latency_ms_per_request, "prompt_tokens_per_request": b.prompt_tokens_per_request,
-            "decision": "best baseline" if b.name == best.name else "baseline",
-        })
+        rows.append(
+            {
+                "name": b.name,
+                "kind": "baseline",
+                "status": "completed",
+                "metric": v,
+                "ci_low": lo,
+                "ci_high": hi,
+                "delta": v - best.metrics[metric],
+                "trainable_params": 0,
+                "train_seconds": 0.0,
+                "latency_ms_per_request": b.latency_ms_per_request,
+                "prompt_tokens_per_request": b.prompt_tokens_per_request,
+                "decision": "best baseline" if b.name == best.name else "baseline",
+            }
+        )
     for o in outcomes:
         est = plan.estimate_for(o.method) if plan is not None else None
-        row = {"name": o.method, "kind": "method", "status": o.status, "error": o.error,
-               "est_train_seconds": est.est_train_seconds if est and est.applicable and not est.error else None}
+        row = {
+            "name": o.method,
+            "kind": "method",
+            "status": o.status,
+            "error": o.error,
+            "est_train_seconds": est.est_train_seconds if est and est.applicable and not est.error else None,
+        }
         if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
             if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
                 raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
             d = gate_decision(cfg, run, dataset, baselines, o.evaluation, o.tuned, plan=plan)
             v, lo, hi = ci(o.evaluation)
             t = o.tuned
-            row.update({
-                "metric": v, "ci_low": lo, "ci_high": hi, "delta": d.delta, "delta_ci_low": d.ci_low, "delta_ci_high": d.ci_high,
-                "trainable_params": t.trainable_params, "total_params": t.total_params, "peak_rss_mb": t.peak_rss_mb,
-                "base_weights_mb": t.base_footprint_mb, "train_seconds": t.train_seconds, "n_steps": t.n_steps,
-                "first_loss": t.loss_curve[0] if t.loss_curve else None, "last_loss": t.loss_curve[-1] if t.loss_curve else None,
-                "artifact_mb": artifact_size_mb(t.artifact_dir),
-                "latency_ms_per_request": o.evaluation.latency_ms_per_request,
-                "prompt_tokens_per_request": o.evaluation.prompt_tokens_per_request,
-                "decision": d.decision, "details": t.details,
-            })
+            row.update(
+                {
+                    "metric": v,
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "delta": d.delta,
+                    "delta_ci_low": d.ci_low,
+                    "delta_ci_high": d.ci_high,
+                    "trainable_params": t.trainable_params,
+                    "total_params": t.total_params,
+                    "peak_rss_mb": t.peak_rss_mb,
+                    "base_weights_mb": t.base_footprint_mb,
+                    "train_seconds": t.train_seconds,
+                    "n_steps": t.n_steps,
+                    "first_loss": t.loss_curve[0] if t.loss_curve else None,
+                    "last_loss": t.loss_curve[-1] if t.loss_curve else None,
+                    "artifact_mb": artifact_size_mb(t.artifact_dir),
+                    "latency_ms_per_request": o.evaluation.latency_ms_per_request,
+                    "prompt_tokens_per_request": o.evaluation.prompt_tokens_per_request,
+                    "decision": d.decision,
+                    "details": t.details,
+                }
+            )
         rows.append(row)
     run_dir = Path(run.run_dir)
     _write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
@@ -521,22 +645,37 @@ def compare_methods(
     winner = max(done, key=lambda r: r["metric"]) if done else None
     summary = (
         f"best method: {winner['name']} {metric} {winner['metric']:.3f} (delta {winner['delta']:+.3f} vs {best.name}, "
-        f"{winner['decision']})" if winner else "no method completed"
+        f"{winner['decision']})"
+        if winner
+        else "no method completed"
     )
     failed = [r["name"] for r in rows if r["status"] == "failed"]
     if failed:
         summary += f"; failed: {', '.join(failed)}"
-    result = MethodComparison(gate_metric=metric, best_baseline=best.name, rows=rows, summary=summary,
-                              report_md=str(run_dir / "compare.md"), chart_png=str(chart))
+    result = MethodComparison(
+        gate_metric=metric,
+        best_baseline=best.name,
+        rows=rows,
+        summary=summary,
+        report_md=str(run_dir / "compare.md"),
+        chart_png=str(chart),
+    )
     atomic_write_text(run_dir / "compare.json", result.model_dump_json(indent=2))
-    atomic_write_text(run_dir / "compare.md", render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan,
-                                                                ladder=ladder_rows(cfg, baselines)))
+    atomic_write_text(
+        run_dir / "compare.md",
+        render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan, ladder=ladder_rows(cfg, baselines)),
+    )
     return result
 
 
 @_timed
-def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: TuneResult,
-           production: ProductionCheck | None = None) -> DeployResult:
+def deploy(
+    cfg: TunegateConfig,
+    run: RunContext,
+    decision: Decision,
+    tuned: TuneResult,
+    production: ProductionCheck | None = None,
+) -> DeployResult:
     """Register the tuned artifact as a new immutable version; move ``production`` only if promoted, the registry
     copy re-scores to the run's metric, and production is still the version this run was compared with."""
     reg = Registry(cfg.registry.path)
@@ -545,8 +684,13 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
     promote = decision.decision == "promote"
     card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
     fallback = _train_mean(cfg, run_dir / "data" / "train.parquet")
-    stored = promotion.version_files(run_dir=run_dir, metric=decision.gate_metric, tuned_eval=decision.tuned, fallback=fallback,
-                                     predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl")
+    stored = promotion.version_files(
+        run_dir=run_dir,
+        metric=decision.gate_metric,
+        tuned_eval=decision.tuned,
+        fallback=fallback,
+        predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl",
+    )
     info = reg.register(
         name,
         files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
@@ -571,11 +715,20 @@ def deploy(cfg: TunegateConfig, run: RunContext, decision: Decision, tuned: Tune
         # compare-and-set: production must still be what evaluate_production scored (or still unset)
         expect = production.number if production is not None and cfg.gate.must_beat_production else UNSET
         try:
-            result = promotion.promote(reg, name, info.version, tolerance=cfg.registry.reproduce_tolerance, expect=expect,
-                                       reason=f"run {run.run_id}: {decision.summary}")
+            result = promotion.promote(
+                reg,
+                name,
+                info.version,
+                tolerance=cfg.registry.reproduce_tolerance,
+                expect=expect,
+                reason=f"run {run.run_id}: {decision.summary}",
+            )
             rescored, moved = result.rescore, result.moved
-            message = (f"registered {name} v{info.version} and moved '{PRODUCTION}' to it ({rescored.note})" if moved
-                       else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}")
+            message = (
+                f"registered {name} v{info.version} and moved '{PRODUCTION}' to it ({rescored.note})"
+                if moved
+                else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}"
+            )
         except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
             message = f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {exc}"
     else:
@@ -621,11 +774,22 @@ def record_audit(
     """Append this run's record (and copy its evidence) to the registry's audit log; failed and skipped runs too."""
     run_dir = Path(run.run_dir)
     rec = AuditRecord(
-        run_id=run.run_id, time="", model_name=cfg.registry.model_name, status=status, failed_stage=failed_stage,
-        error=error[:2000] if error else None, task=cfg.task, config_hash=run.config_hash, code_version=code_version(),
-        base_model=run.model_spec, method=tuned.method if tuned is not None else cfg.method.name, run_dir=str(run_dir),
-        gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric}, gate_metric=cfg.gate_metric,
-        trigger=trigger, headline=headline,
+        run_id=run.run_id,
+        time="",
+        model_name=cfg.registry.model_name,
+        status=status,
+        failed_stage=failed_stage,
+        error=error[:2000] if error else None,
+        task=cfg.task,
+        config_hash=run.config_hash,
+        code_version=code_version(),
+        base_model=run.model_spec,
+        method=tuned.method if tuned is not None else cfg.method.name,
+        run_dir=str(run_dir),
+        gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric},
+        gate_metric=cfg.gate_metric,
+        trigger=trigger,
+        headline=headline,
     )
     validation = read_json(run_dir / "validation.json") or {}
     rec.data_hash = (validation.get("stats") or {}).get("data_hash")
@@ -634,28 +798,45 @@ def record_audit(
         rows = {c.name: c for c in decision.cost_model}
         tuned_line = next((c for c in decision.cost_model if c.kind == "tuned"), None)
         base_line = rows.get(decision.best_baseline)
-        rec = rec.model_copy(update={
-            "decision": decision.decision, "headline": decision.headline, "gate": decision.gate,
-            "data_hash": decision.provenance.get("data_hash", rec.data_hash), "best_baseline": decision.best_baseline,
-            "delta": decision.delta, "ci_low": decision.ci_low, "ci_high": decision.ci_high,
-            "mcnemar_p": vs.mcnemar_p if vs else None, "mde": vs.mde if vs else None,
-            "cost": {
-                "train_usd": tuned_line.one_off_usd if tuned_line else None,
-                "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
-                "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
-                "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
-                "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
-                "break_even_requests": decision.break_even.requests if decision.break_even else None,
-                "break_even": decision.break_even.reason if decision.break_even else None,
-            },
-        })
+        rec = rec.model_copy(
+            update={
+                "decision": decision.decision,
+                "headline": decision.headline,
+                "gate": decision.gate,
+                "data_hash": decision.provenance.get("data_hash", rec.data_hash),
+                "best_baseline": decision.best_baseline,
+                "delta": decision.delta,
+                "ci_low": decision.ci_low,
+                "ci_high": decision.ci_high,
+                "mcnemar_p": vs.mcnemar_p if vs else None,
+                "mde": vs.mde if vs else None,
+                "cost": {
+                    "train_usd": tuned_line.one_off_usd if tuned_line else None,
+                    "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
+                    "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
+                    "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
+                    "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
+                    "break_even_requests": decision.break_even.requests if decision.break_even else None,
+                    "break_even": decision.break_even.reason if decision.break_even else None,
+                },
+            }
+        )
         rows = read_json(run_dir / "models.json")
         if rows:  # every rung and candidate with its CI, as the report shows them
             rec.metrics = {r["name"]: {k: r[k] for k in ("metric", "ci_low", "ci_high")} for r in rows}
     if deployment is not None:
         rec.deployed = deployment.model_dump(mode="json")
     evidence = {f"predictions/{f.name}": f for f in sorted((run_dir / "predictions").glob("*.jsonl"))}
-    for name in ("decision.json", "models.json", "report.md", "report.html", "validation.json", "validation.md", "config.yaml",
-                 "deployment.json", "change.json"):
+    for name in (
+        "decision.json",
+        "models.json",
+        "report.md",
+        "report.html",
+        "validation.json",
+        "validation.md",
+        "config.yaml",
+        "deployment.json",
+        "change.json",
+    ):
         evidence[name] = run_dir / name
     return AuditLog(cfg.registry.path).append(rec, evidence)

@@ -11,6 +11,8 @@ from tunegate import metrics
 
 @dataclass(frozen=True)
 class PairedDelta:
+    """A paired-bootstrap difference of one metric between two models on the same rows, with its CI."""
+
     delta: float  # metric(candidate) - metric(baseline) on all rows
     ci_low: float
     ci_high: float
@@ -60,8 +62,15 @@ def paired_bootstrap(
     diffs = value(candidate, w) - value(baseline, w)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return PairedDelta(delta=delta, ci_low=float(lo), ci_high=float(hi), confidence=confidence, n=n, resamples=resamples,
-                       se=float(diffs.std(ddof=1)))
+    return PairedDelta(
+        delta=delta,
+        ci_low=float(lo),
+        ci_high=float(hi),
+        confidence=confidence,
+        n=n,
+        resamples=resamples,
+        se=float(diffs.std(ddof=1)),
+    )
 
 
 def bootstrap_ci(
@@ -72,7 +81,9 @@ def bootstrap_ci(
     if n == 0:
         raise ValueError("no eval rows")
     w = np.vstack([np.ones((1, n)), bootstrap_weights(n, resamples, seed)])
-    vals = metrics.resampled(metric, w, per_example=side.get("per_example"), predictions=side.get("predictions"), references=references)
+    vals = metrics.resampled(
+        metric, w, per_example=side.get("per_example"), predictions=side.get("predictions"), references=references
+    )
     alpha = 1.0 - confidence
     lo, hi = np.quantile(vals[1:], [alpha / 2, 1 - alpha / 2])
     return float(vals[0]), float(lo), float(hi)
@@ -88,7 +99,9 @@ class McNemar:
     alternative: str  # "two-sided" or "greater" (the candidate is better)
 
 
-def mcnemar_exact(candidate_correct: list[bool], baseline_correct: list[bool], alternative: str = "two-sided") -> McNemar:
+def mcnemar_exact(
+    candidate_correct: list[bool], baseline_correct: list[bool], alternative: str = "two-sided"
+) -> McNemar:
     """Exact McNemar test: under the null, each discordant row favours either side with probability 1/2."""
     from scipy.stats import binomtest
 

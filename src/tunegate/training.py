@@ -66,6 +66,8 @@ def release_memory() -> None:
 
 @dataclass
 class TrainStats:
+    """What a training run measured: time, steps, tokens, memory, the loss curve."""
+
     seconds: float
     steps: int
     tokens: int  # real (unpadded) tokens processed
@@ -193,7 +195,10 @@ def train_answer_loss(
                 # fraction of the activation memory
                 t_step, tok_before = time.perf_counter(), n_tok
                 micro = micro_batch_size or len(batch_idx)
-                parts = [collate([examples[i] for i in batch_idx[m : m + micro]], pad_id) for m in range(0, len(batch_idx), micro)]
+                parts = [
+                    collate([examples[i] for i in batch_idx[m : m + micro]], pad_id)
+                    for m in range(0, len(batch_idx), micro)
+                ]
                 n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
                 loss_sum = 0.0
                 for part in parts:
@@ -213,7 +218,9 @@ def train_answer_loss(
                 ep_losses.append(loss_sum)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{losses[-1]:.4f}", tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}")
+                bar.set_postfix(
+                    epoch=epoch + 1, loss=f"{losses[-1]:.4f}", tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}"
+                )
             if ep_losses:
                 epoch_losses.append(sum(ep_losses) / len(ep_losses))
             if checkpoint_dir is not None and save_checkpoint is not None and ep_losses:

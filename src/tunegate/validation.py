@@ -17,7 +17,6 @@ from typing import Any
 import pandera.polars as pa
 import polars as pl
 
-from tunegate.schemas import schema_for
 from tunegate.config import TunegateConfig
 from tunegate.data import (
     ROW,
@@ -32,12 +31,15 @@ from tunegate.data import (
 )
 from tunegate.documents import DocumentError, document_files, load_chunks
 from tunegate.prompts import PromptBuilder
+from tunegate.schemas import schema_for
 
 MAX_ROWS_IN_SUMMARY = 10
 
 
 @dataclass
 class Issue:
+    """One failed or warned data check: its name, level, message and the rows it names."""
+
     check: str
     severity: str  # "error" | "warning"
     message: str
@@ -81,7 +83,9 @@ class ValidationOutcome:
         return f"Data validation failed with {len(self.errors)} error(s): " + "; ".join(parts) + "."
 
 
-def _pandera_issues(df: pl.DataFrame, schema: pa.DataFrameSchema, split_name: str, col_names: dict[str, str]) -> list[Issue]:
+def _pandera_issues(
+    df: pl.DataFrame, schema: pa.DataFrameSchema, split_name: str, col_names: dict[str, str]
+) -> list[Issue]:
     try:
         schema.validate(df, lazy=True)
         return []
@@ -97,7 +101,10 @@ def _pandera_issues(df: pl.DataFrame, schema: pa.DataFrameSchema, split_name: st
             name, msg = "null_values", f"{split_name} column '{user_col}' has missing values"
         elif check.startswith("isin"):
             bad = sorted({str(v) for v in group.get_column("failure_case").to_list()})
-            name, msg = "unknown_labels", f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels"
+            name, msg = (
+                "unknown_labels",
+                f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels",
+            )
         elif "empty or whitespace" in check:
             name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
         else:
@@ -196,7 +203,9 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         if d.duplicates == "drop":
             train = train.filter(~(dup_mask & ~first_mask))
     if cfg.task == "classification":
-        conflicts = train.group_by(text_col).agg(pl.col(label_col).n_unique().alias("n"), pl.col(ROW)).filter(pl.col("n") > 1)
+        conflicts = (
+            train.group_by(text_col).agg(pl.col(label_col).n_unique().alias("n"), pl.col(ROW)).filter(pl.col("n") > 1)
+        )
         if conflicts.height:
             rows = sorted(r for rs in conflicts.get_column(ROW).to_list() for r in rs)
             issues.append(
@@ -257,7 +266,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                     check="class_balance",
                     severity="warning",
                     split="train",
-                    message=f"labels are imbalanced (largest/smallest = {max(nonzero) / min(nonzero):.1f}); prefer macro_f1 as gate metric",
+                    message=f"labels are imbalanced (largest/smallest = {max(nonzero) / min(nonzero):.1f}); prefer "
+                    "macro_f1 as gate metric",
                 )
             )
 
@@ -274,7 +284,9 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         if cfg.task == "classification":
             ans = [len(builder.answer_ids(answers[lab])) for lab in df.get_column(label_col).to_list()]
         else:
-            ans = [len(x) + 1 for x in tokenizer(df.get_column(label_col).to_list(), add_special_tokens=False).input_ids]
+            ans = [
+                len(x) + 1 for x in tokenizer(df.get_column(label_col).to_list(), add_special_tokens=False).input_ids
+            ]
         totals = [overhead + t + a for t, a in zip(text_lens, ans)]
         stats.setdefault("tokens", {})[split_name] = {
             "max": max(totals),
@@ -302,10 +314,20 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             chunks = load_chunks(folder, chunk_words=rag.chunk_words, overlap_words=rag.overlap_words)
             stats["documents"] = {"folder": str(folder), "chunks": len(chunks), "files": len(document_files(folder))}
         except DocumentError as exc:
-            issues.append(Issue(check="documents", severity="error", split="documents", message=f"{exc}; fix the folder or set baselines.rag.documents"))
+            issues.append(
+                Issue(
+                    check="documents",
+                    severity="error",
+                    split="documents",
+                    message=f"{exc}; fix the folder or set baselines.rag.documents",
+                )
+            )
 
     stats["rows"] = {"train": train.height, "eval": evl.height}
-    stats["sources"] = {"train": str(cfg.resolve(d.train)), "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train"}
+    stats["sources"] = {
+        "train": str(cfg.resolve(d.train)),
+        "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train",
+    }
     out = ValidationOutcome(issues=issues, stats=stats)
     if out.ok:
         stats["data_hash"] = frame_hash(train, evl, columns=(text_col, label_col))
@@ -319,9 +341,11 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
 def group_references(evl: pl.DataFrame) -> pl.DataFrame:
     """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
-    return evl.group_by("input", maintain_order=True).agg(
-        pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references")
-    ).select(ROW, "input", "target", "references")
+    return (
+        evl.group_by("input", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"))
+        .select(ROW, "input", "target", "references")
+    )
 
 
 def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]:
@@ -331,7 +355,12 @@ def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]
     md = out_dir / "validation.md"
     js.write_text(
         json.dumps(
-            {"ok": outcome.ok, "summary": outcome.summary(), "issues": [asdict(i) for i in outcome.issues], "stats": outcome.stats},
+            {
+                "ok": outcome.ok,
+                "summary": outcome.summary(),
+                "issues": [asdict(i) for i in outcome.issues],
+                "stats": outcome.stats,
+            },
             indent=2,
         )
     )
@@ -342,7 +371,10 @@ def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]
 def render_markdown(outcome: ValidationOutcome) -> str:
     lines = ["# Data validation", "", f"**{'PASSED' if outcome.ok else 'FAILED'}**: {outcome.summary()}", ""]
     if outcome.issues:
-        lines += ["| severity | check | split | message | rows (1-based, in the source file) |", "|---|---|---|---|---|"]
+        lines += [
+            "| severity | check | split | message | rows (1-based, in the source file) |",
+            "|---|---|---|---|---|",
+        ]
         for i in outcome.issues:
             rows = ", ".join(str(r) for r in i.rows) if i.rows else ""
             lines.append(f"| {i.severity} | {i.check} | {i.split} | {i.message} | {rows} |")

@@ -24,7 +24,12 @@ def prefect_env(tmp_path_factory) -> dict:
 
 def run_cli(args, *, env, cwd, timeout=1200) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout
+        [sys.executable, "-m", "tunegate.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
     )
     # keep the output visible in the test log when something fails
     sys.stdout.write(out.stdout[-4000:])
@@ -52,10 +57,16 @@ def free_port() -> int:
 def prefect_server(tmp_path, prefect_env):
     port = free_port()
     # the scheduler looks every 5 s instead of 60 s, so a test sees the runs a schedule creates
-    env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "server-home"), "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}
+    env = {
+        **prefect_env,
+        "PREFECT_HOME": str(tmp_path / "server-home"),
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     api = f"http://127.0.0.1:{port}/api"
     try:

@@ -36,13 +36,23 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
         assert stage in logs, stage
     run_dir = next((tmp_path / "runs").iterdir())
     decision = json.loads((run_dir / "decision.json").read_text())
-    assert set(decision["baselines"]) == {"zero_shot", "zero_shot_calibrated", "few_shot", "few_shot_calibrated",
-                                          "retrieved_few_shot_hybrid", "retrieved_few_shot_hybrid_calibrated"}
+    assert set(decision["baselines"]) == {
+        "zero_shot",
+        "zero_shot_calibrated",
+        "few_shot",
+        "few_shot_calibrated",
+        "retrieved_few_shot_hybrid",
+        "retrieved_few_shot_hybrid_calibrated",
+    }
     versions = sorted(p.name for p in (tmp_path / "registry" / "toy").iterdir() if p.name.startswith("v"))
     assert versions == ["v1"]
     assert (run_dir / "report.html").is_file() and decision["headline"] in out.stdout
     (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
-    assert audit["status"] == "completed" and audit["decision"] == decision["decision"] and audit["deployed"]["registered_version"] == 1
+    assert (
+        audit["status"] == "completed"
+        and audit["decision"] == decision["decision"]
+        and audit["deployed"]["registered_version"] == 1
+    )
     aliases_file = tmp_path / "registry" / "toy" / "aliases.json"
     moved = aliases_file.exists() and json.loads(aliases_file.read_text()).get("production") == 1
     assert moved == (decision["decision"] == "promote")
@@ -81,7 +91,9 @@ def test_over_budget_stops_before_training(tmp_path, tiny_model_dir, toy_data, p
 
 
 def test_auto_method_runs_the_advisors_choice_and_reports_why(tmp_path, tiny_model_dir, toy_data, prefect_env):
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed", "max_length": 64})
+    cfg = make_config(
+        tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed", "max_length": 64}
+    )
     out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     run_dir = next((tmp_path / "runs").iterdir())
@@ -92,8 +104,11 @@ def test_auto_method_runs_the_advisors_choice_and_reports_why(tmp_path, tiny_mod
     assert "- not lora:" in report and "| train time |" in report
     meta = json.loads((tmp_path / "registry" / "toy" / "v1" / "artifact" / "tunegate.json").read_text())
     assert meta["method"] == "linear_probe"
-    pred = run_cli(["predict", "--registry", tmp_path / "registry", "--model", "toy@1", "--json", "a wonderful film"],
-                   env=prefect_env, cwd=tmp_path)
+    pred = run_cli(
+        ["predict", "--registry", tmp_path / "registry", "--model", "toy@1", "--json", "a wonderful film"],
+        env=prefect_env,
+        cwd=tmp_path,
+    )
     assert pred.returncode == 0 and json.loads(pred.stdout.splitlines()[0])["label"] in ("pos", "neg")
 
 
@@ -112,14 +127,28 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     run_dir = next((tmp_path / "runs").iterdir())
     table = json.loads((run_dir / "compare.json").read_text())
     rows = {r["name"]: r for r in table["rows"]}
-    assert set(rows) == {"zero_shot", "zero_shot_calibrated", "few_shot", "few_shot_calibrated", "retrieved_few_shot_hybrid",
-                         "retrieved_few_shot_hybrid_calibrated", "lora", "qlora", "prompt_tuning", "linear_probe"}
-    assert rows["qlora"]["status"] == "failed" and "no_such_module" in rows["qlora"]["error"]  # caught by its calibration
+    assert set(rows) == {
+        "zero_shot",
+        "zero_shot_calibrated",
+        "few_shot",
+        "few_shot_calibrated",
+        "retrieved_few_shot_hybrid",
+        "retrieved_few_shot_hybrid_calibrated",
+        "lora",
+        "qlora",
+        "prompt_tuning",
+        "linear_probe",
+    }
+    assert (
+        rows["qlora"]["status"] == "failed" and "no_such_module" in rows["qlora"]["error"]
+    )  # caught by its calibration
     for name in ("lora", "prompt_tuning", "linear_probe"):
         r = rows[name]
         assert r["status"] == "completed", r
         assert r["ci_low"] <= r["metric"] <= r["ci_high"] and r["delta_ci_low"] <= r["delta"] <= r["delta_ci_high"]
-        assert r["trainable_params"] > 0 and r["artifact_mb"] > 0 and r["train_seconds"] > 0 and r["est_train_seconds"] > 0
+        assert (
+            r["trainable_params"] > 0 and r["artifact_mb"] > 0 and r["train_seconds"] > 0 and r["est_train_seconds"] > 0
+        )
         assert r["decision"] in ("promote", "reject")
         assert (run_dir / "methods" / name / "loss.png").is_file()
     assert rows["linear_probe"]["trainable_params"] < rows["prompt_tuning"]["trainable_params"] * 10
@@ -130,7 +159,9 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     assert "tune[lora]" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr
 
 
-def test_a_method_failing_in_training_is_a_table_row_and_the_others_finish(tmp_path, tiny_model_dir, toy_data, prefect_env):
+def test_a_method_failing_in_training_is_a_table_row_and_the_others_finish(
+    tmp_path, tiny_model_dir, toy_data, prefect_env
+):
     """The failure happens inside the `tune` task (after a clean calibration): the flow records it and goes on."""
     import subprocess
     import sys
@@ -138,8 +169,12 @@ def test_a_method_failing_in_training_is_a_table_row_and_the_others_finish(tmp_p
     from tests.integration.conftest import ROOT
 
     small = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64}
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data,
-                      compare=[{"name": "prompt_tuning", "num_virtual_tokens": 2, **small}, {"name": "lora", "r": 2, **small}])
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        toy_data,
+        compare=[{"name": "prompt_tuning", "num_virtual_tokens": 2, **small}, {"name": "lora", "r": 2, **small}],
+    )
     script = f"""
 import tunegate.stages as st
 real = st.tune
@@ -154,10 +189,18 @@ from tunegate.flows.compare import compare
 state = compare(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value, state.message)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**prefect_env, "PYTHONPATH": str(ROOT)},
-                         cwd=tmp_path, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**prefect_env, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert "FINAL COMPLETED" in out.stdout, out.stderr[-3000:]
-    rows = {r["name"]: r for r in json.loads((next((tmp_path / "runs").iterdir()) / "compare.json").read_text())["rows"]}
+    rows = {
+        r["name"]: r for r in json.loads((next((tmp_path / "runs").iterdir()) / "compare.json").read_text())["rows"]
+    }
     assert rows["prompt_tuning"]["status"] == "failed" and "injected failure" in rows["prompt_tuning"]["error"]
     assert rows["lora"]["status"] == "completed" and rows["lora"]["metric"] is not None
     assert "failed: prompt_tuning" in out.stdout
@@ -170,8 +213,12 @@ def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, t
 
     from tests.integration.conftest import ROOT
 
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, baselines={"few_shot": {"enabled": False},
-                      "retrieved_few_shot": {"enabled": False}, "calibrated": False})
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        toy_data,
+        baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+    )
     script = f"""
 import tunegate.stages as st
 def tune(cfg, run, dataset, **kw):
@@ -183,9 +230,19 @@ from tunegate.flows.pipeline import pipeline
 state = pipeline(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value)
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**prefect_env, "PYTHONPATH": str(ROOT)},
-                         cwd=tmp_path, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**prefect_env, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert "FINAL FAILED" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
     (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
-    assert audit["status"] == "failed" and audit["failed_stage"] == "tune" and "injected crash while training" in audit["error"]
+    assert (
+        audit["status"] == "failed"
+        and audit["failed_stage"] == "tune"
+        and "injected crash while training" in audit["error"]
+    )
     assert not (tmp_path / "registry" / "toy").exists()

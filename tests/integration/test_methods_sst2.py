@@ -21,15 +21,32 @@ if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
 def comparison(tmp_path_factory, prefect_env):
     work = tmp_path_factory.mktemp("sst2-compare")
     out = run_cli(
-        ["compare", CONFIG, "--set", f"output.dir={work / 'runs'}", "--set", "data.max_train_rows=256",
-         "--set", "data.max_eval_rows=150",
-         # the ladder's retrieval and calibration rungs are tested by test_pipeline_sst2; here: the methods
-         "--set", "baselines.retrieved_few_shot.enabled=false", "--set", "baselines.calibrated=false"],
-        env=prefect_env, cwd=work, timeout=2400,
+        [
+            "compare",
+            CONFIG,
+            "--set",
+            f"output.dir={work / 'runs'}",
+            "--set",
+            "data.max_train_rows=256",
+            "--set",
+            "data.max_eval_rows=150",
+            # the ladder's retrieval and calibration rungs are tested by test_pipeline_sst2; here: the methods
+            "--set",
+            "baselines.retrieved_few_shot.enabled=false",
+            "--set",
+            "baselines.calibrated=false",
+        ],
+        env=prefect_env,
+        cwd=work,
+        timeout=2400,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = next((work / "runs").iterdir())
-    return {"out": out, "dir": run_dir, "rows": {r["name"]: r for r in json.loads((run_dir / "compare.json").read_text())["rows"]}}
+    return {
+        "out": out,
+        "dir": run_dir,
+        "rows": {r["name"]: r for r in json.loads((run_dir / "compare.json").read_text())["rows"]},
+    }
 
 
 @pytest.mark.parametrize("name", ["lora", "qlora", "prompt_tuning"])
@@ -49,7 +66,9 @@ def test_linear_probe_beats_the_majority_rate_on_held_out_rows(comparison):
     d = r["details"]
     assert d["val_accuracy"] > d["majority_rate"] and d["val_rows"] >= 30
     # and on the eval rows, against the eval set's own majority rate
-    preds = [json.loads(x) for x in (comparison["dir"] / "predictions" / "tuned_linear_probe.jsonl").read_text().splitlines()]
+    preds = [
+        json.loads(x) for x in (comparison["dir"] / "predictions" / "tuned_linear_probe.jsonl").read_text().splitlines()
+    ]
     refs = [p["reference"] for p in preds]
     majority = max(refs.count(v) for v in set(refs)) / len(refs)
     assert r["metric"] > majority + 0.05

@@ -31,7 +31,19 @@ def run_dirs(work) -> list[Path]:
 def test_first_run_completes_and_decision_is_complete(work):
     assert work["first"].returncode == 0, work["first"].stderr[-3000:]
     d = json.loads((run_dirs(work)[0] / "decision.json").read_text())
-    for key in ("decision", "reasons", "gate_metric", "baselines", "best_baseline", "tuned", "delta", "ci_low", "ci_high", "costs", "provenance"):
+    for key in (
+        "decision",
+        "reasons",
+        "gate_metric",
+        "baselines",
+        "best_baseline",
+        "tuned",
+        "delta",
+        "ci_low",
+        "ci_high",
+        "costs",
+        "provenance",
+    ):
         assert key in d, key
     for key in ("data_hash", "config_hash", "code_version", "packages", "model_id"):
         assert d["provenance"][key], key
@@ -46,7 +58,9 @@ def test_first_run_completes_and_decision_is_complete(work):
     assert d["headline"] in work["first"].stdout  # the one-sentence decision is what the user reads first
     # the cost model: measured tokens and times, configured prices, a break-even answer
     assert {c["name"] for c in d["cost_model"]} == set(d["baselines"]) | {"tuned:lora"}
-    assert d["break_even"]["reason"] and (d["break_even"]["requests"] is None) == d["break_even"]["reason"].startswith("never")
+    assert d["break_even"]["reason"] and (d["break_even"]["requests"] is None) == d["break_even"]["reason"].startswith(
+        "never"
+    )
     # the report: one self-contained html beside the markdown, and an audit record in the registry
     run = run_dirs(work)[0]
     assert (run / "report.html").read_text().count("data:image/png;base64,") == 4
@@ -82,9 +96,18 @@ def test_registry_and_predict(work):
     aliases = json.loads((reg / "aliases.json").read_text()) if (reg / "aliases.json").exists() else {}
     assert (aliases.get("production") == 1) == (d["decision"] == "promote")
     out = run_cli(
-        ["predict", "--registry", work["dir"] / "registry", "--model", "sst2-sentiment@1", "--json",
-         "a gorgeous, moving and funny film", "a dull, lifeless and boring mess"],
-        env=work["env"], cwd=work["dir"],
+        [
+            "predict",
+            "--registry",
+            work["dir"] / "registry",
+            "--model",
+            "sst2-sentiment@1",
+            "--json",
+            "a gorgeous, moving and funny film",
+            "a dull, lifeless and boring mess",
+        ],
+        env=work["env"],
+        cwd=work["dir"],
     )
     assert out.returncode == 0, out.stderr
     answers = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
@@ -96,8 +119,11 @@ def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
     reg = work["dir"] / "registry" / "sst2-sentiment"
     before = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
     # only the method (steps) and the gate change: the baselines must come from the cache
-    out = run_cli(["run", CONFIG, *work["sets"], "--set", "method.max_steps=3", "--set", "gate.min_gain=0.9"],
-                  env=work["env"], cwd=work["dir"])
+    out = run_cli(
+        ["run", CONFIG, *work["sets"], "--set", "method.max_steps=3", "--set", "gate.min_gain=0.9"],
+        env=work["env"],
+        cwd=work["dir"],
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "NOT PROMOTED" in out.stdout
     d = json.loads((run_dirs(work)[-1] / "decision.json").read_text())
@@ -109,7 +135,11 @@ def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
     # both runs are in the audit log, and the second one verifies from its stored predictions
     listed = run_cli(["audit", "--json", "--registry", work["dir"] / "registry"], env=work["env"], cwd=work["dir"])
     assert [r["run_id"] for r in json.loads(listed.stdout)] == [p.name for p in run_dirs(work)]
-    verified = run_cli(["audit", "verify", run_dirs(work)[-1].name, "--registry", work["dir"] / "registry"], env=work["env"], cwd=work["dir"])
+    verified = run_cli(
+        ["audit", "verify", run_dirs(work)[-1].name, "--registry", work["dir"] / "registry"],
+        env=work["env"],
+        cwd=work["dir"],
+    )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     after = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
     assert after == before  # production did not move
@@ -131,7 +161,9 @@ def test_the_baseline_is_the_strongest_rung_of_the_ladder(work):
     report = (run / "report.md").read_text()
     assert "## Baseline ladder" in report and all(f"| {n} |" in report for n in expected)
     # calibration corrects the few-shot prompt's label bias without eval labels (measured: 0.475 -> 0.620)
-    preds = {n: [json.loads(x) for x in (run / "predictions" / f"{n}.jsonl").read_text().splitlines()] for n in expected}
+    preds = {
+        n: [json.loads(x) for x in (run / "predictions" / f"{n}.jsonl").read_text().splitlines()] for n in expected
+    }
     assert len({p["prediction"] for p in preds["few_shot_calibrated"]}) == 2
     assert d["baselines"]["few_shot_calibrated"]["accuracy"] > d["baselines"]["few_shot"]["accuracy"] + 0.05
     # retrieved demonstrations: 4 train rows per eval row, never the eval text itself (leakage guard), index saved
@@ -141,6 +173,9 @@ def test_the_baseline_is_the_strongest_rung_of_the_ladder(work):
     eval_text = dict(zip(evl.get_column("_row").to_list(), evl.get_column("text").to_list()))
     for p in preds["retrieved_few_shot_hybrid"]:
         assert len(p["retrieved"]) == 4
-        assert all(train_text[int(r.split(":")[1])].strip().lower() != eval_text[p["row"]].strip().lower() for r in p["retrieved"])
+        assert all(
+            train_text[int(r.split(":")[1])].strip().lower() != eval_text[p["row"]].strip().lower()
+            for r in p["retrieved"]
+        )
     assert (run / "indexes" / "retrieved_few_shot_hybrid" / "embeddings.npy").is_file()
     assert d["costs"]["retrieved_few_shot_hybrid"]["retrieval_ms_per_request"] > 0

@@ -29,7 +29,11 @@ def test_rag_beats_prompting_when_the_answer_is_only_in_the_documents(ladder):
     assert ladder["json"]["best"].startswith("rag_")
     assert ladder["json"]["gate_metric"] == "answer_in_output"
     for name in ("rag_bm25", "rag_dense", "rag_hybrid"):
-        assert rows[name]["metric"] >= rows["zero_shot"]["metric"] + 0.5, (name, rows[name]["metric"], rows["zero_shot"]["metric"])
+        assert rows[name]["metric"] >= rows["zero_shot"]["metric"] + 0.5, (
+            name,
+            rows[name]["metric"],
+            rows["zero_shot"]["metric"],
+        )
         assert rows[name]["ci_low"] > rows["zero_shot"]["ci_high"]  # not an overlap of noise
     # retrieved context makes prompts longer: the cost is measured, not assumed
     assert rows["rag_hybrid"]["prompt_tokens_per_request"] > rows["zero_shot"]["prompt_tokens_per_request"] + 50

@@ -16,7 +16,9 @@ def test_run_reports_to_a_real_server(tmp_path, tiny_model_dir, toy_data, prefec
     out = run_cli(["run", make_config(tmp_path, tiny_model_dir, toy_data)], env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Starting temporary server" not in out.stdout + out.stderr
-    req = urllib.request.Request(f"{prefect_server}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{prefect_server}/flow_runs/filter", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         runs = json.loads(r.read())
     assert [fr["state_type"] for fr in runs] == ["COMPLETED"]

@@ -36,9 +36,20 @@ def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect
     assert d["tuned"]["r2"] > 0.3, d["tuned"]  # measured 0.46 with 240 rows (0.56 with 400)
     assert d["tuned"]["r2"] > max(b["r2"] for b in d["baselines"].values())
     assert d["decision"] == "promote" and d["ci_low"] > 0
-    pred = run_cli(["predict", "--registry", tmp_path / "registry", "--model", "e2e-rating@production", "--json",
-                    "The Eagle is a highly rated coffee shop with a 5 out of 5 customer rating.",
-                    "Avoid The Mill: it has a low customer rating."], env=prefect_env, cwd=tmp_path)
+    pred = run_cli(
+        [
+            "predict",
+            "--registry",
+            tmp_path / "registry",
+            "--model",
+            "e2e-rating@production",
+            "--json",
+            "The Eagle is a highly rated coffee shop with a 5 out of 5 customer rating.",
+            "Avoid The Mill: it has a low customer rating.",
+        ],
+        env=prefect_env,
+        cwd=tmp_path,
+    )
     assert pred.returncode == 0, pred.stderr[-2000:]
     high, low = (json.loads(line)["value"] for line in pred.stdout.splitlines() if line.startswith("{"))
     assert high > low

@@ -31,8 +31,14 @@ say("forced", retrain(config_path=cfg, force=True, return_state=True))
 
 
 def story(cfg, train, env, cwd) -> dict[str, str]:
-    out = subprocess.run([sys.executable, "-c", STORY.format(cfg=str(cfg), train=str(train))], capture_output=True, text=True,
-                         env={**env, "PYTHONPATH": str(ROOT)}, cwd=cwd, timeout=1200)
+    out = subprocess.run(
+        [sys.executable, "-c", STORY.format(cfg=str(cfg), train=str(train))],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        cwd=cwd,
+        timeout=1200,
+    )
     steps = dict(ln[5:].split(" ", 1) for ln in out.stdout.splitlines() if ln.startswith("STEP "))
     assert len(steps) == 5, out.stdout[-2000:] + out.stderr[-3000:]
     return steps
@@ -43,8 +49,13 @@ def audit(tmp_path) -> list[dict]:
 
 
 def test_retrain_skips_without_change_and_the_trigger_follows_the_data(tmp_path, tiny_model_dir, toy_data, prefect_env):
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
-                      baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False})
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        toy_data,
+        gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
+        baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+    )
     # 1. nothing registered yet: the challenger is trained and (min_gain -1) promoted
     out = run_cli(["retrain", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0 and "PROMOTED" in out.stdout

@@ -21,18 +21,44 @@ pytestmark = pytest.mark.integration
 def served(tmp_path_factory, tiny_model_dir, prefect_env):
     """One server for the module (the reload test, which moves aliases, runs last)."""
     tmp_path = tmp_path_factory.mktemp("serve")
-    toy_data = {"train": write_csv(tmp_path / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
-                "eval": write_csv(tmp_path / "eval.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]])}
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
-                                  baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False}))
+    toy_data = {
+        "train": write_csv(tmp_path / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
+        "eval": write_csv(tmp_path / "eval.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]),
+    }
+    cfg = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
+            baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+        )
+    )
     pipeline_run(cfg)
     pipeline_run(cfg)  # v1, then v2 promoted over it
     reg = Registry(cfg.registry.path)
     assert reg.resolve("toy@production").version == 2
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "tunegate.cli", "serve", "--model", "toy@production", "--registry", str(reg.root),
-                             "--port", str(port), "--watch-seconds", "0.5"], env=prefect_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tunegate.cli",
+            "serve",
+            "--model",
+            "toy@production",
+            "--registry",
+            str(reg.root),
+            "--port",
+            str(port),
+            "--watch-seconds",
+            "0.5",
+        ],
+        env=prefect_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -54,7 +80,12 @@ def served(tmp_path_factory, tiny_model_dir, prefect_env):
 def test_health_predict_and_completions(served):
     base, reg, _ = served
     h = httpx.get(f"{base}/health").json()
-    assert h["model"] == "toy@v2" and h["ref"] == "toy@production" and h["task"] == "classification" and h["labels"] == ["pos", "neg"]
+    assert (
+        h["model"] == "toy@v2"
+        and h["ref"] == "toy@production"
+        and h["task"] == "classification"
+        and h["labels"] == ["pos", "neg"]
+    )
     r = httpx.post(f"{base}/v1/predict", json={"text": "a wonderful film"})
     assert r.status_code == 200
     (p,) = r.json()["predictions"]
@@ -62,7 +93,9 @@ def test_health_predict_and_completions(served):
     assert p["label"] == max(p["probabilities"], key=p["probabilities"].get)
     many = httpx.post(f"{base}/v1/predict", json={"texts": ["great fun", "a tedious bore", "x " * 3000]}).json()
     assert len(many["predictions"]) == 3 and many["model"] == "toy@v2"  # an over-long input is cut to the length budget
-    c = httpx.post(f"{base}/v1/completions", json={"prompt": "Say hi", "max_tokens": 4, "model": "ignored", "temperature": 0})
+    c = httpx.post(
+        f"{base}/v1/completions", json={"prompt": "Say hi", "max_tokens": 4, "model": "ignored", "temperature": 0}
+    )
     assert c.status_code == 200
     body = c.json()
     assert body["object"] == "text_completion" and isinstance(body["choices"][0]["text"], str)
@@ -137,7 +170,11 @@ def test_alias_moves_and_reloads_do_not_drop_requests(served):
         weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
         reg.set_alias("toy", "production", 1)
         bad = httpx.post(f"{base}/admin/reload", timeout=60)
-        assert bad.status_code == 409 and "files changed" in bad.json()["error"]["message"] and "still serving toy@v2" in bad.json()["error"]["message"]
+        assert (
+            bad.status_code == 409
+            and "files changed" in bad.json()["error"]["message"]
+            and "still serving toy@v2" in bad.json()["error"]["message"]
+        )
         time.sleep(1)
     finally:
         stop.set()

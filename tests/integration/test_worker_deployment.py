@@ -25,15 +25,21 @@ if not (SST2 / "train.tsv").is_file():
 
 
 def prefect(args, env, timeout=180):
-    out = subprocess.run([sys.executable, "-m", "prefect", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-m", "prefect", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout
+    )
     assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out.stdout
 
 
 def api(base, path, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(f"{base}{path}", data=data, headers={"Content-Type": "application/json"},
-                                 method="POST" if body is not None else "GET")
+    req = urllib.request.Request(
+        f"{base}{path}",
+        data=data,
+        headers={"Content-Type": "application/json"},
+        method="POST" if body is not None else "GET",
+    )
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())
 
@@ -50,34 +56,70 @@ def wait_for(base, flow_run_id, timeout=600):
 
 def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_model_dir, prefect_env, prefect_server):
     cfg = make_config(
-        tmp_path, tiny_model_dir, {"train": SST2 / "train.tsv", "eval": SST2 / "test.tsv"},
-        data={"text_column": "sentence", "label_column": "label", "labels": {0: "negative", 1: "positive"},
-              "max_train_rows": 48, "max_eval_rows": 24, "duplicates": "drop", "leakage": "drop"},
+        tmp_path,
+        tiny_model_dir,
+        {"train": SST2 / "train.tsv", "eval": SST2 / "test.tsv"},
+        data={
+            "text_column": "sentence",
+            "label_column": "label",
+            "labels": {0: "negative", 1: "positive"},
+            "max_train_rows": 48,
+            "max_eval_rows": 24,
+            "duplicates": "drop",
+            "leakage": "drop",
+        },
         baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
         registry={"path": str(tmp_path / "registry"), "model_name": "sst2-tiny"},
     )
-    env = {**prefect_env, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client-home"),
-           "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_WORKER_PREFETCH_SECONDS": "5", "PREFECT_CLI_PROMPT": "false"}
+    env = {
+        **prefect_env,
+        "PREFECT_API_URL": prefect_server,
+        "PREFECT_HOME": str(tmp_path / "client-home"),
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "5",
+        "PREFECT_CLI_PROMPT": "false",
+    }
     pool = "tunegate-test"
     prefect(["work-pool", "create", pool, "--type", "process"], env)
     params = json.dumps({"config_path": str(cfg), "force": False, "trigger": "schedule"})
-    prefect(["deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "retrain-weekly", "--pool", pool,
-             "--params", params, "--no-prompt"], env)
+    prefect(
+        [
+            "deploy",
+            "--prefect-file",
+            "deployments/prefect.yaml",
+            "--name",
+            "retrain-weekly",
+            "--pool",
+            pool,
+            "--params",
+            params,
+            "--no-prompt",
+        ],
+        env,
+    )
     (dep,) = api(prefect_server, "/deployments/filter", {})
     assert dep["name"] == "retrain-weekly" and dep["work_pool_name"] == pool
     assert dep["parameters"]["config_path"] == str(cfg)
     assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 3 * * 1"]  # the weekly schedule came with it
 
     log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-                              env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         outcomes = []
         for _ in range(2):
             fr = api(prefect_server, f"/deployments/{dep['id']}/create_flow_run", {})
             done = wait_for(prefect_server, fr["id"])
             outcomes.append(done)
-            assert done["state_type"] == "COMPLETED", (done["state"]["message"], (tmp_path / "worker.log").read_text()[-4000:])
+            assert done["state_type"] == "COMPLETED", (
+                done["state"]["message"],
+                (tmp_path / "worker.log").read_text()[-4000:],
+            )
     finally:
         stop(worker)
         log.close()
@@ -95,4 +137,6 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
     assert "retrain" in (tmp_path / "worker.log").read_text()
     # and the server's scheduler put the weekly runs on the calendar (Mondays 03:00 UTC)
     scheduled = [r for r in api(prefect_server, "/flow_runs/filter", {}) if r["auto_scheduled"]]
-    assert scheduled and all(r["state_type"] == "SCHEDULED" and r["expected_start_time"].endswith("T03:00:00Z") for r in scheduled)
+    assert scheduled and all(
+        r["state_type"] == "SCHEDULED" and r["expected_start_time"].endswith("T03:00:00Z") for r in scheduled
+    )

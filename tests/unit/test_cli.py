@@ -12,11 +12,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tunegate(*args, cwd=ROOT, env=None):
-    return subprocess.run([sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tunegate.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["retrain"], ["validate"], ["predict"], ["serve"], ["registry"], ["registry", "list"],
-                                 ["registry", "promote"], ["registry", "rollback"], ["registry", "history"], ["audit"], ["audit", "verify"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["run"],
+        ["retrain"],
+        ["validate"],
+        ["predict"],
+        ["serve"],
+        ["registry"],
+        ["registry", "list"],
+        ["registry", "promote"],
+        ["registry", "rollback"],
+        ["registry", "history"],
+        ["audit"],
+        ["audit", "verify"],
+    ],
+)
 def test_help(cmd):
     out = tunegate(*cmd, "--help")
     assert out.returncode == 0

@@ -3,11 +3,13 @@ from pathlib import Path
 import pytest
 
 from tunegate.config import load_config, parse_config
-from tunegate.methods.lora import LoraSettings
 from tunegate.errors import ConfigError
+from tunegate.methods.lora import LoraSettings
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = sorted(p for p in (ROOT / "examples").rglob("*.yaml") if not {"runs", "registry"} & set(p.relative_to(ROOT).parts))
+SHIPPED = sorted(
+    p for p in (ROOT / "examples").rglob("*.yaml") if not {"runs", "registry"} & set(p.relative_to(ROOT).parts)
+)
 
 
 def base(**kw):
@@ -133,16 +135,22 @@ def test_qlora_errors_name_the_field_without_the_union_tag():
 
 
 def test_compare_defaults_inherit_what_is_comparable():
-    cfg = parse_config(base(method={"name": "lora", "lr": 5e-4, "r": 4, "epochs": 2, "max_length": 96, "batch_size": 8}))
+    cfg = parse_config(
+        base(method={"name": "lora", "lr": 5e-4, "r": 4, "epochs": 2, "max_length": 96, "batch_size": 8})
+    )
     by = {m.name: m for m in cfg.compare_methods()}
     assert set(by) == {"lora", "qlora", "prompt_tuning", "linear_probe"}
     assert by["qlora"].lr == 5e-4 and by["qlora"].r == 4 and by["qlora"].epochs == 2  # LoRA's sibling: same settings
     assert by["prompt_tuning"].lr == 3e-2 and by["prompt_tuning"].epochs == 2 and by["prompt_tuning"].batch_size == 8
-    assert by["linear_probe"].max_length == 96 and by["linear_probe"].epochs == 300  # probe epochs are passes over features
+    assert (
+        by["linear_probe"].max_length == 96 and by["linear_probe"].epochs == 300
+    )  # probe epochs are passes over features
     explicit = parse_config(base(compare=["lora", {"name": "linear_probe", "pooling": "mean"}]))
     assert [m.name for m in explicit.compare_methods()] == ["lora", "linear_probe"]
 
 
 def test_generation_task_rejects_the_probe_with_the_alternatives():
-    with pytest.raises(ConfigError, match=r"'linear_probe' does not apply to generation tasks.*\['lora', 'qlora', 'prompt_tuning'\]"):
+    with pytest.raises(
+        ConfigError, match=r"'linear_probe' does not apply to generation tasks.*\['lora', 'qlora', 'prompt_tuning'\]"
+    ):
         parse_config({"task": "generation", "data": {"train": "x.csv"}, "method": "linear_probe"})

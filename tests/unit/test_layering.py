@@ -13,7 +13,11 @@ LIBRARY = sorted(
 
 
 def test_library_modules_do_not_import_prefect():
-    code = "import sys\n" + "".join(f"import {m}\n" for m in LIBRARY) + "import tunegate.schemas\nprint('prefect' in sys.modules)"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in LIBRARY)
+        + "import tunegate.schemas\nprint('prefect' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False", LIBRARY
 
@@ -35,8 +39,23 @@ def test_the_wheel_installs_only_the_tunegate_namespace(tmp_path):
     """flows/, tasks/ and schemas/ install as tunegate.flows/tasks/schemas: no top-level `tasks` to collide with."""
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
-                    "-w", str(tmp_path)], check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(ROOT),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     wheel = next(tmp_path.glob("tunegate-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tunegate", wheel.name.split("-py3")[0] + ".dist-info"}

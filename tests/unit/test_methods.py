@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from tunegate.config import PromptConfig
+from tunegate.methods import METHODS, TrainingSet, get_method
 from tunegate.methods.linear_probe import LinearProbeSettings
 from tunegate.methods.lora import LoraSettings
 from tunegate.methods.prompt_tuning import PromptTuningSettings
 from tunegate.methods.qlora import QLoraSettings
-from tunegate.methods import METHODS, TrainingSet, get_method
 from tunegate.prompts import PromptBuilder
 
 SMALL = dict(max_steps=2, batch_size=2, micro_batch_size=1, epochs=1)
@@ -43,8 +43,13 @@ def toy_set(tok, n=6, task="classification") -> TrainingSet:
 def test_train_save_reload_score(name, tiny_model_dir, tiny_tokenizer, tmp_path):
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
     method = get_method(name)
-    art = method.train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer), cfg=METHOD_CONFIGS[name],
-                       out_dir=tmp_path / "a", progress=False)
+    art = method.train(
+        base_path=str(tiny_model_dir),
+        data=toy_set(tiny_tokenizer),
+        cfg=METHOD_CONFIGS[name],
+        out_dir=tmp_path / "a",
+        progress=False,
+    )
     assert art.train_stats.steps >= 2 and len(art.train_stats.losses) == 2
     assert 0 < art.trainable_params < art.total_params
     # the artifact is self-contained: move it (as the registry does) and load it from there
@@ -62,8 +67,13 @@ def test_lora_adapter_is_standard_peft(tiny_model_dir, tiny_tokenizer, tmp_path)
 
     from tunegate.modeling import load_model
 
-    get_method("lora").train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4), cfg=METHOD_CONFIGS["lora"],
-                             out_dir=tmp_path, progress=False)
+    get_method("lora").train(
+        base_path=str(tiny_model_dir),
+        data=toy_set(tiny_tokenizer, 4),
+        cfg=METHOD_CONFIGS["lora"],
+        out_dir=tmp_path,
+        progress=False,
+    )
     model = PeftModel.from_pretrained(load_model(str(tiny_model_dir)), tmp_path / "adapter")
     assert any("lora_A" in n for n, _ in model.named_parameters())
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-1"]
@@ -77,8 +87,13 @@ def test_unknown_method_name():
 def test_qlora_base_is_smaller_than_lora_base(tiny_model_dir, tiny_tokenizer, tmp_path):
     foot = {}
     for name in ("lora", "qlora"):
-        art = get_method(name).train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 2), cfg=METHOD_CONFIGS[name],
-                                     out_dir=tmp_path / name, progress=False)
+        art = get_method(name).train(
+            base_path=str(tiny_model_dir),
+            data=toy_set(tiny_tokenizer, 2),
+            cfg=METHOD_CONFIGS[name],
+            out_dir=tmp_path / name,
+            progress=False,
+        )
         foot[name] = art.base_footprint_mb
     assert foot["qlora"] < foot["lora"]
 
@@ -89,7 +104,9 @@ def test_qlora_without_bitsandbytes_says_what_to_do(monkeypatch, tiny_model_dir)
     from tunegate.errors import MethodUnavailableError
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     with pytest.raises(MethodUnavailableError, match="pip install bitsandbytes"):
         get_method("qlora").build(str(tiny_model_dir), METHOD_CONFIGS["qlora"])
 
@@ -122,12 +139,22 @@ def test_soft_prompt_generation_follows_the_forward_pass(tiny_model_dir, tiny_to
     from tunegate.methods.prompt_tuning import SoftPromptLM
     from tunegate.scoring import _left_pad, _positions
 
-    peft_model = get_method("prompt_tuning").build(str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=3, init="random"), "")
+    peft_model = get_method("prompt_tuning").build(
+        str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=3, init="random"), ""
+    )
     soft = SoftPromptLM(peft_model).eval()
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "generation", [])
-    ids, mask = _left_pad([b.encode(b.render("x")), b.encode(b.render("a longer input here"))], tiny_tokenizer.pad_token_id)
-    out = soft.generate(input_ids=ids, attention_mask=mask, max_new_tokens=3, do_sample=False,
-                        pad_token_id=tiny_tokenizer.pad_token_id, eos_token_id=None)
+    ids, mask = _left_pad(
+        [b.encode(b.render("x")), b.encode(b.render("a longer input here"))], tiny_tokenizer.pad_token_id
+    )
+    out = soft.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=3,
+        do_sample=False,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+        eos_token_id=None,
+    )
     assert out.shape == (2, ids.shape[1] + 3) and torch.equal(out[:, : ids.shape[1]], ids)
     with torch.no_grad():
         first = soft(input_ids=ids, attention_mask=mask, position_ids=_positions(mask)).logits[:, -1].argmax(-1)
@@ -140,8 +167,9 @@ def test_prompt_tuning_is_standard_peft_and_inits_from_text(tiny_model_dir, tiny
     from tunegate.modeling import load_model
 
     cfg = PromptTuningSettings(num_virtual_tokens=4, **SMALL)
-    get_method("prompt_tuning").train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4), cfg=cfg,
-                                      out_dir=tmp_path, progress=False)
+    get_method("prompt_tuning").train(
+        base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4), cfg=cfg, out_dir=tmp_path, progress=False
+    )
     model = PeftModel.from_pretrained(load_model(str(tiny_model_dir)), tmp_path / "adapter")
     assert model.active_peft_config.peft_type.value == "PROMPT_TUNING"
     assert model.get_prompt(batch_size=1).shape[1] == 4
@@ -156,7 +184,9 @@ def test_prompt_tuning_generation_task(tiny_model_dir, tiny_tokenizer, tmp_path)
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "generation", [])
     data = toy_set(tiny_tokenizer, 4, task="generation")
     method = get_method("prompt_tuning")
-    method.train(base_path=str(tiny_model_dir), data=data, cfg=METHOD_CONFIGS["prompt_tuning"], out_dir=tmp_path, progress=False)
+    method.train(
+        base_path=str(tiny_model_dir), data=data, cfg=METHOD_CONFIGS["prompt_tuning"], out_dir=tmp_path, progress=False
+    )
     answerer = method.load_for_inference(base_path=str(tiny_model_dir), artifact_dir=tmp_path)
     texts, stats = answerer.generate(tiny_tokenizer, [b.encode(b.render("hello"))], max_new_tokens=4)
     assert len(texts) == 1 and isinstance(texts[0], str) and stats.n == 1
@@ -168,9 +198,15 @@ def test_linear_probe_learns_and_caches_features(tiny_model_dir, tiny_tokenizer,
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
     texts = [("good " * (1 + i % 3), 0) if i % 2 else ("zz qq " * (4 + i % 3), 1) for i in range(40)]
     ex = [b.training_example(t, "yes", 64) for t, _ in texts]
-    data = TrainingSet(task="classification", prompt_ids=[p for p, _ in ex], answer_ids=[a for _, a in ex],
-                       pad_id=tiny_tokenizer.pad_token_id, fingerprint="probe-toy", labels=["yes", "no"],
-                       label_index=[y for _, y in texts])
+    data = TrainingSet(
+        task="classification",
+        prompt_ids=[p for p, _ in ex],
+        answer_ids=[a for _, a in ex],
+        pad_id=tiny_tokenizer.pad_token_id,
+        fingerprint="probe-toy",
+        labels=["yes", "no"],
+        label_index=[y for _, y in texts],
+    )
     cfg = LinearProbeSettings(epochs=200, patience=20, val_fraction=0.25, lr=0.05)
     method = get_method("linear_probe")
     art = method.train(base_path=str(tiny_model_dir), data=data, cfg=cfg, out_dir=tmp_path / "p1", progress=False)
@@ -182,8 +218,13 @@ def test_linear_probe_learns_and_caches_features(tiny_model_dir, tiny_tokenizer,
     again = method.train(base_path=str(tiny_model_dir), data=data, cfg=cfg, out_dir=tmp_path / "p2", progress=False)
     assert again.train_stats.extra["feature_cache_hit"] is True
     # a different pooling is a different feature set
-    mean = method.train(base_path=str(tiny_model_dir), data=data, cfg=cfg.model_copy(update={"pooling": "mean"}),
-                        out_dir=tmp_path / "p3", progress=False)
+    mean = method.train(
+        base_path=str(tiny_model_dir),
+        data=data,
+        cfg=cfg.model_copy(update={"pooling": "mean"}),
+        out_dir=tmp_path / "p3",
+        progress=False,
+    )
     assert mean.train_stats.extra["feature_cache_hit"] is False
     answerer = method.load_for_inference(base_path=str(tiny_model_dir), artifact_dir=tmp_path / "p1")
     scores, _ = answerer.score(data.prompt_ids, [[1], [2]], pad_id=data.pad_id)
@@ -201,5 +242,10 @@ def test_linear_probe_refuses_generation_clearly(tiny_model_dir, tiny_tokenizer,
     method = get_method("linear_probe")
     assert method.tasks() == ("classification", "regression")
     with pytest.raises(ValueError, match="classification and regression only"):
-        method.train(base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, task="generation"),
-                     cfg=METHOD_CONFIGS["linear_probe"], out_dir=tmp_path, progress=False)
+        method.train(
+            base_path=str(tiny_model_dir),
+            data=toy_set(tiny_tokenizer, 4, task="generation"),
+            cfg=METHOD_CONFIGS["linear_probe"],
+            out_dir=tmp_path,
+            progress=False,
+        )

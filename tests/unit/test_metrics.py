@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tunegate import metrics
-from tunegate.config import GateConfig, TunegateConfig
+from tunegate.config import GateConfig
 from tunegate.stats import bootstrap_weights
 
 ROWS = {

@@ -5,21 +5,23 @@ import pytest
 from tests.conftest import make_config
 from tests.unit.test_methods import METHOD_CONFIGS, toy_set
 from tunegate.config import BudgetConfig, load_config, parse_config
+from tunegate.methods import get_method
 from tunegate.methods.linear_probe import LinearProbeSettings
 from tunegate.methods.lora import LoraSettings
-from tunegate.methods import get_method
 from tunegate.planning import BudgetExceededError, advise, estimate, over_budget
+from tunegate.records import Hardware, MethodEstimate
 
 
 def _full_tokens(data, cfg):
     return get_method(cfg.name).full_train_tokens(data, cfg)
-from tunegate.records import Hardware, MethodEstimate
 
 
 @pytest.mark.parametrize("name", sorted(METHOD_CONFIGS))
 def test_estimate_is_measured_for_every_method(name, tiny_model_dir, tiny_tokenizer):
     data = toy_set(tiny_tokenizer, 12)
-    cfg = METHOD_CONFIGS[name].model_copy(update={"max_steps": None}) if name != "linear_probe" else METHOD_CONFIGS[name]
+    cfg = (
+        METHOD_CONFIGS[name].model_copy(update={"max_steps": None}) if name != "linear_probe" else METHOD_CONFIGS[name]
+    )
     est = estimate(cfg, base_path=str(tiny_model_dir), data=data, price_per_hour=3.6)
     assert est.applicable and est.trainable_params > 0 and est.total_params > est.trainable_params
     assert est.calibration_tokens_per_s > 0 and est.est_train_seconds > 0 and est.est_peak_mb > 100
@@ -36,18 +38,38 @@ def test_full_tokens_follow_epochs_and_max_steps(tiny_tokenizer):
 
 
 def test_estimate_says_not_applicable_for_generation(tiny_model_dir, tiny_tokenizer):
-    est = estimate(LinearProbeSettings(), base_path=str(tiny_model_dir), data=toy_set(tiny_tokenizer, 4, "generation"), price_per_hour=1)
+    est = estimate(
+        LinearProbeSettings(),
+        base_path=str(tiny_model_dir),
+        data=toy_set(tiny_tokenizer, 4, "generation"),
+        price_per_hour=1,
+    )
     assert not est.applicable and "does not apply to generation" in est.reason
 
 
 def hw(mem_gb: float, device="cpu") -> Hardware:
-    return Hardware(device=device, cpu_cores=2, ram_total_gb=mem_gb, ram_available_gb=mem_gb, torch_threads=2,
-                    gpu_name="GPU" if device == "cuda" else None, gpu_memory_gb=mem_gb if device == "cuda" else None)
+    return Hardware(
+        device=device,
+        cpu_cores=2,
+        ram_total_gb=mem_gb,
+        ram_available_gb=mem_gb,
+        torch_threads=2,
+        gpu_name="GPU" if device == "cuda" else None,
+        gpu_memory_gb=mem_gb if device == "cuda" else None,
+    )
 
 
 def est(method, seconds=60.0, peak_mb=2000.0, base_mb=600.0, over=()) -> MethodEstimate:
-    return MethodEstimate(method=method, applicable=True, trainable_params=10, total_params=100, est_train_seconds=seconds,
-                          est_peak_mb=peak_mb, base_footprint_mb=base_mb, over_budget=list(over))
+    return MethodEstimate(
+        method=method,
+        applicable=True,
+        trainable_params=10,
+        total_params=100,
+        est_train_seconds=seconds,
+        est_peak_mb=peak_mb,
+        base_footprint_mb=base_mb,
+        over_budget=list(over),
+    )
 
 
 def cfg_for(task="classification", priority="quality"):
@@ -80,8 +102,12 @@ def test_model_too_large_for_memory_picks_qlora():
 
 
 def test_constrained_budget_falls_back_to_prompt_tuning_then_probe():
-    tight = [est("lora", over=["time 9 min > cap 1 min"]), est("qlora", over=["time 12 min > cap 1 min"]),
-             est("prompt_tuning"), est("linear_probe")]
+    tight = [
+        est("lora", over=["time 9 min > cap 1 min"]),
+        est("qlora", over=["time 12 min > cap 1 min"]),
+        est("prompt_tuning"),
+        est("linear_probe"),
+    ]
     assert advise(cfg_for(), hw(24), tight, base_params=135_000_000).chosen == "prompt_tuning"
     tight[2] = est("prompt_tuning", over=["time 5 min > cap 1 min"])
     a = advise(cfg_for(), hw(24), tight, base_params=135_000_000)
@@ -104,8 +130,12 @@ def test_over_budget_names_every_cap_and_the_machine():
     e.est_cost_usd = 0.5
     caps = BudgetConfig(max_train_minutes=5, max_memory_gb=2, max_cost_usd=0.1)
     msgs = over_budget(e, caps, hw(3))
-    assert msgs == ["time 10 min > cap 5 min", "memory 4.00 GB > cap 2 GB", "cost $0.5000 > cap $0.1",
-                    "memory 4.00 GB > 3.0 GB available here"]
+    assert msgs == [
+        "time 10 min > cap 5 min",
+        "memory 4.00 GB > cap 2 GB",
+        "cost $0.5000 > cap $0.1",
+        "memory 4.00 GB > 3.0 GB available here",
+    ]
     assert over_budget(e, BudgetConfig(), hw(24)) == []
 
 

@@ -17,7 +17,6 @@ from tunegate.errors import PromotionError, RegistryError
 from tunegate.inference import load_predictor
 from tunegate.registry import Registry
 
-
 GATE = {"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100}  # the gate passes: each run is promoted
 LADDER = {"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False}
 
@@ -31,8 +30,10 @@ def cfg(tmp_path, tiny_model_dir, toy_data):
 def built(tmp_path_factory, tiny_model_dir):
     """Two promoted versions (v1, then v2 over it), built once; each test gets its own copy."""
     root = tmp_path_factory.mktemp("promotion")
-    data = {"train": write_csv(root / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
-            "eval": write_csv(root / "eval.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]])}
+    data = {
+        "train": write_csv(root / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
+        "eval": write_csv(root / "eval.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]),
+    }
     c = load_config(make_config(root, tiny_model_dir, data, gate=GATE, baselines=LADDER))
     _, _, d1 = pipeline_run(c)
     _, _, d2 = pipeline_run(c)
@@ -53,8 +54,12 @@ def promo(built, tmp_path):
 def test_promotion_rescores_the_registry_copy_and_records_it(promo):
     cfg, reg = promo
     v2 = reg.get("toy", 2)
-    assert {"artifact", "config.yaml", "eval.parquet", "expected.json", "meta.json", "model_card.md"} <= {p.name for p in v2.path.iterdir()}
-    assert not os.access(v2.path / "expected.json", os.W_OK) or os.geteuid() == 0  # read-only files (root ignores modes)
+    assert {"artifact", "config.yaml", "eval.parquet", "expected.json", "meta.json", "model_card.md"} <= {
+        p.name for p in v2.path.iterdir()
+    }
+    assert (
+        not os.access(v2.path / "expected.json", os.W_OK) or os.geteuid() == 0
+    )  # read-only files (root ignores modes)
     (move,) = [h for h in reg.history("toy") if h["to"] == 2]
     rs = move["rescore"]
     assert rs["reproduced"] and rs["value"] == pytest.approx(rs["expected"], abs=cfg.registry.reproduce_tolerance)

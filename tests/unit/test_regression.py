@@ -28,19 +28,30 @@ def test_regression_metrics_match_sklearn_and_resample_consistently():
     assert rs[1] == pytest.approx(r2_score(y[rows], p[rows]))
 
 
-@pytest.mark.parametrize("text,value", [("4", 4.0), ("4.5 stars", 4.5), ("Score: 3", 3.0), ("-2", -2.0), ("3,5", 3.5),
-                                        ("no idea", None), ("", None)])
+@pytest.mark.parametrize(
+    "text,value",
+    [("4", 4.0), ("4.5 stars", 4.5), ("Score: 3", 3.0), ("-2", -2.0), ("3,5", 3.5), ("no idea", None), ("", None)],
+)
 def test_parse_number(text, value):
     assert parse_number(text) == value
 
 
 def regression_config(tmp_path, tiny_model_dir, method=None, rows=None):
     rows = rows or [(f"review number {i} " + "good " * (i % 5), str(1 + i % 5)) for i in range(30)]
-    pl.DataFrame({"text": [r[0] for r in rows[:22]], "label": [r[1] for r in rows[:22]]}).write_csv(tmp_path / "train.csv")
-    pl.DataFrame({"text": [r[0] for r in rows[22:]], "label": [r[1] for r in rows[22:]]}).write_csv(tmp_path / "eval.csv")
-    path = make_config(tmp_path, tiny_model_dir, {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
-                       task="regression", gate={"min_gain": -1.0, "bootstrap_samples": 200},
-                       **({"method": method} if method else {}))
+    pl.DataFrame({"text": [r[0] for r in rows[:22]], "label": [r[1] for r in rows[:22]]}).write_csv(
+        tmp_path / "train.csv"
+    )
+    pl.DataFrame({"text": [r[0] for r in rows[22:]], "label": [r[1] for r in rows[22:]]}).write_csv(
+        tmp_path / "eval.csv"
+    )
+    path = make_config(
+        tmp_path,
+        tiny_model_dir,
+        {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
+        task="regression",
+        gate={"min_gain": -1.0, "bootstrap_samples": 200},
+        **({"method": method} if method else {}),
+    )
     raw = yaml.safe_load(path.read_text())
     del raw["data"]["labels"]
     path.write_text(yaml.safe_dump(raw))
@@ -67,10 +78,13 @@ def test_regression_config_rules(tmp_path, tiny_model_dir):
         load_config(tmp_path / "config.yaml", {"gate.metric": "accuracy"})
 
 
-@pytest.mark.parametrize("method", [
-    {"name": "lora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
-    {"name": "linear_probe", "epochs": 30, "max_length": 64},
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "lora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
+        {"name": "linear_probe", "epochs": 30, "max_length": 64},
+    ],
+)
 def test_regression_stages_end_to_end_and_predict(tmp_path, tiny_model_dir, method):
     from tests.unit.test_stages import run_all
     from tunegate.inference import load_predictor, predict
@@ -82,7 +96,10 @@ def test_regression_stages_end_to_end_and_predict(tmp_path, tiny_model_dir, meth
     assert all(isinstance(float(p.prediction), float) for p in tuned_eval.predictions)
     for b in base:  # the tiny model rarely writes a number: those answers fall back to the train mean, counted
         assert 0 <= b.details["unparsed_answers"] <= b.n and b.details["fallback"] == pytest.approx(
-            pl.read_parquet(next((tmp_path / "runs").iterdir()) / "data" / "train.parquet")["label"].cast(pl.Float64).mean())
+            pl.read_parquet(next((tmp_path / "runs").iterdir()) / "data" / "train.parquet")["label"]
+            .cast(pl.Float64)
+            .mean()
+        )
     out = predict(load_predictor(cfg.registry.path, "toy@1"), ["review number 3 good good"])
     assert set(out[0]) == {"input", "value"}
     if method["name"] == "linear_probe":

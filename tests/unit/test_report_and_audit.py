@@ -26,7 +26,11 @@ def pipeline(cfg):
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
     if not val.ok:
-        return run, stages.record_audit(cfg, run, status="failed", failed_stage="validate_data", error=val.summary), None
+        return (
+            run,
+            stages.record_audit(cfg, run, status="failed", failed_stage="validate_data", error=val.summary),
+            None,
+        )
     base = {}
     for r in baseline_rungs(cfg):
         base[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, base[r.base.name] if r.base else None)
@@ -35,16 +39,32 @@ def pipeline(cfg):
     champion = stages.evaluate_production(cfg, run, val.dataset)
     decision = stages.compare(cfg, run, val.dataset, list(base.values()), tuned_eval, tuned, None, champion)
     deployed = stages.deploy(cfg, run, decision, tuned, champion)
-    return run, stages.record_audit(cfg, run, status="completed", decision=decision, deployment=deployed, tuned=tuned), decision
+    return (
+        run,
+        stages.record_audit(cfg, run, status="completed", decision=decision, deployment=deployed, tuned=tuned),
+        decision,
+    )
 
 
 @pytest.fixture
 def two_runs(tmp_path, tiny_model_dir, toy_data):
     """Run 1 is promoted (min_gain -1); run 2 must also beat run 1's model, now in production."""
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines=CHEAP, gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    cfg = load_config(
+        make_config(
+            tmp_path, tiny_model_dir, toy_data, baselines=CHEAP, gate={"min_gain": -1.0, "bootstrap_samples": 200}
+        )
+    )
     first = pipeline(cfg)
-    cfg2 = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines=CHEAP,
-                                   gate={"min_gain": 0.5, "bootstrap_samples": 200}, method={"seed": 1}))
+    cfg2 = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            baselines=CHEAP,
+            gate={"min_gain": 0.5, "bootstrap_samples": 200},
+            method={"seed": 1},
+        )
+    )
     second = pipeline(cfg2)
     return cfg2, first, second
 
@@ -65,8 +85,15 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     md = (run_dir / "report.md").read_text().splitlines()
     assert md[2] == f"**{d2.headline}**" and d2.headline.startswith("Tuning did not pay off")
     text = "\n".join(md)
-    for section in ("## The gate (declared in the config before the run)", "## Every rung and candidate", "## Cost and break-even",
-                    "## Training", "## Data validation", "## Provenance", "## Deployment"):
+    for section in (
+        "## The gate (declared in the config before the run)",
+        "## Every rung and candidate",
+        "## Cost and break-even",
+        "## Training",
+        "## Data validation",
+        "## Provenance",
+        "## Deployment",
+    ):
         assert section in text
     for plot in ("metric", "quality_vs_cost", "break_even"):
         assert (run_dir / "plots" / f"{plot}.png").stat().st_size > 5000
@@ -80,7 +107,11 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     log = AuditLog(cfg.registry.path)
     records = log.records()
     assert [r.run_id for r in records] == [run1.run_id, run2.run_id] and records[1].prev_hash and not log.chain_breaks()
-    assert rec2.decision == "reject" and rec2.deployed["production_version"] == 1 and rec2.data_hash == d2.provenance["data_hash"]
+    assert (
+        rec2.decision == "reject"
+        and rec2.deployed["production_version"] == 1
+        and rec2.data_hash == d2.provenance["data_hash"]
+    )
     assert set(rec2.metrics) == {"zero_shot", "tuned:lora", "toy@v1"} and rec2.cost["train_usd"] > 0
     ev = Path(rec2.evidence_dir)
     assert ev.parent == Path(cfg.registry.path).resolve() / "audit" and (ev / "report.html").is_file()
@@ -110,18 +141,32 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = tunegate("audit", "--registry", cfg.registry.path, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert run1.run_id in out.stdout and run2.run_id in out.stdout and "promoted" in out.stdout and "rejected" in out.stdout
+    assert (
+        run1.run_id in out.stdout
+        and run2.run_id in out.stdout
+        and "promoted" in out.stdout
+        and "rejected" in out.stdout
+    )
     assert "v1 -> production" in out.stdout and "v2 (production v1)" in out.stdout
     js = json.loads(tunegate("audit", "list", "--json", "--model", "toy", "--registry", cfg.registry.path).stdout)
     assert [r["run_id"] for r in js] == [run1.run_id, run2.run_id]
-    assert "no audit records matching model=other" in tunegate("audit", "--model", "other", "--registry", cfg.registry.path).stdout
-    assert json.loads(tunegate("audit", "--json", "--since", "2999-01-01", "--registry", cfg.registry.path).stdout) == []
+    assert (
+        "no audit records matching model=other"
+        in tunegate("audit", "--model", "other", "--registry", cfg.registry.path).stdout
+    )
+    assert (
+        json.loads(tunegate("audit", "--json", "--since", "2999-01-01", "--registry", cfg.registry.path).stdout) == []
+    )
     show = tunegate("audit", "show", run2.run_id, "--registry", cfg.registry.path)
     assert show.returncode == 0 and d2.headline in show.stdout and str(ev / "report.html") in show.stdout
     ok = tunegate("audit", "verify", run2.run_id, "--registry", cfg.registry.path)
     assert ok.returncode == 0 and "verified" in ok.stdout and "MISMATCH" not in ok.stdout
     missing = tunegate("audit", "show", "nope", "--registry", cfg.registry.path)
-    assert missing.returncode == 1 and "no audit record for run 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 1
+        and "no audit record for run 'nope'" in missing.stderr
+        and "Traceback" not in missing.stderr
+    )
     del env
 
 
@@ -130,7 +175,12 @@ def test_failed_runs_are_audited_too(tmp_path, tiny_model_dir):
     bad.write_text("text,label\ngood,pos\nx,zzz\n")
     cfg = load_config(make_config(tmp_path, tiny_model_dir, {"train": bad}, baselines=CHEAP))
     run, rec, decision = pipeline(cfg)
-    assert decision is None and rec.status == "failed" and rec.failed_stage == "validate_data" and "unknown_labels" in rec.error
+    assert (
+        decision is None
+        and rec.status == "failed"
+        and rec.failed_stage == "validate_data"
+        and "unknown_labels" in rec.error
+    )
     (only,) = AuditLog(cfg.registry.path).records()
     assert only.run_id == run.run_id and only.status == "failed" and "validation.md" in only.evidence
     v = verify(AuditLog(cfg.registry.path), run.run_id)
@@ -143,8 +193,17 @@ def test_report_renders_in_headless_chromium(two_runs, tmp_path):
     """The html renders offline in a real browser into a screenshot that is not blank."""
     _, _, (run2, _, _) = two_runs
     png = tmp_path / "report.png"
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "screenshot_report.py"), str(Path(run2.run_dir) / "report.html"), str(png)],
-                         capture_output=True, text=True, timeout=180)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "screenshot_report.py"),
+            str(Path(run2.run_dir) / "report.html"),
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "distinct colours" in out.stdout and png.stat().st_size > 50_000
 
@@ -167,7 +226,9 @@ def _append_many(root, tag, n):
 
     log = AuditLog(root)
     for i in range(n):
-        log.append(AuditRecord(run_id=f"{tag}-{i}", time="", model_name="m", status="failed", failed_stage="plan", error="x"))
+        log.append(
+            AuditRecord(run_id=f"{tag}-{i}", time="", model_name="m", status="failed", failed_stage="plan", error="x")
+        )
 
 
 def test_concurrent_appends_keep_every_line_and_the_chain(tmp_path):

@@ -111,13 +111,16 @@ def test_document_folder_reading(tmp_path):
     assert collection_hash(tmp_path) != before
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda p: None, "not found"),
-    (lambda p: p.mkdir(), "no .txt, .md or .jsonl files"),
-    (lambda p: (p.mkdir(), (p / "d.jsonl").write_text("{not json}\n")), "d.jsonl line 1: not valid JSON"),
-    (lambda p: (p.mkdir(), (p / "d.jsonl").write_text('{"body": "x"}\n')), "string field 'text'"),
-    (lambda p: (p.mkdir(), (p / "d.txt").write_text("   \n")), "contain no text"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda p: None, "not found"),
+        (lambda p: p.mkdir(), "no .txt, .md or .jsonl files"),
+        (lambda p: (p.mkdir(), (p / "d.jsonl").write_text("{not json}\n")), "d.jsonl line 1: not valid JSON"),
+        (lambda p: (p.mkdir(), (p / "d.jsonl").write_text('{"body": "x"}\n')), "string field 'text'"),
+        (lambda p: (p.mkdir(), (p / "d.txt").write_text("   \n")), "contain no text"),
+    ],
+)
 def test_bad_document_folders_get_a_clear_error(tmp_path, setup, message):
     folder = tmp_path / "docs"
     setup(folder)
@@ -156,18 +159,44 @@ def test_ladder_config_shorthands_and_rungs(tmp_path, tiny_model_dir, toy_data):
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("facts")
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={
-        "few_shot": False, "retrieved_few_shot": {"k": 2, "retriever": "bm25"}, "rag": "docs", "calibrated": True}))
+    cfg = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            baselines={
+                "few_shot": False,
+                "retrieved_few_shot": {"k": 2, "retriever": "bm25"},
+                "rag": "docs",
+                "calibrated": True,
+            },
+        )
+    )
     names = [r.name for r in baseline_rungs(cfg)]
-    assert names == ["zero_shot", "zero_shot_calibrated", "retrieved_few_shot_bm25", "retrieved_few_shot_bm25_calibrated",
-                     "rag_hybrid", "rag_hybrid_calibrated"]
+    assert names == [
+        "zero_shot",
+        "zero_shot_calibrated",
+        "retrieved_few_shot_bm25",
+        "retrieved_few_shot_bm25_calibrated",
+        "rag_hybrid",
+        "rag_hybrid_calibrated",
+    ]
     rag = baseline_rungs(cfg)[4]
     assert rag.params["documents"] == str((tmp_path / "docs").resolve()) and rag.params["k"] == 3
     assert baseline_rungs(cfg)[3].base.name == "retrieved_few_shot_bm25"
     with pytest.raises(ConfigError, match=r"retrievers.0: Input should be 'bm25', 'dense' or 'hybrid'"):
-        load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={"retrieved_few_shot": {"retriever": "fuzzy"}}))
+        load_config(
+            make_config(tmp_path, tiny_model_dir, toy_data, baselines={"retrieved_few_shot": {"retriever": "fuzzy"}})
+        )
     with pytest.raises(ConfigError, match="overlap_words 50 must be smaller than chunk_words 40"):
-        load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={"rag": {"documents": "docs", "chunk_words": 40, "overlap_words": 50}}))
+        load_config(
+            make_config(
+                tmp_path,
+                tiny_model_dir,
+                toy_data,
+                baselines={"rag": {"documents": "docs", "chunk_words": 40, "overlap_words": 50}},
+            )
+        )
 
 
 def test_missing_document_folder_fails_validation_with_a_report(tmp_path, tiny_model_dir, toy_data, tiny_tokenizer):
@@ -190,12 +219,21 @@ def test_generation_eval_samples_inputs_and_keeps_all_references(tmp_path, tiny_
     from tunegate.validation import validate
 
     train = pl.DataFrame({"input": [f"name[P{i}]" for i in range(8)], "target": [f"P{i} is a pub." for i in range(8)]})
-    evl = pl.DataFrame({"input": ["name[A]", "name[B]", "name[A]", "name[C]", "name[A]", "name[B]"],
-                        "target": ["A1", "B1", "A2", "C1", "A3", "B2"]})
+    evl = pl.DataFrame(
+        {
+            "input": ["name[A]", "name[B]", "name[A]", "name[C]", "name[A]", "name[B]"],
+            "target": ["A1", "B1", "A2", "C1", "A3", "B2"],
+        }
+    )
     train.write_csv(tmp_path / "train.csv")
     evl.write_csv(tmp_path / "eval.csv")
-    path = make_config(tmp_path, tiny_model_dir, {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
-                       task="generation", data={"max_eval_rows": 2})
+    path = make_config(
+        tmp_path,
+        tiny_model_dir,
+        {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
+        task="generation",
+        data={"max_eval_rows": 2},
+    )
     raw = yaml.safe_load(path.read_text())
     del raw["data"]["labels"]
     path.write_text(yaml.safe_dump(raw))

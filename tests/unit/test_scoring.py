@@ -18,7 +18,9 @@ def brute_force(model, prompt, answer):
 def test_score_answers_matches_brute_force(tiny_model_dir, tiny_tokenizer):
     model = load_model(str(tiny_model_dir))
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["technical support", "billing", "refund"])
-    prompts = [b.encode(b.render(t)) for t in ["my card was charged twice", "app crashes", "a much longer message " * 5]]
+    prompts = [
+        b.encode(b.render(t)) for t in ["my card was charged twice", "app crashes", "a much longer message " * 5]
+    ]
     answers = [b.encode(a) for a in ["technical support", "billing", "refund"]]
     assert max(len(a) for a in answers) > 1  # exercises the KV-cache tail path
     scores, stats = score_answers(model, prompts, answers, pad_id=tiny_tokenizer.pad_token_id, batch_size=2)

@@ -32,8 +32,12 @@ def test_queued_predicts_are_batched_in_order_and_split_back(monkeypatch):
     for t in [blocker, *threads]:
         t.join()
     assert seen == [["a1", "b1", "b2", "c1"], ["d1", "d2"]]  # 4 texts max per batch, in arrival order
-    assert out == {"a": [{"input": "a1", "label": "A1"}], "b": [{"input": "b1", "label": "B1"}, {"input": "b2", "label": "B2"}],
-                   "c": [{"input": "c1", "label": "C1"}], "d": [{"input": "d1", "label": "D1"}, {"input": "d2", "label": "D2"}]}
+    assert out == {
+        "a": [{"input": "a1", "label": "A1"}],
+        "b": [{"input": "b1", "label": "B1"}, {"input": "b2", "label": "B2"}],
+        "c": [{"input": "c1", "label": "C1"}],
+        "d": [{"input": "d1", "label": "D1"}, {"input": "d2", "label": "D2"}],
+    }
     assert q.batches == 2
 
 

@@ -28,11 +28,23 @@ def run_all(cfg):
 
 
 def test_generation_task_end_to_end(tmp_path, tiny_model_dir):
-    rows = [(f"name[Pub {i}], food[{f}]", f"Pub {i} serves {f} food.") for i, f in enumerate(["Thai", "Italian", "French", "Indian"] * 4)]
-    pl.DataFrame({"input": [r[0] for r in rows[:12]], "target": [r[1] for r in rows[:12]]}).write_csv(tmp_path / "train.csv")
-    pl.DataFrame({"input": [r[0] for r in rows[12:]], "target": [r[1] for r in rows[12:]]}).write_csv(tmp_path / "eval.csv")
-    path = make_config(tmp_path, tiny_model_dir, {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
-                       task="generation", baselines={"max_new_tokens": 8, "few_shot": {"k": 2}, "batch_size": 4})
+    rows = [
+        (f"name[Pub {i}], food[{f}]", f"Pub {i} serves {f} food.")
+        for i, f in enumerate(["Thai", "Italian", "French", "Indian"] * 4)
+    ]
+    pl.DataFrame({"input": [r[0] for r in rows[:12]], "target": [r[1] for r in rows[:12]]}).write_csv(
+        tmp_path / "train.csv"
+    )
+    pl.DataFrame({"input": [r[0] for r in rows[12:]], "target": [r[1] for r in rows[12:]]}).write_csv(
+        tmp_path / "eval.csv"
+    )
+    path = make_config(
+        tmp_path,
+        tiny_model_dir,
+        {"train": tmp_path / "train.csv", "eval": tmp_path / "eval.csv"},
+        task="generation",
+        baselines={"max_new_tokens": 8, "few_shot": {"k": 2}, "batch_size": 4},
+    )
     import yaml
 
     raw = yaml.safe_load(path.read_text())
@@ -48,18 +60,40 @@ def test_generation_task_end_to_end(tmp_path, tiny_model_dir):
 
 
 def test_classification_stages_write_every_output(tmp_path, tiny_model_dir, toy_data):
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    cfg = load_config(
+        make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200})
+    )
     run, base, tuned_eval, decision, deployed = run_all(cfg)
     files = {p.name for p in (tmp_path / "runs" / run.run_id).iterdir()}
-    assert {"config.yaml", "validation.md", "validation.json", "data", "predictions", "artifact", "loss.png",
-            "decision.json", "report.md", "deployment.json", "timings.jsonl"} <= files
+    assert {
+        "config.yaml",
+        "validation.md",
+        "validation.json",
+        "data",
+        "predictions",
+        "artifact",
+        "loss.png",
+        "decision.json",
+        "report.md",
+        "deployment.json",
+        "timings.jsonl",
+    } <= files
     assert decision.decision == "promote"  # min_gain -1: any CI passes
     assert decision.costs["tuned:lora"]["base_weights_mb"] > 0
     assert deployed.production_moved and Registry(cfg.registry.path).resolve("toy@production").version == 1
-    stages_timed = [json.loads(line)["stage"] for line in (tmp_path / "runs" / run.run_id / "timings.jsonl").read_text().splitlines()]
+    stages_timed = [
+        json.loads(line)["stage"]
+        for line in (tmp_path / "runs" / run.run_id / "timings.jsonl").read_text().splitlines()
+    ]
     ladder = ["zero_shot", "few_shot", "retrieved_few_shot_hybrid"]
-    assert stages_timed == ["validate_data", *(f"evaluate_baseline[{n}{c}]" for n in ladder for c in ("", "_calibrated")),
-                            "tune", "evaluate_tuned", "compare", "deploy"]
+    assert stages_timed == [
+        "validate_data",
+        *(f"evaluate_baseline[{n}{c}]" for n in ladder for c in ("", "_calibrated")),
+        "tune",
+        "evaluate_tuned",
+        "compare",
+        "deploy",
+    ]
     # the ladder is in the report, and the retrieval index was saved with the run
     report = (tmp_path / "runs" / run.run_id / "report.md").read_text()
     assert "## Baseline ladder" in report and "retrieved_few_shot_hybrid" in report
@@ -80,7 +114,9 @@ def test_classification_stages_write_every_output(tmp_path, tiny_model_dir, toy_
 def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
     from tunegate.inference import load_predictor, predict
 
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    cfg = load_config(
+        make_config(tmp_path, tiny_model_dir, toy_data, gate={"min_gain": -1.0, "bootstrap_samples": 200})
+    )
     run_all(cfg)
     p = load_predictor(cfg.registry.path, "toy@production")
     out = predict(p, ["what a film", "so dull"])
@@ -104,23 +140,37 @@ def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
 
     texts = ["what a film", "a long review " * 80]
     judged, served = Spy(p.answerer), Spy(p.answerer)
-    evaluate(judged, p.tokenizer, cfg=cfg, eval_df=pl.DataFrame({ROW: [0, 1], "text": texts, "label": ["pos", "neg"]}),
-             name="tuned:lora", kind="tuned")
+    evaluate(
+        judged,
+        p.tokenizer,
+        cfg=cfg,
+        eval_df=pl.DataFrame({ROW: [0, 1], "text": texts, "label": ["pos", "neg"]}),
+        name="tuned:lora",
+        kind="tuned",
+    )
     predict(replace(p, answerer=served), texts)
-    assert served.seen == judged.seen and len(judged.seen[1]) < cfg.method.max_length < len(p.tokenizer(texts[1]).input_ids)
+    assert served.seen == judged.seen and len(judged.seen[1]) < cfg.method.max_length < len(
+        p.tokenizer(texts[1]).input_ids
+    )
 
 
-@pytest.mark.parametrize("method", [
-    {"name": "lora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
-    {"name": "qlora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
-    {"name": "prompt_tuning", "num_virtual_tokens": 3, "max_steps": 2, "batch_size": 4, "max_length": 64},
-    {"name": "linear_probe", "epochs": 5, "max_length": 64},
-])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "lora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
+        {"name": "qlora", "r": 2, "max_steps": 2, "batch_size": 4, "max_length": 64},
+        {"name": "prompt_tuning", "num_virtual_tokens": 3, "max_steps": 2, "batch_size": 4, "max_length": 64},
+        {"name": "linear_probe", "epochs": 5, "max_length": 64},
+    ],
+)
 def test_every_method_registers_and_predicts_from_the_registry(tmp_path, tiny_model_dir, toy_data, method):
     from tunegate.inference import load_predictor, predict
 
-    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method=method,
-                                  gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+    cfg = load_config(
+        make_config(
+            tmp_path, tiny_model_dir, toy_data, method=method, gate={"min_gain": -1.0, "bootstrap_samples": 200}
+        )
+    )
     run, base, tuned_eval, decision, deployed = run_all(cfg)
     assert tuned_eval.name == f"tuned:{method['name']}" and deployed.registered_version == 1
     p = load_predictor(cfg.registry.path, "toy@1")  # registered whatever the gate said (a random tiny model may lose)
@@ -146,7 +196,14 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
     from tunegate import planning
     from tunegate.inference import load_predictor, predict
     from tunegate.methods import (
-        AutoSettings, MethodSettings, Rule, TrainedArtifact, TuningMethod, applicable_methods, register, unregister,
+        AutoSettings,
+        MethodSettings,
+        Rule,
+        TrainedArtifact,
+        TuningMethod,
+        applicable_methods,
+        register,
+        unregister,
     )
     from tunegate.records import MethodOutcome
     from tunegate.scoring import Answerer, ScoreStats
@@ -165,7 +222,9 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
         def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
             scores = torch.full((len(prompt_ids), len(answer_ids)), -5.0)
             scores[:, self.label] = -0.1
-            return scores, ScoreStats(n=len(prompt_ids), seconds=1e-3, prompt_tokens=sum(map(len, prompt_ids)), output_tokens=0)
+            return scores, ScoreStats(
+                n=len(prompt_ids), seconds=1e-3, prompt_tokens=sum(map(len, prompt_ids)), output_tokens=0
+            )
 
     @register("majority", MajoritySettings)
     class Majority(TuningMethod):
@@ -176,8 +235,17 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "majority.json").write_text(_json.dumps({"label": label}))
             self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
-            stats = TrainStats(seconds=0.01, steps=1, tokens=10, padded_tokens=0, peak_rss_mb=1.0, losses=[1.0],
-                               epoch_losses=[1.0], step_seconds=[0.01], step_tokens=[10])
+            stats = TrainStats(
+                seconds=0.01,
+                steps=1,
+                tokens=10,
+                padded_tokens=0,
+                peak_rss_mb=1.0,
+                losses=[1.0],
+                epoch_losses=[1.0],
+                step_seconds=[0.01],
+                step_tokens=[10],
+            )
             return TrainedArtifact(artifact_dir=out_dir, trainable_params=1, total_params=2, train_stats=stats)
 
         def load_for_inference(self, *, base_path, artifact_dir):
@@ -188,8 +256,15 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
 
     try:
         assert "majority" in applicable_methods("classification") and "majority" not in applicable_methods("generation")
-        cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "majority"},
-                                      gate={"min_gain": -1.0, "bootstrap_samples": 200}))
+        cfg = load_config(
+            make_config(
+                tmp_path,
+                tiny_model_dir,
+                toy_data,
+                method={"name": "majority"},
+                gate={"min_gain": -1.0, "bootstrap_samples": 200},
+            )
+        )
         assert isinstance(cfg.method, MajoritySettings)
         assert "majority" in [m.name for m in cfg.compare_methods()]  # `tunegate compare` runs it by default
         run = stages.prepare_run(cfg)
@@ -205,8 +280,13 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
         base = [stages.evaluate_baseline(cfg, run, dataset, r) for r in baseline_rungs(cfg) if r.base is None]
         tuned = stages.tune(cfg, run, dataset, progress=False)
         tuned_eval = stages.evaluate_tuned(cfg, run, dataset, tuned)
-        table = stages.compare_methods(cfg, run, dataset, base, [
-            MethodOutcome(method="majority", status="completed", tuned=tuned, evaluation=tuned_eval)])
+        table = stages.compare_methods(
+            cfg,
+            run,
+            dataset,
+            base,
+            [MethodOutcome(method="majority", status="completed", tuned=tuned, evaluation=tuned_eval)],
+        )
         assert [r["status"] for r in table.rows if r["name"] == "majority"] == ["completed"]
         decision = stages.compare(cfg, run, dataset, base, tuned_eval, tuned)
         deployed = stages.deploy(cfg, run, decision, tuned)

@@ -13,13 +13,23 @@ def test_metric_modules_compute_known_values():
     assert vals["accuracy"] == pytest.approx(0.75)
     assert vals["macro_f1"] == pytest.approx(f1_score(["a", "b", "b", "a"], ["a", "b", "a", "a"], average="macro"))
     assert per["accuracy"] == [1.0, 1.0, 0.0, 1.0]
-    vals, per = metrics.compute("generation", ["the cat sat", "Hello  World"], [["the cat sat down", "a cat"], "hello world"])
+    vals, per = metrics.compute(
+        "generation", ["the cat sat", "Hello  World"], [["the cat sat down", "a cat"], "hello world"]
+    )
     assert vals["exact_match"] == pytest.approx(0.5) and per["exact_match"] == [0.0, 1.0]
     assert per["rouge_l"][0] == pytest.approx(2 * 1.0 * 0.75 / 1.75)  # P=3/3, R=3/4 against the best reference
     # answer in output: the (normalized, whole-word) reference occurs in the generation
-    _, per = metrics.compute("generation", [
-        "The observatory was founded by Ilse Dravenko.", "It was built in 1862!", "founded by Ilse", "Catherine", "The Long Eye.",
-    ], [["Ilse Dravenko"], ["1862"], ["Ilse Dravenko"], ["cat"], ["the long eye", "long eye"]])
+    _, per = metrics.compute(
+        "generation",
+        [
+            "The observatory was founded by Ilse Dravenko.",
+            "It was built in 1862!",
+            "founded by Ilse",
+            "Catherine",
+            "The Long Eye.",
+        ],
+        [["Ilse Dravenko"], ["1862"], ["Ilse Dravenko"], ["cat"], ["the long eye", "long eye"]],
+    )
     assert per["answer_in_output"] == [1.0, 1.0, 0.0, 0.0, 1.0]
 
 
@@ -50,8 +60,14 @@ def test_bootstrap_ci_covers_the_true_difference():
         a = (rng.random(300) < 0.8).astype(float)
         b = (rng.random(300) < 0.7).astype(float)
         refs = ["r"] * 300
-        d = paired_bootstrap("accuracy", candidate={"per_example": list(a)}, baseline={"per_example": list(b)},
-                             references=refs, resamples=500, seed=rep)
+        d = paired_bootstrap(
+            "accuracy",
+            candidate={"per_example": list(a)},
+            baseline={"per_example": list(b)},
+            references=refs,
+            resamples=500,
+            seed=rep,
+        )
         covered += d.ci_low <= 0.10 <= d.ci_high
         assert d.ci_low <= d.delta <= d.ci_high
     assert covered >= 34  # ~95% expected; 34/40 leaves room for sampling noise
@@ -60,8 +76,18 @@ def test_bootstrap_ci_covers_the_true_difference():
 def result(name, correct, tokens=50.0, kind="baseline"):
     """An EvalResult whose row i is right iff correct[i] (labels a/b, reference always a)."""
     preds = [Prediction(row=i, prediction="a" if c else "b", reference="a") for i, c in enumerate(correct)]
-    return EvalResult(name=name, kind=kind, metrics={"accuracy": float(np.mean(correct))}, predictions=preds, n=len(correct),
-                      prompt_tokens_per_request=tokens, latency_ms_per_request=10, examples_per_s=100, seconds=0.1, batch_size=4)
+    return EvalResult(
+        name=name,
+        kind=kind,
+        metrics={"accuracy": float(np.mean(correct))},
+        predictions=preds,
+        n=len(correct),
+        prompt_tokens_per_request=tokens,
+        latency_ms_per_request=10,
+        examples_per_s=100,
+        seconds=0.1,
+        batch_size=4,
+    )
 
 
 def rows(n_right, n):
@@ -107,15 +133,30 @@ def test_gate_requires_beating_production_too():
     base = result("zero_shot", rows(60, 200))
     tuned = result("tuned:lora", rows(150, 200), kind="tuned")
     champion = result("intents@v1", rows(170, 200), kind="production")
-    d = decide(task="classification", metric="accuracy", gate=GateConfig(bootstrap_samples=500), baselines=[base], tuned=tuned,
-               production=champion)
+    d = decide(
+        task="classification",
+        metric="accuracy",
+        gate=GateConfig(bootstrap_samples=500),
+        baselines=[base],
+        tuned=tuned,
+        production=champion,
+    )
     assert [c.role for c in d.comparisons] == ["best_baseline", "production"]
     assert d.comparisons[0].passed and not d.comparisons[1].passed and d.decision == "reject"
     assert d.headline.startswith("The challenger beats the baselines but not the production model")
     assert "against production intents@v1" in d.headline and "production stays intents@v1" in d.headline
     weaker = result("intents@v1", rows(100, 200), kind="production")
-    assert decide(task="classification", metric="accuracy", gate=GateConfig(bootstrap_samples=500), baselines=[base], tuned=tuned,
-                  production=weaker).decision == "promote"
+    assert (
+        decide(
+            task="classification",
+            metric="accuracy",
+            gate=GateConfig(bootstrap_samples=500),
+            baselines=[base],
+            tuned=tuned,
+            production=weaker,
+        ).decision
+        == "promote"
+    )
 
 
 def test_small_eval_set_is_called_underpowered():
@@ -130,8 +171,13 @@ def test_small_eval_set_is_called_underpowered():
     assert d.underpowered and "too small for the declared minimum gain +0.050" in d.underpowered
     need = int(d.underpowered.split("about ")[1].split(" rows")[0].replace(",", ""))
     assert need == int(np.ceil(40 * (c.mde / 0.05) ** 2))
-    big = decide(task="classification", metric="accuracy", gate=GateConfig(min_gain=0.05),
-                 baselines=[result("zero_shot", rows(3000, 5000))], tuned=result("tuned:lora", rows(3400, 5000), kind="tuned"))
+    big = decide(
+        task="classification",
+        metric="accuracy",
+        gate=GateConfig(min_gain=0.05),
+        baselines=[result("zero_shot", rows(3000, 5000))],
+        tuned=result("tuned:lora", rows(3400, 5000), kind="tuned"),
+    )
     assert big.underpowered is None and big.comparisons[0].mde < 0.05
 
 
@@ -178,9 +224,13 @@ def test_aa_gate_promotes_no_more_often_than_alpha():
         gate = GateConfig(alpha=0.05, bootstrap_samples=300, seed=t)
         base = result("zero_shot", list(rng.random(n) < 0.7))
         kw = dict(task="classification", metric="accuracy", gate=gate, role="best_baseline")
-        same += compare_pair(result("tuned:lora", [p.prediction == "a" for p in base.predictions], kind="tuned"), base, **kw).passed
+        same += compare_pair(
+            result("tuned:lora", [p.prediction == "a" for p in base.predictions], kind="tuned"), base, **kw
+        ).passed
         independent += compare_pair(result("tuned:lora", list(rng.random(n) < 0.7), kind="tuned"), base, **kw).passed
-        better_promoted += compare_pair(result("tuned:lora", list(rng.random(n) < 0.82), kind="tuned"), base, **kw).passed
+        better_promoted += compare_pair(
+            result("tuned:lora", list(rng.random(n) < 0.82), kind="tuned"), base, **kw
+        ).passed
     assert same == 0
     assert independent / trials <= 0.05  # one-sided use of a two-sided test: expected ~2.5%
     assert better_promoted / trials > 0.6
@@ -191,11 +241,29 @@ def test_break_even_and_cost_lines():
     from tunegate.costs import break_even, cost_line
     from tunegate.records import TuneResult
 
-    prices = CostsConfig(cpu_per_hour=3.6, input_per_1k_tokens=0.001, output_per_1k_tokens=0.002, requests_per_month=1000)
-    base = result("few_shot", rows(6, 10), tokens=400).model_copy(update={"output_tokens_per_request": 2.0, "setup_seconds": 10.0})
-    tuned_eval = result("tuned:lora", rows(9, 10), tokens=50, kind="tuned").model_copy(update={"output_tokens_per_request": 2.0})
-    tune = TuneResult(method="lora", artifact_dir=".", train_seconds=1000.0, peak_rss_mb=1, trainable_params=1, total_params=2,
-                      n_steps=1, n_train_tokens=1, tokens_per_s=1, loss_curve=[1.0], epoch_losses=[1.0], checkpoints=[])
+    prices = CostsConfig(
+        cpu_per_hour=3.6, input_per_1k_tokens=0.001, output_per_1k_tokens=0.002, requests_per_month=1000
+    )
+    base = result("few_shot", rows(6, 10), tokens=400).model_copy(
+        update={"output_tokens_per_request": 2.0, "setup_seconds": 10.0}
+    )
+    tuned_eval = result("tuned:lora", rows(9, 10), tokens=50, kind="tuned").model_copy(
+        update={"output_tokens_per_request": 2.0}
+    )
+    tune = TuneResult(
+        method="lora",
+        artifact_dir=".",
+        train_seconds=1000.0,
+        peak_rss_mb=1,
+        trainable_params=1,
+        total_params=2,
+        n_steps=1,
+        n_train_tokens=1,
+        tokens_per_s=1,
+        loss_curve=[1.0],
+        epoch_losses=[1.0],
+        checkpoints=[],
+    )
     b = cost_line(prices, base, train_price_per_hour=3.6)
     t = cost_line(prices, tuned_eval, train_price_per_hour=3.6, tune=tune)
     assert b.one_off_usd == pytest.approx(0.01) and t.one_off_usd == pytest.approx(1.0)  # 10 s and 1000 s at $3.6/h

@@ -6,8 +6,7 @@ import random
 import pytest
 import torch
 
-from tunegate.methods.lora import LoraSettings
-from tunegate.methods.lora import LoRA
+from tunegate.methods.lora import LoRA, LoraSettings
 from tunegate.modeling import load_model
 from tunegate.training import answer_only_loss, collate, length_bucketed_batches, train_answer_loss
 
@@ -65,9 +64,19 @@ def test_loss_falls_and_checkpoints_are_written(tiny_model_dir, tiny_tokenizer, 
     ex = examples(tiny_tokenizer, 8)
     model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
     saved = []
-    st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=15,
-                           batch_size=4, micro_batch_size=2, lr=2e-2, progress=False, checkpoint_dir=tmp_path,
-                           save_checkpoint=lambda m, p: saved.append(p))
+    st = train_answer_loss(
+        model,
+        ex,
+        loss_fn=functools.partial(answer_only_loss, model.get_base_model()),
+        pad_id=tiny_tokenizer.pad_token_id,
+        epochs=15,
+        batch_size=4,
+        micro_batch_size=2,
+        lr=2e-2,
+        progress=False,
+        checkpoint_dir=tmp_path,
+        save_checkpoint=lambda m, p: saved.append(p),
+    )
     assert st.steps == 30 and len(st.epoch_losses) == 15 and len(saved) == 15
     assert st.epoch_losses[-1] < 0.75 * st.epoch_losses[0]  # a random 32-wide model learns slowly
     assert st.tokens <= st.padded_tokens and st.peak_rss_mb > 0
@@ -78,8 +87,17 @@ def test_seed_makes_training_deterministic(tiny_model_dir, tiny_tokenizer):
     runs = []
     for _ in range(2):
         model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=3))
-        st = train_answer_loss(model, ex, loss_fn=functools.partial(answer_only_loss, model.get_base_model()), pad_id=tiny_tokenizer.pad_token_id, epochs=1,
-                               batch_size=4, lr=1e-2, seed=3, progress=False)
+        st = train_answer_loss(
+            model,
+            ex,
+            loss_fn=functools.partial(answer_only_loss, model.get_base_model()),
+            pad_id=tiny_tokenizer.pad_token_id,
+            epochs=1,
+            batch_size=4,
+            lr=1e-2,
+            seed=3,
+            progress=False,
+        )
         runs.append(st.losses)
     assert runs[0] == runs[1]
 
@@ -89,4 +107,13 @@ def test_no_trainable_parameters_is_an_error(tiny_model_dir, tiny_tokenizer):
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"):
-        train_answer_loss(model, examples(tiny_tokenizer, 2), loss_fn=lambda b: None, pad_id=0, epochs=1, batch_size=2, lr=1e-3, progress=False)
+        train_answer_loss(
+            model,
+            examples(tiny_tokenizer, 2),
+            loss_fn=lambda b: None,
+            pad_id=0,
+            epochs=1,
+            batch_size=2,
+            lr=1e-3,
+            progress=False,
+        )

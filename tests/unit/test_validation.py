@@ -1,9 +1,6 @@
 """Every bad-input case is caught by name, with the failing rows; good data passes."""
 
-from pathlib import Path
-
 import polars as pl
-import pytest
 
 from tests.conftest import make_config, write_csv
 from tunegate.config import load_config
@@ -94,7 +91,9 @@ def test_leakage_error_then_drop(tmp_path, tiny_model_dir, tiny_tokenizer, toy_d
 
 def test_min_examples_per_label(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
     rows = [("good one", "pos"), ("great one", "pos"), ("bad one", "neg")]
-    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": write_csv(tmp_path / "m.csv", rows)})
+    out = run_checks(
+        tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": write_csv(tmp_path / "m.csv", rows)}
+    )
     assert "neg (1)" in checks(out)["min_examples_per_label"].message
 
 
@@ -121,6 +120,8 @@ def test_split_when_no_eval_file_is_stratified(tmp_path, tiny_model_dir, tiny_to
 def test_all_errors_reported_at_once(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
     rows = [("good", "pos"), ("good", "pos"), ("x", "zzz"), ("bad", "neg"), ("worse", "neg")]
     ev = write_csv(tmp_path / "e.csv", [("bad", "neg"), ("fine", "pos")])
-    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": write_csv(tmp_path / "a.csv", rows), "eval": ev})
+    out = run_checks(
+        tmp_path, tiny_model_dir, tiny_tokenizer, {"train": write_csv(tmp_path / "a.csv", rows), "eval": ev}
+    )
     assert {"duplicates", "unknown_labels", "leakage"} <= set(checks(out))
     assert out.summary().startswith("Data validation failed with")

@@ -20,13 +20,31 @@ from tunegate.methods.base import (
     settings_from_dict,
     unregister,
 )
-from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F401,E402  (each registers itself)
-from tunegate.methods.settings import AutoSettings, GradientSettings, MethodSettings, inherited  # noqa: E402
+from tunegate.methods.settings import AutoSettings, GradientSettings, MethodSettings, inherited
+
+# each registers itself; the order here is the order of `tunegate compare`, the advisor's table and the docs
+# isort: off
+from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F401, E402
+# isort: on
 
 DEFAULT_METHOD = "lora"
 
 __all__ = [
-    "METHODS", "AdviceContext", "AutoSettings", "DEFAULT_METHOD", "GradientSettings", "MethodSettings", "Rule",
-    "TrainedArtifact", "TrainingSet", "TuningMethod", "applicable_methods", "get_method", "inherited", "register",
-    "settings_class", "settings_from_dict", "unregister",
+    "METHODS",
+    "AdviceContext",
+    "AutoSettings",
+    "DEFAULT_METHOD",
+    "GradientSettings",
+    "MethodSettings",
+    "Rule",
+    "TrainedArtifact",
+    "TrainingSet",
+    "TuningMethod",
+    "applicable_methods",
+    "get_method",
+    "inherited",
+    "register",
+    "settings_class",
+    "settings_from_dict",
+    "unregister",
 ]

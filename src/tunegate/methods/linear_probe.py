@@ -33,7 +33,14 @@ PROBE_DIR = "probe"
 
 @torch.inference_mode()
 def extract_features(
-    model, prompt_ids: list[list[int]], *, pad_id: int, pooling: str, layer: int, batch_size: int = 16, desc: str | None = None
+    model,
+    prompt_ids: list[list[int]],
+    *,
+    pad_id: int,
+    pooling: str,
+    layer: int,
+    batch_size: int = 16,
+    desc: str | None = None,
 ) -> torch.Tensor:
     """One feature vector per prompt, [n, hidden], from the decoder only (no output layer)."""
     decoder = model.get_decoder()
@@ -81,7 +88,13 @@ def cached_features(base_path: str, data: TrainingSet, cfg, desc: str | None = N
         return torch.load(path), True
     model = load_model(base_path)
     feats = extract_features(
-        model, data.prompt_ids, pad_id=data.pad_id, pooling=cfg.pooling, layer=layer, batch_size=cfg.feature_batch_size, desc=desc
+        model,
+        data.prompt_ids,
+        pad_id=data.pad_id,
+        pooling=cfg.pooling,
+        layer=layer,
+        batch_size=cfg.feature_batch_size,
+        desc=desc,
     )
     if not data.fingerprint:
         return feats, False
@@ -147,8 +160,14 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_out: int, cfg, progress: bool =
                 break
     bar.close()
     head.load_state_dict(best_state)
-    state = {"weight": head.weight.detach().clone(), "bias": head.bias.detach().clone(), "mean": mean, "std": std,
-             "y_mean": y_mean.reshape(1), "y_std": y_std.reshape(1)}
+    state = {
+        "weight": head.weight.detach().clone(),
+        "bias": head.bias.detach().clone(),
+        "mean": mean,
+        "std": std,
+        "y_mean": y_mean.reshape(1),
+        "y_std": y_std.reshape(1),
+    }
     info = {
         "train_losses": train_losses,
         "val_losses": val_losses,
@@ -188,10 +207,20 @@ class ProbeAnswerer(Answerer):
 
     def _outputs(self, prompt_ids, pad_id, batch_size, desc) -> tuple[torch.Tensor, ScoreStats]:
         t0 = time.perf_counter()
-        feats = extract_features(self.model, prompt_ids, pad_id=pad_id, pooling=self.pooling, layer=self.layer, batch_size=batch_size, desc=desc)
+        feats = extract_features(
+            self.model,
+            prompt_ids,
+            pad_id=pad_id,
+            pooling=self.pooling,
+            layer=self.layer,
+            batch_size=batch_size,
+            desc=desc,
+        )
         z = (feats - self.state["mean"]) / self.state["std"]
         out = z @ self.state["weight"].T + self.state["bias"]
-        stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=len(prompt_ids))
+        stats = ScoreStats(
+            seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=len(prompt_ids)
+        )
         return out, stats
 
     def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
@@ -233,7 +262,9 @@ class LinearProbeSettings(MethodSettings):
     epochs: int = Field(
         default=300, ge=1, le=100000, description="Max passes over the features (early stopping ends sooner)."
     )
-    lr: float = Field(default=1e-3, gt=0, lt=10, description="AdamW learning rate of the head (features are standardized).")
+    lr: float = Field(
+        default=1e-3, gt=0, lt=10, description="AdamW learning rate of the head (features are standardized)."
+    )
     weight_decay: float = Field(default=1e-2, ge=0, description="AdamW weight decay of the head (L2 pull toward zero).")
     batch_size: int = Field(default=64, ge=1, description="Feature rows per head update.")
     patience: int = Field(default=20, ge=1, description="Stop after this many epochs without a better validation loss.")
@@ -243,6 +274,8 @@ class LinearProbeSettings(MethodSettings):
 
 @register("linear_probe", LinearProbeSettings)
 class LinearProbe(TuningMethod):
+    """A linear head on cached frozen features of the prompt (classification or regression); cannot generate."""
+
     loss_axis = "epoch"
     warm_up_before_calibration = True  # feature extraction has no steps to leave out of the timing
 
@@ -258,9 +291,12 @@ class LinearProbe(TuningMethod):
     def advice(self, ctx: AdviceContext) -> list[Rule]:
         applies = ctx.task in self.tasks()
         return [
-            Rule(10, applies and ctx.priority == "speed",
-                 f"speed matters (priority: speed) and the task is {ctx.task} (labels or scores): a linear head on "
-                 "frozen features trains in seconds and adds nothing to inference"),
+            Rule(
+                10,
+                applies and ctx.priority == "speed",
+                f"speed matters (priority: speed) and the task is {ctx.task} (labels or scores): a linear head on "
+                "frozen features trains in seconds and adds nothing to inference",
+            ),
             Rule(50, applies, "compute is very constrained: only a linear head on frozen features fits the budget"),
         ]
 
@@ -273,7 +309,9 @@ class LinearProbe(TuningMethod):
         elif data.task == "regression" and data.targets is not None:
             y, n_out = torch.tensor(data.targets, dtype=torch.float32), 1
         else:
-            raise ValueError("linear_probe applies to classification and regression only (it puts a head on frozen features)")
+            raise ValueError(
+                "linear_probe applies to classification and regression only (it puts a head on frozen features)"
+            )
         from safetensors.torch import save_file
 
         t0 = time.perf_counter()
@@ -286,8 +324,13 @@ class LinearProbe(TuningMethod):
         probe_dir = out_dir / PROBE_DIR
         probe_dir.mkdir(parents=True, exist_ok=True)
         save_file({k: v.contiguous() for k, v in state.items()}, str(probe_dir / "head.safetensors"))
-        meta = {"task": data.task, "labels": data.labels, "pooling": cfg.pooling, "layer": resolve_layer(base_path, cfg.layer),
-                "hidden_size": feats.shape[1]}
+        meta = {
+            "task": data.task,
+            "labels": data.labels,
+            "pooling": cfg.pooling,
+            "layer": resolve_layer(base_path, cfg.layer),
+            "hidden_size": feats.shape[1],
+        }
         (probe_dir / "probe.json").write_text(json.dumps(meta, indent=2))
         self.write_meta(out_dir, {"method": self.name, "method_config": cfg.model_dump(mode="json")})
         hidden = feats.shape[1]

@@ -63,7 +63,9 @@ class LoopTrained(TuningMethod):
         return round(per_epoch * total_steps / steps_per_epoch)
 
 
-def train_peft(method: TuningMethod, model, *, base_path, data: TrainingSet, cfg, out_dir: Path, loss_fn, progress) -> TrainedArtifact:
+def train_peft(
+    method: TuningMethod, model, *, base_path, data: TrainingSet, cfg, out_dir: Path, loss_fn, progress
+) -> TrainedArtifact:
     """The shared loop for a peft model (adapters or a soft prompt): train with per-epoch checkpoints,
     save in standard PEFT format (``PeftModel.from_pretrained`` loads it), record the method's config."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -90,11 +92,18 @@ def train_peft(method: TuningMethod, model, *, base_path, data: TrainingSet, cfg
 
 @register("lora", LoraSettings)
 class LoRA(LoopTrained):
+    """Low-rank adapters in the linear layers of a frozen float32 base, merged into it for inference."""
+
     def advice(self, ctx: AdviceContext) -> list[Rule]:
         state = self.training_state_text(ctx)
-        return [Rule(20, ctx.base16_fits(self.name),
-                     f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {state} fits the {ctx.device} memory "
-                     f"({ctx.memory_gb:.1f} GB): LoRA is the general-purpose choice")]
+        return [
+            Rule(
+                20,
+                ctx.base16_fits(self.name),
+                f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {state} fits the {ctx.device} memory "
+                f"({ctx.memory_gb:.1f} GB): LoRA is the general-purpose choice",
+            )
+        ]
 
     def training_state_text(self, ctx: AdviceContext) -> str:
         return f"adapters, optimizer state and activations ({ctx.training_state_gb(self.name):.2f} GB measured)"
@@ -122,7 +131,9 @@ class LoRA(LoopTrained):
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
         model = self.build(base_path, cfg)
         loss_fn = functools.partial(answer_only_loss, model.get_base_model())
-        return train_peft(self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress)
+        return train_peft(
+            self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress
+        )
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel

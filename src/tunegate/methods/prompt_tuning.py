@@ -62,11 +62,15 @@ class SoftPromptLM(torch.nn.Module):
         b = input_ids.shape[0]
         if past_key_values is None or past_key_values.get_seq_length() == 0:
             embeds, mask, pos = self._inputs(input_ids, attention_mask, position_ids)
-            return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs)
+            return self.lm(
+                inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs
+            )
         # continuing from a cache that already holds the virtual tokens
         mask = torch.cat([torch.ones((b, self.n_virtual), dtype=attention_mask.dtype), attention_mask], dim=1)
         pos = None if position_ids is None else position_ids + self.n_virtual
-        return self.lm(input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs)
+        return self.lm(
+            input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs
+        )
 
     @torch.inference_mode()
     def generate(self, input_ids, attention_mask, **kwargs) -> torch.Tensor:
@@ -95,9 +99,17 @@ class PromptTuningSettings(GradientSettings):
 
 @register("prompt_tuning", PromptTuningSettings)
 class PromptTuning(LoopTrained):
+    """A trainable soft prompt (virtual-token embeddings) before the input of a frozen base."""
+
     def advice(self, ctx: AdviceContext) -> list[Rule]:
-        return [Rule(40, True, "compute is very constrained: the larger methods exceed the budget, a soft prompt "
-                     "of a few virtual tokens fits")]
+        return [
+            Rule(
+                40,
+                True,
+                "compute is very constrained: the larger methods exceed the budget, a soft prompt "
+                "of a few virtual tokens fits",
+            )
+        ]
 
     def why_not(self, ctx: AdviceContext) -> str:
         return "a better-suited method fits the budget (soft prompts learn less per step)"
@@ -129,7 +141,9 @@ class PromptTuning(LoopTrained):
             hidden = soft.hidden(batch["input_ids"], batch["attention_mask"])
             return answer_only_loss(soft.lm, batch, hidden=hidden)
 
-        return train_peft(self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress)
+        return train_peft(
+            self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress
+        )
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel
@@ -137,4 +151,3 @@ class PromptTuning(LoopTrained):
         model = PeftModel.from_pretrained(load_model(base_path), Path(artifact_dir) / ADAPTER_DIR)
         model.eval()
         return LMAnswerer(SoftPromptLM(model).eval())
-

@@ -71,10 +71,17 @@ def _keep_cpu_bf16_path_to_fitting_layers(model) -> None:
 
 @register("qlora", QLoraSettings)
 class QLoRA(LoRA):
+    """LoRA's loop on a 4-bit NF4 base (bitsandbytes); adapters stay unmerged at inference."""
+
     def advice(self, ctx: AdviceContext) -> list[Rule]:
-        return [Rule(30, not ctx.base16_fits(self.name),
-                     f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {self.training_state_text(ctx)} does not fit "
-                     f"the {ctx.device} memory ({ctx.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits")]
+        return [
+            Rule(
+                30,
+                not ctx.base16_fits(self.name),
+                f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {self.training_state_text(ctx)} does not fit "
+                f"the {ctx.device} memory ({ctx.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits",
+            )
+        ]
 
     def why_not(self, ctx: AdviceContext) -> str:
         return "the 16-bit base fits, so 4-bit quantization would cost accuracy and speed for nothing"

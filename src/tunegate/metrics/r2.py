@@ -32,7 +32,8 @@ class R2(evaluate.Metric):
 
     def _info(self):
         return evaluate.MetricInfo(
-            description="1 - SSE/SST: share of the target's variance the predictions explain (1 is perfect, 0 = the mean).",
+            description="1 - SSE/SST: share of the target's variance the predictions explain (1 is perfect, 0 = the "
+            "mean).",
             citation="",
             inputs_description="predictions: list of floats; references: list of floats",
             features=datasets.Features(
