@@ -217,17 +217,15 @@ def report(res: dict) -> None:
         row("linear_probe process peak RSS MB", o["peak_rss_mb"], p and p["peak_rss_mb"], "{:.0f}")
         print(
             "  (peer: mean-pooled final-layer states of the raw text, logistic head with C chosen by 5-fold CV; "
-            "tunegate: "
-            "last-token states two-thirds deep of the chat prompt, early-stopped linear head)"
+            "tunegate: last-token states two-thirds deep of the chat prompt, early-stopped linear head)"
         )
     s, ps = res["ours_score"], res.get("peer_score")
     row("zero-shot scoring examples/s", s["eval_ex_per_s"], ps and ps["runs"][0]["ex_per_s"])
     row("zero-shot accuracy", s["test_acc"], ps and ps["runs"][0]["acc"], "{:.3f}")
     print(
         "(peer: lora_dropout 0.05, full-vocabulary logits, QLoRA with gradient checkpointing on "
-        "(prepare_model_for_kbit_training's "
-        "default); tunegate: its defaults: dropout 0, micro-batch 4, output layer on answer tokens only, length "
-        "bucketing)"
+        "(prepare_model_for_kbit_training's default); tunegate: its defaults: dropout 0, micro-batch 4, output layer "
+        "on answer tokens only, length bucketing)"
     )
     q = res.get("quickstart")
     if q:

@@ -120,8 +120,7 @@ def main() -> int:
         health = httpx.get(f"{base}/health").json()
         print(
             f"serving {health['model']} ({health['method']}, {health['task']}); up in "
-            f"{time.perf_counter() - t_start:.1f} s; "
-            f"{args.concurrency} clients, loopback"
+            f"{time.perf_counter() - t_start:.1f} s; {args.concurrency} clients, loopback"
         )
         texts = sentences()
         httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=60)  # warm-up

@@ -54,8 +54,7 @@ class DataConfig(_Strict):
     columns: list[str] | None = Field(
         default=None,
         description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS "
-        "Spam); "
-        "its first line is then read as data.",
+        "Spam); its first line is then read as data.",
     )
     text_column: str = Field(default="text", description="Classification and regression: column with the input text.")
     label_column: str = Field(
@@ -233,23 +232,19 @@ class BaselinesConfig(_Strict):
     calibrated: bool = Field(
         default=True,
         description=(
-            "Classification: follow every rung with its calibrated twin (<rung>_calibrated): the same eval scores with "
-            "the "
-            "label prior corrected, no eval labels used, no re-scoring. A small model often answers one label for "
-            "almost "
-            "every input; the calibrated rungs are the honest baselines to beat."
+            "Classification: follow every rung with its calibrated twin (<rung>_calibrated): the same eval scores "
+            "with the label prior corrected, no eval labels used, no re-scoring. A small model often answers one "
+            "label for almost every input; the calibrated rungs are the honest baselines to beat."
         ),
     )
     calibration: Literal["content_free", "train"] = Field(
         default="train",
         description=(
-            "content_free: divide by the label probabilities the model gives content-free inputs ('N/A', '', '[MASK]', "
-            "with "
-            "the rung's demonstrations; Zhao et al. 2021); train: divide by its mean label probabilities over "
-            "calibration_rows "
-            "train inputs (prompted like the rung) and multiply by the train label shares. Measured on SST-2 with "
-            "SmolLM2: "
-            "train lifts few-shot 0.475 -> 0.620, content_free leaves it at 0.475."
+            "content_free: divide by the label probabilities the model gives content-free inputs ('N/A', '', "
+            "'[MASK]', with the rung's demonstrations; Zhao et al. 2021); train: divide by its mean label "
+            "probabilities over calibration_rows train inputs (prompted like the rung) and multiply by the train "
+            "label shares. Measured on SST-2 with SmolLM2: train lifts few-shot 0.475 -> 0.620, content_free leaves "
+            "it at 0.475."
         ),
     )
     calibration_rows: int = Field(
@@ -426,11 +421,9 @@ class RegistryConfig(_Strict):
         default=0.005,
         ge=0.0,
         description="Before `production` moves, the registered copy is loaded back from the registry and scored again "
-        "on the "
-        "same eval rows; promotion fails if its gate metric differs from the run's by more than this (absolute). "
-        "Scoring is "
-        "deterministic on one machine, so any real difference means the saved artifact is not the model that was "
-        "judged.",
+        "on the same eval rows; promotion fails if its gate metric differs from the run's by more than this "
+        "(absolute). Scoring is deterministic on one machine, so any real difference means the saved artifact is "
+        "not the model that was judged.",
     )
 
 
@@ -490,9 +483,8 @@ class TunegateConfig(_Strict):
     compare: list[AnyMethod] | None = Field(
         default=None,
         description=(
-            "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, "
-            "{name: prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, "
-            "QLoRA/LoRA "
+            "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, {name: "
+            "prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, QLoRA/LoRA "
             "with the same settings as its sibling, the others with their defaults and `method`'s max_length, seed, "
             "epochs, steps and batching."
         ),

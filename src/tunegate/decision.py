@@ -216,10 +216,9 @@ def decide(
     promote = all(c.passed for c in comparisons)
     pct = 100 * gate.confidence
     reasons = [
-        f"tuned {metric} {vs_base.candidate_metric:.3f} vs best baseline '{best.name}' {vs_base.opponent_metric:.3f}: "
-        f"difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI [{vs_base.ci_low:+.3f}, "
-        f"{vs_base.ci_high:+.3f}] "
-        f"over {vs_base.n} eval rows; {vs_base.why}",
+        f"tuned {metric} {vs_base.candidate_metric:.3f} vs best baseline '{best.name}' "
+        f"{vs_base.opponent_metric:.3f}: difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI "
+        f"[{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}] over {vs_base.n} eval rows; {vs_base.why}",
     ]
     if vs_base.mcnemar_p is not None:
         reasons.append(
@@ -231,8 +230,7 @@ def decide(
     if vs_prod is not None:
         reasons.append(
             f"vs production {vs_prod.opponent} ({metric} {vs_prod.opponent_metric:.3f}): difference "
-            f"{vs_prod.delta:+.3f}, "
-            f"CI [{vs_prod.ci_low:+.3f}, {vs_prod.ci_high:+.3f}]"
+            f"{vs_prod.delta:+.3f}, CI [{vs_prod.ci_low:+.3f}, {vs_prod.ci_high:+.3f}]"
             + (f", McNemar p = {vs_prod.mcnemar_p:.3g}" if vs_prod.mcnemar_p is not None else "")
             + f"; {vs_prod.why}"
         )
@@ -261,8 +259,7 @@ def decide(
     summary = (
         f"{'PROMOTED' if promote else 'NOT PROMOTED'}: tuned {metric} {vs_base.candidate_metric:.3f} vs {best.name} "
         f"{vs_base.opponent_metric:.3f} (delta {vs_base.delta:+.3f}, {pct:.0f}% CI [{vs_base.ci_low:+.3f}, "
-        f"{vs_base.ci_high:+.3f}], "
-        f"min gain {gate.min_gain:+.3f})"
+        f"{vs_base.ci_high:+.3f}], min gain {gate.min_gain:+.3f})"
     )
     if vs_prod is not None:
         beaten = "beaten" if vs_prod.passed else "not beaten"

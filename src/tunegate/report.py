@@ -109,9 +109,8 @@ def render_comparison(
             art = f"{r['artifact_mb']:.2f} MB"
         lines.append(
             f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
-            f"{params} | "
-            f"{mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | {r['prompt_tokens_per_request']:.0f} | "
-            f"{r['decision']} |"
+            f"{params} | {mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | "
+            f"{r['prompt_tokens_per_request']:.0f} | {r['decision']} |"
         )
     lines += [
         "",
@@ -139,8 +138,7 @@ def render_comparison(
             extra = r.get("details") or {}
             probe = (
                 f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority "
-                f"{extra['majority_rate']:.3f}, "
-                f"best epoch {extra['best_epoch']} of {extra['epochs_run']}"
+                f"{extra['majority_rate']:.3f}, best epoch {extra['best_epoch']} of {extra['epochs_run']}"
                 if "val_accuracy" in extra
                 else ""
             )
@@ -204,8 +202,7 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
         lines.append(
             f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['prompt']} | "
             f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | "
-            f"{r['latency_ms_per_request']:.0f} | "
-            f"{setup} | {size} | {note} |"
+            f"{r['latency_ms_per_request']:.0f} | {setup} | {size} | {note} |"
         )
     return lines
 
@@ -644,8 +641,7 @@ def render_run_report(
         "```",
         "",
         "Files: `decision.json`, `validation.md`, `plan.md`, `predictions/*.jsonl`, `artifact/` (the method's "
-        "weights), `config.yaml`, "
-        "`report.html` (this report, self-contained).",
+        "weights), `config.yaml`, `report.html` (this report, self-contained).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -716,8 +712,7 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             "| tuned | " + " | ".join(f"{v:.3f}" for v in decision.tuned.values()) + " |",
             "",
             f"Gate: {decision.gate_metric} delta {decision.delta:+.3f}, CI [{decision.ci_low:+.3f}, "
-            f"{decision.ci_high:+.3f}], "
-            f"min gain {decision.gate['min_gain']:+.3f}.",
+            f"{decision.ci_high:+.3f}], min gain {decision.gate['min_gain']:+.3f}.",
             "",
             "## Reasons",
             "",

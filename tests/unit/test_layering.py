@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = sorted(
     "tunegate." + ".".join(p.relative_to(ROOT / "src" / "tunegate").with_suffix("").parts)
     for p in (ROOT / "src" / "tunegate").rglob("*.py")
-    if p.name != "__init__.py"
+    if p.name not in ("__init__.py", "__main__.py")
 )
 
 

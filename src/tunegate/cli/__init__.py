@@ -1,0 +1,79 @@
+"""The ``tunegate`` command line: one module per command group, each parser beside its handler.
+
+Only ``tunegate run`` and its siblings reach Prefect (imported lazily, inside the
+handler), so every other command works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+from tunegate.cli import audit, registry, runs, serve
+from tunegate.errors import TunegateError
+
+EPILOG = """\
+examples:
+  tunegate run examples/quickstart/config.yaml
+  tunegate run cfg.yaml --set method.epochs=2 --set gate.min_gain=0.02
+  tunegate plan cfg.yaml --set method=auto --set budget.max_train_minutes=5
+  tunegate compare cfg.yaml
+  tunegate baselines cfg.yaml --set "baselines.retrieved_few_shot.retrievers=[bm25, dense, hybrid]"
+  tunegate validate cfg.yaml
+  tunegate predict --model sst2-sentiment@production "a gorgeous, moving film"
+  tunegate retrain cfg.yaml            # champion/challenger: skips when the data did not change
+  tunegate registry list
+  tunegate registry promote sst2-sentiment@3 --reason "approved after review"
+  tunegate registry rollback sst2-sentiment
+  tunegate serve --model sst2-sentiment@production --port 8000
+  tunegate audit --model quickstart-intents --since 2026-11-01
+  tunegate audit show 20261121-101500-ab12cd
+  tunegate audit verify 20261121-101500-ab12cd
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tunegate",
+        description="Should we fine-tune this LLM, and did it pay off? Validate data, measure no-tuning baselines, "
+        "tune, compare on the same held-out rows, and promote only a model that wins.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (library debug messages)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    for group in (runs, serve, registry, audit):
+        group.add_commands(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # only our own logger gets a handler: Prefect configures its own console logging
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S"))
+    lib_log = logging.getLogger("tunegate")
+    lib_log.addHandler(handler)
+    lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunegate.errors import ConfigError
+
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except TunegateError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

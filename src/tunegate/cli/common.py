@@ -1,0 +1,62 @@
+"""What every command group shares: config loading with --set overrides, the --registry option, number formatting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunegate.errors import TunegateError
+
+
+def with_registry(sp) -> None:
+    sp.add_argument("--registry", metavar="PATH", help="registry root (default: $TUNEGATE_REGISTRY or ./registry)")
+
+
+def with_config(sp) -> None:
+    sp.add_argument("config", type=Path, metavar="CONFIG", help="YAML config (see examples/quickstart/config.yaml)")
+    sp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value by dotted key, e.g. --set method.epochs=2 (repeatable)",
+    )
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise TunegateError(f"--set {item!r}: expected KEY=VALUE, e.g. --set method.epochs=2")
+        key, _, value = item.partition("=")
+        try:
+            parsed = yaml.safe_load(value)  # "2" -> 2, "true" -> True, "[a, b]" -> list, "null" -> None
+        except yaml.YAMLError:
+            parsed = value
+        if isinstance(parsed, dict) and not value.lstrip().startswith("{"):
+            parsed = value  # "Text: " is a string with a colon, not a mapping
+        out[key.strip()] = parsed
+    return out
+
+
+def load(args) -> Any:
+    from tunegate.config import load_config
+    from tunegate.modeling import check_model
+
+    args.overrides = parse_set(args.set)
+    cfg = load_config(args.config, args.overrides)
+    check_model(cfg.model, config_dir=cfg.config_dir)
+    return cfg
+
+
+def registry_root(args) -> Path:
+    if args.registry:
+        return Path(args.registry)
+    return Path(os.environ.get("TUNEGATE_REGISTRY", "registry"))
+
+
+def fmt(x, spec: str = ".3f", none: str = "-") -> str:
+    return none if x is None else format(x, spec)

@@ -1,0 +1,92 @@
+"""`tunegate predict` and `tunegate serve`: answering with a registered model."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from tunegate.cli.common import registry_root, with_registry
+from tunegate.errors import TunegateError
+
+
+def add_commands(sub) -> None:
+    """Register this group's subcommands on the top-level parser's ``sub``."""
+    pr = sub.add_parser(
+        "predict",
+        help="answer inputs with a registered model",
+        description="Load a model from the registry (base model + adapter) and answer each TEXT. Classification "
+        "prints the label and its probability among the labels; generation prints the output.",
+    )
+    pr.add_argument(
+        "--model", required=True, metavar="NAME[@ALIAS|VERSION]", help="e.g. intents, intents@production, intents@3"
+    )
+    with_registry(pr)
+    pr.add_argument("--json", action="store_true", help="one JSON object per input")
+    pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
+    pr.set_defaults(func=cmd_predict)
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve a registered model over HTTP (FastAPI + uvicorn)",
+        description='Serve NAME@ALIAS over HTTP: GET /health; POST /v1/predict {"text": ...} or {"texts": [...]} '
+        '(classification: label + probabilities; regression: value); POST /v1/completions {"prompt": ..., '
+        '"max_tokens": 64} (generation); POST /admin/reload. The base model is read once; when the alias moves '
+        "(checked every --watch-seconds) or on /admin/reload the new version is loaded beside the current one and "
+        "swapped in without dropping requests. Binds 127.0.0.1 unless told otherwise (no authentication).",
+    )
+    sv.add_argument(
+        "--model",
+        required=True,
+        metavar="NAME[@ALIAS|VERSION]",
+        help="e.g. intents@production (a bare name means production)",
+    )
+    sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument(
+        "--watch-seconds",
+        type=float,
+        default=5.0,
+        help="check the alias this often and reload when it moved (0: only on /admin/reload)",
+    )
+    with_registry(sv)
+    sv.set_defaults(func=cmd_serve)
+
+
+def cmd_predict(args) -> int:
+    from tunegate.inference import load_predictor, predict
+
+    texts = list(args.text)
+    if texts == ["-"]:
+        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        raise TunegateError("predict: give at least one TEXT (or '-' to read lines from standard input)")
+    predictor = load_predictor(registry_root(args), args.model)
+    results = predict(predictor, texts)
+    v = predictor.version
+    if args.json:
+        for r in results:
+            print(json.dumps({"model": f"{v.name}@v{v.version}", **r}))
+        return 0
+    print(f"# {v.name} v{v.version} ({', '.join(v.aliases) or 'no alias'}), method {predictor.meta['method']}")
+    for r in results:
+        if "label" in r:
+            probs = "  ".join(f"{k}={p:.2f}" for k, p in sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3])
+            print(f"{r['label']:<20} {r['input'][:60]!r}  ({probs})")
+        elif "value" in r:
+            value = "no number" if r["value"] is None else f"{r['value']:.4g}"
+            print(f"{value:<12} {r['input'][:60]!r}")
+        else:
+            print(f"{r['input'][:60]!r} -> {r['output']}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from tunegate.serving import serve
+
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it",
+            file=sys.stderr,
+        )
+    serve(registry_root(args), args.model, host=args.host, port=args.port, watch_seconds=args.watch_seconds)
+    return 0
