@@ -35,7 +35,15 @@ def trigger_label(trigger: str) -> str:
 
 
 def invalid_data(cfg: TunegateConfig, run: RunContext, validation: ValidationResult, trigger: str):
-    record_audit(cfg, run, status="failed", failed_stage="validate_data", error=validation.summary, trigger=trigger)
+    record_audit(
+        cfg,
+        run,
+        status="failed",
+        validation=validation,
+        failed_stage="validate_data",
+        error=validation.summary,
+        trigger=trigger,
+    )
     return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
 
 
@@ -46,7 +54,15 @@ def tune_compare_deploy(cfg: TunegateConfig, run: RunContext, validation: Valida
     try:
         estimate = plan(cfg, run, dataset)
         if estimate.blocked:
-            record_audit(cfg, run, status="failed", failed_stage=stage, error=estimate.blocked, trigger=trigger)
+            record_audit(
+                cfg,
+                run,
+                status="failed",
+                validation=validation,
+                failed_stage=stage,
+                error=estimate.blocked,
+                trigger=trigger,
+            )
             return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
         cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
         stage = "evaluate_baseline"
@@ -58,18 +74,28 @@ def tune_compare_deploy(cfg: TunegateConfig, run: RunContext, validation: Valida
         stage = "evaluate_production"
         champion = evaluate_production(cfg, run, dataset)
         stage = "compare"
-        decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion)
+        decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation)
         stage = "deploy"
         deployment = deploy(cfg, run, decision, tuned, champion)
     except Exception as exc:
         try:
+            error = f"{type(exc).__name__}: {exc}"
             record_audit(
-                cfg, run, status="failed", failed_stage=stage, error=f"{type(exc).__name__}: {exc}", trigger=trigger
+                cfg, run, status="failed", validation=validation, failed_stage=stage, error=error, trigger=trigger
             )
         except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
             print(f"WARNING: the audit record of this failed run could not be written: {audit_exc}")
         raise
-    record_audit(cfg, run, status="completed", decision=decision, deployment=deployment, tuned=tuned, trigger=trigger)
+    record_audit(
+        cfg,
+        run,
+        status="completed",
+        validation=validation,
+        decision=decision,
+        deployment=deployment,
+        tuned=tuned,
+        trigger=trigger,
+    )
     return Completed(
         message=f"{decision.summary}. {deployment.message}",
         data={

@@ -45,7 +45,7 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
     change = check_change(cfg, run, validation.dataset, force)
     print(change.reason)
     if not change.changed:
-        record_audit(cfg, run, status="skipped", headline=change.reason, trigger=trigger)
+        record_audit(cfg, run, status="skipped", validation=validation, headline=change.reason, trigger=trigger)
         return Completed(
             message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason}
         )

@@ -6,7 +6,16 @@ from prefect.cache_policies import NO_CACHE
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.records import DatasetRef, Decision, EvalResult, PlanResult, ProductionCheck, RunContext, TuneResult
+from tunegate.records import (
+    DatasetRef,
+    Decision,
+    EvalResult,
+    PlanResult,
+    ProductionCheck,
+    RunContext,
+    TuneResult,
+    ValidationResult,
+)
 
 
 @task(name="compare", cache_policy=NO_CACHE)
@@ -19,34 +28,34 @@ def compare(
     tuned: TuneResult,
     plan: PlanResult | None = None,
     production: ProductionCheck | None = None,
+    validation: ValidationResult | None = None,
 ) -> Decision:
     """The declared gate vs the best baseline (and production), costs and break-even; deterministic, so never retried.
 
     The run report and the model table are published as Prefect artifacts of the flow run.
     """
-    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production)
+    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation)
     run_dir = Path(run.run_dir)
     create_markdown_artifact(
         key="run-report", markdown=(run_dir / "report.md").read_text(), description=decision.headline
     )
-    rows = stages.read_json(run_dir / "models.json") or []
     create_table_artifact(
         key="quality-and-cost",
         table=[
             {
-                "model": r["name"],
-                decision.gate_metric: round(r["metric"], 4),
-                "ci_low": round(r["ci_low"], 4),
-                "ci_high": round(r["ci_high"], 4),
-                "delta_vs_best_baseline": round(r["delta"], 4),
-                "prompt_tokens": round(r["prompt_tokens"], 1),
-                "latency_ms": round(r["latency_ms"], 1),
-                "one_off_usd": round(r["one_off_usd"], 6),
-                "usd_per_1k_requests": round(1000 * r["per_request_usd"], 6),
-                "usd_per_month": round(r["monthly_usd"], 4),
-                "decision": r["decision"],
+                "model": r.name,
+                decision.gate_metric: round(r.metric, 4),
+                "ci_low": round(r.ci_low, 4),
+                "ci_high": round(r.ci_high, 4),
+                "delta_vs_best_baseline": round(r.delta, 4),
+                "prompt_tokens": round(r.prompt_tokens, 1),
+                "latency_ms": round(r.latency_ms, 1),
+                "one_off_usd": round(r.one_off_usd, 6),
+                "usd_per_1k_requests": round(1000 * r.per_request_usd, 6),
+                "usd_per_month": round(r.monthly_usd, 4),
+                "decision": r.decision,
             }
-            for r in rows
+            for r in decision.models
         ],
         description=decision.headline,
     )

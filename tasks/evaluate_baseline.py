@@ -4,7 +4,7 @@ from prefect import task
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.ladder import Rung, baseline_rungs
+from tunegate.ladder import Rung, baseline_rungs, rung_cache_key
 from tunegate.records import DatasetRef, EvalResult, RunContext
 from tunegate.tasks._policy import RETRIES
 
@@ -12,9 +12,8 @@ from tunegate.tasks._policy import RETRIES
 def _cache_key(context, parameters) -> str:
     # data hash + model + rung/prompt config (+ documents) + code version: a method-only change reuses it;
     # a calibrated rung's base result is determined by the same inputs
-    return "baseline-" + stages.baseline_cache_key(
-        parameters["cfg"], parameters["run"], parameters["dataset"], parameters["rung"]
-    )
+    run, dataset = parameters["run"], parameters["dataset"]
+    return "baseline-" + rung_cache_key(parameters["cfg"], run.model_sha, dataset.data_hash, parameters["rung"])
 
 
 @task(

@@ -3,7 +3,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult
+from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult, ValidationResult
 from tunegate.tasks._policy import RETRIES
 
 
@@ -13,6 +13,7 @@ def record_audit(
     run: RunContext,
     *,
     status: str,
+    validation: ValidationResult | None = None,
     decision: Decision | None = None,
     deployment: DeployResult | None = None,
     tuned: TuneResult | None = None,
@@ -26,6 +27,7 @@ def record_audit(
         cfg,
         run,
         status=status,
+        validation=validation,
         decision=decision,
         deployment=deployment,
         tuned=tuned,

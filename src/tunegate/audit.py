@@ -23,8 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tunegate.config import TunegateConfig
 from tunegate.errors import RegistryError
-from tunegate.records import AuditRecord
+from tunegate.provenance import code_version
+from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult, ValidationResult
 from tunegate.registry import file_lock
 
 LOG = "audit.jsonl"
@@ -37,6 +39,93 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+EVIDENCE_FILES = (
+    "decision.json",
+    "models.json",
+    "report.md",
+    "report.html",
+    "validation.json",
+    "validation.md",
+    "config.yaml",
+    "deployment.json",
+    "change.json",
+)
+
+
+def record_run(
+    cfg: TunegateConfig,
+    run: RunContext,
+    *,
+    status: str,
+    validation: ValidationResult | None = None,
+    decision: Decision | None = None,
+    deployment: DeployResult | None = None,
+    tuned: TuneResult | None = None,
+    failed_stage: str | None = None,
+    error: str | None = None,
+    trigger: str | None = None,
+    headline: str | None = None,
+) -> AuditRecord:
+    """Append a run's record (and copy its evidence from the run folder) to the registry's audit log; failed and
+    skipped runs too. Everything the record says comes from the records passed in, not from files read back."""
+    run_dir = Path(run.run_dir)
+    rec = AuditRecord(
+        run_id=run.run_id,
+        time="",
+        model_name=cfg.registry.model_name,
+        status=status,
+        failed_stage=failed_stage,
+        error=error[:2000] if error else None,
+        task=cfg.task,
+        config_hash=run.config_hash,
+        code_version=code_version(),
+        base_model=run.model_spec,
+        method=tuned.method if tuned is not None else cfg.method.name,
+        run_dir=str(run_dir),
+        gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric},
+        gate_metric=cfg.gate_metric,
+        trigger=trigger,
+        headline=headline,
+        data_hash=(validation.stats.get("data_hash") if validation is not None else None),
+    )
+    if decision is not None:
+        vs = decision.comparisons[0] if decision.comparisons else None
+        tuned_line = next((c for c in decision.cost_model if c.kind == "tuned"), None)
+        base_line = next((c for c in decision.cost_model if c.name == decision.best_baseline), None)
+        rec = rec.model_copy(
+            update={
+                "decision": decision.decision,
+                "headline": decision.headline,
+                "gate": decision.gate,
+                "data_hash": decision.provenance.get("data_hash", rec.data_hash),
+                "best_baseline": decision.best_baseline,
+                "delta": decision.delta,
+                "ci_low": decision.ci_low,
+                "ci_high": decision.ci_high,
+                "mcnemar_p": vs.mcnemar_p if vs else None,
+                "mde": vs.mde if vs else None,
+                "cost": {
+                    "train_usd": tuned_line.one_off_usd if tuned_line else None,
+                    "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
+                    "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
+                    "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
+                    "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
+                    "break_even_requests": decision.break_even.requests if decision.break_even else None,
+                    "break_even": decision.break_even.reason if decision.break_even else None,
+                },
+                # every rung and candidate with its CI, as the report shows them
+                "metrics": {
+                    m.name: {"metric": m.metric, "ci_low": m.ci_low, "ci_high": m.ci_high} for m in decision.models
+                },
+            }
+        )
+    if deployment is not None:
+        rec.deployed = deployment.model_dump(mode="json")
+    evidence = {f"predictions/{f.name}": f for f in sorted((run_dir / "predictions").glob("*.jsonl"))}
+    evidence.update({name: run_dir / name for name in EVIDENCE_FILES})
+    return AuditLog(cfg.registry.path).append(rec, evidence)
 
 
 def line_hash(line: str) -> str:

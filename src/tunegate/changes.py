@@ -99,3 +99,10 @@ def remember(cfg: TunegateConfig, fingerprint: str, outcome: str) -> None:
             {"fingerprint": fingerprint, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2
         ),
     )
+
+
+def check_run(cfg: TunegateConfig, run, dataset, *, force: bool = False) -> ChangeCheck:
+    """:func:`check` for a run's validated data and config; the answer is written to the run's change.json."""
+    result = check(cfg, data_hash=dataset.data_hash, config_hash=run.config_hash, force=force)
+    atomic_write_text(Path(run.run_dir) / "change.json", result.model_dump_json(indent=2))
+    return result

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunegate.config import GateConfig
-from tunegate.costs import break_even, duration
+from tunegate.config import GateConfig, TunegateConfig
+from tunegate.costs import break_even, cost_line, duration
 from tunegate.evaluation import per_example_view
-from tunegate.records import BreakEven, Comparison, CostLine, Decision, EvalResult, TuneResult
+from tunegate.provenance import run_provenance
+from tunegate.records import (
+    BreakEven,
+    Comparison,
+    CostLine,
+    DatasetRef,
+    Decision,
+    EvalResult,
+    PlanResult,
+    RunContext,
+    TuneResult,
+)
 from tunegate.stats import mcnemar_exact, mde_from_se, paired_bootstrap, rows_needed
 
 
@@ -296,4 +307,45 @@ def decide(
         break_even=be,
         prices=prices or {},
         provenance=provenance or {},
+    )
+
+
+def judge(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+    *,
+    plan: PlanResult | None = None,
+    production: EvalResult | None = None,
+) -> Decision:
+    """The run's gate: :func:`decide` with the declared gate, the cost model at the configured prices, and the
+    run's provenance (no files written)."""
+    device = plan.hardware.device if plan is not None else "cpu"
+    price = cfg.costs.train_per_hour(device)
+    lines = [cost_line(cfg.costs, b, train_price_per_hour=price) for b in baselines]
+    lines.append(cost_line(cfg.costs, tuned_eval, train_price_per_hour=price, tune=tuned))
+    costs = costs_table(baselines, tuned_eval, tuned)
+    if production is not None:
+        lines.append(cost_line(cfg.costs, production, train_price_per_hour=price, kind="production"))
+        costs[production.name] = {
+            "prompt_tokens_per_request": round(production.prompt_tokens_per_request, 1),
+            "output_tokens_per_request": round(production.output_tokens_per_request, 1),
+            "latency_ms_per_request": round(production.latency_ms_per_request, 1),
+        }
+    return decide(
+        task=cfg.task,
+        metric=cfg.gate_metric,
+        gate=cfg.gate,
+        baselines=baselines,
+        tuned=tuned_eval,
+        production=production,
+        costs=costs,
+        cost_model=lines,
+        prices={**cfg.costs.model_dump(mode="json"), "train_per_hour": price, "training_device": device},
+        requests_per_month=cfg.costs.requests_per_month,
+        declared={"config_hash": run.config_hash, "declared_at": run.started_at},
+        provenance=run_provenance(run, dataset),
     )

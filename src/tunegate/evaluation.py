@@ -6,20 +6,24 @@ the demonstrations in the prompt differ.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import torch
 
-from tunegate import metrics
-from tunegate.answering import AnswerSpec, answer, prompt_ids
+from tunegate import ladder, metrics
+from tunegate.answering import AnswerSpec, answer, label_logprobs, prompt_ids
 from tunegate.config import TunegateConfig
 from tunegate.data import ROW, canonical_columns
-from tunegate.ladder import Augment
-from tunegate.methods.base import TrainingSet
+from tunegate.ladder import Augment, Rung
+from tunegate.methods import TrainingSet, get_method
+from tunegate.modeling import load_model, load_tokenizer
 from tunegate.provenance import sha256_json
-from tunegate.records import EvalResult, Prediction
-from tunegate.scoring import Answerer
+from tunegate.records import DatasetRef, EvalResult, Prediction, TuneResult
+from tunegate.retrieval import copy_index
+from tunegate.scoring import Answerer, LMAnswerer
 
 
 def evaluate(
@@ -177,3 +181,60 @@ def per_example_view(result: EvalResult, task: str, metric: str) -> dict[str, An
         "predictions": preds,
         "per_example": metrics.row_scores(metric, preds, [p.reference for p in result.predictions]),
     }
+
+
+def evaluate_rung(
+    cfg: TunegateConfig, model_path: str, dataset: DatasetRef, rung: Rung, base: EvalResult | None, index_dir: Path
+) -> EvalResult:
+    """One rung of the ladder on the eval rows; a retrieval index it used is saved under ``index_dir/<rung>/``.
+
+    A calibrated rung takes its base rung's result (``base``) and re-uses its scores.
+    """
+    tokenizer = load_tokenizer(model_path)
+    answerer = LMAnswerer(load_model(model_path))
+    train = pl.read_parquet(dataset.train_path)
+    if rung.kind == "calibrated":
+        if base is None or base.name != rung.base.name:
+            raise ValueError(f"rung {rung.name} needs the result of {rung.base.name}")
+        t0 = time.perf_counter()
+        texts, prior = ladder.calibration_inputs(cfg, train, rung)
+        aug = ladder.augment_for(cfg, rung.base, train, texts)
+        spec = AnswerSpec.from_config(cfg)
+        ids = prompt_ids(
+            spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
+        )
+        logp, _ = label_logprobs(answerer, tokenizer, spec, ids)
+        offset = ladder.calibration_offset(logp, prior)
+        details = {"calibration": rung.params["calibration"], "calibration_inputs": len(texts)}
+        return calibrated(
+            base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0, details=details
+        )
+    eval_df = pl.read_parquet(dataset.eval_path)
+    augment = ladder.augment_for(cfg, rung, train, eval_df.get_column(canonical_columns(cfg.task)[0]).to_list())
+    result = evaluate(
+        answerer,
+        tokenizer,
+        cfg=cfg,
+        eval_df=eval_df,
+        name=rung.name,
+        kind="baseline",
+        augment=augment,
+        fallback=dataset.train_mean,
+    )
+    if augment is not None and augment.index is not None:
+        result.details["index"] = str(copy_index(augment.index, Path(index_dir) / rung.name))
+    return result
+
+
+def evaluate_tuned(cfg: TunegateConfig, model_path: str, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
+    """The tuned artifact, loaded as it will be served, on the same eval rows as the ladder."""
+    answerer = get_method(tuned.method).load_for_inference(base_path=model_path, artifact_dir=Path(tuned.artifact_dir))
+    return evaluate(
+        answerer,
+        load_tokenizer(model_path),
+        cfg=cfg,
+        eval_df=pl.read_parquet(dataset.eval_path),
+        name=f"tuned:{tuned.method}",
+        kind="tuned",
+        fallback=dataset.train_mean,
+    )

@@ -24,6 +24,7 @@ from tunegate.config import TunegateConfig
 from tunegate.data import ROW, canonical_columns
 from tunegate.documents import collection_hash, load_chunks
 from tunegate.prompts import Context
+from tunegate.provenance import code_version, sha256_json
 
 CONTENT_FREE_INPUTS = ("N/A", "", "[MASK]")  # Zhao et al. 2021, "Calibrate before use"
 
@@ -112,6 +113,27 @@ def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
             ),
         ]
     return out
+
+
+def rung_cache_key(cfg: TunegateConfig, model_sha: str, data_hash: str, rung: Rung) -> str:
+    """Data hash + model + everything that shapes the rung's prompts (documents included) + code version.
+
+    The tuning method is deliberately absent except its max_length (it bounds the
+    input truncation), so changing only the method reuses the baselines.
+    """
+    return sha256_json(
+        {
+            "data": data_hash,
+            "model": model_sha,
+            "rung": rung_fingerprint(rung),
+            "task": cfg.task,
+            "labels": cfg.data.label_answers(),
+            "prompt": cfg.prompt.model_dump(),
+            "baselines": cfg.baselines.model_dump(mode="json", include={"batch_size", "max_new_tokens"}),
+            "max_length": cfg.method.max_length,
+            "code": code_version(),
+        }
+    )
 
 
 def rung_fingerprint(rung: Rung) -> dict[str, Any]:

@@ -16,13 +16,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import psutil
 import torch
 
 from tunegate.config import TunegateConfig
 from tunegate.errors import TunegateError
+from tunegate.evaluation import training_set
 from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get_method
-from tunegate.modeling import parameter_count
+from tunegate.modeling import load_tokenizer, parameter_count
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
 
 
@@ -235,3 +237,11 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
         n_train=len(data),
         price_per_hour=cfg.costs.train_per_hour(hardware.device),
     )
+
+
+def plan_run(cfg: TunegateConfig, run, dataset, *, methods: list[Any] | None = None) -> PlanResult:
+    """:func:`plan` on a run's validated train rows, with the prompts the run trains on."""
+    tokenizer = load_tokenizer(run.model_path)
+    train = pl.read_parquet(dataset.train_path)
+    data = training_set(cfg, tokenizer, train, model_sha=run.model_sha, data_hash=dataset.data_hash)
+    return plan(cfg, base_path=run.model_path, data=data, methods=methods)

@@ -30,8 +30,20 @@ from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, TunegateConfig, parse_config
 from tunegate.errors import RegistryError
 from tunegate.inference import load_version
-from tunegate.records import AuditRecord, EvalResult, Rescore
+from tunegate.methods import TuningMethod
+from tunegate.records import (
+    AuditRecord,
+    DatasetRef,
+    Decision,
+    DeployResult,
+    EvalResult,
+    ProductionCheck,
+    Rescore,
+    RunContext,
+    TuneResult,
+)
 from tunegate.registry import PRODUCTION, UNSET, Registry, VersionInfo, current_user
+from tunegate.report import render_model_card
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +232,107 @@ def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str
         },
     )
     AuditLog(reg.root).append(rec)
+
+
+def production_check(cfg: TunegateConfig, dataset: DatasetRef) -> ProductionCheck:
+    """The current production model of ``registry.model_name`` on this run's eval rows (gate.must_beat_production),
+    answered with its own base model, prompt and length budget as recorded in its artifact; or why it is not."""
+    name = cfg.registry.model_name
+    if not cfg.gate.must_beat_production:
+        return ProductionCheck(note="gate.must_beat_production is off")
+    reg = Registry(cfg.registry.path)
+    version = reg.aliases(name).get(PRODUCTION) if name in reg.models() else None
+    if version is None:
+        return ProductionCheck(note=f"no production model of '{name}' yet: the best baseline is the only bar")
+    info = reg.get(name, version)
+    meta = TuningMethod.read_meta(info.path / "artifact")
+    ref = f"{name}@v{version}"
+    if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
+        return ProductionCheck(
+            version=ref, number=version, note=f"production {ref} answers another task or label set; not compared"
+        )
+    eval_df = pl.read_parquet(dataset.eval_path)
+    result = score_version(info, cfg, eval_df, name=ref, kind="production", fallback=dataset.train_mean)
+    return ProductionCheck(
+        version=ref,
+        number=version,
+        evaluation=result,
+        note=f"production {ref} ({meta['method']}) scored on the same rows",
+    )
+
+
+def register_run(
+    cfg: TunegateConfig,
+    run: RunContext,
+    decision: Decision,
+    tuned: TuneResult,
+    production: ProductionCheck | None = None,
+    *,
+    train_mean: float | None = None,
+) -> DeployResult:
+    """Register the tuned artifact as a new immutable version (whatever the gate said: a rejected candidate is
+    kept for the audit); move ``production`` only if promoted, the registry copy re-scores to the run's metric,
+    and production is still the version this run was compared with."""
+    reg = Registry(cfg.registry.path)
+    name = cfg.registry.model_name
+    run_dir = Path(run.run_dir)
+    promoted = decision.decision == "promote"
+    card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
+    stored = version_files(
+        run_dir=run_dir,
+        metric=decision.gate_metric,
+        tuned_eval=decision.tuned,
+        fallback=train_mean,
+        predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl",
+    )
+    info = reg.register(
+        name,
+        files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
+        dirs={"artifact": Path(tuned.artifact_dir)},
+        meta={
+            "run_id": run.run_id,
+            "method": tuned.method,
+            "decision": decision.decision,
+            "gate_metric": decision.gate_metric,
+            "metric": decision.tuned[decision.gate_metric],
+            "delta": decision.delta,
+            "ci_low": decision.ci_low,
+            "ci_high": decision.ci_high,
+            "data_hash": decision.provenance["data_hash"],
+            "config_hash": run.config_hash,
+            "base_model": run.model_spec,
+        },
+    )
+    rescored, moved = None, False
+    if promoted:
+        # compare-and-set: production must still be what production_check scored (or still unset)
+        expect = production.number if production is not None and cfg.gate.must_beat_production else UNSET
+        try:
+            result = promote(
+                reg,
+                name,
+                info.version,
+                tolerance=cfg.registry.reproduce_tolerance,
+                expect=expect,
+                reason=f"run {run.run_id}: {decision.summary}",
+            )
+            rescored, moved = result.rescore, result.moved
+            message = (
+                f"registered {name} v{info.version} and moved '{PRODUCTION}' to it ({rescored.note})"
+                if moved
+                else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}"
+            )
+        except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
+            message = f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {exc}"
+    else:
+        current = reg.aliases(name).get(PRODUCTION)
+        where = f"stays at v{current}" if current else "is not set"
+        message = f"registered {name} v{info.version} as a rejected candidate; '{PRODUCTION}' {where}"
+    return DeployResult(
+        registered_version=info.version,
+        version_dir=str(info.path),
+        production_moved=moved,
+        production_version=reg.aliases(name).get(PRODUCTION),
+        message=message,
+        rescore=rescored,
+    )

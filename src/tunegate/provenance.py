@@ -54,3 +54,20 @@ def package_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def run_provenance(run, dataset) -> dict[str, Any]:
+    """Where a decision came from: the run, the data, the config, the code, the packages and the base model."""
+    return {
+        "run_id": run.run_id,
+        "data_hash": dataset.data_hash,
+        "n_train": dataset.n_train,
+        "n_eval": dataset.n_eval,
+        "config_hash": run.config_hash,
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "model_id": run.model_id,
+        "model_spec": run.model_spec,
+        "model_sha": run.model_sha,
+        "train_mean": dataset.train_mean,  # regression: what an answer without a number counted as
+    }

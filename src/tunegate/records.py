@@ -32,6 +32,7 @@ class DatasetRef(BaseModel):
     data_hash: str
     n_train: int
     n_eval: int
+    train_mean: float | None = None  # regression: the train target's mean (an answer without a number counts as it)
 
 
 class ValidationResult(BaseModel):
@@ -44,6 +45,8 @@ class ValidationResult(BaseModel):
     report_json: str
     summary: str  # one paragraph naming every failed check
     dataset: DatasetRef | None = None
+    stats: dict[str, Any] = Field(default_factory=dict)  # rows, label counts, token lengths, data hash (the report's)
+    issues: list[dict[str, Any]] = Field(default_factory=list)  # every failed or warned check with its rows
 
 
 class Prediction(BaseModel):
@@ -144,6 +147,75 @@ class BreakEven(BaseModel):
     reason: str
 
 
+class LadderRow(BaseModel):
+    """One rung of the baseline ladder as the tables show it: its gate metric with CI and what it costs."""
+
+    name: str
+    metric: float
+    ci_low: float
+    ci_high: float
+    best: bool
+    prompt: str  # what goes into its prompt, in words
+    prompt_tokens_per_request: float
+    retrieval_ms_per_request: float = 0.0
+    latency_ms_per_request: float
+    setup_seconds: float = 0.0
+    index_build_seconds: float | None = None
+    index_cached: bool = False
+    index_mb: float | None = None
+    leakage_excluded: int = 0
+
+
+class ModelRow(BaseModel):
+    """One rung or candidate in the run's model table: metric with CI, delta vs the best baseline, costs, verdict."""
+
+    name: str
+    kind: str  # baseline | tuned | production
+    metric: float
+    ci_low: float
+    ci_high: float
+    delta: float  # vs the best baseline
+    delta_ci_low: float | None = None  # paired CI (candidates only)
+    delta_ci_high: float | None = None
+    prompt_tokens: float
+    output_tokens: float
+    latency_ms: float
+    one_off_usd: float
+    one_off_what: str
+    per_request_usd: float
+    monthly_usd: float
+    decision: str  # best baseline | baseline | production | promote | reject
+
+
+class MethodRow(BaseModel):
+    """One rung or method in `tunegate compare`'s trade-off table (a failed or skipped method has no metric)."""
+
+    name: str
+    kind: str  # baseline | method
+    status: str
+    error: str | None = None
+    metric: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    delta: float | None = None
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
+    peak_rss_mb: float | None = None
+    base_weights_mb: float | None = None
+    train_seconds: float | None = None
+    est_train_seconds: float | None = None
+    n_steps: int | None = None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    artifact_mb: float | None = None
+    latency_ms_per_request: float | None = None
+    prompt_tokens_per_request: float | None = None
+    decision: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class Decision(BaseModel):
     """The gate's verdict with its evidence (written as decision.json)."""
 
@@ -167,6 +239,7 @@ class Decision(BaseModel):
     break_even: BreakEven | None = None
     prices: dict[str, Any] = Field(default_factory=dict)  # the costs section used
     provenance: dict[str, Any]
+    models: list[ModelRow] = Field(default_factory=list)  # every rung and candidate: the report's and the audit's table
 
 
 class ProductionCheck(BaseModel):
@@ -302,7 +375,7 @@ class MethodComparison(BaseModel):
 
     gate_metric: str
     best_baseline: str
-    rows: list[dict[str, Any]]  # one per baseline rung and per method, in table order
+    rows: list[MethodRow]  # one per baseline rung and per method, in table order
     summary: str
     report_md: str
     chart_png: str | None = None

@@ -74,6 +74,7 @@ def render_comparison(
 ) -> str:
     """compare.md: the design's trade-off table, backed by measurements on this run's data."""
     m = result.gate_metric
+    rows = [r.model_dump() for r in result.rows]
     pct = f"{100 * cfg.gate.confidence:.0f}%"
     lines = [
         f"# Method comparison, run {run.run_id}",
@@ -89,7 +90,7 @@ def render_comparison(
         "train time (est.) | artifact | latency / request | prompt tokens / request | decision |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in result.rows:
+    for r in rows:
         if r.get("metric") is None:
             lines.append(f"| {r['name']} | {r['status']} | - | - | - | - | - | - | - | - | - |")
             continue
@@ -123,7 +124,7 @@ def render_comparison(
     ]
     if ladder:
         lines += ["## Baseline ladder", "", *ladder_table(ladder, m, cfg.gate.confidence), "", LADDER_NOTES, ""]
-    failures = [r for r in result.rows if r["status"] in ("failed", "skipped")]
+    failures = [r for r in rows if r["status"] in ("failed", "skipped")]
     if failures:
         lines += [
             "## Methods that did not finish",
@@ -131,7 +132,7 @@ def render_comparison(
             *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures],
             "",
         ]
-    done = [r for r in result.rows if r["kind"] == "method" and r["status"] == "completed"]
+    done = [r for r in rows if r["kind"] == "method" and r["status"] == "completed"]
     if done:
         lines += ["## Training", ""]
         for r in done:
@@ -183,7 +184,7 @@ def describe_rung(r: EvalResult) -> str:
 
 
 def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
-    """Every baseline rung with quality and cost: the rows come from ``stages.ladder_rows``."""
+    """Every baseline rung with quality and cost: the rows come from ``tables.ladder_rows``."""
     pct = f"{100 * confidence:.0f}%"
     lines = [
         f"| rung | {metric} [{pct} CI] | in the prompt | prompt tokens / request | retrieval ms / request | latency ms "

@@ -30,7 +30,9 @@ from tunegate.data import (
     to_canonical,
 )
 from tunegate.documents import DocumentError, document_files, load_chunks
+from tunegate.modeling import load_tokenizer
 from tunegate.prompts import PromptBuilder
+from tunegate.records import DatasetRef, ValidationResult
 from tunegate.schemas import schema_for
 
 MAX_ROWS_IN_SUMMARY = 10
@@ -345,6 +347,41 @@ def group_references(evl: pl.DataFrame) -> pl.DataFrame:
         evl.group_by("input", maintain_order=True)
         .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"))
         .select(ROW, "input", "target", "references")
+    )
+
+
+def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> ValidationResult:
+    """Every data check with the base model's tokenizer; the report goes to ``run_dir``, and on success the
+    normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
+    outcome = validate(cfg, load_tokenizer(model_path))
+    md, js = write_report(outcome, run_dir)
+    dataset = None
+    if outcome.ok:
+        data_dir = run_dir / "data"
+        data_dir.mkdir(exist_ok=True)
+        outcome.train.write_parquet(data_dir / "train.parquet")
+        outcome.eval.write_parquet(data_dir / "eval.parquet")
+        train_mean = None
+        if cfg.task == "regression":  # an answer without a number counts as the train mean
+            train_mean = float(outcome.train.get_column("label").str.strip_chars().cast(pl.Float64).mean())
+        dataset = DatasetRef(
+            train_path=str(data_dir / "train.parquet"),
+            eval_path=str(data_dir / "eval.parquet"),
+            data_hash=outcome.stats["data_hash"],
+            n_train=outcome.train.height,
+            n_eval=outcome.eval.height,
+            train_mean=train_mean,
+        )
+    return ValidationResult(
+        ok=outcome.ok,
+        n_errors=len(outcome.errors),
+        n_warnings=len(outcome.warnings),
+        report_md=str(md),
+        report_json=str(js),
+        summary=outcome.summary(),
+        dataset=dataset,
+        stats=outcome.stats,
+        issues=[asdict(i) for i in outcome.issues],
     )
 
 

@@ -287,7 +287,7 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
             base,
             [MethodOutcome(method="majority", status="completed", tuned=tuned, evaluation=tuned_eval)],
         )
-        assert [r["status"] for r in table.rows if r["name"] == "majority"] == ["completed"]
+        assert [r.status for r in table.rows if r.name == "majority"] == ["completed"]
         decision = stages.compare(cfg, run, dataset, base, tuned_eval, tuned)
         deployed = stages.deploy(cfg, run, decision, tuned)
         p = load_predictor(cfg.registry.path, f"toy@{deployed.registered_version}")

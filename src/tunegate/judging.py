@@ -1,0 +1,163 @@
+"""What the comparing stages produce: the gate's decision with the tables behind it, and the files people read.
+
+``compare`` (one tuned model: the declared gate, costs, report), ``compare_methods``
+(`tunegate compare`: every method side by side) and ``summarize_ladder`` (`tunegate
+baselines`). Each builds its typed rows once (:mod:`tunegate.tables`), returns them in
+its record and writes them out; nothing is read back from the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tunegate.config import TunegateConfig
+from tunegate.decision import best_baseline, judge
+from tunegate.records import (
+    DatasetRef,
+    Decision,
+    DeployResult,
+    EvalResult,
+    MethodComparison,
+    MethodOutcome,
+    PlanResult,
+    ProductionCheck,
+    RunContext,
+    TuneResult,
+    ValidationResult,
+)
+from tunegate.registry import atomic_write_text
+from tunegate.report import (
+    prices_label,
+    render_comparison,
+    render_html,
+    render_ladder,
+    render_plan,
+    render_run_report,
+    save_break_even_plot,
+    save_comparison_chart,
+    save_quality_cost_plot,
+)
+from tunegate.tables import Intervals, comparison_summary, ladder_rows, method_rows, model_rows, write_predictions
+
+
+def write_plan(run: RunContext, plan: PlanResult, cfg: TunegateConfig) -> None:
+    """plan.json and plan.md in the run folder."""
+    run_dir = Path(run.run_dir)
+    atomic_write_text(run_dir / "plan.json", plan.model_dump_json(indent=2))
+    atomic_write_text(run_dir / "plan.md", render_plan(plan, cfg))
+
+
+def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult]) -> dict:
+    """`tunegate baselines`: the ladder's table (ladder.md, ladder.json) and predictions, no tuning."""
+    rows = [r.model_dump() for r in ladder_rows(cfg, baselines)]
+    run_dir = Path(run.run_dir)
+    write_predictions(run_dir, baselines)
+    best = next(r for r in rows if r["best"])
+    out = {"gate_metric": cfg.gate_metric, "best": best["name"], "rows": rows, "report_md": str(run_dir / "ladder.md")}
+    atomic_write_text(run_dir / "ladder.json", json.dumps(out, indent=2))
+    md = render_ladder(rows, metric=cfg.gate_metric, cfg=cfg, run=run, dataset=dataset)
+    atomic_write_text(run_dir / "ladder.md", md)
+    return out
+
+
+def write_run_report(run_dir: Path, md: str, *, promoted: bool | None) -> None:
+    """report.md and its self-contained twin report.html (plots embedded), both written atomically."""
+    atomic_write_text(run_dir / "report.md", md)
+    atomic_write_text(run_dir / "report.html", render_html(md, run_dir, promoted=promoted))
+
+
+def compare(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned_eval: EvalResult,
+    tuned: TuneResult,
+    plan: PlanResult | None = None,
+    production: ProductionCheck | None = None,
+    validation: ValidationResult | None = None,
+) -> Decision:
+    """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even, and the
+    model table (``Decision.models``); writes decision.json, models.json, plots/, report.md and report.html."""
+    prod_eval = production.evaluation if production is not None else None
+    decision = judge(cfg, run, dataset, baselines, tuned_eval, tuned, plan=plan, production=prod_eval)
+    if production is not None and prod_eval is None:
+        decision.reasons.append(production.note)
+    results = [*baselines, tuned_eval, *([prod_eval] if prod_eval is not None else [])]
+    intervals = Intervals(cfg, best_baseline(baselines, cfg.gate_metric))
+    decision.models = model_rows(cfg, decision, results, intervals)
+    run_dir = Path(run.run_dir)
+    write_predictions(run_dir, results)
+    # write-then-rename: a crash never leaves a half-written decision record behind
+    atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
+    rows = [m.model_dump() for m in decision.models]
+    atomic_write_text(run_dir / "models.json", json.dumps(rows, indent=2))
+    plots = run_dir / "plots"
+    save_comparison_chart(rows, cfg.gate_metric, plots / "metric.png", confidence=cfg.gate.confidence)
+    save_quality_cost_plot(rows, cfg.gate_metric, plots / "quality_vs_cost.png", prices_label(decision.prices))
+    save_break_even_plot(
+        decision.cost_model, decision.break_even, plots / "break_even.png", cfg.costs.requests_per_month
+    )
+    ladder = [r.model_dump() for r in ladder_rows(cfg, baselines, intervals)]
+    md = render_run_report(
+        cfg=cfg,
+        run=run,
+        decision=decision,
+        rows=rows,
+        tuned=tuned,
+        plan=plan,
+        ladder=ladder,
+        validation=validation.model_dump() if validation is not None else None,
+        unparsed=results,
+    )
+    write_run_report(run_dir, md, promoted=decision.decision == "promote")
+    return decision
+
+
+def record_deployment(run: RunContext, deployment: DeployResult) -> None:
+    """deployment.json, and the deployment's outcome appended to the run report."""
+    run_dir = Path(run.run_dir)
+    atomic_write_text(run_dir / "deployment.json", deployment.model_dump_json(indent=2))
+    report = (run_dir / "report.md").read_text()
+    write_run_report(
+        run_dir, report + f"\n## Deployment\n\n{deployment.message}.\n", promoted=deployment.production_moved
+    )
+
+
+def compare_methods(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    outcomes: list[MethodOutcome],
+    plan: PlanResult | None = None,
+) -> MethodComparison:
+    """The measured trade-off table: every rung and method on the same rows, CIs, costs, the gate's verdict each;
+    writes compare.json, compare.md and compare.png."""
+    best = best_baseline(baselines, cfg.gate_metric)
+    decisions = {}
+    for o in outcomes:
+        if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
+            if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
+                raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
+            decisions[o.method] = judge(cfg, run, dataset, baselines, o.evaluation, o.tuned, plan=plan)
+    intervals = Intervals(cfg, best)
+    rows = method_rows(cfg, baselines, outcomes, decisions, intervals, plan)
+    run_dir = Path(run.run_dir)
+    write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
+    chart = run_dir / "compare.png"
+    save_comparison_chart([r.model_dump() for r in rows], cfg.gate_metric, chart, confidence=cfg.gate.confidence)
+    result = MethodComparison(
+        gate_metric=cfg.gate_metric,
+        best_baseline=best.name,
+        rows=rows,
+        summary=comparison_summary(rows, cfg.gate_metric, best.name),
+        report_md=str(run_dir / "compare.md"),
+        chart_png=str(chart),
+    )
+    atomic_write_text(run_dir / "compare.json", result.model_dump_json(indent=2))
+    ladder = [r.model_dump() for r in ladder_rows(cfg, baselines, intervals)]
+    md = render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan, ladder=ladder)
+    atomic_write_text(run_dir / "compare.md", md)
+    return result

@@ -1,0 +1,224 @@
+"""The tables a run reports, as typed rows built once: the ladder, the run's models, `tunegate compare`'s methods.
+
+Every interval is computed once per table set: :class:`Intervals` keeps each model's
+bootstrap CI, and a candidate's paired CI against the best baseline is the gate's own
+(``Decision``), never recomputed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunegate.config import TunegateConfig
+from tunegate.decision import best_baseline
+from tunegate.evaluation import per_example_view
+from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
+from tunegate.report import describe_rung
+from tunegate.stats import bootstrap_ci, paired_bootstrap
+
+
+class Intervals:
+    """Each model's gate metric with its bootstrap CI on the judging rows, computed once per model."""
+
+    def __init__(self, cfg: TunegateConfig, best: EvalResult):
+        self.cfg, self.metric = cfg, cfg.gate_metric
+        self.references = [p.reference for p in best.predictions]
+        self._done: dict[str, tuple[float, float, float]] = {}
+
+    def paired(self, candidate: EvalResult, opponent: EvalResult) -> tuple[float, float]:
+        """The paired-bootstrap CI of candidate - opponent (for a model the gate did not compare with the best)."""
+        g = self.cfg.gate
+        d = paired_bootstrap(
+            self.metric,
+            candidate=per_example_view(candidate, self.cfg.task, self.metric),
+            baseline=per_example_view(opponent, self.cfg.task, self.metric),
+            references=self.references,
+            resamples=g.bootstrap_samples,
+            confidence=g.confidence,
+            seed=g.seed,
+        )
+        return d.ci_low, d.ci_high
+
+    def of(self, result: EvalResult) -> tuple[float, float, float]:
+        if result.name not in self._done:
+            g = self.cfg.gate
+            view = per_example_view(result, self.cfg.task, self.metric)
+            self._done[result.name] = bootstrap_ci(
+                self.metric,
+                side=view,
+                references=self.references,
+                resamples=g.bootstrap_samples,
+                confidence=g.confidence,
+                seed=g.seed,
+            )
+        return self._done[result.name]
+
+
+def ladder_rows(
+    cfg: TunegateConfig, baselines: list[EvalResult], intervals: Intervals | None = None
+) -> list[LadderRow]:
+    """Each rung's gate metric with its bootstrap CI and its costs."""
+    best = best_baseline(baselines, cfg.gate_metric)
+    iv = intervals or Intervals(cfg, best)
+    rows = []
+    for b in baselines:
+        v, lo, hi = iv.of(b)
+        rows.append(
+            LadderRow(
+                name=b.name,
+                metric=v,
+                ci_low=lo,
+                ci_high=hi,
+                best=b.name == best.name,
+                prompt=describe_rung(b),
+                prompt_tokens_per_request=b.prompt_tokens_per_request,
+                retrieval_ms_per_request=b.retrieval_ms_per_request,
+                latency_ms_per_request=b.latency_ms_per_request,
+                setup_seconds=b.setup_seconds,
+                index_build_seconds=b.index_build_seconds,
+                index_cached=bool(b.details.get("index_cached")),
+                index_mb=b.index_mb,
+                leakage_excluded=b.details.get("leakage_excluded", 0),
+            )
+        )
+    return rows
+
+
+def model_rows(
+    cfg: TunegateConfig, decision: Decision, results: list[EvalResult], intervals: Intervals
+) -> list[ModelRow]:
+    """Every rung and candidate with its metric CI, delta vs the best baseline (the gate's paired CI) and costs."""
+    best = next(r for r in results if r.name == decision.best_baseline)
+    lines = {c.name: c for c in decision.cost_model}
+    verdict = {"production": "production", "tuned": decision.decision}
+    rows = []
+    for r in results:
+        v, lo, hi = intervals.of(r)
+        c = lines[r.name]
+        if r.kind == "tuned":  # the gate's own paired CI against the best baseline
+            delta_ci: tuple[float | None, float | None] = (decision.ci_low, decision.ci_high)
+        elif r.kind == "production":
+            delta_ci = intervals.paired(r, best)
+        else:
+            delta_ci = (None, None)
+        rows.append(
+            ModelRow(
+                name=r.name,
+                kind=r.kind,
+                metric=v,
+                ci_low=lo,
+                ci_high=hi,
+                delta=v - best.metrics[cfg.gate_metric],
+                delta_ci_low=delta_ci[0],
+                delta_ci_high=delta_ci[1],
+                prompt_tokens=c.prompt_tokens,
+                output_tokens=c.output_tokens,
+                latency_ms=c.latency_ms,
+                one_off_usd=c.one_off_usd,
+                one_off_what=c.one_off_what,
+                per_request_usd=c.per_request_usd,
+                monthly_usd=c.monthly_usd,
+                decision=verdict.get(r.kind, "best baseline" if r.name == best.name else "baseline"),
+            )
+        )
+    return rows
+
+
+def artifact_size_mb(artifact_dir: str | Path) -> float:
+    """Size of what a version stores for the method (checkpoints excluded)."""
+    root = Path(artifact_dir)
+    files = [f for f in root.rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(root).parts]
+    return sum(f.stat().st_size for f in files) / 2**20
+
+
+def method_rows(
+    cfg: TunegateConfig,
+    baselines: list[EvalResult],
+    outcomes: list[MethodOutcome],
+    decisions: dict[str, Decision],
+    intervals: Intervals,
+    plan: PlanResult | None = None,
+) -> list[MethodRow]:
+    """The measured trade-off table: every rung and method on the same rows, each with the gate's verdict."""
+    metric = cfg.gate_metric
+    best = best_baseline(baselines, metric)
+    rows: list[MethodRow] = []
+    for b in baselines:
+        v, lo, hi = intervals.of(b)
+        rows.append(
+            MethodRow(
+                name=b.name,
+                kind="baseline",
+                status="completed",
+                metric=v,
+                ci_low=lo,
+                ci_high=hi,
+                delta=v - best.metrics[metric],
+                trainable_params=0,
+                train_seconds=0.0,
+                latency_ms_per_request=b.latency_ms_per_request,
+                prompt_tokens_per_request=b.prompt_tokens_per_request,
+                decision="best baseline" if b.name == best.name else "baseline",
+            )
+        )
+    for o in outcomes:
+        est = plan.estimate_for(o.method) if plan is not None else None
+        row = MethodRow(
+            name=o.method,
+            kind="method",
+            status=o.status,
+            error=o.error,
+            est_train_seconds=est.est_train_seconds if est and est.applicable and not est.error else None,
+        )
+        d = decisions.get(o.method)
+        if d is not None and o.evaluation is not None and o.tuned is not None:
+            v, lo, hi = intervals.of(o.evaluation)
+            t = o.tuned
+            row = row.model_copy(
+                update=dict(
+                    metric=v,
+                    ci_low=lo,
+                    ci_high=hi,
+                    delta=d.delta,
+                    delta_ci_low=d.ci_low,
+                    delta_ci_high=d.ci_high,
+                    trainable_params=t.trainable_params,
+                    total_params=t.total_params,
+                    peak_rss_mb=t.peak_rss_mb,
+                    base_weights_mb=t.base_footprint_mb,
+                    train_seconds=t.train_seconds,
+                    n_steps=t.n_steps,
+                    first_loss=t.loss_curve[0] if t.loss_curve else None,
+                    last_loss=t.loss_curve[-1] if t.loss_curve else None,
+                    artifact_mb=artifact_size_mb(t.artifact_dir),
+                    latency_ms_per_request=o.evaluation.latency_ms_per_request,
+                    prompt_tokens_per_request=o.evaluation.prompt_tokens_per_request,
+                    decision=d.decision,
+                    details=t.details,
+                )
+            )
+        rows.append(row)
+    return rows
+
+
+def comparison_summary(rows: list[MethodRow], metric: str, best: str) -> str:
+    """One line: the best completed method and its verdict, and which methods failed."""
+    done = [r for r in rows if r.kind == "method" and r.status == "completed"]
+    winner = max(done, key=lambda r: r.metric) if done else None
+    summary = (
+        f"best method: {winner.name} {metric} {winner.metric:.3f} (delta {winner.delta:+.3f} vs {best}, "
+        f"{winner.decision})"
+        if winner
+        else "no method completed"
+    )
+    failed = [r.name for r in rows if r.status == "failed"]
+    return summary + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
+def write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
+    """predictions/<model>.jsonl: every eval row's prediction (the evidence `tunegate audit verify` re-decides from)."""
+    pred_dir = Path(run_dir) / "predictions"
+    pred_dir.mkdir(exist_ok=True)
+    for r in results:
+        lines = [p.model_dump_json() for p in r.predictions]
+        (pred_dir / f"{r.name.replace(':', '_')}.jsonl").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,64 @@
+"""Training the configured method on the validated train rows, into a self-describing artifact folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tunegate.answering import AnswerSpec
+from tunegate.config import TunegateConfig
+from tunegate.evaluation import training_set
+from tunegate.methods import get_method
+from tunegate.modeling import load_tokenizer
+from tunegate.records import DatasetRef, RunContext, TuneResult
+from tunegate.report import save_loss_plot
+from tunegate.training import release_memory
+
+
+def tune(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, where: Path, *, progress: bool = True
+) -> TuneResult:
+    """Train ``cfg.method`` into ``where/artifact/`` (adapter or head, tokenizer, tunegate.json with everything
+    serving needs to answer exactly as the evaluation did) and plot its loss curve to ``where/loss.png``."""
+    release_memory()  # what an earlier stage freed goes back to the OS, so peak RSS is this method's
+    method = get_method(cfg.method.name)
+    if cfg.task not in method.tasks():
+        raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
+    tokenizer = load_tokenizer(run.model_path)
+    data = training_set(
+        cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
+    )
+    out_dir = where / "artifact"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    art = method.train(base_path=run.model_path, data=data, cfg=cfg.method, out_dir=out_dir, progress=progress)
+    st = art.train_stats
+    adapter_dir = out_dir / "adapter"
+    if adapter_dir.is_dir():
+        tokenizer.save_pretrained(adapter_dir)  # the adapter folder is self-describing: weights + tokenizer
+    method.write_meta(
+        out_dir,
+        {
+            "method": method.name,
+            "method_config": cfg.method.model_dump(mode="json"),
+            "base_model": {"spec": run.model_spec, "id": run.model_id, "sha": run.model_sha},
+            **AnswerSpec.from_config(cfg).meta(),  # how serving answers it: as its evaluation did
+        },
+    )
+    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis)
+    return TuneResult(
+        method=method.name,
+        artifact_dir=str(out_dir),
+        train_seconds=st.seconds,
+        peak_rss_mb=st.peak_rss_mb,
+        base_footprint_mb=art.base_footprint_mb,
+        trainable_params=art.trainable_params,
+        total_params=art.total_params,
+        n_steps=st.steps,
+        n_train_tokens=st.tokens,
+        tokens_per_s=st.tokens_per_s,
+        loss_curve=st.losses,
+        epoch_losses=st.epoch_losses,
+        checkpoints=st.checkpoints,
+        details=st.extra,
+    )
