@@ -45,7 +45,7 @@ def compare_methods(
     create_table_artifact(
         key="method-comparison-table",
         table=[
-            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k in TABLE_KEYS}
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.model_dump().items() if k in TABLE_KEYS}
             for r in result.rows
         ],
         description=result.summary,

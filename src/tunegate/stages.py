@@ -50,7 +50,8 @@ def _timed(fn):
         try:
             return fn(cfg, run, *args, **kwargs)
         finally:
-            rung = getattr(args[1], "name", None) if fn.__name__ == "evaluate_baseline" else None
+            rung = kwargs.get("rung") or (args[1] if fn.__name__ == "evaluate_baseline" and len(args) > 1 else None)
+            rung = getattr(rung, "name", None)
             line = {"stage": fn.__name__ + (f"[{rung}]" if rung else ""), "seconds": round(time.perf_counter() - t0, 3)}
             with open(Path(run.run_dir) / TIMINGS, "a") as f:
                 f.write(json.dumps(line) + "\n")
