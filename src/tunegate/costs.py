@@ -109,7 +109,3 @@ def break_even(candidate: CostLine, against: CostLine, requests_per_month: int) 
         f"({candidate.prompt_tokens:.0f} vs {against.prompt_tokens:.0f} prompt tokens) and costs ${extra:.4f} more up "
         "front",
     )
-
-
-def cumulative_cost(line: CostLine, requests: float) -> float:
-    return line.one_off_usd + requests * line.per_request_usd

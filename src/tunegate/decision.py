@@ -72,8 +72,8 @@ def compare_pair(
         raise RuntimeError(
             f"{candidate.name} and {opponent.name} were not scored on the same eval rows; refusing to compare"
         )
-    cand_view = per_example_view(candidate, task, metric)
-    opp_view = per_example_view(opponent, task, metric)
+    cand_view = per_example_view(candidate, metric)
+    opp_view = per_example_view(opponent, metric)
     paired = paired_bootstrap(
         metric,
         candidate=cand_view,

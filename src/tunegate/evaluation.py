@@ -174,7 +174,7 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
     )
 
 
-def per_example_view(result: EvalResult, task: str, metric: str) -> dict[str, Any]:
+def per_example_view(result: EvalResult, metric: str) -> dict[str, Any]:
     """What the bootstrap needs from one side: predictions, and the per-row scores when the metric is their mean."""
     preds = [p.prediction for p in result.predictions]
     return {

@@ -153,19 +153,6 @@ def render_comparison(
     return "\n".join(lines) + "\n"
 
 
-def _metric_table(results: list[EvalResult], metric_names: list[str], costs: dict) -> list[str]:
-    head = "| model | " + " | ".join(metric_names) + " | prompt tokens / request | latency ms / request | train s |"
-    lines = [head, "|" + "---|" * (len(metric_names) + 4)]
-    for r in results:
-        c = costs.get(r.name, {})
-        vals = " | ".join(f"{r.metrics[m]:.3f}" for m in metric_names)
-        lines.append(
-            f"| {r.name} | {vals} | {r.prompt_tokens_per_request:.0f} | {r.latency_ms_per_request:.0f} | "
-            f"{c.get('train_seconds', 0):.0f} |"
-        )
-    return lines
-
-
 def describe_rung(r: EvalResult) -> str:
     """What a baseline rung puts into the prompt, in words."""
     d = r.details
@@ -342,10 +329,6 @@ def _money(x: float) -> str:
     if x == 0:
         return "$0"
     return f"${x:.2f}" if abs(x) >= 1 else f"${x:.4f}" if abs(x) >= 0.0001 else f"${x:.2e}"
-
-
-def _requests(n: float | None) -> str:
-    return "never" if n is None else f"{n:,.0f}"
 
 
 def save_quality_cost_plot(rows: list[dict], metric: str, path: Path, prices_label: str) -> None:

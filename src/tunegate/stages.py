@@ -41,8 +41,11 @@ if TYPE_CHECKING:
 TIMINGS = "timings.jsonl"
 
 
-def _timed(fn):
-    """Append the stage's wall time to runs/<id>/timings.jsonl (read by the benchmark); a rung's name is shown."""
+def _timed(fn=None, *, label=None):
+    """Append the stage's wall time to runs/<id>/timings.jsonl (read by the benchmark); ``label`` (called with the
+    stage's arguments after cfg and run) names what it worked on, e.g. the rung."""
+    if fn is None:
+        return functools.partial(_timed, label=label)
 
     @functools.wraps(fn)
     def wrapper(cfg, run, *args, **kwargs):
@@ -50,9 +53,8 @@ def _timed(fn):
         try:
             return fn(cfg, run, *args, **kwargs)
         finally:
-            rung = kwargs.get("rung") or (args[1] if fn.__name__ == "evaluate_baseline" and len(args) > 1 else None)
-            rung = getattr(rung, "name", None)
-            line = {"stage": fn.__name__ + (f"[{rung}]" if rung else ""), "seconds": round(time.perf_counter() - t0, 3)}
+            name = fn.__name__ + (f"[{label(*args, **kwargs)}]" if label else "")
+            line = {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}
             with open(Path(run.run_dir) / TIMINGS, "a") as f:
                 f.write(json.dumps(line) + "\n")
 
@@ -70,7 +72,7 @@ def validate_data(cfg: TunegateConfig, run: RunContext) -> ValidationResult:
     return validation.validate_run(cfg, run.model_path, Path(run.run_dir))
 
 
-@_timed
+@_timed(label=lambda dataset, rung, base=None: rung.name)
 def evaluate_baseline(
     cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None
 ) -> EvalResult:

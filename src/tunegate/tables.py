@@ -30,8 +30,8 @@ class Intervals:
         g = self.cfg.gate
         d = paired_bootstrap(
             self.metric,
-            candidate=per_example_view(candidate, self.cfg.task, self.metric),
-            baseline=per_example_view(opponent, self.cfg.task, self.metric),
+            candidate=per_example_view(candidate, self.metric),
+            baseline=per_example_view(opponent, self.metric),
             references=self.references,
             resamples=g.bootstrap_samples,
             confidence=g.confidence,
@@ -42,7 +42,7 @@ class Intervals:
     def of(self, result: EvalResult) -> tuple[float, float, float]:
         if result.name not in self._done:
             g = self.cfg.gate
-            view = per_example_view(result, self.cfg.task, self.metric)
+            view = per_example_view(result, self.metric)
             self._done[result.name] = bootstrap_ci(
                 self.metric,
                 side=view,
