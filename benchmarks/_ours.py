@@ -21,7 +21,7 @@ from tunegate.methods.prompt_tuning import PromptTuningSettings
 from tunegate.methods.qlora import QLoraSettings
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.prompts import PromptBuilder
-from tunegate.scoring import LMAnswerer, answer_token_ids
+from tunegate.scoring import LMAnswerer
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--mode", choices=["lora", "qlora", "prompt_tuning", "linear_probe", "score"], required=True)
@@ -103,7 +103,7 @@ else:
     if a.mode == "linear_probe":
         result["feature_ex_per_s"] = len(train) / st.extra["feature_seconds"]
 prompts = [b.encode(b.render(s)) for s, _ in test]
-scores, sst = answerer.score(prompts, answer_token_ids(b, list(WORDS.values())), pad_id=tok.pad_token_id, batch_size=16)
+scores, sst = answerer.score(prompts, b.label_answer_ids(), pad_id=tok.pad_token_id, batch_size=16)
 pred = scores.argmax(1).tolist()
 result.update(
     n_test=len(test),

@@ -57,6 +57,29 @@ def tiny_model_dir(tmp_path_factory, real_model) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_arch_dir(tmp_path_factory, tiny_model_dir):
+    """``tiny_arch_dir(arch)``: a saved tiny random model of that architecture with SmolLM2's tokenizer."""
+    from transformers import AutoTokenizer
+
+    made: dict[str, Path] = {}
+
+    def make(arch: str) -> Path:
+        if arch == "llama":
+            return tiny_model_dir
+        if arch not in made:
+            tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+            out = tmp_path_factory.mktemp(f"tiny-{arch}")
+            ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+            tiny_causal_lm(arch, len(tok), **ids).save_pretrained(out)
+            tok.save_pretrained(out)
+            shutil.copy(tiny_model_dir / "chat_template.jinja", out / "chat_template.jinja")
+            made[arch] = out
+        return made[arch]
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
     from tunegate.modeling import load_tokenizer
 
@@ -159,3 +182,41 @@ def pipeline_run(cfg):
     champion = stages.evaluate_production(cfg, run, val.dataset)
     decision = stages.compare(cfg, run, val.dataset, list(results.values()), tuned_eval, tuned, production=champion)
     return run, decision, stages.deploy(cfg, run, decision, tuned, champion)
+
+
+ARCHITECTURES = ["llama", "gemma3", "qwen2", "mistral", "phi3"]
+
+
+def tiny_causal_lm(arch: str, vocab_size: int, seed: int = 0, **special):
+    """A tiny random causal LM of one architecture; attention windows shorter than test prompts (8 tokens)."""
+    import torch
+    import transformers as tf
+
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        initializer_range=0.3,
+    )
+    common.update({"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0, **special})
+    cfg = {
+        "llama": lambda: tf.LlamaConfig(num_hidden_layers=2, tie_word_embeddings=True, **common),
+        "gemma3": lambda: tf.Gemma3TextConfig(
+            num_hidden_layers=3,
+            head_dim=8,
+            sliding_window=8,
+            layer_types=["sliding_attention", "sliding_attention", "full_attention"],
+            final_logit_softcapping=30.0,
+            **common,
+        ),
+        "qwen2": lambda: tf.Qwen2Config(
+            num_hidden_layers=2, use_sliding_window=True, sliding_window=8, max_window_layers=1, **common
+        ),
+        "mistral": lambda: tf.MistralConfig(num_hidden_layers=2, sliding_window=8, **common),
+        "phi3": lambda: tf.Phi3Config(num_hidden_layers=2, sliding_window=8, **common),
+    }[arch]()
+    torch.manual_seed(seed)
+    return tf.AutoModelForCausalLM.from_config(cfg)

@@ -15,7 +15,7 @@ import torch
 
 from tunegate.config import PromptConfig, TunegateConfig
 from tunegate.prompts import Context, PromptBuilder
-from tunegate.scoring import Answerer, ScoreStats, answer_token_ids
+from tunegate.scoring import Answerer, ScoreStats
 
 REGRESSION_MAX_NEW_TOKENS = 12  # a number needs few tokens; the first number written is taken
 
@@ -107,8 +107,7 @@ class Answers:
 
 def label_logprobs(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], desc: str | None = None):
     """Classification: log-probs over the labels (normalized among them) for each prompt, and the scoring stats."""
-    builder = spec.builder(tokenizer)
-    ans_ids = answer_token_ids(builder, list(spec.labels.values()))
+    ans_ids = spec.builder(tokenizer).label_answer_ids()
     scores, stats = answerer.score(ids, ans_ids, pad_id=tokenizer.pad_token_id, batch_size=spec.batch_size, desc=desc)
     return torch.log_softmax(scores.float(), dim=1), stats
 
@@ -121,7 +120,7 @@ def answer(
         labels = list(spec.labels)
         logp, stats = label_logprobs(answerer, tokenizer, spec, ids, desc=f"score {desc}" if desc else None)
         preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
-        builder = spec.builder(tokenizer)  # a served model answers with the label's tokens (+ end of turn)
+        builder = spec.builder(tokenizer)  # a served model answers with the label's scored tokens
         answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}
         stats.output_tokens = sum(answer_len[p] for p in preds)
         return Answers(predictions=preds, stats=stats, label_logprobs=logp)

@@ -73,8 +73,25 @@ class PromptBuilder:
         eos = self.tokenizer.eos_token_id
         return [eos] if eos is not None else []
 
+    def label_answer_ids(self) -> list[list[int]]:
+        """Classification: the tokens each answer word is scored with, in label order.
+
+        The answer's own tokens; the end-of-turn token is added only when one answer is a
+        token-prefix of another (otherwise the shorter one would always win or lose).
+        """
+        ids = [self.encode(a) for a in self.answers]
+        clash = any(i != j and ids[j][: len(ids[i])] == ids[i] for i in range(len(ids)) for j in range(len(ids)))
+        return [x + self.end_of_turn_ids() for x in ids] if clash else ids
+
     def answer_ids(self, answer: str) -> list[int]:
-        """Answer tokens followed by the end-of-turn token, as the model should produce them."""
+        """The tokens a model is trained to produce for ``answer``.
+
+        Classification: exactly the tokens the scorer reads (:meth:`label_answer_ids`), so
+        training puts all of its signal where the decision is made. Other tasks: the
+        answer followed by the end-of-turn token (generation must learn to stop).
+        """
+        if self.task == "classification" and answer in self.answers:
+            return self.label_answer_ids()[self.answers.index(answer)]
         return self.encode(answer) + self.end_of_turn_ids()
 
     def overhead_tokens(self) -> int:

@@ -1,10 +1,25 @@
 """Scoring prompts with a causal LM: label log-likelihoods and greedy generation.
 
 Classification never parses free text: each allowed answer's log-likelihood is
-computed after the prompt and the best one wins. One forward pass runs over a
-batch of (length-sorted, left-padded) prompts computing the logits of the last
-position only; answers longer than one token are finished from the KV cache with
-a few tokens per label, so the prompt is never re-encoded.
+computed after the prompt and the best one wins. The scorer works close to the
+compute floor of a forward pass:
+
+- **shared prefix, computed once**: the rows of a rung share their first tokens
+  (chat header, system prompt, instruction, fixed demonstrations, a soft prompt).
+  That prefix is encoded once per call and its KV cache reused for every row, so
+  only each row's own tokens are computed;
+- **all answers in one pass, as a trie**: the answers' tokens form a trie whose
+  nodes (each proper prefix of an answer, shared prefixes once) are fed after each
+  row's own tokens in the *same* forward, with a tree-shaped attention mask (a node
+  sees the prompt and its ancestors only);
+- **the output layer only where it is read**: the decoder's hidden states are taken
+  at each row's last token and at the trie nodes, and only there does the
+  (often huge: 262k for Gemma 3) vocabulary projection run.
+
+The attention mask is built here for every layer type the model declares (full or
+sliding-window attention), so the result equals the model's own forward on the
+concatenated prompt and answer; ``tests/unit/test_architectures.py`` checks that per
+architecture.
 """
 
 from __future__ import annotations
@@ -17,6 +32,8 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+HEAD_CHUNK_ELEMENTS = 2**25  # logits computed at once (x4 bytes): bounds the memory of a 262k vocabulary
+
 
 @dataclass
 class ScoreStats:
@@ -26,6 +43,7 @@ class ScoreStats:
     prompt_tokens: int  # real (unpadded) prompt tokens
     n: int
     output_tokens: int = 0  # generated tokens up to and including the end-of-turn token (generation only)
+    computed_tokens: int = 0  # tokens the scorer actually ran through the model (shared prefix once, trie nodes)
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,14 +61,156 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def answer_token_ids(builder, answers: list[str]) -> list[list[int]]:
-    """Token ids scored for each answer; the end-of-turn token is added only when an
-    answer is a token-prefix of another (otherwise the shorter one would always win or lose)."""
-    ids = [builder.encode(a) for a in answers]
-    prefix_clash = any(i != j and ids[j][: len(ids[i])] == ids[i] for i in range(len(ids)) for j in range(len(ids)))
-    if prefix_clash:
-        ids = [x + builder.end_of_turn_ids() for x in ids]
-    return ids
+def output_logits(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
+    """The model's output layer on ``hidden``, as its own forward applies it (training and scoring both use this).
+
+    Besides the (often tied) projection, some architectures transform the logits:
+    soft-capping (Gemma 2, some Gemma 3 configs), a scale (Cohere) or a divisor (Granite).
+    """
+    logits = causal_lm.get_output_embeddings()(hidden)
+    cfg = causal_lm.config.get_text_config()
+    cap = getattr(cfg, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    scale = getattr(cfg, "logit_scale", None)
+    if scale is not None and not isinstance(scale, bool):
+        logits = logits * scale
+    divisor = getattr(cfg, "logits_scaling", None)
+    if divisor:
+        logits = logits / divisor
+    return logits
+
+
+@dataclass(frozen=True)
+class AnswerTrie:
+    """The answers' tokens as a trie: every proper prefix of an answer is one node, fed once per row.
+
+    Node ``n`` feeds token ``token[n]`` at depth ``depth[n]`` after the prompt; its output
+    is the distribution of the token that follows that prefix. An answer's score is the
+    first token's log-prob at the prompt's last position plus, for each later token, its
+    log-prob at the node of the prefix before it (``steps``).
+    """
+
+    first: tuple[int, ...]  # each answer's first token
+    token: tuple[int, ...]
+    parent: tuple[int, ...]  # -1: the node follows the prompt directly
+    depth: tuple[int, ...]
+    steps: tuple[tuple[tuple[int, int], ...], ...]  # per answer: (node, next token) for its tokens after the first
+
+    @classmethod
+    def build(cls, answers: list[list[int]]) -> "AnswerTrie":
+        if any(not a for a in answers):
+            raise ValueError("an answer has no tokens")
+        nodes: dict[tuple[int, ...], int] = {}
+        token, parent, depth = [], [], []
+        steps = []
+        for a in answers:
+            mine = []
+            for t in range(1, len(a)):
+                key = tuple(a[:t])
+                if key not in nodes:
+                    nodes[key] = len(token)
+                    token.append(a[t - 1])
+                    parent.append(nodes[key[:-1]] if t > 1 else -1)
+                    depth.append(t - 1)
+                mine.append((nodes[key], a[t]))
+            steps.append(tuple(mine))
+        return cls(tuple(a[0] for a in answers), tuple(token), tuple(parent), tuple(depth), tuple(steps))
+
+    def __len__(self) -> int:
+        return len(self.token)
+
+    def sees(self) -> torch.Tensor:
+        """[N, N] bool: node i attends to node j (j is i or one of its ancestors)."""
+        n = len(self)
+        out = torch.eye(n, dtype=torch.bool)
+        for i in range(n):
+            j = self.parent[i]
+            while j >= 0:
+                out[i, j] = True
+                j = self.parent[j]
+        return out
+
+
+def _attention_windows(causal_lm) -> dict[str, int | None] | int | None:
+    """The attention span of each layer type (None: full), or one span for all layers.
+
+    A dict means the decoder takes one mask per layer type (``config.layer_types``).
+    """
+    cfg = causal_lm.config.get_text_config()
+    window = getattr(cfg, "sliding_window", None)
+    if getattr(cfg, "use_sliding_window", True) is False:
+        window = None
+    layer_types = getattr(cfg, "layer_types", None)
+    if not layer_types:
+        return window
+    spans: dict[str, int | None] = {}
+    for kind in set(layer_types):
+        if kind == "full_attention":
+            spans[kind] = None
+        elif kind == "sliding_attention":
+            spans[kind] = window
+        else:
+            raise NotImplementedError(
+                f"{type(causal_lm).__name__} has '{kind}' layers, which the label scorer does not support yet"
+            )
+    return spans
+
+
+class _Masks:
+    """Builds the 4-D attention mask(s) the decoder takes as given, in the form its attention kernel expects."""
+
+    def __init__(self, causal_lm):
+        self.windows = _attention_windows(causal_lm)
+        self.boolean = causal_lm.config.get_text_config()._attn_implementation == "sdpa"
+
+    def __call__(self, allowed: torch.Tensor, q_pos: torch.Tensor, k_pos: torch.Tensor):
+        """``allowed`` [B, Q, K] (causal/tree visibility), positions [B, Q] and [B, K] for the windows."""
+
+        def one(window: int | None) -> torch.Tensor:
+            ok = allowed if window is None else allowed & ((q_pos[:, :, None] - k_pos[:, None, :]) < window)
+            ok = ok[:, None]
+            if self.boolean:
+                return ok
+            return torch.zeros(ok.shape).masked_fill_(~ok, torch.finfo(torch.float32).min)
+
+        if isinstance(self.windows, dict):
+            return {kind: one(w) for kind, w in self.windows.items()}
+        return one(self.windows)
+
+
+def common_prefix_length(seqs: list[list[int]]) -> int:
+    """Length of the token prefix all sequences share."""
+    if not seqs:
+        return 0
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+        if n == 0:
+            break
+    return n
+
+
+def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embeds: torch.Tensor | None):
+    """Run the shared prefix once; its per-layer (keys, values) with batch 1, and its length."""
+    parts = [] if prefix_embeds is None else [prefix_embeds[None].to(embed.weight.dtype)]
+    if prefix_ids:
+        parts.append(embed(torch.tensor([prefix_ids], dtype=torch.long)))
+    if not parts:
+        return None, 0
+    from transformers import DynamicCache
+
+    embeds = torch.cat(parts, dim=1)
+    n = embeds.shape[1]
+    pos = torch.arange(n)[None]
+    allowed = torch.ones((n, n), dtype=torch.bool).tril()[None]
+    cache = DynamicCache()
+    body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos, past_key_values=cache)
+    return [(layer.keys, layer.values) for layer in cache.layers], n
 
 
 @torch.inference_mode()
@@ -62,46 +222,82 @@ def score_answers(
     pad_id: int,
     batch_size: int = 16,
     desc: str | None = None,
+    prefix_embeds: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, ScoreStats]:
-    """Log-likelihood of every answer after every prompt: a float tensor [n_prompts, n_answers]."""
+    """Log-likelihood of every answer after every prompt: a float tensor [n_prompts, n_answers].
+
+    ``prefix_embeds`` [V, hidden] (a soft prompt) go before every prompt, at positions 0..V-1.
+    """
+    from transformers import DynamicCache
+
     n, n_ans = len(prompt_ids), len(answer_ids)
     out = torch.empty((n, n_ans), dtype=torch.float32)
-    order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
-    need_tail = any(len(a) > 1 for a in answer_ids)
-    first_tok = torch.tensor([a[0] for a in answer_ids])
     t0 = time.perf_counter()
-    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
+    body, embed = model.get_decoder(), model.get_input_embeddings()
+    masks = _Masks(model)
+    trie = AnswerTrie.build(answer_ids)
+    n_nodes = len(trie)
+    # every row keeps at least its last token: that position gives the first answer token's distribution
+    p = min(common_prefix_length(prompt_ids), min((len(s) for s in prompt_ids), default=1) - 1)
+    prefix_kv, off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
+    computed = off
+    node_tok = torch.tensor(trie.token, dtype=torch.long)
+    node_depth = torch.tensor(trie.depth, dtype=torch.long)
+    node_sees = trie.sees()
+    first = torch.tensor(trie.first, dtype=torch.long)
+    order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
+    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True, mininterval=1.0)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
-        pos = _positions(mask)
-        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=need_tail, logits_to_keep=1)
-        lp = torch.log_softmax(res.logits[:, -1, :].float(), dim=-1)
-        scores = lp[:, first_tok].clone()
-        if need_tail:
-            cache = res.past_key_values
-            last = pos[:, -1:]
-            for j, a in enumerate(answer_ids):
-                if len(a) == 1:
-                    continue
-                feed = torch.tensor(a[:-1], dtype=torch.long).expand(len(idx), -1)
-                tail_mask = torch.cat([mask, torch.ones_like(feed)], dim=1)
-                tail_pos = last + 1 + torch.arange(feed.shape[1])
-                r2 = model(
-                    input_ids=feed,
-                    attention_mask=tail_mask,
-                    position_ids=tail_pos,
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                lp2 = torch.log_softmax(r2.logits.float(), dim=-1)
-                target = torch.tensor(a[1:], dtype=torch.long).expand(len(idx), -1)
-                scores[:, j] += lp2.gather(-1, target.unsqueeze(-1)).squeeze(-1).sum(-1)
-                cache.crop(-feed.shape[1])  # drop the answer tokens again: back to the prompt
+        b = len(idx)
+        own = [prompt_ids[i][p:] for i in idx]
+        lens = torch.tensor([len(s) for s in own])
+        width = int(lens.max())
+        q = width + n_nodes
+        ids = torch.full((b, q), pad_id, dtype=torch.long)
+        for r, s in enumerate(own):
+            ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+        ids[:, width:] = node_tok
+        col = torch.arange(width)
+        real = col[None, :] < lens[:, None]  # [b, width]
+        q_pos = torch.cat([off + col.expand(b, -1), off + lens[:, None] + node_depth[None, :]], dim=1)
+        k_pos = torch.cat([torch.arange(off).expand(b, -1), q_pos], dim=1)
+        allowed = torch.zeros((b, q, off + q), dtype=torch.bool)
+        allowed[:, :, :off] = True
+        allowed[:, :width, off : off + width] = torch.ones((width, width), dtype=torch.bool).tril() & real[:, None, :]
+        allowed[:, width:, off : off + width] = real[:, None, :]
+        allowed[:, width:, off + width :] = node_sees
+        allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
+        cache = None
+        if prefix_kv is not None:
+            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv])
+        hidden = body(
+            input_ids=ids,
+            attention_mask=masks(allowed, q_pos, k_pos),
+            position_ids=q_pos,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        ).last_hidden_state
+        read = torch.cat([hidden[torch.arange(b), lens - 1][:, None], hidden[:, width:]], dim=1)  # [b, 1 + N, h]
+        computed += int(lens.sum()) + b * n_nodes
+        scores = torch.empty((b, n_ans), dtype=torch.float32)
+        rows = max(1, HEAD_CHUNK_ELEMENTS // ((1 + n_nodes) * model.get_output_embeddings().weight.shape[0]))
+        for c in range(0, b, rows):
+            lp = torch.log_softmax(output_logits(model, read[c : c + rows]).float(), dim=-1)
+            s = lp[:, 0, first]
+            for j, st in enumerate(trie.steps):
+                for node, tok in st:
+                    s[:, j] += lp[:, 1 + node, tok]
+            scores[c : c + rows] = s
         out[idx] = scores
-        bar.update(len(idx))
+        bar.update(b)
     bar.close()
-    stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
+    stats = ScoreStats(
+        seconds=time.perf_counter() - t0,
+        prompt_tokens=sum(len(s) for s in prompt_ids),
+        n=n,
+        computed_tokens=computed,
+    )
     return out, stats
 
 
@@ -201,13 +397,28 @@ class Answerer:
 
 
 class LMAnswerer(Answerer):
-    """Answers with a causal LM: answer log-likelihoods and greedy decoding."""
+    """Answers with a causal LM: answer log-likelihoods and greedy decoding.
 
-    def __init__(self, model):
+    ``model`` decodes (``generate``); the scorer runs ``lm``'s decoder and output layer
+    (the same model unless a wrapper decodes, as a soft prompt does) with
+    ``prefix_embeds`` (a soft prompt) before every prompt.
+    """
+
+    def __init__(self, model, *, lm=None, prefix_embeds: torch.Tensor | None = None):
         self.model = model
+        self.lm = model if lm is None else lm
+        self.prefix_embeds = prefix_embeds
 
     def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
-        return score_answers(self.model, prompt_ids, answer_ids, pad_id=pad_id, batch_size=batch_size, desc=desc)
+        return score_answers(
+            self.lm,
+            prompt_ids,
+            answer_ids,
+            pad_id=pad_id,
+            batch_size=batch_size,
+            desc=desc,
+            prefix_embeds=self.prefix_embeds,
+        )
 
     def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None):
         return generate(

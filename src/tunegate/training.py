@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from tunegate.scoring import output_logits
+
 
 class PeakRSS:
     """Samples this process's resident memory in a thread; ``peak_mb`` after the block."""
@@ -122,13 +124,12 @@ def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor], hidden: torch.Te
     ``hidden`` (the decoder's last hidden states at the batch's token positions) is
     computed here unless the caller brings its own (a soft prompt prepends inputs).
     """
-    head = causal_lm.get_output_embeddings()
     if hidden is None:
         body = causal_lm.get_decoder()
         hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
     targets = batch["labels"][:, 1:]
     where = targets != -100
-    logits = head(hidden[:, :-1][where])
+    logits = output_logits(causal_lm, hidden[:, :-1][where])
     return F.cross_entropy(logits.float(), targets[where])
 
 

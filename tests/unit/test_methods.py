@@ -1,4 +1,4 @@
-"""Every registered method on the tiny model: train two steps, save, reload, score."""
+"""Every registered method on tiny models of each supported architecture: train two steps, save, reload, score."""
 
 import pytest
 import torch
@@ -10,6 +10,8 @@ from tunegate.methods.lora import LoraSettings
 from tunegate.methods.prompt_tuning import PromptTuningSettings
 from tunegate.methods.qlora import QLoraSettings
 from tunegate.prompts import PromptBuilder
+
+from ..conftest import ARCHITECTURES
 
 SMALL = dict(max_steps=2, batch_size=2, micro_batch_size=1, epochs=1)
 METHOD_CONFIGS = {
@@ -39,12 +41,14 @@ def toy_set(tok, n=6, task="classification") -> TrainingSet:
     )
 
 
+@pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_train_save_reload_score(name, tiny_model_dir, tiny_tokenizer, tmp_path):
+def test_train_save_reload_score(name, arch, tiny_arch_dir, tiny_tokenizer, tmp_path):
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
     method = get_method(name)
+    base = str(tiny_arch_dir(arch))
     art = method.train(
-        base_path=str(tiny_model_dir),
+        base_path=base,
         data=toy_set(tiny_tokenizer),
         cfg=METHOD_CONFIGS[name],
         out_dir=tmp_path / "a",
@@ -54,7 +58,7 @@ def test_train_save_reload_score(name, tiny_model_dir, tiny_tokenizer, tmp_path)
     assert 0 < art.trainable_params < art.total_params
     # the artifact is self-contained: move it (as the registry does) and load it from there
     (tmp_path / "a").rename(tmp_path / "moved")
-    answerer = method.load_for_inference(base_path=str(tiny_model_dir), artifact_dir=tmp_path / "moved")
+    answerer = method.load_for_inference(base_path=base, artifact_dir=tmp_path / "moved")
     prompts = [b.encode(b.render("is 4 even?")), b.encode(b.render("is 7 a much longer question, even?"))]
     scores, stats = answerer.score(prompts, [b.encode("yes"), b.encode("no")], pad_id=tiny_tokenizer.pad_token_id)
     assert scores.shape == (2, 2) and torch.isfinite(scores).all() and stats.n == 2
@@ -112,7 +116,7 @@ def test_qlora_without_bitsandbytes_says_what_to_do(monkeypatch, tiny_model_dir)
 
 
 def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokenizer, tmp_path):
-    """Scoring (left-padded, KV-cache answer tails) and training (right-padded) see the soft prompt at the same
+    """Scoring (the soft prompt as a cached prefix, answers as a trie) and training (right-padded) see it at the same
     positions: the scorer's log-likelihood of the answer equals minus the training loss summed over its tokens."""
     from tunegate.methods.prompt_tuning import SoftPromptLM
     from tunegate.training import answer_only_loss, collate
@@ -121,14 +125,14 @@ def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokeniz
     data = toy_set(tiny_tokenizer, 2)
     peft_model = method.build(str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=4, init="random"), "")
     soft = SoftPromptLM(peft_model).eval()
-    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["technical support", "no"])
     short, long_ = b.encode(b.render("hi")), b.encode(b.render("a much longer input with many more words in it"))
-    answer = b.answer_ids("yes")  # two tokens or more: exercises the cache tail
+    answer = b.answer_ids("technical support")  # two tokens or more: exercises the answer trie
     assert len(answer) >= 2
     from tunegate.scoring import score_answers
 
     with torch.no_grad():
-        scores, _ = score_answers(soft, [short, long_], [answer], pad_id=data.pad_id)
+        scores, _ = score_answers(soft.lm, [short, long_], [answer], pad_id=data.pad_id, prefix_embeds=soft.prefix())
         for i, prompt in enumerate([short, long_]):
             batch = collate([(prompt, answer)], data.pad_id)
             loss = answer_only_loss(soft.lm, batch, hidden=soft.hidden(batch["input_ids"], batch["attention_mask"]))

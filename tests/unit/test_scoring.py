@@ -5,7 +5,7 @@ import torch
 from tunegate.config import PromptConfig
 from tunegate.modeling import load_model
 from tunegate.prompts import PromptBuilder
-from tunegate.scoring import answer_token_ids, generate, score_answers
+from tunegate.scoring import generate, score_answers
 
 
 def brute_force(model, prompt, answer):
@@ -30,14 +30,17 @@ def test_score_answers_matches_brute_force(tiny_model_dir, tiny_tokenizer):
     assert stats.n == 3 and stats.prompt_tokens == sum(len(p) for p in prompts)
 
 
-def test_prefix_answers_get_an_end_token(tiny_tokenizer):
-    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["bill", "billing"])
-    ids = answer_token_ids(b, ["bill", "billing"])
+def test_training_targets_are_exactly_the_scored_tokens(tiny_tokenizer):
+    """The end-of-turn token is scored (and trained) only where labels clash by prefix; generation keeps it."""
     eos = tiny_tokenizer.eos_token_id
-    if b.encode("billing")[: len(b.encode("bill"))] == b.encode("bill"):
-        assert all(x[-1] == eos for x in ids)
+    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["refund", "refunds"])
+    assert b.encode("refunds")[:2] == b.encode("refund")  # the clash is real
+    assert b.label_answer_ids() == [b.encode("refund") + [eos], b.encode("refunds") + [eos]]
     b2 = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
-    assert answer_token_ids(b2, ["yes", "no"]) == [b2.encode("yes"), b2.encode("no")]
+    assert b2.label_answer_ids() == [b2.encode("yes"), b2.encode("no")]
+    assert b2.training_example("is it?", "no", 64)[1] == b2.encode("no") == b2.answer_ids("no")
+    g = PromptBuilder(tiny_tokenizer, PromptConfig(), "generation")
+    assert g.answer_ids("a reply") == g.encode("a reply") + [eos]
 
 
 def test_generate_is_greedy_and_batched(tiny_model_dir, tiny_tokenizer):
@@ -52,6 +55,5 @@ def test_generate_is_greedy_and_batched(tiny_model_dir, tiny_tokenizer):
 def test_prompt_builder_truncates_to_budget(tiny_tokenizer):
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["a", "b"])
     p, a = b.training_example("word " * 500, "a", max_length=64)
-    assert len(p) + len(a) <= 64
-    assert a[-1] == tiny_tokenizer.eos_token_id
+    assert len(p) + len(a) <= 64 and a == b.encode("a")
     assert "{labels}" not in b.instruction() and "a, b" in b.instruction()

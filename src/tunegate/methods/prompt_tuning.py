@@ -2,11 +2,11 @@
 
 The base model stays frozen and untouched; only ``num_virtual_tokens x hidden`` numbers
 train. The soft prompt is saved in standard PEFT format (``PeftModel.from_pretrained``
-loads it). For training and scoring, :class:`SoftPromptLM` puts the virtual tokens in
-front of the input itself, so the shared loop (answer-token loss, micro-batching) and
-the shared scorer (left padding with explicit positions, logits of the last position
-only, KV-cache answer tails) work unchanged: the virtual tokens take positions
-0..V-1 and the real tokens follow, the same in training and in inference.
+loads it). For training and generation, :class:`SoftPromptLM` puts the virtual tokens
+in front of the input itself, so the shared loop (answer-token loss, micro-batching)
+works unchanged; the shared scorer takes them as a prefix of embeddings computed once
+(like any shared prompt prefix). Either way the virtual tokens take positions 0..V-1
+and the real tokens follow, the same in training and in inference.
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from tunegate.training import answer_only_loss
 
 
 class SoftPromptLM(torch.nn.Module):
-    """A causal LM with a peft soft prompt in front of every input.
-
-    Accepts the calls the shared scorer makes (``input_ids``, ``attention_mask``,
-    ``position_ids``, ``past_key_values``, ``logits_to_keep``) and ``generate``.
-    """
+    """A causal LM with a peft soft prompt in front of every input (``forward``, ``hidden``, ``generate``)."""
 
     def __init__(self, peft_model):
         super().__init__()
         self.peft = peft_model
         self.lm = peft_model.get_base_model()
         self.n_virtual = peft_model.active_peft_config.num_virtual_tokens
+
+    def prefix(self) -> torch.Tensor:
+        """The soft prompt's embeddings [V, hidden], as the scorer takes a shared prefix."""
+        return self._prompt(1)[0].detach()
 
     def _prompt(self, batch: int) -> torch.Tensor:
         emb = self.peft.get_prompt(batch_size=batch)
@@ -58,19 +58,9 @@ class SoftPromptLM(torch.nn.Module):
         out = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
         return out.last_hidden_state[:, self.n_virtual :]
 
-    def forward(self, input_ids, attention_mask, position_ids=None, past_key_values=None, **kwargs):
-        b = input_ids.shape[0]
-        if past_key_values is None or past_key_values.get_seq_length() == 0:
-            embeds, mask, pos = self._inputs(input_ids, attention_mask, position_ids)
-            return self.lm(
-                inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs
-            )
-        # continuing from a cache that already holds the virtual tokens
-        mask = torch.cat([torch.ones((b, self.n_virtual), dtype=attention_mask.dtype), attention_mask], dim=1)
-        pos = None if position_ids is None else position_ids + self.n_virtual
-        return self.lm(
-            input_ids=input_ids, attention_mask=mask, position_ids=pos, past_key_values=past_key_values, **kwargs
-        )
+    def forward(self, input_ids, attention_mask, position_ids=None, **kwargs):
+        embeds, mask, pos = self._inputs(input_ids, attention_mask, position_ids)
+        return self.lm(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, **kwargs)
 
     @torch.inference_mode()
     def generate(self, input_ids, attention_mask, **kwargs) -> torch.Tensor:
@@ -150,4 +140,5 @@ class PromptTuning(LoopTrained):
 
         model = PeftModel.from_pretrained(load_model(base_path), Path(artifact_dir) / ADAPTER_DIR)
         model.eval()
-        return LMAnswerer(SoftPromptLM(model).eval())
+        soft = SoftPromptLM(model).eval()
+        return LMAnswerer(soft, lm=soft.lm, prefix_embeds=soft.prefix())

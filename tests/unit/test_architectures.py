@@ -1,0 +1,70 @@
+"""The scorer and the answer-only loss apply the output layer themselves and build their own attention masks:
+on every supported architecture they must equal the model's own forward on the same tokens.
+
+Tiny random models built from configs: llama (SmolLM2), gemma3 (scaled embeddings, tied head, sliding-window
+layers, soft-capped logits here), qwen2 (sliding-window layers), mistral (one sliding window for all layers),
+phi3 (fused projections). Windows are shorter than the prompts, so a mask that ignored them would differ.
+"""
+
+import pytest
+import torch
+
+from tunegate.scoring import score_answers
+from tunegate.training import answer_only_loss, collate
+
+from ..conftest import ARCHITECTURES, tiny_causal_lm
+
+VOCAB = 300
+
+
+def own_forward_score(model, prompt, answer):
+    """log p(answer | prompt) from the model's own forward on the concatenated tokens."""
+    with torch.no_grad():
+        lp = torch.log_softmax(model(input_ids=torch.tensor([prompt + answer])).logits[0].float(), -1)
+    return sum(float(lp[len(prompt) - 1 + k, t]) for k, t in enumerate(answer))
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def model(request):
+    return tiny_causal_lm(request.param, VOCAB).eval()
+
+
+def test_scorer_equals_the_models_own_forward(model):
+    g = torch.Generator().manual_seed(1)
+    shared = torch.randint(3, VOCAB, (9,), generator=g).tolist()  # a shared prefix (cached once)
+    prompts = [shared + torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in (3, 14, 20, 7)]
+    # answers with shared prefixes, one a prefix of another, one and several tokens: the trie's cases
+    answers = [[5], [5, 7], [5, 7, 9], [11, 12], [13, 12, 5, 6]]
+    scores, stats = score_answers(model, prompts, answers, pad_id=0, batch_size=3)
+    for i, p in enumerate(prompts):
+        for j, a in enumerate(answers):
+            assert scores[i, j].item() == pytest.approx(own_forward_score(model, p, a), abs=2e-4), (i, j)
+    # the shared prefix ran once and each row's own tokens once, plus the trie's nodes per row
+    n_nodes = len({tuple(a[:t]) for a in answers for t in range(1, len(a))})
+    assert stats.computed_tokens == 9 + sum(len(p) - 9 for p in prompts) + len(prompts) * n_nodes
+
+
+def test_scorer_with_a_soft_prompt_prefix_equals_the_forward_on_embeddings(model):
+    g = torch.Generator().manual_seed(2)
+    soft = torch.randn((4, model.config.hidden_size), generator=g) * 0.5
+    prompts = [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in (5, 11)]
+    answers = [[7, 8], [9]]
+    scores, _ = score_answers(model, prompts, answers, pad_id=0, prefix_embeds=soft)
+    for i, p in enumerate(prompts):
+        for j, a in enumerate(answers):
+            ids = torch.tensor([p + a])
+            embeds = torch.cat([soft[None], model.get_input_embeddings()(ids)], dim=1)
+            with torch.no_grad():
+                lp = torch.log_softmax(model(inputs_embeds=embeds).logits[0].float(), -1)
+            want = sum(float(lp[4 + len(p) - 1 + k, t]) for k, t in enumerate(a))
+            assert scores[i, j].item() == pytest.approx(want, abs=2e-4)
+
+
+def test_answer_only_loss_equals_the_models_own_loss(model):
+    g = torch.Generator().manual_seed(3)
+    examples = [(torch.randint(3, VOCAB, (n,), generator=g).tolist(), [5, 6, 7][: 1 + n % 3]) for n in (6, 13, 17)]
+    batch = collate(examples, pad_id=0)
+    with torch.no_grad():
+        own = model(**batch).loss
+        ours = answer_only_loss(model, batch)
+    assert ours.item() == pytest.approx(own.item(), rel=1e-5)
