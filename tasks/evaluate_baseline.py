@@ -4,16 +4,19 @@ from prefect import task
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
+from tunegate.evaluation import prompt_fingerprint
 from tunegate.ladder import Rung, baseline_rungs, rung_cache_key
 from tunegate.records import DatasetRef, EvalResult, RunContext
 from tunegate.tasks._policy import RETRIES
 
 
 def _cache_key(context, parameters) -> str:
-    # data hash + model + rung/prompt config (+ documents) + code version: a method-only change reuses it;
-    # a calibrated rung's base result is determined by the same inputs
+    # model + data + rung parameters (+ documents) + the exact prompt/answer token ids + code version: an edit
+    # that changes no token (the method, a max_length that cuts nothing) reuses the result; a calibrated
+    # rung's base result is determined by the same inputs
     run, dataset = parameters["run"], parameters["dataset"]
-    return "baseline-" + rung_cache_key(parameters["cfg"], run.model_sha, dataset.data_hash, parameters["rung"])
+    prompts = prompt_fingerprint(parameters["cfg"], run.model_path, dataset)
+    return "baseline-" + rung_cache_key(run.model_sha, dataset.data_hash, parameters["rung"], prompts)
 
 
 @task(

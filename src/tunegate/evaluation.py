@@ -183,6 +183,26 @@ def per_example_view(result: EvalResult, metric: str) -> dict[str, Any]:
     }
 
 
+def prompt_fingerprint(cfg: TunegateConfig, model_path: str, dataset: DatasetRef) -> str:
+    """Hash of the exact token ids every rung starts from: each eval row's prompt (the input cut to the
+    length budget, in the prompt template) and each label's scored answer tokens, plus the generation cap.
+
+    Costs a tokenizer pass over the eval rows, no model: the ladder's cache key reads it.
+    """
+    tokenizer = load_tokenizer(model_path)
+    spec = AnswerSpec.from_config(cfg)
+    texts = pl.read_parquet(dataset.eval_path).get_column(canonical_columns(cfg.task)[0]).to_list()
+    return sha256_json(
+        {
+            "task": cfg.task,
+            "prompts": prompt_ids(spec, tokenizer, texts),
+            "answers": spec.builder(tokenizer).label_answer_ids() if cfg.task == "classification" else None,
+            "labels": list(spec.labels),
+            "max_new_tokens": spec.max_new_tokens if cfg.task != "classification" else None,
+        }
+    )
+
+
 def evaluate_rung(
     cfg: TunegateConfig, model_path: str, dataset: DatasetRef, rung: Rung, base: EvalResult | None, index_dir: Path
 ) -> EvalResult:

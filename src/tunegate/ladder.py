@@ -115,22 +115,20 @@ def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
     return out
 
 
-def rung_cache_key(cfg: TunegateConfig, model_sha: str, data_hash: str, rung: Rung) -> str:
-    """Data hash + model + everything that shapes the rung's prompts (documents included) + code version.
+def rung_cache_key(model_sha: str, data_hash: str, rung: Rung, prompts: str) -> str:
+    """What determines a rung's result: the model, the data, the rung's parameters (documents included),
+    ``prompts`` (the exact prompt and answer token ids, :func:`tunegate.evaluation.prompt_fingerprint`)
+    and the code version.
 
-    The tuning method is deliberately absent except its max_length (it bounds the
-    input truncation), so changing only the method reuses the baselines.
+    Config fields that do not change a token (the tuning method, a ``max_length`` that
+    cuts no input, the batch size) do not change the key, so such edits reuse the ladder.
     """
     return sha256_json(
         {
             "data": data_hash,
             "model": model_sha,
             "rung": rung_fingerprint(rung),
-            "task": cfg.task,
-            "labels": cfg.data.label_answers(),
-            "prompt": cfg.prompt.model_dump(),
-            "baselines": cfg.baselines.model_dump(mode="json", include={"batch_size", "max_new_tokens"}),
-            "max_length": cfg.method.max_length,
+            "prompts": prompts,
             "code": code_version(),
         }
     )

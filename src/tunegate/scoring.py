@@ -195,6 +195,15 @@ def common_prefix_length(seqs: list[list[int]]) -> int:
     return n
 
 
+def _cache_kwargs(body, cache) -> dict:
+    """The KV cache argument under the name this transformers version takes (``cache`` replaced
+    ``past_key_values`` in 5.x)."""
+    import inspect
+
+    name = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    return {name: cache, "use_cache": cache is not None}
+
+
 def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embeds: torch.Tensor | None):
     """Run the shared prefix once; its per-layer (keys, values) with batch 1, and its length."""
     parts = [] if prefix_embeds is None else [prefix_embeds[None].to(embed.weight.dtype)]
@@ -209,7 +218,7 @@ def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embe
     pos = torch.arange(n)[None]
     allowed = torch.ones((n, n), dtype=torch.bool).tril()[None]
     cache = DynamicCache()
-    body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos, past_key_values=cache)
+    body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos, **_cache_kwargs(body, cache))
     return [(layer.keys, layer.values) for layer in cache.layers], n
 
 
@@ -270,13 +279,14 @@ def score_answers(
         allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
         cache = None
         if prefix_kv is not None:
-            cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv])
+            cache = DynamicCache(
+                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv]
+            )
         hidden = body(
             input_ids=ids,
             attention_mask=masks(allowed, q_pos, k_pos),
             position_ids=q_pos,
-            past_key_values=cache,
-            use_cache=cache is not None,
+            **_cache_kwargs(body, cache),
         ).last_hidden_state
         read = torch.cat([hidden[torch.arange(b), lens - 1][:, None], hidden[:, width:]], dim=1)  # [b, 1 + N, h]
         computed += int(lens.sum()) + b * n_nodes

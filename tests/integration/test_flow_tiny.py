@@ -64,7 +64,9 @@ def test_method_only_change_reuses_cached_baselines(tmp_path, tiny_model_dir, to
     cfg = make_config(tmp_path, tiny_model_dir, toy_data)
     first = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
     assert first.returncode == 0 and "Cached" not in first.stdout + first.stderr
-    second = run_cli(["run", cfg, "--set", "method.r=4", "--set", "gate.min_gain=0.5"], env=prefect_env, cwd=tmp_path)
+    # nothing here changes a token: the method's settings, a max_length that cuts no input, the batch size
+    changes = ["method.r=4", "gate.min_gain=0.5", "method.max_length=200", "baselines.batch_size=2"]
+    second = run_cli(["run", cfg, *[x for c in changes for x in ("--set", c)]], env=prefect_env, cwd=tmp_path)
     assert second.returncode == 0
     logs = second.stdout + second.stderr
     assert "evaluate_baseline[zero_shot]' - Finished in state Cached" in logs

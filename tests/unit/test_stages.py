@@ -296,3 +296,19 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
     finally:
         unregister("majority")
     assert "majority" not in applicable_methods("classification")
+
+
+def test_the_ladder_cache_key_follows_the_prompt_tokens(tmp_path, tiny_model_dir, toy_data):
+    """Keyed by the exact prompt and answer token ids: a max_length that cuts no input keeps the key, one that
+    cuts an input or another instruction changes it."""
+    from tunegate.evaluation import prompt_fingerprint
+
+    def key(**sections):
+        cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, **sections))
+        run = stages.prepare_run(cfg)
+        return prompt_fingerprint(cfg, run.model_path, stages.validate_data(cfg, run).dataset)
+
+    base = key()
+    assert key(method={"name": "linear_probe", "max_length": 200}) == base
+    assert key(method={"max_length": 44}) != base  # the budget now cuts the inputs
+    assert key(prompt={"instruction": "Label it: {labels}."}) != base
