@@ -71,8 +71,11 @@ def tiny_arch_dir(tmp_path_factory, tiny_model_dir):
             out = tmp_path_factory.mktemp(f"tiny-{arch}")
             ids = dict(bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
             tiny_causal_lm(arch, len(tok), **ids).save_pretrained(out)
+            if arch == "gemma3":  # like the real Gemma 3 270M: a base model, no chat template (plain prompts)
+                tok.chat_template = None
             tok.save_pretrained(out)
-            shutil.copy(tiny_model_dir / "chat_template.jinja", out / "chat_template.jinja")
+            if arch != "gemma3":
+                shutil.copy(tiny_model_dir / "chat_template.jinja", out / "chat_template.jinja")
             made[arch] = out
         return made[arch]
 

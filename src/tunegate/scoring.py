@@ -320,8 +320,10 @@ def generate(
     max_new_tokens: int,
     batch_size: int = 8,
     desc: str | None = None,
+    stop_ids: list[int] | None = None,
 ) -> tuple[list[str], ScoreStats]:
-    """Greedy decoding, batched and left-padded; stops at the end-of-turn token."""
+    """Greedy decoding, batched and left-padded; stops at a stop token (default: eos), which is not returned."""
+    stops = list(stop_ids) if stop_ids else [tokenizer.eos_token_id]
     n = len(prompt_ids)
     texts: list[str] = [""] * n
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
@@ -338,12 +340,13 @@ def generate(
             max_new_tokens=max_new_tokens,
             do_sample=False,
             pad_token_id=pad_id,
-            eos_token_id=tokenizer.eos_token_id,
+            eos_token_id=stops,
         )
         for j, i in enumerate(idx):
             new = gen[j, ids.shape[1] :].tolist()
-            out_tokens += new.index(tokenizer.eos_token_id) + 1 if tokenizer.eos_token_id in new else len(new)
-            texts[i] = tokenizer.decode(new, skip_special_tokens=True).strip()
+            end = next((k for k, t in enumerate(new) if t in stops), None)
+            out_tokens += len(new) if end is None else end + 1
+            texts[i] = tokenizer.decode(new[:end], skip_special_tokens=True).strip()
         bar.update(len(idx))
     bar.close()
     stats = ScoreStats(
@@ -381,7 +384,16 @@ class Answerer:
     def score(self, prompt_ids, answer_ids, *, pad_id: int, batch_size: int = 16, desc: str | None = None):
         raise NotImplementedError
 
-    def generate(self, tokenizer, prompt_ids, *, max_new_tokens: int, batch_size: int = 8, desc: str | None = None):
+    def generate(
+        self,
+        tokenizer,
+        prompt_ids,
+        *,
+        max_new_tokens: int,
+        batch_size: int = 8,
+        desc: str | None = None,
+        stop_ids: list[int] | None = None,
+    ):
         raise NotImplementedError
 
     def regress(
@@ -393,6 +405,7 @@ class Answerer:
         max_new_tokens: int = 8,
         batch_size: int = 8,
         desc: str | None = None,
+        stop_ids: list[int] | None = None,
     ):
         """Numbers for regression: (values, stats, how many answers had no number and got ``fallback``).
 
@@ -400,7 +413,7 @@ class Answerer:
         (the linear probe) overrides this and predicts the number directly.
         """
         texts, stats = self.generate(
-            tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
+            tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc, stop_ids=stop_ids
         )
         parsed = [parse_number(t) for t in texts]
         return [fallback if v is None else v for v in parsed], stats, sum(v is None for v in parsed)
@@ -430,7 +443,13 @@ class LMAnswerer(Answerer):
             prefix_embeds=self.prefix_embeds,
         )
 
-    def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None):
+    def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None, stop_ids=None):
         return generate(
-            self.model, tokenizer, prompt_ids, max_new_tokens=max_new_tokens, batch_size=batch_size, desc=desc
+            self.model,
+            tokenizer,
+            prompt_ids,
+            max_new_tokens=max_new_tokens,
+            batch_size=batch_size,
+            desc=desc,
+            stop_ids=stop_ids,
         )

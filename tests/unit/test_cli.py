@@ -53,7 +53,7 @@ def test_config_error_exit_2_no_traceback(tmp_path):
 def test_missing_model_folder(tmp_path, toy_data):
     cfg = make_config(tmp_path, tmp_path / "no-such-model", toy_data)
     out = tunegate("validate", cfg)
-    assert out.returncode == 1 and "no such folder" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 1 and "no such file or folder" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_hub_id_offline_is_a_clear_error(tmp_path, toy_data):

@@ -43,13 +43,17 @@ def toy_set(tok, n=6, task="classification") -> TrainingSet:
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_train_save_reload_score(name, arch, tiny_arch_dir, tiny_tokenizer, tmp_path):
-    b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["yes", "no"])
-    method = get_method(name)
+def test_train_save_reload_score(name, arch, tiny_arch_dir, tmp_path):
+    from tunegate.modeling import load_tokenizer
+
     base = str(tiny_arch_dir(arch))
+    tok = load_tokenizer(base)  # gemma3 has no chat template, like the real one: the plain prompt format
+    b = PromptBuilder(tok, PromptConfig(), "classification", ["yes", "no"])
+    assert b.format == ("plain" if arch == "gemma3" else "chat")
+    method = get_method(name)
     art = method.train(
         base_path=base,
-        data=toy_set(tiny_tokenizer),
+        data=toy_set(tok),
         cfg=METHOD_CONFIGS[name],
         out_dir=tmp_path / "a",
         progress=False,
@@ -60,7 +64,7 @@ def test_train_save_reload_score(name, arch, tiny_arch_dir, tiny_tokenizer, tmp_
     (tmp_path / "a").rename(tmp_path / "moved")
     answerer = method.load_for_inference(base_path=base, artifact_dir=tmp_path / "moved")
     prompts = [b.encode(b.render("is 4 even?")), b.encode(b.render("is 7 a much longer question, even?"))]
-    scores, stats = answerer.score(prompts, [b.encode("yes"), b.encode("no")], pad_id=tiny_tokenizer.pad_token_id)
+    scores, stats = answerer.score(prompts, b.label_answer_ids(), pad_id=tok.pad_token_id)
     assert scores.shape == (2, 2) and torch.isfinite(scores).all() and stats.n == 2
     # scores are log-probabilities of the answers (at most 0)
     assert (scores <= 0).all()

@@ -231,7 +231,7 @@ class ProbeAnswerer(Answerer):
         logits, stats = self._outputs(prompt_ids, pad_id, batch_size, desc)
         return torch.log_softmax(logits, dim=-1), stats
 
-    def regress(self, tokenizer, prompt_ids, *, fallback, max_new_tokens=8, batch_size=8, desc=None):
+    def regress(self, tokenizer, prompt_ids, *, fallback, max_new_tokens=8, batch_size=8, desc=None, stop_ids=None):
         if self.task != "regression":
             raise ValueError("this probe classifies; it does not predict numbers")
         out, stats = self._outputs(prompt_ids, self.pad_id, batch_size, desc)
