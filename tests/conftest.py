@@ -82,6 +82,16 @@ def tiny_arch_dir(tmp_path_factory, tiny_model_dir):
     return make
 
 
+@pytest.fixture
+def float32():
+    """Run the test's model code in float32 on the CPU (tests of exact numerics; the machine default may be bf16)."""
+    from tunegate.hardware import using
+    from tunegate.records import Placement
+
+    with using(Placement()):
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tiny_model_dir):
     from tunegate.modeling import load_tokenizer

@@ -353,6 +353,25 @@ class GateConfig(_Strict):
         return 1.0 - self.alpha
 
 
+class HardwareConfig(_Strict):
+    """Where models run and in which precision (resolved per machine; the report says which path ran)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        default="auto", description="'auto': CUDA when present, else Apple MPS, else the CPU."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="Weights for scoring and the frozen base, and the training autocast dtype. 'auto': bf16 on GPUs "
+        "that support it (float16 on older ones), bf16 on CPUs with AMX / AVX-512 BF16, float32 on other CPUs "
+        "(there bf16 is ~5x slower).",
+    )
+    gradient_checkpointing: bool = Field(
+        default=False,
+        description="Recompute activations in the backward pass: ~1/3 more compute for much less activation "
+        "memory (long inputs, large models).",
+    )
+
+
 class BudgetConfig(_Strict):
     """Caps checked against the plan's estimates before training starts (null = no cap)."""
 
@@ -485,6 +504,9 @@ class TunegateConfig(_Strict):
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
+    hardware: HardwareConfig = Field(
+        default_factory=HardwareConfig, description="Device and precision (auto-detected by default)."
+    )
     costs: CostsConfig = Field(
         default_factory=CostsConfig, description="Prices of training and inference, expected volume."
     )

@@ -263,20 +263,25 @@ def keep_base_models_in_memory() -> None:
 
 
 def load_model(path: str, **kwargs):
-    """The base model in float32 (the fast path on CPUs without bf16 hardware), eval mode."""
+    """The base model on the device and in the dtype in force (``hardware.current()``), eval mode."""
     import copy
 
-    import torch
     from transformers import AutoModelForCausalLM
 
+    from tunegate import hardware
+
+    placement = hardware.current()
     cached = _BASE_CACHE is not None and not kwargs
-    if cached and str(path) in _BASE_CACHE:
-        return copy.deepcopy(_BASE_CACHE[str(path)])
-    kwargs.setdefault("dtype", torch.float32)
+    key = f"{path}|{placement.device}|{placement.dtype}"
+    if cached and key in _BASE_CACHE:
+        return copy.deepcopy(_BASE_CACHE[key])
+    kwargs.setdefault("dtype", placement.torch_dtype)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if "device_map" not in kwargs and placement.device != "cpu":
+        model.to(placement.device)
     model.eval()
     if cached:
-        _BASE_CACHE[str(path)] = model
+        _BASE_CACHE[key] = model
         return copy.deepcopy(model)
     return model
 

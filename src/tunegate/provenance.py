@@ -70,4 +70,5 @@ def run_provenance(run, dataset) -> dict[str, Any]:
         "model_spec": run.model_spec,
         "model_sha": run.model_sha,
         "train_mean": dataset.train_mean,  # regression: what an answer without a number counted as
+        "hardware": run.placement.model_dump(),  # which device and precision path ran
     }

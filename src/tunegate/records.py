@@ -11,6 +11,30 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 
+class Placement(BaseModel):
+    """The device and precision a run uses, and why (recorded in the decision and the report)."""
+
+    device: str = "cpu"  # cpu | cuda | mps
+    dtype: str = "float32"  # weights for inference and the frozen base; the autocast dtype in training
+    gradient_checkpointing: bool = False
+    reason: str = "float32 on the CPU"
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+    @property
+    def mixed_precision(self) -> str:
+        """accelerate's name for the training precision."""
+        return {"bfloat16": "bf16", "float16": "fp16"}.get(self.dtype, "no")
+
+    def describe(self) -> str:
+        extra = ", gradient checkpointing" if self.gradient_checkpointing else ""
+        return f"{self.device}, {self.dtype}{extra} ({self.reason})"
+
+
 class RunContext(BaseModel):
     """Where a run writes and which base model it uses."""
 
@@ -22,6 +46,7 @@ class RunContext(BaseModel):
     model_sha: str
     config_hash: str
     started_at: str = ""  # ISO 8601: when the run (and so its declared gate) began
+    placement: Placement = Field(default_factory=Placement)  # device and precision (hardware: section, resolved)
 
 
 class DatasetRef(BaseModel):

@@ -605,6 +605,7 @@ def render_run_report(
         "",
         f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "
         f"({100 * tuned.trainable_params / tuned.total_params:.2f}%)",
+        f"- hardware: {run.placement.describe()} (scoring, training and the frozen base; `hardware:` in the config)",
         f"- {tuned.n_steps} steps in {tuned.train_seconds:.0f} s ({tuned.tokens_per_s:.0f} tokens/s), "
         f"peak RSS {tuned.peak_rss_mb:.0f} MB"
         + (f"; frozen base weights {tuned.base_footprint_mb:.0f} MB" if tuned.base_footprint_mb is not None else ""),
@@ -682,6 +683,7 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             f"**Decision: {decision.decision.upper()}**: {decision.summary}",
             "",
             f"- base model: {run.model_id} (sha256 {run.model_sha[:16]}...)",
+            f"- trained and evaluated on: {run.placement.describe()}",
             f"- method: {tuned.method}, {tuned.trainable_params:,} trainable parameters; adapter in `artifact/adapter` "
             "(PEFT format)",
             f"- task: {cfg.task}; labels: {', '.join(cfg.data.label_answers()) or '-'}",

@@ -7,6 +7,7 @@ import uuid
 
 import yaml
 
+from tunegate import hardware
 from tunegate.config import TunegateConfig
 from tunegate.modeling import resolve_model
 from tunegate.records import RunContext
@@ -15,6 +16,7 @@ from tunegate.records import RunContext
 def start_run(cfg: TunegateConfig) -> RunContext:
     """Resolve the base model (converting a GGUF once), create ``<output.dir>/<run-id>/`` and write config.yaml."""
     model = resolve_model(cfg.model, config_dir=cfg.config_dir)
+    placement = hardware.resolve(cfg.hardware)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run_dir = (cfg.output.dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -28,4 +30,5 @@ def start_run(cfg: TunegateConfig) -> RunContext:
         model_sha=model.sha,
         config_hash=cfg.config_hash(),
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        placement=placement,
     )

@@ -172,7 +172,7 @@ class _Masks:
             ok = ok[:, None]
             if self.boolean:
                 return ok
-            return torch.zeros(ok.shape).masked_fill_(~ok, torch.finfo(torch.float32).min)
+            return torch.zeros(ok.shape, device=ok.device).masked_fill_(~ok, torch.finfo(torch.float32).min)
 
         if isinstance(self.windows, dict):
             return {kind: one(w) for kind, w in self.windows.items()}
@@ -206,17 +206,18 @@ def _cache_kwargs(body, cache) -> dict:
 
 def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embeds: torch.Tensor | None):
     """Run the shared prefix once; its per-layer (keys, values) with batch 1, and its length."""
-    parts = [] if prefix_embeds is None else [prefix_embeds[None].to(embed.weight.dtype)]
+    dev = embed.weight.device
+    parts = [] if prefix_embeds is None else [prefix_embeds[None].to(device=dev, dtype=embed.weight.dtype)]
     if prefix_ids:
-        parts.append(embed(torch.tensor([prefix_ids], dtype=torch.long)))
+        parts.append(embed(torch.tensor([prefix_ids], dtype=torch.long, device=dev)))
     if not parts:
         return None, 0
     from transformers import DynamicCache
 
     embeds = torch.cat(parts, dim=1)
     n = embeds.shape[1]
-    pos = torch.arange(n)[None]
-    allowed = torch.ones((n, n), dtype=torch.bool).tril()[None]
+    pos = torch.arange(n, device=dev)[None]
+    allowed = torch.ones((n, n), dtype=torch.bool, device=dev).tril()[None]
     cache = DynamicCache()
     body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos, **_cache_kwargs(body, cache))
     return [(layer.keys, layer.values) for layer in cache.layers], n
@@ -243,6 +244,7 @@ def score_answers(
     out = torch.empty((n, n_ans), dtype=torch.float32)
     t0 = time.perf_counter()
     body, embed = model.get_decoder(), model.get_input_embeddings()
+    dev = embed.weight.device
     masks = _Masks(model)
     trie = AnswerTrie.build(answer_ids)
     n_nodes = len(trie)
@@ -277,6 +279,7 @@ def score_answers(
         allowed[:, width:, off : off + width] = real[:, None, :]
         allowed[:, width:, off + width :] = node_sees
         allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
+        ids, q_pos, k_pos, allowed = (t.to(dev) for t in (ids, q_pos, k_pos, allowed))
         cache = None
         if prefix_kv is not None:
             cache = DynamicCache(
@@ -288,17 +291,18 @@ def score_answers(
             position_ids=q_pos,
             **_cache_kwargs(body, cache),
         ).last_hidden_state
-        read = torch.cat([hidden[torch.arange(b), lens - 1][:, None], hidden[:, width:]], dim=1)  # [b, 1 + N, h]
+        last = hidden[torch.arange(b, device=dev), (lens - 1).to(dev)]
+        read = torch.cat([last[:, None], hidden[:, width:]], dim=1)  # [b, 1 + N, h]
         computed += int(lens.sum()) + b * n_nodes
         scores = torch.empty((b, n_ans), dtype=torch.float32)
         rows = max(1, HEAD_CHUNK_ELEMENTS // ((1 + n_nodes) * model.get_output_embeddings().weight.shape[0]))
         for c in range(0, b, rows):
             lp = torch.log_softmax(output_logits(model, read[c : c + rows]).float(), dim=-1)
-            s = lp[:, 0, first]
+            s = lp[:, 0, first.to(dev)]
             for j, st in enumerate(trie.steps):
                 for node, tok in st:
                     s[:, j] += lp[:, 1 + node, tok]
-            scores[c : c + rows] = s
+            scores[c : c + rows] = s.cpu()
         out[idx] = scores
         bar.update(b)
     bar.close()
@@ -334,6 +338,8 @@ def generate(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
+        dev = model.get_input_embeddings().weight.device if hasattr(model, "get_input_embeddings") else ids.device
+        ids, mask = ids.to(dev), mask.to(dev)
         gen = model.generate(
             input_ids=ids,
             attention_mask=mask,

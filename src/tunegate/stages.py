@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunegate import audit, changes, evaluation, judging, planning, promotion, tuning, validation
+from tunegate import audit, changes, evaluation, hardware, judging, planning, promotion, tuning, validation
 from tunegate.errors import PromotionError
 from tunegate.runs import start_run
 
@@ -42,8 +42,8 @@ TIMINGS = "timings.jsonl"
 
 
 def _timed(fn=None, *, label=None):
-    """Append the stage's wall time to runs/<id>/timings.jsonl (read by the benchmark); ``label`` (called with the
-    stage's arguments after cfg and run) names what it worked on, e.g. the rung."""
+    """Run the stage on the run's device and precision, and append its wall time to runs/<id>/timings.jsonl (read
+    by the benchmark); ``label`` (called with the stage's arguments after cfg and run) names what it worked on."""
     if fn is None:
         return functools.partial(_timed, label=label)
 
@@ -51,7 +51,8 @@ def _timed(fn=None, *, label=None):
     def wrapper(cfg, run, *args, **kwargs):
         t0 = time.perf_counter()
         try:
-            return fn(cfg, run, *args, **kwargs)
+            with hardware.using(run.placement):
+                return fn(cfg, run, *args, **kwargs)
         finally:
             name = fn.__name__ + (f"[{label(*args, **kwargs)}]" if label else "")
             line = {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from tunegate import hardware
 from tunegate.scoring import output_logits
 
 
@@ -162,6 +163,11 @@ def train_answer_loss(
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
+    placement = hardware.current()
+    acc = hardware.accelerator(placement)  # mixed precision (autocast, fp16 loss scaling) on the run's device
+    device = params[0].device
+    if placement.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     steps_per_epoch = math.ceil(len(examples) / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     warmup = max(1, int(total * warmup_ratio))
@@ -173,6 +179,7 @@ def train_answer_loss(
         return max(0.0, (total - s) / max(1, total - warmup))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    opt = acc.prepare_optimizer(opt, device_placement=False)
     lengths = [len(p) + len(a) for p, a in examples]
     losses: list[float] = []
     epoch_losses: list[float] = []
@@ -204,12 +211,13 @@ def train_answer_loss(
                 loss_sum = 0.0
                 for part in parts:
                     share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
-                    micro_loss = loss_fn(part) * share
-                    micro_loss.backward()
+                    with acc.autocast():
+                        micro_loss = loss_fn({k: v.to(device) for k, v in part.items()}) * share
+                    acc.backward(micro_loss)
                     loss_sum += micro_loss.item()
                     n_tok += int(part["attention_mask"].sum())
                     n_pad += part["input_ids"].numel()
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                acc.clip_grad_norm_(params, grad_clip)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)

@@ -179,3 +179,23 @@ def test_the_baseline_is_the_strongest_rung_of_the_ladder(work):
         )
     assert (run / "indexes" / "retrieved_few_shot_hybrid" / "embeddings.npy").is_file()
     assert d["costs"]["retrieved_few_shot_hybrid"]["retrieval_ms_per_request"] > 0
+
+
+def test_a_version_scores_the_same_in_float32_and_bf16(work):
+    """Trained on one kind of machine, served on another: the registered version re-scored in float32 and in bf16
+    (what `hardware: auto` picks on CPUs without / with bf16 hardware) stays within the re-score tolerance."""
+    from tunegate.hardware import using
+    from tunegate.promotion import rescore
+    from tunegate.records import Placement
+    from tunegate.registry import Registry
+
+    d = json.loads((run_dirs(work)[0] / "decision.json").read_text())
+    assert d["provenance"]["hardware"]["dtype"] in ("float32", "bfloat16")  # the record says which path ran
+    reg = Registry(work["dir"] / "registry")
+    both = {}
+    for dtype in ("float32", "bfloat16"):
+        with using(Placement(dtype=dtype, reason="test")):
+            both[dtype] = rescore(reg, "sst2-sentiment", 1)
+    for r in both.values():
+        assert r.reproduced, r.note
+        assert r.agreement >= 0.97, r.note

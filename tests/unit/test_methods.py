@@ -93,15 +93,19 @@ def test_unknown_method_name():
 
 
 def test_qlora_base_is_smaller_than_lora_base(tiny_model_dir, tiny_tokenizer, tmp_path):
+    from tunegate.hardware import using
+    from tunegate.records import Placement
+
     foot = {}
     for name in ("lora", "qlora"):
-        art = get_method(name).train(
-            base_path=str(tiny_model_dir),
-            data=toy_set(tiny_tokenizer, 2),
-            cfg=METHOD_CONFIGS[name],
-            out_dir=tmp_path / name,
-            progress=False,
-        )
+        with using(Placement()):  # both bases in float32 (with a bf16 base, the tiny model's fp32 embeddings win)
+            art = get_method(name).train(
+                base_path=str(tiny_model_dir),
+                data=toy_set(tiny_tokenizer, 2),
+                cfg=METHOD_CONFIGS[name],
+                out_dir=tmp_path / name,
+                progress=False,
+            )
         foot[name] = art.base_footprint_mb
     assert foot["qlora"] < foot["lora"]
 
@@ -119,7 +123,7 @@ def test_qlora_without_bitsandbytes_says_what_to_do(monkeypatch, tiny_model_dir)
         get_method("qlora").build(str(tiny_model_dir), METHOD_CONFIGS["qlora"])
 
 
-def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokenizer, tmp_path):
+def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
     """Scoring (the soft prompt as a cached prefix, answers as a trie) and training (right-padded) see it at the same
     positions: the scorer's log-likelihood of the answer equals minus the training loss summed over its tokens."""
     from tunegate.methods.prompt_tuning import SoftPromptLM
@@ -169,7 +173,7 @@ def test_soft_prompt_generation_follows_the_forward_pass(tiny_model_dir, tiny_to
     assert torch.equal(out[:, ids.shape[1]], first)
 
 
-def test_prompt_tuning_is_standard_peft_and_inits_from_text(tiny_model_dir, tiny_tokenizer, tmp_path):
+def test_prompt_tuning_is_standard_peft_and_inits_from_text(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
     from peft import PeftModel
 
     from tunegate.modeling import load_model

@@ -29,7 +29,7 @@ def test_answer_only_loss_equals_full_logits_loss(tiny_model_dir, tiny_tokenizer
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
-def test_micro_batching_is_exact(tiny_model_dir, tiny_tokenizer):
+def test_micro_batching_is_exact(tiny_model_dir, tiny_tokenizer, float32):
     ex = examples(tiny_tokenizer, 8)
     pad = tiny_tokenizer.pad_token_id
     model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))

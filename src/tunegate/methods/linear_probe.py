@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod, register
 from tunegate.methods.settings import MethodSettings
+from tunegate import hardware
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.provenance import sha256_json
 from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
@@ -44,13 +45,14 @@ def extract_features(
 ) -> torch.Tensor:
     """One feature vector per prompt, [n, hidden], from the decoder only (no output layer)."""
     decoder = model.get_decoder()
+    device = model.get_input_embeddings().weight.device
     n = len(prompt_ids)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     out: torch.Tensor | None = None
     bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
+        ids, mask = (t.to(device) for t in _left_pad([prompt_ids[i] for i in idx], pad_id))
         kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
         if layer == -1:
             h = decoder(**kwargs).last_hidden_state
@@ -63,7 +65,7 @@ def extract_features(
             feats = (h * m).sum(1) / m.sum(1)
         if out is None:
             out = torch.empty((n, feats.shape[-1]), dtype=torch.float32)
-        out[idx] = feats.float()
+        out[idx] = feats.float().cpu()
         bar.update(len(idx))
     bar.close()
     return out
@@ -82,7 +84,8 @@ def cached_features(base_path: str, data: TrainingSet, cfg, desc: str | None = N
     """Features of the training prompts, from the cache when this dataset+model+pooling+layer was seen
     (no caching when the training set has no fingerprint)."""
     layer = resolve_layer(base_path, cfg.layer)
-    key = sha256_json({"data": data.fingerprint, "pooling": cfg.pooling, "layer": layer, "v": 1})[:32]
+    dtype = hardware.current().dtype  # bf16 features differ (slightly) from float32 ones
+    key = sha256_json({"data": data.fingerprint, "pooling": cfg.pooling, "layer": layer, "dtype": dtype, "v": 1})[:32]
     path = cache_root() / "features" / f"{key}.pt"
     if data.fingerprint and path.is_file():
         return torch.load(path), True

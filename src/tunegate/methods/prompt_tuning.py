@@ -34,6 +34,9 @@ class SoftPromptLM(torch.nn.Module):
         self.lm = peft_model.get_base_model()
         self.n_virtual = peft_model.active_peft_config.num_virtual_tokens
 
+    def get_input_embeddings(self):
+        return self.lm.get_input_embeddings()
+
     def prefix(self) -> torch.Tensor:
         """The soft prompt's embeddings [V, hidden], as the scorer takes a shared prefix."""
         return self._prompt(1)[0].detach()
@@ -43,13 +46,13 @@ class SoftPromptLM(torch.nn.Module):
         return emb.to(self.lm.get_input_embeddings().weight.dtype)
 
     def _inputs(self, input_ids, attention_mask, position_ids=None):
-        b = input_ids.shape[0]
+        b, dev = input_ids.shape[0], input_ids.device
         v = self.n_virtual
-        embeds = torch.cat([self._prompt(b), self.lm.get_input_embeddings()(input_ids)], dim=1)
-        mask = torch.cat([torch.ones((b, v), dtype=attention_mask.dtype), attention_mask], dim=1)
+        embeds = torch.cat([self._prompt(b).to(dev), self.lm.get_input_embeddings()(input_ids)], dim=1)
+        mask = torch.cat([torch.ones((b, v), dtype=attention_mask.dtype, device=dev), attention_mask], dim=1)
         if position_ids is None:  # right-padded rows (training): real tokens at 0..L-1
-            position_ids = torch.arange(input_ids.shape[1]).expand(b, -1)
-        pos = torch.cat([torch.arange(v).expand(b, -1), position_ids + v], dim=1)
+            position_ids = torch.arange(input_ids.shape[1], device=dev).expand(b, -1)
+        pos = torch.cat([torch.arange(v, device=dev).expand(b, -1), position_ids + v], dim=1)
         return embeds, mask, pos
 
     def hidden(self, input_ids, attention_mask) -> torch.Tensor:

@@ -17,6 +17,7 @@ from pydantic import Field
 from tunegate.errors import MethodUnavailableError
 from tunegate.methods.base import AdviceContext, Rule, register
 from tunegate.methods.lora import ADAPTER_DIR, LoRA, LoraSettings
+from tunegate import hardware
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
 
@@ -29,10 +30,10 @@ class QLoraSettings(LoraSettings):
     double_quant: bool = Field(
         default=True, description="Quantize the quantization constants too (saves ~0.4 bit/param)."
     )
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        default="float32",
-        description="Dtype of the de-quantized matmuls: float32 on CPUs without bf16 hardware (5x faster there), "
-        "bfloat16 on GPUs.",
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        description="Dtype of the de-quantized matmuls. 'auto': the run's hardware dtype (bf16 on GPUs and on CPUs "
+        "with bf16 hardware, float32 on other CPUs, where it is 5x faster).",
     )
 
 
@@ -44,14 +45,15 @@ def _quantized_base(base_path: str, cfg):
         )
     from transformers import BitsAndBytesConfig
 
+    placement = hardware.current()
+    compute = placement.dtype if cfg.compute_dtype == "auto" else cfg.compute_dtype
     bnb = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type=cfg.quant_type,
         bnb_4bit_use_double_quant=cfg.double_quant,
-        bnb_4bit_compute_dtype=getattr(torch, cfg.compute_dtype),
+        bnb_4bit_compute_dtype=getattr(torch, compute),
     )
-    device_map = "auto" if torch.cuda.is_available() else "cpu"
-    model = load_model(base_path, quantization_config=bnb, device_map=device_map)
+    model = load_model(base_path, quantization_config=bnb, device_map={"": placement.device})
     _keep_cpu_bf16_path_to_fitting_layers(model)
     return model
 
@@ -90,8 +92,12 @@ class QLoRA(LoRA):
         from peft import prepare_model_for_kbit_training
 
         base = _quantized_base(base_path, cfg)
-        # it would silently turn on gradient checkpointing (~33% more compute); memory allows without
-        return prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+        # peft would turn gradient checkpointing on by default (~33% more compute): only as configured
+        return prepare_model_for_kbit_training(
+            base,
+            use_gradient_checkpointing=hardware.current().gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
 
     def load_for_inference(self, *, base_path, artifact_dir):
         from peft import PeftModel

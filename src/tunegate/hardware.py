@@ -1,0 +1,147 @@
+"""Where models run and in which precision: the ``hardware:`` section resolved for this machine.
+
+``auto`` picks CUDA when present (else Apple MPS, else the CPU) and a 16-bit dtype
+where the device computes it fast: bf16 on GPUs that support it (float16 on older
+ones), bf16 on CPUs with AMX or AVX-512 BF16 (6.6x the float32 matmul rate on this
+project's machines), float32 on CPUs without bf16 hardware (there bf16 is ~5x
+*slower*). Where /proc/cpuinfo cannot say, a short matmul timing decides.
+
+The resolved :class:`Placement` travels in the run's context; each stage runs under
+:func:`using` it, and :func:`current` is what ``modeling.load_model``, the scorer and the
+training loop read. Outside a run (``predict``, ``serve``, a re-score) it is resolved
+for the machine at hand, so a version trained on one kind of machine is served on
+another in that machine's best precision (a test checks both precisions agree within
+the re-score tolerance).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import time
+from pathlib import Path
+
+from tunegate.records import Placement
+
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_flags() -> tuple[str, ...] | None:
+    """The CPU's bf16 feature flags, or None when /proc/cpuinfo cannot be read (not Linux)."""
+    info = Path("/proc/cpuinfo")
+    try:
+        flags = set(info.read_text().split())
+    except OSError:
+        return None
+    return tuple(f for f in CPU_BF16_FLAGS if f in flags)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_is_faster() -> bool:
+    """Time one 512x512 matmul in float32 and in bf16 (a few ms): the fallback when flags are unknown."""
+    import torch
+
+    def timed(dtype) -> float:
+        a = torch.randn(512, 512, dtype=dtype)
+        a @ a  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(5):
+            a @ a
+        return time.perf_counter() - t0
+
+    return timed(torch.bfloat16) < timed(torch.float32)
+
+
+def resolve(cfg) -> Placement:
+    """The placement for ``cfg`` (a ``HardwareConfig``) on this machine.
+
+    Raises:
+        ConfigError: a device that is not there, or a dtype the device cannot run.
+    """
+    import torch
+
+    from tunegate.errors import ConfigError
+
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "hardware.device is 'cuda' but torch sees no CUDA device (a CPU build of torch, or no GPU). "
+            "Use hardware.device: auto or cpu."
+        )
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("hardware.device is 'mps' but this machine has no Apple MPS device; use auto or cpu.")
+
+    dtype, reason = cfg.dtype, "set in hardware.dtype"
+    if dtype == "auto":
+        if device == "cuda":
+            bf16 = torch.cuda.is_bf16_supported()
+            dtype = "bfloat16" if bf16 else "float16"
+            reason = f"{torch.cuda.get_device_name(0)}: {'bf16 supported' if bf16 else 'no bf16, float16'}"
+        elif device == "mps":
+            dtype, reason = "float16", "Apple MPS: float16"
+        else:
+            flags = cpu_bf16_flags()
+            if flags is None:
+                fast = cpu_bf16_is_faster()
+                dtype = "bfloat16" if fast else "float32"
+                reason = f"CPU flags unknown; a matmul timing found bf16 {'faster' if fast else 'slower'}"
+            elif flags:
+                dtype, reason = "bfloat16", f"CPU with {' + '.join(flags)}"
+            else:
+                dtype, reason = "float32", "CPU without bf16 hardware (bf16 would be ~5x slower)"
+    elif dtype == "float16" and device == "cpu":
+        raise ConfigError(
+            "hardware.dtype float16 is not supported on the CPU (slow and unstable there); use auto, float32 or "
+            "bfloat16."
+        )
+    return Placement(device=device, dtype=dtype, gradient_checkpointing=cfg.gradient_checkpointing, reason=reason)
+
+
+_ACTIVE: list[Placement] = []
+
+
+def current() -> Placement:
+    """The placement in force: the run's (inside :func:`using`), else this machine's ``auto``."""
+    if _ACTIVE:
+        return _ACTIVE[-1]
+    return _machine_default()
+
+
+@functools.lru_cache(maxsize=1)
+def _machine_default() -> Placement:
+    from tunegate.config import HardwareConfig
+
+    return resolve(HardwareConfig())
+
+
+@contextlib.contextmanager
+def using(placement: Placement):
+    """Run the block with ``placement`` in force."""
+    _ACTIVE.append(placement)
+    try:
+        yield placement
+    finally:
+        _ACTIVE.pop()
+
+
+def model_device(model):
+    """Where a model's weights are (the scorer and the loop put their tensors there)."""
+    return model.get_input_embeddings().weight.device
+
+
+def accelerator(placement: Placement):
+    """An ``accelerate.Accelerator`` for the training loop: device, mixed precision, (later) processes.
+
+    accelerate keeps one state per process; a run in the same process that asks for another
+    precision (a comparison, the test suite) resets it first.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, placement.mixed_precision):
+        AcceleratorState._reset_state()
+    return Accelerator(cpu=placement.device == "cpu", mixed_precision=placement.mixed_precision)
