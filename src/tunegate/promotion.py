@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from tunegate import evaluation
+from tunegate import evaluation, hardware
 from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, TunegateConfig, parse_config
 from tunegate.errors import RegistryError
@@ -53,7 +53,13 @@ CONFIG = "config.yaml"  # the run's resolved config
 
 
 def version_files(
-    *, run_dir: Path, metric: str, tuned_eval: dict[str, Any], predictions: Path | None, fallback: float | None
+    *,
+    run_dir: Path,
+    metric: str,
+    tuned_eval: dict[str, Any],
+    predictions: Path | None,
+    fallback: float | None,
+    dtype: str = "float32",
 ) -> dict[str, str | Path]:
     """What a version stores beside its artifact so it can be re-scored from the registry alone."""
     preds = {}
@@ -68,6 +74,7 @@ def version_files(
         "metrics": tuned_eval,
         "fallback": fallback,
         "predictions": preds,
+        "dtype": dtype,  # the precision the run scored in: a re-score reproduces it
     }
     return {
         EXPECTED: json.dumps(expected, indent=1),
@@ -94,6 +101,15 @@ def score_version(
     vcfg = cfg.model_copy(update=update)
     vcfg = vcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
     return evaluation.evaluate(answerer, tokenizer, cfg=vcfg, eval_df=eval_df, name=name, kind=kind, fallback=fallback)
+
+
+def _reproducing(dtype: str):
+    """This machine's placement in the precision the run scored in (a re-score checks the artifact, not the
+    precision: bf16 runs everywhere, only slower on CPUs without bf16 hardware; float16 needs a GPU)."""
+    here = hardware.current()
+    if dtype == here.dtype or (dtype == "float16" and here.device == "cpu"):
+        return here
+    return here.model_copy(update={"dtype": dtype, "reason": f"{dtype}, as the run that registered it"})
 
 
 def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None = None) -> Rescore:
@@ -130,7 +146,8 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
         )
     t0 = time.perf_counter()
     eval_df = pl.read_parquet(info.path / EVAL_ROWS)
-    result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
+    with hardware.using(_reproducing(expected.get("dtype", "float32"))):
+        result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
     value = result.metrics[metric]
     stored = expected.get("predictions") or {}
     same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
@@ -284,6 +301,7 @@ def register_run(
         tuned_eval=decision.tuned,
         fallback=train_mean,
         predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl",
+        dtype=run.placement.dtype,
     )
     info = reg.register(
         name,

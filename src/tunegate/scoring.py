@@ -61,13 +61,20 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def output_logits(causal_lm, hidden: torch.Tensor) -> torch.Tensor:
+def output_logits(causal_lm, hidden: torch.Tensor, *, float32: bool = False) -> torch.Tensor:
     """The model's output layer on ``hidden``, as its own forward applies it (training and scoring both use this).
 
     Besides the (often tied) projection, some architectures transform the logits:
     soft-capping (Gemma 2, some Gemma 3 configs), a scale (Cohere) or a divisor (Granite).
+    ``float32``: project in float32 even when the model runs in 16-bit (the scorer reads few
+    positions; logits rounded to bf16 would move a label's log-prob by up to ~0.25 each token).
     """
-    logits = causal_lm.get_output_embeddings()(hidden)
+    head = causal_lm.get_output_embeddings()
+    if float32 and hidden.dtype != torch.float32 and type(head) is torch.nn.Linear:
+        bias = None if head.bias is None else head.bias.float()
+        logits = torch.nn.functional.linear(hidden.float(), head.weight.float(), bias)
+    else:
+        logits = head(hidden)
     cfg = causal_lm.config.get_text_config()
     cap = getattr(cfg, "final_logit_softcapping", None)
     if cap:
@@ -297,7 +304,7 @@ def score_answers(
         scores = torch.empty((b, n_ans), dtype=torch.float32)
         rows = max(1, HEAD_CHUNK_ELEMENTS // ((1 + n_nodes) * model.get_output_embeddings().weight.shape[0]))
         for c in range(0, b, rows):
-            lp = torch.log_softmax(output_logits(model, read[c : c + rows]).float(), dim=-1)
+            lp = torch.log_softmax(output_logits(model, read[c : c + rows], float32=True).float(), dim=-1)
             s = lp[:, 0, first.to(dev)]
             for j, st in enumerate(trie.steps):
                 for node, tok in st:

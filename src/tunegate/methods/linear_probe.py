@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from tqdm.auto import tqdm
 
+from tunegate import hardware
 from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod, register
 from tunegate.methods.settings import MethodSettings
-from tunegate import hardware
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.provenance import sha256_json
 from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions

@@ -14,10 +14,10 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from tunegate import hardware
 from tunegate.errors import MethodUnavailableError
 from tunegate.methods.base import AdviceContext, Rule, register
 from tunegate.methods.lora import ADAPTER_DIR, LoRA, LoraSettings
-from tunegate import hardware
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
 
