@@ -23,6 +23,8 @@ import torch
 from tunegate.config import TunegateConfig
 from tunegate.errors import TunegateError
 from tunegate.evaluation import training_set
+from tunegate.footprint import MEMORY_HEADROOM, model_shape
+from tunegate.hardware import current as current_placement
 from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get_method
 from tunegate.modeling import load_tokenizer, parameter_count
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
@@ -39,7 +41,7 @@ def detect_hardware() -> Hardware:
         cores = os.cpu_count() or 1
     vm = psutil.virtual_memory()
     gpu_name = gpu_mem = None
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and current_placement().device == "cuda":
         props = torch.cuda.get_device_properties(0)
         gpu_name, gpu_mem = props.name, props.total_memory / 2**30
     return Hardware(
@@ -193,14 +195,47 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
     return Advice(chosen=chosen, rule=why, inputs=inputs, alternatives=alternatives)
 
 
+def memory_check(cfg_method, *, base_path: str, data: TrainingSet, hardware: Hardware) -> MethodEstimate | None:
+    """The method's training memory from the model's config alone; a ``MethodEstimate`` that rules it out when it
+    cannot fit the device (so it is never loaded), else None (calibrate it)."""
+    method = get_method(cfg_method.name)
+    if data.task not in method.tasks():
+        return None
+    mem = method.training_memory(model_shape(base_path), cfg_method, current_placement(), data)
+    if mem is None or mem.total_gb <= hardware.memory_gb * MEMORY_HEADROOM:
+        return None
+    return MethodEstimate(
+        method=cfg_method.name,
+        applicable=True,
+        calibrated=False,
+        est_memory=mem,
+        est_peak_mb=round(mem.total_gb * 1024, 1),
+        base_footprint_mb=round(mem.weights_gb * 1024, 1),
+        over_budget=[
+            f"memory: needs {mem.describe()} > {MEMORY_HEADROOM:.0%} of the {hardware.memory_gb:.1f} GB on the "
+            f"{hardware.device} (estimated from the model's config; not loaded)"
+        ],
+        config=cfg_method.model_dump(mode="json"),
+    )
+
+
 def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: list[Any] | None = None) -> PlanResult:
-    """Estimate every candidate method, choose (for ``auto``) and check the budget (``blocked`` says why not)."""
+    """Estimate every candidate method, choose (for ``auto``) and check the budget (``blocked`` says why not).
+
+    Each method's memory is first estimated from the model's config; one that cannot fit the device is not
+    calibrated (nothing is loaded for it), the others are calibrated on real rows here.
+    """
     hardware = detect_hardware()
     estimates = []
     for m in methods if methods is not None else candidate_methods(cfg):
+        ruled_out = memory_check(m, base_path=base_path, data=data, hardware=hardware)
+        if ruled_out is not None:
+            estimates.append(ruled_out)
+            continue
         est = estimate(m, base_path=base_path, data=data, price_per_hour=cfg.costs.train_per_hour(hardware.device))
         if est.applicable and est.error is None:
             est.over_budget = over_budget(est, cfg.budget, hardware)
+            est.est_memory = get_method(m.name).training_memory(model_shape(base_path), m, current_placement(), data)
         estimates.append(est)
     base_params = parameter_count(base_path)
     advice = None

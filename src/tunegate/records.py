@@ -339,6 +339,22 @@ class Hardware(BaseModel):
         return f"{self.gpu_name} ({self.gpu_memory_gb:.1f} GB) + {cpu}" if self.gpu_name else cpu
 
 
+class MemoryEstimate(BaseModel):
+    """Peak training memory estimated from the model's config, before anything is loaded (``footprint.py``)."""
+
+    weights_gb: float
+    trainable_gb: float  # trainable weights + gradients + optimizer state
+    activations_gb: float  # saved activations + logits at the answer tokens
+    runtime_gb: float = 0.0
+    total_gb: float
+
+    def describe(self) -> str:
+        return (
+            f"~{self.total_gb:.2f} GB: weights {self.weights_gb:.2f}, adapters+optimizer {self.trainable_gb:.2f}, "
+            f"activations {self.activations_gb:.2f}" + (f", runtime {self.runtime_gb:.1f}" if self.runtime_gb else "")
+        )
+
+
 class MethodEstimate(BaseModel):
     """A method's measured calibration scaled to the full training set."""
 
@@ -355,6 +371,8 @@ class MethodEstimate(BaseModel):
     est_peak_mb: float = 0.0
     base_footprint_mb: float | None = None
     est_cost_usd: float = 0.0
+    est_memory: MemoryEstimate | None = None  # from the config alone, before anything is loaded
+    calibrated: bool = True  # False: not run here (its memory estimate alone rules it out)
     over_budget: list[str] = Field(default_factory=list)
     config: dict[str, Any] = Field(default_factory=dict)
 

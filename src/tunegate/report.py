@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from tunegate.config import TunegateConfig
+from tunegate.hardware import current as current_placement
 from tunegate.records import Decision, EvalResult, PlanResult, RunContext, TuneResult
 
 
@@ -250,21 +251,29 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
         "first step not timed; the probe: features of 64 rows after an untimed warm-up), scaled by the full run's "
         "token count",
         "",
-        "| method | trainable params | train tokens | est. train time | est. peak memory | est. cost | fits budget |",
-        "|---|---|---|---|---|---|---|",
+        "- memory from the config alone (before loading anything): weights + adapters/optimizer + activations "
+        f"in {current_placement().describe()}; a method that cannot fit the device is not calibrated",
+        "",
+        "| method | trainable params | train tokens | est. train time | est. peak memory | memory from config "
+        "| est. cost | fits budget |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for e in plan.estimates:
         if not e.applicable:
-            lines.append(f"| {e.method} | - | - | - | - | - | not applicable: {e.reason} |")
+            lines.append(f"| {e.method} | - | - | - | - | - | - | not applicable: {e.reason} |")
             continue
         if e.error:
-            lines.append(f"| {e.method} | - | - | - | - | - | calibration failed: {e.error} |")
+            lines.append(f"| {e.method} | - | - | - | - | - | - | calibration failed: {e.error} |")
             continue
         fit = "yes" if not e.over_budget else "NO: " + "; ".join(e.over_budget)
         mark = " (chosen)" if e.method == plan.chosen else ""
+        from_config = "-" if e.est_memory is None else f"{e.est_memory.total_gb:.2f} GB"
+        if not e.calibrated:
+            lines.append(f"| {e.method}{mark} | - | - | - | - | {from_config} | - | {fit} |")
+            continue
         lines.append(
             f"| {e.method}{mark} | {e.trainable_params:,} ({100 * e.trainable_params / max(1, e.total_params):.3f}%) | "
-            f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | "
+            f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | {from_config} | "
             f"${e.est_cost_usd:.4f} | {fit} |"
         )
     if plan.advice is not None:

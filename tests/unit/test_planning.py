@@ -163,3 +163,45 @@ def test_plan_stage_auto_chooses_and_explains(tmp_path, tiny_model_dir, toy_data
     assert plan.chosen == "linear_probe" and plan.advice.inputs["priority"] == "speed" and plan.blocked is None
     assert settings_from_dict(plan.chosen_config).name == "linear_probe"
     assert "## Advisor (`method: auto`): linear_probe" in (tmp_path / "runs" / run.run_id / "plan.md").read_text()
+
+
+def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path):
+    """A 7B llama on a 16 GB GPU: LoRA on the 16-bit base cannot fit, QLoRA can. The folder holds only
+    config.json (no weights), so nothing can have been loaded; the advisor then picks QLoRA."""
+    from transformers import LlamaConfig
+
+    from tunegate.hardware import using
+    from tunegate.methods import TrainingSet
+    from tunegate.methods.linear_probe import LinearProbeSettings
+    from tunegate.methods.lora import LoraSettings
+    from tunegate.methods.qlora import QLoraSettings
+    from tunegate.planning import memory_check
+    from tunegate.records import Placement
+
+    LlamaConfig(
+        hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32000
+    ).save_pretrained(tmp_path)
+    data = TrainingSet(
+        task="classification",
+        prompt_ids=[[5] * 120] * 8,
+        answer_ids=[[7]] * 8,
+        pad_id=0,
+        fingerprint="",
+        labels=["a", "b"],
+        label_index=[0, 1] * 4,
+    )
+    gpu = hw(16, "cuda")
+    with using(Placement(device="cuda", dtype="bfloat16", reason="test")):
+        lora = memory_check(LoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=gpu)
+        qlora = memory_check(QLoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=gpu)
+        probe = memory_check(LinearProbeSettings(), base_path=str(tmp_path), data=data, hardware=gpu)
+    assert lora is not None and not lora.calibrated and "not loaded" in lora.over_budget[0]
+    assert 12.0 < lora.est_memory.weights_gb < 13.0  # 6.7B parameters x 2 bytes
+    assert qlora is None and probe is None  # they fit: calibrated as usual
+    a = advise(cfg_for(), gpu, [lora, est("qlora"), est("prompt_tuning")], base_params=6_738_000_000)
+    assert a.chosen == "qlora" and "memory: needs" in a.alternatives["lora"]
+    # the estimate's parts add up, and a smaller device rules QLoRA out too
+    m = lora.est_memory
+    assert m.total_gb == pytest.approx(m.weights_gb + m.trainable_gb + m.activations_gb + m.runtime_gb, abs=0.01)
+    with using(Placement(device="cuda", dtype="bfloat16", reason="test")):
+        assert memory_check(QLoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=hw(4, "cuda"))

@@ -80,13 +80,20 @@ class AdviceContext:
         return self.base_params * 2 / 2**30
 
     def training_state_gb(self, method: str) -> float:
-        """Adapters/optimizer state/activations on top of the base, as measured by the method's calibration."""
+        """Adapters/optimizer state/activations on top of the base: as measured by the method's calibration, or
+        estimated from the config where it was not run (it would not fit)."""
         e = self.estimates.get(method)
-        return 0.0 if e is None else max(0.0, e.est_peak_mb - (e.base_footprint_mb or 0)) / 1024
+        if e is None:
+            return 0.0
+        if not e.calibrated and e.est_memory is not None:
+            return e.est_memory.trainable_gb + e.est_memory.activations_gb + e.est_memory.runtime_gb
+        return max(0.0, e.est_peak_mb - (e.base_footprint_mb or 0)) / 1024
 
     def base16_fits(self, method: str) -> bool:
         """The base in 16-bit plus the method's measured training state fits 90% of the device memory."""
-        return self.base16_gb + self.training_state_gb(method) <= self.memory_gb * 0.9
+        from tunegate.footprint import MEMORY_HEADROOM
+
+        return self.base16_gb + self.training_state_gb(method) <= self.memory_gb * MEMORY_HEADROOM
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,11 @@ class TuningMethod:
         return tok_s, full_tokens / tok_s
 
     # ---- the advisor (`method: auto`)
+
+    def training_memory(self, shape, cfg: Any, placement, data: TrainingSet):
+        """Peak training memory from the model's shape alone (``footprint.training_memory``), or None when the
+        method has no estimate. The plan skips calibrating a method whose estimate exceeds the device."""
+        return None
 
     def advice(self, ctx: AdviceContext) -> list[Rule]:
         """The advisor's rules that can choose this method (none: it is never chosen automatically)."""

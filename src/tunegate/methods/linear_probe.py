@@ -282,6 +282,23 @@ class LinearProbe(TuningMethod):
     loss_axis = "epoch"
     warm_up_before_calibration = True  # feature extraction has no steps to leave out of the timing
 
+    def training_memory(self, shape, cfg, placement, data: TrainingSet):
+        from tunegate.footprint import DTYPE_BYTES, training_memory
+
+        longest = max((len(p) for p in data.prompt_ids), default=cfg.max_length)
+        return training_memory(
+            shape,
+            base_bytes=DTYPE_BYTES[placement.dtype],
+            quantized=False,
+            trainable_params=shape.hidden * max(1, len(data.labels)),
+            compute_bytes=DTYPE_BYTES[placement.dtype],
+            micro_batch_tokens=cfg.feature_batch_size * min(longest, cfg.max_length),
+            answer_tokens=0,
+            backward_through_model=False,
+            checkpointing=False,
+            device=placement.device,
+        )
+
     def full_train_tokens(self, data: TrainingSet, cfg) -> int:
         return sum(len(p) for p in data.prompt_ids)  # one forward pass per prompt, features cached
 

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 
+from tunegate.footprint import DTYPE_BYTES, training_memory
 from tunegate.methods.base import (
     CALIBRATION_STEPS,
     AdviceContext,
@@ -52,6 +53,28 @@ class LoopTrained(TuningMethod):
     def calibration(self, data: TrainingSet, cfg):
         rows = min(len(data), CALIBRATION_STEPS * cfg.batch_size)
         return rows, cfg.model_copy(update={"max_steps": CALIBRATION_STEPS, "epochs": 1, "warmup_ratio": 0.0})
+
+    quantized_base = False
+
+    def trainable_estimate(self, shape, cfg) -> int:
+        raise NotImplementedError
+
+    def training_memory(self, shape, cfg, placement, data: TrainingSet):
+        micro = cfg.micro_batch_size or cfg.batch_size
+        longest = max((len(p) + len(a) for p, a in data.examples), default=cfg.max_length)
+        longest_answer = max((len(a) for _, a in data.examples), default=1)
+        return training_memory(
+            shape,
+            base_bytes=DTYPE_BYTES[placement.dtype],
+            quantized=self.quantized_base,
+            trainable_params=self.trainable_estimate(shape, cfg),
+            compute_bytes=DTYPE_BYTES[placement.dtype],
+            micro_batch_tokens=micro * min(longest, cfg.max_length),
+            answer_tokens=micro * longest_answer,
+            backward_through_model=True,
+            checkpointing=placement.gradient_checkpointing,
+            device=placement.device,
+        )
 
     def full_train_tokens(self, data: TrainingSet, cfg) -> int:
         """Prompt + answer tokens over all epochs, up to max_steps."""
@@ -104,6 +127,12 @@ class LoRA(LoopTrained):
                 f"({ctx.memory_gb:.1f} GB): LoRA is the general-purpose choice",
             )
         ]
+
+    def trainable_estimate(self, shape, cfg) -> int:
+        if cfg.target_modules == "all-linear":
+            return shape.lora_params(cfg.r)
+        targets = set(cfg.target_modules)
+        return sum(cfg.r * (i + o) for name, i, o in shape.named_linear if name in targets)
 
     def training_state_text(self, ctx: AdviceContext) -> str:
         return f"adapters, optimizer state and activations ({ctx.training_state_gb(self.name):.2f} GB measured)"

@@ -107,6 +107,9 @@ class PromptTuning(LoopTrained):
     def why_not(self, ctx: AdviceContext) -> str:
         return "a better-suited method fits the budget (soft prompts learn less per step)"
 
+    def trainable_estimate(self, shape, cfg) -> int:
+        return cfg.num_virtual_tokens * shape.hidden
+
     def build(self, base_path: str, cfg, init_text: str):
         from peft import PromptTuningConfig as PeftPromptTuningConfig
         from peft import PromptTuningInit, TaskType, get_peft_model

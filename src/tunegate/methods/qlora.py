@@ -75,11 +75,15 @@ def _keep_cpu_bf16_path_to_fitting_layers(model) -> None:
 class QLoRA(LoRA):
     """LoRA's loop on a 4-bit NF4 base (bitsandbytes); adapters stay unmerged at inference."""
 
+    quantized_base = True
+
     def advice(self, ctx: AdviceContext) -> list[Rule]:
         return [
             Rule(
                 30,
-                not ctx.base16_fits(self.name),
+                # the 16-bit route is LoRA's: its estimate decides when there is one (measured, or from the
+                # config when it was too large to run), else this method's own training state
+                not ctx.base16_fits(LoRA.name if LoRA.name in ctx.estimates else self.name),
                 f"the base in 16-bit ({ctx.base16_gb:.2f} GB) plus {self.training_state_text(ctx)} does not fit "
                 f"the {ctx.device} memory ({ctx.memory_gb:.1f} GB): QLoRA keeps the base in 4 bits",
             )
