@@ -370,6 +370,14 @@ class HardwareConfig(_Strict):
         description="Recompute activations in the backward pass: ~1/3 more compute for much less activation "
         "memory (long inputs, large models).",
     )
+    processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Data-parallel training processes (one per GPU, or CPU processes over gloo); each takes its "
+        "share of every batch, so the update equals one process's at the same batch_size. Methods trained by the "
+        "shared loop (lora, qlora, prompt_tuning); the probe trains in one.",
+    )
 
 
 class BudgetConfig(_Strict):

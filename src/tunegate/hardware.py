@@ -97,7 +97,18 @@ def resolve(cfg) -> Placement:
             "hardware.dtype float16 is not supported on the CPU (slow and unstable there); use auto, float32 or "
             "bfloat16."
         )
-    return Placement(device=device, dtype=dtype, gradient_checkpointing=cfg.gradient_checkpointing, reason=reason)
+    if cfg.processes > 1 and device == "cuda" and cfg.processes > torch.cuda.device_count():
+        raise ConfigError(
+            f"hardware.processes is {cfg.processes} but {torch.cuda.device_count()} CUDA device(s) are visible: "
+            "one process per GPU."
+        )
+    return Placement(
+        device=device,
+        dtype=dtype,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        processes=cfg.processes,
+        reason=reason,
+    )
 
 
 _ACTIVE: list[Placement] = []

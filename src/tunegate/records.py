@@ -17,6 +17,7 @@ class Placement(BaseModel):
     device: str = "cpu"  # cpu | cuda | mps
     dtype: str = "float32"  # weights for inference and the frozen base; the autocast dtype in training
     gradient_checkpointing: bool = False
+    processes: int = 1  # data-parallel training processes
     reason: str = "float32 on the CPU"
 
     @property
@@ -32,6 +33,7 @@ class Placement(BaseModel):
 
     def describe(self) -> str:
         extra = ", gradient checkpointing" if self.gradient_checkpointing else ""
+        extra += f", {self.processes} training processes" if self.processes > 1 else ""
         return f"{self.device}, {self.dtype}{extra} ({self.reason})"
 
 

@@ -134,6 +134,19 @@ def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor], hidden: torch.Te
     return F.cross_entropy(logits.float(), targets[where])
 
 
+def _sum_over_processes(acc, params, numbers: list[float]) -> list[float]:
+    """All-reduce (sum) the trainable parameters' gradients and a few numbers across the processes, in one call."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1).float() for g in grads] + [torch.tensor(numbers, dtype=torch.float32)])
+    flat = acc.reduce(flat.to(params[0].device), reduction="sum").cpu()
+    at = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[at : at + n].view_as(g).to(device=p.device, dtype=p.dtype)
+        at += n
+    return flat[at:].tolist()
+
+
 def train_answer_loss(
     model,
     examples: list[tuple[list[int], list[int]]],
@@ -189,7 +202,8 @@ def train_answer_loss(
     step_seconds: list[float] = []
     step_tokens: list[int] = []
     model.train()
-    bar = tqdm(total=total, desc="tune", unit="step", disable=not progress, dynamic_ncols=True)
+    world, rank = acc.num_processes, acc.process_index  # data parallel: each process takes its share of a batch
+    bar = tqdm(total=total, desc="tune", unit="step", disable=not progress or rank != 0, dynamic_ncols=True)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         start_rss = mem.peak_mb
@@ -202,21 +216,25 @@ def train_answer_loss(
                 # (each micro-batch's loss weighted by its share of answer tokens) at a
                 # fraction of the activation memory
                 t_step, tok_before = time.perf_counter(), n_tok
-                micro = micro_batch_size or len(batch_idx)
+                micro = micro_batch_size or math.ceil(len(batch_idx) / world)
                 parts = [
                     collate([examples[i] for i in batch_idx[m : m + micro]], pad_id)
                     for m in range(0, len(batch_idx), micro)
                 ]
                 n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
                 loss_sum = 0.0
-                for part in parts:
+                tok = pad = 0
+                for part in parts[rank::world]:
                     share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
                     with acc.autocast():
                         micro_loss = loss_fn({k: v.to(device) for k, v in part.items()}) * share
                     acc.backward(micro_loss)
                     loss_sum += micro_loss.item()
-                    n_tok += int(part["attention_mask"].sum())
-                    n_pad += part["input_ids"].numel()
+                    tok += int(part["attention_mask"].sum())
+                    pad += part["input_ids"].numel()
+                if world > 1:  # each process holds its parts' share of the gradient: their sum is the batch's
+                    loss_sum, tok, pad = _sum_over_processes(acc, params, [loss_sum, tok, pad])
+                n_tok, n_pad = n_tok + int(tok), n_pad + int(pad)
                 acc.clip_grad_norm_(params, grad_clip)
                 opt.step()
                 sched.step()
@@ -232,7 +250,7 @@ def train_answer_loss(
                 )
             if ep_losses:
                 epoch_losses.append(sum(ep_losses) / len(ep_losses))
-            if checkpoint_dir is not None and save_checkpoint is not None and ep_losses:
+            if checkpoint_dir is not None and save_checkpoint is not None and ep_losses and rank == 0:
                 path = checkpoint_dir / f"epoch-{epoch + 1}"
                 save_checkpoint(model, path)
                 checkpoints.append(str(path))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tunegate import distributed
 from tunegate.answering import AnswerSpec
 from tunegate.config import TunegateConfig
 from tunegate.evaluation import training_set
@@ -31,7 +32,18 @@ def tune(
     )
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
-    art = method.train(base_path=run.model_path, data=data, cfg=cfg.method, out_dir=out_dir, progress=progress)
+    if run.placement.processes > 1 and method.data_parallel:
+        art = distributed.train(
+            method,
+            base_path=run.model_path,
+            data=data,
+            cfg=cfg.method,
+            out_dir=out_dir,
+            placement=run.placement,
+            progress=progress,
+        )
+    else:
+        art = method.train(base_path=run.model_path, data=data, cfg=cfg.method, out_dir=out_dir, progress=progress)
     st = art.train_stats
     adapter_dir = out_dir / "adapter"
     if adapter_dir.is_dir():

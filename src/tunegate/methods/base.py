@@ -153,6 +153,8 @@ class TuningMethod:
 
     # ---- the advisor (`method: auto`)
 
+    data_parallel = False  # trains in several processes when hardware.processes > 1 (the shared loop does)
+
     def training_memory(self, shape, cfg: Any, placement, data: TrainingSet):
         """Peak training memory from the model's shape alone (``footprint.training_memory``), or None when the
         method has no estimate. The plan skips calibrating a method whose estimate exceeds the device."""

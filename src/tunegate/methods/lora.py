@@ -50,6 +50,8 @@ class LoraSettings(GradientSettings):
 class LoopTrained(TuningMethod):
     """A method trained by the shared answer-token loop: how the plan calibrates and scales it."""
 
+    data_parallel = True  # the loop splits each batch over processes (hardware.processes)
+
     def calibration(self, data: TrainingSet, cfg):
         rows = min(len(data), CALIBRATION_STEPS * cfg.batch_size)
         return rows, cfg.model_copy(update={"max_steps": CALIBRATION_STEPS, "epochs": 1, "warmup_ratio": 0.0})
@@ -102,8 +104,11 @@ def train_peft(
         progress=progress,
         **cfg.loop_settings(),
     )
-    model.save_pretrained(out_dir / ADAPTER_DIR)
-    method.write_meta(out_dir, {"method": method.name, "method_config": cfg.model_dump(mode="json")})
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # several processes (hardware.processes): only rank 0 writes
+        model.save_pretrained(out_dir / ADAPTER_DIR)
+        method.write_meta(out_dir, {"method": method.name, "method_config": cfg.model_dump(mode="json")})
     return TrainedArtifact(
         artifact_dir=out_dir,
         trainable_params=trainable,
