@@ -76,7 +76,9 @@ def test_linear_probe_beats_the_majority_rate_on_held_out_rows(comparison):
 
 def test_qlora_base_weights_take_less_memory_than_lora(comparison):
     rows = comparison["rows"]
-    assert rows["qlora"]["base_weights_mb"] < 0.5 * rows["lora"]["base_weights_mb"]
+    # LoRA's base is float32 (540 MB) on CPUs without bf16 hardware and bf16 (266 MB) on the others; QLoRA's is
+    # 4-bit linear layers plus float32 embeddings (~170 MB) on both
+    assert rows["qlora"]["base_weights_mb"] < 0.7 * rows["lora"]["base_weights_mb"]
 
 
 def test_table_and_chart_cover_every_method_and_baseline(comparison):
