@@ -11,12 +11,13 @@ from tunegate.tasks._policy import RETRIES
 
 
 def _cache_key(context, parameters) -> str:
-    # model + data + rung parameters (+ documents) + the exact prompt/answer token ids + code version: an edit
+    # model + data + rung parameters (+ documents) + the exact prompt/answer token ids + precision + code: an edit
     # that changes no token (the method, a max_length that cuts nothing) reuses the result; a calibrated
     # rung's base result is determined by the same inputs
     run, dataset = parameters["run"], parameters["dataset"]
     prompts = prompt_fingerprint(parameters["cfg"], run.model_path, dataset)
-    return "baseline-" + rung_cache_key(run.model_sha, dataset.data_hash, parameters["rung"], prompts)
+    key = rung_cache_key(run.model_sha, dataset.data_hash, parameters["rung"], prompts, run.placement.dtype)
+    return "baseline-" + key
 
 
 @task(

@@ -115,10 +115,10 @@ def baseline_rungs(cfg: TunegateConfig) -> list[Rung]:
     return out
 
 
-def rung_cache_key(model_sha: str, data_hash: str, rung: Rung, prompts: str) -> str:
+def rung_cache_key(model_sha: str, data_hash: str, rung: Rung, prompts: str, dtype: str = "float32") -> str:
     """What determines a rung's result: the model, the data, the rung's parameters (documents included),
-    ``prompts`` (the exact prompt and answer token ids, :func:`tunegate.evaluation.prompt_fingerprint`)
-    and the code version.
+    ``prompts`` (the exact prompt and answer token ids, :func:`tunegate.evaluation.prompt_fingerprint`),
+    the precision it is computed in (bf16 and float32 scores differ slightly) and the code version.
 
     Config fields that do not change a token (the tuning method, a ``max_length`` that
     cuts no input, the batch size) do not change the key, so such edits reuse the ladder.
@@ -129,6 +129,7 @@ def rung_cache_key(model_sha: str, data_hash: str, rung: Rung, prompts: str) -> 
             "model": model_sha,
             "rung": rung_fingerprint(rung),
             "prompts": prompts,
+            "dtype": dtype,
             "code": code_version(),
         }
     )
