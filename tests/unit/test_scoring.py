@@ -15,7 +15,7 @@ def brute_force(model, prompt, answer):
     return sum(float(lp[len(prompt) - 1 + k, t]) for k, t in enumerate(answer))
 
 
-def test_score_answers_matches_brute_force(tiny_model_dir, tiny_tokenizer):
+def test_score_answers_matches_brute_force(tiny_model_dir, tiny_tokenizer, float32):
     model = load_model(str(tiny_model_dir))
     b = PromptBuilder(tiny_tokenizer, PromptConfig(), "classification", ["technical support", "billing", "refund"])
     prompts = [
