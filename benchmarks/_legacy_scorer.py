@@ -1,5 +1,6 @@
-"""The label scorer as it was before the prefix cache and the answer trie (tunegate d50747b), kept verbatim so
-benchmarks can put it side by side with today's in one run. Not used by the product."""
+"""The label scorer as it was before the prefix cache and the answer trie (tunegate d50747b), kept verbatim
+(its padding helpers are unchanged and imported) so benchmarks can put it side by side with today's in one
+run. Not used by the product."""
 
 from __future__ import annotations
 
@@ -8,22 +9,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from tunegate.scoring import ScoreStats
-
-
-def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s) :] = torch.tensor(s, dtype=torch.long)
-        mask[i, width - len(s) :] = 1
-    return ids, mask
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    # positions count real tokens only, as in training (right-padded) and in generate()
-    return (mask.cumsum(-1) - 1).clamp(min=0)
+from tunegate.scoring import ScoreStats, _left_pad, _positions
 
 
 @torch.inference_mode()

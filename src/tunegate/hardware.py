@@ -138,11 +138,6 @@ def using(placement: Placement):
         _ACTIVE.pop()
 
 
-def model_device(model):
-    """Where a model's weights are (the scorer and the loop put their tensors there)."""
-    return model.get_input_embeddings().weight.device
-
-
 def accelerator(placement: Placement):
     """An ``accelerate.Accelerator`` for the training loop: device, mixed precision, (later) processes.
 

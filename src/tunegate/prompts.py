@@ -64,6 +64,8 @@ class PromptBuilder:
 
     def __post_init__(self) -> None:
         self.format = prompt_format(self.prompt, self.tokenizer)
+        self._label_ids: list[list[int]] | None = None  # computed on first use
+        self._bos: str | None = None
         if self.format == "chat" and not getattr(self.tokenizer, "chat_template", None):
             from tunegate.errors import ConfigError
 
@@ -109,11 +111,7 @@ class PromptBuilder:
 
     def _render_plain(self, text: str, shots, context: Context | None) -> str:
         parts = [self.prompt.system] if self.prompt.system else []
-        # a tokenizer that starts every text with its BOS token (Gemma: the model degrades without it) gets it here,
-        # since prompts are encoded without special tokens
-        bos = self.tokenizer.bos_token_id
-        starts = bos is not None and self.tokenizer("a", add_special_tokens=True).input_ids[:1] == [bos]
-        head = self.tokenizer.bos_token if starts else ""
+        head = self._bos_text()
         if context is not None:
             passages = "\n".join(f"[{i}] {c}" for i, c in enumerate(context.passages, start=1))
             parts += [context.instruction, f"Context:\n{passages}"]
@@ -122,6 +120,15 @@ class PromptBuilder:
         parts += [f"{self.prompt.input_prefix}{t}\n{PLAIN_ANSWER} {a}" for t, a in shots]
         parts.append(f"{self.prompt.input_prefix}{text}\n{PLAIN_ANSWER}")
         return head + PLAIN_END.join(parts)
+
+    def _bos_text(self) -> str:
+        """The BOS token's text when the tokenizer starts every text with it (Gemma degrades without it); plain
+        prompts are encoded without special tokens, so it is written into the prompt. Probed once per builder."""
+        if self._bos is None:
+            bos = self.tokenizer.bos_token_id
+            starts = bos is not None and self.tokenizer("a", add_special_tokens=True).input_ids[:1] == [bos]
+            self._bos = self.tokenizer.bos_token if starts else ""
+        return self._bos
 
     def answer_text(self, answer: str) -> str:
         """The answer as it follows the prompt (plain: after "Answer:" and a space)."""
@@ -149,9 +156,12 @@ class PromptBuilder:
         The answer's own tokens; the end-of-turn token is added only when one answer is a
         token-prefix of another (otherwise the shorter one would always win or lose).
         """
-        ids = [self.encode(self.answer_text(a)) for a in self.answers]
-        clash = any(i != j and ids[j][: len(ids[i])] == ids[i] for i in range(len(ids)) for j in range(len(ids)))
-        return [x + self.end_of_turn_ids() for x in ids] if clash else ids
+        if self._label_ids is None:  # asked for every training row: encoded once
+            ids = [self.encode(self.answer_text(a)) for a in self.answers]
+            n = range(len(ids))
+            clash = any(i != j and ids[j][: len(ids[i])] == ids[i] for i in n for j in n)
+            self._label_ids = [x + self.end_of_turn_ids() for x in ids] if clash else ids
+        return [list(x) for x in self._label_ids]
 
     def answer_ids(self, answer: str) -> list[int]:
         """The tokens a model is trained to produce for ``answer``.

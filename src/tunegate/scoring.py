@@ -24,6 +24,7 @@ architecture.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -202,13 +203,17 @@ def common_prefix_length(seqs: list[list[int]]) -> int:
     return n
 
 
-def _cache_kwargs(body, cache) -> dict:
-    """The KV cache argument under the name this transformers version takes (``cache`` replaced
-    ``past_key_values`` in 5.x)."""
+@functools.lru_cache(maxsize=None)
+def _cache_argument(decoder_class: type) -> str:
+    """The KV cache argument's name in this transformers version (``cache`` replaced ``past_key_values`` in 5.x);
+    looked up once per decoder class."""
     import inspect
 
-    name = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
-    return {name: cache, "use_cache": cache is not None}
+    return "cache" if "cache" in inspect.signature(decoder_class.forward).parameters else "past_key_values"
+
+
+def _cache_kwargs(body, cache) -> dict:
+    return {_cache_argument(type(body)): cache, "use_cache": cache is not None}
 
 
 def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embeds: torch.Tensor | None):
