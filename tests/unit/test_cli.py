@@ -62,6 +62,18 @@ def test_hub_id_offline_is_a_clear_error(tmp_path, toy_data):
     assert out.returncode == 1 and "HF_HUB_OFFLINE" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_device_this_machine_lacks_is_one_message_before_any_stage(tmp_path, tiny_model_dir, toy_data):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, hardware={"device": "cuda"})
+    out = tunegate("validate", cfg)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "hardware.device is 'cuda' but torch sees no CUDA device" in out.stderr and "auto or cpu" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_validate_bad_data(tmp_path, tiny_model_dir, toy_data):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\ngood,pos\ngood,pos\nx,zzz\nbad,neg\n")

@@ -43,12 +43,14 @@ def parse_set(items: list[str]) -> dict[str, Any]:
 
 
 def load(args) -> Any:
+    from tunegate import hardware
     from tunegate.config import load_config
     from tunegate.modeling import check_model
 
     args.overrides = parse_set(args.set)
     cfg = load_config(args.config, args.overrides)
     check_model(cfg.model, config_dir=cfg.config_dir)
+    hardware.resolve(cfg.hardware)  # a device or dtype this machine cannot run: one message, before any stage
     return cfg
 
 
