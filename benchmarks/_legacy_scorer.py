@@ -1,6 +1,7 @@
 """The label scorer as it was before the prefix cache and the answer trie (tunegate d50747b), kept verbatim
-(its padding helpers are unchanged and imported) so benchmarks can put it side by side with today's in one
-run. Not used by the product."""
+(its padding helpers are unchanged and imported), and that version's few-shot chat prompt (the instruction
+repeated in every demonstration turn), so benchmarks can put them side by side with today's in one run. Not
+used by the product."""
 
 from __future__ import annotations
 
@@ -62,3 +63,18 @@ def score_answers(
     bar.close()
     stats = ScoreStats(seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n)
     return out, stats
+
+
+def legacy_prompt_ids(spec, tokenizer, texts: list[str], shots: list[list[tuple[str, str]]] | None) -> list[list[int]]:
+    """Chat prompts as d50747b built them: every demonstration's user turn repeats the instruction."""
+    b = spec.builder(tokenizer)
+    budget = spec.input_budget(b)
+    out = []
+    for i, text in enumerate(texts):
+        msgs = [{"role": "system", "content": b.prompt.system}] if b.prompt.system is not None else []
+        for shot_text, shot_answer in shots[i] if shots is not None else ():
+            msgs.append({"role": "user", "content": b.user_message(shot_text)})
+            msgs.append({"role": "assistant", "content": shot_answer})
+        msgs.append({"role": "user", "content": b.user_message(b.fit_text(text, budget))})
+        out.append(b.encode(tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)))
+    return out

@@ -29,6 +29,7 @@ ap.add_argument("--data", required=True)
 ap.add_argument("--n-train", type=int, default=1000)
 ap.add_argument("--n-test", type=int, default=None)
 ap.add_argument("--max-steps", type=int, default=None)
+ap.add_argument("--seed", type=int, default=0, help="training rows drawn and training seed (as the peer's --seed)")
 ap.add_argument("--out", required=True)
 a = ap.parse_args()
 torch.set_num_threads(2)
@@ -62,14 +63,15 @@ b = PromptBuilder(
     list(WORDS.values()),
 )
 test = split("test")[: a.n_test] if a.n_test else split("test")
-result = {"mode": a.mode}
+result = {"mode": a.mode, "seed": a.seed}
 if a.mode == "score":
     answerer = LMAnswerer(load_model(model_ref.path))
 else:
     cfg = CONFIGS[a.mode]
     if a.max_steps:
         cfg = cfg.model_copy(update={"max_steps": a.max_steps})
-    train = split("train", a.n_train)
+    cfg = cfg.model_copy(update={"seed": a.seed})
+    train = split("train", a.n_train, seed=a.seed)
     ex = [b.training_example(s, WORDS[y], cfg.max_length) for s, y in train]
     data = TrainingSet(
         task="classification",

@@ -11,7 +11,11 @@ compares fairly):
 
 Full setting (the peer's: 1,000 train rows, batch 16, full 872-row test) takes ~75 min on
 2 cores for all four methods; --quick (320 rows, 200 test rows) ~30 min; --methods
-picks a subset. Results are printed and written to benchmarks/results/<timestamp>.json.
+picks a subset; --seeds K repeats each method's training on both sides with seeds
+0..K-1 (the seed draws the training rows and the batches, on both sides) and reports
+means and spreads: at 20 steps one seed's accuracy moves by several points. The kind of
+machine (bf16 hardware or not) and the precision the tunegate side trained in are printed.
+Results are printed and written to benchmarks/results/<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +74,7 @@ def main() -> None:
         default="lora,qlora,prompt_tuning,linear_probe",
         help="comma-separated methods to measure against their peer scripts (default: all four)",
     )
+    ap.add_argument("--seeds", type=int, default=1, help="training seeds per method and side (default 1)")
     args = ap.parse_args()
     n_train, n_test = (320, 200) if args.quick else (1000, None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -85,7 +91,14 @@ def main() -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     py = sys.executable
-    res: dict = {"setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir}}
+    from tunegate import hardware
+
+    flags = hardware.cpu_bf16_flags()
+    res: dict = {
+        "setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir},
+        "machine": f"bf16 hardware ({', '.join(flags)})" if flags else "no bf16 hardware",
+        "dtype": hardware.current().dtype,
+    }
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     peer = work / "peer"
@@ -94,33 +107,40 @@ def main() -> None:
     for i, m in enumerate(methods, 1):
         steps = ["--max-steps", str(PEER_MAX_STEPS[m])] if m in PEER_MAX_STEPS else []
         probe_full = m == "linear_probe"  # the peer probe always scores the full test set: so do we
-        print(f"[{i}/{len(methods)}] {m}: tunegate, then the peer script, {n_train} train rows ...", flush=True)
-        out, _ = sh(
-            [
-                py,
-                ROOT / "benchmarks" / "_ours.py",
-                "--mode",
-                m,
-                "--data",
-                SST2,
-                "--n-train",
-                str(n_train),
-                *steps,
-                *([] if probe_full else test_args),
-                "--out",
-                work / f"ours-{m}",
-            ],
-            env=env,
-        )
-        res[f"ours_{m}"] = last_json(out.stdout)
-        if not args.skip_peer:
-            cmd = [py, *PEER_CMD[m], "--n_train", str(n_train)]
-            if m != "linear_probe" and n_test:
-                cmd += ["--n_test", str(n_test)]
-            if m in PEER_MAX_STEPS:
-                cmd += ["--max_steps", str(PEER_MAX_STEPS[m])]
-            sh(cmd, env=env, cwd=peer)
-            res[f"peer_{m}"] = json.loads((peer / "results" / PEER_RESULT[m]).read_text())
+        seeds = range(1 if m == "linear_probe" else args.seeds)
+        res[f"ours_{m}"], res[f"peer_{m}"] = [], []
+        for seed in seeds:
+            print(f"[{i}/{len(methods)}] {m} seed {seed}: tunegate, then the peer script, {n_train} train rows ...")
+            out, _ = sh(
+                [
+                    py,
+                    ROOT / "benchmarks" / "_ours.py",
+                    "--mode",
+                    m,
+                    "--data",
+                    SST2,
+                    "--n-train",
+                    str(n_train),
+                    "--seed",
+                    str(seed),
+                    *steps,
+                    *([] if probe_full else test_args),
+                    "--out",
+                    work / f"ours-{m}-{seed}",
+                ],
+                env=env,
+            )
+            res[f"ours_{m}"].append(last_json(out.stdout))
+            if not args.skip_peer:
+                cmd = [py, *PEER_CMD[m], "--n_train", str(n_train)]
+                if m != "linear_probe":
+                    cmd += ["--seed", str(seed)]
+                if m != "linear_probe" and n_test:
+                    cmd += ["--n_test", str(n_test)]
+                if m in PEER_MAX_STEPS:
+                    cmd += ["--max_steps", str(PEER_MAX_STEPS[m])]
+                sh(cmd, env=env, cwd=peer)
+                res[f"peer_{m}"].append(json.loads((peer / "results" / PEER_RESULT[m]).read_text()))
     print("[+] zero-shot scoring: tunegate, then the peer ...", flush=True)
     out, _ = sh(
         [
@@ -190,42 +210,58 @@ def main() -> None:
 def report(res: dict) -> None:
     st = res["setting"]
     print(
-        f"\nSST-2, SmolLM2-135M, float32, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
-        f"peer settings per method; test rows {st['n_test']} (probe: 872 on both sides)"
+        f"\nSST-2, SmolLM2-135M, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
+        f"peer settings per method (peer: float32); test rows {st['n_test']} (probe: 872 on both sides)"
     )
-    print(f"{'':40}{'tunegate':>12}{'peer':>12}{'ratio':>8}")
+    print(f"machine: {res['machine']}; tunegate trained in {res.get('dtype', '?')} (hardware: auto)")
+    print(f"{'':40}{'tunegate':>16}{'peer':>16}{'ratio':>8}")
 
-    def row(name, a, b, fmt="{:.1f}"):
-        if a is None:
-            return
-        ratio = f"{a / b:.2f}x" if b else ""
-        print(f"{name:40}{fmt.format(a):>12}{(fmt.format(b) if b is not None else '-'):>12}{ratio:>8}")
+    def cell(xs, fmt):
+        if not xs:
+            return "-", None
+        mean = statistics.fmean(xs)
+        text = fmt.format(mean) + (f"±{fmt.format(statistics.stdev(xs))}" if len(xs) > 1 else "")
+        return text, mean
+
+    def row(name, ours, peer, key, fmt="{:.1f}"):
+        a, am = cell([r[key] for r in ours], fmt)
+        b, bm = cell([r[key] for r in peer], fmt)
+        ratio = f"{am / bm:.2f}x" if am is not None and bm else ""
+        print(f"{name:40}{a:>16}{b:>16}{ratio:>8}")
 
     for m in ("lora", "qlora", "prompt_tuning"):
-        o, p = res.get(f"ours_{m}"), res.get(f"peer_{m}")
+        o, p = res.get(f"ours_{m}"), res.get(f"peer_{m}") or []
         if not o:
             continue
-        row(f"{m} train tokens/s", o["train_tok_per_s"], p and p["train_tok_per_s"])
-        row(f"{m} peak RSS during training MB", o["peak_rss_train_mb"], p and p["peak_rss_train_mb"], "{:.0f}")
-        row(f"{m} test accuracy", o["test_acc"], p and p["test_acc"], "{:.3f}")
-        row(f"{m} train seconds", o["train_s"], p and p["train_s"], "{:.0f}")
-        row(f"{m} tuned-model scoring examples/s", o["eval_ex_per_s"], p and p["eval_ex_per_s"])
-    o, p = res.get("ours_linear_probe"), res.get("peer_linear_probe")
+        seeds = f" ({len(o)} seeds, mean±sd)" if len(o) > 1 else ""
+        row(f"{m} train tokens/s{seeds}", o, p, "train_tok_per_s")
+        row(f"{m} peak RSS during training MB", o, p, "peak_rss_train_mb", "{:.0f}")
+        row(f"{m} test accuracy", o, p, "test_acc", "{:.3f}")
+        row(f"{m} train seconds", o, p, "train_s", "{:.0f}")
+        row(f"{m} tuned-model scoring examples/s", o, p, "eval_ex_per_s")
+    o, p = (res.get("ours_linear_probe") or [None])[0], (res.get("peer_linear_probe") or [None])[0]
     if o:
-        row("linear_probe feature examples/s (train)", o["feature_ex_per_s"], p and p["runs"][0]["ex_per_s"])
-        row("linear_probe test accuracy", o["test_acc"], p and p["acc_cv_selected"], "{:.3f}")
-        row("linear_probe process peak RSS MB", o["peak_rss_mb"], p and p["peak_rss_mb"], "{:.0f}")
+        pr = [] if p is None else [p]
+        row(
+            "linear_probe feature examples/s (train)",
+            [o],
+            [{"feature_ex_per_s": x["runs"][0]["ex_per_s"]} for x in pr],
+            "feature_ex_per_s",
+        )
+        row("linear_probe test accuracy", [o], [{"test_acc": x["acc_cv_selected"]} for x in pr], "test_acc", "{:.3f}")
+        row("linear_probe process peak RSS MB", [o], pr, "peak_rss_mb", "{:.0f}")
         print(
             "  (peer: mean-pooled final-layer states of the raw text, logistic head with C chosen by 5-fold CV; "
             "tunegate: last-token states two-thirds deep of the chat prompt, early-stopped linear head)"
         )
     s, ps = res["ours_score"], res.get("peer_score")
-    row("zero-shot scoring examples/s", s["eval_ex_per_s"], ps and ps["runs"][0]["ex_per_s"])
-    row("zero-shot accuracy", s["test_acc"], ps and ps["runs"][0]["acc"], "{:.3f}")
+    pr = [] if ps is None else [ps["runs"][0]]
+    row("zero-shot scoring examples/s", [s], [{"eval_ex_per_s": x["ex_per_s"]} for x in pr], "eval_ex_per_s")
+    row("zero-shot accuracy", [s], [{"test_acc": x["acc"]} for x in pr], "test_acc", "{:.3f}")
     print(
         "(peer: lora_dropout 0.05, full-vocabulary logits, QLoRA with gradient checkpointing on "
         "(prepare_model_for_kbit_training's default); tunegate: its defaults: dropout 0, micro-batch 4, output layer "
-        "on answer tokens only, length bucketing)"
+        "on answer tokens only, random batches cut into micro-batches of similar lengths)"
     )
     q = res.get("quickstart")
     if q:

@@ -4,15 +4,18 @@ For each task (SST-2: 2 labels; TREC: 6 coarse and 50 fine labels, from ../share
 rung (zero-shot; a fixed 4-shot prompt), the same prompts are scored by
 
 - ``before``: the scorer of tunegate d50747b (``_legacy_scorer.py``): left-padded prompts,
-  then one KV-cache forward per multi-token label;
+  then one KV-cache forward per multi-token label; its few-shot prompt repeated the instruction
+  (with every label) in each demonstration turn;
 - ``now``: ``tunegate.scoring.score_answers``: the rows' shared prefix encoded once, all
-  labels in the same forward as a trie, the output layer only where it is read;
+  labels in the same forward as a trie, the output layer only where it is read; the instruction
+  once, in the first turn;
 
 and prints examples/s for each, the speed-up, each rung's cost relative to its task's
 2-label zero-shot (targets: 50 labels at most 2x the cost of 2 labels; fixed 4-shot at most
-1.5x zero-shot), accuracy, and the largest difference between the two scorers' label
-log-probs (they compute the same numbers). ``--dtype bfloat16`` loads the weights in bf16
-(fast on CPUs with AMX / AVX-512 BF16, slow elsewhere); the machine kind is printed.
+1.5x zero-shot), accuracy on each side, and, where both sides score the same prompt (zero-shot), the largest
+difference between the two scorers' label log-probs (they compute the same numbers).
+``--dtype bfloat16`` loads the weights in bf16 (fast on CPUs with AMX / AVX-512 BF16, slow elsewhere);
+the machine kind is printed.
 
     python benchmarks/bench_scoring.py [--rows 128] [--dtype float32|bfloat16] [--tasks sst2 trec6 trec50]
 """
@@ -30,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _legacy_scorer import legacy_prompt_ids  # noqa: E402
 from _legacy_scorer import score_answers as legacy_score  # noqa: E402
 
 from tunegate.answering import AnswerSpec, prompt_ids  # noqa: E402
@@ -109,25 +113,34 @@ def main() -> None:
         answers = spec.builder(tok).label_answer_ids()
         texts = [t for t, _ in test]
         for rung, demos in (("zero-shot", None), ("fixed 4-shot", [shots] * len(texts))):
-            ids = prompt_ids(spec, tok, texts, shots=demos)
+            sides = {
+                "before": (legacy_score, legacy_prompt_ids(spec, tok, texts, demos)),
+                "now": (score_answers, prompt_ids(spec, tok, texts, shots=demos)),
+            }
             res = {}
-            for side, fn in (("before", legacy_score), ("now", score_answers)):
+            for side, (fn, ids) in sides.items():
                 fn(model, ids[: a.batch_size], answers, pad_id=tok.pad_token_id, batch_size=a.batch_size)  # warm-up
                 t0 = time.perf_counter()
                 scores, _ = fn(model, ids, answers, pad_id=tok.pad_token_id, batch_size=a.batch_size)
                 res[side] = (scores, time.perf_counter() - t0)
             logp = {s: torch.log_softmax(v[0], 1) for s, v in res.items()}
-            pred = [labels[i] for i in logp["now"].argmax(1).tolist()]
+            acc = {
+                s: sum(labels[i] == y for i, (_, y) in zip(lp.argmax(1).tolist(), test)) / len(test)
+                for s, lp in logp.items()
+            }
+            same = sides["before"][1] == sides["now"][1]
             rows.append(
                 {
                     "task": task,
                     "labels": len(labels),
                     "rung": rung,
-                    "prompt_tokens": round(sum(map(len, ids)) / len(ids), 1),
-                    "before_ex_s": len(ids) / res["before"][1],
-                    "now_ex_s": len(ids) / res["now"][1],
-                    "accuracy": sum(p == y for p, (_, y) in zip(pred, test)) / len(test),
-                    "max_logprob_diff": float((logp["now"] - logp["before"]).abs().max()),
+                    "prompt_tokens_before": round(sum(map(len, sides["before"][1])) / len(texts), 1),
+                    "prompt_tokens": round(sum(map(len, sides["now"][1])) / len(texts), 1),
+                    "before_ex_s": len(texts) / res["before"][1],
+                    "now_ex_s": len(texts) / res["now"][1],
+                    "accuracy_before": acc["before"],
+                    "accuracy": acc["now"],
+                    "max_logprob_diff": float((logp["now"] - logp["before"]).abs().max()) if same else None,
                 }
             )
             r = rows[-1]
@@ -140,16 +153,17 @@ def main() -> None:
     two = next((r["now_ex_s"] for r in rows if r["labels"] == 2 and r["rung"] == "zero-shot"), None)
     print()
     print(
-        "| task | labels | rung | prompt tokens | before ex/s | now ex/s | speed-up | cost vs 2-label zero-shot "
-        "| cost vs own zero-shot | accuracy | max |dlogp| |"
+        "| task | labels | rung | prompt tokens before -> now | before ex/s | now ex/s | speed-up "
+        "| cost vs 2-label zero-shot | cost vs own zero-shot | accuracy before -> now | max |dlogp| |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         vs2 = f"{two / r['now_ex_s']:.2f}x" if two else "-"
+        diff = "-" if r["max_logprob_diff"] is None else f"{r['max_logprob_diff']:.1e}"
         print(
-            f"| {r['task']} | {r['labels']} | {r['rung']} | {r['prompt_tokens']} | {r['before_ex_s']:.2f} | "
-            f"{r['now_ex_s']:.2f} | {r['now_ex_s'] / r['before_ex_s']:.1f}x | {vs2} | "
-            f"{base[r['task']] / r['now_ex_s']:.2f}x | {r['accuracy']:.3f} | {r['max_logprob_diff']:.1e} |"
+            f"| {r['task']} | {r['labels']} | {r['rung']} | {r['prompt_tokens_before']} -> {r['prompt_tokens']} | "
+            f"{r['before_ex_s']:.2f} | {r['now_ex_s']:.2f} | {r['now_ex_s'] / r['before_ex_s']:.1f}x | {vs2} | "
+            f"{base[r['task']] / r['now_ex_s']:.2f}x | {r['accuracy_before']:.3f} -> {r['accuracy']:.3f} | {diff} |"
         )
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"scoring-{time.strftime('%Y%m%d-%H%M%S')}.json"

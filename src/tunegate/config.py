@@ -458,6 +458,14 @@ class RegistryConfig(_Strict):
         "(absolute). Scoring is deterministic on one machine, so any real difference means the saved artifact is "
         "not the model that was judged.",
     )
+    reproduce_agreement: float = Field(
+        default=0.9,
+        ge=0.0,
+        le=1.0,
+        description="...and if fewer than this share of the eval rows get the same prediction as in the run. The "
+        "metric alone can hide a broken copy (swapped labels on a balanced set score the same accuracy); the re-score "
+        "runs in the run's precision, so a faithful copy agrees on (nearly) every row.",
+    )
 
 
 class OutputConfig(_Strict):

@@ -223,7 +223,7 @@ def evaluate_rung(
         ids = prompt_ids(
             spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
         )
-        logp, _ = label_logprobs(answerer, tokenizer, spec, ids)
+        logp, _ = label_logprobs(answerer, tokenizer, spec, ids, desc=f"calibrate {rung.name}")
         offset = ladder.calibration_offset(logp, prior)
         details = {"calibration": rung.params["calibration"], "calibration_inputs": len(texts)}
         return calibrated(

@@ -27,6 +27,7 @@ from tunegate.footprint import MEMORY_HEADROOM, model_shape
 from tunegate.hardware import current as current_placement
 from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get_method
 from tunegate.modeling import load_tokenizer, parameter_count
+from tunegate.progress import bar as progress_bar
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
 
 
@@ -227,16 +228,23 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
     """
     hardware = detect_hardware()
     estimates = []
-    for m in methods if methods is not None else candidate_methods(cfg):
-        ruled_out = memory_check(m, base_path=base_path, data=data, hardware=hardware)
-        if ruled_out is not None:
-            estimates.append(ruled_out)
-            continue
-        est = estimate(m, base_path=base_path, data=data, price_per_hour=cfg.costs.train_per_hour(hardware.device))
-        if est.applicable and est.error is None:
-            est.over_budget = over_budget(est, cfg.budget, hardware)
-            est.est_memory = get_method(m.name).training_memory(model_shape(base_path), m, current_placement(), data)
-        estimates.append(est)
+    candidates = methods if methods is not None else candidate_methods(cfg)
+    with progress_bar(len(candidates), "plan: calibrate", "method") as bar:
+        for m in candidates:
+            bar.set_postfix_str(m.name, refresh=False)
+            ruled_out = memory_check(m, base_path=base_path, data=data, hardware=hardware)
+            if ruled_out is not None:
+                estimates.append(ruled_out)
+                bar.update()
+                continue
+            price = cfg.costs.train_per_hour(hardware.device)
+            est = estimate(m, base_path=base_path, data=data, price_per_hour=price)
+            if est.applicable and est.error is None:
+                est.over_budget = over_budget(est, cfg.budget, hardware)
+                shape = model_shape(base_path)
+                est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
+            estimates.append(est)
+            bar.update()
     base_params = parameter_count(base_path)
     advice = None
     blocked = None

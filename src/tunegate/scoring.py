@@ -31,7 +31,8 @@ import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
+
+from tunegate.progress import bar as progress_bar
 
 HEAD_CHUNK_ELEMENTS = 2**25  # logits computed at once (x4 bytes): bounds the memory of a 262k vocabulary
 
@@ -269,7 +270,7 @@ def score_answers(
     node_sees = trie.sees()
     first = torch.tensor(trie.first, dtype=torch.long)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
-    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True, mininterval=1.0)
+    bar = progress_bar(n, desc, "ex")
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         b = len(idx)
@@ -346,7 +347,7 @@ def generate(
     pad_id = tokenizer.pad_token_id
     t0 = time.perf_counter()
     out_tokens = 0
-    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
+    bar = progress_bar(n, desc, "ex")
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)

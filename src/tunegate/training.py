@@ -3,7 +3,8 @@
 Why a hand-written loop rather than ``transformers.Trainer``: the output layer is
 computed only at the positions that carry loss (a plain forward computes the
 49k-vocabulary logits at every position, most of the time and memory of a small
-model), and batches are length-bucketed so little compute goes to padding.
+model), and each random batch is cut into micro-batches of similar lengths so little
+compute goes to padding.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from typing import Callable
 import psutil
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from tunegate import hardware
+from tunegate.progress import bar as progress_bar
 from tunegate.scoring import output_logits
 
 
@@ -89,20 +90,24 @@ class TrainStats:
         return self.tokens / self.seconds if self.seconds else 0.0
 
 
-def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffle, then sort within windows of 50 batches, cut, and shuffle the batches.
-
-    Rows of similar length share a batch (little padding) while the order stays random.
-    """
-    idx = list(range(len(lengths)))
+def shuffled_batches(n: int, batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Every row once, in random batches (what a shuffled DataLoader draws)."""
+    idx = list(range(n))
     rng.shuffle(idx)
-    window = batch_size * 50
-    batches: list[list[int]] = []
-    for w in range(0, len(idx), window):
-        chunk = sorted(idx[w : w + window], key=lambda i: lengths[i])
-        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
+    return [idx[b : b + batch_size] for b in range(0, n, batch_size)]
+
+
+def micro_batches(batch: list[int], lengths: list[int], micro: int) -> list[list[int]]:
+    """A batch's rows sorted by length and cut into micro-batches of ``micro`` rows.
+
+    Rows of similar length share a micro-batch, so little compute goes to padding, while
+    the batch, and so the update (gradients accumulate over its micro-batches), stays the
+    random one. Sorting whole batches by length instead (length-bucketed batches) made
+    each update see only short or only long inputs: same speed, a worse model at small
+    step counts (SST-2, 20 steps: 0.74-0.76 vs 0.84-0.855 with random batches).
+    """
+    rows = sorted(batch, key=lambda i: lengths[i])
+    return [rows[m : m + micro] for m in range(0, len(rows), micro)]
 
 
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -203,13 +208,13 @@ def train_answer_loss(
     step_tokens: list[int] = []
     model.train()
     world, rank = acc.num_processes, acc.process_index  # data parallel: each process takes its share of a batch
-    bar = tqdm(total=total, desc="tune", unit="step", disable=not progress or rank != 0, dynamic_ncols=True)
+    bar = progress_bar(total, "tune", "step", enabled=progress and rank == 0)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         start_rss = mem.peak_mb
         for epoch in range(epochs):
             ep_losses = []
-            for batch_idx in length_bucketed_batches(lengths, batch_size, rng):
+            for batch_idx in shuffled_batches(len(examples), batch_size, rng):
                 if step >= total:
                     break
                 # gradient accumulation over micro-batches: the same update as one big batch
@@ -217,10 +222,7 @@ def train_answer_loss(
                 # fraction of the activation memory
                 t_step, tok_before = time.perf_counter(), n_tok
                 micro = micro_batch_size or math.ceil(len(batch_idx) / world)
-                parts = [
-                    collate([examples[i] for i in batch_idx[m : m + micro]], pad_id)
-                    for m in range(0, len(batch_idx), micro)
-                ]
+                parts = [collate([examples[i] for i in m], pad_id) for m in micro_batches(batch_idx, lengths, micro)]
                 n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
                 loss_sum = 0.0
                 tok = pad = 0

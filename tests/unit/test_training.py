@@ -8,7 +8,7 @@ import torch
 
 from tunegate.methods.lora import LoRA, LoraSettings
 from tunegate.modeling import load_model
-from tunegate.training import answer_only_loss, collate, length_bucketed_batches, train_answer_loss
+from tunegate.training import answer_only_loss, collate, micro_batches, shuffled_batches, train_answer_loss
 
 
 def examples(tok, n=12):
@@ -52,12 +52,18 @@ def test_micro_batching_is_exact(tiny_model_dir, tiny_tokenizer, float32):
         assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_length_bucketing_covers_every_row_once():
+def test_batches_are_random_and_micro_batches_group_similar_lengths():
     lengths = [random.Random(i).randint(5, 100) for i in range(103)]
-    batches = length_bucketed_batches(lengths, 8, random.Random(0))
+    batches = shuffled_batches(len(lengths), 8, random.Random(0))
     flat = [i for b in batches for i in b]
-    assert sorted(flat) == list(range(103))
-    assert all(len(b) <= 8 for b in batches)
+    assert sorted(flat) == list(range(103)) and all(len(b) <= 8 for b in batches)
+    # random batches, not length buckets: a batch mixes short and long rows
+    spread = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(spread) / len(spread) > 40
+    for b in batches:
+        micro = micro_batches(b, lengths, 4)
+        assert sorted(i for m in micro for i in m) == sorted(b)  # the update is the batch's
+        assert [lengths[i] for m in micro for i in m] == sorted(lengths[i] for i in b)
 
 
 def test_loss_falls_and_checkpoints_are_written(tiny_model_dir, tiny_tokenizer, tmp_path):

@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     # only our own logger gets a handler: Prefect configures its own console logging
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(name)s - %(message)s", "%H:%M:%S"))
+    if sys.stderr.isatty():  # the progress bars are on the terminal already; their log lines are for files/Prefect
+        from tunegate.progress import is_progress_record
+
+        handler.addFilter(lambda record: not is_progress_record(record))
     lib_log = logging.getLogger("tunegate")
     lib_log.addHandler(handler)
     lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)

@@ -19,12 +19,12 @@ from typing import ClassVar, Literal
 import torch
 import torch.nn.functional as F
 from pydantic import Field
-from tqdm.auto import tqdm
 
 from tunegate import hardware
 from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod, register
 from tunegate.methods.settings import MethodSettings
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
+from tunegate.progress import bar as progress_bar
 from tunegate.provenance import sha256_json
 from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
 from tunegate.training import PeakRSS, TrainStats
@@ -49,7 +49,7 @@ def extract_features(
     n = len(prompt_ids)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     out: torch.Tensor | None = None
-    bar = tqdm(total=n, desc=desc, unit="ex", disable=desc is None, dynamic_ncols=True)
+    bar = progress_bar(n, desc, "ex")
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         ids, mask = (t.to(device) for t in _left_pad([prompt_ids[i] for i in idx], pad_id))
@@ -137,7 +137,7 @@ def fit_head(x: torch.Tensor, y: torch.Tensor, n_out: int, cfg, progress: bool =
     train_losses: list[float] = []
     val_losses: list[float] = []
     steps = 0
-    bar = tqdm(total=cfg.epochs, desc="probe head", unit="epoch", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(cfg.epochs, "probe head", "epoch", enabled=progress)
     for epoch in range(cfg.epochs):
         order = tr[torch.randperm(len(tr), generator=g)]
         total = 0.0
