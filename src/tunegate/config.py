@@ -44,7 +44,10 @@ from tunegate.strict import Strict as _Strict
 class DataConfig(_Strict):
     """Where the data is and how to read it. Relative paths are relative to the config file."""
 
-    train: Path = Field(description="Training data file (.csv, .tsv, .jsonl, .parquet).")
+    train: Path = Field(
+        description="Training data: a file (.csv, .tsv, .jsonl, .parquet), a Hugging Face dataset saved with "
+        "save_to_disk (one split's folder), or a folder of Parquet files."
+    )
     eval: Path | None = Field(
         default=None, description="Held-out eval file. If absent, eval_fraction of train is split off."
     )
@@ -66,13 +69,25 @@ class DataConfig(_Strict):
         default=None,
         description=(
             "Classification: the allowed labels. A list (the label is also the answer word), or a mapping "
-            "label -> answer word (e.g. {0: negative, 1: positive})."
+            "label -> answer word (e.g. {0: negative, 1: positive}). Absent: the labels found in train, each "
+            "answered by its own name with underscores read as spaces (card_lost -> 'card lost'); the report "
+            "lists them with their counts, and an eval label not seen in train is an error."
         ),
     )
     eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of train held out when no eval file.")
     split_seed: int = Field(default=0, description="Seed of the train/eval split and of row sampling.")
-    max_train_rows: int | None = Field(default=None, gt=0, description="Use a random sample of this many train rows.")
-    max_eval_rows: int | None = Field(default=None, gt=0, description="Use a random sample of this many eval rows.")
+    max_train_rows: int | None = Field(
+        default=None,
+        gt=0,
+        description="Use a random sample of this many train rows. Classification: stratified by label (every label "
+        "kept, with at least min_examples_per_label rows where it has them; proportions kept otherwise).",
+    )
+    max_eval_rows: int | None = Field(
+        default=None,
+        gt=0,
+        description="Use a random sample of this many eval rows (classification: stratified by label, every label "
+        "kept).",
+    )
     min_examples_per_label: int = Field(default=2, ge=1, description="Fewer train rows for a label is an error.")
     duplicates: Literal["error", "warn", "drop"] = Field(
         default="error", description="Exact duplicate rows within train: fail, warn, or drop the repeats."
@@ -541,11 +556,6 @@ class TunegateConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
-        if self.task == "classification" and self.data.labels is None:
-            raise ValueError(
-                "data.labels: classification needs the label set; add e.g. `labels: [billing, refund]` "
-                "or `labels: {0: negative, 1: positive}` under data"
-            )
         if self.task != "classification" and self.data.labels is not None:
             raise ValueError(
                 f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification"
@@ -596,6 +606,12 @@ class TunegateConfig(_Strict):
     def with_method(self, method: Any) -> "TunegateConfig":
         """A copy of this config with another (already validated) method config."""
         return self.model_copy(update={"method": method})
+
+    def with_labels(self, labels: dict[str, str] | None) -> "TunegateConfig":
+        """This config with ``data.labels`` set (the labels validation inferred from train); unchanged for None."""
+        if labels is None or self.data.labels is not None:
+            return self
+        return self.model_copy(update={"data": self.data.model_copy(update={"labels": dict(labels)})})
 
     def resolve(self, path: Path) -> Path:
         """A data path as given in the YAML, made absolute against the config file's folder."""

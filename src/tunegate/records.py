@@ -74,6 +74,7 @@ class ValidationResult(BaseModel):
     dataset: DatasetRef | None = None
     stats: dict[str, Any] = Field(default_factory=dict)  # rows, label counts, token lengths, data hash (the report's)
     issues: list[dict[str, Any]] = Field(default_factory=list)  # every failed or warned check with its rows
+    inferred_labels: dict[str, str] | None = None  # data.labels was not set: label -> answer word found in train
 
 
 class Prediction(BaseModel):

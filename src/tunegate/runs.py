@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 import yaml
 
@@ -20,7 +21,7 @@ def start_run(cfg: TunegateConfig) -> RunContext:
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run_dir = (cfg.output.dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    write_run_config(cfg, run_dir)
     return RunContext(
         run_id=run_id,
         run_dir=str(run_dir),
@@ -32,3 +33,10 @@ def start_run(cfg: TunegateConfig) -> RunContext:
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         placement=placement,
     )
+
+
+def write_run_config(cfg: TunegateConfig, run_dir: Path) -> None:
+    """``run_dir/config.yaml``: the run's resolved config, replaced atomically (temp file + rename)."""
+    tmp = run_dir / f".config.yaml.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tmp.replace(run_dir / "config.yaml")

@@ -23,6 +23,7 @@ from tunegate.data import (
     DataReadError,
     canonical_columns,
     frame_hash,
+    infer_labels,
     read_table,
     sample,
     source_columns,
@@ -33,6 +34,7 @@ from tunegate.documents import DocumentError, document_files, load_chunks
 from tunegate.modeling import load_tokenizer
 from tunegate.prompts import PromptBuilder
 from tunegate.records import DatasetRef, ValidationResult
+from tunegate.runs import write_run_config
 from tunegate.schemas import schema_for
 
 MAX_ROWS_IN_SUMMARY = 10
@@ -115,6 +117,17 @@ def _pandera_issues(
     return issues
 
 
+def _answer_clashes(answers: dict[str, str]) -> str:
+    """ "'a_b' and 'a b'" when two labels get the same answer words, else ''."""
+    seen: dict[str, str] = {}
+    for lab, ans in answers.items():
+        key = ans
+        if key in seen:
+            return f"'{seen[key]}' and '{lab}'"
+        seen[key] = lab
+    return ""
+
+
 def _valid_rows(df: pl.DataFrame, cols: tuple[str, ...]) -> pl.DataFrame:
     cond = pl.lit(True)
     for c in cols:
@@ -147,7 +160,6 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     if issues:
         return ValidationOutcome(issues=issues, stats=stats)
 
-    labels = list(d.label_answers()) if cfg.task == "classification" else None
     for split_name, df in frames.items():
         for canon in (text_col, label_col):
             if canon not in df.columns:
@@ -167,19 +179,53 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     if issues:
         return ValidationOutcome(issues=issues, stats=stats)
 
+    # classification without data.labels: the labels are the ones train has (all of train, before sampling)
+    answers = d.label_answers()
+    if cfg.task == "classification" and d.labels is None:
+        answers = infer_labels(frames["train"].get_column(label_col).to_list())
+        clash = _answer_clashes(answers)
+        if len(answers) < 2 or clash:
+            reason = (
+                f"train has {len(answers)} distinct label(s); classification needs at least two"
+                if len(answers) < 2
+                else f"labels {clash} would be answered by the same words"
+            )
+            issues.append(
+                Issue(
+                    check="labels",
+                    severity="error",
+                    split="train",
+                    message=f"data.labels is not set and {reason}; declare data.labels (label -> answer word)",
+                )
+            )
+            return ValidationOutcome(issues=issues, stats=stats)
+        stats["labels_inferred"] = answers
+    labels = list(answers) if cfg.task == "classification" else None
+
     # sample and split first, so that only the rows this run uses are judged
     # generation: an input with several reference rows is one eval example (scored against all of them), so
-    # max_eval_rows samples inputs, not rows
+    # max_eval_rows samples inputs, not rows; classification samples per label (every label kept)
     by_input = text_col if cfg.task == "generation" else None
-    train = sample(frames["train"], d.max_train_rows, d.split_seed)
+    strata = label_col if labels else None
+    floor = d.min_examples_per_label
+    train = sample(frames["train"], d.max_train_rows, d.split_seed, stratify=strata, min_per_group=floor)
     if "eval" in frames:
-        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed, by=by_input)
+        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
     else:
-        train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=label_col if labels else None)
-        evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input)
+        train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=strata)
+        evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
+    if strata and (d.max_train_rows or d.max_eval_rows):
+        stats["sampling"] = "stratified by label"
     schema = schema_for(cfg.task, labels)
     for split_name, df in (("train", train), ("eval", evl)):
-        issues.extend(_pandera_issues(df, schema, split_name, user_cols))
+        found = _pandera_issues(df, schema, split_name, user_cols)
+        if "labels_inferred" in stats:  # the label set is train's: an unknown eval label was never seen in train
+            for i in found:
+                if i.check == "unknown_labels":
+                    i.message = i.message.replace(
+                        "labels not in data.labels", "labels never seen in train (data.labels not set)"
+                    ).replace("add the labels", "declare data.labels")
+        issues.extend(found)
     train = _valid_rows(train, (text_col, label_col))
     evl = _valid_rows(evl, (text_col, label_col))
     if labels:
@@ -275,9 +321,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     # token length of prompt + answer vs the training max length
     max_len = cfg.method.max_length
-    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(d.label_answers().values()))
+    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()))
     overhead = builder.overhead_tokens()
-    answers = d.label_answers()
     for split_name, df in (("train", train), ("eval", evl)):
         if df.height == 0:
             continue
@@ -355,6 +400,10 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
     outcome = validate(cfg, load_tokenizer(model_path))
     md, js = write_report(outcome, run_dir)
+    inferred = outcome.stats.get("labels_inferred")
+    if outcome.ok and inferred and (run_dir / "config.yaml").is_file():
+        # the run's resolved config (what the registry keeps, what serving and re-scoring read) names the labels
+        write_run_config(cfg.with_labels(inferred), run_dir)
     dataset = None
     if outcome.ok:
         data_dir = run_dir / "data"
@@ -382,6 +431,7 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
         dataset=dataset,
         stats=outcome.stats,
         issues=[asdict(i) for i in outcome.issues],
+        inferred_labels=outcome.stats.get("labels_inferred"),
     )
 
 
@@ -419,11 +469,26 @@ def render_markdown(outcome: ValidationOutcome) -> str:
     rows = outcome.stats.get("rows")
     if rows:
         lines += [f"Rows used: train {rows['train']}, eval {rows['eval']}.", ""]
+    if outcome.stats.get("sampling"):
+        lines += [f"Sampling (data.max_train_rows / max_eval_rows): {outcome.stats['sampling']}.", ""]
     bal = outcome.stats.get("class_balance")
+    inferred = outcome.stats.get("labels_inferred")
     if bal:
-        lines += ["## Class balance", "", "| label | train | eval |", "|---|---|---|"]
-        for lab, n in bal["train"].items():
-            lines.append(f"| {lab} | {n} | {bal['eval'].get(lab, 0)} |")
+        lines += ["## Class balance", ""]
+        if inferred:
+            lines += [
+                f"data.labels is not set: the {len(inferred)} labels below were found in train; each is answered by "
+                "the words shown (declare data.labels to choose them).",
+                "",
+                "| label | answer | train | eval |",
+                "|---|---|---|---|",
+            ]
+            for lab, n in bal["train"].items():
+                lines.append(f"| {lab} | {inferred.get(lab, lab)} | {n} | {bal['eval'].get(lab, 0)} |")
+        else:
+            lines += ["| label | train | eval |", "|---|---|---|"]
+            for lab, n in bal["train"].items():
+                lines.append(f"| {lab} | {n} | {bal['eval'].get(lab, 0)} |")
         lines.append("")
     tok = outcome.stats.get("tokens")
     if tok:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from tests.conftest import make_config
 from tests.integration.conftest import run_cli
@@ -28,7 +29,8 @@ def test_bad_data_stops_the_flow_without_traceback_or_registry_write(tmp_path, t
 
 
 def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_env):
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data)
+    # no data.labels: the flow runs on the labels validation found in train
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, data={"labels": None})
     out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     logs = out.stdout + out.stderr
@@ -46,6 +48,10 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
     }
     versions = sorted(p.name for p in (tmp_path / "registry" / "toy").iterdir() if p.name.startswith("v"))
     assert versions == ["v1"]
+    # the run's resolved config, and the registry's copy of it, name the inferred labels
+    for resolved in (run_dir / "config.yaml", tmp_path / "registry" / "toy" / "v1" / "config.yaml"):
+        assert yaml.safe_load(resolved.read_text())["data"]["labels"] == {"neg": "neg", "pos": "pos"}
+    assert "2 labels below were found in train" in (run_dir / "validation.md").read_text()
     assert (run_dir / "report.html").is_file() and decision["headline"] in out.stdout
     (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
     assert (

@@ -125,3 +125,99 @@ def test_all_errors_reported_at_once(tmp_path, tiny_model_dir, tiny_tokenizer, t
     )
     assert {"duplicates", "unknown_labels", "leakage"} <= set(checks(out))
     assert out.summary().startswith("Data validation failed with")
+
+
+def _intents(path, counts: dict[str, int], start: int = 0):
+    rows = [f"{lab} request number {start + i}" for lab, n in counts.items() for i in range(n)]
+    labels = [lab for lab, n in counts.items() for _ in range(n)]
+    return write_csv(path, list(zip(rows, labels)))
+
+
+def test_labels_are_inferred_from_train_with_counts_and_answer_words(tmp_path, tiny_model_dir, tiny_tokenizer):
+    counts = {"card_lost": 5, "refund_request": 3, "10": 2, "2": 2}
+    files = {
+        "train": _intents(tmp_path / "train.csv", counts),
+        "eval": _intents(tmp_path / "eval.csv", {"card_lost": 2, "2": 1}, start=100),
+    }
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data={"labels": None})
+    assert out.ok, out.summary()
+    # natural order; underscores read as spaces in the answer words
+    inferred = {"2": "2", "10": "10", "card_lost": "card lost", "refund_request": "refund request"}
+    assert out.stats["labels_inferred"] == inferred
+    assert out.stats["class_balance"]["train"] == {"2": 2, "10": 2, "card_lost": 5, "refund_request": 3}
+    md, _ = write_report(out, tmp_path / "rep")
+    text = md.read_text()
+    assert "4 labels below were found in train" in text and "| card_lost | card lost | 5 | 2 |" in text
+
+
+def test_an_eval_label_never_seen_in_train_is_an_error_naming_its_rows(tmp_path, tiny_model_dir, tiny_tokenizer):
+    files = {
+        "train": _intents(tmp_path / "train.csv", {"billing": 3, "refund": 3}),
+        "eval": _intents(tmp_path / "eval.csv", {"billing": 1, "cancel": 2}, start=100),
+    }
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data={"labels": None})
+    issue = checks(out)["unknown_labels"]
+    assert issue.split == "eval" and issue.rows == [2, 3]
+    assert "cancel" in issue.message and "never seen in train" in issue.message
+    # one label only: not a classification task; the fix is named
+    one = {"train": _intents(tmp_path / "one.csv", {"billing": 4}), "eval": files["eval"]}
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, one, data={"labels": None})
+    message = checks(out)["labels"].message
+    assert "1 distinct label" in message and "declare data.labels" in message
+
+
+def test_max_rows_sampling_is_stratified_and_keeps_every_label(tmp_path, tiny_model_dir, tiny_tokenizer):
+    # 30 intents, 2..61 rows each (the shape of a many-intent support set); a uniform sample of 60 rows of these
+    # 960 would leave several intents with 0 or 1 row
+    counts = {f"intent_{i:02d}": 2 + 2 * i for i in range(30)}
+    files = {
+        "train": _intents(tmp_path / "train.csv", counts),
+        "eval": _intents(tmp_path / "eval.csv", {k: 3 for k in counts}, start=1000),
+    }
+    data = {"labels": None, "max_train_rows": 240, "max_eval_rows": 30, "min_examples_per_label": 2}
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data=data)
+    assert out.ok, out.summary()
+    train = out.stats["class_balance"]["train"]
+    assert sum(train.values()) == 240 and min(train.values()) >= 2  # every label, at least its floor
+    assert train["intent_29"] > 3 * train["intent_03"]  # proportions kept (60 vs 8 rows in the source)
+    assert set(out.stats["class_balance"]["eval"].values()) == {1}  # 30 of 90 eval rows: one per label
+    assert out.stats["sampling"] == "stratified by label"
+
+
+def test_hugging_face_dataset_folders_and_parquet_folders_are_data_sources(tmp_path, tiny_model_dir, tiny_tokenizer):
+    import datasets
+
+    from tests.conftest import TOPICS
+
+    rows = [(t, lab) for lab, texts in TOPICS.items() for t in texts]
+    features = datasets.Features(
+        {
+            "text": datasets.Value("string"),
+            "label": datasets.ClassLabel(names=["neg", "pos"]),
+            "tags": [datasets.Value("string")],
+        }
+    )
+
+    def ds(part):
+        return datasets.Dataset.from_dict(
+            {"text": [t for t, _ in part], "label": [lab for _, lab in part], "tags": [["a", "b"]] * len(part)},
+            features=features,
+        )
+
+    train, evl = rows[::2] + rows[1::4], rows[3::4]
+    datasets.DatasetDict({"train": ds(train), "test": ds(evl)}).save_to_disk(str(tmp_path / "hf"))
+    # the DatasetDict root: which split? the message says and names a split folder
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": tmp_path / "hf", "eval": tmp_path / "hf"})
+    assert "splits train, test" in checks(out)["readable"].message and str(tmp_path / "hf" / "train") in out.summary()
+    # a split's folder: class labels read as their names, a list column (unused) does not break the read
+    files = {"train": tmp_path / "hf" / "train", "eval": tmp_path / "hf" / "test"}
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files)
+    assert out.ok, out.summary()
+    assert out.train.height == len(train) and set(out.train.get_column("label")) == {"neg", "pos"}
+    # a folder of Parquet shards (e.g. a hub dataset's data/ folder) is one table
+    shards = tmp_path / "pq"
+    shards.mkdir()
+    for i in range(3):
+        ds(train[i::3]).to_parquet(str(shards / f"train-0000{i}-of-00003.parquet"))
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": shards, "eval": files["eval"]})
+    assert out.ok and out.train.height == len(train)
