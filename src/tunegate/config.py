@@ -51,13 +51,27 @@ class DataConfig(_Strict):
     eval: Path | None = Field(
         default=None, description="Held-out eval file. If absent, eval_fraction of train is split off."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet"] = Field(
-        default="auto", description="File format; 'auto' uses the file extension. TSV is read with quoting off."
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines"] = Field(
+        default="auto",
+        description="File format; 'auto' uses the file extension. TSV is read with quoting off. 'lines': one example "
+        "per line, split at the first whitespace into two columns (data.columns, default [label, text]), as TREC's "
+        "'COARSE:fine question' files and fastText-style '__label__x text' files; blank lines are skipped.",
     )
     columns: list[str] | None = Field(
         default=None,
         description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS "
-        "Spam); its first line is then read as data.",
+        "Spam); its first line is then read as data. 'lines' files: the names of its two columns.",
+    )
+    encoding: str = Field(
+        default="utf-8",
+        description="Text encoding of CSV/TSV/lines files (e.g. latin-1 for TREC's train file). A file that does not "
+        "decode is an error naming the line.",
+    )
+    label_pattern: str | None = Field(
+        default=None,
+        description="Classification: a regular expression applied to the label column whose first group is the "
+        "label, e.g. '^([A-Z]+):' turns TREC's 'HUM:ind' into the coarse label 'HUM'. A label that does not match "
+        "is an error naming the row.",
     )
     text_column: str = Field(default="text", description="Classification and regression: column with the input text.")
     label_column: str = Field(
@@ -99,6 +113,21 @@ class DataConfig(_Strict):
         default="truncate",
         description="Rows whose prompt+answer exceed method.max_length tokens: fail, or truncate the input text.",
     )
+
+    @field_validator("label_pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import re
+
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        if compiled.groups < 1:
+            raise ValueError("needs a group, the label: e.g. '^([A-Z]+):'")
+        return v
 
     @field_validator("labels", mode="before")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def _format(path: Path, fmt: str) -> str:
         ".ndjson": "jsonl",
         ".parquet": "parquet",
         ".pq": "parquet",
+        ".label": "lines",
     }
     if ext not in known:
         raise DataReadError(
@@ -109,7 +111,39 @@ def _as_text(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(out) if out else df
 
 
-def read_table(path: Path, fmt: str = "auto", columns: list[str] | None = None) -> pl.DataFrame:
+def _decode(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode(encoding)
+    except LookupError:
+        raise DataReadError(f"{path}: unknown data.encoding '{encoding}' (e.g. utf-8, latin-1, cp1252)") from None
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataReadError(
+            f"{path}: line {line} is not valid {encoding} (byte {data[exc.start]:#04x}); set data.encoding to the "
+            "file's encoding (e.g. latin-1 or cp1252) or re-save it as UTF-8"
+        ) from None
+
+
+def _read_lines(path: Path, columns: list[str] | None, encoding: str) -> pl.DataFrame:
+    """One example per line, split at the first whitespace; ``_row`` is the line number (blank lines skipped)."""
+    names = list(columns) if columns else ["label", "text"]
+    if len(names) != 2:
+        raise DataReadError(f"{path}: a 'lines' file has two columns; data.columns names {len(names)}")
+    lines, first, rest = [], [], []
+    for n, line in enumerate(_decode(path, encoding).splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, 1)
+        lines.append(n)
+        first.append(parts[0])
+        rest.append(parts[1] if len(parts) > 1 else "")
+    return pl.DataFrame({ROW: pl.Series(lines, dtype=pl.UInt32), names[0]: first, names[1]: rest})
+
+
+def read_table(
+    path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8"
+) -> pl.DataFrame:
     """Read a data file (or a dataset folder, :func:`read_folder`) with every column as string; raise
     DataReadError with a readable reason.
 
@@ -123,12 +157,19 @@ def read_table(path: Path, fmt: str = "auto", columns: list[str] | None = None) 
             raise DataReadError(f"{path}: no rows found")
         return _as_text(df).with_row_index(ROW, offset=1)
     kind = _format(path, fmt)
+    if kind == "lines":
+        df = _read_lines(path, columns, encoding)
+        if df.height == 0:
+            raise DataReadError(f"{path}: no rows found (an empty file)")
+        return df
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    source = path if utf8 or kind not in ("csv", "tsv") else io.BytesIO(_decode(path, encoding).encode())
     try:
         headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
         if kind == "csv":
-            df = pl.read_csv(path, infer_schema=False, **headerless)
+            df = pl.read_csv(source, infer_schema=False, **headerless)
         elif kind == "tsv":
-            df = pl.read_csv(path, separator="\t", quote_char=None, infer_schema=False, **headerless)
+            df = pl.read_csv(source, separator="\t", quote_char=None, infer_schema=False, **headerless)
         elif kind == "jsonl":
             df = pl.read_ndjson(path)
         else:
@@ -142,14 +183,20 @@ def read_table(path: Path, fmt: str = "auto", columns: list[str] | None = None) 
 
 
 def to_canonical(df: pl.DataFrame, task: str, data: DataConfig) -> pl.DataFrame:
-    """Rename the configured columns to the canonical names; missing ones are left for the schema to report."""
+    """Rename the configured columns to the canonical names; missing ones are left for the schema to report.
+
+    ``data.label_pattern``: the label is its first group (no match: null, reported by the schema as a missing
+    label)."""
     src = source_columns(task, data)
     dst = canonical_columns(task)
     for s, d in zip(src, dst):
         if s != d and d in df.columns:
             # a column that merely shares the canonical name is not the configured one
             df = df.drop(d)
-    return df.rename({s: d for s, d in zip(src, dst) if s in df.columns and s != d})
+    df = df.rename({s: d for s, d in zip(src, dst) if s in df.columns and s != d})
+    if data.label_pattern and task == "classification" and "label" in df.columns:
+        df = df.with_columns(pl.col("label").str.extract(data.label_pattern, 1))
+    return df
 
 
 def sample(

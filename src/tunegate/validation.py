@@ -154,7 +154,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         if path is None:
             continue
         try:
-            frames[split_name] = to_canonical(read_table(cfg.resolve(path), d.format, d.columns), cfg.task, d)
+            table = read_table(cfg.resolve(path), d.format, d.columns, d.encoding)
+            frames[split_name] = to_canonical(table, cfg.task, d)
         except DataReadError as exc:
             issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
     if issues:
@@ -202,6 +203,27 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         stats["labels_inferred"] = answers
     labels = list(answers) if cfg.task == "classification" else None
 
+    # exact duplicates within train, over the whole file (before sampling: a dropped repeat must not eat a
+    # label's sampled rows)
+    key = [text_col, label_col]
+    full = frames["train"]
+    real = pl.col(text_col).is_not_null() & pl.col(label_col).is_not_null()
+    repeat = full.select(pl.struct(key).is_duplicated() & ~pl.struct(key).is_first_distinct() & real).to_series()
+    dup_rows = full.filter(repeat).get_column(ROW).to_list()
+    if dup_rows:
+        issues.append(
+            _policy_issue(
+                d.duplicates,
+                "duplicates",
+                f"train has {len(dup_rows)} exact duplicate row(s) (repeats of an earlier row)",
+                "train",
+                dup_rows,
+                "remove them or set data.duplicates: drop",
+            )
+        )
+        if d.duplicates == "drop":
+            frames["train"] = full.filter(~repeat)
+
     # sample and split first, so that only the rows this run uses are judged
     # generation: an input with several reference rows is one eval example (scored against all of them), so
     # max_eval_rows samples inputs, not rows; classification samples per label (every label kept)
@@ -219,6 +241,9 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     schema = schema_for(cfg.task, labels)
     for split_name, df in (("train", train), ("eval", evl)):
         found = _pandera_issues(df, schema, split_name, user_cols)
+        for i in found:
+            if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
+                i.message += f" or labels that do not match data.label_pattern '{d.label_pattern}'"
         if "labels_inferred" in stats:  # the label set is train's: an unknown eval label was never seen in train
             for i in found:
                 if i.check == "unknown_labels":
@@ -232,24 +257,6 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         train = train.filter(pl.col(label_col).is_in(labels))
         evl = evl.filter(pl.col(label_col).is_in(labels))
 
-    # exact duplicates within train
-    key = [text_col, label_col]
-    dup_mask = train.select(pl.struct(key).is_duplicated()).to_series()
-    first_mask = train.select(pl.struct(key).is_first_distinct()).to_series()
-    dup_rows = train.filter(dup_mask & ~first_mask).get_column(ROW).to_list()
-    if dup_rows:
-        issues.append(
-            _policy_issue(
-                d.duplicates,
-                "duplicates",
-                f"train has {len(dup_rows)} exact duplicate row(s) (repeats of an earlier row)",
-                "train",
-                dup_rows,
-                "remove them or set data.duplicates: drop",
-            )
-        )
-        if d.duplicates == "drop":
-            train = train.filter(~(dup_mask & ~first_mask))
     if cfg.task == "classification":
         conflicts = (
             train.group_by(text_col).agg(pl.col(label_col).n_unique().alias("n"), pl.col(ROW)).filter(pl.col("n") > 1)
@@ -308,7 +315,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                 )
             )
         nonzero = [n for n in counts.values() if n]
-        if nonzero and max(nonzero) > 10 * min(nonzero):
+        if nonzero and max(nonzero) > 10 * min(nonzero) and cfg.gate.metric != "macro_f1":
             issues.append(
                 Issue(
                     check="class_balance",

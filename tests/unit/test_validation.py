@@ -221,3 +221,29 @@ def test_hugging_face_dataset_folders_and_parquet_folders_are_data_sources(tmp_p
         ds(train[i::3]).to_parquet(str(shards / f"train-0000{i}-of-00003.parquet"))
     out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": shards, "eval": files["eval"]})
     assert out.ok and out.train.height == len(train)
+
+
+def test_label_prefixed_lines_with_an_encoding_and_a_label_pattern(tmp_path, tiny_model_dir, tiny_tokenizer):
+    # TREC's layout: "COARSE:fine question", no header, Latin-1; a blank line is skipped, row numbers are lines
+    lines = [f"{c}:{f} question {i} about caf\xe9 ?" for i, (c, f) in enumerate([("HUM", "ind"), ("LOC", "city")] * 5)]
+    train = tmp_path / "train.label"
+    train.write_bytes(("\n".join(lines[:6]) + "\n\n" + "\n".join(lines[6:]) + "\n").encode("latin-1"))
+    evl = tmp_path / "eval.label"
+    evl.write_bytes("HUM:ind who is it ?\nLOC:city where is it ?\nbroken line without a colon\n".encode("latin-1"))
+    data = {"labels": None, "columns": ["label", "text"], "encoding": "latin-1", "label_pattern": "^([A-Z]+):"}
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": evl}, data=data)
+    assert out.stats["labels_inferred"] == {"HUM": "HUM", "LOC": "LOC"}
+    issue = checks(out)["null_values"]
+    assert issue.split == "eval" and issue.rows == [3] and "do not match data.label_pattern" in issue.message
+    # without the encoding: the line that does not decode is named, with the fix
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": evl}, data={"labels": None})
+    message = checks(out)["readable"].message
+    assert "line 1 is not valid utf-8" in message and "data.encoding" in message
+    # the fine labels, decoded text, and line numbers past the blank line
+    fine = {"labels": None, "columns": ["label", "text"], "encoding": "latin-1"}
+    good = tmp_path / "good.label"
+    good.write_bytes("HUM:ind who is it ?\nLOC:city where is it ?\n".encode("latin-1"))
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": good}, data=fine)
+    assert out.ok, out.summary()
+    assert out.train.get_column("_row").to_list()[-1] == 11 and "café" in out.train.get_column("text")[0]
+    assert set(out.stats["labels_inferred"]) == {"HUM:ind", "LOC:city"}
