@@ -44,6 +44,8 @@ class Context:
 
 PLAIN_ANSWER = "Answer:"
 PLAIN_END = "\n\n"
+PLAIN_USER = "User:"
+PLAIN_ASSISTANT = "Assistant:"
 
 
 def prompt_format(prompt: PromptConfig, tokenizer) -> str:
@@ -61,6 +63,7 @@ class PromptBuilder:
     prompt: PromptConfig
     task: str
     answers: list[str] = field(default_factory=list)  # classification answer words, in label order
+    conversation: bool = False  # inputs are conversations (JSON turn lists, ``conversations.to_json``)
 
     def __post_init__(self) -> None:
         self.format = prompt_format(self.prompt, self.tokenizer)
@@ -103,8 +106,39 @@ class PromptBuilder:
         msgs.append({"role": "user", "content": self.user_message(text, context, instructed=not shots)})
         return msgs
 
+    def conversation_messages(
+        self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None
+    ) -> list[dict]:
+        """A conversation input as chat messages: its system turn (else ``prompt.system``), demonstration
+        conversations (their turns, then their reference answer), then its own turns. ``prompt.instruction``,
+        when set, goes before the first user turn once; a RAG context before the last user turn."""
+        from tunegate.conversations import from_json
+
+        turns = from_json(text)
+        system = next((t.content for t in turns if t.role == "system"), self.prompt.system)
+        msgs = [{"role": "system", "content": system}] if system is not None else []
+        body = []
+        for demo, answer in shots:
+            body += [{"role": t.role, "content": t.content} for t in from_json(demo) if t.role != "system"]
+            body.append({"role": "assistant", "content": answer})
+        body += [{"role": t.role, "content": t.content} for t in turns if t.role != "system"]
+        users = [i for i, m in enumerate(body) if m["role"] == "user"]
+        if users and context is not None:
+            passages = "\n".join(f"[{i}] {c}" for i, c in enumerate(context.passages, start=1))
+            last = body[users[-1]]
+            last["content"] = f"{context.instruction}\n\nContext:\n{passages}\n\n{last['content']}"
+        if users and self.prompt.instruction:
+            first = body[users[0]]
+            first["content"] = f"{self.prompt.instruction}\n\n{first['content']}"
+        return msgs + body
+
     def render(self, text: str, shots: list[tuple[str, str]] = (), context: Context | None = None) -> str:
         """The prompt string ending where the answer starts."""
+        if self.conversation:
+            msgs = self.conversation_messages(text, shots, context)
+            if self.format == "plain":
+                return self._render_plain_turns(msgs)
+            return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         if self.format == "plain":
             return self._render_plain(text, shots, context)
         # transformers 5: tokenize=True returns a BatchEncoding; render text, then tokenize ourselves
@@ -124,6 +158,47 @@ class PromptBuilder:
         parts.append(f"{self.prompt.input_prefix}{text}\n{PLAIN_ANSWER}")
         return head + PLAIN_END.join(parts)
 
+    def _render_plain_turns(self, msgs: list[dict]) -> str:
+        """Plain format of a conversation: the system line, then 'User: ...' / 'Assistant: ...' turns (an exchange
+        per block, blocks split by blank lines), ending with 'Assistant:'."""
+        parts = [m["content"] for m in msgs if m["role"] == "system" and m["content"]]
+        block: list[str] = []
+        for m in msgs:
+            if m["role"] == "user":
+                if block:
+                    parts.append("\n".join(block))
+                block = [f"{PLAIN_USER} {m['content']}"]
+            elif m["role"] == "assistant":
+                block.append(f"{PLAIN_ASSISTANT} {m['content']}")
+        block.append(PLAIN_ASSISTANT)
+        parts.append("\n".join(block))
+        return self._bos_text() + PLAIN_END.join(parts)
+
+    def fit_conversation(self, text: str, budget: int) -> str:
+        """A conversation cut to ``budget`` tokens (its rendered turns, demonstrations aside): the oldest user/assistant
+        exchanges are dropped first (the system turn and the last exchange stay); then the last user turn is cut,
+        keeping its end."""
+        from tunegate.conversations import Turn, from_json, to_json
+
+        turns = from_json(text)
+
+        def size(ts) -> int:
+            return len(self.encode(self.render(to_json(ts))))
+
+        while size(turns) > budget:
+            starts = [i for i, t in enumerate(turns) if t.role == "user"]
+            if len(starts) < 2:
+                break
+            system = [t for t in turns if t.role == "system"]
+            turns = system + [t for t in turns[starts[1] :] if t.role != "system"]
+        over = size(turns) - budget
+        if over > 0:
+            last = max(i for i, t in enumerate(turns) if t.role == "user")
+            ids = self.encode(turns[last].content)
+            cut = self.tokenizer.decode(ids[min(len(ids) - 1, over) :])
+            turns = turns[:last] + [Turn("user", cut, 0)] + turns[last + 1 :]
+        return to_json(turns)
+
     def _bos_text(self) -> str:
         """The BOS token's text when the tokenizer starts every text with it (Gemma degrades without it); plain
         prompts are encoded without special tokens, so it is written into the prompt. Probed once per builder."""
@@ -134,7 +209,7 @@ class PromptBuilder:
         return self._bos
 
     def answer_text(self, answer: str) -> str:
-        """The answer as it follows the prompt (plain: after "Answer:" and a space)."""
+        """The answer as it follows the prompt (plain: after "Answer:" / "Assistant:" and a space)."""
         return f" {answer}" if self.format == "plain" else answer
 
     def encode(self, text: str) -> list[int]:
@@ -178,11 +253,16 @@ class PromptBuilder:
         return self.encode(self.answer_text(answer)) + self.end_of_turn_ids()
 
     def overhead_tokens(self) -> int:
-        """Tokens a prompt costs besides the input text itself."""
+        """Tokens a prompt costs besides the input text itself (a conversation's budget covers its whole rendering)."""
+        if self.conversation:
+            return 0
         return len(self.encode(self.render("")))
 
     def fit_text(self, text: str, budget: int) -> str:
-        """Cut ``text`` so that it takes at most ``budget`` tokens (keeps the beginning)."""
+        """Cut ``text`` so that it takes at most ``budget`` tokens (keeps the beginning; a conversation: see
+        :meth:`fit_conversation`)."""
+        if self.conversation:
+            return self.fit_conversation(text, budget)
         ids = self.encode(text)
         if len(ids) <= budget:
             return text
