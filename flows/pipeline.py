@@ -41,5 +41,5 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None, trigger:
     validation = validate_data(cfg, run)
     if not validation.ok:
         return invalid_data(cfg, run, validation, trigger)
-    cfg = cfg.with_labels(validation.inferred_labels)  # data.labels not set: train's labels
+    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
     return tune_compare_deploy(cfg, run, validation, trigger)

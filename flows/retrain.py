@@ -42,7 +42,7 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
     validation = validate_data(cfg, run)
     if not validation.ok:
         return invalid_data(cfg, run, validation, trigger)
-    cfg = cfg.with_labels(validation.inferred_labels)  # data.labels not set: train's labels
+    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
     change = check_change(cfg, run, validation.dataset, force)
     print(change.reason)
     if not change.changed:

@@ -187,7 +187,7 @@ def pipeline_run(cfg):
 
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
-    cfg = cfg.with_labels(val.inferred_labels)  # as the flows do
+    cfg = cfg.with_data(val.resolved_data)  # as the flows do
     results = {}
     for r in baseline_rungs(cfg):
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)

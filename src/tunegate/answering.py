@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.config import CONVERSATION_FORMATS, PromptConfig, TunegateConfig
 from tunegate.prompts import Context, PromptBuilder
 from tunegate.scoring import Answerer, ScoreStats
 
@@ -30,6 +30,7 @@ class AnswerSpec:
     max_length: int  # prompt + answer tokens; the input is cut to fit
     max_new_tokens: int  # generation: cap on decoded tokens
     batch_size: int = 16
+    conversation: bool = False  # inputs are conversations (JSON turn lists)
 
     @classmethod
     def from_config(cls, cfg: TunegateConfig) -> "AnswerSpec":
@@ -40,6 +41,7 @@ class AnswerSpec:
             max_length=cfg.method.max_length,
             max_new_tokens=cfg.baselines.max_new_tokens,
             batch_size=cfg.baselines.batch_size,
+            conversation=cfg.data.format in CONVERSATION_FORMATS,
         )
 
     @classmethod
@@ -51,6 +53,7 @@ class AnswerSpec:
             labels=dict(meta.get("labels") or {}),
             max_length=meta["max_length"],
             max_new_tokens=meta.get("max_new_tokens", 64),
+            conversation=bool(meta.get("conversation", False)),
         )
 
     def meta(self) -> dict[str, Any]:
@@ -61,10 +64,11 @@ class AnswerSpec:
             "labels": self.labels,
             "max_length": self.max_length,
             "max_new_tokens": self.max_new_tokens,
+            "conversation": self.conversation,
         }
 
     def builder(self, tokenizer) -> PromptBuilder:
-        return PromptBuilder(tokenizer, self.prompt, self.task, list(self.labels.values()))
+        return PromptBuilder(tokenizer, self.prompt, self.task, list(self.labels.values()), self.conversation)
 
     def input_budget(self, builder: PromptBuilder) -> int:
         """Tokens left for the input text: max_length minus the prompt's own tokens and the longest answer."""

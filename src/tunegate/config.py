@@ -40,6 +40,8 @@ from tunegate.methods import (
 from tunegate.modeling import BUILTIN, DEFAULT_MODEL
 from tunegate.strict import Strict as _Strict
 
+CONVERSATION_FORMATS = ("messages", "sharegpt", "alpaca")
+
 
 class DataConfig(_Strict):
     """Where the data is and how to read it. Relative paths are relative to the config file."""
@@ -51,11 +53,20 @@ class DataConfig(_Strict):
     eval: Path | None = Field(
         default=None, description="Held-out eval file. If absent, eval_fraction of train is split off."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines"] = Field(
+    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "messages", "sharegpt", "alpaca"] = Field(
         default="auto",
         description="File format; 'auto' uses the file extension. TSV is read with quoting off. 'lines': one example "
         "per line, split at the first whitespace into two columns (data.columns, default [label, text]), as TREC's "
-        "'COARSE:fine question' files and fastText-style '__label__x text' files; blank lines are skipped.",
+        "'COARSE:fine question' files and fastText-style '__label__x text' files; blank lines are skipped. "
+        "Conversations (task: generation, JSONL): 'messages' (OpenAI's fine-tuning format, per-message weight 0|1 "
+        "honoured), 'sharegpt' (conversations with from/value), 'alpaca' (instruction/input/output); 'auto' "
+        "recognises them from a .jsonl file's first record. The model answers the last assistant turn, judged "
+        "against it.",
+    )
+    train_on: Literal["last", "all"] = Field(
+        default="last",
+        description="Conversations: which assistant turns carry the training loss: the last one, or all of them "
+        "(each with the turns before it as its prompt; a turn with weight 0 never).",
     )
     columns: list[str] | None = Field(
         default=None,
@@ -585,6 +596,11 @@ class TunegateConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
+        if self.data.format in CONVERSATION_FORMATS and self.task != "generation":
+            raise ValueError(
+                f"data.format: '{self.data.format}' files hold conversations, answered by generation; set task: "
+                "generation"
+            )
         if self.task != "classification" and self.data.labels is not None:
             raise ValueError(
                 f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification"
@@ -636,11 +652,12 @@ class TunegateConfig(_Strict):
         """A copy of this config with another (already validated) method config."""
         return self.model_copy(update={"method": method})
 
-    def with_labels(self, labels: dict[str, str] | None) -> "TunegateConfig":
-        """This config with ``data.labels`` set (the labels validation inferred from train); unchanged for None."""
-        if labels is None or self.data.labels is not None:
+    def with_data(self, resolved: dict[str, Any] | None) -> "TunegateConfig":
+        """This config with the ``data`` settings validation resolved from the files (labels found in train, a
+        conversation format recognised), so later stages, the registry and serving see them; unchanged for none."""
+        if not resolved:
             return self
-        return self.model_copy(update={"data": self.data.model_copy(update={"labels": dict(labels)})})
+        return self.model_copy(update={"data": self.data.model_copy(update=dict(resolved))})
 
     def resolve(self, path: Path) -> Path:
         """A data path as given in the YAML, made absolute against the config file's folder."""

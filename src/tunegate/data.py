@@ -182,6 +182,52 @@ def read_table(
     return _as_text(df).with_row_index(ROW, offset=1)
 
 
+def conversation_format(path: Path, fmt: str) -> str | None:
+    """'messages' / 'sharegpt' / 'alpaca' when ``path`` holds conversations (declared, or, for 'auto', a .jsonl
+    file whose first record is one), else None."""
+    from tunegate.config import CONVERSATION_FORMATS
+    from tunegate.conversations import detect_format
+
+    if fmt in CONVERSATION_FORMATS:
+        return fmt
+    if fmt != "auto" or path.is_dir() or path.suffix.lower() not in (".jsonl", ".ndjson") or not path.is_file():
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    first = json.loads(line)
+                except json.JSONDecodeError:
+                    return None
+                return detect_format(first) if isinstance(first, dict) else None
+    return None
+
+
+def read_conversations(path: Path, fmt: str, encoding: str = "utf-8"):
+    """A conversation file as a frame (``_row`` = line, ``input`` = the turns before the last assistant turn,
+    ``target`` = that turn, ``conversation`` = all turns, as JSON) and the problems of its bad lines."""
+    from tunegate.conversations import read_jsonl, split_last, to_json
+
+    if not path.exists():
+        raise DataReadError(f"{path}: file not found. Check data.train / data.eval (relative to the config file)")
+    try:
+        res = read_jsonl(path, fmt, encoding)
+    except ValueError as exc:
+        raise DataReadError(str(exc)) from None
+    rows, inputs, targets, full = [], [], [], []
+    for line, turns in res.conversations.items():
+        prompt, reference = split_last(turns)
+        rows.append(line)
+        inputs.append(to_json(prompt))
+        targets.append(reference)
+        full.append(to_json(turns))
+    df = pl.DataFrame(
+        {ROW: pl.Series(rows, dtype=pl.UInt32), "input": inputs, "target": targets, "conversation": full},
+        schema={ROW: pl.UInt32, "input": pl.Utf8, "target": pl.Utf8, "conversation": pl.Utf8},
+    )
+    return df, res.problems
+
+
 def to_canonical(df: pl.DataFrame, task: str, data: DataConfig) -> pl.DataFrame:
     """Rename the configured columns to the canonical names; missing ones are left for the schema to report.
 

@@ -143,7 +143,10 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
     answers = cfg.data.label_answers()
     labels = list(answers)
     prompts, targets, index, numbers = [], [], [], []
-    for t, y in train.select(text_col, label_col).iter_rows():
+    pairs = train.select(text_col, label_col).iter_rows()
+    if builder.conversation:  # every trained assistant turn, with the turns before it as its prompt
+        pairs = conversation_targets(train, cfg.data.train_on)
+    for t, y in pairs:
         answer = answers[y] if cfg.task == "classification" else y.strip()  # regression: the number as written
         p, a = builder.training_example(t, answer, cfg.method.max_length)
         prompts.append(p)
@@ -159,6 +162,7 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
             "prompt": cfg.prompt.model_dump(),
             "labels": answers,
             "max_length": cfg.method.max_length,
+            "train_on": cfg.data.train_on if builder.conversation else None,
         }
     )
     return TrainingSet(
@@ -172,6 +176,22 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         targets=numbers if cfg.task == "regression" else None,
         instruction=builder.instruction(),
     )
+
+
+def conversation_targets(train: pl.DataFrame, train_on: str) -> list[tuple[str, str]]:
+    """(prompt turns as JSON, assistant answer) for the trained turns of each conversation: the last one (``last``)
+    or every assistant turn (``all``), never one whose weight is 0. A conversation with K trained turns gives K
+    examples; each turn's loss sees exactly the turns before it, as in one sequence with causal attention."""
+    from tunegate.conversations import from_json, to_json
+
+    out = []
+    for full in train.get_column("conversation").to_list():
+        turns = from_json(full)
+        last = len(turns) - 1
+        for i, t in enumerate(turns):
+            if t.role == "assistant" and t.weight and (train_on == "all" or i == last):
+                out.append((to_json(turns[:i]), t.content))
+    return out
 
 
 def per_example_view(result: EvalResult, metric: str) -> dict[str, Any]:

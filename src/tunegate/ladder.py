@@ -20,7 +20,7 @@ import polars as pl
 import torch
 
 from tunegate import retrieval
-from tunegate.config import TunegateConfig
+from tunegate.config import CONVERSATION_FORMATS, TunegateConfig
 from tunegate.data import ROW, canonical_columns
 from tunegate.documents import collection_hash, load_chunks
 from tunegate.prompts import Context
@@ -157,7 +157,7 @@ def augment_for(cfg: TunegateConfig, rung: Rung, train: pl.DataFrame, texts: lis
     if rung.kind == "retrieved":
         return retrieved_shots(cfg, train, texts, rung)
     if rung.kind == "rag":
-        return rag_contexts(texts, rung)
+        return rag_contexts(texts, rung, _conversational(cfg))
     return None
 
 
@@ -228,9 +228,12 @@ def retrieved_shots(cfg: TunegateConfig, train: pl.DataFrame, texts: list[str], 
     text_col, label_col = canonical_columns(cfg.task)
     corpus = train.unique(subset=[text_col], keep="first", maintain_order=True)
     labels = corpus.get_column(label_col).to_list()
+    inputs = corpus.get_column(text_col).to_list()
     ids = [f"train:{r}" for r in corpus.get_column(ROW).to_list()]
-    index, hits, stats, setup = _retrieve(rung, ids, corpus.get_column(text_col).to_list(), texts, rung.shots)
-    shots = [[(index.texts[h.index], _answer(cfg, labels[h.index])) for h in reversed(row)] for row in hits]
+    conv = _conversational(cfg)
+    queries = _search_texts(texts, conv)
+    index, hits, stats, setup = _retrieve(rung, ids, _search_texts(inputs, conv), queries, rung.shots)
+    shots = [[(inputs[h.index], _answer(cfg, labels[h.index])) for h in reversed(row)] for row in hits]
     return Augment(
         shots=shots,
         sources=[[h.id for h in row] for row in hits],
@@ -241,8 +244,22 @@ def retrieved_shots(cfg: TunegateConfig, train: pl.DataFrame, texts: list[str], 
     )
 
 
-def rag_contexts(texts: list[str], rung: Rung) -> Augment:
+def _conversational(cfg: TunegateConfig) -> bool:
+    return cfg.data.format in CONVERSATION_FORMATS
+
+
+def _search_texts(texts: list[str], conversational: bool) -> list[str]:
+    """What retrieval indexes and queries: the input, or a conversation's user turns (not its JSON)."""
+    if not conversational:
+        return texts
+    from tunegate.conversations import from_json
+
+    return ["\n".join(t.content for t in from_json(x) if t.role == "user") for x in texts]
+
+
+def rag_contexts(texts: list[str], rung: Rung, conversational: bool = False) -> Augment:
     """Per input, the top-k chunks of the document collection as context."""
+    texts = _search_texts(texts, conversational)
     p = rung.params
     t0 = time.perf_counter()
     chunks = load_chunks(Path(p["documents"]), chunk_words=p["chunk_words"], overlap_words=p["overlap_words"])

@@ -74,7 +74,9 @@ class ValidationResult(BaseModel):
     dataset: DatasetRef | None = None
     stats: dict[str, Any] = Field(default_factory=dict)  # rows, label counts, token lengths, data hash (the report's)
     issues: list[dict[str, Any]] = Field(default_factory=list)  # every failed or warned check with its rows
-    inferred_labels: dict[str, str] | None = None  # data.labels was not set: label -> answer word found in train
+    # data settings validation resolved from the files: `labels` (not set: label -> answer word found in train),
+    # `format` ('auto' that turned out to be a conversation format); the flows apply them (TunegateConfig.with_data)
+    resolved_data: dict[str, Any] = Field(default_factory=dict)
 
 
 class Prediction(BaseModel):

@@ -22,8 +22,10 @@ from tunegate.data import (
     ROW,
     DataReadError,
     canonical_columns,
+    conversation_format,
     frame_hash,
     infer_labels,
+    read_conversations,
     read_table,
     sample,
     source_columns,
@@ -117,6 +119,28 @@ def _pandera_issues(
     return issues
 
 
+def _conversation_issues(problems, split_name: str, fmt: str) -> list[Issue]:
+    """One error per failed conversation check, naming its lines (OpenAI data-preparation style)."""
+    by_check: dict[str, list] = {}
+    for p in problems:
+        by_check.setdefault(p.check, []).append(p)
+    out = []
+    for check, ps in by_check.items():
+        example = f"line {ps[0].line}: {ps[0].message}"
+        more = f" ({len(ps)} lines)" if len(ps) > 1 else ""
+        out.append(
+            Issue(
+                check=check,
+                severity="error",
+                split=split_name,
+                message=f"{split_name} conversations ({fmt}) fail '{check}'{more}, e.g. {example}; fix or remove "
+                "those lines",
+                rows=[p.line for p in ps],
+            )
+        )
+    return out
+
+
 def _answer_clashes(answers: dict[str, str]) -> str:
     """ "'a_b' and 'a b'" when two labels get the same answer words, else ''."""
     seen: dict[str, str] = {}
@@ -154,8 +178,17 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         if path is None:
             continue
         try:
-            table = read_table(cfg.resolve(path), d.format, d.columns, d.encoding)
-            frames[split_name] = to_canonical(table, cfg.task, d)
+            source = cfg.resolve(path)
+            conv = conversation_format(source, d.format) if cfg.task == "generation" else None
+            if conv is not None:  # conversations: the canonical columns come from the turns
+                frames[split_name], problems = read_conversations(source, conv, d.encoding)
+                issues.extend(_conversation_issues(problems, split_name, conv))
+                stats.setdefault("conversation_format", conv)
+                if frames[split_name].height == 0 and not problems:
+                    issues.append(Issue("readable", "error", f"{source}: no conversations found", split_name))
+            else:
+                table = read_table(source, d.format, d.columns, d.encoding)
+                frames[split_name] = to_canonical(table, cfg.task, d)
         except DataReadError as exc:
             issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
     if issues:
@@ -328,12 +361,15 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     # token length of prompt + answer vs the training max length
     max_len = cfg.method.max_length
-    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()))
+    conversational = "conversation_format" in stats
+    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()), conversation=conversational)
     overhead = builder.overhead_tokens()
     for split_name, df in (("train", train), ("eval", evl)):
         if df.height == 0:
             continue
         texts = df.get_column(text_col).to_list()
+        if conversational:  # the rendered turns (system, instruction, template) are the prompt
+            texts = [builder.render(t) for t in texts]
         text_lens = [len(x) for x in tokenizer(texts, add_special_tokens=False).input_ids]
         if cfg.task == "classification":
             ans = [len(builder.answer_ids(answers[lab])) for lab in df.get_column(label_col).to_list()]
@@ -357,7 +393,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                     + (" and will be truncated" if d.too_long == "truncate" else ""),
                     split_name,
                     over,
-                    "shorten them, raise method.max_length, or set data.too_long: truncate",
+                    "shorten them, raise method.max_length, or set data.too_long: truncate"
+                    + (" (conversations lose their oldest exchanges first)" if conversational else ""),
                 )
             )
 
@@ -407,10 +444,10 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
     outcome = validate(cfg, load_tokenizer(model_path))
     md, js = write_report(outcome, run_dir)
-    inferred = outcome.stats.get("labels_inferred")
-    if outcome.ok and inferred and (run_dir / "config.yaml").is_file():
-        # the run's resolved config (what the registry keeps, what serving and re-scoring read) names the labels
-        write_run_config(cfg.with_labels(inferred), run_dir)
+    resolved = resolved_data(cfg, outcome)
+    if outcome.ok and resolved and (run_dir / "config.yaml").is_file():
+        # the run's resolved config (what the registry keeps, what serving and re-scoring read) names them
+        write_run_config(cfg.with_data(resolved), run_dir)
     dataset = None
     if outcome.ok:
         data_dir = run_dir / "data"
@@ -438,8 +475,18 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
         dataset=dataset,
         stats=outcome.stats,
         issues=[asdict(i) for i in outcome.issues],
-        inferred_labels=outcome.stats.get("labels_inferred"),
+        resolved_data=resolved,
     )
+
+
+def resolved_data(cfg: TunegateConfig, outcome: ValidationOutcome) -> dict[str, Any]:
+    """The data settings the files decided: labels found in train, a conversation format 'auto' recognised."""
+    out: dict[str, Any] = {}
+    if outcome.stats.get("labels_inferred") and cfg.data.labels is None:
+        out["labels"] = outcome.stats["labels_inferred"]
+    if outcome.stats.get("conversation_format") and cfg.data.format == "auto":
+        out["format"] = outcome.stats["conversation_format"]
+    return out
 
 
 def write_report(outcome: ValidationOutcome, out_dir: Path) -> tuple[Path, Path]:

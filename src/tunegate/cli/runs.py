@@ -177,7 +177,7 @@ def cmd_plan(args) -> int:
     if not result.ok:
         print(f"ERROR: {result.summary} Report: {result.report_md}", file=sys.stderr)
         return 1
-    cfg = cfg.with_labels(result.inferred_labels)
+    cfg = cfg.with_data(result.resolved_data)
     print("Calibrating each method on a few real rows (about 10-30 s per method)...", file=sys.stderr)
     plan = stages.plan(cfg, run, result.dataset)
     print(render_plan(plan, cfg))
