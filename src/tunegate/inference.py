@@ -54,8 +54,21 @@ def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:
     return answering.prompt_ids(p.spec, p.tokenizer, texts)
 
 
+def conversation_input(p: Predictor, messages: list[dict[str, str]]) -> str:
+    """What a chat request is to this version: the whole conversation for one trained on conversations, else the
+    last user turn (a version trained on single inputs answers single inputs)."""
+    from tunegate.conversations import Turn, to_json
+
+    if p.spec.conversation:
+        return to_json([Turn(m["role"], m["content"], 0) for m in messages])
+    return next(m["content"] for m in reversed(messages) if m["role"] == "user")
+
+
 def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
-    """Greedy generation from the model's prompt template around ``prompt``."""
+    """Greedy generation from the model's prompt template around ``prompt`` (a conversation version: a JSON turn
+    list, or plain text taken as one user turn)."""
+    if p.spec.conversation and not prompt.lstrip().startswith("["):
+        prompt = conversation_input(p, [{"role": "user", "content": prompt}])
     ids = prompt_ids(p, [prompt])
     stops = p.spec.builder(p.tokenizer).stop_ids()
     gens, stats = p.answerer.generate(p.tokenizer, ids, max_new_tokens=max_tokens, batch_size=1, stop_ids=stops)

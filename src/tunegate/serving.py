@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tunegate.errors import TunegateError
-from tunegate.inference import Predictor, complete, load_predictor, predict
+from tunegate.inference import Predictor, complete, conversation_input, load_predictor, predict
 from tunegate.modeling import keep_base_models_in_memory
 from tunegate.registry import Registry
 
@@ -77,6 +77,26 @@ class CompletionRequest(BaseModel):
     )  # OpenAI clients send model, temperature, ...; greedy decoding ignores them
     prompt: str = Field(min_length=1, max_length=MAX_CHARS)
     max_tokens: int = Field(default=64, ge=1, le=512)
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, tool fields, ...
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=MAX_CHARS)
+
+
+class ChatCompletionRequest(BaseModel):
+    """Body of POST /v1/chat/completions (OpenAI-style): the conversation so far, ending with a user turn."""
+
+    model_config = ConfigDict(extra="ignore")  # model, temperature, ...: greedy decoding ignores them
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_TEXTS * 8)
+    max_tokens: int = Field(default=64, ge=1, le=512)
+
+    @model_validator(mode="after")
+    def _ends_with_user(self):
+        if self.messages[-1].role != "user" or not self.messages[-1].content.strip():
+            raise ValueError("messages must end with a non-empty user turn (the one to answer)")
+        return self
 
 
 class InferenceQueue:
@@ -312,6 +332,35 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             "created": int(time.time()),
             "model": model,
             "choices": [{"index": 0, "text": r["text"], "finish_reason": finish}],
+            "usage": {
+                "prompt_tokens": r["prompt_tokens"],
+                "completion_tokens": r["completion_tokens"],
+                "total_tokens": r["prompt_tokens"] + r["completion_tokens"],
+            },
+            "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
+        }
+
+    @app.post("/v1/chat/completions")
+    def v1_chat_completions(req: ChatCompletionRequest) -> dict[str, Any]:
+        p = slot.predictor
+        if not p.answerer.can_generate:
+            raise ApiError(
+                400,
+                "wrong_endpoint",
+                f"{slot.version_ref} is a {p.meta.get('method')} model (a head over features): it cannot generate "
+                "text; use POST /v1/predict",
+            )
+        t0 = time.perf_counter()
+        prompt = conversation_input(p, [m.model_dump() for m in req.messages])
+        r = slot.infer(complete, p, prompt, max_tokens=req.max_tokens)
+        slot.requests += 1
+        finish = "length" if r["completion_tokens"] >= req.max_tokens else "stop"
+        return {
+            "id": f"chatcmpl-{int(t0 * 1e6):x}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": f"{p.version.name}@v{p.version.version}",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]}, "finish_reason": finish}],
             "usage": {
                 "prompt_tokens": r["prompt_tokens"],
                 "completion_tokens": r["completion_tokens"],

@@ -115,6 +115,8 @@ BAD = [
     ("post", "/v1/predict", b"{not json", 422),
     ("post", "/v1/completions", {"prompt": "hi", "max_tokens": 0}, 422),
     ("post", "/v1/completions", {"max_tokens": 5}, 422),
+    ("post", "/v1/chat/completions", {"messages": []}, 422),
+    ("post", "/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, 422),
     ("get", "/v1/predict", None, 405),
     ("get", "/nope", None, 404),
 ]

@@ -70,3 +70,22 @@ def test_a_conversation_run_goes_through_every_stage(tmp_path, tiny_model_dir):
     assert "rouge_l" in decision.tuned and decision.decision in ("promote", "reject")
     resolved = yaml.safe_load((tmp_path / "runs" / run.run_id / "config.yaml").read_text())
     assert resolved["data"]["format"] == "messages"  # 'auto' recognised, recorded for serving and re-scoring
+
+    # served: OpenAI-style chat completions answer the whole conversation, as it was judged
+    from fastapi.testclient import TestClient
+
+    from tunegate.serving import create_app
+
+    version = deployed.registered_version
+    with TestClient(create_app(tmp_path / "registry", f"toy@v{version}")) as client:
+        msgs = [{"role": "user", "content": "question 0 about my card"}, {"role": "assistant", "content": "ok"}]
+        r = client.post(
+            "/v1/chat/completions",
+            json={"messages": [*msgs, {"role": "user", "content": "and?"}], "max_tokens": 3, "model": "x"},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
+        assert 1 <= body["usage"]["completion_tokens"] <= 3 and body["usage"]["prompt_tokens"] > 10
+        bad = client.post("/v1/chat/completions", json={"messages": msgs})  # ends with the assistant
+        assert bad.status_code == 422 and "end with a non-empty user turn" in bad.text
