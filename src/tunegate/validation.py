@@ -381,6 +381,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         stats.setdefault("tokens", {})[split_name] = {
             "max": max(totals),
             "mean": round(sum(totals) / len(totals), 1),
+            "total": sum(min(n, max_len) for n in totals),
             "limit": max_len,
         }
         over = [r for r, n in zip(df.get_column(ROW).to_list(), totals) if n > max_len]
@@ -397,6 +398,10 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                     + (" (conversations lose their oldest exchanges first)" if conversational else ""),
                 )
             )
+
+    if "train" in stats.get("tokens", {}):
+        epochs = getattr(cfg.method, "epochs", 1) or 1
+        stats["training_tokens"] = stats["tokens"]["train"]["total"] * epochs
 
     rag = cfg.baselines.rag
     if rag is not None:  # the RAG rung's document collection: readable and non-empty, checked before any model runs
@@ -546,8 +551,20 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         lines.append("")
     tok = outcome.stats.get("tokens")
     if tok:
-        lines += ["## Token lengths (prompt + answer)", "", "| split | mean | max | limit |", "|---|---|---|---|"]
+        lines += [
+            "## Token lengths (prompt + answer)",
+            "",
+            "| split | mean | max | total | limit |",
+            "|---|---|---|---|---|",
+        ]
         for s, t in tok.items():
-            lines.append(f"| {s} | {t['mean']} | {t['max']} | {t['limit']} |")
+            lines.append(f"| {s} | {t['mean']} | {t['max']} | {t.get('total', '')} | {t['limit']} |")
+        train_tok = outcome.stats.get("training_tokens")
+        if train_tok:
+            lines += [
+                "",
+                f"Training will process about {train_tok:,} tokens (train total x epochs); `tunegate plan` turns that "
+                "into time and cost on this machine.",
+            ]
         lines.append("")
     return "\n".join(lines)

@@ -76,9 +76,13 @@ def test_unknown_method():
         parse_config(base(method="sft"))
 
 
-def test_classification_needs_labels():
-    with pytest.raises(ConfigError, match="data.labels"):
-        parse_config({"task": "classification", "data": {"train": "t.csv"}})
+def test_labels_may_come_from_train_and_conversation_files_are_generation_data():
+    # no data.labels: validation takes train's labels (tests/unit/test_validation.py)
+    assert parse_config({"task": "classification", "data": {"train": "t.csv"}}).data.labels is None
+    with pytest.raises(ConfigError, match="conversations, answered by generation; set task: generation"):
+        parse_config({"task": "classification", "data": {"train": "t.jsonl", "format": "messages"}})
+    with pytest.raises(ConfigError, match="label_pattern.*needs a group"):
+        parse_config({"task": "classification", "data": {"train": "t.csv", "label_pattern": "^[A-Z]+:"}})
 
 
 def test_metric_must_fit_task():

@@ -53,6 +53,8 @@ def test_bad_conversation_lines_are_named_and_good_files_validate(tmp_path, tiny
     out = validate(cfg, tiny_tokenizer)
     assert out.ok, out.summary()
     assert out.stats["conversation_format"] == "messages" and out.stats["tokens"]["train"]["mean"] > 20
+    # token counts per split, and the training tokens up front (train total x epochs)
+    assert out.stats["training_tokens"] == out.stats["tokens"]["train"]["total"] > 16 * 20
     # the judged turn is the last one; its prompt holds every earlier turn
     row = out.eval.row(0, named=True)
     assert row["target"] == "about your card: step 1"
