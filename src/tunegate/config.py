@@ -100,6 +100,18 @@ class DataConfig(_Strict):
         ),
     )
     eval_fraction: float = Field(default=0.2, gt=0.0, lt=1.0, description="Share of train held out when no eval file.")
+    dev: Path | None = Field(
+        default=None,
+        description="Selection split: rows for choices that must not be made on the rows that judge them (a "
+        "threshold, a checkpoint, a prompt). A file or folder read like train; see dev_fraction.",
+    )
+    dev_fraction: float | None = Field(
+        default=None,
+        gt=0.0,
+        lt=1.0,
+        description="Without data.dev: hold out this share of the (sampled) train rows as the selection split "
+        "(stratified by label). Dev rows are never trained on and never judged.",
+    )
     split_seed: int = Field(default=0, description="Seed of the train/eval split and of row sampling.")
     max_train_rows: int | None = Field(
         default=None,
@@ -596,6 +608,8 @@ class TunegateConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
+        if self.data.dev is not None and self.data.dev_fraction is not None:
+            raise ValueError("data.dev and data.dev_fraction: give one selection split, a file or a share of train")
         if self.data.format in CONVERSATION_FORMATS and self.task != "generation":
             raise ValueError(
                 f"data.format: '{self.data.format}' files hold conversations, answered by generation; set task: "

@@ -60,6 +60,8 @@ class DatasetRef(BaseModel):
     n_train: int
     n_eval: int
     train_mean: float | None = None  # regression: the train target's mean (an answer without a number counts as it)
+    dev_path: str | None = None  # the selection split (data.dev / dev_fraction), when configured
+    n_dev: int = 0
 
 
 class ValidationResult(BaseModel):

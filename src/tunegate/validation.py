@@ -61,6 +61,7 @@ class ValidationOutcome:
     stats: dict[str, Any]
     train: pl.DataFrame | None = None
     eval: pl.DataFrame | None = None
+    dev: pl.DataFrame | None = None  # the selection split, when configured
 
     @property
     def errors(self) -> list[Issue]:
@@ -174,7 +175,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     user_cols = dict(zip(canonical_columns(cfg.task), source_columns(cfg.task, d)))
 
     frames: dict[str, pl.DataFrame] = {}
-    for split_name, path in (("train", d.train), ("eval", d.eval)):
+    for split_name, path in (("train", d.train), ("eval", d.eval), ("dev", d.dev)):
         if path is None:
             continue
         try:
@@ -269,10 +270,14 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     else:
         train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=strata)
         evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
+    dev = frames.get("dev")
+    if dev is None and d.dev_fraction:  # the selection split, held out of the sampled train rows
+        train, dev = split(train, fraction=d.dev_fraction, seed=d.split_seed + 1, stratify=strata)
     if strata and (d.max_train_rows or d.max_eval_rows):
         stats["sampling"] = "stratified by label"
     schema = schema_for(cfg.task, labels)
-    for split_name, df in (("train", train), ("eval", evl)):
+    splits = [("train", train), ("eval", evl)] + ([("dev", dev)] if dev is not None else [])
+    for split_name, df in splits:
         found = _pandera_issues(df, schema, split_name, user_cols)
         for i in found:
             if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
@@ -325,6 +330,26 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     if evl.height == 0:
         issues.append(Issue(check="eval_rows", severity="error", split="eval", message="no usable eval rows are left"))
+    if dev is not None:
+        dev = _valid_rows(dev, (text_col, label_col))
+        if labels:
+            dev = dev.filter(pl.col(label_col).is_in(labels))
+        # a selection row that also judges (eval) or trains would choose on what it is judged by
+        seen = set(evl.get_column(text_col).to_list()) | set(train.get_column(text_col).to_list())
+        overlap = dev.filter(pl.col(text_col).is_in(list(seen)))
+        if overlap.height:
+            issues.append(
+                Issue(
+                    check="dev_overlap",
+                    severity="warning",
+                    split="dev",
+                    message=f"{overlap.height} dev row(s) also occur in train or eval (dropped from dev)",
+                    rows=overlap.get_column(ROW).to_list(),
+                )
+            )
+            dev = dev.filter(~pl.col(text_col).is_in(list(seen)))
+        if dev.height == 0:
+            issues.append(Issue("dev_rows", "error", "no usable dev rows are left; check data.dev", "dev"))
 
     # examples per label and class balance
     if labels:
@@ -424,14 +449,16 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         "train": str(cfg.resolve(d.train)),
         "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train",
     }
+    if dev is not None:
+        stats["rows"]["dev"] = dev.height
     out = ValidationOutcome(issues=issues, stats=stats)
     if out.ok:
-        stats["data_hash"] = frame_hash(train, evl, columns=(text_col, label_col))
+        stats["data_hash"] = frame_hash(*[f for f in (train, evl, dev) if f is not None], columns=(text_col, label_col))
         if cfg.task == "generation":
             evl = group_references(evl)
             stats["rows"]["eval"] = evl.height
             stats["eval_references"] = int(evl.get_column("references").list.len().sum())
-        out.train, out.eval = train, evl
+        out.train, out.eval, out.dev = train, evl, dev
     return out
 
 
@@ -459,6 +486,8 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
         data_dir.mkdir(exist_ok=True)
         outcome.train.write_parquet(data_dir / "train.parquet")
         outcome.eval.write_parquet(data_dir / "eval.parquet")
+        if outcome.dev is not None:
+            outcome.dev.write_parquet(data_dir / "dev.parquet")
         train_mean = None
         if cfg.task == "regression":  # an answer without a number counts as the train mean
             train_mean = float(outcome.train.get_column("label").str.strip_chars().cast(pl.Float64).mean())
@@ -469,6 +498,8 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
             n_train=outcome.train.height,
             n_eval=outcome.eval.height,
             train_mean=train_mean,
+            dev_path=str(data_dir / "dev.parquet") if outcome.dev is not None else None,
+            n_dev=0 if outcome.dev is None else outcome.dev.height,
         )
     return ValidationResult(
         ok=outcome.ok,
@@ -527,7 +558,8 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         lines.append("")
     rows = outcome.stats.get("rows")
     if rows:
-        lines += [f"Rows used: train {rows['train']}, eval {rows['eval']}.", ""]
+        dev = f", dev (selection only) {rows['dev']}" if "dev" in rows else ""
+        lines += [f"Rows used: train {rows['train']}, eval {rows['eval']}{dev}.", ""]
     if outcome.stats.get("sampling"):
         lines += [f"Sampling (data.max_train_rows / max_eval_rows): {outcome.stats['sampling']}.", ""]
     bal = outcome.stats.get("class_balance")

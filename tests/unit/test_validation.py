@@ -247,3 +247,27 @@ def test_label_prefixed_lines_with_an_encoding_and_a_label_pattern(tmp_path, tin
     assert out.ok, out.summary()
     assert out.train.get_column("_row").to_list()[-1] == 11 and "café" in out.train.get_column("text")[0]
     assert set(out.stats["labels_inferred"]) == {"HUM:ind", "LOC:city"}
+
+
+def test_a_selection_split_from_train_or_a_file_is_kept_apart(tmp_path, tiny_model_dir, tiny_tokenizer):
+    counts = {f"intent_{i}": 10 for i in range(4)}
+    files = {
+        "train": _intents(tmp_path / "train.csv", counts),
+        "eval": _intents(tmp_path / "eval.csv", {k: 3 for k in counts}, start=1000),
+    }
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data={"labels": None, "dev_fraction": 0.25})
+    assert out.ok, out.summary()
+    assert out.dev.height == 12 and out.train.height == 28  # stratified: 3 of each label's 10 rows
+    assert set(out.dev.get_column("label")) == set(counts)
+    assert not set(out.dev.get_column("text")) & set(out.train.get_column("text"))
+    # a dev file: its rows that also occur in eval are dropped from dev, with a warning naming them
+    dev = write_csv(
+        tmp_path / "dev.csv",
+        [("intent_0 request number 1000", "intent_0"), ("intent_0 request number 1001", "intent_0")]
+        + [("a new question", "intent_1"), ("another new one", "intent_2")],
+    )
+    out = run_checks(
+        tmp_path, tiny_model_dir, tiny_tokenizer, {**files, "dev": dev}, data={"labels": None, "dev": str(dev)}
+    )
+    warning = checks(out, "warning")["dev_overlap"]
+    assert warning.rows == [1, 2] and out.dev.height == 2
