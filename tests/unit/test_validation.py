@@ -257,7 +257,7 @@ def test_a_selection_split_from_train_or_a_file_is_kept_apart(tmp_path, tiny_mod
     }
     out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data={"labels": None, "dev_fraction": 0.25})
     assert out.ok, out.summary()
-    assert out.dev.height == 12 and out.train.height == 28  # stratified: 3 of each label's 10 rows
+    assert out.dev.height == 8 and out.train.height == 32  # stratified: 2 of each label's 10 rows (rank <= 25%)
     assert set(out.dev.get_column("label")) == set(counts)
     assert not set(out.dev.get_column("text")) & set(out.train.get_column("text"))
     # a dev file: its rows that also occur in eval are dropped from dev, with a warning naming them
