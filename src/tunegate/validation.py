@@ -34,6 +34,7 @@ from tunegate.data import (
 )
 from tunegate.documents import DocumentError, document_files, load_chunks
 from tunegate.modeling import load_tokenizer
+from tunegate.progress import bar as progress_bar
 from tunegate.prompts import PromptBuilder
 from tunegate.records import DatasetRef, ValidationResult
 from tunegate.runs import write_run_config
@@ -118,6 +119,21 @@ def _pandera_issues(
             name, msg = check, f"{split_name} column '{user_col}' fails {check}"
         issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
     return issues
+
+
+TOKENIZE_BATCH = 10_000  # texts tokenized at once: only their lengths are kept
+TOKENIZE_PROGRESS_MIN = 50_000  # rows from which tokenizing gets a progress bar
+
+
+def token_lengths(tokenizer, texts: list[str], desc: str | None = None) -> list[int]:
+    """Token count of each text, tokenized in batches (memory bounded by a batch, not by the file)."""
+    out: list[int] = []
+    with progress_bar(len(texts), desc if len(texts) >= TOKENIZE_PROGRESS_MIN else None, "row") as bar:
+        for start in range(0, len(texts), TOKENIZE_BATCH):
+            part = texts[start : start + TOKENIZE_BATCH]
+            out += [len(x) for x in tokenizer(part, add_special_tokens=False).input_ids]
+            bar.update(len(part))
+    return out
 
 
 def _conversation_issues(problems, split_name: str, fmt: str) -> list[Issue]:
@@ -395,13 +411,12 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         texts = df.get_column(text_col).to_list()
         if conversational:  # the rendered turns (system, instruction, template) are the prompt
             texts = [builder.render(t) for t in texts]
-        text_lens = [len(x) for x in tokenizer(texts, add_special_tokens=False).input_ids]
+        text_lens = token_lengths(tokenizer, texts, desc=f"validate: tokens ({split_name})")
         if cfg.task == "classification":
-            ans = [len(builder.answer_ids(answers[lab])) for lab in df.get_column(label_col).to_list()]
+            per_label = {lab: len(builder.answer_ids(a)) for lab, a in answers.items()}
+            ans = [per_label[lab] for lab in df.get_column(label_col).to_list()]
         else:
-            ans = [
-                len(x) + 1 for x in tokenizer(df.get_column(label_col).to_list(), add_special_tokens=False).input_ids
-            ]
+            ans = [n + 1 for n in token_lengths(tokenizer, df.get_column(label_col).to_list())]
         totals = [overhead + t + a for t, a in zip(text_lens, ans)]
         stats.setdefault("tokens", {})[split_name] = {
             "max": max(totals),
