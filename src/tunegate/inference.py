@@ -9,6 +9,7 @@ from typing import Any
 
 from tunegate import answering
 from tunegate.answering import AnswerSpec
+from tunegate.errors import TunegateError
 from tunegate.methods import TuningMethod, get_method
 from tunegate.modeling import load_tokenizer, resolve_model
 from tunegate.registry import Registry, VersionInfo
@@ -75,8 +76,41 @@ def complete(p: Predictor, prompt: str, *, max_tokens: int) -> dict[str, Any]:
     return {"text": gens[0], "prompt_tokens": len(ids[0]), "completion_tokens": int(stats.output_tokens)}
 
 
+def as_conversation(p: Predictor, text: str) -> str:
+    """A `predict` input for a conversation version: a JSON line in a training file's shape (``{"messages":
+    [...]}``, ShareGPT, Alpaca; a trailing assistant turn is dropped: that turn is what gets answered), or plain
+    text taken as one user turn."""
+    import json
+
+    from tunegate.conversations import detect_format, parse, to_json
+
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        record = None
+    fmt = detect_format(record) if isinstance(record, dict) else None
+    if fmt is None:
+        return conversation_input(p, [{"role": "user", "content": text}])
+    placeholder = {"messages": {"role": "assistant", "content": "-"}, "sharegpt": {"from": "gpt", "value": "-"}}
+    if fmt == "alpaca":
+        record = {**record, "output": "-"}
+    else:
+        key = "messages" if fmt == "messages" else "conversations"
+        turns = list(record.get(key) or [])
+        last = turns[-1] if turns and isinstance(turns[-1], dict) else {}
+        if str(last.get("role", last.get("from", ""))).lower() in ("assistant", "gpt"):
+            turns = turns[:-1]
+        record = {key: [*turns, placeholder[fmt]]}
+    turns, problem = parse(record, fmt, 1)
+    if problem is not None:
+        raise TunegateError(f"predict: that conversation is not valid: {problem.message}")
+    return to_json(turns[:-1])
+
+
 def predict(p: Predictor, texts: list[str]) -> list[dict[str, Any]]:
     """The version's answers: a label with its probabilities, a number (None when none was written), or text."""
+    if p.spec.conversation:
+        texts = [as_conversation(p, t) for t in texts]
     out = answering.answer(p.answerer, p.tokenizer, p.spec, prompt_ids(p, texts), fallback=math.nan)
     if out.label_logprobs is not None:
         labels = list(p.spec.labels)

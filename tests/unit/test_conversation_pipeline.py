@@ -91,3 +91,12 @@ def test_a_conversation_run_goes_through_every_stage(tmp_path, tiny_model_dir):
         assert 1 <= body["usage"]["completion_tokens"] <= 3 and body["usage"]["prompt_tokens"] > 10
         bad = client.post("/v1/chat/completions", json={"messages": msgs})  # ends with the assistant
         assert bad.status_code == 422 and "end with a non-empty user turn" in bad.text
+
+    # `tunegate predict`: a JSON line in the training file's shape (its last assistant turn is what gets answered)
+    # or plain text (one user turn)
+    from tunegate.inference import load_predictor, predict
+
+    predictor = load_predictor(tmp_path / "registry", f"toy@v{version}")
+    line = json.dumps({"messages": [*msgs, {"role": "user", "content": "and?"}, {"role": "assistant", "content": "x"}]})
+    out = predict(predictor, [line, "my card is lost"])
+    assert len(out) == 2 and all(isinstance(r["output"], str) for r in out)
