@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         handler.addFilter(lambda record: not is_progress_record(record))
     lib_log = logging.getLogger("tunegate")
     lib_log.addHandler(handler)
+    lib_log.propagate = False  # Prefect's root console handler would print every line a second time
     lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
