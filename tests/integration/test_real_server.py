@@ -46,6 +46,7 @@ def test_run_reports_to_a_real_server(tmp_path, tiny_model_dir, toy_data, prefec
     assert any(m.startswith("score zero_shot: ") and " ex (" in m and "ex/s" in m for m in zero), zero
     calibrated = by_task["evaluate_baseline[zero_shot_calibrated]"]
     assert any(m.startswith("calibrate zero_shot_calibrated: ") for m in calibrated), calibrated
-    assert any(m.startswith("tune: ") and " step (" in m for m in by_task["tune"]), by_task["tune"]
+    tune = by_task["tune[lora]"]
+    assert any(m.startswith("tune: ") and " step (" in m for m in tune), tune
     # outside a run, nothing is sent and nothing warns
     assert "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW" not in out.stderr
