@@ -311,8 +311,8 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
         }
 
-    @app.post("/v1/completions")
-    def v1_completions(req: CompletionRequest) -> dict[str, Any]:
+    def generate_for(prompt_of, max_tokens: int) -> tuple[dict[str, Any], Predictor, float, dict[str, Any]]:
+        """The completion endpoints' shared path: refuse a model that cannot generate, run, and the usage block."""
         p = slot.predictor
         if not p.answerer.can_generate:
             raise ApiError(
@@ -322,50 +322,43 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
                 "features): it cannot generate text; use POST /v1/predict",
             )
         t0 = time.perf_counter()
-        r = slot.infer(complete, p, req.prompt, max_tokens=req.max_tokens)
+        r = slot.infer(complete, p, prompt_of(p), max_tokens=max_tokens)
         slot.requests += 1
-        model = f"{p.version.name}@v{p.version.version}"
-        finish = "length" if r["completion_tokens"] >= req.max_tokens else "stop"
+        usage = {
+            "prompt_tokens": r["prompt_tokens"],
+            "completion_tokens": r["completion_tokens"],
+            "total_tokens": r["prompt_tokens"] + r["completion_tokens"],
+        }
+        return r, p, t0, usage
+
+    def finish_reason(r: dict[str, Any], max_tokens: int) -> str:
+        return "length" if r["completion_tokens"] >= max_tokens else "stop"
+
+    @app.post("/v1/completions")
+    def v1_completions(req: CompletionRequest) -> dict[str, Any]:
+        r, p, t0, usage = generate_for(lambda _: req.prompt, req.max_tokens)
         return {
             "id": f"cmpl-{int(t0 * 1e6):x}",
             "object": "text_completion",
             "created": int(time.time()),
-            "model": model,
-            "choices": [{"index": 0, "text": r["text"], "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": r["prompt_tokens"],
-                "completion_tokens": r["completion_tokens"],
-                "total_tokens": r["prompt_tokens"] + r["completion_tokens"],
-            },
+            "model": f"{p.version.name}@v{p.version.version}",
+            "choices": [{"index": 0, "text": r["text"], "finish_reason": finish_reason(r, req.max_tokens)}],
+            "usage": usage,
             "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
         }
 
     @app.post("/v1/chat/completions")
     def v1_chat_completions(req: ChatCompletionRequest) -> dict[str, Any]:
-        p = slot.predictor
-        if not p.answerer.can_generate:
-            raise ApiError(
-                400,
-                "wrong_endpoint",
-                f"{slot.version_ref} is a {p.meta.get('method')} model (a head over features): it cannot generate "
-                "text; use POST /v1/predict",
-            )
-        t0 = time.perf_counter()
-        prompt = conversation_input(p, [m.model_dump() for m in req.messages])
-        r = slot.infer(complete, p, prompt, max_tokens=req.max_tokens)
-        slot.requests += 1
-        finish = "length" if r["completion_tokens"] >= req.max_tokens else "stop"
+        messages = [m.model_dump() for m in req.messages]
+        r, p, t0, usage = generate_for(lambda p: conversation_input(p, messages), req.max_tokens)
+        message = {"role": "assistant", "content": r["text"]}
         return {
             "id": f"chatcmpl-{int(t0 * 1e6):x}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": f"{p.version.name}@v{p.version.version}",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": r["text"]}, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": r["prompt_tokens"],
-                "completion_tokens": r["completion_tokens"],
-                "total_tokens": r["prompt_tokens"] + r["completion_tokens"],
-            },
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(r, req.max_tokens)}],
+            "usage": usage,
             "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
         }
 
