@@ -1,8 +1,10 @@
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +37,29 @@ def run_cli(args, *, env, cwd, timeout=1200) -> subprocess.CompletedProcess:
     sys.stdout.write(out.stdout[-4000:])
     sys.stderr.write(out.stderr[-4000:])
     return out
+
+
+def api(base: str, path: str, body: dict | None = None, attempts: int = 6):
+    """One call to a Prefect server's REST API (POST when there is a body).
+
+    A 503 is retried with backoff, as Prefect's own client does: its SQLite answers 503 while the
+    scheduler or a worker holds the write lock on a loaded 2-core machine.
+    """
+    data = None if body is None else json.dumps(body).encode()
+    for attempt in range(attempts):
+        req = urllib.request.Request(
+            f"{base}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method="POST" if body is not None else "GET",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            if e.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(2**attempt)
 
 
 def stop(proc: subprocess.Popen, timeout: float = 30) -> None:

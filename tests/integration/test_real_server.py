@@ -1,21 +1,12 @@
 """`tunegate run` against a real Prefect server (PREFECT_API_URL), not the embedded one: the run, its decision
 and the library's progress lines under each task run are on the server."""
 
-import json
-import urllib.request
-
 import pytest
 
 from tests.conftest import make_config
-from tests.integration.conftest import run_cli
+from tests.integration.conftest import api, run_cli
 
 pytestmark = pytest.mark.integration
-
-
-def _post(url: str, body: dict) -> list:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def test_run_reports_to_a_real_server(tmp_path, tiny_model_dir, toy_data, prefect_env, prefect_server):
@@ -28,14 +19,14 @@ def test_run_reports_to_a_real_server(tmp_path, tiny_model_dir, toy_data, prefec
     out = run_cli(["run", make_config(tmp_path, tiny_model_dir, toy_data)], env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Starting temporary server" not in out.stdout + out.stderr
-    runs = _post(f"{prefect_server}/flow_runs/filter", {})
+    runs = api(prefect_server, "/flow_runs/filter", {})
     assert [fr["state_type"] for fr in runs] == ["COMPLETED"]
     assert "PROMOTED" in runs[0]["state"]["message"]  # "PROMOTED" or "NOT PROMOTED": the decision is on the server
-    names = {t["id"]: t["name"] for t in _post(f"{prefect_server}/task_runs/filter", {})}
+    names = {t["id"]: t["name"] for t in api(prefect_server, "/task_runs/filter", {})}
     logs, page = [], None
     while page != []:  # the API returns at most 200 records per call
         query = {"logs": {"task_run_id": {"is_null_": False}}, "limit": 200, "offset": len(logs)}
-        page = _post(f"{prefect_server}/logs/filter", query)
+        page = api(prefect_server, "/logs/filter", query)
         logs += page
     progress = [(names.get(x["task_run_id"], "?"), x["message"]) for x in logs if x["name"] == "tunegate.progress"]
     by_task = {}

@@ -10,12 +10,11 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from tests.conftest import SHARED_DATA, make_config
-from tests.integration.conftest import ROOT, stop
+from tests.integration.conftest import ROOT, api, stop
 
 pytestmark = pytest.mark.integration
 
@@ -30,18 +29,6 @@ def prefect(args, env, timeout=180):
     )
     assert out.returncode == 0, f"prefect {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
     return out.stdout
-
-
-def api(base, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"{base}{path}",
-        data=data,
-        headers={"Content-Type": "application/json"},
-        method="POST" if body is not None else "GET",
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def wait_for(base, flow_run_id, timeout=600):
