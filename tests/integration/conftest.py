@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import socket
@@ -15,13 +16,28 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def prefect_env(tmp_path_factory) -> dict:
-    """An environment for `tunegate` subprocesses: embedded Prefect with its own home."""
+    """An environment for `tunegate` subprocesses: one real Prefect server for the whole session.
+
+    Each CLI call would otherwise start (and migrate) a temporary server of its own: 8-20 s per
+    flow on a 2-core machine, for the ~20 flows of the suite. Tests that inspect a server's
+    records start their own (``prefect_server``).
+    """
     env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
     env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env["HF_HUB_OFFLINE"] = "1"
-    return env
+    server_env = {
+        **env,
+        "PREFECT_HOME": str(tmp_path_factory.mktemp("prefect-server-home")),
+        # nothing is scheduled on this server: its background loops would only take CPU from the tests
+        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    }
+    server_env.pop("PREFECT_API_URL", None)
+    with _server(server_env) as api:
+        env["PREFECT_API_URL"] = api
+        yield env
 
 
 def run_cli(args, *, env, cwd, timeout=1200) -> subprocess.CompletedProcess:
@@ -78,15 +94,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def prefect_server(tmp_path, prefect_env):
+@contextlib.contextmanager
+def _server(env: dict):
+    """A `prefect server start` on a free loopback port; yields its API URL, stops it after."""
     port = free_port()
-    # the scheduler looks every 5 s instead of 60 s, so a test sees the runs a schedule creates
-    env = {
-        **prefect_env,
-        "PREFECT_HOME": str(tmp_path / "server-home"),
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
-    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -109,3 +120,17 @@ def prefect_server(tmp_path, prefect_env):
         yield api
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def prefect_server(tmp_path, prefect_env):
+    """A Prefect server of this test's own (its records are the test's only)."""
+    # the scheduler looks every 5 s instead of 60 s, so a test sees the runs a schedule creates
+    env = {
+        **prefect_env,
+        "PREFECT_HOME": str(tmp_path / "server-home"),
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5",
+    }
+    env.pop("PREFECT_API_URL", None)
+    with _server(env) as api:
+        yield api
