@@ -182,10 +182,11 @@ def test_the_baseline_is_the_strongest_rung_of_the_ladder(work):
 
 
 def test_a_version_scores_the_same_in_float32_and_bf16(work):
-    """Trained on one kind of machine, used on another: on a float32 machine and on a bf16 one (what
-    `hardware: auto` picks on CPUs without / with bf16 hardware) the registry re-score reproduces the run (it
-    scores in the run's recorded precision), and serving in the machine's own precision agrees with the run on
-    the metric (individual near-tie rows may flip between float32 and bf16)."""
+    """Trained on one kind of machine, used on another: on a machine whose precision is not the run's (float32
+    and bf16 are what `hardware: auto` picks on CPUs without / with bf16 hardware) the registry re-score
+    reproduces the run (it scores in the run's recorded precision), and serving in that machine's precision
+    agrees with the run on the metric (individual near-tie rows may flip between float32 and bf16). The run's
+    own precision is what the deploy stage's re-score already used."""
     import polars as pl
     import yaml
 
@@ -203,13 +204,18 @@ def test_a_version_scores_the_same_in_float32_and_bf16(work):
     assert expected["dtype"] == d["provenance"]["hardware"]["dtype"]
     cfg = parse_config(yaml.safe_load((info.path / CONFIG).read_text()), config_dir=info.path)
     eval_df = pl.read_parquet(info.path / EVAL_ROWS)
-    for dtype in ("float32", "bfloat16"):
-        with using(Placement(dtype=dtype, reason="test")):
-            r = rescore(reg, "sst2-sentiment", 1)
-            assert r.reproduced, r.note
-            served = score_version(info, cfg, eval_df, name="served", kind="tuned")
-        # the other precision flips near-tie rows (measured: 14 of 200, accuracy 0.84 in float32 vs 0.83 in bf16);
-        # a broken path (adapter lost, wrong prompt or dtype) would disagree far more
-        same = [p.prediction == expected["predictions"][str(p.row)] for p in served.predictions]
-        assert sum(same) / len(same) >= 0.9, (dtype, sum(same), len(same))
-        assert abs(served.metrics["accuracy"] - expected["value"]) <= 0.025
+    # this machine in the other precision: the re-score still runs in the recorded one and reproduces the run
+    other = "bfloat16" if expected["dtype"] == "float32" else "float32"
+    with using(Placement(dtype=other, reason="test")):
+        r = rescore(reg, "sst2-sentiment", 1)
+        assert r.reproduced, r.note
+        # serving in that precision (100 of the 200 rows: on a CPU without bf16 hardware bf16 is ~5x slower)
+        rows = eval_df.head(100)
+        served = score_version(info, cfg, rows, name="served", kind="tuned")
+    # the other precision flips near-tie rows (measured: 14 of 200, accuracy 0.84 in float32 vs 0.83 in bf16);
+    # a broken path (adapter lost, wrong prompt or dtype) would disagree far more
+    same = [p.prediction == expected["predictions"][str(p.row)] for p in served.predictions]
+    assert len(same) == 100 and sum(same) / len(same) >= 0.9, (other, sum(same))
+    refs = dict(zip(rows.get_column("_row").to_list(), rows.get_column("label").to_list()))
+    run_acc = sum(expected["predictions"][str(r)] == str(ref) for r, ref in refs.items()) / len(refs)
+    assert abs(served.metrics["accuracy"] - run_acc) <= 0.04, (served.metrics["accuracy"], run_acc)

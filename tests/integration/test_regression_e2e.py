@@ -28,7 +28,11 @@ def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect
     spec.loader.exec_module(make_data)
     make_data.main(["--out", str(tmp_path / "data"), "--train", "240", "--eval", "120"])
     shutil.copy(EXAMPLE / "config.yaml", tmp_path / "config.yaml")
-    out = run_cli(["run", tmp_path / "config.yaml", "--set", "baselines.few_shot.k=4"], env=prefect_env, cwd=tmp_path)
+    # the prompting rungs zero-shot and 4-shot (retrieved demonstrations are test_pipeline_sst2's and test_rag_kb's)
+    sets = ["baselines.few_shot.k=4", "baselines.retrieved_few_shot.enabled=false"]
+    out = run_cli(
+        ["run", tmp_path / "config.yaml", *(x for s in sets for x in ("--set", s))], env=prefect_env, cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     run_dir = next((tmp_path / "runs").iterdir())
     d = json.loads((run_dir / "decision.json").read_text())
