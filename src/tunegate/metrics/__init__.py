@@ -1,10 +1,12 @@
 """Metrics, each declared once: one module here per metric.
 
 A metric module holds ``SPEC`` (a :class:`MetricSpec`: name, tasks, default per task,
-direction, resampled computation) and its ``evaluate.Metric`` subclass, loaded by path
-through ``evaluate.load`` (``evaluate.load("accuracy")`` fetches a script from the hub,
-which fails offline). Modules are found by discovery: adding a metric is adding one
-module. Config choices and defaults, the per-example view and the bootstrap read the
+direction, resampled computation) and ``metric()``, which returns its ``evaluate.Metric``
+(defined there, so nothing is fetched from the hub: ``evaluate.load("accuracy")`` would,
+and fails offline). ``metric()`` imports evaluate when a score is computed, not when the
+specs are read: importing evaluate loads transformers' pipelines (~4 s), which commands
+like ``tunegate audit`` or a config check never need. Modules are found by discovery:
+adding a metric is adding one module. Config choices and defaults, the per-example view and the bootstrap read the
 specs from here.
 """
 
@@ -61,10 +63,9 @@ def default_metric(task: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def load(name: str):
-    import evaluate
-
+    """The metric's ``evaluate.Metric`` (built once per process)."""
     get(name)
-    return evaluate.load(str(HERE / f"{name}.py"))
+    return importlib.import_module(f"{__name__}.{name}").metric()
 
 
 def _inputs(task: str, predictions: list, references: list) -> tuple[list, list]:

@@ -11,9 +11,6 @@ extra words.
 import re
 import string
 
-import datasets
-import evaluate
-
 from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
@@ -36,19 +33,27 @@ def _contains(prediction, reference):
     return bool(ref) and f" {ref} " in f" {_norm(prediction)} "
 
 
-class AnswerInOutput(evaluate.Metric):
-    """Share of predictions that contain (normalized, whole words) one of their references."""
+def metric():
+    """The ``evaluate.Metric`` that computes it. Its libraries are imported here, when a score is computed:
+    importing evaluate takes seconds (it loads transformers' pipelines) that reading the SPEC must not cost."""
+    import datasets
+    import evaluate
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description="Share of predictions that contain (normalized, whole words) one of their references.",
-            citation="",
-            inputs_description="predictions: list of strings; references: list of lists of strings",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-            ),
-        )
+    class AnswerInOutput(evaluate.Metric):
+        """Share of predictions that contain (normalized, whole words) one of their references."""
 
-    def _compute(self, predictions, references):
-        per = [float(any(_contains(p, r) for r in refs)) for p, refs in zip(predictions, references)]
-        return {"answer_in_output": sum(per) / len(per) if per else 0.0, "answer_in_output_per_example": per}
+        def _info(self):
+            return evaluate.MetricInfo(
+                description="Share of predictions that contain (normalized, whole words) one of their references.",
+                citation="",
+                inputs_description="predictions: list of strings; references: list of lists of strings",
+                features=datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                ),
+            )
+
+        def _compute(self, predictions, references):
+            per = [float(any(_contains(p, r) for r in refs)) for p, refs in zip(predictions, references)]
+            return {"answer_in_output": sum(per) / len(per) if per else 0.0, "answer_in_output_per_example": per}
+
+    return AnswerInOutput()

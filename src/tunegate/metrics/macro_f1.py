@@ -1,9 +1,6 @@
 """Macro-averaged F1 over the labels (thin wrapper over scikit-learn)."""
 
-import datasets
-import evaluate
 import numpy as np
-from sklearn.metrics import f1_score
 
 from tunegate.metrics.spec import MetricSpec
 
@@ -31,18 +28,27 @@ SPEC = MetricSpec(
 )
 
 
-class MacroF1(evaluate.Metric):
-    """Unweighted mean of per-label F1."""
+def metric():
+    """The ``evaluate.Metric`` that computes it. Its libraries are imported here, when a score is computed:
+    importing evaluate takes seconds (it loads transformers' pipelines) that reading the SPEC must not cost."""
+    import datasets
+    import evaluate
+    from sklearn.metrics import f1_score
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description="Unweighted mean of per-label F1.",
-            citation="scikit-learn f1_score(average='macro')",
-            inputs_description="predictions, references: lists of label strings",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
-        )
+    class MacroF1(evaluate.Metric):
+        """Unweighted mean of per-label F1."""
 
-    def _compute(self, predictions, references):
-        return {"macro_f1": float(f1_score(references, predictions, average="macro", zero_division=0))}
+        def _info(self):
+            return evaluate.MetricInfo(
+                description="Unweighted mean of per-label F1.",
+                citation="scikit-learn f1_score(average='macro')",
+                inputs_description="predictions, references: lists of label strings",
+                features=datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+                ),
+            )
+
+        def _compute(self, predictions, references):
+            return {"macro_f1": float(f1_score(references, predictions, average="macro", zero_division=0))}
+
+    return MacroF1()

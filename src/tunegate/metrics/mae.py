@@ -1,8 +1,5 @@
 """Mean absolute error of numeric predictions (lower is better)."""
 
-import datasets
-import evaluate
-
 from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
@@ -13,19 +10,27 @@ SPEC = MetricSpec(
 )
 
 
-class MAE(evaluate.Metric):
-    """Mean absolute difference between prediction and reference."""
+def metric():
+    """The ``evaluate.Metric`` that computes it. Its libraries are imported here, when a score is computed:
+    importing evaluate takes seconds (it loads transformers' pipelines) that reading the SPEC must not cost."""
+    import datasets
+    import evaluate
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description="Mean absolute difference between prediction and reference.",
-            citation="",
-            inputs_description="predictions: list of floats; references: list of floats",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+    class MAE(evaluate.Metric):
+        """Mean absolute difference between prediction and reference."""
 
-    def _compute(self, predictions, references):
-        per = [abs(p - r) for p, r in zip(predictions, references)]
-        return {"mae": sum(per) / len(per) if per else 0.0, "mae_per_example": per}
+        def _info(self):
+            return evaluate.MetricInfo(
+                description="Mean absolute difference between prediction and reference.",
+                citation="",
+                inputs_description="predictions: list of floats; references: list of floats",
+                features=datasets.Features(
+                    {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+                ),
+            )
+
+        def _compute(self, predictions, references):
+            per = [abs(p - r) for p, r in zip(predictions, references)]
+            return {"mae": sum(per) / len(per) if per else 0.0, "mae_per_example": per}
+
+    return MAE()

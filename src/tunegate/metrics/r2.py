@@ -1,9 +1,6 @@
 """Coefficient of determination of numeric predictions (scikit-learn's r2_score)."""
 
-import datasets
-import evaluate
 import numpy as np
-from sklearn.metrics import r2_score
 
 from tunegate.metrics.spec import MetricSpec
 
@@ -27,19 +24,28 @@ SPEC = MetricSpec(
 )
 
 
-class R2(evaluate.Metric):
-    """1 - SSE/SST of numeric predictions."""
+def metric():
+    """The ``evaluate.Metric`` that computes it. Its libraries are imported here, when a score is computed:
+    importing evaluate takes seconds (it loads transformers' pipelines) that reading the SPEC must not cost."""
+    import datasets
+    import evaluate
+    from sklearn.metrics import r2_score
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description="1 - SSE/SST: share of the target's variance the predictions explain (1 is perfect, 0 = the "
-            "mean).",
-            citation="",
-            inputs_description="predictions: list of floats; references: list of floats",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+    class R2(evaluate.Metric):
+        """1 - SSE/SST of numeric predictions."""
 
-    def _compute(self, predictions, references):
-        return {"r2": float(r2_score(references, predictions)) if len(references) > 1 else 0.0}
+        def _info(self):
+            return evaluate.MetricInfo(
+                description="1 - SSE/SST: share of the target's variance the predictions explain (1 is perfect, "
+                "0 = the mean).",
+                citation="",
+                inputs_description="predictions: list of floats; references: list of floats",
+                features=datasets.Features(
+                    {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+                ),
+            )
+
+        def _compute(self, predictions, references):
+            return {"r2": float(r2_score(references, predictions)) if len(references) > 1 else 0.0}
+
+    return R2()

@@ -2,8 +2,6 @@
 
 import math
 
-import datasets
-import evaluate
 import numpy as np
 
 from tunegate.metrics.spec import MetricSpec
@@ -23,19 +21,27 @@ SPEC = MetricSpec(
 )
 
 
-class RMSE(evaluate.Metric):
-    """Square root of the mean squared difference between prediction and reference."""
+def metric():
+    """The ``evaluate.Metric`` that computes it. Its libraries are imported here, when a score is computed:
+    importing evaluate takes seconds (it loads transformers' pipelines) that reading the SPEC must not cost."""
+    import datasets
+    import evaluate
 
-    def _info(self):
-        return evaluate.MetricInfo(
-            description="Square root of the mean squared difference between prediction and reference.",
-            citation="",
-            inputs_description="predictions: list of floats; references: list of floats",
-            features=datasets.Features(
-                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
-            ),
-        )
+    class RMSE(evaluate.Metric):
+        """Square root of the mean squared difference between prediction and reference."""
 
-    def _compute(self, predictions, references):
-        per = [(p - r) ** 2 for p, r in zip(predictions, references)]
-        return {"rmse": math.sqrt(sum(per) / len(per)) if per else 0.0}
+        def _info(self):
+            return evaluate.MetricInfo(
+                description="Square root of the mean squared difference between prediction and reference.",
+                citation="",
+                inputs_description="predictions: list of floats; references: list of floats",
+                features=datasets.Features(
+                    {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+                ),
+            )
+
+        def _compute(self, predictions, references):
+            per = [(p - r) ** 2 for p, r in zip(predictions, references)]
+            return {"rmse": math.sqrt(sum(per) / len(per)) if per else 0.0}
+
+    return RMSE()
