@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import make_config
+from tests.conftest import TOPICS, make_config, write_csv
 from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -28,15 +28,27 @@ def test_bad_data_stops_the_flow_without_traceback_or_registry_write(tmp_path, t
     assert not report["ok"] and report["issues"][0]["check"] == "leakage" and len(report["issues"][0]["rows"]) == 14
 
 
-def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_env):
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, tiny_model_dir, prefect_env):
+    """One run on good data without data.labels, in a Prefect home of its own (its cache starts empty): the
+    stage checks and the cache test's first run."""
+    tmp_path = tmp_path_factory.mktemp("good-run")
+    env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    train = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
+    evl = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
+    files = {"train": write_csv(tmp_path / "train.csv", train), "eval": write_csv(tmp_path / "eval.csv", evl)}
     # no data.labels: the flow runs on the labels validation found in train
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, data={"labels": None})
-    out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
+    cfg = make_config(tmp_path, tiny_model_dir, files, data={"labels": None})
+    return {"dir": tmp_path, "env": env, "cfg": cfg, "out": run_cli(["run", cfg], env=env, cwd=tmp_path)}
+
+
+def test_good_data_runs_every_stage(good_run):
+    tmp_path, out = good_run["dir"], good_run["out"]
     assert out.returncode == 0, out.stderr[-2000:]
     logs = out.stdout + out.stderr
     for stage in ("prepare_run", "validate_data", "evaluate_baseline", "tune", "evaluate_tuned", "compare", "deploy"):
         assert stage in logs, stage
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = sorted((tmp_path / "runs").iterdir())[0]
     decision = json.loads((run_dir / "decision.json").read_text())
     assert set(decision["baselines"]) == {
         "zero_shot",
@@ -53,7 +65,7 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
         assert yaml.safe_load(resolved.read_text())["data"]["labels"] == {"neg": "neg", "pos": "pos"}
     assert "2 labels below were found in train" in (run_dir / "validation.md").read_text()
     assert (run_dir / "report.html").is_file() and decision["headline"] in out.stdout
-    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    audit = json.loads((tmp_path / "registry" / "audit.jsonl").read_text().splitlines()[0])
     assert (
         audit["status"] == "completed"
         and audit["decision"] == decision["decision"]
@@ -64,15 +76,14 @@ def test_good_data_runs_every_stage(tmp_path, tiny_model_dir, toy_data, prefect_
     assert moved == (decision["decision"] == "promote")
 
 
-def test_method_only_change_reuses_cached_baselines(tmp_path, tiny_model_dir, toy_data, prefect_env):
-    # a Prefect home of its own: the cache (result storage) must start empty
-    prefect_env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data)
-    first = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)
+def test_method_only_change_reuses_cached_baselines(good_run):
+    first, tmp_path = good_run["out"], good_run["dir"]
     assert first.returncode == 0 and "Cached" not in first.stdout + first.stderr
     # nothing here changes a token: the method's settings, a max_length that cuts no input, the batch size
     changes = ["method.r=4", "gate.min_gain=0.5", "method.max_length=200", "baselines.batch_size=2"]
-    second = run_cli(["run", cfg, *[x for c in changes for x in ("--set", c)]], env=prefect_env, cwd=tmp_path)
+    second = run_cli(
+        ["run", good_run["cfg"], *[x for c in changes for x in ("--set", c)]], env=good_run["env"], cwd=tmp_path
+    )
     assert second.returncode == 0
     logs = second.stdout + second.stderr
     assert "evaluate_baseline[zero_shot]' - Finished in state Cached" in logs
