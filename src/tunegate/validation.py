@@ -601,7 +601,7 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         lines += [
             "## Token lengths (prompt + answer)",
             "",
-            "| split | mean | max | total | limit |",
+            "| split | mean | max | total (rows cut to the limit) | limit |",
             "|---|---|---|---|---|",
         ]
         for s, t in tok.items():
