@@ -134,12 +134,17 @@ TOPICS = {
 }
 
 
+def write_toy_data(folder: Path) -> dict[str, Path]:
+    """A small clean classification dataset (train + eval files) written into ``folder``."""
+    train = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
+    evl = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
+    return {"train": write_csv(folder / "train.csv", train), "eval": write_csv(folder / "eval.csv", evl)}
+
+
 @pytest.fixture
 def toy_data(tmp_path) -> dict[str, Path]:
     """A small clean classification dataset (train + eval files)."""
-    train = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
-    evl = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
-    return {"train": write_csv(tmp_path / "train.csv", train), "eval": write_csv(tmp_path / "eval.csv", evl)}
+    return write_toy_data(tmp_path)
 
 
 def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import TOPICS, make_config, write_csv
+from tests.conftest import make_config, write_toy_data
 from tests.integration.conftest import run_cli
 
 pytestmark = pytest.mark.integration
@@ -34,11 +34,8 @@ def good_run(tmp_path_factory, tiny_model_dir, prefect_env):
     stage checks and the cache test's first run."""
     tmp_path = tmp_path_factory.mktemp("good-run")
     env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    train = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
-    evl = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
-    files = {"train": write_csv(tmp_path / "train.csv", train), "eval": write_csv(tmp_path / "eval.csv", evl)}
     # no data.labels: the flow runs on the labels validation found in train
-    cfg = make_config(tmp_path, tiny_model_dir, files, data={"labels": None})
+    cfg = make_config(tmp_path, tiny_model_dir, write_toy_data(tmp_path), data={"labels": None})
     return {"dir": tmp_path, "env": env, "cfg": cfg, "out": run_cli(["run", cfg], env=env, cwd=tmp_path)}
 
 

@@ -6,8 +6,8 @@ direction, resampled computation) and ``metric()``, which returns its ``evaluate
 and fails offline). ``metric()`` imports evaluate when a score is computed, not when the
 specs are read: importing evaluate loads transformers' pipelines (~4 s), which commands
 like ``tunegate audit`` or a config check never need. Modules are found by discovery:
-adding a metric is adding one module. Config choices and defaults, the per-example view and the bootstrap read the
-specs from here.
+adding a metric is adding one module. Config choices and defaults, the per-example view
+and the bootstrap read the specs from here.
 """
 
 from __future__ import annotations
