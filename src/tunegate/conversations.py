@@ -161,3 +161,18 @@ def from_json(text: str) -> list[Turn]:
 def split_last(turns: list[Turn]) -> tuple[list[Turn], str]:
     """(the turns before the final assistant turn, that turn's content): the prompt and its reference."""
     return turns[:-1], turns[-1].content
+
+
+def conversation_targets(train, train_on: str) -> list[tuple[str, str]]:
+    """(prompt turns as JSON, assistant answer) for the trained turns of each conversation: the last one (``last``)
+    or every assistant turn (``all``), never one whose weight is 0. ``train``: a frame with a ``conversation``
+    column. A conversation with K trained turns gives K examples; each turn's loss sees exactly the turns before
+    it, as in one sequence with causal attention."""
+    out = []
+    for full in train.get_column("conversation").to_list():
+        turns = from_json(full)
+        last = len(turns) - 1
+        for i, t in enumerate(turns):
+            if t.role == "assistant" and t.weight and (train_on == "all" or i == last):
+                out.append((to_json(turns[:i]), t.content))
+    return out

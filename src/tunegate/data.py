@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -77,39 +78,50 @@ def read_folder(path: Path) -> pl.DataFrame:
 
 def _read_parquet(path: Path) -> pl.DataFrame:
     """A Parquet file; class-label columns of one written by Hugging Face ``datasets`` as their names."""
-    df = pl.read_parquet(path)
+    return _class_label_names(pl.read_parquet(path), _hf_features(path))
+
+
+def _hf_features(path: Path) -> dict | None:
+    """The ``features`` that Hugging Face ``datasets`` wrote into a Parquet file's metadata (its footer only)."""
     try:
         import pyarrow.parquet as pq
 
         meta = pq.read_schema(path).metadata or {}
-        features = json.loads(meta[b"huggingface"]).get("info", {}).get("features") if b"huggingface" in meta else None
-    except Exception:  # noqa: BLE001 - metadata is a nicety; the data was read
-        features = None
-    return _class_label_names(df, features)
+        return json.loads(meta[b"huggingface"]).get("info", {}).get("features") if b"huggingface" in meta else None
+    except Exception:  # noqa: BLE001 - metadata is a nicety; the data is read without it
+        return None
 
 
-def _class_label_names(df: pl.DataFrame, features: dict | None) -> pl.DataFrame:
-    """Hugging Face ``ClassLabel`` columns (stored as integers) as their names."""
+def _class_label_names(df, features: dict | None):
+    """Hugging Face ``ClassLabel`` columns (stored as integers) as their names (a frame or a lazy frame)."""
+    names = df.collect_schema().names()
     for col, feat in (features or {}).items():
-        if isinstance(feat, dict) and feat.get("_type") == "ClassLabel" and col in df.columns:
+        if isinstance(feat, dict) and feat.get("_type") == "ClassLabel" and col in names:
             mapping = dict(enumerate(feat.get("names") or []))
             df = df.with_columns(pl.col(col).replace_strict(mapping, default=None, return_dtype=pl.Utf8))
     return df
 
 
-def _as_text(df: pl.DataFrame) -> pl.DataFrame:
-    """Every column as text: scalars cast, nested values (lists, structs) as JSON."""
+def _as_text(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Every column as text: scalars cast, nested values (lists, structs) as JSON (lazily: only the columns a
+    query keeps are converted)."""
     out = []
-    for c in df.columns:
-        dtype = df.schema[c]
+    for c, dtype in lf.collect_schema().items():
         if dtype == pl.Utf8:
             continue
         if dtype.is_nested():
-            values = [None if v is None else json.dumps(v, ensure_ascii=False, default=str) for v in df[c].to_list()]
-            out.append(pl.Series(c, values, dtype=pl.Utf8))
+            out.append(
+                pl.col(c).map_elements(
+                    lambda v: json.dumps(
+                        v if not isinstance(v, pl.Series) else v.to_list(), ensure_ascii=False, default=str
+                    ),
+                    return_dtype=pl.Utf8,
+                    skip_nulls=True,
+                )
+            )
         else:
             out.append(pl.col(c).cast(pl.Utf8, strict=False))
-    return df.with_columns(out) if out else df
+    return lf.with_columns(out) if out else lf
 
 
 def _decode(path: Path, encoding: str) -> str:
@@ -142,13 +154,45 @@ def _read_lines(path: Path, columns: list[str] | None, encoding: str) -> pl.Data
     return pl.DataFrame({ROW: pl.Series(lines, dtype=pl.UInt32), names[0]: first, names[1]: rest})
 
 
-def read_table(
-    path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8"
-) -> pl.DataFrame:
-    """Read a data file (or a dataset folder, :func:`read_folder`) with every column as string; raise
-    DataReadError with a readable reason.
+@dataclass
+class Table:
+    """A data source read lazily (polars scanning: a query reads only the columns and rows it needs), every
+    column as text, ``_row`` the 1-based row number in the file. :meth:`collect` turns a malformed file into a
+    DataReadError naming it."""
 
-    ``columns``: names for a CSV/TSV file without a header row (its first line is data).
+    path: Path
+    kind: str
+    lazy: pl.LazyFrame
+
+    def collect(self, query: pl.LazyFrame | None = None) -> pl.DataFrame:
+        try:
+            return (self.lazy if query is None else query).collect(engine="streaming")
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+
+    def batches(self, query: pl.LazyFrame, size: int):
+        """The rows of ``query`` in batches of about ``size`` rows, streamed from the source, in order."""
+        try:
+            yield from query.collect_batches(chunk_size=size, maintain_order=True)
+        except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+
+    def columns(self) -> list[str]:
+        try:
+            return self.lazy.collect_schema().names()
+        except Exception as exc:  # noqa: BLE001 - a header polars cannot parse
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+
+
+def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8") -> Table:
+    """A data file (or a dataset folder, :func:`read_folder`) as a lazy :class:`Table`; raise DataReadError with a
+    readable reason for what can be told without reading the rows (the rows' own problems surface on collect).
+
+    ``columns``: names for a CSV/TSV file without a header row (its first line is data). CSV, TSV, JSONL and
+    Parquet files in UTF-8 are scanned; folders, 'lines' files and other encodings are read whole first.
     """
     if not path.exists():
         raise DataReadError(f"{path}: file not found. Check data.train / data.eval (relative to the config file)")
@@ -156,31 +200,48 @@ def read_table(
         df = read_folder(path)
         if df.width == 0 or df.height == 0:
             raise DataReadError(f"{path}: no rows found")
-        return _as_text(df).with_row_index(ROW, offset=1)
+        return Table(path, "dataset folder", _as_text(df.lazy()).with_row_index(ROW, offset=1))
     kind = _format(path, fmt)
     if kind == "lines":
         df = _read_lines(path, columns, encoding)
         if df.height == 0:
             raise DataReadError(f"{path}: no rows found (an empty file)")
-        return df
+        return Table(path, kind, df.lazy())
+    if path.stat().st_size == 0:
+        raise DataReadError(f"{path}: no rows found (an empty file)")
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    source = path if utf8 or kind not in ("csv", "tsv") else io.BytesIO(_decode(path, encoding).encode())
+    headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
+    tsv = {"separator": "\t", "quote_char": None} if kind == "tsv" else {}
     try:
-        headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
-        if kind == "csv":
-            df = pl.read_csv(source, infer_schema=False, **headerless)
-        elif kind == "tsv":
-            df = pl.read_csv(source, separator="\t", quote_char=None, infer_schema=False, **headerless)
+        if kind in ("csv", "tsv") and utf8:
+            lf = pl.scan_csv(path, infer_schema=False, **tsv, **headerless)
+        elif kind in ("csv", "tsv"):
+            lf = pl.read_csv(io.BytesIO(_decode(path, encoding).encode()), infer_schema=False, **tsv, **headerless)
+            lf = lf.lazy()
         elif kind == "jsonl":
-            df = pl.read_ndjson(path)
+            lf = pl.scan_ndjson(path)
         else:
-            df = _read_parquet(path)
-    except Exception as exc:  # polars raises several types for malformed files
+            lf = _class_label_names(pl.scan_parquet(path), _hf_features(path))
+        table = Table(path, kind, lf)
+        if not table.columns():
+            raise DataReadError(f"{path}: no rows found (an empty file, or not {kind})")
+    except DataReadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataReadError(f"{path}: could not be read as {kind} ({first})") from None
-    if df.width == 0 or df.height == 0:
-        raise DataReadError(f"{path}: no rows found (an empty file, or not {kind})")
-    return _as_text(df).with_row_index(ROW, offset=1)
+    return Table(path, kind, _as_text(lf).with_row_index(ROW, offset=1))
+
+
+def read_table(
+    path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8"
+) -> pl.DataFrame:
+    """A whole data file (:func:`scan_table`) as a frame; raise DataReadError with a readable reason."""
+    table = scan_table(path, fmt, columns, encoding)
+    df = table.collect()
+    if df.height == 0:
+        raise DataReadError(f"{path}: no rows found (an empty file, or not {table.kind})")
+    return df
 
 
 def conversation_format(path: Path, fmt: str) -> str | None:
@@ -229,19 +290,20 @@ def read_conversations(path: Path, fmt: str, encoding: str = "utf-8"):
     return df, res.problems
 
 
-def to_canonical(df: pl.DataFrame, task: str, data: DataConfig) -> pl.DataFrame:
+def to_canonical(df, task: str, data: DataConfig):
     """Rename the configured columns to the canonical names; missing ones are left for the schema to report.
 
     ``data.label_pattern``: the label is its first group (no match: null, reported by the schema as a missing
     label)."""
     src = source_columns(task, data)
     dst = canonical_columns(task)
+    names = df.collect_schema().names()
     for s, d in zip(src, dst):
-        if s != d and d in df.columns:
+        if s != d and d in names:
             # a column that merely shares the canonical name is not the configured one
             df = df.drop(d)
-    df = df.rename({s: d for s, d in zip(src, dst) if s in df.columns and s != d})
-    if data.label_pattern and task == "classification" and "label" in df.columns:
+    df = df.rename({s: d for s, d in zip(src, dst) if s in names and s != d})
+    if data.label_pattern and task == "classification" and "label" in df.collect_schema().names():
         df = df.with_columns(pl.col("label").str.extract(data.label_pattern, 1))
     return df
 
@@ -342,9 +404,16 @@ def frame_hash(*frames: pl.DataFrame, columns: tuple[str, ...]) -> str:
     """Content hash of the canonical columns, row order included (order matters for training)."""
     h = hashlib.sha256()
     for df in frames:
-        part = df.select(columns)
-        # in slices: the same bytes as one CSV of the whole frame, without holding it in memory
-        for start in range(0, max(part.height, 1), HASH_SLICE_ROWS):
-            h.update(part.slice(start, HASH_SLICE_ROWS).write_csv(include_header=start == 0).encode())
-        h.update(b"\x00")
+        update_hash(h, df, columns)
     return h.hexdigest()
+
+
+def update_hash(h, df: pl.DataFrame, columns: tuple[str, ...], header: bool = True, end: bool = True) -> None:
+    """Feed ``df``'s ``columns`` to the hasher ``h`` as CSV, in slices (the same bytes as one CSV of the whole
+    frame, without holding it in memory). A frame streamed in batches: ``header`` on the first only, ``end`` (the
+    frame separator) after the last only."""
+    part = df.select(columns)
+    for start in range(0, max(part.height, 1), HASH_SLICE_ROWS):
+        h.update(part.slice(start, HASH_SLICE_ROWS).write_csv(include_header=header and start == 0).encode())
+    if end:
+        h.update(b"\x00")

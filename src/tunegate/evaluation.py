@@ -16,6 +16,7 @@ import torch
 from tunegate import ladder, metrics
 from tunegate.answering import AnswerSpec, answer, label_logprobs, prompt_ids
 from tunegate.config import TunegateConfig
+from tunegate.conversations import conversation_targets
 from tunegate.data import ROW, canonical_columns
 from tunegate.ladder import Augment, Rung
 from tunegate.methods import TrainingSet, get_method
@@ -176,22 +177,6 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         targets=numbers if cfg.task == "regression" else None,
         instruction=builder.instruction(),
     )
-
-
-def conversation_targets(train: pl.DataFrame, train_on: str) -> list[tuple[str, str]]:
-    """(prompt turns as JSON, assistant answer) for the trained turns of each conversation: the last one (``last``)
-    or every assistant turn (``all``), never one whose weight is 0. A conversation with K trained turns gives K
-    examples; each turn's loss sees exactly the turns before it, as in one sequence with causal attention."""
-    from tunegate.conversations import from_json, to_json
-
-    out = []
-    for full in train.get_column("conversation").to_list():
-        turns = from_json(full)
-        last = len(turns) - 1
-        for i, t in enumerate(turns):
-            if t.role == "assistant" and t.weight and (train_on == "all" or i == last):
-                out.append((to_json(turns[:i]), t.content))
-    return out
 
 
 def per_example_view(result: EvalResult, metric: str) -> dict[str, Any]:

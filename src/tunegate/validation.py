@@ -9,28 +9,32 @@ number in the source file (1-based, header excluded).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandera.polars as pa
 import polars as pl
 
-from tunegate.config import TunegateConfig
+from tunegate.config import CONVERSATION_FORMATS, TunegateConfig
+from tunegate.conversations import conversation_targets
 from tunegate.data import (
     ROW,
     DataReadError,
+    Table,
     canonical_columns,
     conversation_format,
-    frame_hash,
     infer_labels,
     read_conversations,
-    read_table,
     sample,
+    scan_table,
     source_columns,
     split,
     to_canonical,
+    update_hash,
 )
 from tunegate.documents import DocumentError, document_files, load_chunks
 from tunegate.modeling import load_tokenizer
@@ -60,9 +64,13 @@ class ValidationOutcome:
 
     issues: list[Issue]
     stats: dict[str, Any]
-    train: pl.DataFrame | None = None
+    train_rows: pl.LazyFrame | None = None  # read from the source on demand: a big train file is never held whole
     eval: pl.DataFrame | None = None
     dev: pl.DataFrame | None = None  # the selection split, when configured
+
+    @property
+    def train(self) -> pl.DataFrame | None:
+        return None if self.train_rows is None else self.train_rows.collect()
 
     @property
     def errors(self) -> list[Issue]:
@@ -91,49 +99,43 @@ class ValidationOutcome:
         return f"Data validation failed with {len(self.errors)} error(s): " + "; ".join(parts) + "."
 
 
-def _pandera_issues(
-    df: pl.DataFrame, schema: pa.DataFrameSchema, split_name: str, col_names: dict[str, str]
-) -> list[Issue]:
-    try:
-        schema.validate(df, lazy=True)
-        return []
-    except pa.errors.SchemaErrors as exc:
-        fc = exc.failure_cases
-    issues: list[Issue] = []
-    rows_of = df.get_column(ROW).to_list()
-    for (column, check), group in fc.group_by(["column", "check"], maintain_order=True):
-        idx = [i for i in group.get_column("index").to_list() if i is not None]
-        rows = sorted({rows_of[i] for i in idx})
-        user_col = col_names.get(column, column)
-        if check == "not_nullable":
-            name, msg = "null_values", f"{split_name} column '{user_col}' has missing values"
-        elif check.startswith("isin"):
-            bad = sorted({str(v) for v in group.get_column("failure_case").to_list()})
-            name, msg = (
-                "unknown_labels",
-                f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels",
-            )
-        elif "empty or whitespace" in check:
-            name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
-        else:
-            name, msg = check, f"{split_name} column '{user_col}' fails {check}"
-        issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
-    return issues
-
-
 TOKENIZE_BATCH = 10_000  # texts tokenized at once: only their lengths are kept
 TOKENIZE_PROGRESS_MIN = 50_000  # rows from which tokenizing gets a progress bar
 
 
-def token_lengths(tokenizer, texts: list[str], desc: str | None = None) -> list[int]:
-    """Token count of each text, tokenized in batches (memory bounded by a batch, not by the file)."""
-    out: list[int] = []
-    with progress_bar(len(texts), desc if len(texts) >= TOKENIZE_PROGRESS_MIN else None, "row") as bar:
-        for start in range(0, len(texts), TOKENIZE_BATCH):
-            part = texts[start : start + TOKENIZE_BATCH]
-            out += [len(x) for x in tokenizer(part, add_special_tokens=False).input_ids]
-            bar.update(len(part))
-    return out
+def token_lengths(tokenizer, texts: list[str]) -> list[int]:
+    return [len(x) for x in tokenizer(texts, add_special_tokens=False).input_ids]
+
+
+def _token_totals(
+    tokenizer,
+    builder: PromptBuilder,
+    per_label: dict[str, int],
+    conversational: bool,
+    columns: tuple[str, str],
+    df: pl.DataFrame,
+    desc: str | None = None,
+) -> pl.Series:
+    """Tokens of each row's training sequence (prompt + answer), tokenized in batches of TOKENIZE_BATCH rows: only
+    the counts are kept, so memory is bounded by a batch, not by the file. ``per_label``: classification's answer
+    lengths; else each target is tokenized (+1 for the end token)."""
+    text_col, label_col = columns
+    overhead = builder.overhead_tokens()
+    parts = [pl.Series([], dtype=pl.UInt32)]
+    with progress_bar(df.height, desc if df.height >= TOKENIZE_PROGRESS_MIN else None, "row") as bar:
+        for start in range(0, df.height, TOKENIZE_BATCH):
+            part = df.slice(start, TOKENIZE_BATCH)
+            texts = part.get_column(text_col).to_list()
+            if conversational:  # the rendered turns (system, instruction, template) are the prompt
+                texts = [builder.render(t) for t in texts]
+            targets = part.get_column(label_col).to_list()
+            answer = (
+                [per_label[t] for t in targets] if per_label else [n + 1 for n in token_lengths(tokenizer, targets)]
+            )
+            lens = token_lengths(tokenizer, texts)
+            parts.append(pl.Series([overhead + n + a for n, a in zip(lens, answer)], dtype=pl.UInt32))
+            bar.update(part.height)
+    return pl.concat(parts)
 
 
 def _conversation_issues(problems, split_name: str, fmt: str) -> list[Issue]:
@@ -169,11 +171,182 @@ def _answer_clashes(answers: dict[str, str]) -> str:
     return ""
 
 
-def _valid_rows(df: pl.DataFrame, cols: tuple[str, ...]) -> pl.DataFrame:
+TEXT_HASH, PAIR_HASH, PRESENT, USABLE = "_th", "_ph", "_present", "_usable"  # the whole-file index's columns
+HASH_SEED = 20  # any fixed seed: hashes are only compared within one validation
+
+
+def _usable(*cols: str) -> pl.Expr:
+    """Every one of ``cols`` present and not blank: a row the run can use."""
     cond = pl.lit(True)
     for c in cols:
         cond = cond & pl.col(c).is_not_null() & (pl.col(c).str.strip_chars().str.len_chars() > 0)
-    return df.filter(cond)
+    return cond
+
+
+def _index_query(lf: pl.LazyFrame, text_col: str, label_col: str, with_label: bool) -> pl.LazyFrame:
+    """The light columns the whole-file checks need (duplicates, labels, sampling, splitting, overlaps): the row
+    number, hashes of the text and of (text, label), whether both are present (and usable), and the label for
+    classification. A few bytes per row, read by a streaming scan; the texts are read only for the rows used."""
+    cols = [
+        pl.col(ROW),
+        pl.col(text_col).hash(HASH_SEED).alias(TEXT_HASH),
+        pl.struct(text_col, label_col).hash(HASH_SEED).alias(PAIR_HASH),
+        (pl.col(text_col).is_not_null() & pl.col(label_col).is_not_null()).alias(PRESENT),
+        _usable(text_col, label_col).alias(USABLE),
+    ]
+    return lf.select(cols + ([pl.col(label_col)] if with_label else []))
+
+
+def _select(table: Table, selected: pl.DataFrame, columns: tuple[str, ...], total: int | None = None) -> pl.LazyFrame:
+    """The rows of ``table`` whose numbers ``selected`` holds (all of them when it has ``total`` rows), with
+    ``columns`` (and the conversation, for conversation files), in file order, lazily."""
+    names = table.columns()
+    keep = [ROW, *columns] + (["conversation"] if "conversation" in names and "conversation" not in columns else [])
+    query = table.lazy.select(keep)
+    if total is None or selected.height < total:
+        query = query.filter(pl.col(ROW).is_in(selected.get_column(ROW).implode()))
+    return query
+
+
+def _rows(table: Table, selected: pl.DataFrame, columns: tuple[str, ...], total: int) -> pl.DataFrame:
+    return table.collect(_select(table, selected, columns, total))
+
+
+def _repeats(table: Table, index: pl.DataFrame, key: tuple[str, str]) -> list[int]:
+    """Rows (numbers) that repeat an earlier row exactly. Candidates share a hash in the index; their values are
+    read and compared, so a hash collision never flags a row."""
+    cand = index.filter(pl.col(PAIR_HASH).is_duplicated() & pl.col(PRESENT))
+    if cand.height == 0:
+        return []
+    rows = _rows(table, cand, key, index.height)
+    repeat = pl.struct(key).is_duplicated() & ~pl.struct(key).is_first_distinct()
+    return rows.filter(repeat).get_column(ROW).to_list()
+
+
+def _conflicts(table: Table, train: pl.DataFrame, text_col: str, label_col: str) -> pl.DataFrame:
+    """Train rows whose text also appears with another label (candidates by hash, then compared as text)."""
+    cand = train.filter(pl.col(label_col).n_unique().over(TEXT_HASH) > 1)
+    if cand.height == 0:
+        return pl.DataFrame(schema={ROW: pl.UInt32, text_col: pl.Utf8})
+    rows = _rows(table, cand, (text_col, label_col), train.height + 1)
+    return rows.filter(pl.col(label_col).n_unique().over(text_col) > 1)
+
+
+def _also_in(df: pl.DataFrame, text_col: str, table: Table, train: pl.DataFrame) -> pl.Series:
+    """Which rows of ``df`` have a text that the ``train`` rows of ``table`` also have (by hash, then as text)."""
+    hashes = df.select(pl.col(text_col).hash(HASH_SEED)).to_series()
+    cand = train.filter(pl.col(TEXT_HASH).is_in(hashes.implode()))
+    if cand.height == 0:
+        return pl.Series(text_col, [False] * df.height, dtype=pl.Boolean)
+    texts = _rows(table, cand, (text_col,), train.height + 1).get_column(text_col)
+    return df.get_column(text_col).is_in(texts.implode())
+
+
+@dataclass
+class TrainScan:
+    """What one streamed pass over the train rows found: schema failures (all rows), and for the rows kept their
+    numbers, token counts (per row, and per training example for conversations), the content hash so far and the
+    sum of numeric labels (regression's mean)."""
+
+    failures: pl.DataFrame
+    rows: pl.Series
+    tokens: pl.Series
+    example_tokens: pl.Series
+    hasher: Any
+    label_sum: float
+
+
+def _scan_train(
+    table: Table,
+    query: pl.LazyFrame,
+    n_rows: int,
+    keep: pl.Expr,
+    schema: pa.DataFrameSchema,
+    count,
+    columns: tuple[str, str],
+    train_on: str | None,
+) -> TrainScan:
+    """Validate, count tokens and hash the train rows in batches of TOKENIZE_BATCH: memory is bounded by a batch
+    and a few bytes per row, never by the file."""
+    fails, rows, tokens, examples = [], [], [], []
+    h, first, label_sum = hashlib.sha256(), True, 0.0
+    label = columns[1]
+    with progress_bar(n_rows, "validate: train rows" if n_rows >= TOKENIZE_PROGRESS_MIN else None, "row") as bar:
+        for batch in table.batches(query, TOKENIZE_BATCH):
+            fails.append(_pandera_failures(batch, schema))
+            ok = batch.filter(keep)
+            if ok.height:
+                rows.append(ok.get_column(ROW))
+                tokens.append(count(ok))
+                if train_on is not None:  # conversations: one example per trained assistant turn
+                    pairs = conversation_targets(ok, train_on)
+                    ex = pl.DataFrame(
+                        {columns[0]: [p for p, _ in pairs], columns[1]: [a for _, a in pairs]},
+                        schema={c: pl.Utf8 for c in columns},
+                    )
+                    tokens_ex = count(ex) if ex.height else pl.Series([], dtype=pl.UInt32)
+                    examples.append(tokens_ex)
+                update_hash(h, ok, columns, header=first, end=False)
+                first = False
+                label_sum += ok.get_column(label).str.strip_chars().cast(pl.Float64, strict=False).sum() or 0.0
+            bar.update(batch.height)
+    if first:  # no rows: the hash of an empty frame
+        update_hash(h, pl.DataFrame(schema={c: pl.Utf8 for c in columns}), columns, end=False)
+    h.update(b"\x00")
+    empty = pl.Series([], dtype=pl.UInt32)
+    return TrainScan(
+        failures=pl.concat(fails, how="vertical_relaxed") if fails else _pandera_failures(None, schema),
+        rows=pl.concat(rows) if rows else empty,
+        tokens=pl.concat(tokens) if tokens else empty,
+        example_tokens=pl.concat(examples) if examples else empty,
+        hasher=h,
+        label_sum=label_sum,
+    )
+
+
+def _pandera_failures(df: pl.DataFrame | None, schema: pa.DataFrameSchema) -> pl.DataFrame:
+    """The schema's failure cases on ``df``: column, check, the source row number and the failing value."""
+    out_schema = {"column": pl.Utf8, "check": pl.Utf8, ROW: pl.UInt32, "failure_case": pl.Utf8}
+    if df is None or df.height == 0:
+        return pl.DataFrame(schema=out_schema)
+    try:
+        schema.validate(df, lazy=True)
+        return pl.DataFrame(schema=out_schema)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+    rows_of = df.get_column(ROW)
+    idx = fc.get_column("index").to_list()
+    return pl.DataFrame(
+        {
+            "column": fc.get_column("column").cast(pl.Utf8),
+            "check": fc.get_column("check").cast(pl.Utf8),
+            ROW: [None if i is None else rows_of[i] for i in idx],
+            "failure_case": fc.get_column("failure_case").cast(pl.Utf8, strict=False),
+        },
+        schema=out_schema,
+    )
+
+
+def _failure_issues(fc: pl.DataFrame, split_name: str, col_names: dict[str, str]) -> list[Issue]:
+    """One issue per (column, check) that failed, naming its rows."""
+    issues: list[Issue] = []
+    for (column, check), group in fc.group_by(["column", "check"], maintain_order=True):
+        rows = sorted({r for r in group.get_column(ROW).to_list() if r is not None})
+        user_col = col_names.get(column, column)
+        if check == "not_nullable":
+            name, msg = "null_values", f"{split_name} column '{user_col}' has missing values"
+        elif check.startswith("isin"):
+            bad = sorted({str(v) for v in group.get_column("failure_case").to_list()})
+            name, msg = (
+                "unknown_labels",
+                f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels",
+            )
+        elif "empty or whitespace" in check:
+            name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
+        else:
+            name, msg = check, f"{split_name} column '{user_col}' fails {check}"
+        issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
+    return issues
 
 
 def _policy_issue(policy: str, check: str, message: str, split_name: str, rows: list[int], fix: str) -> Issue:
@@ -190,7 +363,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     text_col, label_col = canonical_columns(cfg.task)
     user_cols = dict(zip(canonical_columns(cfg.task), source_columns(cfg.task, d)))
 
-    frames: dict[str, pl.DataFrame] = {}
+    tables: dict[str, Table] = {}
     for split_name, path in (("train", d.train), ("eval", d.eval), ("dev", d.dev)):
         if path is None:
             continue
@@ -198,22 +371,24 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             source = cfg.resolve(path)
             conv = conversation_format(source, d.format) if cfg.task == "generation" else None
             if conv is not None:  # conversations: the canonical columns come from the turns
-                frames[split_name], problems = read_conversations(source, conv, d.encoding)
+                frame, problems = read_conversations(source, conv, d.encoding)
+                tables[split_name] = Table(source, conv, frame.lazy())
                 issues.extend(_conversation_issues(problems, split_name, conv))
                 stats.setdefault("conversation_format", conv)
-                if frames[split_name].height == 0 and not problems:
+                if frame.height == 0 and not problems:
                     issues.append(Issue("readable", "error", f"{source}: no conversations found", split_name))
             else:
-                table = read_table(source, d.format, d.columns, d.encoding)
-                frames[split_name] = to_canonical(table, cfg.task, d)
+                table = scan_table(source, d.format, d.columns, d.encoding)
+                tables[split_name] = Table(table.path, table.kind, to_canonical(table.lazy, cfg.task, d))
         except DataReadError as exc:
             issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
     if issues:
         return ValidationOutcome(issues=issues, stats=stats)
 
-    for split_name, df in frames.items():
+    for split_name, table in tables.items():
+        found = table.columns()
         for canon in (text_col, label_col):
-            if canon not in df.columns:
+            if canon not in found:
                 user = user_cols[canon]
                 issues.append(
                     Issue(
@@ -222,7 +397,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                         split=split_name,
                         message=(
                             f"{split_name} data has no column '{user}' (columns found: "
-                            f"{', '.join(c for c in df.columns if c != ROW)}); rename the column or set "
+                            f"{', '.join(c for c in found if c != ROW)}); rename the column or set "
                             f"data.{'text' if canon == 'text' else canon}_column"
                         ),
                     )
@@ -230,10 +405,24 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     if issues:
         return ValidationOutcome(issues=issues, stats=stats)
 
+    # the whole-file checks read only light columns (row number, hashes, the label), in bounded memory
+    classification = cfg.task == "classification"
+    index: dict[str, pl.DataFrame] = {}
+    for split_name, table in tables.items():
+        try:
+            index[split_name] = table.collect(_index_query(table.lazy, text_col, label_col, classification))
+            if index[split_name].height == 0 and table.kind not in CONVERSATION_FORMATS:
+                raise DataReadError(f"{table.path}: no rows found (an empty file, or not {table.kind})")
+        except DataReadError as exc:
+            issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
+    if issues:
+        return ValidationOutcome(issues=issues, stats=stats)
+    totals = {k: v.height for k, v in index.items()}
+
     # classification without data.labels: the labels are the ones train has (all of train, before sampling)
     answers = d.label_answers()
-    if cfg.task == "classification" and d.labels is None:
-        answers = infer_labels(frames["train"].get_column(label_col).to_list())
+    if classification and d.labels is None:
+        answers = infer_labels(index["train"].get_column(label_col).unique().to_list())
         clash = _answer_clashes(answers)
         if len(answers) < 2 or clash:
             reason = (
@@ -251,15 +440,11 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             )
             return ValidationOutcome(issues=issues, stats=stats)
         stats["labels_inferred"] = answers
-    labels = list(answers) if cfg.task == "classification" else None
+    labels = list(answers) if classification else None
 
     # exact duplicates within train, over the whole file (before sampling: a dropped repeat must not eat a
     # label's sampled rows)
-    key = [text_col, label_col]
-    full = frames["train"]
-    real = pl.col(text_col).is_not_null() & pl.col(label_col).is_not_null()
-    repeat = full.select(pl.struct(key).is_duplicated() & ~pl.struct(key).is_first_distinct() & real).to_series()
-    dup_rows = full.filter(repeat).get_column(ROW).to_list()
+    dup_rows = _repeats(tables["train"], index["train"], (text_col, label_col))
     if dup_rows:
         issues.append(
             _policy_issue(
@@ -272,29 +457,56 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             )
         )
         if d.duplicates == "drop":
-            frames["train"] = full.filter(~repeat)
+            index["train"] = index["train"].filter(~pl.col(ROW).is_in(pl.Series(dup_rows, dtype=pl.UInt32).implode()))
 
-    # sample and split first, so that only the rows this run uses are judged
+    # sample and split first (on the index), so that only the rows this run uses are read and judged
     # generation: an input with several reference rows is one eval example (scored against all of them), so
     # max_eval_rows samples inputs, not rows; classification samples per label (every label kept)
-    by_input = text_col if cfg.task == "generation" else None
+    by_input = TEXT_HASH if cfg.task == "generation" else None
     strata = label_col if labels else None
     floor = d.min_examples_per_label
-    train = sample(frames["train"], d.max_train_rows, d.split_seed, stratify=strata, min_per_group=floor)
-    if "eval" in frames:
-        evl = sample(frames["eval"], d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
+    train = sample(index["train"], d.max_train_rows, d.split_seed, stratify=strata, min_per_group=floor)
+    if "eval" in index:
+        evl = sample(index["eval"], d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
     else:
         train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=strata)
         evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
-    dev = frames.get("dev")
+    dev = index.get("dev")
     if dev is None and d.dev_fraction:  # the selection split, held out of the sampled train rows
         train, dev = split(train, fraction=d.dev_fraction, seed=d.split_seed + 1, stratify=strata)
     if strata and (d.max_train_rows or d.max_eval_rows):
         stats["sampling"] = "stratified by label"
+    keep = _usable(text_col, label_col) & (pl.col(label_col).is_in(labels) if labels else pl.lit(True))
+    # eval and dev (capped by max_eval_rows) are read whole; train is streamed in batches (:func:`_scan_train`)
+    train_table = tables["train"]
+    cols = (text_col, label_col)
+    evl = _rows(tables.get("eval", train_table), evl, cols, totals.get("eval", totals["train"]))
+    if dev is not None:
+        dev = _rows(tables.get("dev", train_table), dev, cols, totals.get("dev", totals["train"]))
+    train_rows = train.filter(pl.col(USABLE) & (pl.col(label_col).is_in(labels) if labels else pl.lit(True)))
+    del index
+
     schema = schema_for(cfg.task, labels)
-    splits = [("train", train), ("eval", evl)] + ([("dev", dev)] if dev is not None else [])
-    for split_name, df in splits:
-        found = _pandera_issues(df, schema, split_name, user_cols)
+    conversational = "conversation_format" in stats
+    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()), conversation=conversational)
+    per_label = {lab: len(builder.answer_ids(a)) for lab, a in answers.items()} if classification else {}
+    count = partial(_token_totals, tokenizer, builder, per_label, conversational, (text_col, label_col))
+    scan = _scan_train(
+        train_table,
+        _select(train_table, train, cols, totals["train"]),
+        train.height,
+        keep,
+        schema,
+        count,
+        cols,
+        d.train_on if conversational else None,
+    )
+    failures = {"train": scan.failures}
+    failures.update(
+        {name: _pandera_failures(df, schema) for name, df in (("eval", evl), ("dev", dev)) if df is not None}
+    )
+    for split_name, fc in failures.items():
+        found = _failure_issues(fc, split_name, user_cols)
         for i in found:
             if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
                 i.message += f" or labels that do not match data.label_pattern '{d.label_pattern}'"
@@ -305,32 +517,26 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                         "labels not in data.labels", "labels never seen in train (data.labels not set)"
                     ).replace("add the labels", "declare data.labels")
         issues.extend(found)
-    train = _valid_rows(train, (text_col, label_col))
-    evl = _valid_rows(evl, (text_col, label_col))
-    if labels:
-        train = train.filter(pl.col(label_col).is_in(labels))
-        evl = evl.filter(pl.col(label_col).is_in(labels))
+    evl = evl.filter(keep)
 
-    if cfg.task == "classification":
-        conflicts = (
-            train.group_by(text_col).agg(pl.col(label_col).n_unique().alias("n"), pl.col(ROW)).filter(pl.col("n") > 1)
-        )
-        if conflicts.height:
-            rows = sorted(r for rs in conflicts.get_column(ROW).to_list() for r in rs)
+    if classification:
+        clash = _conflicts(train_table, train_rows, text_col, label_col)
+        if clash.height:
             issues.append(
                 Issue(
                     check="conflicting_labels",
                     severity="error",
                     split="train",
-                    message=f"{conflicts.height} text(s) appear in train with different labels; fix the labels",
-                    rows=rows,
+                    message=f"{clash.get_column(text_col).n_unique()} text(s) appear in train with different labels; "
+                    "fix the labels",
+                    rows=clash.get_column(ROW).to_list(),
                 )
             )
 
     # leakage: an eval input that is also a train input
-    train_texts = set(train.get_column(text_col).to_list())
-    leak = evl.filter(pl.col(text_col).is_in(list(train_texts)))
-    if leak.height:
+    in_train = _also_in(evl, text_col, train_table, train_rows)
+    if in_train.any():
+        leak = evl.filter(in_train)
         issues.append(
             _policy_issue(
                 d.leakage,
@@ -342,18 +548,18 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             )
         )
         if d.leakage == "drop":
-            evl = evl.filter(~pl.col(text_col).is_in(list(train_texts)))
+            evl = evl.filter(~in_train)
 
     if evl.height == 0:
         issues.append(Issue(check="eval_rows", severity="error", split="eval", message="no usable eval rows are left"))
     if dev is not None:
-        dev = _valid_rows(dev, (text_col, label_col))
-        if labels:
-            dev = dev.filter(pl.col(label_col).is_in(labels))
+        dev = dev.filter(keep)
         # a selection row that also judges (eval) or trains would choose on what it is judged by
-        seen = set(evl.get_column(text_col).to_list()) | set(train.get_column(text_col).to_list())
-        overlap = dev.filter(pl.col(text_col).is_in(list(seen)))
-        if overlap.height:
+        seen = _also_in(dev, text_col, train_table, train_rows) | dev.get_column(text_col).is_in(
+            evl.get_column(text_col).implode()
+        )
+        if seen.any():
+            overlap = dev.filter(seen)
             issues.append(
                 Issue(
                     check="dev_overlap",
@@ -363,14 +569,14 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                     rows=overlap.get_column(ROW).to_list(),
                 )
             )
-            dev = dev.filter(~pl.col(text_col).is_in(list(seen)))
+            dev = dev.filter(~seen)
         if dev.height == 0:
             issues.append(Issue("dev_rows", "error", "no usable dev rows are left; check data.dev", "dev"))
 
     # examples per label and class balance
     if labels:
         counts = {lab: 0 for lab in labels}
-        counts.update(dict(train.group_by(label_col).len().iter_rows()))
+        counts.update(dict(train_rows.group_by(label_col).len().iter_rows()))
         eval_counts = {lab: 0 for lab in labels}
         eval_counts.update(dict(evl.group_by(label_col).len().iter_rows()))
         stats["class_balance"] = {"train": counts, "eval": eval_counts}
@@ -402,29 +608,20 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     # token length of prompt + answer vs the training max length
     max_len = cfg.method.max_length
-    conversational = "conversation_format" in stats
-    builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()), conversation=conversational)
-    overhead = builder.overhead_tokens()
-    for split_name, df in (("train", train), ("eval", evl)):
-        if df.height == 0:
+    token_totals = {"train": scan.tokens}
+    if evl.height:
+        token_totals["eval"] = count(evl, "validate: tokens (eval)")
+    for split_name, totals_ in token_totals.items():
+        if totals_.len() == 0:
             continue
-        texts = df.get_column(text_col).to_list()
-        if conversational:  # the rendered turns (system, instruction, template) are the prompt
-            texts = [builder.render(t) for t in texts]
-        text_lens = token_lengths(tokenizer, texts, desc=f"validate: tokens ({split_name})")
-        if cfg.task == "classification":
-            per_label = {lab: len(builder.answer_ids(a)) for lab, a in answers.items()}
-            ans = [per_label[lab] for lab in df.get_column(label_col).to_list()]
-        else:
-            ans = [n + 1 for n in token_lengths(tokenizer, df.get_column(label_col).to_list())]
-        totals = [overhead + t + a for t, a in zip(text_lens, ans)]
         stats.setdefault("tokens", {})[split_name] = {
-            "max": max(totals),
-            "mean": round(sum(totals) / len(totals), 1),
-            "total": sum(min(n, max_len) for n in totals),
+            "max": int(totals_.max()),
+            "mean": round(float(totals_.mean()), 1),
+            "total": int(totals_.clip(upper_bound=max_len).sum()),
             "limit": max_len,
         }
-        over = [r for r, n in zip(df.get_column(ROW).to_list(), totals) if n > max_len]
+        row_numbers = scan.rows if split_name == "train" else evl.get_column(ROW)
+        over = row_numbers.filter(totals_ > max_len).to_list()
         if over:
             issues.append(
                 _policy_issue(
@@ -441,7 +638,10 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
 
     if "train" in stats.get("tokens", {}):
         epochs = getattr(cfg.method, "epochs", 1) or 1
-        stats["training_tokens"] = stats["tokens"]["train"]["total"] * epochs
+        examples = scan.example_tokens if conversational else scan.tokens
+        if conversational:  # one training example per trained assistant turn (data.train_on), its turns before it
+            stats["training_examples"] = examples.len()
+        stats["training_tokens"] = int(examples.clip(upper_bound=max_len).sum()) * epochs
 
     rag = cfg.baselines.rag
     if rag is not None:  # the RAG rung's document collection: readable and non-empty, checked before any model runs
@@ -459,7 +659,7 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                 )
             )
 
-    stats["rows"] = {"train": train.height, "eval": evl.height}
+    stats["rows"] = {"train": train_rows.height, "eval": evl.height}
     stats["sources"] = {
         "train": str(cfg.resolve(d.train)),
         "eval": str(cfg.resolve(d.eval)) if d.eval else "split from train",
@@ -468,12 +668,19 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
         stats["rows"]["dev"] = dev.height
     out = ValidationOutcome(issues=issues, stats=stats)
     if out.ok:
-        stats["data_hash"] = frame_hash(*[f for f in (train, evl, dev) if f is not None], columns=(text_col, label_col))
+        h = scan.hasher
+        for f in (evl, dev):
+            if f is not None:
+                update_hash(h, f, (text_col, label_col))
+        stats["data_hash"] = h.hexdigest()
+        if cfg.task == "regression":  # an answer without a number counts as the train mean
+            stats["train_mean"] = scan.label_sum / max(train_rows.height, 1)
         if cfg.task == "generation":
             evl = group_references(evl)
             stats["rows"]["eval"] = evl.height
             stats["eval_references"] = int(evl.get_column("references").list.len().sum())
-        out.train, out.eval, out.dev = train, evl, dev
+        out.train_rows = _select(train_table, train_rows, cols, totals["train"])
+        out.eval, out.dev = evl, dev
     return out
 
 
@@ -499,18 +706,16 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     if outcome.ok:
         data_dir = run_dir / "data"
         data_dir.mkdir(exist_ok=True)
-        outcome.train.write_parquet(data_dir / "train.parquet")
+        outcome.train_rows.sink_parquet(data_dir / "train.parquet")  # streamed from the source
         outcome.eval.write_parquet(data_dir / "eval.parquet")
         if outcome.dev is not None:
             outcome.dev.write_parquet(data_dir / "dev.parquet")
-        train_mean = None
-        if cfg.task == "regression":  # an answer without a number counts as the train mean
-            train_mean = float(outcome.train.get_column("label").str.strip_chars().cast(pl.Float64).mean())
+        train_mean = outcome.stats.get("train_mean")
         dataset = DatasetRef(
             train_path=str(data_dir / "train.parquet"),
             eval_path=str(data_dir / "eval.parquet"),
             data_hash=outcome.stats["data_hash"],
-            n_train=outcome.train.height,
+            n_train=outcome.stats["rows"]["train"],
             n_eval=outcome.eval.height,
             train_mean=train_mean,
             dev_path=str(data_dir / "dev.parquet") if outcome.dev is not None else None,
@@ -607,10 +812,16 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         for s, t in tok.items():
             lines.append(f"| {s} | {t['mean']} | {t['max']} | {t.get('total', '')} | {t['limit']} |")
         train_tok = outcome.stats.get("training_tokens")
+        examples = outcome.stats.get("training_examples")
         if train_tok:
+            what = (
+                f"{examples:,} examples, one per trained assistant turn (data.train_on), x epochs"
+                if examples is not None
+                else "train total x epochs"
+            )
             lines += [
                 "",
-                f"Training will process about {train_tok:,} tokens (train total x epochs); `tunegate plan` turns that "
+                f"Training will process about {train_tok:,} tokens ({what}); `tunegate plan` turns that "
                 "into time and cost on this machine.",
             ]
         lines.append("")

@@ -7,7 +7,7 @@ import yaml
 
 from tests.conftest import make_config, pipeline_run
 from tunegate.config import load_config
-from tunegate.evaluation import conversation_targets
+from tunegate.conversations import conversation_targets
 from tunegate.validation import validate
 
 PRODUCTS = ["card", "loan", "account", "transfer", "pin", "app", "fee", "limit"]
@@ -30,7 +30,7 @@ def _files(tmp_path, bad: list | None = None):
     return {"train": tmp_path / "train.jsonl", "eval": tmp_path / "eval.jsonl"}
 
 
-def _config(tmp_path, model, files, **data):
+def _config(tmp_path, model, files, method: dict | None = None, **data):
     return make_config(
         tmp_path,
         model,
@@ -39,6 +39,7 @@ def _config(tmp_path, model, files, **data):
         data={"labels": None, **data},
         gate={"bootstrap_samples": 200, "metric": "rouge_l"},
         baselines={"zero_shot": True, "few_shot": {"k": 1}, "batch_size": 4, "max_new_tokens": 8},
+        **({"method": method} if method else {}),
     )
 
 
@@ -63,6 +64,22 @@ def test_bad_conversation_lines_are_named_and_good_files_validate(tmp_path, tiny
     assert len(conversation_targets(out.train, "last")) == 16
     assert len(conversation_targets(out.train, "all")) == 16
     assert [a for _, a in conversation_targets(out.train.head(1), "all")] == ["about your card: step 1"]
+
+
+def test_training_tokens_count_every_trained_turn(tmp_path, tiny_model_dir, tiny_tokenizer):
+    """train_on: all trains one example per weighted assistant turn (each with the turns before it): the estimate
+    up front counts those examples, not one per conversation."""
+    train = [_conv(i, PRODUCTS[i % 8], turns=3) for i in range(16)]  # turns 1 and 2 are weighted
+    files = _files(tmp_path)
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in train) + "\n")
+    long = {"max_length": 512}  # nothing cut to the limit
+    last = validate(load_config(_config(tmp_path, tiny_model_dir, files, long, train_on="last")), tiny_tokenizer)
+    every = validate(load_config(_config(tmp_path, tiny_model_dir, files, long, train_on="all")), tiny_tokenizer)
+    assert last.ok and every.ok
+    assert last.stats["training_examples"] == 16 and every.stats["training_examples"] == 32
+    assert last.stats["training_tokens"] == last.stats["tokens"]["train"]["total"]
+    # the extra examples are the middle turns: shorter than the last one's, so less than double
+    assert last.stats["training_tokens"] < every.stats["training_tokens"] < 2 * last.stats["training_tokens"]
 
 
 def test_a_conversation_run_goes_through_every_stage(tmp_path, tiny_model_dir):

@@ -271,3 +271,72 @@ def test_a_selection_split_from_train_or_a_file_is_kept_apart(tmp_path, tiny_mod
     )
     warning = checks(out, "warning")["dev_overlap"]
     assert warning.rows == [1, 2] and out.dev.height == 2
+
+
+def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, tiny_tokenizer, monkeypatch):
+    """Train is validated, counted and hashed in batches (a big file is never held whole): with batches of 4 rows
+    the problems found across batch boundaries, the rows kept and the data hash are those of one batch."""
+    from tunegate import data, validation
+
+    rows = [(f"{w} review number {i}", "pos" if i % 2 else "neg") for i, w in enumerate(["good", "bad"] * 12)]
+    rows[5] = rows[1]  # a repeat in another batch
+    rows[9] = ("", "pos")  # empty text
+    rows[14] = (rows[3][0], "neg" if rows[3][1] == "pos" else "pos")  # the same text, another label
+    rows[17] = ("odd one", "maybe")  # unknown label
+    rows[22] = (rows[2][0] + " again", None)  # missing label
+    train = write_csv(tmp_path / "train.csv", rows)
+    evl = write_csv(tmp_path / "eval.csv", [(rows[7][0], rows[7][1]), ("fresh text", "pos"), ("new one", "neg")])
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, {"train": train, "eval": evl}))
+
+    def found(out):
+        return {(i.check, tuple(i.rows)) for i in out.issues}
+
+    whole = validate(cfg, tiny_tokenizer)
+    sizes = []
+    batches = data.Table.batches
+
+    def counted(self, query, size):
+        for b in batches(self, query, size):
+            sizes.append(b.height)
+            yield b
+
+    monkeypatch.setattr(validation, "TOKENIZE_BATCH", 4)
+    monkeypatch.setattr(data.Table, "batches", counted)
+    streamed = validate(cfg, tiny_tokenizer)
+    assert len(sizes) > 3 and sum(sizes) == 24
+    assert found(streamed) == found(whole)
+    assert ("duplicates", (6,)) in found(whole) and ("empty_text", (10,)) in found(whole)
+    assert ("conflicting_labels", (4, 15)) in found(whole) and ("unknown_labels", (18,)) in found(whole)
+    assert ("null_values", (23,)) in found(whole)
+    assert streamed.stats["tokens"] == whole.stats["tokens"]
+
+    # with the errors resolved (drop repeats and leaks, fix the bad rows) the kept rows and their hash agree too
+    rows[9], rows[14], rows[17], rows[22] = (
+        ("now filled", "pos"),
+        ("distinct", "neg"),
+        ("odd one", "pos"),
+        ("x y", "neg"),
+    )
+    write_csv(train, rows)
+    cfg = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            {"train": train, "eval": evl},
+            data={
+                "train": str(train),
+                "eval": str(evl),
+                "labels": ["pos", "neg"],
+                "duplicates": "drop",
+                "leakage": "drop",
+            },
+        )
+    )
+    streamed = validate(cfg, tiny_tokenizer)
+    monkeypatch.setattr(validation, "TOKENIZE_BATCH", 10_000)
+    whole = validate(cfg, tiny_tokenizer)
+    assert streamed.ok and whole.ok, whole.summary()
+    assert streamed.train.equals(whole.train) and whole.train.height == 23 and whole.eval.height == 2
+    assert streamed.stats["data_hash"] == whole.stats["data_hash"]
+    # the streamed hash is the one of the whole frames, hashed at once
+    assert whole.stats["data_hash"] == data.frame_hash(whole.train, whole.eval, columns=("text", "label"))
