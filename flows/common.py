@@ -8,8 +8,14 @@ one audit record whatever happens.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
 
+from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult
@@ -34,6 +40,90 @@ def trigger_label(trigger: str) -> str:
     return f"{trigger} (deployment {name})" if name else trigger
 
 
+@dataclass
+class Progress:
+    """Where a run is: the stage running now and the validation result once there is one."""
+
+    stage: str = "validate_data"
+    validation: ValidationResult | None = None
+
+
+# SIGINT; SIGTERM as Prefect's flow engine raises it inside a run (and as the CLI turns it into SystemExit outside)
+STOPPED = (KeyboardInterrupt, TerminationSignal, SystemExit)
+
+
+@contextmanager
+def audited(cfg: TunegateConfig, run: RunContext, trigger: str) -> Iterator[Progress]:
+    """Every run that got a run folder is audited, whatever stops it: an exception in any stage (validation
+    included) is recorded as ``failed`` and a stop signal as ``cancelled``, with the stage it was in; then it
+    propagates. The record is written by the library directly (no task): it must work while the run is being
+    torn down. The stages' own outcomes (completed, rejected data, skipped) are recorded by the flow."""
+    at = Progress()
+    try:
+        yield at
+    except BaseException as exc:
+        status = "cancelled" if isinstance(exc, STOPPED) else "failed"
+        if isinstance(exc, KeyboardInterrupt):
+            error = "stopped by SIGINT (Ctrl-C)"
+        elif isinstance(exc, TerminationSignal):
+            error = "stopped by SIGTERM" if exc.signal == 15 else f"stopped by signal {exc.signal}"
+        elif isinstance(exc, SystemExit):
+            error = "stopped by SIGTERM" if exc.code == 143 else f"stopped (exit {exc.code})"
+        else:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        try:
+            stages.record_audit(
+                cfg, run, status=status, validation=at.validation, failed_stage=at.stage, error=error, trigger=trigger
+            )
+        except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
+            print(f"WARNING: the audit record of this {status} run could not be written: {audit_exc}")
+        raise
+
+
+def isolate_temporary_server() -> None:
+    """Start Prefect's temporary server (the one a CLI run starts when PREFECT_API_URL is unset) in its own
+    process group, tied to this process's life.
+
+    A scheduler or a terminal stops a job by signalling its whole process group: the server would die at once
+    while the run, handling the same signal, still reports its final state to it, retrying against a dead
+    port for minutes. In its own group the server outlives that report and is stopped by Prefect's exit hook;
+    if this process is killed outright (SIGKILL), the kernel sends the server SIGTERM (PR_SET_PDEATHSIG), so it
+    is never left behind holding its port."""
+    import ctypes
+    import signal
+    import subprocess
+
+    from prefect.server.api import server as srv
+
+    cls = srv.SubprocessASGIServer
+    if getattr(cls, "_tunegate_isolated", False):
+        return
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux/glibc: own group only
+        prctl = None
+
+    def in_child() -> None:  # runs in the forked child before exec: async-signal-safe calls only
+        if prctl is not None:
+            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    original = cls._run_uvicorn_command
+    popen = subprocess.Popen
+
+    def run_isolated(self):
+        def isolated(*args, **kwargs):
+            return popen(*args, **kwargs, start_new_session=True, preexec_fn=in_child)
+
+        srv.subprocess.Popen = isolated  # only for this call: the one Popen that starts the server
+        try:
+            return original(self)
+        finally:
+            srv.subprocess.Popen = popen
+
+    cls._run_uvicorn_command = run_isolated
+    cls._tunegate_isolated = True
+
+
 def invalid_data(cfg: TunegateConfig, run: RunContext, validation: ValidationResult, trigger: str):
     record_audit(
         cfg,
@@ -47,45 +137,39 @@ def invalid_data(cfg: TunegateConfig, run: RunContext, validation: ValidationRes
     return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
 
 
-def tune_compare_deploy(cfg: TunegateConfig, run: RunContext, validation: ValidationResult, trigger: str):
-    """Stages 3-10 of the pipeline; returns the flow's final state (Completed or Failed, with the decision)."""
+def tune_compare_deploy(
+    cfg: TunegateConfig, run: RunContext, validation: ValidationResult, trigger: str, at: Progress
+) -> Completed | Failed:
+    """Stages 3-10 of the pipeline (inside :func:`audited`, whose ``at`` they advance); returns the flow's final
+    state (Completed or Failed, with the decision)."""
     dataset = validation.dataset
-    stage = "plan"
-    try:
-        estimate = plan(cfg, run, dataset)
-        if estimate.blocked:
-            record_audit(
-                cfg,
-                run,
-                status="failed",
-                validation=validation,
-                failed_stage=stage,
-                error=estimate.blocked,
-                trigger=trigger,
-            )
-            return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
-        cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
-        stage = "evaluate_baseline"
-        baselines = evaluate_ladder(cfg, run, dataset)
-        stage = "tune"
-        tuned = tune(cfg, run, dataset)
-        stage = "evaluate_tuned"
-        tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
-        stage = "evaluate_production"
-        champion = evaluate_production(cfg, run, dataset)
-        stage = "compare"
-        decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation)
-        stage = "deploy"
-        deployment = deploy(cfg, run, decision, tuned, champion)
-    except Exception as exc:
-        try:
-            error = f"{type(exc).__name__}: {exc}"
-            record_audit(
-                cfg, run, status="failed", validation=validation, failed_stage=stage, error=error, trigger=trigger
-            )
-        except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
-            print(f"WARNING: the audit record of this failed run could not be written: {audit_exc}")
-        raise
+    at.stage = "plan"
+    estimate = plan(cfg, run, dataset)
+    if estimate.blocked:
+        record_audit(
+            cfg,
+            run,
+            status="failed",
+            validation=validation,
+            failed_stage=at.stage,
+            error=estimate.blocked,
+            trigger=trigger,
+        )
+        return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
+    cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
+    at.stage = "evaluate_baseline"
+    baselines = evaluate_ladder(cfg, run, dataset)
+    at.stage = "tune"
+    tuned = tune(cfg, run, dataset)
+    at.stage = "evaluate_tuned"
+    tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
+    at.stage = "evaluate_production"
+    champion = evaluate_production(cfg, run, dataset)
+    at.stage = "compare"
+    decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation)
+    at.stage = "deploy"
+    deployment = deploy(cfg, run, decision, tuned, champion)
+    at.stage = "record_audit"
     record_audit(
         cfg,
         run,

@@ -7,13 +7,15 @@ from typing import Any
 from prefect import flow
 
 from tunegate.config import TunegateConfig, load_config
-from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
+from tunegate.flows.common import audited, invalid_data, trigger_label, tune_compare_deploy
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.validate_data import validate_data
 
 
 @flow(name="tunegate-pipeline", log_prints=True)
-def pipeline(config_path: str, overrides: dict[str, Any] | None = None, trigger: str = "manual"):
+def pipeline(
+    config_path: str, overrides: dict[str, Any] | None = None, trigger: str = "manual", resume: str | None = None
+):
     """Should we fine-tune, and did it pay off?
 
     Stages:
@@ -33,13 +35,16 @@ def pipeline(config_path: str, overrides: dict[str, Any] | None = None, trigger:
      10. record_audit: one line in the registry's audit log, for every run that got a
          run folder, failed ones included
 
-    The final state's message says promoted / not promoted and why.
+    The final state's message says promoted / not promoted and why. ``resume`` (a run id) runs that run
+    again in its folder: the stages before training are re-done (cached where they are), training continues
+    from its newest checkpoint.
     """
     cfg: TunegateConfig = load_config(config_path, overrides)
-    trigger = trigger_label(trigger)
-    run = prepare_run(cfg)
-    validation = validate_data(cfg, run)
-    if not validation.ok:
-        return invalid_data(cfg, run, validation, trigger)
-    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
-    return tune_compare_deploy(cfg, run, validation, trigger)
+    trigger = trigger_label(trigger) + (f" (resumed run {resume})" if resume else "")
+    run = prepare_run(cfg, resume)
+    with audited(cfg, run, trigger) as at:
+        at.validation = validation = validate_data(cfg, run)
+        if not validation.ok:
+            return invalid_data(cfg, run, validation, trigger)
+        cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+        return tune_compare_deploy(cfg, run, validation, trigger, at)

@@ -20,7 +20,7 @@ from prefect.states import Completed
 
 from tunegate import changes
 from tunegate.config import TunegateConfig, load_config
-from tunegate.flows.common import invalid_data, trigger_label, tune_compare_deploy
+from tunegate.flows.common import audited, invalid_data, trigger_label, tune_compare_deploy
 from tunegate.tasks.check_change import check_change
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.record_audit import record_audit
@@ -39,18 +39,21 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
     cfg: TunegateConfig = load_config(config_path, overrides)
     trigger = trigger_label(trigger)
     run = prepare_run(cfg)
-    validation = validate_data(cfg, run)
-    if not validation.ok:
-        return invalid_data(cfg, run, validation, trigger)
-    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
-    change = check_change(cfg, run, validation.dataset, force)
-    print(change.reason)
-    if not change.changed:
-        record_audit(cfg, run, status="skipped", validation=validation, headline=change.reason, trigger=trigger)
-        return Completed(
-            message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason}
-        )
-    return tune_compare_deploy(cfg, run, validation, trigger)
+    with audited(cfg, run, trigger) as at:
+        at.validation = validation = validate_data(cfg, run)
+        if not validation.ok:
+            return invalid_data(cfg, run, validation, trigger)
+        cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+        at.stage = "check_change"
+        change = check_change(cfg, run, validation.dataset, force)
+        print(change.reason)
+        if not change.changed:
+            at.stage = "record_audit"
+            record_audit(cfg, run, status="skipped", validation=validation, headline=change.reason, trigger=trigger)
+            return Completed(
+                message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason}
+            )
+        return tune_compare_deploy(cfg, run, validation, trigger, at)
 
 
 @flow(name="tunegate-retrain-on-change", log_prints=True)

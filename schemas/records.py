@@ -5,11 +5,23 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
+# a value that is a number or a JSON object/list, not a text: what a nested or numeric field becomes when it is
+# read as the text column (JSONL/Parquet values are kept as their JSON)
+NOT_TEXT = r"(?s)^\s*(-?\d+(\.\d+)?([eE][-+]?\d+)?|\{.*\}|\[.*\])\s*$"
+NOT_TEXT_ERROR = (
+    "text holds a number or a JSON object/list, not a text (a nested or numeric field read as the text column): "
+    "point data.text_column at the field that holds the text"
+)
+
 
 class _TextChecks:
     @staticmethod
     def not_blank(data: pa.PolarsData) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col(data.key).str.strip_chars().str.len_chars() > 0)
+
+    @staticmethod
+    def is_text(data: pa.PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(~pl.col(data.key).str.contains(NOT_TEXT))
 
 
 class ClassificationRecord(pa.DataFrameModel):
@@ -21,6 +33,10 @@ class ClassificationRecord(pa.DataFrameModel):
     @pa.check("text", name="not_blank", error="text must not be empty or whitespace")
     def text_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return _TextChecks.not_blank(data)
+
+    @pa.check("text", name="is_text", error=NOT_TEXT_ERROR)
+    def text_is_text(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.is_text(data)
 
     class Config:
         """pandera settings: coerce types, keep extra columns out of the check."""
@@ -59,6 +75,10 @@ class RegressionRecord(pa.DataFrameModel):
     @pa.check("text", name="not_blank", error="text must not be empty or whitespace")
     def text_not_blank(cls, data: pa.PolarsData) -> pl.LazyFrame:
         return _TextChecks.not_blank(data)
+
+    @pa.check("text", name="is_text", error=NOT_TEXT_ERROR)
+    def text_is_text(cls, data: pa.PolarsData) -> pl.LazyFrame:
+        return _TextChecks.is_text(data)
 
     @pa.check("label", name="numeric", error="the target must be a number (e.g. 3 or 4.5)")
     def label_numeric(cls, data: pa.PolarsData) -> pl.LazyFrame:

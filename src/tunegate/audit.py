@@ -4,12 +4,16 @@
 ``<registry>/audit/<run_id>/`` holds that run's evidence: per-example predictions of
 every compared model, decision.json and the reports, each file's sha256 recorded in
 the line. Each line carries the sha256 of the line before it, so editing or deleting
-a past line breaks the chain. Evidence is written to a temp folder and renamed into
+a past line breaks the chain, and its own hash; the newest line's hash and the line count
+are also kept in ``audit.head`` (written atomically under the same lock), so editing or
+dropping the newest line is caught too. Evidence is written to a temp folder and renamed into
 place before the line is appended under a file lock, so a crash leaves either no
 record or a complete one.
 
 ``verify`` recomputes a run's decision from its stored predictions and its recorded
-gate with the same pure gate function the run used, and checks the hashes.
+gate with the same pure gate function the run used, checks the hashes, and cross-checks
+the fields the record states (base model, decision, cost, data hash) against its evidence
+files.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, Tu
 from tunegate.registry import file_lock
 
 LOG = "audit.jsonl"
+HEAD = "audit.head"
 EVIDENCE = "audit"
 
 
@@ -132,6 +137,11 @@ def line_hash(line: str) -> str:
     return hashlib.sha256(line.rstrip("\n").encode()).hexdigest()
 
 
+def record_hash(data: dict) -> str:
+    """sha256 of a record's canonical JSON with ``record_hash`` itself left empty."""
+    return hashlib.sha256(json.dumps({**data, "record_hash": ""}, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class AuditLog:
     """The registry's append-only, hash-chained audit log (audit.jsonl) and its evidence folders."""
 
@@ -152,6 +162,9 @@ class AuditLog:
         evidence = {k: Path(v) for k, v in (evidence or {}).items() if Path(v).is_file()}
         hashes: dict[str, str] = {}
         ev_dir = self.root / EVIDENCE / record.run_id
+        earlier = sum(1 for r in self.records() if r.run_id == record.run_id)
+        if earlier:  # a resumed run (`--resume`): each record keeps the evidence it was written with
+            ev_dir = ev_dir.with_name(f"{record.run_id}.{earlier + 1}")
         if evidence:
             (self.root / EVIDENCE).mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{record.run_id}-", dir=self.root / EVIDENCE))
@@ -177,12 +190,21 @@ class AuditLog:
                     "evidence_dir": str(ev_dir.resolve()) if hashes else None,
                 }
             )
+            data = rec.model_dump(mode="json")
+            rec = rec.model_copy(update={"record_hash": record_hash(data)})
             line = json.dumps(rec.model_dump(mode="json"), sort_keys=True, default=str)
             with open(self.path, "a") as f:
                 f.write(line + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+            self._write_head(len(lines) + 1, line_hash(line))
         return rec
+
+    def _write_head(self, count: int, head: str) -> None:
+        """The log's length and newest line's hash, outside the log (temp + rename: never half-written)."""
+        tmp = self.root / f".{HEAD}.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps({"lines": count, "head": head}) + "\n")
+        os.replace(tmp, self.root / HEAD)
 
     def records(
         self, *, model: str | None = None, since: str | None = None, until: str | None = None
@@ -219,18 +241,35 @@ class AuditLog:
         return matches[-1]
 
     def chain_breaks(self) -> list[str]:
-        """Lines whose prev_hash does not match the line before them (edited, inserted or deleted lines)."""
+        """What does not link up: a line whose prev_hash is not the line before it (edited, inserted or deleted
+        lines), a line whose own hash does not match its content, or a newest line / line count that differs from
+        audit.head (the newest line edited or dropped)."""
         breaks = []
         lines = self._lines()
         for i, ln in enumerate(lines):
             want = line_hash(lines[i - 1]) if i else ""
             try:
-                got = json.loads(ln).get("prev_hash", None)
+                data = json.loads(ln)
             except json.JSONDecodeError:
                 breaks.append(f"line {i + 1} is not JSON")
                 continue
-            if got != want:
-                breaks.append(f"line {i + 1} ({json.loads(ln).get('run_id')}): prev_hash does not match line {i}")
+            if data.get("prev_hash", None) != want:
+                breaks.append(f"line {i + 1} ({data.get('run_id')}): prev_hash does not match line {i}")
+            own = data.get("record_hash")
+            if own and own != record_hash(data):  # records from before record_hash existed have none
+                breaks.append(f"line {i + 1} ({data.get('run_id')}): its content does not match its record_hash")
+        head_path = self.root / HEAD
+        if head_path.is_file():
+            try:
+                head = json.loads(head_path.read_text())
+            except json.JSONDecodeError:
+                head = {}
+            if head.get("lines") != len(lines):
+                breaks.append(f"{HEAD} records {head.get('lines')} line(s), the log has {len(lines)}")
+            elif lines and head.get("head") != line_hash(lines[-1]):
+                breaks.append(f"line {len(lines)} (the newest) does not match the hash kept in {HEAD}")
+        elif any('"record_hash": "' in ln and '"record_hash": ""' not in ln for ln in lines):
+            breaks.append(f"{HEAD} is missing (it is written with every record)")
         return breaks
 
 
@@ -269,6 +308,8 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     if bad or "decision.json" not in rec.evidence:
         return v
     stored = Decision.model_validate_json((ev / "decision.json").read_text())
+    for name, ok, detail in cross_checks(rec, stored, ev):
+        v.add(name, ok, detail)
     task, metric = rec.task, rec.gate_metric
     gate_fields = {k: val for k, val in (rec.gate or {}).items() if k in GateConfig.model_fields}
     gate = GateConfig(**gate_fields)
@@ -320,3 +361,35 @@ def verify(log: AuditLog, run_id: str) -> Verification:
         same = (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
         v.add(name, same, f"recorded {a}, recomputed {b}")
     return v
+
+
+def cross_checks(rec: AuditRecord, stored: Decision, ev: Path) -> list[tuple[str, bool, str]]:
+    """The record's own statements against its (hash-checked) evidence: base model (config.yaml), decision,
+    headline, best baseline, data hash and training cost (decision.json)."""
+    import yaml
+
+    out = []
+
+    def same(name: str, recorded, evidence, where: str) -> None:
+        if isinstance(recorded, float) and isinstance(evidence, float):
+            ok = abs(recorded - evidence) <= 1e-9 * max(1.0, abs(evidence))
+        else:
+            ok = recorded == evidence
+        out.append((f"recorded {name} = {where}", ok, f"recorded {recorded!r}, evidence {evidence!r}"))
+
+    if (ev / "config.yaml").is_file():
+        try:
+            model = (yaml.safe_load((ev / "config.yaml").read_text()) or {}).get("model")
+        except yaml.YAMLError:
+            model = None
+        same("base model", rec.base_model, model, "config.yaml's model")
+    same("decision", rec.decision, stored.decision, "decision.json")
+    same("headline", rec.headline, stored.headline, "decision.json")
+    same("best baseline", rec.best_baseline, stored.best_baseline, "decision.json")
+    same("data hash", rec.data_hash, stored.provenance.get("data_hash", rec.data_hash), "decision.json")
+    tuned = next((c for c in stored.cost_model if c.kind == "tuned"), None)
+    if tuned is not None:
+        same("training cost (USD)", (rec.cost or {}).get("train_usd"), tuned.one_off_usd, "decision.json")
+        same("training seconds", (rec.cost or {}).get("train_seconds"), tuned.one_off_seconds, "decision.json")
+        same("tuned monthly cost", (rec.cost or {}).get("tuned_monthly_usd"), tuned.monthly_usd, "decision.json")
+    return out

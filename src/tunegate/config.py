@@ -767,6 +767,57 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+MAX_YAML_VALUES = 100_000  # a config has hundreds of values; aliases of aliases can expand to billions (a "bomb")
+
+
+class StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: a key given twice in one mapping is an error (PyYAML keeps the last one
+    silently, dropping a whole section), and a document whose aliases expand to more than MAX_YAML_VALUES values
+    is refused before anything is built from it."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n) -> int:  # the expanded size, each shared (aliased) node counted once per use, memoized
+            if id(n) not in sizes:
+                sizes[id(n)] = 0  # a recursive alias counts as one
+                kids = (
+                    [x for pair in n.value for x in pair]
+                    if isinstance(n, yaml.MappingNode)
+                    else (n.value if isinstance(n, yaml.SequenceNode) else [])
+                )
+                sizes[id(n)] = min(1 + sum(size(k) for k in kids), 10 * MAX_YAML_VALUES)
+            return sizes[id(n)]
+
+        if node is not None and size(node) > MAX_YAML_VALUES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"its aliases (*name) expand to more than {MAX_YAML_VALUES:,} values: refusing a possible alias "
+                "bomb; write the values out",
+                node.start_mark,
+            )
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"key '{key}' appears twice (first at line {seen[key] + 1}); keep one of them",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping)
+
+
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TunegateConfig:
     """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values."""
     p = Path(path)
@@ -775,9 +826,18 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
             f"Config file not found: {p}. Pass the path of a YAML config, e.g. examples/quickstart/config.yaml"
         )
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = p.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"Config file {p}: line {line} is not UTF-8; save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"Config file {p} cannot be read ({exc.strerror})") from None
+    try:
+        raw = yaml.load(text, Loader=StrictLoader) or {}  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {p} is not valid YAML: {exc}") from None
+        raise ConfigError(f"Config file {p} is not valid YAML: {str(exc)[:1000]}") from None
+    except RecursionError:
+        raise ConfigError(f"Config file {p} is nested too deeply to be a tunegate config") from None
     for key, value in (overrides or {}).items():
         if isinstance(raw, dict):
             _set_dotted(raw, key, value)

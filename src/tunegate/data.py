@@ -13,6 +13,27 @@ import polars as pl
 from tunegate.config import DataConfig
 
 ROW = "_row"
+# what counts as "the same text" wherever texts are matched (duplicates, conflicting labels, train/eval leakage,
+# the retrieval guard): case, spacing and punctuation do not matter
+_NOT_WORD = r"[^\w\s]|_"
+
+
+def same_text_expr(column: str) -> pl.Expr:
+    """A text as the overlap checks compare it: lower case, punctuation as spaces, whitespace collapsed."""
+    return (
+        pl.col(column)
+        .str.to_lowercase()
+        .str.replace_all(_NOT_WORD, " ")
+        .str.replace_all(r"\s+", " ")
+        .str.strip_chars(" ")
+    )
+
+
+def same_texts(texts: list[str]) -> list[str]:
+    """:func:`same_text_expr` of each of ``texts`` (the one implementation, for Python callers)."""
+    return pl.DataFrame({"t": texts}, schema={"t": pl.Utf8}).select(same_text_expr("t")).to_series().to_list()
+
+
 HASH_SLICE_ROWS = 100_000  # 1-based row number in the source file, kept through sampling for reports
 
 

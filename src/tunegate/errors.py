@@ -27,3 +27,7 @@ class TransientError(TunegateError):
 
 class PromotionError(TunegateError):
     """The gate said promote, but the registered copy did not reproduce the judged model (or production moved)."""
+
+
+class ResumeError(TunegateError):
+    """``--resume RUN_ID`` names no run, or one started with another config, model or hardware."""

@@ -294,3 +294,14 @@ def parameter_count(path: str) -> int:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
     return sum(p.numel() for p in model.parameters())
+
+
+def context_length(path: str) -> int | None:
+    """The longest sequence the model at ``path`` was built for (``max_position_embeddings`` in its config), or
+    None when its config does not say."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n = getattr(text, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) and n > 0 else None

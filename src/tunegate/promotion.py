@@ -31,7 +31,7 @@ from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, TunegateConfig, parse_config
 from tunegate.errors import RegistryError
 from tunegate.inference import load_version
-from tunegate.methods import TuningMethod
+from tunegate.methods import CHECKPOINTS, TuningMethod
 from tunegate.records import (
     AuditRecord,
     DatasetRef,
@@ -313,6 +313,7 @@ def register_run(
         name,
         files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
         dirs={"artifact": Path(tuned.artifact_dir)},
+        exclude=(CHECKPOINTS,),  # training state for resuming: the run's, not the version's
         meta={
             "run_id": run.run_id,
             "method": tuned.method,

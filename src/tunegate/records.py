@@ -438,8 +438,9 @@ class AuditRecord(BaseModel):
     time: str  # ISO 8601, when the record was appended
     model_name: str
     # completed / failed: a pipeline or retrain run; skipped: a retrain with nothing new to learn from;
-    # promote / rollback: an alias moved by hand (`tunegate registry promote|rollback`)
-    status: Literal["completed", "failed", "skipped", "promote", "rollback"]
+    # promote / rollback: an alias moved by hand (`tunegate registry promote|rollback`); cancelled: stopped by a
+    # signal (SIGINT/SIGTERM) in failed_stage
+    status: Literal["completed", "failed", "skipped", "cancelled", "promote", "rollback"]
     trigger: str | None = None  # manual, schedule (deployment name), data-change
     failed_stage: str | None = None
     error: str | None = None
@@ -468,3 +469,6 @@ class AuditRecord(BaseModel):
     evidence_dir: str | None = None  # <registry>/audit/<run_id>/ (predictions, decision.json, reports)
     evidence: dict[str, str] = Field(default_factory=dict)  # file -> sha256, checked by `tunegate audit verify`
     prev_hash: str = ""  # sha256 of the previous line: editing or deleting a line breaks the chain
+    # sha256 of this record's own JSON (with record_hash empty); the newest line's hash is also kept outside the
+    # log (audit.head), so editing the last line is caught too
+    record_hash: str = ""

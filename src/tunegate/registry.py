@@ -150,9 +150,16 @@ class Registry:
 
     # ------------------------------------------------------------------ writes
     def register(
-        self, name: str, *, files: dict[str, str | Path], dirs: dict[str, Path], meta: dict[str, Any]
+        self,
+        name: str,
+        *,
+        files: dict[str, str | Path],
+        dirs: dict[str, Path],
+        meta: dict[str, Any],
+        exclude: tuple[str, ...] = (),
     ) -> VersionInfo:
-        """Add a new immutable version holding ``files`` (name -> text, or a Path to copy) and copies of ``dirs``.
+        """Add a new immutable version holding ``files`` (name -> text, or a Path to copy) and copies of ``dirs``
+        (without the files and folders named in ``exclude``, at any depth).
 
         The content is fully written before the version becomes visible.
         """
@@ -161,7 +168,7 @@ class Registry:
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=d))
         try:
             for rel, src in dirs.items():
-                shutil.copytree(src, tmp / rel)
+                shutil.copytree(src, tmp / rel, ignore=shutil.ignore_patterns(*exclude) if exclude else None)
             for rel, content in files.items():
                 if isinstance(content, Path):
                     shutil.copyfile(content, tmp / rel)

@@ -7,8 +7,8 @@ renamed, so a half-built index is never visible); a run copies the index it used
 into its own folder.
 
 The leakage guard lives in :meth:`Index.search`: a query never gets back a corpus
-entry whose normalized text equals its own (the eval row itself or an exact
-duplicate of it), however the corpus was assembled.
+entry whose text equals its own (``data.same_text_expr``: case, spacing and punctuation
+ignored; the eval row itself or a near-duplicate of it), however the corpus was assembled.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import uuid
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tunegate.data import same_texts
 from tunegate.modeling import cache_root
 from tunegate.progress import bar as progress_bar
 
@@ -35,11 +35,6 @@ INDEX_FORMAT = 1
 
 
 INDEX_PROGRESS_MIN = 512  # corpora smaller than this embed in a second or two: no bar
-
-
-def normalize(text: str) -> str:
-    """What counts as 'the same text' for the leakage guard: case and whitespace do not matter."""
-    return re.sub(r"\s+", " ", text).strip().casefold()
 
 
 def embedder_path(spec: str) -> Path:
@@ -130,8 +125,8 @@ class Index:
     _by_text: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
-        for i, t in enumerate(self.texts):
-            self._by_text.setdefault(normalize(t), []).append(i)
+        for i, t in enumerate(same_texts(list(self.texts))):
+            self._by_text.setdefault(t, []).append(i)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -161,7 +156,7 @@ class Index:
     def search(self, queries: list[str], k: int) -> tuple[list[list[Hit]], SearchStats]:
         """Top ``k`` corpus entries per query, best first; never the query's own text (leakage guard)."""
         t0 = time.perf_counter()
-        withheld = [self._by_text.get(normalize(q), []) for q in queries]
+        withheld = [self._by_text.get(q, []) for q in same_texts(list(queries))]
         depth = min(len(self), k + max((len(w) for w in withheld), default=0))
         if self.kind == "hybrid":
             wide = min(len(self), max(depth, 4 * k, 50))  # fuse deeper lists than we return

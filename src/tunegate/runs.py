@@ -10,8 +10,12 @@ import yaml
 
 from tunegate import hardware
 from tunegate.config import TunegateConfig
+from tunegate.errors import ResumeError
 from tunegate.modeling import resolve_model
 from tunegate.records import RunContext
+from tunegate.registry import atomic_write_text
+
+RUN_JSON = "run.json"  # the run's RunContext, read back by `--resume`
 
 
 def start_run(cfg: TunegateConfig) -> RunContext:
@@ -22,7 +26,7 @@ def start_run(cfg: TunegateConfig) -> RunContext:
     run_dir = (cfg.output.dir / run_id).resolve()
     run_dir.mkdir(parents=True, exist_ok=False)
     write_run_config(cfg, run_dir)
-    return RunContext(
+    run = RunContext(
         run_id=run_id,
         run_dir=str(run_dir),
         model_spec=cfg.model,
@@ -33,6 +37,38 @@ def start_run(cfg: TunegateConfig) -> RunContext:
         started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         placement=placement,
     )
+    atomic_write_text(run_dir / RUN_JSON, run.model_dump_json(indent=2))
+    return run
+
+
+def resume_run(cfg: TunegateConfig, run_id: str) -> RunContext:
+    """The run ``run_id`` under ``output.dir``, to be run again from its checkpoints (``tunegate run --resume``):
+    the same folder, config, base model and hardware, or a :class:`ResumeError` saying what differs."""
+    run_dir = (cfg.output.dir / run_id).resolve()
+    if not (run_dir / RUN_JSON).is_file():
+        known = sorted(p.parent.name for p in cfg.output.dir.glob(f"*/{RUN_JSON}"))[-5:]
+        raise ResumeError(
+            f"--resume {run_id}: {run_dir / RUN_JSON} does not exist, so there is no run to resume there. "
+            f"Runs under {cfg.output.dir}: {', '.join(known) or 'none'} (the run id is the run folder's name)."
+        )
+    run = RunContext.model_validate_json((run_dir / RUN_JSON).read_text())
+    if cfg.config_hash() != run.config_hash:
+        raise ResumeError(
+            f"--resume {run_id}: the config differs from the one that run started with ({run_dir / 'config.yaml'}); "
+            "a run resumes with the same config file and --set values. Start a new run to use the new config."
+        )
+    model = resolve_model(cfg.model, config_dir=cfg.config_dir)
+    if model.sha != run.model_sha:
+        raise ResumeError(f"--resume {run_id}: the base model {cfg.model} changed since that run started")
+    placement = hardware.resolve(cfg.hardware)
+    if placement.model_dump(exclude={"reason"}) != run.placement.model_dump(exclude={"reason"}):
+        raise ResumeError(
+            f"--resume {run_id}: that run trained on {run.placement.describe()}, this machine resolves "
+            f"hardware to {placement.describe()}; resume on the same kind of machine, or set hardware: to match"
+        )
+    if (run_dir / "deployment.json").is_file():
+        raise ResumeError(f"--resume {run_id}: that run completed (deployment.json exists); nothing to resume")
+    return run.model_copy(update={"model_path": model.path})
 
 
 def write_run_config(cfg: TunegateConfig, run_dir: Path) -> None:

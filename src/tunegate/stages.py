@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tunegate import audit, changes, evaluation, hardware, judging, planning, promotion, tuning, validation
 from tunegate.errors import PromotionError
-from tunegate.runs import start_run
+from tunegate.runs import resume_run, start_run
 
 if TYPE_CHECKING:
     from tunegate.config import TunegateConfig
@@ -62,9 +62,10 @@ def _timed(fn=None, *, label=None):
     return wrapper
 
 
-def prepare_run(cfg: TunegateConfig) -> RunContext:
-    """Resolve the base model (converting a GGUF once) and create the run folder."""
-    return start_run(cfg)
+def prepare_run(cfg: TunegateConfig, resume: str | None = None) -> RunContext:
+    """Resolve the base model (converting a GGUF once) and create the run folder; or, with ``resume``, take up
+    that run's folder again (its training continues from its newest checkpoint)."""
+    return resume_run(cfg, resume) if resume else start_run(cfg)
 
 
 @_timed

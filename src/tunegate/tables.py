@@ -127,7 +127,9 @@ def model_rows(
 def artifact_size_mb(artifact_dir: str | Path) -> float:
     """Size of what a version stores for the method (checkpoints excluded)."""
     root = Path(artifact_dir)
-    files = [f for f in root.rglob("*") if f.is_file() and "checkpoints" not in f.relative_to(root).parts]
+    from tunegate.methods.base import CHECKPOINTS
+
+    files = [f for f in root.rglob("*") if f.is_file() and CHECKPOINTS not in f.relative_to(root).parts]
     return sum(f.stat().st_size for f in files) / 2**20
 
 

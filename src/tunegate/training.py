@@ -9,6 +9,8 @@ compute goes to padding.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
 import threading
@@ -21,7 +23,9 @@ import psutil
 import torch
 import torch.nn.functional as F
 
+from tunegate import checkpoints as checkpoints_mod
 from tunegate import hardware
+from tunegate.errors import TunegateError
 from tunegate.progress import bar as progress_bar
 from tunegate.scoring import output_logits
 
@@ -152,6 +156,31 @@ def _sum_over_processes(acc, params, numbers: list[float]) -> list[float]:
     return flat[at:].tolist()
 
 
+class TrainingDiverged(TunegateError):
+    """The loss became NaN or infinite: training stopped at that step."""
+
+
+def _rng_states() -> dict:
+    states = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _key(run_key: str, named: list[tuple[str, torch.Tensor]], settings: dict) -> str:
+    """What a checkpoint must match to be resumed: the data and settings (``run_key``), the loop's own
+    arguments, the trainable parameters' names and shapes."""
+    shapes = [(n, list(p.shape)) for n, p in named]
+    blob = json.dumps({"run": run_key, "settings": settings, "params": shapes}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 def train_answer_loss(
     model,
     examples: list[tuple[list[int], list[int]]],
@@ -168,17 +197,27 @@ def train_answer_loss(
     max_steps: int | None = None,
     seed: int = 0,
     checkpoint_dir: Path | None = None,
-    save_checkpoint: Callable[[object, Path], None] | None = None,
+    checkpoint_every: int | None = None,
+    run_key: str = "",
     progress: bool = True,
 ) -> TrainStats:
     """Train ``model``'s trainable parameters (adapter or soft prompt) on (prompt_ids, answer_ids) pairs.
 
     ``loss_fn(batch)`` is the mean answer-token loss of a collated micro-batch (for LoRA:
     :func:`answer_only_loss` on ``model.get_base_model()``).
+
+    With ``checkpoint_dir``, the whole training state is checkpointed at the end of each epoch and every
+    ``checkpoint_every`` optimizer steps (:mod:`tunegate.checkpoints`), and training starts from the newest good
+    checkpoint there whose key (``run_key``: the data and settings; the loop's arguments; the trainable
+    parameters) matches: a retry or ``--resume`` continues where the killed run stopped, with the same batches,
+    RNG and optimizer state, so it ends with the same weights and loss curve as an uninterrupted run.
+    A NaN or infinite loss stops training (:class:`TrainingDiverged`, naming the step and the batch's rows); CUDA
+    out-of-memory retries the step once with half the micro-batch (the update is the same).
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
     if not params:
         raise ValueError("the model has no trainable parameters")
     placement = hardware.current()
@@ -199,78 +238,164 @@ def train_answer_loss(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     opt = acc.prepare_optimizer(opt, device_placement=False)
     lengths = [len(p) + len(a) for p, a in examples]
-    losses: list[float] = []
-    epoch_losses: list[float] = []
-    checkpoints: list[str] = []
-    n_tok = n_pad = 0
-    step = 0
-    step_seconds: list[float] = []
-    step_tokens: list[int] = []
-    model.train()
     world, rank = acc.num_processes, acc.process_index  # data parallel: each process takes its share of a batch
-    bar = progress_bar(total, "tune", "step", enabled=progress and rank == 0)
+    key = _key(
+        run_key,
+        named,
+        dict(
+            n=len(examples), epochs=epochs, batch_size=batch_size, micro=micro_batch_size, lr=lr,
+            warmup_ratio=warmup_ratio, weight_decay=weight_decay, grad_clip=grad_clip, max_steps=max_steps,
+            seed=seed, world=world, precision=placement.mixed_precision,
+        ),
+    )  # fmt: skip
+    h = dict(losses=[], epoch_losses=[], ep_losses=[], step_seconds=[], step_tokens=[], n_tok=0, n_pad=0, elapsed=0.0)
+    step = start_epoch = skip = 0
+    epoch_rng = rng.getstate()
+    resumed_from = None
+    found = checkpoints_mod.latest(checkpoint_dir, key, map_location=device) if checkpoint_dir else None
+    if found is not None:
+        folder, state = found
+        with torch.no_grad():
+            for n, p in named:
+                p.copy_(state["params"][n])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if acc.scaler is not None and state.get("scaler"):
+            acc.scaler.load_state_dict(state["scaler"])
+        step, start_epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
+        epoch_rng = _as_rng_state(state["epoch_rng"])
+        _set_rng_states(state["rng"])
+        h = state["history"]
+        resumed_from = step
+        if rank == 0:
+            print(f"resuming training from checkpoint {folder.name}: {step} of {total} steps done")
+
+    def save_state(epoch: int, batch_in_epoch: int, epoch_rng_state: tuple) -> None:
+        state = {
+            "params": {n: p.detach().cpu() for n, p in named},
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "epoch_rng": list(epoch_rng_state),  # the shuffling RNG at the start of ``epoch``
+            "rng": _rng_states(),
+            "history": {**h, "elapsed": h["elapsed"] + time.perf_counter() - t0},
+        }
+        checkpoints_mod.save(checkpoint_dir, step, key, state)
+
+    micro = micro_batch_size
+    oom_retries: list[dict] = []
+
+    def run_step(batch_idx: list[int], micro_now: int) -> tuple[float, int, int]:
+        parts = [collate([examples[i] for i in m], pad_id) for m in micro_batches(batch_idx, lengths, micro_now)]
+        n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
+        loss_sum = 0.0
+        tok = pad = 0
+        for part in parts[rank::world]:
+            share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
+            with acc.autocast():
+                micro_loss = loss_fn({k: v.to(device) for k, v in part.items()}) * share
+            acc.backward(micro_loss)
+            loss_sum += micro_loss.item()
+            tok += int(part["attention_mask"].sum())
+            pad += part["input_ids"].numel()
+        return loss_sum, tok, pad
+
+    model.train()
+    bar = progress_bar(total, "tune", "step", enabled=progress and rank == 0, initial=step)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         start_rss = mem.peak_mb
-        for epoch in range(epochs):
-            ep_losses = []
-            for batch_idx in shuffled_batches(len(examples), batch_size, rng):
+        for epoch in range(start_epoch, epochs):
+            if step >= total:
+                break
+            if epoch > start_epoch or found is None:
+                epoch_rng = rng.getstate()
+            rng.setstate(epoch_rng)
+            order = shuffled_batches(len(examples), batch_size, rng)  # the only use of rng: an epoch's order
+            if epoch > start_epoch or skip == 0:
+                skip = 0
+                h["ep_losses"] = []
+            for b, batch_idx in enumerate(order):
+                if b < skip:
+                    continue  # done before the checkpoint this run resumed from
                 if step >= total:
                     break
                 # gradient accumulation over micro-batches: the same update as one big batch
                 # (each micro-batch's loss weighted by its share of answer tokens) at a
                 # fraction of the activation memory
-                t_step, tok_before = time.perf_counter(), n_tok
-                micro = micro_batch_size or math.ceil(len(batch_idx) / world)
-                parts = [collate([examples[i] for i in m], pad_id) for m in micro_batches(batch_idx, lengths, micro)]
-                n_answer = sum(int((b["labels"][:, 1:] != -100).sum()) for b in parts)
-                loss_sum = 0.0
-                tok = pad = 0
-                for part in parts[rank::world]:
-                    share = int((part["labels"][:, 1:] != -100).sum()) / n_answer
-                    with acc.autocast():
-                        micro_loss = loss_fn({k: v.to(device) for k, v in part.items()}) * share
-                    acc.backward(micro_loss)
-                    loss_sum += micro_loss.item()
-                    tok += int(part["attention_mask"].sum())
-                    pad += part["input_ids"].numel()
+                t_step = time.perf_counter()
+                micro_now = micro or math.ceil(len(batch_idx) / world)
+                try:
+                    loss_sum, tok, pad = run_step(batch_idx, micro_now)
+                except torch.cuda.OutOfMemoryError:
+                    if micro_now <= 1:
+                        raise
+                    opt.zero_grad(set_to_none=True)
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    micro = max(1, micro_now // 2)  # the rest of training keeps the smaller micro-batch
+                    oom_retries.append({"step": step + 1, "micro_batch_size": micro_now, "retried_with": micro})
+                    if rank == 0:
+                        print(f"out of memory at step {step + 1}: retrying with micro-batch {micro} (was {micro_now})")
+                    loss_sum, tok, pad = run_step(batch_idx, micro)
                 if world > 1:  # each process holds its parts' share of the gradient: their sum is the batch's
                     loss_sum, tok, pad = _sum_over_processes(acc, params, [loss_sum, tok, pad])
-                n_tok, n_pad = n_tok + int(tok), n_pad + int(pad)
+                if not math.isfinite(loss_sum):
+                    rows = ", ".join(str(i) for i in sorted(batch_idx)[:20]) + (" ..." if len(batch_idx) > 20 else "")
+                    raise TrainingDiverged(
+                        f"training diverged: the loss is {loss_sum} at optimizer step {step + 1} of {total} "
+                        f"(epoch {epoch + 1}; the batch of train rows {rows}, counted from 0). Lower method.lr "
+                        f"(now {lr}) or method.grad_clip, or check those rows."
+                    )
+                h["n_tok"], h["n_pad"] = h["n_tok"] + int(tok), h["n_pad"] + int(pad)
                 acc.clip_grad_norm_(params, grad_clip)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
-                step_seconds.append(time.perf_counter() - t_step)
-                step_tokens.append(n_tok - tok_before)
-                losses.append(loss_sum)
-                ep_losses.append(loss_sum)
+                h["step_seconds"].append(time.perf_counter() - t_step)
+                h["step_tokens"].append(int(tok))
+                h["losses"].append(loss_sum)
+                h["ep_losses"].append(loss_sum)
                 step += 1
                 bar.update(1)
-                bar.set_postfix(
-                    epoch=epoch + 1, loss=f"{losses[-1]:.4f}", tok_s=f"{n_tok / (time.perf_counter() - t0):.0f}"
-                )
-            if ep_losses:
-                epoch_losses.append(sum(ep_losses) / len(ep_losses))
-            if checkpoint_dir is not None and save_checkpoint is not None and ep_losses and rank == 0:
-                path = checkpoint_dir / f"epoch-{epoch + 1}"
-                save_checkpoint(model, path)
-                checkpoints.append(str(path))
-            if step >= total:
-                break
-    seconds = time.perf_counter() - t0
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss_sum:.4f}")
+                epoch_end = b == len(order) - 1 or step >= total
+                if epoch_end and h["ep_losses"]:
+                    h["epoch_losses"].append(sum(h["ep_losses"]) / len(h["ep_losses"]))
+                due = epoch_end or (checkpoint_every and step % checkpoint_every == 0)
+                if checkpoint_dir is not None and due and rank == 0:
+                    if epoch_end:  # the next epoch starts from the RNG as this epoch's shuffle left it
+                        save_state(epoch + 1, 0, rng.getstate())
+                    else:
+                        save_state(epoch, b + 1, epoch_rng)
+    seconds = h["elapsed"] + time.perf_counter() - t0
     bar.close()
     model.eval()
+    extra = {}
+    if resumed_from is not None:
+        extra["resumed_from_step"] = resumed_from
+    if oom_retries:
+        extra["oom_retries"] = oom_retries
     return TrainStats(
         seconds=seconds,
         steps=step,
-        tokens=n_tok,
-        padded_tokens=n_pad,
+        tokens=h["n_tok"],
+        padded_tokens=h["n_pad"],
         peak_rss_mb=mem.peak_mb,
-        losses=losses,
-        epoch_losses=epoch_losses,
-        checkpoints=checkpoints,
+        losses=h["losses"],
+        epoch_losses=h["epoch_losses"],
+        checkpoints=[str(p) for _, p in checkpoints_mod.steps(checkpoint_dir)] if checkpoint_dir else [],
         start_rss_mb=start_rss,
-        step_seconds=step_seconds,
-        step_tokens=step_tokens,
+        step_seconds=h["step_seconds"],
+        step_tokens=h["step_tokens"],
+        extra=extra,
     )
+
+
+def _as_rng_state(state) -> tuple:
+    """``random.Random.getstate()`` back from its checkpointed (list) form."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

@@ -29,6 +29,7 @@ from tunegate.data import (
     conversation_format,
     infer_labels,
     read_conversations,
+    same_text_expr,
     sample,
     scan_table,
     source_columns,
@@ -37,7 +38,7 @@ from tunegate.data import (
     update_hash,
 )
 from tunegate.documents import DocumentError, document_files, load_chunks
-from tunegate.modeling import load_tokenizer
+from tunegate.modeling import context_length, load_tokenizer
 from tunegate.progress import bar as progress_bar
 from tunegate.prompts import PromptBuilder
 from tunegate.records import DatasetRef, ValidationResult
@@ -172,6 +173,7 @@ def _answer_clashes(answers: dict[str, str]) -> str:
 
 
 TEXT_HASH, PAIR_HASH, PRESENT, USABLE = "_th", "_ph", "_present", "_usable"  # the whole-file index's columns
+SAME = "_same"  # a text as the overlap checks compare it (data.same_text)
 HASH_SEED = 20  # any fixed seed: hashes are only compared within one validation
 
 
@@ -189,8 +191,8 @@ def _index_query(lf: pl.LazyFrame, text_col: str, label_col: str, with_label: bo
     classification. A few bytes per row, read by a streaming scan; the texts are read only for the rows used."""
     cols = [
         pl.col(ROW),
-        pl.col(text_col).hash(HASH_SEED).alias(TEXT_HASH),
-        pl.struct(text_col, label_col).hash(HASH_SEED).alias(PAIR_HASH),
+        same_text_expr(text_col).hash(HASH_SEED).alias(TEXT_HASH),
+        pl.struct(same_text_expr(text_col), label_col).hash(HASH_SEED).alias(PAIR_HASH),
         (pl.col(text_col).is_not_null() & pl.col(label_col).is_not_null()).alias(PRESENT),
         _usable(text_col, label_col).alias(USABLE),
     ]
@@ -213,33 +215,39 @@ def _rows(table: Table, selected: pl.DataFrame, columns: tuple[str, ...], total:
 
 
 def _repeats(table: Table, index: pl.DataFrame, key: tuple[str, str]) -> list[int]:
-    """Rows (numbers) that repeat an earlier row exactly. Candidates share a hash in the index; their values are
-    read and compared, so a hash collision never flags a row."""
+    """Rows (numbers) that repeat an earlier row (the same text, :func:`same_text`, and the same label).
+    Candidates share a hash in the index; their values are read and compared, so a hash collision never flags a
+    row."""
     cand = index.filter(pl.col(PAIR_HASH).is_duplicated() & pl.col(PRESENT))
     if cand.height == 0:
         return []
-    rows = _rows(table, cand, key, index.height)
-    repeat = pl.struct(key).is_duplicated() & ~pl.struct(key).is_first_distinct()
-    return rows.filter(repeat).get_column(ROW).to_list()
+    text_col, label_col = key
+    rows = _rows(table, cand, key, index.height).with_columns(same_text_expr(text_col).alias(SAME))
+    pair = pl.struct(SAME, label_col)
+    return rows.filter(pair.is_duplicated() & ~pair.is_first_distinct()).get_column(ROW).to_list()
 
 
 def _conflicts(table: Table, train: pl.DataFrame, text_col: str, label_col: str) -> pl.DataFrame:
-    """Train rows whose text also appears with another label (candidates by hash, then compared as text)."""
+    """Train rows whose text (:func:`same_text`) also appears with another label (candidates by hash, then
+    compared as text)."""
     cand = train.filter(pl.col(label_col).n_unique().over(TEXT_HASH) > 1)
     if cand.height == 0:
-        return pl.DataFrame(schema={ROW: pl.UInt32, text_col: pl.Utf8})
-    rows = _rows(table, cand, (text_col, label_col), train.height + 1)
-    return rows.filter(pl.col(label_col).n_unique().over(text_col) > 1)
+        return pl.DataFrame(schema={ROW: pl.UInt32, text_col: pl.Utf8, SAME: pl.Utf8})
+    rows = _rows(table, cand, (text_col, label_col), train.height + 1).with_columns(
+        same_text_expr(text_col).alias(SAME)
+    )
+    return rows.filter(pl.col(label_col).n_unique().over(SAME) > 1)
 
 
 def _also_in(df: pl.DataFrame, text_col: str, table: Table, train: pl.DataFrame) -> pl.Series:
-    """Which rows of ``df`` have a text that the ``train`` rows of ``table`` also have (by hash, then as text)."""
-    hashes = df.select(pl.col(text_col).hash(HASH_SEED)).to_series()
+    """Which rows of ``df`` have a text that the ``train`` rows of ``table`` also have (:func:`same_text`; by
+    hash, then as text)."""
+    hashes = df.select(same_text_expr(text_col).hash(HASH_SEED)).to_series()
     cand = train.filter(pl.col(TEXT_HASH).is_in(hashes.implode()))
     if cand.height == 0:
         return pl.Series(text_col, [False] * df.height, dtype=pl.Boolean)
-    texts = _rows(table, cand, (text_col,), train.height + 1).get_column(text_col)
-    return df.get_column(text_col).is_in(texts.implode())
+    texts = _rows(table, cand, (text_col,), train.height + 1).select(same_text_expr(text_col)).to_series()
+    return df.select(same_text_expr(text_col)).to_series().is_in(texts.implode())
 
 
 @dataclass
@@ -343,6 +351,12 @@ def _failure_issues(fc: pl.DataFrame, split_name: str, col_names: dict[str, str]
             )
         elif "empty or whitespace" in check:
             name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
+        elif "not a text" in check:
+            name, msg = (
+                "not_text",
+                f"{split_name} column '{user_col}' holds numbers or JSON objects/lists, not texts (a nested or "
+                "numeric field read as the text column); point data.text_column at the field that holds the text",
+            )
         else:
             name, msg = check, f"{split_name} column '{user_col}' fails {check}"
         issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
@@ -355,8 +369,9 @@ def _policy_issue(policy: str, check: str, message: str, split_name: str, rows: 
     return Issue(check=check, severity=severity, split=split_name, message=message + suffix, rows=rows)
 
 
-def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
-    """Run every check on the configured data; never raises for bad data."""
+def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> ValidationOutcome:
+    """Run every check on the configured data; never raises for bad data. ``context``: the model's context length
+    (``method.max_length`` must fit it)."""
     issues: list[Issue] = []
     stats: dict[str, Any] = {}
     d = cfg.data
@@ -450,7 +465,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             _policy_issue(
                 d.duplicates,
                 "duplicates",
-                f"train has {len(dup_rows)} exact duplicate row(s) (repeats of an earlier row)",
+                f"train has {len(dup_rows)} duplicate row(s) (repeats of an earlier row's text and label; case, "
+                "spacing and punctuation ignored)",
                 "train",
                 dup_rows,
                 "remove them or set data.duplicates: drop",
@@ -490,6 +506,32 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     conversational = "conversation_format" in stats
     builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()), conversation=conversational)
     per_label = {lab: len(builder.answer_ids(a)) for lab, a in answers.items()} if classification else {}
+    max_len = cfg.method.max_length
+    if context is not None and max_len > context:
+        issues.append(
+            Issue(
+                check="max_length",
+                severity="error",
+                split="train",
+                message=f"method.max_length={max_len} exceeds the model's context of {context} tokens "
+                "(max_position_embeddings in its config.json); set method.max_length to at most "
+                f"{context}",
+            )
+        )
+    fixed = builder.overhead_tokens() + max(per_label.values(), default=1)
+    if fixed >= max_len:
+        issues.append(
+            Issue(
+                check="max_length",
+                severity="error",
+                split="train",
+                message="the prompt without its input (template, instruction"
+                + (f", the {len(per_label)} labels" if per_label else "")
+                + f") and the longest answer already take {fixed} tokens, method.max_length={max_len}: no "
+                f"row's input would fit; raise method.max_length (e.g. to {fixed + 128}) or shorten "
+                "prompt.instruction",
+            )
+        )
     count = partial(_token_totals, tokenizer, builder, per_label, conversational, (text_col, label_col))
     scan = _scan_train(
         train_table,
@@ -527,8 +569,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
                     check="conflicting_labels",
                     severity="error",
                     split="train",
-                    message=f"{clash.get_column(text_col).n_unique()} text(s) appear in train with different labels; "
-                    "fix the labels",
+                    message=f"{clash.get_column(SAME).n_unique()} text(s) appear in train with different labels "
+                    "(case, spacing and punctuation ignored); fix the labels",
                     rows=clash.get_column(ROW).to_list(),
                 )
             )
@@ -541,7 +583,8 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             _policy_issue(
                 d.leakage,
                 "leakage",
-                f"{leak.height} eval row(s) also occur in train (train/eval overlap inflates the eval score)",
+                f"{leak.height} eval row(s) also occur in train (case, spacing and punctuation ignored; "
+                "train/eval overlap inflates the eval score)",
                 "eval",
                 leak.get_column(ROW).to_list(),
                 "remove them or set data.leakage: drop",
@@ -555,9 +598,9 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
     if dev is not None:
         dev = dev.filter(keep)
         # a selection row that also judges (eval) or trains would choose on what it is judged by
-        seen = _also_in(dev, text_col, train_table, train_rows) | dev.get_column(text_col).is_in(
-            evl.get_column(text_col).implode()
-        )
+        seen = _also_in(dev, text_col, train_table, train_rows) | dev.select(
+            same_text_expr(text_col)
+        ).to_series().is_in(evl.select(same_text_expr(text_col)).to_series().implode())
         if seen.any():
             overlap = dev.filter(seen)
             issues.append(
@@ -607,7 +650,6 @@ def validate(cfg: TunegateConfig, tokenizer) -> ValidationOutcome:
             )
 
     # token length of prompt + answer vs the training max length
-    max_len = cfg.method.max_length
     token_totals = {"train": scan.tokens}
     if evl.height:
         token_totals["eval"] = count(evl, "validate: tokens (eval)")
@@ -696,7 +738,7 @@ def group_references(evl: pl.DataFrame) -> pl.DataFrame:
 def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> ValidationResult:
     """Every data check with the base model's tokenizer; the report goes to ``run_dir``, and on success the
     normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
-    outcome = validate(cfg, load_tokenizer(model_path))
+    outcome = validate(cfg, load_tokenizer(model_path), context_length(model_path))
     md, js = write_report(outcome, run_dir)
     resolved = resolved_data(cfg, outcome)
     if outcome.ok and resolved and (run_dir / "config.yaml").is_file():

@@ -221,7 +221,8 @@ print("FINAL", state.type.value, state.message)
 
 
 def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, tiny_model_dir, toy_data, prefect_env):
-    """`tune` raises inside the real flow: the run fails, the audit log says where and why, no version appears."""
+    """`validate_data`, then `tune`, raise inside the real flow: each run fails, the audit log says where and why,
+    no version appears."""
     import subprocess
     import sys
 
@@ -235,12 +236,19 @@ def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, t
     )
     script = f"""
 import tunegate.stages as st
-def tune(cfg, run, dataset, **kw):
-    raise RuntimeError("injected crash while training")
-st.tune = tune
+validate = st.validate_data
+def crash(what):
+    def stage(*a, **kw):
+        raise RuntimeError("injected crash " + what)
+    return stage
+st.validate_data = crash("while validating")
 from tunegate.prefect_env import configure
 configure()
 from tunegate.flows.pipeline import pipeline
+state = pipeline(config_path={str(cfg)!r}, return_state=True)
+print("FIRST", state.type.value)
+st.validate_data = validate
+st.tune = crash("while training")
 state = pipeline(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value)
 """
@@ -252,11 +260,96 @@ print("FINAL", state.type.value)
         cwd=tmp_path,
         timeout=900,
     )
-    assert "FINAL FAILED" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
-    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert "FIRST FAILED" in out.stdout and "FINAL FAILED" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    # a crash inside validation (not a data error: the code itself) is audited too, then one inside training
+    first, audit = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert first["status"] == "failed" and first["failed_stage"] == "validate_data"
+    assert "injected crash while validating" in first["error"]
     assert (
         audit["status"] == "failed"
         and audit["failed_stage"] == "tune"
         and "injected crash while training" in audit["error"]
     )
     assert not (tmp_path / "registry" / "toy").exists()
+
+
+def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tiny_model_dir, toy_data, prefect_env):
+    """SIGTERM to `tunegate run` while it trains: exit 143 with one clear line, the run audited as cancelled in
+    `tune`, no version registered, and no process of the run left behind (the temporary Prefect server that the
+    CLI started for itself included). Then `tunegate run --resume RUN_ID` continues training from the newest
+    checkpoint (not step 0) and completes; a wrong run id or a changed config is one clear error."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import polars as pl
+
+    rows = pl.read_csv(toy_data["train"])
+    big = pl.concat([rows.with_columns(pl.col("text") + f" ({i})") for i in range(10)])  # 140 distinct rows
+    big.write_csv(tmp_path / "big.csv")
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        {**toy_data, "train": tmp_path / "big.csv"},
+        baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+        method={"epochs": 8, "batch_size": 4, "micro_batch_size": 2, "checkpoint_every": 10, "max_steps": None},
+    )
+    env = {k: v for k, v in prefect_env.items() if k != "PREFECT_API_URL"}  # the CLI's own temporary server
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tunegate.cli", "run", str(cfg)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group: whatever it started is found by the group id
+    )
+    try:
+        deadline = time.time() + 600
+        while not list((tmp_path / "runs").glob("*/artifact/checkpoints/step-*")):  # training is under way
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGTERM)  # as a scheduler or `kill` stops a process group
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, err[-3000:]
+    assert "STOPPED (SIGTERM)" in err and "Traceback" not in err, err[-3000:]
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["status"] == "cancelled" and audit["failed_stage"] == "tune", audit
+    assert not (tmp_path / "registry" / "toy").exists()
+    time.sleep(2)
+    try:
+        os.killpg(proc.pid, 0)
+        left = subprocess.run(["ps", "-o", "pid,args", "-g", str(proc.pid)], capture_output=True, text=True).stdout
+        raise AssertionError(f"processes of the stopped run are still alive:\n{left}")
+    except ProcessLookupError:
+        pass  # the group is empty
+
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    done = sorted(int(p.name.split("-")[1]) for p in (run_dir / "artifact" / "checkpoints").glob("step-*"))[-1]
+    assert 10 <= done < 280
+    bad = run_cli(["run", str(cfg), "--resume", "no-such-run"], env=prefect_env, cwd=tmp_path)
+    assert bad.returncode == 1 and "no-such-run" in bad.stderr and run_dir.name in bad.stderr, bad.stderr
+    other = run_cli(
+        ["run", str(cfg), "--resume", run_dir.name, "--set", "method.lr=0.001"], env=prefect_env, cwd=tmp_path
+    )
+    assert other.returncode == 1 and "the config differs" in other.stderr, other.stderr
+    resumed = run_cli(["run", str(cfg), "--resume", run_dir.name], env=prefect_env, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming training from checkpoint step-{done:07d}: {done} of 280 steps done" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    tuned = json.loads((run_dir / "decision.json").read_text())
+    first, second = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert second["status"] == "completed" and second["run_id"] == first["run_id"] == run_dir.name
+    assert "resumed run" in second["trigger"] and tuned["decision"] in ("promote", "reject")
+    assert (tmp_path / "registry" / "toy" / "v1").is_dir()
+    assert not list((tmp_path / "registry" / "toy" / "v1").rglob("checkpoints"))  # training state stays in the run
+    verify = run_cli(
+        ["audit", "verify", "--registry", str(tmp_path / "registry"), run_dir.name], env=prefect_env, cwd=tmp_path
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr  # both records of the run, each with its evidence

@@ -117,6 +117,26 @@ def test_invalid_yaml(tmp_path):
         load_config(p)
 
 
+def test_hostile_yaml_gets_one_clear_error(tmp_path):
+    """A key given twice (PyYAML would silently keep the last `gate:`), an alias bomb (9 levels of 9 aliases: a
+    billion values if expanded), deep nesting and a Latin-1 file: each a ConfigError naming the problem."""
+    p = tmp_path / "c.yaml"
+    p.write_text("task: classification\ngate: {metric: accuracy}\ndata: {train: x.csv}\ngate: {min_gain: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"key 'gate' appears twice \(first at line 2\)"):
+        load_config(p)
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    p.write_text("\n".join(bomb) + "\ntask: *a9\n")
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_config(p)
+    p.write_text("task: " + "[" * 5000 + "]" * 5000 + "\n")
+    with pytest.raises(ConfigError, match="nested too deeply|not valid YAML"):
+        load_config(p)
+    p.write_bytes("task: classification\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="line 2 is not UTF-8"):
+        load_config(p)
+
+
 def test_config_reference_is_current():
     from tunegate.config import reference_markdown
 

@@ -84,7 +84,7 @@ def test_lora_adapter_is_standard_peft(tiny_model_dir, tiny_tokenizer, tmp_path)
     )
     model = PeftModel.from_pretrained(load_model(str(tiny_model_dir)), tmp_path / "adapter")
     assert any("lora_A" in n for n, _ in model.named_parameters())
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch-1"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000002"]  # the epoch end
 
 
 def test_unknown_method_name():

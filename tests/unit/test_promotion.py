@@ -138,14 +138,14 @@ def test_a_save_bug_is_caught_before_production_moves(promo, monkeypatch):
     cfg, reg = promo
     original = Registry.register
 
-    def buggy_register(self, name, *, files, dirs, meta):
+    def buggy_register(self, name, *, files, dirs, meta, exclude=()):
         art = Path(dirs["artifact"])
         bad = art.parent / "artifact-saved-wrong"
         shutil.copytree(art, bad)
         m = json.loads((bad / "tunegate.json").read_text())
         m["labels"] = {"pos": m["labels"]["neg"], "neg": m["labels"]["pos"]}  # answers swapped: every prediction flips
         (bad / "tunegate.json").write_text(json.dumps(m))
-        return original(self, name, files=files, dirs={**dirs, "artifact": bad}, meta=meta)
+        return original(self, name, files=files, dirs={**dirs, "artifact": bad}, meta=meta, exclude=exclude)
 
     monkeypatch.setattr(Registry, "register", buggy_register)
     with pytest.raises(PromotionError, match="did NOT move 'production'.*re-scored from the registry"):

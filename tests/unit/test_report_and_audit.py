@@ -133,9 +133,37 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     v = verify(log, run1.run_id)
     assert not v.ok
     failed = {name for name, ok, _ in v.checks if not ok}
-    assert failed == {"hash chain of the log", "decision"}  # the recomputed decision is still "promote"
+    # the chain, the decision recomputed from the predictions (still "promote") and decision.json all disagree
+    assert failed == {"hash chain of the log", "decision", "recorded decision = decision.json"}
     log.path.write_text("\n".join(lines) + "\n")
     assert verify(log, run1.run_id).ok
+
+    # the newest line has no successor to chain it: its own hash, audit.head and the evidence catch an edit
+    from tunegate.audit import HEAD, line_hash, record_hash
+
+    newest = json.loads(lines[-1])
+    newest["base_model"], newest["cost"]["train_usd"] = "some-other-model", 0.0
+    edited = json.dumps(newest, sort_keys=True)
+    log.path.write_text("\n".join([*lines[:-1], edited]) + "\n")
+    v = verify(log, run2.run_id)
+    failed = {name for name, ok, _ in v.checks if not ok}
+    assert failed == {
+        "hash chain of the log",
+        "recorded base model = config.yaml's model",
+        "recorded training cost (USD) = decision.json",
+    }
+    assert any("does not match its record_hash" in d for name, ok, d in v.checks if not ok)
+    newest["record_hash"] = record_hash(newest)  # the record re-hashed: audit.head still disagrees
+    edited = json.dumps(newest, sort_keys=True)
+    log.path.write_text("\n".join([*lines[:-1], edited]) + "\n")
+    assert log.chain_breaks() == [f"line 2 (the newest) does not match the hash kept in {HEAD}"]
+    (log.root / HEAD).write_text(json.dumps({"lines": 2, "head": line_hash(edited)}))  # and audit.head too
+    assert not log.chain_breaks() and not verify(log, run2.run_id).ok  # the evidence still disagrees
+    log.path.write_text("\n".join(lines[:-1]) + "\n")  # the newest line dropped
+    assert log.chain_breaks() == [f"{HEAD} records 2 line(s), the log has 1"]
+    log.path.write_text("\n".join(lines) + "\n")
+    (log.root / HEAD).write_text(json.dumps({"lines": 2, "head": line_hash(lines[-1])}))
+    assert verify(log, run2.run_id).ok
 
     # the CLI
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}

@@ -2,13 +2,23 @@
 
 import functools
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+from tunegate.checkpoints import CheckpointWarning, steps
 from tunegate.methods.lora import LoRA, LoraSettings
 from tunegate.modeling import load_model
-from tunegate.training import answer_only_loss, collate, micro_batches, shuffled_batches, train_answer_loss
+from tunegate.training import (
+    TrainingDiverged,
+    answer_only_loss,
+    collate,
+    micro_batches,
+    shuffled_batches,
+    train_answer_loss,
+)
 
 
 def examples(tok, n=12):
@@ -66,26 +76,105 @@ def test_batches_are_random_and_micro_batches_group_similar_lengths():
         assert [lengths[i] for m in micro for i in m] == sorted(lengths[i] for i in b)
 
 
+def train(model, ex, pad_id, tmp_path=None, loss_fn=None, **kw):
+    settings = dict(epochs=3, batch_size=4, micro_batch_size=2, lr=2e-2, progress=False, checkpoint_every=2)
+    return train_answer_loss(
+        model,
+        ex,
+        loss_fn=loss_fn or functools.partial(answer_only_loss, model.get_base_model()),
+        pad_id=pad_id,
+        checkpoint_dir=tmp_path,
+        run_key="test",
+        **{**settings, **kw},
+    )
+
+
 def test_loss_falls_and_checkpoints_are_written(tiny_model_dir, tiny_tokenizer, tmp_path):
     ex = examples(tiny_tokenizer, 8)
     model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
-    saved = []
-    st = train_answer_loss(
-        model,
-        ex,
-        loss_fn=functools.partial(answer_only_loss, model.get_base_model()),
-        pad_id=tiny_tokenizer.pad_token_id,
-        epochs=15,
-        batch_size=4,
-        micro_batch_size=2,
-        lr=2e-2,
-        progress=False,
-        checkpoint_dir=tmp_path,
-        save_checkpoint=lambda m, p: saved.append(p),
-    )
-    assert st.steps == 30 and len(st.epoch_losses) == 15 and len(saved) == 15
+    st = train(model, ex, tiny_tokenizer.pad_token_id, tmp_path, epochs=15, checkpoint_every=None)
+    assert st.steps == 30 and len(st.epoch_losses) == 15
+    assert [Path(c).name for c in st.checkpoints] == ["step-0000028", "step-0000030"]  # epoch ends; newest 2 kept
+    assert not list(tmp_path.glob(".tmp-*"))
     assert st.epoch_losses[-1] < 0.75 * st.epoch_losses[0]  # a random 32-wide model learns slowly
     assert st.tokens <= st.padded_tokens and st.peak_rss_mb > 0
+
+
+def trainable(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_a_crashed_run_resumes_to_the_same_weights_and_losses(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
+    """Crash at step 6 of 9 (mid-epoch: 3 steps per epoch, checkpoints every 2 steps and at epoch ends); a new
+    process-like start (fresh model, same folder) resumes from step 4 and ends bit-identical to an uninterrupted
+    run; a truncated newest checkpoint is skipped with a warning, never loaded."""
+    ex, pad = examples(tiny_tokenizer, 12), tiny_tokenizer.pad_token_id
+    settings = LoraSettings(r=4, seed=1, dropout=0.1)  # dropout: the RNG state must be restored too
+    ref_model = LoRA().build(str(tiny_model_dir), settings)
+    ref = train(ref_model, ex, pad, tmp_path / "ref")
+
+    calls = []
+
+    def crash_at_step_6(batch, model):
+        calls.append(1)
+        if len(calls) > 10:  # 2 micro-batches per step: the 11th is step 6's first
+            raise RuntimeError("killed")
+        return answer_only_loss(model.get_base_model(), batch)
+
+    model = LoRA().build(str(tiny_model_dir), settings)
+    with pytest.raises(RuntimeError, match="killed"):
+        train(model, ex, pad, tmp_path / "run", loss_fn=functools.partial(crash_at_step_6, model=model))
+    assert [p.name for _, p in steps(tmp_path / "run")] == ["step-0000003", "step-0000004"]
+    # a half-written newer checkpoint (a kill during the write after the rename cannot happen; a truncated file can)
+    bad = tmp_path / "run" / "step-0000005"
+    shutil.copytree(tmp_path / "run" / "step-0000004", bad)
+    state = bad / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])
+    model = LoRA().build(str(tiny_model_dir), settings)
+    with pytest.warns(CheckpointWarning, match="step-0000005.*truncated"):
+        resumed = train(model, ex, pad, tmp_path / "run")
+    assert resumed.extra["resumed_from_step"] == 4 and resumed.steps == ref.steps == 9
+    assert resumed.losses == ref.losses and resumed.epoch_losses == ref.epoch_losses
+    got, want = trainable(model), trainable(ref_model)
+    assert all(torch.equal(got[n], want[n]) for n in want)
+    # another run's checkpoint (other settings) is never resumed
+    model = LoRA().build(str(tiny_model_dir), settings)
+    with pytest.warns(CheckpointWarning, match="another training run"):
+        other = train(model, ex, pad, tmp_path / "run", lr=1e-2)
+    assert "resumed_from_step" not in other.extra
+
+
+def test_a_nan_loss_stops_training_naming_the_step(tiny_model_dir, tiny_tokenizer, tmp_path):
+    ex = examples(tiny_tokenizer, 8)
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))
+    calls = []
+
+    def nan_at_step_2(batch):
+        calls.append(1)
+        loss = answer_only_loss(model.get_base_model(), batch)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at optimizer step 2 of 6 \(epoch 1; the batch of train"):
+        train(model, ex, tiny_tokenizer.pad_token_id, None, loss_fn=nan_at_step_2)
+
+
+def test_out_of_memory_retries_the_step_with_half_the_micro_batch(tiny_model_dir, tiny_tokenizer, float32):
+    """A micro-batch of 4 rows runs out of memory: the step is redone in micro-batches of 2, the same update."""
+    ex, pad = examples(tiny_tokenizer, 8), tiny_tokenizer.pad_token_id
+    ref_model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))
+    ref = train(ref_model, ex, pad, micro_batch_size=2)
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))
+
+    def small_memory(batch):
+        if batch["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated: micro-batch over 2 rows)")
+        return answer_only_loss(model.get_base_model(), batch)
+
+    st = train(model, ex, pad, loss_fn=small_memory, micro_batch_size=4)
+    assert st.extra["oom_retries"] == [{"step": 1, "micro_batch_size": 4, "retried_with": 2}]
+    assert st.losses == pytest.approx(ref.losses, rel=1e-6)
+    got, want = trainable(model), trainable(ref_model)
+    assert all(torch.allclose(got[n], want[n], atol=1e-7) for n in want)
 
 
 def test_seed_makes_training_deterministic(tiny_model_dir, tiny_tokenizer):

@@ -175,7 +175,8 @@ def test_max_rows_sampling_is_stratified_and_keeps_every_label(tmp_path, tiny_mo
         "eval": _intents(tmp_path / "eval.csv", {k: 3 for k in counts}, start=1000),
     }
     data = {"labels": None, "max_train_rows": 240, "max_eval_rows": 30, "min_examples_per_label": 2}
-    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data=data)
+    # 30 labels listed in the prompt: the default test budget (64 tokens) would leave no room for the input
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data=data, method={"max_length": 256})
     assert out.ok, out.summary()
     train = out.stats["class_balance"]["train"]
     assert sum(train.values()) == 240 and min(train.values()) >= 2  # every label, at least its floor
@@ -340,3 +341,59 @@ def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, ti
     assert streamed.stats["data_hash"] == whole.stats["data_hash"]
     # the streamed hash is the one of the whole frames, hashed at once
     assert whole.stats["data_hash"] == data.frame_hash(whole.train, whole.eval, columns=("text", "label"))
+
+
+def test_overlap_checks_ignore_case_spacing_and_punctuation(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
+    """Rows that differ from another only in case, spacing or punctuation count as the same text: a duplicate, a
+    conflicting label, a leak into eval."""
+    train = pl.read_csv(toy_data["train"])
+    first = train["text"][0]
+    near = first.upper().replace(" ", "   ") + " !!"
+    pl.concat([train, pl.DataFrame({"text": [near], "label": [train["label"][0]]})]).write_csv(tmp_path / "d.csv")
+    pl.concat(
+        [train, pl.DataFrame({"text": [near], "label": ["neg" if train["label"][0] == "pos" else "pos"]})]
+    ).write_csv(tmp_path / "c.csv")
+    ev = pl.concat([pl.read_csv(toy_data["eval"]), pl.DataFrame({"text": [f"  {first.title()}."], "label": ["pos"]})])
+    ev.write_csv(tmp_path / "leak.csv")
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "d.csv"})
+    assert checks(out)["duplicates"].rows == [15]
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "c.csv"})
+    assert checks(out)["conflicting_labels"].rows == [1, 15]
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "eval": tmp_path / "leak.csv"})
+    assert (
+        checks(out)["leakage"].rows == [7] and "case, spacing and punctuation ignored" in checks(out)["leakage"].message
+    )
+
+
+def test_numbers_and_json_values_in_the_text_column_are_named(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
+    import json
+
+    rows = [{"text": t, "label": y} for t, y in pl.read_csv(toy_data["train"]).iter_rows()]
+    rows += [
+        {"text": {"body": "a nested object"}, "label": "pos"},
+        {"text": 42, "label": "neg"},
+        {"text": ["a", "list"], "label": "pos"},
+        {"text": "a real text about 42 things", "label": "neg"},
+    ]
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "t.jsonl"})
+    issue = checks(out)["not_text"]
+    assert issue.rows == [15, 16, 17] and "data.text_column" in issue.message
+
+
+def test_max_length_beyond_the_model_context_or_below_the_prompt_is_an_error(
+    tmp_path, tiny_model_dir, tiny_tokenizer, toy_data
+):
+    from tunegate.modeling import context_length
+
+    context = context_length(str(tiny_model_dir))
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"max_length": 1_000_000}))
+    out = validate(cfg, tiny_tokenizer, context)
+    assert f"exceeds the model's context of {context} tokens" in checks(out)["max_length"].message
+    labels = [f"intent_number_{i}" for i in range(120)]
+    cfg = load_config(
+        make_config(tmp_path, tiny_model_dir, toy_data, data={"labels": labels}, method={"max_length": 256})
+    )
+    out = validate(cfg, tiny_tokenizer, context)
+    msg = checks(out)["max_length"].message
+    assert "the 120 labels" in msg and "no row's input would fit" in msg and "raise method.max_length" in msg

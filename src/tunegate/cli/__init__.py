@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunegate.errors import ConfigError
 
+    restore = stop_on_sigterm()
     try:
         return args.func(args)
     except ConfigError as exc:
@@ -78,6 +79,41 @@ def main(argv: list[str] | None = None) -> int:
     except TunegateError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, SystemExit) as exc:
+        if isinstance(exc, SystemExit) and exc.code not in STOP_CODES:
+            raise
+        code = 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code)
+        print(
+            f"\nSTOPPED ({'SIGINT' if code == 130 else 'SIGTERM'}): the run was cancelled; nothing half-written was "
+            "kept, production is unchanged, and a run that had started is in the audit log as 'cancelled' "
+            "(tunegate audit).",
+            file=sys.stderr,
+        )
+        return code
+    finally:
+        restore()
+
+
+STOP_CODES = (143,)  # SIGTERM (128 + 15), as stop_on_sigterm raises it
+
+
+def stop_on_sigterm():
+    """SIGTERM unwinds like Ctrl-C (SystemExit(143) in the main thread): the run's failure hook audits it as
+    cancelled, context managers and atexit hooks stop the embedded Prefect server and child processes.
+    Returns the function that puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,8 @@ def cmd_audit_list(args) -> int:
     print(head)
     for r in records:
         delta = train = per = ""
-        if r.status == "failed":
-            outcome, versus = "FAILED", f"at {r.failed_stage}: {(r.error or '')[:30]}"
+        if r.status in ("failed", "cancelled"):
+            outcome, versus = r.status.upper(), f"at {r.failed_stage}: {(r.error or '')[:30]}"
         elif r.status == "skipped":
             outcome, versus = "no change", (r.headline or "")[:40]
         elif r.status in ("promote", "rollback"):
@@ -118,8 +118,8 @@ def cmd_audit_show(args) -> int:
     print(f"# run {rec.run_id} ({rec.status}), {rec.time}")
     if rec.headline:
         print(f"\n{rec.headline}\n")
-    if rec.status == "failed":
-        print(f"failed at: {rec.failed_stage}\nerror: {rec.error}\n")
+    if rec.status in ("failed", "cancelled"):
+        print(f"{rec.status} at: {rec.failed_stage}\nerror: {rec.error}\n")
     fields = [
         ("model", rec.model_name),
         ("method", rec.method),

@@ -17,9 +17,15 @@ def add_commands(sub) -> None:
         description="Run the whole pipeline as one Prefect flow: validate data, evaluate baselines (cached), tune, "
         "evaluate the tuned model, compare with a paired bootstrap CI, and register/promote. Prefect runs embedded "
         "unless PREFECT_API_URL points at a server. Exit code 0 when the run completed (promoted or not), 1 when "
-        "it failed (e.g. bad data), 2 for config errors.",
+        "it failed (e.g. bad data), 2 for config errors, 130/143 when stopped by SIGINT/SIGTERM.",
     )
     with_config(r)
+    r.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="run an interrupted run again in its folder (runs/RUN_ID) with the same config: training continues "
+        "from its newest checkpoint (method.checkpoint_every) instead of step 0",
+    )
     r.set_defaults(func=cmd_run)
 
     rt = sub.add_parser(
@@ -84,10 +90,18 @@ def add_commands(sub) -> None:
 
 def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     cfg = load(args)  # config and model errors surface here, before Prefect starts
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "resume", None):
+        from tunegate.runs import resume_run
+
+        resume_run(cfg, args.resume)  # a wrong run id or a changed config: one message, before Prefect starts
+        kwargs["resume"] = args.resume
     from tunegate.prefect_env import configure
 
     configure()
-    kwargs: dict[str, Any] = {}
+    from tunegate.flows.common import isolate_temporary_server
+
+    isolate_temporary_server()
     if which == "compare":
         from tunegate.flows.compare import compare as flow_fn
     elif which == "retrain":

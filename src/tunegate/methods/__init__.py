@@ -7,6 +7,7 @@ registry and the method's hooks (``base.TuningMethod``).
 """
 
 from tunegate.methods.base import (
+    CHECKPOINTS,
     METHODS,
     AdviceContext,
     Rule,
@@ -30,6 +31,7 @@ from tunegate.methods import lora, qlora, prompt_tuning, linear_probe  # noqa: F
 DEFAULT_METHOD = "lora"
 
 __all__ = [
+    "CHECKPOINTS",
     "METHODS",
     "AdviceContext",
     "AutoSettings",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from tunegate.methods.settings import AutoSettings
 
 ARTIFACT_META = "tunegate.json"
+CHECKPOINTS = "checkpoints"  # resumable training state inside an artifact folder; never copied to the registry
 CALIBRATION_STEPS = 3  # optimizer steps of a loop-trained method's calibration; the first is warm-up, not timed
 
 

@@ -13,6 +13,7 @@ from pydantic import Field
 from tunegate.footprint import DTYPE_BYTES, training_memory
 from tunegate.methods.base import (
     CALIBRATION_STEPS,
+    CHECKPOINTS,
     AdviceContext,
     Rule,
     TrainedArtifact,
@@ -91,7 +92,7 @@ class LoopTrained(TuningMethod):
 def train_peft(
     method: TuningMethod, model, *, base_path, data: TrainingSet, cfg, out_dir: Path, loss_fn, progress
 ) -> TrainedArtifact:
-    """The shared loop for a peft model (adapters or a soft prompt): train with per-epoch checkpoints,
+    """The shared loop for a peft model (adapters or a soft prompt): train with resumable checkpoints,
     save in standard PEFT format (``PeftModel.from_pretrained`` loads it), record the method's config."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     stats = train_answer_loss(
@@ -99,8 +100,8 @@ def train_peft(
         data.examples,
         loss_fn=loss_fn,
         pad_id=data.pad_id,
-        checkpoint_dir=out_dir / "checkpoints",
-        save_checkpoint=lambda m, p: m.save_pretrained(p),
+        checkpoint_dir=out_dir / CHECKPOINTS,
+        run_key=f"{method.name}|{data.fingerprint}|{cfg.model_dump_json()}",
         progress=progress,
         **cfg.loop_settings(),
     )

@@ -27,7 +27,7 @@ class MethodSettings(Strict):
     seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
 
 
-LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip")
+LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip", "checkpoint_every")
 
 
 class GradientSettings(MethodSettings):
@@ -48,6 +48,15 @@ class GradientSettings(MethodSettings):
         ),
     )
     grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
+    checkpoint_every: int | None = Field(
+        default=50,
+        ge=1,
+        description=(
+            "Checkpoint the whole training state (weights, optimizer, scheduler, RNG, data position) every N "
+            "optimizer steps, besides the end of each epoch; a retry or `tunegate run --resume RUN_ID` continues "
+            "from the newest one. null = epoch ends only."
+        ),
+    )
 
     @model_validator(mode="after")
     def _micro_fits(self):
@@ -70,6 +79,7 @@ class GradientSettings(MethodSettings):
             grad_clip=self.grad_clip,
             max_steps=self.max_steps,
             seed=self.seed,
+            checkpoint_every=self.checkpoint_every,
         )
 
 
