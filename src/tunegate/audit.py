@@ -35,6 +35,16 @@ from tunegate.registry import file_lock
 
 LOG = "audit.jsonl"
 HEAD = "audit.head"
+PENDING = "audit.head.pending"
+
+
+def _read_head(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 EVIDENCE = "audit"
 
 
@@ -180,6 +190,7 @@ class AuditLog:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
         with self._locked():
+            self._drop_torn_tail()
             lines = self._lines()
             prev = line_hash(lines[-1]) if lines else ""
             rec = record.model_copy(
@@ -193,18 +204,42 @@ class AuditLog:
             data = rec.model_dump(mode="json")
             rec = rec.model_copy(update={"record_hash": record_hash(data)})
             line = json.dumps(rec.model_dump(mode="json"), sort_keys=True, default=str)
+            # the head to be is written first (pending), then the line, then the head is replaced: a kill at any
+            # point leaves the log and a head (or the pending one) that agree
+            pending = self._write_head(len(lines) + 1, line_hash(line), pending=True)
             with open(self.path, "a") as f:
                 f.write(line + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-            self._write_head(len(lines) + 1, line_hash(line))
+            os.replace(pending, self.root / HEAD)
         return rec
 
-    def _write_head(self, count: int, head: str) -> None:
-        """The log's length and newest line's hash, outside the log (temp + rename: never half-written)."""
+    def _drop_torn_tail(self) -> None:
+        """Cut a last line that has no newline: an append killed mid-write, never acknowledged (and never in the
+        head), so the next record starts on a line of its own."""
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) == b"\n":
+                return
+            f.seek(0)
+            data = f.read()
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _write_head(self, count: int, head: str, pending: bool = False) -> Path:
+        """The log's length and newest line's hash, outside the log (temp + rename: never half-written); with
+        ``pending``, into ``audit.head.pending`` (the head once the line being appended is in)."""
         tmp = self.root / f".{HEAD}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps({"lines": count, "head": head}) + "\n")
-        os.replace(tmp, self.root / HEAD)
+        with open(tmp, "w") as f:
+            f.write(json.dumps({"lines": count, "head": head}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        target = self.root / (PENDING if pending else HEAD)
+        os.replace(tmp, target)
+        return target
 
     def records(
         self, *, model: str | None = None, since: str | None = None, until: str | None = None
@@ -260,10 +295,10 @@ class AuditLog:
                 breaks.append(f"line {i + 1} ({data.get('run_id')}): its content does not match its record_hash")
         head_path = self.root / HEAD
         if head_path.is_file():
-            try:
-                head = json.loads(head_path.read_text())
-            except json.JSONDecodeError:
-                head = {}
+            head = _read_head(head_path)
+            pending = _read_head(self.root / PENDING)
+            if lines and pending == {"lines": len(lines), "head": line_hash(lines[-1])}:
+                head = pending  # the newest append was stopped after its line was in, before the head was replaced
             if head.get("lines") != len(lines):
                 breaks.append(f"{HEAD} records {head.get('lines')} line(s), the log has {len(lines)}")
             elif lines and head.get("head") != line_hash(lines[-1]):

@@ -38,6 +38,7 @@ from tunegate.methods import (
     settings_class,
 )
 from tunegate.modeling import BUILTIN, DEFAULT_MODEL
+from tunegate.registry import MODEL_NAME_PATTERN
 from tunegate.strict import Strict as _Strict
 
 CONVERSATION_FORMATS = ("messages", "sharegpt", "alpaca")
@@ -514,7 +515,7 @@ class RegistryConfig(_Strict):
     path: Path = Field(default=Path("registry"), description="Registry root (relative to the working directory).")
     model_name: str = Field(
         default="tunegate-model",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        pattern=MODEL_NAME_PATTERN,
         description="Name under which versions are registered (letters, digits, . _ -).",
     )
     reproduce_tolerance: float = Field(
@@ -821,6 +822,11 @@ StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, Str
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TunegateConfig:
     """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(
+            f"Config {p} is a folder, not a YAML file. Pass the path of a YAML config, e.g. "
+            "examples/quickstart/config.yaml"
+        )
     if not p.is_file():
         raise ConfigError(
             f"Config file not found: {p}. Pass the path of a YAML config, e.g. examples/quickstart/config.yaml"
@@ -833,11 +839,21 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
     except OSError as exc:
         raise ConfigError(f"Config file {p} cannot be read ({exc.strerror})") from None
     try:
-        raw = yaml.load(text, Loader=StrictLoader) or {}  # noqa: S506 - a SafeLoader subclass
+        raw = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"Config file {p} is not valid YAML: {str(exc)[:1000]}") from None
     except RecursionError:
         raise ConfigError(f"Config file {p} is nested too deeply to be a tunegate config") from None
+    if raw is None:
+        raise ConfigError(
+            f"Config file {p} is empty (or only comments); start from examples/quickstart/config.yaml "
+            "(docs/CONFIG.md lists every key)"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"Config file {p} holds a YAML {type(raw).__name__}, not a mapping of keys (task:, model:, data:, ...); "
+            "start from examples/quickstart/config.yaml"
+        )
     for key, value in (overrides or {}).items():
         if isinstance(raw, dict):
             _set_dotted(raw, key, value)

@@ -189,23 +189,158 @@ class Table:
         try:
             return (self.lazy if query is None else query).collect(engine="streaming")
         except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+            raise unreadable(self.path, self.kind, exc) from None
 
     def batches(self, query: pl.LazyFrame, size: int):
         """The rows of ``query`` in batches of about ``size`` rows, streamed from the source, in order."""
         try:
             yield from query.collect_batches(chunk_size=size, maintain_order=True)
         except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+            raise unreadable(self.path, self.kind, exc) from None
 
     def columns(self) -> list[str]:
         try:
             return self.lazy.collect_schema().names()
         except Exception as exc:  # noqa: BLE001 - a header polars cannot parse
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataReadError(f"{self.path}: could not be read as {self.kind} ({first})") from None
+            raise unreadable(self.path, self.kind, exc) from None
+
+
+MAX_NAMED_LINES = 5  # a malformed file's error names up to this many of its bad lines
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
+    (b"PK\x03\x04", "a zip archive (extract the data file from it)"),
+    (b"PAR1", "a Parquet file (name it .parquet or set data.format: parquet)"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+)
+
+
+def _first_lines(lines: list[int]) -> str:
+    more = f" (and more; the first {MAX_NAMED_LINES} shown)" if len(lines) > MAX_NAMED_LINES else ""
+    return ", ".join(str(n) for n in lines[:MAX_NAMED_LINES]) + more
+
+
+def _not_utf8(path: Path) -> str | None:
+    for n, raw in enumerate(open(path, "rb"), 1):
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return (
+                f"line {n} is not UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1}); set data.encoding to "
+                "the file's encoding (e.g. latin-1 or cp1252) or re-save it as UTF-8"
+            )
+    return None
+
+
+def _explain_csv(path: Path, kind: str) -> str | None:
+    import csv
+
+    sep = "\t" if kind == "tsv" else ","
+    quoting = {"quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
+    bad: list[int] = []
+    width = fields_first = None
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter=sep, **quoting)
+        try:
+            for fields in reader:
+                if width is None:
+                    width = len(fields)
+                elif fields and len(fields) != width:
+                    bad.append(reader.line_num)
+                    fields_first = fields_first if len(bad) > 1 else len(fields)
+                    if len(bad) > MAX_NAMED_LINES:
+                        break
+        except csv.Error as exc:
+            return f"line {reader.line_num}: {exc}; fix that line (a stray quote or an unclosed quoted text)"
+    if bad:
+        first = bad[0]
+        return (
+            f"line {first} has {fields_first} fields, the header {width} (lines {_first_lines(bad)}): "
+            f"a ragged row, or a text containing the delimiter {sep!r} without quotes; quote such texts or fix "
+            "those lines"
+        )
+    return None
+
+
+def _explain_jsonl(path: Path) -> str | None:
+    bad: list[tuple[int, str]] = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                bad.append((n, f"is not valid JSON ({exc.msg} at column {exc.colno})"))
+            else:
+                if not isinstance(value, dict):
+                    bad.append((n, f"is a JSON {type(value).__name__}, not an object"))
+            if len(bad) > MAX_NAMED_LINES:
+                break
+    if bad:
+        n, why = bad[0]
+        return f"line {n} {why} (bad lines: {_first_lines([b[0] for b in bad])}); each line must be one JSON object"
+    return None
+
+
+def unreadable(path: Path, kind: str, exc: BaseException | None = None) -> DataReadError:
+    """Why ``path`` cannot be read, in the user's terms (the line and what is wrong with it) where the file can be
+    scanned for it; polars' own first line otherwise."""
+    reason = None
+    try:
+        if kind in ("csv", "tsv", "jsonl") and Path(path).is_file():
+            reason = _not_utf8(path) or (_explain_jsonl(path) if kind == "jsonl" else _explain_csv(path, kind))
+    except OSError:
+        reason = None
+    if reason is None:
+        text = str(exc).strip() if exc is not None else ""
+        reason = text.splitlines()[0] if text else (type(exc).__name__ if exc is not None else "unknown")
+        reason = f"could not be read as {kind} ({reason})"
+    return DataReadError(f"{path}: {reason}")
+
+
+def sniff(path: Path, kind: str, encoding: str = "utf-8") -> None:
+    """Raise DataReadError for a file that is not text of the expected kind at all (an archive, another format, a
+    UTF-16 file read as UTF-8, NUL bytes), and for a CSV header that names a column twice."""
+    if kind == "parquet":
+        return
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    for bom, enc in _BOMS:
+        if head.startswith(bom) and utf8:
+            raise DataReadError(
+                f"{path}: the file is {enc.upper()} (it starts with a {enc} byte-order mark); set data.encoding: {enc} "
+                "or re-save it as UTF-8"
+            )
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise DataReadError(f"{path}: this is {what}, not a {kind.upper()} text file")
+    if b"\x00" in head and utf8:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise DataReadError(
+            f"{path}: line {line} contains NUL bytes: not a {kind.upper()} text file (binary data, or UTF-16 without a "
+            "byte-order mark); export it as UTF-8 text"
+        )
+    if kind in ("csv", "tsv") and utf8:
+        import csv
+
+        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
+        quoting = {"quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
+        names = next(csv.reader([first], delimiter="\t" if kind == "tsv" else ",", **quoting), [])
+        seen: set[str] = set()
+        for name in names:
+            if name in seen and name:
+                raise DataReadError(
+                    f"{path}: column '{name}' appears twice in the header; rename one (the header is line 1)"
+                )
+            seen.add(name)
 
 
 def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8") -> Table:
@@ -228,8 +363,11 @@ def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, 
         if df.height == 0:
             raise DataReadError(f"{path}: no rows found (an empty file)")
         return Table(path, kind, df.lazy())
+    if not path.is_file():
+        raise DataReadError(f"{path}: not a regular file; point data.train / data.eval at a data file or folder")
     if path.stat().st_size == 0:
         raise DataReadError(f"{path}: no rows found (an empty file)")
+    sniff(path, kind, encoding)
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
     headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
     tsv = {"separator": "\t", "quote_char": None} if kind == "tsv" else {}
@@ -249,8 +387,7 @@ def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, 
     except DataReadError:
         raise
     except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataReadError(f"{path}: could not be read as {kind} ({first})") from None
+        raise unreadable(path, kind, exc) from None
     return Table(path, kind, _as_text(lf).with_row_index(ROW, offset=1))
 
 

@@ -31,3 +31,7 @@ class PromotionError(TunegateError):
 
 class ResumeError(TunegateError):
     """``--resume RUN_ID`` names no run, or one started with another config, model or hardware."""
+
+
+class OutputError(TunegateError):
+    """``output.dir`` (or another place a run writes) is not a writable folder."""

@@ -170,6 +170,9 @@ def _choices() -> str:
     return ", ".join(f"'{n}'" for n in BUILTIN)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
 def _locate(spec: str, config_dir: Path | None) -> Path | None:
     """The local HF folder or .gguf file ``spec`` names, None for a hub id; raises for anything else.
 
@@ -188,6 +191,12 @@ def _locate(spec: str, config_dir: Path | None) -> Path | None:
             raise ModelNotFoundError(
                 f"model '{spec}': {candidate} is neither a .gguf file nor a Hugging Face model folder (no "
                 f"config.json). Point `model` at one of those, or use a built-in model: {_choices()}."
+            )
+        if not any((candidate / f).is_file() for f in TOKENIZER_FILES):
+            raise ModelNotFoundError(
+                f"model '{spec}': the folder {candidate} has a config.json but no tokenizer (none of "
+                f"{', '.join(TOKENIZER_FILES)}). Copy the tokenizer files of that model into the folder "
+                "(tokenizer.save_pretrained(folder))."
             )
         return candidate.resolve()
     looks_like_hub_id = spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not spec.endswith(".gguf")
@@ -245,7 +254,14 @@ def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"the tokenizer of {path} could not be loaded ({first}); the model folder needs its tokenizer files "
+            f"({', '.join(TOKENIZER_FILES)})"
+        ) from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok

@@ -33,6 +33,26 @@ from typing import Any, Iterator
 
 from tunegate.errors import RegistryError
 
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a folder name: no '/', no '..', no spaces or control chars
+ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
+
+
+def check_model_name(name: str) -> str:
+    """``name`` if it is a valid model name, else a RegistryError saying the rule."""
+    if not re.fullmatch(MODEL_NAME_PATTERN, name or ""):
+        raise RegistryError(
+            f"{name!r} is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter or digit)"
+        )
+    return name
+
+
+def check_alias(alias: str) -> str:
+    """``alias`` if it is a valid alias, else a RegistryError saying the rule."""
+    if not re.fullmatch(ALIAS_PATTERN, alias or ""):
+        raise RegistryError(f"alias {alias!r} is not a valid name (letters, digits, _ and -, starting with a letter)")
+    return alias
+
+
 _VERSION_RE = re.compile(r"^v(\d+)$")
 PRODUCTION = "production"
 
@@ -123,10 +143,14 @@ class Registry:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(
+                f"registry {self.root} is a file, not a folder; point --registry / registry.path at a folder"
+            )
 
     # ------------------------------------------------------------------ helpers
     def _model_dir(self, name: str) -> Path:
-        return self.root / name
+        return self.root / check_model_name(name)
 
     def _locked(self, name: str, timeout: float = 60.0):
         d = self._model_dir(name)
@@ -214,10 +238,7 @@ class Registry:
         ``expect``: the version the caller believes the alias points at now (None: unset). If
         another run moved it meanwhile, nothing changes and a RegistryError says so.
         """
-        if not re.match(r"^[A-Za-z][A-Za-z0-9_-]*$", alias):
-            raise RegistryError(
-                f"alias '{alias}' is not a valid name (letters, digits, _ and -, starting with a letter)"
-            )
+        check_alias(alias)
         with self._locked(name):
             if version not in self.versions(name):
                 raise RegistryError(f"{name} has no version {version}; versions: {self.versions(name)}")
@@ -308,6 +329,7 @@ class Registry:
         """``name``, ``name@alias``, ``name@3`` or ``name@v3`` -> a version (bare name = production)."""
         name, _, sel = ref.partition("@")
         sel = sel or PRODUCTION
+        check_model_name(name)
         if name not in self.models():
             known = ", ".join(self.models()) or "none"
             raise RegistryError(f"no model '{name}' in registry {self.root} (models: {known})")

@@ -10,7 +10,7 @@ import yaml
 
 from tunegate import hardware
 from tunegate.config import TunegateConfig
-from tunegate.errors import ResumeError
+from tunegate.errors import OutputError, ResumeError
 from tunegate.modeling import resolve_model
 from tunegate.records import RunContext
 from tunegate.registry import atomic_write_text
@@ -24,8 +24,15 @@ def start_run(cfg: TunegateConfig) -> RunContext:
     placement = hardware.resolve(cfg.hardware)
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     run_dir = (cfg.output.dir / run_id).resolve()
-    run_dir.mkdir(parents=True, exist_ok=False)
-    write_run_config(cfg, run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        write_run_config(cfg, run_dir)
+    except OSError as exc:
+        where = next((p for p in [cfg.output.dir, *cfg.output.dir.parents] if p.exists()), cfg.output.dir)
+        what = "is a file, not a folder" if where.is_file() else f"cannot be written ({exc.strerror})"
+        raise OutputError(
+            f"output.dir {cfg.output.dir}: {where} {what}; point output.dir at a folder this user can write"
+        ) from None
     run = RunContext(
         run_id=run_id,
         run_dir=str(run_dir),

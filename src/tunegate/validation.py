@@ -405,15 +405,24 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
         for canon in (text_col, label_col):
             if canon not in found:
                 user = user_cols[canon]
+                names = [c for c in found if c != ROW]
+                hint = ""
+                if len(names) == 1 and table.kind in ("csv", "tsv"):
+                    other = next((d for d in (";", "\t", "|", ",") if d in names[0]), None)
+                    if other:
+                        hint = (
+                            f"; the header looks {other!r}-separated: CSV files are read with ',' and .tsv files "
+                            "with tabs, so re-save it as one of those"
+                        )
+                show = ", ".join(n if len(n) <= 80 else n[:77] + "..." for n in names[:20])
                 issues.append(
                     Issue(
                         check="required_columns",
                         severity="error",
                         split=split_name,
                         message=(
-                            f"{split_name} data has no column '{user}' (columns found: "
-                            f"{', '.join(c for c in found if c != ROW)}); rename the column or set "
-                            f"data.{'text' if canon == 'text' else canon}_column"
+                            f"{split_name} data ({table.path}) has no column '{user}' (columns found: {show}); "
+                            f"rename the column or set data.{'text' if canon == 'text' else canon}_column{hint}"
                         ),
                     )
                 )

@@ -353,3 +353,57 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
         ["audit", "verify", "--registry", str(tmp_path / "registry"), run_dir.name], env=prefect_env, cwd=tmp_path
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr  # both records of the run, each with its evidence
+
+
+STAGE_SIGTERM = r"""
+import os, signal, sys, time
+import tunegate.stages as st
+
+stage = sys.argv[1]
+original = getattr(st, stage)
+
+
+def stopped(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` would, while the stage runs
+    time.sleep(60)
+    return original(*args, **kwargs)
+
+
+setattr(st, stage, stopped)
+from tunegate.cli import main
+
+sys.exit(main(["run", sys.argv[2]]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["validate_data", "evaluate_baseline", "deploy"])
+def test_sigterm_in_any_stage_is_audited_as_cancelled_there(stage, tmp_path, tiny_model_dir, toy_data, prefect_env):
+    """SIGTERM arriving inside a stage (validation, the ladder, deploy): exit 143, one clear line, the run audited
+    as `cancelled` in that stage, no version registered, no process of the run left."""
+    import subprocess
+    import sys
+
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        toy_data,
+        baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+    )
+    script = tmp_path / "stop.py"
+    script.write_text(STAGE_SIGTERM)
+    out = subprocess.run(
+        [sys.executable, str(script), stage, str(cfg)],
+        capture_output=True,
+        text=True,
+        env=prefect_env,
+        cwd=tmp_path,
+        timeout=600,
+        start_new_session=True,
+    )
+    assert out.returncode == 143, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "STOPPED (SIGTERM)" in out.stderr and "Traceback" not in out.stderr, out.stderr[-3000:]
+    (audit,) = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    assert audit["status"] == "cancelled" and audit["failed_stage"] == stage, audit
+    assert not list((tmp_path / "registry").glob("toy/v*"))
+    left = subprocess.run(["pgrep", "-f", str(script)], capture_output=True, text=True).stdout.split()
+    assert left == [], f"processes of the stopped run are still alive: {left}"

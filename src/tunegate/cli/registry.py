@@ -113,8 +113,9 @@ def cmd_registry_show(args) -> int:
 
 def cmd_registry_promote(args) -> int:
     from tunegate import promotion
-    from tunegate.registry import Registry
+    from tunegate.registry import Registry, check_alias
 
+    check_alias(args.alias)
     reg = Registry(registry_root(args))
     name, _, sel = args.model.partition("@")
     if not sel:
@@ -153,8 +154,9 @@ def cmd_registry_promote(args) -> int:
 
 def cmd_registry_rollback(args) -> int:
     from tunegate import promotion
-    from tunegate.registry import Registry
+    from tunegate.registry import Registry, check_alias
 
+    check_alias(args.alias)
     reg = Registry(registry_root(args))
     reg.resolve(args.name)  # a clear error for an unknown model
     result = promotion.rollback(reg, args.name, alias=args.alias, to=args.to, reason=args.reason or "")

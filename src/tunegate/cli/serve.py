@@ -80,9 +80,31 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def check_port(host: str, port: int) -> None:
+    """A port out of range, or one another process holds: one message now, not after loading the model."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise TunegateError(f"--port {port} is out of range: use a port in 1-65535 (e.g. 8000; 0: any free port)")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a TIME_WAIT port is free
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            if exc.errno == 98:  # EADDRINUSE
+                raise TunegateError(
+                    f"port {port} on {host} is already in use (another server?); stop it or pick another --port"
+                ) from None
+            raise TunegateError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host or --port"
+            ) from None
+
+
 def cmd_serve(args) -> int:
     from tunegate.serving import serve
 
+    check_port(args.host, args.port)  # before the registry lookup and the model load
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it",
