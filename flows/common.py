@@ -125,16 +125,22 @@ def isolate_temporary_server() -> None:
 
 
 def invalid_data(cfg: TunegateConfig, run: RunContext, validation: ValidationResult, trigger: str):
-    record_audit(
-        cfg,
-        run,
-        status="failed",
-        validation=validation,
-        failed_stage="validate_data",
-        error=validation.summary,
-        trigger=trigger,
-    )
-    return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
+    """The run stops on bad data: audited, and the data's own errors are the message (even when the audit record
+    cannot be written: then that is said too)."""
+    note = ""
+    try:
+        record_audit(
+            cfg,
+            run,
+            status="failed",
+            validation=validation,
+            failed_stage="validate_data",
+            error=validation.summary,
+            trigger=trigger,
+        )
+    except Exception as exc:  # noqa: BLE001 - the data's errors must still reach the user
+        note = f" WARNING: the audit record could not be written ({type(exc).__name__}: {exc})."
+    return Failed(message=f"{validation.summary} Report: {validation.report_md}.{note}", data={"run_dir": run.run_dir})
 
 
 def tune_compare_deploy(

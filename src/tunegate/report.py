@@ -291,6 +291,23 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _interruptions(tuned) -> list[str]:
+    """What training survived: a resume from a checkpoint, out-of-memory steps redone with a smaller micro-batch."""
+    d = tuned.details or {}
+    out = []
+    if d.get("resumed_from_step") is not None:
+        out.append(
+            f"- resumed from the checkpoint of step {d['resumed_from_step']} after an interruption (a retry or "
+            "`--resume`): the same batches, optimizer and RNG state as an uninterrupted run"
+        )
+    for r in d.get("oom_retries") or []:
+        out.append(
+            f"- out of memory at step {r['step']}: redone with micro-batch {r['retried_with']} (was "
+            f"{r['micro_batch_size']}), the same update; the rest of training kept it"
+        )
+    return out
+
+
 def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:
     e = plan.estimate_for(tuned.method)
     if e is None or not e.applicable:
@@ -620,6 +637,7 @@ def render_run_report(
         + (f"; frozen base weights {tuned.base_footprint_mb:.0f} MB" if tuned.base_footprint_mb is not None else ""),
         f"- loss: first {len(head)} step(s) mean {sum(head) / len(head):.4f} -> last {len(tail)} step(s) mean "
         f"{sum(tail) / len(tail):.4f}; per epoch: {', '.join(f'{x:.4f}' for x in tuned.epoch_losses)}",
+        *_interruptions(tuned),
         "",
         "![training loss](loss.png)",
         "",

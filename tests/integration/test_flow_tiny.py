@@ -222,7 +222,7 @@ print("FINAL", state.type.value, state.message)
 
 def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, tiny_model_dir, toy_data, prefect_env):
     """`validate_data`, then `tune`, raise inside the real flow: each run fails, the audit log says where and why,
-    no version appears."""
+    no version appears. Then a transient failure after a checkpoint: Prefect's retry of `tune` resumes from it."""
     import subprocess
     import sys
 
@@ -233,10 +233,14 @@ def test_a_crash_mid_pipeline_is_audited_and_leaves_production_alone(tmp_path, t
         tiny_model_dir,
         toy_data,
         baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+        method={"checkpoint_every": 1},
     )
     script = f"""
+import os
 import tunegate.stages as st
-validate = st.validate_data
+import tunegate.checkpoints as ck
+from tunegate.errors import TransientError
+validate, train = st.validate_data, st.tune
 def crash(what):
     def stage(*a, **kw):
         raise RuntimeError("injected crash " + what)
@@ -250,7 +254,19 @@ print("FIRST", state.type.value)
 st.validate_data = validate
 st.tune = crash("while training")
 state = pipeline(config_path={str(cfg)!r}, return_state=True)
-print("FINAL", state.type.value)
+print("SECOND", state.type.value, "registered:", os.path.exists({str(tmp_path / "registry" / "toy")!r}))
+# a transient failure right after the first checkpoint: Prefect retries `tune`, which resumes from it
+st.tune = train
+save, failed = ck.save, []
+def save_then_fail(*a, **kw):
+    out = save(*a, **kw)
+    if not failed:
+        failed.append(1)
+        raise TransientError("injected I/O hiccup after a checkpoint")
+    return out
+ck.save = save_then_fail
+state = pipeline(config_path={str(cfg)!r}, return_state=True)
+print("THIRD", state.type.value)
 """
     out = subprocess.run(
         [sys.executable, "-c", script],
@@ -260,9 +276,11 @@ print("FINAL", state.type.value)
         cwd=tmp_path,
         timeout=900,
     )
-    assert "FIRST FAILED" in out.stdout and "FINAL FAILED" in out.stdout, out.stdout[-2000:] + out.stderr[-3000:]
+    assert "FIRST FAILED" in out.stdout and "SECOND FAILED registered: False" in out.stdout, (
+        out.stdout[-2000:] + out.stderr[-3000:]
+    )
     # a crash inside validation (not a data error: the code itself) is audited too, then one inside training
-    first, audit = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
+    first, audit, third = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
     assert first["status"] == "failed" and first["failed_stage"] == "validate_data"
     assert "injected crash while validating" in first["error"]
     assert (
@@ -270,7 +288,10 @@ print("FINAL", state.type.value)
         and audit["failed_stage"] == "tune"
         and "injected crash while training" in audit["error"]
     )
-    assert not (tmp_path / "registry" / "toy").exists()
+    # the retried tune task continued from its checkpoint (step 1 of 2), not from step 0
+    assert "THIRD COMPLETED" in out.stdout and third["status"] == "completed", out.stderr[-3000:]
+    logs = out.stdout + out.stderr
+    assert "injected I/O hiccup" in logs and "resuming training from checkpoint step-0000001: 1 of 2 steps done" in logs
 
 
 def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tiny_model_dir, toy_data, prefect_env):
@@ -343,6 +364,7 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming training from checkpoint step-{done:07d}: {done} of 280 steps done" in resumed.stderr
     assert "Traceback" not in resumed.stderr
+    assert f"resumed from the checkpoint of step {done} after an interruption" in (run_dir / "report.md").read_text()
     tuned = json.loads((run_dir / "decision.json").read_text())
     first, second = [json.loads(x) for x in (tmp_path / "registry" / "audit.jsonl").read_text().splitlines()]
     assert second["status"] == "completed" and second["run_id"] == first["run_id"] == run_dir.name
@@ -407,3 +429,47 @@ def test_sigterm_in_any_stage_is_audited_as_cancelled_there(stage, tmp_path, tin
     assert not list((tmp_path / "registry").glob("toy/v*"))
     left = subprocess.run(["pgrep", "-f", str(script)], capture_output=True, text=True).stdout.split()
     assert left == [], f"processes of the stopped run are still alive: {left}"
+
+
+AUDIT_UNWRITABLE = r"""
+import sys
+import tunegate.audit as audit
+
+
+def full_disk(self, *args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+audit.AuditLog.append = full_disk
+from tunegate.cli import main
+
+sys.exit(main(["run", sys.argv[1]]))
+"""
+
+
+def test_bad_data_is_reported_even_when_the_audit_log_cannot_be_written(
+    tmp_path, tiny_model_dir, toy_data, prefect_env
+):
+    """The data's own error (the row without a label) is the message, the failed audit write is said too, and the
+    CLI does not claim the failure is in the audit log."""
+    import subprocess
+    import sys
+
+    rows = toy_data["train"].read_text().splitlines() + ['"a row without a label",']
+    (tmp_path / "bad.csv").write_text("\n".join(rows) + "\n")
+    cfg = make_config(tmp_path, tiny_model_dir, {**toy_data, "train": tmp_path / "bad.csv"})
+    script = tmp_path / "nodisk.py"
+    script.write_text(AUDIT_UNWRITABLE)
+    out = subprocess.run(
+        [sys.executable, str(script), str(cfg)],
+        capture_output=True,
+        text=True,
+        env=prefect_env,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    err = out.stderr
+    assert out.returncode == 1 and "Traceback" not in err, err[-3000:]
+    assert "[null_values]" in err and "rows 15" in err, err[-3000:]
+    assert "the audit record could not be written (OSError: [Errno 28] No space left on device)" in err
+    assert "no audit record could be written for it" in err and "the failure is in the audit log" not in err

@@ -397,6 +397,22 @@ CASES = [
     Case(
         "output-dir-is-a-file", "config", ["output.dir", "file"], files={"out": "x"}, config={"output": {"dir": "out"}}
     ),
+    Case(
+        "registry-path-is-a-file",
+        "config",
+        ["registry.path", "a file"],
+        files={"reg": "x"},
+        config={"registry": {"path": "reg"}},
+        rc=2,
+    ),
+    Case(
+        "output-dir-inside-a-file",
+        "config",
+        ["output.dir", "inside", "a file"],
+        files={"out": "x"},
+        config={"output": {"dir": "out/runs"}},
+        rc=2,
+    ),
     # ---- names (registry.model_name and --alias): exit 2 or 1, the name and the rule named
     Case(
         "name-dot-dot", "name", ["registry.model_name", "../evil"], config={"registry": {"model_name": "../evil"}}, rc=2

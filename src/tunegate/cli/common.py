@@ -51,7 +51,25 @@ def load(args) -> Any:
     cfg = load_config(args.config, args.overrides)
     check_model(cfg.model, config_dir=cfg.config_dir)
     hardware.resolve(cfg.hardware)  # a device or dtype this machine cannot run: one message, before any stage
+    for key, folder in (("output.dir", cfg.output.dir), ("registry.path", Path(cfg.registry.path))):
+        check_writable_folder(key, folder)
     return cfg
+
+
+def check_writable_folder(key: str, folder: Path) -> None:
+    """``folder`` is (or can become) a folder this user can write: else one ConfigError naming ``key``."""
+    from tunegate.errors import ConfigError
+
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        what = "is" if existing == folder else f"is inside {existing}, which is"
+        raise ConfigError(f"{key} {folder} {what} a file, not a folder; point {key} at a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{key} {folder}: {existing} is not writable by this user; point {key} at a folder it can write"
+        )
 
 
 def registry_root(args) -> Path:

@@ -124,17 +124,31 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
     return cfg, state, data
 
 
-def _failed(state, data: dict, registry_note: bool = True) -> int:
+def _failed(state, data: dict, registry_note: bool = True, cfg=None) -> int:
     msg = state.message or "the run failed"
     print(f"ERROR: {msg}", file=sys.stderr)
     if data.get("run_dir"):
         print(f"Run folder: {data['run_dir']}", file=sys.stderr)
     if registry_note:
-        print(
-            "No model was registered and no alias moved; the failure is in the audit log (tunegate audit).",
-            file=sys.stderr,
+        where = (
+            "the failure is in the audit log (tunegate audit)"
+            if _audited(cfg, data.get("run_dir"))
+            else "no audit record could be written for it (see the message above)"
         )
+        print(f"No model was registered and no alias moved; {where}.", file=sys.stderr)
     return 1
+
+
+def _audited(cfg, run_dir: str | None) -> bool:
+    """Whether the registry's audit log holds a record of the run in ``run_dir``."""
+    if cfg is None or not run_dir:
+        return True  # nothing to check against: the flow's hook wrote it or said why not
+    try:
+        from tunegate.audit import AuditLog
+
+        return any(r.run_id == Path(run_dir).name for r in AuditLog(cfg.registry.path).records())
+    except Exception:  # noqa: BLE001 - an unreadable log is a log without that record
+        return False
 
 
 def cmd_run(args, which: str = "pipeline") -> int:
@@ -150,7 +164,7 @@ def cmd_run(args, which: str = "pipeline") -> int:
             )
         print(f"Registry:   {Path(cfg.registry.path).resolve()}  (tunegate registry list; tunegate audit)")
         return 0
-    return _failed(state, data)
+    return _failed(state, data, cfg=cfg)
 
 
 def cmd_retrain(args) -> int:

@@ -55,7 +55,8 @@ class LoopTrained(TuningMethod):
 
     def calibration(self, data: TrainingSet, cfg):
         rows = min(len(data), CALIBRATION_STEPS * cfg.batch_size)
-        return rows, cfg.model_copy(update={"max_steps": CALIBRATION_STEPS, "epochs": 1, "warmup_ratio": 0.0})
+        timing = {"max_steps": CALIBRATION_STEPS, "epochs": 1, "warmup_ratio": 0.0, "checkpoint_every": 0}
+        return rows, cfg.model_copy(update=timing)  # a throw-away run: no checkpoints
 
     quantized_base = False
 
@@ -100,7 +101,7 @@ def train_peft(
         data.examples,
         loss_fn=loss_fn,
         pad_id=data.pad_id,
-        checkpoint_dir=out_dir / CHECKPOINTS,
+        checkpoint_dir=out_dir / CHECKPOINTS if cfg.checkpoint_every != 0 else None,
         run_key=f"{method.name}|{data.fingerprint}|{cfg.model_dump_json()}",
         progress=progress,
         **cfg.loop_settings(),

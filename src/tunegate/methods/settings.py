@@ -50,11 +50,11 @@ class GradientSettings(MethodSettings):
     grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
     checkpoint_every: int | None = Field(
         default=50,
-        ge=1,
+        ge=0,
         description=(
             "Checkpoint the whole training state (weights, optimizer, scheduler, RNG, data position) every N "
             "optimizer steps, besides the end of each epoch; a retry or `tunegate run --resume RUN_ID` continues "
-            "from the newest one. null = epoch ends only."
+            "from the newest one. null = epoch ends only; 0 = no checkpoints (nothing to resume from)."
         ),
     )
 
