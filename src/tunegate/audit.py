@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tunegate.config import TunegateConfig
 from tunegate.errors import RegistryError
-from tunegate.provenance import code_version
+from tunegate.provenance import code_version, sha256_file
 from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult, ValidationResult
 from tunegate.registry import file_lock
 
@@ -46,14 +46,6 @@ def _read_head(path: Path) -> dict:
 
 
 EVIDENCE = "audit"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 EVIDENCE_FILES = (

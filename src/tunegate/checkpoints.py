@@ -12,7 +12,6 @@ belongs to another run (different data, settings or number of processes: another
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from tunegate.provenance import sha256_file
+from tunegate.registry import fsync_path
 
 FORMAT = 1
 STATE = "state.pt"
@@ -35,20 +37,7 @@ class CheckpointWarning(UserWarning):
     """A checkpoint was found but not trusted (truncated, corrupted, or from another run)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_fsync = fsync_path  # (a module name of its own: the fault-injection test replaces it here)
 
 
 def steps(root: Path) -> list[tuple[int, Path]]:
@@ -74,7 +63,7 @@ def save(root: Path, step: int, key: str, state: dict[str, Any], keep: int = KEE
             "step": step,
             "key": key,
             "bytes": (tmp / STATE).stat().st_size,
-            "sha256": _sha256(tmp / STATE),
+            "sha256": sha256_file(tmp / STATE),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         _fsync(tmp / MANIFEST)
@@ -109,7 +98,7 @@ def problem(folder: Path, key: str) -> str | None:
         return f"{STATE} is missing"
     if state.stat().st_size != manifest.get("bytes"):
         return f"{STATE} is {state.stat().st_size} bytes, the manifest says {manifest.get('bytes')} (truncated)"
-    if _sha256(state) != manifest.get("sha256"):
+    if sha256_file(state) != manifest.get("sha256"):
         return f"{STATE} does not match its sha256 (corrupted)"
     return None
 

@@ -333,7 +333,10 @@ def sniff(path: Path, kind: str, encoding: str = "utf-8") -> None:
 
         first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
         quoting = {"quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
-        names = next(csv.reader([first], delimiter="\t" if kind == "tsv" else ",", **quoting), [])
+        try:
+            names = next(csv.reader([first], delimiter="\t" if kind == "tsv" else ",", **quoting), [])
+        except csv.Error:  # a header the csv module cannot split (a bare CR, ...): polars reports the file
+            names = []
         seen: set[str] = set()
         for name in names:
             if name in seen and name:

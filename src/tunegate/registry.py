@@ -91,7 +91,8 @@ class VersionInfo:
     aliases: tuple[str, ...]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or a folder (a folder: so a rename in it is durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -109,7 +110,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -170,7 +171,7 @@ class Registry:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and re.fullmatch(MODEL_NAME_PATTERN, p.name))
 
     # ------------------------------------------------------------------ writes
     def register(
@@ -216,7 +217,7 @@ class Registry:
                         f.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # immutable contents: read-only files
                 target = d / f"v{version}"
                 os.rename(tmp, target)
-                _fsync_dir(d)
+                fsync_path(d)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

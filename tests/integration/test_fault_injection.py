@@ -32,7 +32,7 @@ POINTS = {
     "report_write": ("tunegate.judging", "write_run_report", None, "plain"),
     "registry_copy": ("shutil", "copytree", "tunegate.registry", "plain"),
     "registry_manifest": ("tunegate.registry", "_manifest", None, "plain"),
-    "registry_rename": ("tunegate.registry", "_fsync_dir", "tunegate.registry:register", "plain"),  # renamed, then
+    "registry_rename": ("tunegate.registry", "fsync_path", "tunegate.registry:register", "plain"),  # renamed, then
     "alias_move": ("tunegate.registry", "atomic_write_text", None, "plain"),
     # after deploy: the run's promotion (gate passed, registry copy re-scored) stands; its audit record failed
     "evidence_copy": ("shutil", "copyfile", "tunegate.audit", "plain"),

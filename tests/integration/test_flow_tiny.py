@@ -405,10 +405,13 @@ def test_sigterm_in_any_stage_is_audited_as_cancelled_there(stage, tmp_path, tin
     import subprocess
     import sys
 
+    # data no other test has: the ladder's cache (keyed by content) must not answer for the stopped stage
+    rows = toy_data["train"].read_text().splitlines() + [f'"a row only the {stage} stop test has",pos']
+    (tmp_path / "stop-train.csv").write_text("\n".join(rows) + "\n")
     cfg = make_config(
         tmp_path,
         tiny_model_dir,
-        toy_data,
+        {**toy_data, "train": tmp_path / "stop-train.csv"},
         baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
     )
     script = tmp_path / "stop.py"

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from tunegate.config import TunegateConfig, load_config
@@ -18,7 +18,11 @@ from tunegate.data import DataReadError, read_table, same_texts
 from tunegate.errors import ConfigError, RegistryError
 from tunegate.registry import ALIAS_PATTERN, MODEL_NAME_PATTERN, Registry, check_alias, check_model_name
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI draws the same examples every run (a failure is reproducible, never a coin toss); run with
+# derandomize=False (and more max_examples) locally to search further
+SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(10**12), 10**12), st.floats(allow_nan=True), st.text(max_size=20)
@@ -104,6 +108,7 @@ def test_written_rows_read_back_exactly_with_their_row_numbers(tmp_path, rows, f
 
 @SETTINGS
 @given(blob=st.binary(max_size=600), fmt=st.sampled_from(["csv", "tsv", "jsonl", "parquet"]))
+@example(blob=b"\r\x01", fmt="csv")  # found by this test: a bare CR in the header broke the duplicate-column check
 def test_any_bytes_read_or_fail_with_a_data_read_error(tmp_path, blob, fmt):
     path = tmp_path / f"data.{fmt}"
     path.write_bytes(blob)
@@ -121,34 +126,22 @@ def test_same_text_ignores_case_spacing_and_punctuation_and_is_idempotent(text):
     assert same_texts([f"  {text.upper()} !?. "]) == same_texts([text.upper()])
 
 
+@pytest.mark.parametrize("check,pattern", [(check_model_name, MODEL_NAME_PATTERN), (check_alias, ALIAS_PATTERN)])
 @SETTINGS
 @given(name=st.text(max_size=30))
-def test_model_names_are_folder_names_inside_the_registry(tmp_path, name):
+def test_names_are_accepted_exactly_by_their_rule_and_stay_inside_the_registry(tmp_path, check, pattern, name):
     import re
 
-    ok = re.fullmatch(MODEL_NAME_PATTERN, name) is not None
+    ok = re.fullmatch(pattern, name) is not None
     try:
-        check_model_name(name)
-        assert ok
-    except RegistryError:
-        assert not ok
-        return
-    reg = Registry(tmp_path / "registry")
-    d = reg._model_dir(name).resolve()
-    assert d.parent == (tmp_path / "registry").resolve()  # never outside the registry root
-
-
-@SETTINGS
-@given(alias=st.text(max_size=20))
-def test_aliases_are_checked_before_anything_is_written(tmp_path, alias):
-    import re
-
-    ok = re.fullmatch(ALIAS_PATTERN, alias) is not None
-    try:
-        check_alias(alias)
-        assert ok
+        check(name)
     except RegistryError as exc:
-        assert not ok and "not a valid name" in str(exc)
+        assert not ok and "not a valid" in str(exc)
+        return
+    assert ok
+    if check is check_model_name:
+        d = Registry(tmp_path / "registry")._model_dir(name).resolve()
+        assert d.parent == (tmp_path / "registry").resolve()  # a folder of the root, never outside it
 
 
 def test_a_registry_alias_write_never_leaves_the_root(tmp_path):
