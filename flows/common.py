@@ -89,30 +89,23 @@ def isolate_temporary_server() -> None:
     port for minutes. In its own group the server outlives that report and is stopped by Prefect's exit hook;
     if this process is killed outright (SIGKILL), the kernel sends the server SIGTERM (PR_SET_PDEATHSIG), so it
     is never left behind holding its port."""
-    import ctypes
-    import signal
     import subprocess
 
     from prefect.server.api import server as srv
 
+    from tunegate.distributed import die_with_parent
+
     cls = srv.SubprocessASGIServer
     if getattr(cls, "_tunegate_isolated", False):
         return
-    try:
-        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux/glibc: own group only
-        prctl = None
-
-    def in_child() -> None:  # runs in the forked child before exec: async-signal-safe calls only
-        if prctl is not None:
-            prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    in_child = die_with_parent()
 
     original = cls._run_uvicorn_command
     popen = subprocess.Popen
 
     def run_isolated(self):
         def isolated(*args, **kwargs):
-            return popen(*args, **kwargs, start_new_session=True, preexec_fn=in_child)
+            return popen(*args, **kwargs, start_new_session=True, preexec_fn=in_child)  # own group, dies with us
 
         srv.subprocess.Popen = isolated  # only for this call: the one Popen that starts the server
         try:

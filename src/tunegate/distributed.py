@@ -40,6 +40,7 @@ def train(method, *, base_path: str, data, cfg, out_dir: Path, placement, progre
     """Train ``method`` in ``placement.processes`` processes; returns rank 0's ``TrainedArtifact``."""
     n = placement.processes
     work = Path(tempfile.mkdtemp(prefix=".launch-", dir=Path(out_dir).parent))
+    procs: list = []
     try:
         spec = work / "spec.pkl"
         result = work / "result.pkl"
@@ -59,7 +60,6 @@ def train(method, *, base_path: str, data, cfg, out_dir: Path, placement, progre
             )
         port = str(_free_port())
         threads = max(1, (os.cpu_count() or 1) // n) if placement.device == "cpu" else None
-        procs = []
         for rank in range(n):
             env = {
                 **os.environ,
@@ -76,7 +76,8 @@ def train(method, *, base_path: str, data, cfg, out_dir: Path, placement, progre
             log = open(work / f"rank{rank}.log", "w")
             out = None if rank == 0 else log
             cmd = [sys.executable, "-m", "tunegate.distributed", str(spec)]
-            procs.append((subprocess.Popen(cmd, env=env, stdout=out, stderr=out), log))
+            # each rank dies with this process (PR_SET_PDEATHSIG) even if it is killed outright
+            procs.append((subprocess.Popen(cmd, env=env, stdout=out, stderr=out, preexec_fn=die_with_parent()), log))
         failed = None
         for rank, (p, log) in enumerate(procs):
             rc = p.wait()
@@ -93,8 +94,34 @@ def train(method, *, base_path: str, data, cfg, out_dir: Path, placement, progre
             raise DistributedTrainingError(f"training process {rank} of {n} failed (exit code {rc}):{said}")
         with open(result, "rb") as f:
             return pickle.load(f)
-    finally:
+    finally:  # stopped (SIGTERM/SIGINT, an error): no training process outlives the run
+        for q, _ in procs:
+            if q.poll() is None:
+                q.terminate()
+        for q, _ in procs:
+            try:
+                q.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                q.kill()
+                q.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def die_with_parent():
+    """A ``preexec_fn`` that makes the child receive SIGTERM when this process ends (Linux PR_SET_PDEATHSIG), or
+    None where that is not available."""
+    import ctypes
+    import signal
+
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def in_child() -> None:  # after fork, before exec: one system call
+        prctl(1, signal.SIGTERM)
+
+    return in_child
 
 
 def _worker(spec_path: str) -> None:

@@ -54,3 +54,51 @@ def test_a_failing_process_is_a_clear_error(tiny_model_dir, tiny_tokenizer, tmp_
             placement=Placement(processes=2, reason="test"),
             progress=False,
         )
+
+
+STOP_SCRIPT = r"""
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tests.unit.test_methods import toy_set
+from tunegate import distributed
+from tunegate.cli import stop_on_sigterm
+from tunegate.methods import get_method
+from tunegate.methods.lora import LoraSettings
+from tunegate.modeling import load_tokenizer
+from tunegate.records import Placement
+
+stop_on_sigterm()  # as the CLI does: SIGTERM unwinds as SystemExit(143)
+tiny, out = sys.argv[2], Path(sys.argv[3])
+out.mkdir(parents=True)
+cfg = LoraSettings(r=2, epochs=100, batch_size=4, lr=1e-3, checkpoint_every=1)
+distributed.train(get_method("lora"), base_path=tiny, data=toy_set(load_tokenizer(tiny), 16), cfg=cfg,
+                  out_dir=out, placement=Placement(processes=2, reason="test"), progress=False)
+"""
+
+
+def test_a_stopped_run_leaves_no_training_process(tiny_model_dir, tmp_path):
+    """SIGTERM to the process that launched two training processes: both are stopped with it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = tmp_path / "stop.py"
+    script.write_text(STOP_SCRIPT)
+    out = tmp_path / "run" / "artifact"
+    proc = subprocess.Popen([sys.executable, str(script), str(root), str(tiny_model_dir), str(out)])
+    deadline = time.time() + 300
+    while not list((out / "checkpoints").glob("step-*")):  # both ranks are training
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    ranks = subprocess.run(["pgrep", "-f", "tunegate.distributed"], capture_output=True, text=True).stdout.split()
+    assert len(ranks) == 2
+    os.kill(proc.pid, signal.SIGTERM)  # the launcher only, not its group
+    assert proc.wait(timeout=60) != 0
+    time.sleep(1)
+    alive = [r for r in ranks if subprocess.run(["kill", "-0", r], capture_output=True).returncode == 0]
+    assert alive == [], f"training processes outlived the stopped run: {alive}"
