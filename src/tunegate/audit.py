@@ -164,7 +164,8 @@ class AuditLog:
         evidence = {k: Path(v) for k, v in (evidence or {}).items() if Path(v).is_file()}
         hashes: dict[str, str] = {}
         ev_dir = self.root / EVIDENCE / record.run_id
-        earlier = sum(1 for r in self.records() if r.run_id == record.run_id)
+        mark = json.dumps({"run_id": record.run_id})[1:-1]  # as the line holds it (json.dumps, sort_keys)
+        earlier = sum(1 for ln in self._lines() if mark in ln)
         if earlier:  # a resumed run (`--resume`): each record keeps the evidence it was written with
             ev_dir = ev_dir.with_name(f"{record.run_id}.{earlier + 1}")
         if evidence:
