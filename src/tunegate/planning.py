@@ -10,7 +10,10 @@ which rule fired and why each alternative lost.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import platform
 import random
 import tempfile
 from pathlib import Path
@@ -25,10 +28,12 @@ from tunegate.errors import TunegateError
 from tunegate.evaluation import training_set
 from tunegate.footprint import MEMORY_HEADROOM, model_shape
 from tunegate.hardware import current as current_placement
-from tunegate.methods import AdviceContext, TrainingSet, applicable_methods, get_method
-from tunegate.modeling import load_tokenizer, parameter_count
+from tunegate.methods import AdviceContext, TrainedArtifact, TrainingSet, applicable_methods, get_method
+from tunegate.modeling import cache_root, load_tokenizer, parameter_count
+from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.progress import bar as progress_bar
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
+from tunegate.training import TrainStats
 
 
 class BudgetExceededError(TunegateError):
@@ -65,6 +70,78 @@ def _calibration_rows(data: TrainingSet, n: int, seed: int) -> list[int]:
     return [longest, *others[: max(0, n - 1)]]
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _calibration_key(base_path: str, data: TrainingSet, rows: list[int], cal_cfg) -> str | None:
+    """What a calibration measurement depends on: the rows and prompts (the training set's fingerprint names the
+    base model too), the calibration settings, this machine and precision, the code and package versions. None
+    (never cached) when the training set has no fingerprint."""
+    if not data.fingerprint:
+        return None
+    placement = current_placement()
+    return sha256_json(
+        {
+            "base": str(Path(base_path).resolve()),
+            "data": data.fingerprint,
+            "rows": rows,
+            "settings": cal_cfg.model_dump(mode="json"),
+            "placement": placement.model_dump(mode="json", exclude={"reason"}),
+            "cpu": _cpu_model(),
+            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if placement.device == "cuda" else None,
+            "code": code_version(),
+            "packages": package_versions(),
+        }
+    )
+
+
+def _calibration_file(key: str) -> Path:
+    return cache_root() / "calibration" / f"{key}.json"
+
+
+def _cached_calibration(key: str | None) -> TrainedArtifact | None:
+    """A calibration measured earlier on this machine for the same rows, settings and code (a repeated or resumed
+    run does not train the calibration steps again); None when there is none or it does not read."""
+    if key is None or not _calibration_file(key).is_file():
+        return None
+    try:
+        saved = json.loads(_calibration_file(key).read_text())
+        return TrainedArtifact(
+            artifact_dir=Path(),
+            trainable_params=saved["trainable_params"],
+            total_params=saved["total_params"],
+            base_footprint_mb=saved["base_footprint_mb"],
+            train_stats=TrainStats(**saved["train_stats"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _store_calibration(key: str | None, art: TrainedArtifact) -> None:
+    if key is None:
+        return
+    path = _calibration_file(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "trainable_params": art.trainable_params,
+        "total_params": art.total_params,
+        "base_footprint_mb": art.base_footprint_mb,
+        "train_stats": dataclasses.asdict(art.train_stats),
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(saved))
+    os.replace(tmp, path)
+
+
 def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: float) -> MethodEstimate:
     """Calibrate ``cfg_method`` on a few real rows here and scale to the full training set."""
     method = get_method(cfg_method.name)
@@ -79,9 +156,12 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
     rows = _calibration_rows(data, n_rows, cfg_method.seed)
     sub = data.subset(rows)
     sub.fingerprint = ""  # no feature caching: the calibration must measure the extraction
+    key = _calibration_key(base_path, data, rows, cal_cfg)
+    art = _cached_calibration(key)
+    cached = art is not None
     with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
         try:
-            if method.warm_up_before_calibration:
+            if art is None and method.warm_up_before_calibration:
                 method.train(
                     base_path=base_path,
                     data=sub.subset(list(range(min(8, len(sub))))),
@@ -89,7 +169,11 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
                     out_dir=Path(tmp) / "warmup",
                     progress=False,
                 )
-            art = method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False)
+            if art is None:
+                art = method.train(
+                    base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False
+                )
+                _store_calibration(key, art)
         except TunegateError as exc:  # e.g. bitsandbytes missing: not usable here
             return MethodEstimate(
                 method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json")
@@ -114,6 +198,7 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
         full_train_tokens=full_tokens,
         calibration_rows=len(sub),
         calibration_tokens_per_s=round(tok_s, 1),
+        calibration_cached=cached,
         est_train_seconds=round(seconds, 3),
         est_peak_mb=round(peak, 1),
         base_footprint_mb=None if art.base_footprint_mb is None else round(art.base_footprint_mb, 1),

@@ -374,6 +374,7 @@ class MethodEstimate(BaseModel):
     full_train_tokens: int = 0
     calibration_rows: int = 0
     calibration_tokens_per_s: float = 0.0
+    calibration_cached: bool = False  # measured by an earlier run on this machine (same rows, settings, code)
     est_train_seconds: float = 0.0
     est_peak_mb: float = 0.0
     base_footprint_mb: float | None = None

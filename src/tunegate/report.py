@@ -276,6 +276,13 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
             f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | {from_config} | "
             f"${e.est_cost_usd:.4f} | {fit} |"
         )
+    reused = [e.method for e in plan.estimates if e.calibration_cached]
+    if reused:
+        lines += [
+            "",
+            f"- calibration of {', '.join(reused)} measured by an earlier run on this machine (same rows, settings, "
+            "precision and code; `$TUNEGATE_CACHE/calibration/`)",
+        ]
     if plan.advice is not None:
         a = plan.advice
         lines += [

@@ -205,3 +205,22 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
     assert m.total_gb == pytest.approx(m.weights_gb + m.trainable_gb + m.activations_gb + m.runtime_gb, abs=0.01)
     with using(Placement(device="cuda", dtype="bfloat16", reason="test")):
         assert memory_check(QLoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=hw(4, "cuda"))
+
+
+def test_a_repeated_calibration_is_read_from_the_cache(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):
+    """The same rows, settings, machine and code: the second plan reuses the measurement instead of training the
+    calibration steps again; other settings are measured afresh."""
+    monkeypatch.setenv("TUNEGATE_CACHE", str(tmp_path))
+    data = toy_set(tiny_tokenizer, 12)
+    cfg = METHOD_CONFIGS["lora"].model_copy(update={"max_steps": None})
+    first = estimate(cfg, base_path=str(tiny_model_dir), data=data, price_per_hour=3.6)
+    assert not first.calibration_cached and len(list((tmp_path / "calibration").glob("*.json"))) == 1
+    method = get_method("lora")
+    monkeypatch.setattr(type(method), "train", lambda *a, **k: pytest.fail("the calibration was trained again"))
+    again = estimate(cfg.model_copy(update={"epochs": 5}), base_path=str(tiny_model_dir), data=data, price_per_hour=3.6)
+    assert again.calibration_cached and again.calibration_tokens_per_s == first.calibration_tokens_per_s
+    assert again.est_train_seconds == pytest.approx(5 * first.est_train_seconds / cfg.epochs, rel=0.01)
+    monkeypatch.undo()
+    monkeypatch.setenv("TUNEGATE_CACHE", str(tmp_path))
+    other = estimate(cfg.model_copy(update={"r": 4}), base_path=str(tiny_model_dir), data=data, price_per_hour=3.6)
+    assert not other.calibration_cached and len(list((tmp_path / "calibration").glob("*.json"))) == 2
