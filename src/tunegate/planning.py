@@ -30,8 +30,8 @@ from tunegate.footprint import MEMORY_HEADROOM, model_shape
 from tunegate.hardware import current as current_placement
 from tunegate.methods import AdviceContext, TrainedArtifact, TrainingSet, applicable_methods, get_method
 from tunegate.modeling import cache_root, load_tokenizer, parameter_count
-from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.progress import bar as progress_bar
+from tunegate.provenance import code_version, package_versions, sha256_json
 from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
 from tunegate.training import TrainStats
 
