@@ -321,7 +321,8 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     from tunegate import metrics
     from tunegate.config import GateConfig
     from tunegate.decision import decide
-    from tunegate.records import Decision, EvalResult, Prediction
+    from tunegate.records import Decision, EvalResult, Prediction, Selection
+    from tunegate.tables import SELECTION_SUFFIX
 
     rec = log.get(run_id)
     v = Verification(run_id=rec.run_id)
@@ -343,10 +344,17 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     gate = GateConfig(**gate_fields)
     v.add("recorded gate = the gate in decision.json", {k: stored.gate.get(k) for k in gate_fields} == gate_fields)
 
-    def load(name: str, kind: str) -> EvalResult:
-        rel = f"predictions/{name.replace(':', '_')}.jsonl"
+    def read(rel: str) -> tuple[list[Prediction], dict[str, float]]:
         preds = [Prediction.model_validate_json(ln) for ln in (ev / rel).read_text().splitlines() if ln.strip()]
-        values, _ = metrics.compute(task, [p.prediction for p in preds], [p.reference for p in preds])
+        return preds, metrics.compute(task, [p.prediction for p in preds], [p.reference for p in preds])[0]
+
+    def load(name: str, kind: str) -> EvalResult:
+        stem = f"predictions/{name.replace(':', '_')}"
+        preds, values = read(f"{stem}.jsonl")
+        selection = None
+        if f"{stem}{SELECTION_SUFFIX}" in rec.evidence:
+            sel_preds, sel_values = read(f"{stem}{SELECTION_SUFFIX}")
+            selection = Selection(metrics=sel_values, predictions=sel_preds, n=len(sel_preds))
         cost = stored.costs.get(name, {})
         return EvalResult(
             name=name,
@@ -355,10 +363,12 @@ def verify(log: AuditLog, run_id: str) -> Verification:
             predictions=preds,
             n=len(preds),
             prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0),
-            latency_ms_per_request=0.0,
+            latency_ms_per_request=cost.get("latency_ms_per_request", 0.0),
+            p95_latency_ms=cost.get("p95_latency_ms"),
             examples_per_s=0.0,
             seconds=0.0,
             batch_size=0,
+            selection=selection,
         )
 
     baselines = [load(name, "baseline") for name in stored.baselines]
@@ -373,7 +383,23 @@ def verify(log: AuditLog, run_id: str) -> Verification:
                 abs(recorded[metric] - r.metrics[metric]) < 1e-9,
                 f"recorded {recorded[metric]:.6f}, recomputed {r.metrics[metric]:.6f}",
             )
-    again = decide(task=task, metric=metric, gate=gate, baselines=baselines, tuned=tuned, production=production)
+    again = decide(
+        task=task,
+        metric=metric,
+        gate=gate,
+        baselines=baselines,
+        tuned=tuned,
+        production=production,
+        cost_model=stored.cost_model,
+        requests_per_month=int(stored.prices.get("requests_per_month") or 0),
+        correct_selection=bool(stored.selection),  # records before the selection rule were decided without it
+    )
+    if stored.selection:
+        v.add(
+            "selection split",
+            again.selection.get("split") == stored.selection.get("split"),
+            f"recorded {stored.selection.get('split')}, recomputed {again.selection.get('split')}",
+        )
     v.add(
         "best baseline",
         again.best_baseline == rec.best_baseline,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -348,6 +349,21 @@ class BaselinesConfig(_Strict):
         return {"documents": v} if isinstance(v, (str, Path)) else v
 
 
+_UNIT_MONTHS = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
+
+
+def months_of(text: str) -> float:
+    """'30 days', '8 weeks', '6 months', '1 year', '2.5' (months) -> months."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*?)s?\s*", str(text).lower())
+    unit = (m.group(2) or "month") if m else None
+    if m is None or unit not in _UNIT_MONTHS or float(m.group(1)) <= 0:
+        raise ValueError(
+            f"{text!r} is not a duration; write a positive number and a unit, e.g. '30 days', '8 weeks', '6 months' "
+            "or '1 year'"
+        )
+    return float(m.group(1)) * _UNIT_MONTHS[unit]
+
+
 class GateConfig(_Strict):
     """The promotion gate, declared before the run and recorded with the decision."""
 
@@ -394,6 +410,41 @@ class GateConfig(_Strict):
     )
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+    objective: Literal["quality", "cost"] = Field(
+        default="quality",
+        description="What a win means. 'quality': the candidate must be better (the lower end of the CI of tuned - "
+        "opponent above min_gain; McNemar for accuracy). 'cost': it must be as good within non_inferiority_margin "
+        "(the CI's lower end above -margin) against the best baseline and production, cheaper per request than the "
+        "best baseline by at least min_saving, with its one-off cost paid back within payback_within at "
+        "costs.requests_per_month, and (when set) under max_latency_ms.",
+    )
+    non_inferiority_margin: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1.0,
+        description="objective cost: the largest loss of the gate metric accepted for a cheaper model (the CI's "
+        "lower end of tuned - opponent must exceed -margin).",
+    )
+    payback_within: str = Field(
+        default="6 months",
+        description="objective cost: the candidate's extra one-off cost (training) must be paid back by its cheaper "
+        "requests within this time at costs.requests_per_month: '30 days', '8 weeks', '6 months', '1 year' (or a "
+        "number of months).",
+    )
+    min_saving: float = Field(
+        default=0.1,
+        ge=0.0,
+        lt=1.0,
+        description="objective cost: cheaper per request means at least this share below the best baseline's cost "
+        "(measured latencies vary by a few percent between identical runs; an equally cheap model is never "
+        "promoted on cost).",
+    )
+    max_latency_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="objective cost: the candidate's 95th-percentile latency per request (the wall time of the "
+        "batch that answered it, plus retrieval) must not exceed this.",
+    )
 
     @field_validator("metric")
     @classmethod
@@ -415,6 +466,19 @@ class GateConfig(_Strict):
                 f"{1 - float(v['confidence']):.3g}"
             )
         return v
+
+    @field_validator("payback_within", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            v = f"{v:g} months"
+        if isinstance(v, str):
+            months_of(v)  # raises with what to write
+        return v
+
+    @property
+    def payback_months(self) -> float:
+        return months_of(self.payback_within)
 
     @property
     def confidence(self) -> float:

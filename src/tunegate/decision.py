@@ -26,9 +26,41 @@ from tunegate.records import (
 from tunegate.stats import mcnemar_exact, mde_from_se, paired_bootstrap, rows_needed
 
 
+def on_selection_split(results: list[EvalResult]) -> bool:
+    """Whether choices among ``results`` can be made on the selection split (every one was scored on it)."""
+    return bool(results) and all(r.selection is not None for r in results)
+
+
 def best_baseline(baselines: list[EvalResult], metric: str) -> EvalResult:
-    """The strongest rung on the gate metric (ties: the cheaper prompt)."""
-    return max(baselines, key=lambda b: (b.metrics[metric], -b.prompt_tokens_per_request))
+    """The strongest rung on the gate metric (ties: the cheaper prompt), chosen on the selection split when the
+    rungs were scored on one, else on the eval rows."""
+    dev = on_selection_split(baselines)
+    return max(
+        baselines,
+        key=lambda b: ((b.selection.metrics if dev else b.metrics)[metric], -b.prompt_tokens_per_request),
+    )
+
+
+def selection_record(baselines: list[EvalResult], tuned: EvalResult | None, metric: str) -> dict[str, Any]:
+    """Where the best rung was chosen and every model's score there and on the judging rows, side by side."""
+    dev = on_selection_split(baselines)
+    best = best_baseline(baselines, metric)
+    scores = {
+        r.name: {
+            "selection": r.selection.metrics[metric] if r.selection is not None else None,
+            "judging": r.metrics[metric],
+        }
+        for r in [*baselines, *([tuned] if tuned is not None else [])]
+    }
+    return {
+        "split": "dev" if dev else "eval",
+        "selection_rows": baselines[0].selection.n if dev else None,
+        "judging_rows": baselines[0].n,
+        "candidates": len(baselines),
+        "chosen": best.name,
+        "correction": None if dev or len(baselines) < 2 else "max-statistic bootstrap over the rungs",
+        "scores": scores,
+    }
 
 
 def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneResult) -> dict[str, dict[str, Any]]:
@@ -44,6 +76,7 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
             "setup_seconds": round(b.setup_seconds, 2),
             "index_mb": round(b.index_mb, 3) if b.index_mb is not None else None,
             "eval_seconds": round(b.seconds, 2),
+            "p95_latency_ms": None if b.p95_latency_ms is None else round(b.p95_latency_ms, 1),
         }
     rows[tuned_eval.name] = {
         "train_seconds": round(tune.train_seconds, 1),
@@ -53,6 +86,7 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
         "output_tokens_per_request": round(tuned_eval.output_tokens_per_request, 1),
         "latency_ms_per_request": round(tuned_eval.latency_ms_per_request, 1),
         "eval_seconds": round(tuned_eval.seconds, 2),
+        "p95_latency_ms": None if tuned_eval.p95_latency_ms is None else round(tuned_eval.p95_latency_ms, 1),
         "trainable_params": tune.trainable_params,
         "total_params": tune.total_params,
     }
@@ -60,13 +94,24 @@ def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneR
 
 
 def compare_pair(
-    candidate: EvalResult, opponent: EvalResult, *, task: str, metric: str, gate: GateConfig, role: str
+    candidate: EvalResult,
+    opponent: EvalResult,
+    *,
+    task: str,
+    metric: str,
+    gate: GateConfig,
+    role: str,
+    pool: list[EvalResult] | None = None,
 ) -> Comparison:
     """The gate's rule against one opponent on the same rows.
 
-    Passed iff the lower end of the paired-bootstrap CI (at 1 - alpha) of candidate - opponent
-    exceeds ``min_gain`` and, for accuracy with ``gate.mcnemar`` and min_gain >= 0, McNemar's
-    exact two-sided p < alpha with the candidate ahead on the discordant rows.
+    Objective quality: passed iff the lower end of the paired-bootstrap CI (at 1 - alpha) of candidate - opponent
+    exceeds ``min_gain`` and, for accuracy with ``gate.mcnemar`` and min_gain >= 0, McNemar's exact two-sided
+    p < alpha with the candidate ahead on the discordant rows. Objective cost: iff that lower end exceeds
+    ``-non_inferiority_margin`` (non-inferior; McNemar reported, not required).
+
+    ``pool``: the rungs the opponent was chosen from *on these same rows*; the CI is then the max-statistic
+    bootstrap over them (the choice redone in every resample), which corrects for having chosen on the judging rows.
     """
     if [p.row for p in candidate.predictions] != [p.row for p in opponent.predictions]:
         raise RuntimeError(
@@ -74,10 +119,11 @@ def compare_pair(
         )
     cand_view = per_example_view(candidate, metric)
     opp_view = per_example_view(opponent, metric)
+    corrected = pool is not None and len(pool) > 1
     paired = paired_bootstrap(
         metric,
         candidate=cand_view,
-        baseline=opp_view,
+        baseline=[per_example_view(o, metric) for o in pool] if corrected else opp_view,
         references=[p.reference for p in candidate.predictions],
         resamples=gate.bootstrap_samples,
         confidence=gate.confidence,
@@ -85,21 +131,35 @@ def compare_pair(
     )
     mde = mde_from_se(paired.se, alpha=gate.alpha, power=gate.power)
     pct = f"{100 * gate.confidence:.0f}%"
-    ci_ok = paired.ci_low > gate.min_gain
-    if ci_ok:
-        why = f"the {pct} CI's lower end {paired.ci_low:+.3f} exceeds the minimum gain {gate.min_gain:+.3f}"
-    elif paired.ci_high <= gate.min_gain:
-        why = f"the whole {pct} CI lies at or below the minimum gain {gate.min_gain:+.3f}"
-    else:
-        why = (
-            f"the {pct} CI's lower end {paired.ci_low:+.3f} does not exceed the minimum gain {gate.min_gain:+.3f}: "
-            "the gain is not established"
+    ci = f"{pct} CI"
+    cost = gate.objective == "cost"
+    bar, bar_words = (
+        (-gate.non_inferiority_margin, "the non-inferiority margin")
+        if cost
+        else (
+            gate.min_gain,
+            "the minimum gain",
         )
+    )
+    ci_ok = paired.ci_low > bar
+    if ci_ok:
+        why = f"the {ci}'s lower end {paired.ci_low:+.3f} exceeds {bar_words} {bar:+.3f}"
+        why += ": non-inferior" if cost else ""
+    elif paired.ci_high <= bar:
+        why = f"the whole {ci} lies at or below {bar_words} {bar:+.3f}"
+    else:
+        why = f"the {ci}'s lower end {paired.ci_low:+.3f} does not exceed {bar_words} {bar:+.3f}: " + (
+            f"a loss larger than {gate.non_inferiority_margin:.3f} is not ruled out"
+            if cost
+            else "the gain is not established"
+        )
+    if corrected:
+        why += f" (the CI compares with the best of the {len(pool)} rungs in each resample)"
     mc: dict[str, Any] = {}
     passed = ci_ok
     if metric == "accuracy":
         m = mcnemar_exact([x == 1.0 for x in cand_view["per_example"]], [x == 1.0 for x in opp_view["per_example"]])
-        required = gate.mcnemar and gate.min_gain >= 0
+        required = gate.mcnemar and gate.min_gain >= 0 and not cost
         mc = dict(
             mcnemar_candidate_only=m.candidate_only,
             mcnemar_opponent_only=m.baseline_only,
@@ -169,8 +229,20 @@ def headline(
     gate: GateConfig,
     break_even: BreakEven | None,
     production_after: str | None,
+    cost: dict[str, Any] | None = None,
 ) -> str:
     """The decision in one sentence."""
+    if cost is not None:
+        return cost_headline(
+            promote=promote,
+            method=method,
+            metric=metric,
+            vs_base=vs_base,
+            vs_prod=vs_prod,
+            gate=gate,
+            cost=cost,
+            production_after=production_after,
+        )
     base = (
         f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
         f"{vs_base.opponent} (the best of {n_baselines} baselines; {_ci(vs_base, gate)})"
@@ -202,6 +274,36 @@ def headline(
     return f"{lead}: {base}; against {target} {failed.why}, so it is not promoted{stays}{cost}."
 
 
+def cost_headline(
+    *,
+    promote: bool,
+    method: str,
+    metric: str,
+    vs_base: Comparison,
+    vs_prod: Comparison | None,
+    gate: GateConfig,
+    cost: dict[str, Any],
+    production_after: str | None,
+) -> str:
+    """The decision in one sentence, objective cost: as good within the margin, and cheaper."""
+    base = (
+        f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
+        f"{vs_base.opponent} ({_ci(vs_base, gate)}; non-inferiority margin {gate.non_inferiority_margin:.3f})"
+    )
+    if vs_prod is not None:
+        base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
+    if promote:
+        return f"Tuning paid off on cost: {base}; {cost['why']}, so it is promoted to production."
+    failed = next((c for c in (vs_base, vs_prod) if c is not None and not c.passed), None)
+    if failed is not None:
+        target = "the best baseline" if failed is vs_base else f"production {failed.opponent}"
+        why = f"against {target} {failed.why}"
+    else:
+        why = cost["why"]
+    stays = f"; production stays {production_after}" if production_after else ""
+    return f"Tuning did not pay off on cost: {base}; {why}, so it is not promoted{stays}."
+
+
 def decide(
     *,
     task: str,
@@ -216,20 +318,29 @@ def decide(
     requests_per_month: int = 0,
     declared: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    correct_selection: bool = True,
 ) -> Decision:
-    """Promote only if the candidate beats the best baseline (and production, when given) per the gate."""
+    """Promote only if the candidate wins against the best baseline (and production, when given) per the gate's
+    objective: better (quality), or as good and cheaper (cost).
+
+    The best baseline is chosen on the selection split when the rungs were scored on one; otherwise on the eval
+    rows, and then the comparison is corrected for the choice (max-statistic bootstrap over the rungs)."""
     best = best_baseline(baselines, metric)
-    vs_base = compare_pair(tuned, best, task=task, metric=metric, gate=gate, role="best_baseline")
+    selection = selection_record(baselines, tuned, metric)
+    pool = baselines if selection["split"] == "eval" and correct_selection else None
+    if pool is None:
+        selection["correction"] = None
+    vs_base = compare_pair(tuned, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool)
     vs_prod = (
         compare_pair(tuned, production, task=task, metric=metric, gate=gate, role="production") if production else None
     )
     comparisons = [vs_base, *([vs_prod] if vs_prod else [])]
-    promote = all(c.passed for c in comparisons)
     pct = 100 * gate.confidence
     reasons = [
         f"tuned {metric} {vs_base.candidate_metric:.3f} vs best baseline '{best.name}' "
         f"{vs_base.opponent_metric:.3f}: difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI "
         f"[{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}] over {vs_base.n} eval rows; {vs_base.why}",
+        selection_reason(selection, best, metric),
     ]
     if vs_base.mcnemar_p is not None:
         reasons.append(
@@ -258,11 +369,15 @@ def decide(
             f"the tuned model needs {tuned_tok:.0f} prompt tokens per request vs {base_tok:.0f} for '{best.name}'"
         )
     be = None
-    if cost_model:
-        lines = {c.name: c for c in cost_model}
-        if tuned.name in lines and best.name in lines:
-            be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
-            reasons.append(f"break-even vs '{best.name}': {be.reason}")
+    lines = {c.name: c for c in cost_model or []}
+    if tuned.name in lines and best.name in lines:
+        be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
+        reasons.append(f"break-even vs '{best.name}': {be.reason}")
+    check = None
+    if gate.objective == "cost":
+        check = cost_check(gate, tuned, best, lines, be, requests_per_month)
+        reasons.append(f"cost objective: {check['why']}")
+    promote = all(c.passed for c in comparisons) and (check is None or check["passed"])
     others = [b for b in baselines if b.name != best.name]
     if others:
         reasons.append("other baselines: " + ", ".join(f"{b.name} {b.metrics[metric]:.3f}" for b in others))
@@ -270,7 +385,13 @@ def decide(
     summary = (
         f"{'PROMOTED' if promote else 'NOT PROMOTED'}: tuned {metric} {vs_base.candidate_metric:.3f} vs {best.name} "
         f"{vs_base.opponent_metric:.3f} (delta {vs_base.delta:+.3f}, {pct:.0f}% CI [{vs_base.ci_low:+.3f}, "
-        f"{vs_base.ci_high:+.3f}], min gain {gate.min_gain:+.3f})"
+        f"{vs_base.ci_high:+.3f}], "
+        + (
+            f"non-inferiority margin {gate.non_inferiority_margin:.3f}, cost check "
+            f"{'passed' if check['passed'] else 'failed'})"
+            if check is not None
+            else f"min gain {gate.min_gain:+.3f})"
+        )
     )
     if vs_prod is not None:
         beaten = "beaten" if vs_prod.passed else "not beaten"
@@ -289,6 +410,7 @@ def decide(
             gate=gate,
             break_even=be,
             production_after=production.name if production is not None else None,
+            cost=check,
         ),
         reasons=reasons,
         gate={**gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
@@ -307,7 +429,83 @@ def decide(
         break_even=be,
         prices=prices or {},
         provenance=provenance or {},
+        selection=selection,
+        objective=gate.objective,
+        cost_check=check,
     )
+
+
+def selection_reason(selection: dict[str, Any], best: EvalResult, metric: str) -> str:
+    """Where the best rung was chosen, in words."""
+    k = selection["candidates"]
+    if selection["split"] == "dev":
+        return (
+            f"the best baseline was chosen on the selection split ({selection['selection_rows']} rows, never judged): "
+            f"'{best.name}' with {metric} {best.selection.metrics[metric]:.3f} there; the gate judges on the "
+            f"{selection['judging_rows']} eval rows no choice has seen"
+        )
+    if k < 2:
+        return "one baseline: nothing was chosen"
+    return (
+        f"the best of {k} baselines was chosen on the same {selection['judging_rows']} eval rows that judge (no "
+        "selection split: set data.dev or data.dev_fraction); corrected for that choice: the CI compares with the "
+        f"best of the {k} rungs in every bootstrap resample (max-statistic)"
+    )
+
+
+def cost_check(
+    gate: GateConfig,
+    tuned: EvalResult,
+    best: EvalResult,
+    lines: dict[str, CostLine],
+    be: BreakEven | None,
+    requests_per_month: int,
+) -> dict[str, Any]:
+    """The objective-cost conditions beside non-inferiority: cheaper per request than the best baseline by at least
+    ``min_saving``, its extra one-off cost paid back within ``payback_within``, p95 latency under ``max_latency_ms``."""
+    out: dict[str, Any] = {
+        "payback_within": gate.payback_within,
+        "min_saving": gate.min_saving,
+        "max_latency_ms": gate.max_latency_ms,
+        "p95_latency_ms": tuned.p95_latency_ms,
+    }
+    if tuned.name not in lines or best.name not in lines:
+        return {**out, "passed": False, "why": "no cost model to judge cost by (prices were not recorded)"}
+    t, b = lines[tuned.name], lines[best.name]
+    share = 1 - t.per_request_usd / b.per_request_usd if b.per_request_usd > 0 else 0.0
+    cheaper = share >= gate.min_saving and t.per_request_usd < b.per_request_usd
+    months = be.months if be is not None else None
+    paid_back = cheaper and months is not None and months <= gate.payback_months
+    latency_ok = gate.max_latency_ms is None or (
+        tuned.p95_latency_ms is not None and tuned.p95_latency_ms <= gate.max_latency_ms
+    )
+    words = [
+        f"${t.per_request_usd:.3g} vs ${b.per_request_usd:.3g} per request for '{best.name}' "
+        f"({100 * share:+.0f}% saving; at least {100 * gate.min_saving:.0f}% required): "
+        + ("cheaper" if cheaper else "not cheaper enough"),
+    ]
+    if cheaper and months is None:
+        why = "costs.requests_per_month is 0" if not requests_per_month else "its training is never paid back"
+        words.append(f"payback: {why}")
+    elif cheaper:
+        words.append(
+            f"training paid back in {duration(months)} (within {gate.payback_within}: {'yes' if paid_back else 'no'})"
+        )
+    if gate.max_latency_ms is not None:
+        p95 = "unmeasured" if tuned.p95_latency_ms is None else f"{tuned.p95_latency_ms:.0f} ms"
+        words.append(f"p95 latency {p95} (ceiling {gate.max_latency_ms:g} ms: {'ok' if latency_ok else 'over'})")
+    return {
+        **out,
+        "tuned_per_request_usd": t.per_request_usd,
+        "baseline_per_request_usd": b.per_request_usd,
+        "saving_share": share,
+        "cheaper": cheaper,
+        "payback_months": months,
+        "paid_back": paid_back,
+        "latency_ok": latency_ok,
+        "passed": bool(cheaper and paid_back and latency_ok),
+        "why": "; ".join(words),
+    }
 
 
 def judge(

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 
@@ -22,7 +23,7 @@ from tunegate.ladder import Augment, Rung
 from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer
 from tunegate.provenance import sha256_json
-from tunegate.records import DatasetRef, EvalResult, Prediction, TuneResult
+from tunegate.records import DatasetRef, EvalResult, Prediction, Selection, TuneResult
 from tunegate.retrieval import copy_index
 from tunegate.scoring import Answerer, LMAnswerer
 
@@ -78,6 +79,8 @@ def evaluate(
     n = len(texts)
     seconds = stats.seconds + aug.retrieval_seconds
     index = aug.index
+    batches = stats.batch_seconds or [(min(spec.batch_size, n), stats.seconds * min(spec.batch_size, n) / max(n, 1))]
+    waits = np.repeat([s for _, s in batches], [b for b, _ in batches]) + aug.retrieval_seconds / max(n, 1)
     return EvalResult(
         name=name,
         kind=kind,
@@ -95,6 +98,7 @@ def evaluate(
         seconds=seconds,
         batch_size=spec.batch_size,
         details=details,
+        p95_latency_ms=float(1000 * np.quantile(waits, 0.95)) if n else None,
     )
 
 
@@ -113,19 +117,28 @@ def calibrated(
     scoring is one-off ``setup_seconds``.
     """
     labels = list(cfg.data.label_answers())
-    logp = torch.tensor([[p.scores[lab] for lab in labels] for p in base.predictions])
-    logp = torch.log_softmax(logp + torch.tensor(offset, dtype=logp.dtype), dim=1)
-    preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
-    predictions = [
-        p.model_copy(update={"prediction": y, "scores": {lab: round(float(v), 4) for lab, v in zip(labels, row)}})
-        for p, y, row in zip(base.predictions, preds, logp.tolist())
-    ]
-    values, _ = metrics.compute(cfg.task, preds, [p.reference for p in base.predictions])
+
+    def shift(rows: list[Prediction]) -> tuple[dict[str, float], list[Prediction]]:
+        logp = torch.tensor([[p.scores[lab] for lab in labels] for p in rows])
+        logp = torch.log_softmax(logp + torch.tensor(offset, dtype=logp.dtype), dim=1)
+        preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
+        shifted = [
+            p.model_copy(update={"prediction": y, "scores": {lab: round(float(v), 4) for lab, v in zip(labels, row)}})
+            for p, y, row in zip(rows, preds, logp.tolist())
+        ]
+        return metrics.compute(cfg.task, preds, [p.reference for p in rows])[0], shifted
+
+    values, predictions = shift(base.predictions)
+    selection = None
+    if base.selection is not None:
+        sel_values, sel_predictions = shift(base.selection.predictions)
+        selection = Selection(metrics=sel_values, predictions=sel_predictions, n=base.selection.n)
     return base.model_copy(
         update={
             "name": name,
             "metrics": values,
             "predictions": predictions,
+            "selection": selection,
             "setup_seconds": base.setup_seconds + setup_seconds,
             "details": {
                 **base.details,
@@ -234,32 +247,37 @@ def evaluate_rung(
         return calibrated(
             base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0, details=details
         )
-    eval_df = pl.read_parquet(dataset.eval_path)
-    augment = ladder.augment_for(cfg, rung, train, eval_df.get_column(canonical_columns(cfg.task)[0]).to_list())
-    result = evaluate(
-        answerer,
-        tokenizer,
-        cfg=cfg,
-        eval_df=eval_df,
-        name=rung.name,
-        kind="baseline",
-        augment=augment,
-        fallback=dataset.train_mean,
-    )
+    text_col = canonical_columns(cfg.task)[0]
+
+    def score(frame: pl.DataFrame) -> tuple[EvalResult, Augment | None]:
+        augment = ladder.augment_for(cfg, rung, train, frame.get_column(text_col).to_list())
+        kw = dict(cfg=cfg, name=rung.name, kind="baseline", augment=augment, fallback=dataset.train_mean)
+        return evaluate(answerer, tokenizer, eval_df=frame, **kw), augment
+
+    result, augment = score(pl.read_parquet(dataset.eval_path))
     if augment is not None and augment.index is not None:
         result.details["index"] = str(copy_index(augment.index, Path(index_dir) / rung.name))
-    return result
+    return with_selection(result, dataset, lambda frame: score(frame)[0])
+
+
+def with_selection(result: EvalResult, dataset: DatasetRef, score) -> EvalResult:
+    """``result`` plus the same model's scores on the selection split (``score(frame)`` -> EvalResult), when the data
+    has one: what the choices (the best rung, a seed, a method) are made on, so that the eval rows judge
+    untouched."""
+    if not dataset.dev_path:
+        return result
+    dev = score(pl.read_parquet(dataset.dev_path))
+    return result.model_copy(update={"selection": Selection(metrics=dev.metrics, predictions=dev.predictions, n=dev.n)})
 
 
 def evaluate_tuned(cfg: TunegateConfig, model_path: str, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
-    """The tuned artifact, loaded as it will be served, on the same eval rows as the ladder."""
+    """The tuned artifact, loaded as it will be served, on the same eval rows as the ladder (and on the selection
+    split, when there is one)."""
     answerer = get_method(tuned.method).load_for_inference(base_path=model_path, artifact_dir=Path(tuned.artifact_dir))
-    return evaluate(
-        answerer,
-        load_tokenizer(model_path),
-        cfg=cfg,
-        eval_df=pl.read_parquet(dataset.eval_path),
-        name=f"tuned:{tuned.method}",
-        kind="tuned",
-        fallback=dataset.train_mean,
-    )
+    tokenizer = load_tokenizer(model_path)
+
+    def score(frame: pl.DataFrame) -> EvalResult:
+        kw = dict(cfg=cfg, name=f"tuned:{tuned.method}", kind="tuned", fallback=dataset.train_mean)
+        return evaluate(answerer, tokenizer, eval_df=frame, **kw)
+
+    return with_selection(score(pl.read_parquet(dataset.eval_path)), dataset, score)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from tunegate.config import TunegateConfig
-from tunegate.decision import best_baseline, judge
+from tunegate.decision import best_baseline, compare_pair, judge, on_selection_split
 from tunegate.records import (
     DatasetRef,
     Decision,
@@ -125,6 +125,44 @@ def record_deployment(run: RunContext, deployment: DeployResult) -> None:
     )
 
 
+def choose_winner(cfg: TunegateConfig, baselines: list[EvalResult], candidates: list[EvalResult]) -> dict:
+    """The best of several candidates (methods in `tunegate compare`) and its claim against the best baseline.
+
+    With a selection split the winner is chosen there and its delta CI on the eval rows needs no correction. Without
+    one it is chosen on the rows that score it (its margin is biased upward: the winner's curse), so its CI is
+    widened for the choice among k candidates (Bonferroni: level 1 - alpha/k) and compared with the best of the
+    rungs in every resample.
+    """
+    metric, gate = cfg.gate_metric, cfg.gate
+    dev = on_selection_split([*baselines, *candidates])
+    winner = max(candidates, key=lambda c: (c.selection.metrics if dev else c.metrics)[metric])
+    best = best_baseline(baselines, metric)
+    k = len(candidates)
+    level = gate if dev or k == 1 else gate.model_copy(update={"alpha": gate.alpha / k})
+    pool = None if dev else baselines
+    c = compare_pair(winner, best, task=cfg.task, metric=metric, gate=level, role="best_baseline", pool=pool)
+    if dev:
+        why = f"chosen on the selection split ({winner.selection.n} rows), judged on the eval rows"
+    elif k == 1:
+        why = "the only method"
+    else:
+        why = (
+            f"chosen among {k} methods on the same eval rows (no selection split): its delta CI is at "
+            f"{100 * (1 - level.alpha):.1f}% (Bonferroni for {k} candidates): [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
+        )
+    return {
+        "name": winner.name.removeprefix("tuned:"),
+        "chosen_on": "dev" if dev else "eval",
+        "candidates": k,
+        "delta": c.delta,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+        "confidence": 1 - level.alpha,
+        "beats_best_baseline": c.passed,
+        "why": why,
+    }
+
+
 def compare_methods(
     cfg: TunegateConfig,
     run: RunContext,
@@ -144,6 +182,8 @@ def compare_methods(
             decisions[o.method] = judge(cfg, run, dataset, baselines, o.evaluation, o.tuned, plan=plan)
     intervals = Intervals(cfg, best)
     rows = method_rows(cfg, baselines, outcomes, decisions, intervals, plan)
+    done = [o.evaluation for o in outcomes if o.method in decisions]
+    winner = choose_winner(cfg, baselines, done) if done else None
     run_dir = Path(run.run_dir)
     write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
     chart = run_dir / "compare.png"
@@ -152,7 +192,8 @@ def compare_methods(
         gate_metric=cfg.gate_metric,
         best_baseline=best.name,
         rows=rows,
-        summary=comparison_summary(rows, cfg.gate_metric, best.name),
+        winner=winner,
+        summary=comparison_summary(rows, cfg.gate_metric, best.name, winner),
         report_md=str(run_dir / "compare.md"),
         chart_png=str(chart),
     )

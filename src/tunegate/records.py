@@ -91,6 +91,15 @@ class Prediction(BaseModel):
     retrieved: list[str] | None = None  # ids of the retrieved demonstrations/chunks in the prompt, best first
 
 
+class Selection(BaseModel):
+    """A model's scores on the selection split (``data.dev`` / ``dev_fraction``): the rows choices are made on, never
+    the rows that judge."""
+
+    metrics: dict[str, float]
+    predictions: list[Prediction]
+    n: int
+
+
 class EvalResult(BaseModel):
     """Quality and cost of one way of answering (a baseline rung or a tuned model) on the eval rows."""
 
@@ -110,6 +119,8 @@ class EvalResult(BaseModel):
     seconds: float
     batch_size: int
     details: dict[str, Any] = Field(default_factory=dict)  # e.g. the few-shot rows used
+    p95_latency_ms: float | None = None  # 95th percentile over rows of the wall time of the batch that answered it
+    selection: Selection | None = None  # the same model on the selection split, when the data has one
 
 
 class TuneResult(BaseModel):
@@ -196,6 +207,7 @@ class LadderRow(BaseModel):
     index_cached: bool = False
     index_mb: float | None = None
     leakage_excluded: int = 0
+    selection_metric: float | None = None  # on the selection split (where the best rung is chosen), when there is one
 
 
 class ModelRow(BaseModel):
@@ -217,6 +229,7 @@ class ModelRow(BaseModel):
     per_request_usd: float
     monthly_usd: float
     decision: str  # best baseline | baseline | production | promote | reject
+    selection_metric: float | None = None  # on the selection split, when there is one
 
 
 class MethodRow(BaseModel):
@@ -246,6 +259,7 @@ class MethodRow(BaseModel):
     prompt_tokens_per_request: float | None = None
     decision: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    selection_metric: float | None = None  # on the selection split, when there is one
 
 
 class Decision(BaseModel):
@@ -272,6 +286,9 @@ class Decision(BaseModel):
     prices: dict[str, Any] = Field(default_factory=dict)  # the costs section used
     provenance: dict[str, Any]
     models: list[ModelRow] = Field(default_factory=list)  # every rung and candidate: the report's and the audit's table
+    selection: dict[str, Any] = Field(default_factory=dict)  # where the best rung was chosen: split, rows, scores
+    objective: str = "quality"  # gate.objective: what a win means
+    cost_check: dict[str, Any] | None = None  # objective cost: cheaper per request, payback, latency, each verdict
 
 
 class ProductionCheck(BaseModel):
@@ -430,6 +447,7 @@ class MethodComparison(BaseModel):
     summary: str
     report_md: str
     chart_png: str | None = None
+    winner: dict[str, Any] | None = None  # the best method, where it was chosen, its (corrected) delta CI
 
 
 class AuditRecord(BaseModel):

@@ -174,11 +174,12 @@ def describe_rung(r: EvalResult) -> str:
 def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
     """Every baseline rung with quality and cost: the rows come from ``tables.ladder_rows``."""
     pct = f"{100 * confidence:.0f}%"
+    dev = any(r.get("selection_metric") is not None for r in rows)
     lines = [
-        f"| rung | {metric} [{pct} CI] | in the prompt | prompt tokens / request | retrieval ms / request | latency ms "
-        "/ request | "
-        "one-off setup | index size | note |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| rung | {metric} [{pct} CI] | " + (f"{metric} on the selection split | " if dev else "") + "in the prompt "
+        "| prompt tokens / request | retrieval ms / request | latency ms / request | one-off setup | index size "
+        "| note |",
+        "|---|---|" + ("---|" if dev else "") + "---|---|---|---|---|---|---|",
     ]
     for r in rows:
         setup = f"{r['setup_seconds']:.1f} s" if r["setup_seconds"] else "-"
@@ -188,8 +189,9 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
         note = "**the baseline**" if r["best"] else ""
         if r.get("leakage_excluded"):
             note += ("; " if note else "") + f"leakage guard withheld {r['leakage_excluded']} identical train row(s)"
+        sel = (f"{r['selection_metric']:.3f} | " if r.get("selection_metric") is not None else "- | ") if dev else ""
         lines.append(
-            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['prompt']} | "
+            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {sel}{r['prompt']} | "
             f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | "
             f"{r['latency_ms_per_request']:.0f} | {setup} | {size} | {note} |"
         )
@@ -457,14 +459,62 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
     plt.close(fig)
 
 
+def _rule(decision: Decision, pct: str) -> str:
+    """The gate's rule in words, for its objective, and where the best rung was chosen."""
+    g = decision.gate
+    against = f"the best baseline{' and the production model' if g.get('must_beat_production') else ''}"
+    if decision.objective == "cost":
+        rule = (
+            f"Rule (objective cost): promote iff, against {against}, the lower end of the {pct} paired-bootstrap CI "
+            f"of the difference exceeds -{g['non_inferiority_margin']:.3f} (non-inferior), and the tuned model is at "
+            f"least {100 * g['min_saving']:.0f}% cheaper per request than the best baseline with its extra one-off "
+            f"cost paid back within {g['payback_within']} at the expected volume"
+            + (f" and its p95 latency is at most {g['max_latency_ms']:g} ms" if g.get("max_latency_ms") else "")
+            + "."
+        )
+    else:
+        rule = (
+            f"Rule: promote iff, against {against}, the lower end of the {pct} paired-bootstrap CI of the difference "
+            "exceeds the minimum gain"
+            + (
+                " and McNemar's exact test rejects equal accuracy at alpha"
+                if g.get("mcnemar") and decision.gate_metric == "accuracy"
+                else ""
+            )
+            + "."
+        )
+    sel = decision.selection or {}
+    if sel.get("split") == "dev":
+        rule += (
+            f" The best baseline is chosen on the selection split ({sel['selection_rows']} rows) and judged on the "
+            f"{sel['judging_rows']} eval rows no choice has seen."
+        )
+    elif sel.get("correction"):
+        rule += (
+            " No selection split: the best baseline is chosen on the judging rows, and the CI corrects for it (the "
+            "best rung is chosen again in every bootstrap resample)."
+        )
+    return rule + " MDE: the smallest true difference these eval rows detect at the declared alpha and power."
+
+
 def _gate_table(decision: Decision) -> list[str]:
     g = decision.gate
+    cost = g.get("objective") == "cost"
+    mcnemar = g.get("mcnemar") and not cost and decision.gate_metric == "accuracy" and g["min_gain"] >= 0
+    objective = (
+        f"cost: non-inferior within {g['non_inferiority_margin']:.3f}, {100 * g['min_saving']:.0f}% cheaper per "
+        f"request, paid back within {g['payback_within']}"
+        + (f", p95 latency <= {g['max_latency_ms']:g} ms" if g.get("max_latency_ms") else "")
+        if cost
+        else "quality"
+    )
     return [
-        "| gate metric | minimum gain | alpha (CI level) | McNemar required | must beat production | power for MDE | "
-        "resamples, seed | declared |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {decision.gate_metric} | {g['min_gain']:+.3f} | {g['alpha']:g} ({100 * (1 - g['alpha']):.0f}%) | "
-        f"{'yes' if g.get('mcnemar') and decision.gate_metric == 'accuracy' and g['min_gain'] >= 0 else 'no'} | "
+        "| objective | gate metric | minimum gain | alpha (CI level) | McNemar required | must beat production | "
+        "power for MDE | resamples, seed | declared |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {objective} | {decision.gate_metric} | {g['min_gain']:+.3f} | {g['alpha']:g} "
+        f"({100 * (1 - g['alpha']):.0f}%) | "
+        f"{'yes' if mcnemar else 'no'} | "
         f"{'yes' if g.get('must_beat_production') else 'no'} | {g['power']:g} | {g['bootstrap_samples']}, {g['seed']} "
         "| "
         f"in config {str(g.get('config_hash', ''))[:12]} at {g.get('declared_at', '?')} |",
@@ -494,18 +544,19 @@ def _comparison_table(decision: Decision) -> list[str]:
 
 
 def _models_table(rows: list[dict], metric: str, best: str, pct: str) -> list[str]:
+    dev = any(r.get("selection_metric") is not None for r in rows)
     lines = [
-        f"| model | {metric} [{pct} CI] | delta vs {best} [{pct} CI] | prompt / output tokens | latency ms | one-off "
-        "cost | "
-        "per 1K requests | per month | decision |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| model | {metric} [{pct} CI] | " + ("selection split | " if dev else "") + f"delta vs {best} [{pct} CI] "
+        "| prompt / output tokens | latency ms | one-off cost | per 1K requests | per month | decision |",
+        "|---|---|" + ("---|" if dev else "") + "---|---|---|---|---|---|---|",
     ]
     for r in rows:
         delta = f"{r['delta']:+.3f}" + (
             f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]" if r.get("delta_ci_low") is not None else ""
         )
+        sel = (f"{r['selection_metric']:.3f} | " if r.get("selection_metric") is not None else "- | ") if dev else ""
         lines.append(
-            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
+            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {sel}{delta} | "
             f"{r['prompt_tokens']:.0f} / {r['output_tokens']:.1f} | {r['latency_ms']:.0f} | {_money(r['one_off_usd'])} "
             f"({r['one_off_what']}) | "
             f"{_money(1000 * r['per_request_usd'])} | {_money(r['monthly_usd'])} | {r['decision']} |"
@@ -577,15 +628,7 @@ def render_run_report(
         "",
         *_gate_table(decision),
         "",
-        "Rule: promote iff, against the best "
-        f"baseline{' and the production model' if decision.gate.get('must_beat_production') else ''}, "
-        f"the lower end of the {pct} paired-bootstrap CI of the difference exceeds the minimum gain"
-        + (
-            " and McNemar's exact test rejects equal accuracy at alpha"
-            if decision.gate.get("mcnemar") and decision.gate_metric == "accuracy"
-            else ""
-        )
-        + ". MDE: the smallest true difference these eval rows detect at the declared alpha and power.",
+        _rule(decision, pct),
         "",
         *_comparison_table(decision),
         "",

@@ -28,7 +28,7 @@ import functools
 import math
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,6 +46,7 @@ class ScoreStats:
     n: int
     output_tokens: int = 0  # generated tokens up to and including the end-of-turn token (generation only)
     computed_tokens: int = 0  # tokens the scorer actually ran through the model (shared prefix once, trie nodes)
+    batch_seconds: list[tuple[int, float]] = field(default_factory=list)  # (rows, wall seconds) of each batch
 
 
 def _left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,7 +272,9 @@ def score_answers(
     first = torch.tensor(trie.first, dtype=torch.long)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     bar = progress_bar(n, desc, "ex")
+    batches = []
     for start in range(0, n, batch_size):
+        t_batch = time.perf_counter()
         idx = order[start : start + batch_size]
         b = len(idx)
         own = [prompt_ids[i][p:] for i in idx]
@@ -317,6 +320,7 @@ def score_answers(
                     s[:, j] += lp[:, 1 + node, tok]
             scores[c : c + rows] = s.cpu()
         out[idx] = scores
+        batches.append((b, time.perf_counter() - t_batch))
         bar.update(b)
     bar.close()
     stats = ScoreStats(
@@ -324,6 +328,7 @@ def score_answers(
         prompt_tokens=sum(len(s) for s in prompt_ids),
         n=n,
         computed_tokens=computed,
+        batch_seconds=batches,
     )
     return out, stats
 
@@ -348,7 +353,9 @@ def generate(
     t0 = time.perf_counter()
     out_tokens = 0
     bar = progress_bar(n, desc, "ex")
+    batches = []
     for start in range(0, n, batch_size):
+        t_batch = time.perf_counter()
         idx = order[start : start + batch_size]
         ids, mask = _left_pad([prompt_ids[i] for i in idx], pad_id)
         dev = model.get_input_embeddings().weight.device if hasattr(model, "get_input_embeddings") else ids.device
@@ -366,10 +373,15 @@ def generate(
             end = next((k for k, t in enumerate(new) if t in stops), None)
             out_tokens += len(new) if end is None else end + 1
             texts[i] = tokenizer.decode(new[:end], skip_special_tokens=True).strip()
+        batches.append((len(idx), time.perf_counter() - t_batch))
         bar.update(len(idx))
     bar.close()
     stats = ScoreStats(
-        seconds=time.perf_counter() - t0, prompt_tokens=sum(len(p) for p in prompt_ids), n=n, output_tokens=out_tokens
+        seconds=time.perf_counter() - t0,
+        prompt_tokens=sum(len(p) for p in prompt_ids),
+        n=n,
+        output_tokens=out_tokens,
+        batch_seconds=batches,
     )
     return texts, stats
 

@@ -32,7 +32,7 @@ def paired_bootstrap(
     metric: str,
     *,
     candidate: dict,
-    baseline: dict,
+    baseline: dict | list[dict],
     references: list,
     resamples: int = 2000,
     confidence: float = 0.95,
@@ -41,7 +41,10 @@ def paired_bootstrap(
     """Percentile CI of metric(candidate) - metric(baseline), resampling rows jointly for both.
 
     ``candidate`` and ``baseline`` hold ``per_example`` (list of scores) and/or
-    ``predictions`` (list of strings) for the same rows in the same order.
+    ``predictions`` (list of strings) for the same rows in the same order. A list of
+    baselines is the max-statistic: each resample compares with the best of them *on that
+    resample*, so the choice of the best one on these rows is redone in every resample (the
+    correction when the best baseline was chosen on the rows that judge).
     """
     n = len(references)
     if n == 0:
@@ -58,8 +61,13 @@ def paired_bootstrap(
             references=references,
         )
 
-    delta = float(value(candidate, full)[0] - value(baseline, full)[0])
-    diffs = value(candidate, w) - value(baseline, w)
+    sides = baseline if isinstance(baseline, list) else [baseline]
+
+    def best(weights: np.ndarray) -> np.ndarray:
+        return np.max(np.vstack([value(b, weights) for b in sides]), axis=0)
+
+    delta = float(value(candidate, full)[0] - best(full)[0])
+    diffs = value(candidate, w) - best(w)
     alpha = 1.0 - confidence
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     return PairedDelta(

@@ -79,6 +79,7 @@ def ladder_rows(
                 index_cached=bool(b.details.get("index_cached")),
                 index_mb=b.index_mb,
                 leakage_excluded=b.details.get("leakage_excluded", 0),
+                selection_metric=b.selection.metrics[cfg.gate_metric] if b.selection is not None else None,
             )
         )
     return rows
@@ -119,6 +120,7 @@ def model_rows(
                 per_request_usd=c.per_request_usd,
                 monthly_usd=c.monthly_usd,
                 decision=verdict.get(r.kind, "best baseline" if r.name == best.name else "baseline"),
+                selection_metric=r.selection.metrics[cfg.gate_metric] if r.selection is not None else None,
             )
         )
     return rows
@@ -161,6 +163,7 @@ def method_rows(
                 latency_ms_per_request=b.latency_ms_per_request,
                 prompt_tokens_per_request=b.prompt_tokens_per_request,
                 decision="best baseline" if b.name == best.name else "baseline",
+                selection_metric=b.selection.metrics[metric] if b.selection is not None else None,
             )
         )
     for o in outcomes:
@@ -194,6 +197,9 @@ def method_rows(
                     last_loss=t.loss_curve[-1] if t.loss_curve else None,
                     artifact_mb=artifact_size_mb(t.artifact_dir),
                     latency_ms_per_request=o.evaluation.latency_ms_per_request,
+                    selection_metric=(
+                        o.evaluation.selection.metrics[metric] if o.evaluation.selection is not None else None
+                    ),
                     prompt_tokens_per_request=o.evaluation.prompt_tokens_per_request,
                     decision=d.decision,
                     details=t.details,
@@ -203,24 +209,30 @@ def method_rows(
     return rows
 
 
-def comparison_summary(rows: list[MethodRow], metric: str, best: str) -> str:
-    """One line: the best completed method and its verdict, and which methods failed."""
-    done = [r for r in rows if r.kind == "method" and r.status == "completed"]
-    winner = max(done, key=lambda r: r.metric) if done else None
+def comparison_summary(rows: list[MethodRow], metric: str, best: str, winner: dict | None = None) -> str:
+    """One line: the best completed method (chosen as ``winner`` says) and its verdict, and which methods failed."""
+    chosen = next((r for r in rows if winner and r.kind == "method" and r.name == winner["name"]), None)
     summary = (
-        f"best method: {winner.name} {metric} {winner.metric:.3f} (delta {winner.delta:+.3f} vs {best}, "
-        f"{winner.decision})"
-        if winner
+        f"best method: {chosen.name} {metric} {chosen.metric:.3f} (delta {chosen.delta:+.3f} vs {best}, "
+        f"{chosen.decision}; {winner['why']})"
+        if chosen is not None
         else "no method completed"
     )
     failed = [r.name for r in rows if r.status == "failed"]
     return summary + (f"; failed: {', '.join(failed)}" if failed else "")
 
 
+SELECTION_SUFFIX = ".selection.jsonl"
+
+
 def write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
-    """predictions/<model>.jsonl: every eval row's prediction (the evidence `tunegate audit verify` re-decides from)."""
+    """predictions/<model>.jsonl: every eval row's prediction (the evidence `tunegate audit verify` re-decides from),
+    and predictions/<model>.selection.jsonl: its selection-split rows, when there are any."""
     pred_dir = Path(run_dir) / "predictions"
     pred_dir.mkdir(exist_ok=True)
     for r in results:
         lines = [p.model_dump_json() for p in r.predictions]
         (pred_dir / f"{r.name.replace(':', '_')}.jsonl").write_text("\n".join(lines) + "\n")
+        if r.selection is not None:  # the selection split's predictions: what the choices were made on
+            lines = [p.model_dump_json() for p in r.selection.predictions]
+            (pred_dir / f"{r.name.replace(':', '_')}{SELECTION_SUFFIX}").write_text("\n".join(lines) + "\n")

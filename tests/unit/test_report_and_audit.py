@@ -61,8 +61,9 @@ def two_runs(tmp_path, tiny_model_dir, toy_data):
             tiny_model_dir,
             toy_data,
             baselines=CHEAP,
-            gate={"min_gain": 0.5, "bootstrap_samples": 200},
+            gate={"min_gain": 0.5, "bootstrap_samples": 200, "objective": "cost", "min_saving": 0.2},
             method={"seed": 1},
+            data={"dev_fraction": 0.3},  # run 2 chooses on a selection split and is judged on cost
         )
     )
     second = pipeline(cfg2)
@@ -79,6 +80,12 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     # the gate as declared in the config, with when and in which config
     assert d2.gate["min_gain"] == 0.5 and d2.gate["alpha"] == 0.05 and d2.gate["config_hash"] == run2.config_hash
     assert d2.gate["declared_at"] == run2.started_at
+    # run 2 chose on its selection split and was judged on cost: both recorded, both re-decided by verify below
+    assert d2.selection["split"] == "dev" and d2.selection["selection_rows"] > 0 and d2.selection["correction"] is None
+    assert d1.selection["split"] == "eval"
+    assert d2.objective == "cost" and d2.cost_check is not None and d2.gate["objective"] == "cost"
+    assert (Path(run2.run_dir) / "predictions" / "zero_shot.selection.jsonl").is_file()
+    assert (Path(run2.run_dir) / "predictions" / "tuned_lora.selection.jsonl").is_file()
 
     # report.md: the decision in one sentence at the top, the tables, the plots
     run_dir = Path(run2.run_dir)
@@ -116,6 +123,8 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     ev = Path(rec2.evidence_dir)
     assert ev.parent == Path(cfg.registry.path).resolve() / "audit" and (ev / "report.html").is_file()
     assert verify(log, run2.run_id).ok and verify(log, run1.run_id[:17]).ok  # a unique prefix is enough
+    assert "predictions/zero_shot.selection.jsonl" in rec2.evidence
+    assert "the selection split" in text and "Rule (objective cost)" in text
 
     # tampering is caught: a changed prediction, then an edited line
     pred = ev / "predictions" / "tuned_lora.jsonl"
