@@ -17,6 +17,7 @@ from prefect.states import Completed, Failed
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
+from tunegate.decision import chosen_seed, seed_configs, seed_result
 from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult
 from tunegate.tasks.compare import compare
@@ -158,14 +159,24 @@ def tune_compare_deploy(
     cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
     at.stage = "evaluate_baseline"
     baselines = evaluate_ladder(cfg, run, dataset)
-    at.stage = "tune"
-    tuned = tune(cfg, run, dataset)
-    at.stage = "evaluate_tuned"
-    tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
+    seeds = None
+    if cfg.gate.seeds == 1:
+        at.stage = "tune"
+        tuned = tune(cfg, run, dataset)
+        at.stage = "evaluate_tuned"
+        tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
+    else:  # gate.seeds: the method trained with each seed, each scored; the choice is made on the selection split
+        seeds = []
+        for seeded in seed_configs(cfg):
+            at.stage = "tune"
+            trained = tune(seeded, run, dataset, seeded=True)
+            at.stage = "evaluate_tuned"
+            seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded)))
+        tuned, tuned_eval = chosen_seed(seeds, cfg.gate_metric)
     at.stage = "evaluate_production"
     champion = evaluate_production(cfg, run, dataset)
     at.stage = "compare"
-    decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation)
+    decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation, seeds)
     at.stage = "deploy"
     deployment = deploy(cfg, run, decision, tuned, champion)
     at.stage = "record_audit"

@@ -29,12 +29,13 @@ def compare(
     plan: PlanResult | None = None,
     production: ProductionCheck | None = None,
     validation: ValidationResult | None = None,
+    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
 ) -> Decision:
     """The declared gate vs the best baseline (and production), costs and break-even; deterministic, so never retried.
 
     The run report and the model table are published as Prefect artifacts of the flow run.
     """
-    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation)
+    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation, seeds)
     run_dir = Path(run.run_dir)
     create_markdown_artifact(
         key="run-report", markdown=(run_dir / "report.md").read_text(), description=decision.headline

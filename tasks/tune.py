@@ -8,6 +8,9 @@ from tunegate.tasks._policy import RETRIES
 
 
 @task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)
-def tune(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, compare: bool = False) -> TuneResult:
-    """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison)."""
-    return stages.tune(cfg, run, dataset, compare=compare)
+def tune(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, compare: bool = False, seeded: bool = False
+) -> TuneResult:
+    """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison,
+    seeds/seed-<n>/ for one of several seeds)."""
+    return stages.tune(cfg, run, dataset, compare=compare, seeded=seeded)

@@ -320,7 +320,7 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     """Recompute a run's decision from its stored predictions and recorded gate; check hashes and the chain."""
     from tunegate import metrics
     from tunegate.config import GateConfig
-    from tunegate.decision import decide
+    from tunegate.decision import choose_seed, decide
     from tunegate.records import Decision, EvalResult, Prediction, Selection
     from tunegate.tables import SELECTION_SUFFIX
 
@@ -374,6 +374,13 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     baselines = [load(name, "baseline") for name in stored.baselines]
     tuned_name = f"tuned:{rec.method}"
     tuned = load(tuned_name, "tuned")
+    seeds = None
+    if stored.seeds:
+        seeds = []
+        for x in stored.seeds["per_seed"]:
+            r = load(x["name"], "tuned")
+            seeds.append(r.model_copy(update={"details": {"seed": x["seed"]}}))
+        tuned.details["seed"] = choose_seed(seeds, metric)[0].details["seed"]  # what the rule picks from the evidence
     production = load(stored.production, "production") if stored.production else None
     for r in [*baselines, tuned, *([production] if production else [])]:
         recorded = stored.baselines.get(r.name) or (stored.tuned if r.name == tuned_name else None)
@@ -393,7 +400,14 @@ def verify(log: AuditLog, run_id: str) -> Verification:
         cost_model=stored.cost_model,
         requests_per_month=int(stored.prices.get("requests_per_month") or 0),
         correct_selection=bool(stored.selection),  # records before the selection rule were decided without it
+        seeds=seeds,
     )
+    if stored.seeds:
+        v.add(
+            "chosen seed",
+            again.seeds["chosen"] == stored.seeds["chosen"],
+            f"recorded {stored.seeds['chosen']}, recomputed {again.seeds['chosen']}",
+        )
     if stored.selection:
         v.add(
             "selection split",

@@ -410,6 +410,16 @@ class GateConfig(_Strict):
     )
     bootstrap_samples: int = Field(default=2000, ge=100, le=100000, description="Paired bootstrap resamples.")
     seed: int = Field(default=0, description="Seed of the bootstrap.")
+    seeds: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Train the chosen method this many times with seeds method.seed, +1, ...: the decision reports "
+        "each seed's difference with its CI, the spread and the share of seeds that pass; the version promoted is "
+        "the seed that scores best on the selection split (data.dev / dev_fraction), judged on the eval rows. "
+        "Without a selection split it is chosen on the eval rows and its CI is widened for the choice "
+        "(Bonferroni: alpha / seeds). Training cost counts every seed.",
+    )
     objective: Literal["quality", "cost"] = Field(
         default="quality",
         description="What a win means. 'quality': the candidate must be better (the lower end of the CI of tuned - "

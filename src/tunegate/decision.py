@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from tunegate.config import GateConfig, TunegateConfig
 from tunegate.costs import break_even, cost_line, duration
 from tunegate.evaluation import per_example_view
@@ -61,6 +63,31 @@ def selection_record(baselines: list[EvalResult], tuned: EvalResult | None, metr
         "correction": None if dev or len(baselines) < 2 else "max-statistic bootstrap over the rungs",
         "scores": scores,
     }
+
+
+def seed_configs(cfg: TunegateConfig) -> list[TunegateConfig]:
+    """One config per ``gate.seeds``: method.seed, method.seed + 1, ..."""
+    return [cfg.with_method(cfg.method.model_copy(update={"seed": cfg.method.seed + i})) for i in range(cfg.gate.seeds)]
+
+
+def seed_result(result: EvalResult, cfg: TunegateConfig) -> EvalResult:
+    """One seed's evaluation under its own name (``tuned:lora@seed1``), its seed in ``details``."""
+    seed = cfg.method.seed
+    return result.model_copy(update={"name": f"{result.name}@seed{seed}", "details": {**result.details, "seed": seed}})
+
+
+def choose_seed(seeds: list[EvalResult], metric: str) -> tuple[EvalResult, str]:
+    """The seed to promote and where it was chosen: the best on the selection split when every seed was scored on
+    it, else the best on the eval rows (the decision then widens its CI for the choice)."""
+    dev = on_selection_split(seeds)
+    return max(seeds, key=lambda r: (r.selection.metrics if dev else r.metrics)[metric]), "dev" if dev else "eval"
+
+
+def chosen_seed(seeds: list[tuple[TuneResult, EvalResult]], metric: str) -> tuple[TuneResult, EvalResult]:
+    """The chosen seed's training and its evaluation under the candidate's own name (``tuned:lora``)."""
+    pick, _ = choose_seed([e for _, e in seeds], metric)
+    tuned, result = next((t, e) for t, e in seeds if e.name == pick.name)
+    return tuned, result.model_copy(update={"name": result.name.split("@seed")[0]})
 
 
 def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneResult) -> dict[str, dict[str, Any]]:
@@ -230,6 +257,7 @@ def headline(
     break_even: BreakEven | None,
     production_after: str | None,
     cost: dict[str, Any] | None = None,
+    chosen_on: str = "eval",
 ) -> str:
     """The decision in one sentence."""
     if cost is not None:
@@ -243,9 +271,10 @@ def headline(
             cost=cost,
             production_after=production_after,
         )
+    where = " on the selection split" if chosen_on == "dev" else ""
     base = (
         f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
-        f"{vs_base.opponent} (the best of {n_baselines} baselines; {_ci(vs_base, gate)})"
+        f"{vs_base.opponent} (the best of {n_baselines} baselines{where}; {_ci(vs_base, gate)})"
     )
     if vs_prod is not None:
         base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
@@ -319,6 +348,7 @@ def decide(
     declared: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
     correct_selection: bool = True,
+    seeds: list[EvalResult] | None = None,
 ) -> Decision:
     """Promote only if the candidate wins against the best baseline (and production, when given) per the gate's
     objective: better (quality), or as good and cheaper (cost).
@@ -330,6 +360,18 @@ def decide(
     pool = baselines if selection["split"] == "eval" and correct_selection else None
     if pool is None:
         selection["correction"] = None
+    declared_gate = gate
+    seed_info = None
+    if seeds and len(seeds) > 1:
+        pick, chosen_on = choose_seed(seeds, metric)
+        if tuned.details.get("seed") != pick.details.get("seed"):
+            raise RuntimeError(f"the candidate is not the seed the rule chooses ({pick.name})")
+        per_seed = [
+            compare_pair(r, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool) for r in seeds
+        ]
+        if chosen_on == "eval":  # chosen on the rows that judge: the claim is widened for the choice (Bonferroni)
+            gate = gate.model_copy(update={"alpha": gate.alpha / len(seeds)})
+        seed_info = seed_record(seeds, per_seed, pick, chosen_on, metric, gate)
     vs_base = compare_pair(tuned, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool)
     vs_prod = (
         compare_pair(tuned, production, task=task, metric=metric, gate=gate, role="production") if production else None
@@ -341,7 +383,18 @@ def decide(
         f"{vs_base.opponent_metric:.3f}: difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI "
         f"[{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}] over {vs_base.n} eval rows; {vs_base.why}",
         selection_reason(selection, best, metric),
+        *([seed_info["why"]] if seed_info else []),
     ]
+    top = max(baselines, key=lambda b: b.metrics[metric])
+    if top.metrics[metric] > best.metrics[metric]:  # the selection split chose another rung than eval would have
+        info = compare_pair(tuned, top, task=task, metric=metric, gate=gate, role="best_baseline")
+        reasons.append(
+            f"on the eval rows '{top.name}' scores higher than the chosen rung ({top.metrics[metric]:.3f}): the "
+            f"selection split ({selection['selection_rows']} rows) did not rank the rungs as the eval rows do (a "
+            f"larger data.dev makes that choice more reliable); for information, tuned vs '{top.name}': "
+            f"{info.delta:+.3f}, CI [{info.ci_low:+.3f}, {info.ci_high:+.3f}] ({'passes' if info.passed else 'fails'} "
+            "the rule; not the gate: that rung was chosen by looking at the judging rows)"
+        )
     if vs_base.mcnemar_p is not None:
         reasons.append(
             f"McNemar's exact test vs '{best.name}': {vs_base.mcnemar_candidate_only} rows only the tuned model gets "
@@ -409,11 +462,12 @@ def decide(
             n_baselines=len(baselines),
             gate=gate,
             break_even=be,
+            chosen_on=selection["split"],
             production_after=production.name if production is not None else None,
             cost=check,
         ),
         reasons=reasons,
-        gate={**gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
+        gate={**declared_gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
         gate_metric=metric,
         baselines={b.name: b.metrics for b in baselines},
         best_baseline=best.name,
@@ -432,7 +486,59 @@ def decide(
         selection=selection,
         objective=gate.objective,
         cost_check=check,
+        seeds=seed_info,
     )
+
+
+def seed_record(
+    seeds: list[EvalResult],
+    per_seed: list[Comparison],
+    pick: EvalResult,
+    chosen_on: str,
+    metric: str,
+    gate: GateConfig,
+) -> dict[str, Any]:
+    """Each seed's difference from the best baseline with its CI, the spread, the share that pass, the choice."""
+    deltas = np.array([c.delta for c in per_seed])
+    passed = sum(c.passed for c in per_seed)
+    rows = [
+        {
+            "name": r.name,
+            "seed": r.details.get("seed"),
+            "metric": r.metrics[metric],
+            "selection_metric": r.selection.metrics[metric] if r.selection is not None else None,
+            "delta": c.delta,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "passed": c.passed,
+        }
+        for r, c in zip(seeds, per_seed)
+    ]
+    where = (
+        "on the selection split"
+        if chosen_on == "dev"
+        else f"on the eval rows (no selection split), so its CI is at {100 * (1 - gate.alpha):.1f}% (Bonferroni for "
+        f"{len(seeds)} seeds)"
+    )
+    why = (
+        f"{len(seeds)} seeds: difference from the best baseline "
+        + ", ".join(f"seed {x['seed']} {x['delta']:+.3f} [{x['ci_low']:+.3f}, {x['ci_high']:+.3f}]" for x in rows)
+        + f"; spread (sd) {deltas.std(ddof=1):.3f}, range {deltas.min():+.3f} to {deltas.max():+.3f}; {passed} of "
+        f"{len(seeds)} pass the gate on their own; the candidate is seed {pick.details.get('seed')}, chosen {where}"
+    )
+    return {
+        "k": len(seeds),
+        "chosen": pick.name,
+        "chosen_seed": pick.details.get("seed"),
+        "chosen_on": chosen_on,
+        "confidence": 1 - gate.alpha,
+        "per_seed": rows,
+        "sd": float(deltas.std(ddof=1)),
+        "min": float(deltas.min()),
+        "max": float(deltas.max()),
+        "share_passed": passed / len(seeds),
+        "why": why,
+    }
 
 
 def selection_reason(selection: dict[str, Any], best: EvalResult, metric: str) -> str:
@@ -518,14 +624,21 @@ def judge(
     *,
     plan: PlanResult | None = None,
     production: EvalResult | None = None,
+    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
 ) -> Decision:
     """The run's gate: :func:`decide` with the declared gate, the cost model at the configured prices, and the
-    run's provenance (no files written)."""
+    run's provenance (no files written). With ``seeds`` the one-off cost is every seed's training."""
     device = plan.hardware.device if plan is not None else "cpu"
     price = cfg.costs.train_per_hour(device)
     lines = [cost_line(cfg.costs, b, train_price_per_hour=price) for b in baselines]
-    lines.append(cost_line(cfg.costs, tuned_eval, train_price_per_hour=price, tune=tuned))
-    costs = costs_table(baselines, tuned_eval, tuned)
+    paid = tuned
+    if seeds:
+        paid = tuned.model_copy(update={"train_seconds": sum(t.train_seconds for t, _ in seeds)})
+    line = cost_line(cfg.costs, tuned_eval, train_price_per_hour=price, tune=paid)
+    if seeds:
+        line.one_off_what = f"training {len(seeds)} seeds, {paid.train_seconds:.0f} s"
+    lines.append(line)
+    costs = costs_table(baselines, tuned_eval, paid)
     if production is not None:
         lines.append(cost_line(cfg.costs, production, train_price_per_hour=price, kind="production"))
         costs[production.name] = {
@@ -546,4 +659,5 @@ def judge(
         requests_per_month=cfg.costs.requests_per_month,
         declared={"config_hash": run.config_hash, "declared_at": run.started_at},
         provenance=run_provenance(run, dataset),
+        seeds=[e for _, e in seeds] if seeds else None,
     )

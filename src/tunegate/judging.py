@@ -77,18 +77,20 @@ def compare(
     plan: PlanResult | None = None,
     production: ProductionCheck | None = None,
     validation: ValidationResult | None = None,
+    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
 ) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even, and the
-    model table (``Decision.models``); writes decision.json, models.json, plots/, report.md and report.html."""
+    model table (``Decision.models``); writes decision.json, models.json, plots/, report.md and report.html.
+    ``seeds``: every training of ``gate.seeds`` (``tuned`` is the chosen one); their predictions are evidence."""
     prod_eval = production.evaluation if production is not None else None
-    decision = judge(cfg, run, dataset, baselines, tuned_eval, tuned, plan=plan, production=prod_eval)
+    decision = judge(cfg, run, dataset, baselines, tuned_eval, tuned, plan=plan, production=prod_eval, seeds=seeds)
     if production is not None and prod_eval is None:
         decision.reasons.append(production.note)
     results = [*baselines, tuned_eval, *([prod_eval] if prod_eval is not None else [])]
     intervals = Intervals(cfg, best_baseline(baselines, cfg.gate_metric))
     decision.models = model_rows(cfg, decision, results, intervals)
     run_dir = Path(run.run_dir)
-    write_predictions(run_dir, results)
+    write_predictions(run_dir, [*results, *(e for _, e in seeds or [])])
     # write-then-rename: a crash never leaves a half-written decision record behind
     atomic_write_text(run_dir / "decision.json", decision.model_dump_json(indent=2))
     rows = [m.model_dump() for m in decision.models]

@@ -288,6 +288,7 @@ class Decision(BaseModel):
     models: list[ModelRow] = Field(default_factory=list)  # every rung and candidate: the report's and the audit's table
     selection: dict[str, Any] = Field(default_factory=dict)  # where the best rung was chosen: split, rows, scores
     objective: str = "quality"  # gate.objective: what a win means
+    seeds: dict[str, Any] | None = None  # gate.seeds > 1: each seed's delta and CI, spread, share passing, choice
     cost_check: dict[str, Any] | None = None  # objective cost: cheaper per request, payback, latency, each verdict
 
 

@@ -497,6 +497,40 @@ def _rule(decision: Decision, pct: str) -> str:
     return rule + " MDE: the smallest true difference these eval rows detect at the declared alpha and power."
 
 
+def _seeds_section(decision: Decision) -> list[str]:
+    """gate.seeds: each training seed against the best baseline, and which one is the candidate."""
+    sd = decision.seeds
+    if not sd:
+        return []
+    m = decision.gate_metric
+    lines = [
+        f"## Seeds ({sd['k']} trainings of the method)",
+        "",
+        f"| seed | {m} on the selection split | {m} (eval) | difference vs {decision.best_baseline} [CI] "
+        "| passes alone | |",
+        "|---|---|---|---|---|---|",
+    ]
+    for x in sd["per_seed"]:
+        sel = "-" if x["selection_metric"] is None else f"{x['selection_metric']:.3f}"
+        mark = "**the candidate**" if x["name"] == sd["chosen"] else ""
+        lines.append(
+            f"| {x['seed']} | {sel} | {x['metric']:.3f} | {x['delta']:+.3f} [{x['ci_low']:+.3f}, {x['ci_high']:+.3f}] "
+            f"| {'yes' if x['passed'] else 'no'} | {mark} |"
+        )
+    lines += [
+        "",
+        f"Spread of the difference across seeds: sd {sd['sd']:.3f}, from {sd['min']:+.3f} to {sd['max']:+.3f}; "
+        f"{100 * sd['share_passed']:.0f}% of seeds pass the gate on their own. The candidate was chosen "
+        + (
+            "on the selection split."
+            if sd["chosen_on"] == "dev"
+            else f"on the eval rows (no selection split): its CI is at {100 * sd['confidence']:.1f}%."
+        ),
+        "",
+    ]
+    return lines
+
+
 def _gate_table(decision: Decision) -> list[str]:
     g = decision.gate
     cost = g.get("objective") == "cost"
@@ -637,6 +671,7 @@ def render_run_report(
         "",
         *[f"- {r}" for r in decision.reasons],
         "",
+        *_seeds_section(decision),
         f"## Every rung and candidate (same {decision.comparisons[0].n} eval rows)",
         "",
         *_models_table(rows, decision.gate_metric, decision.best_baseline, pct),

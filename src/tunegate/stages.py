@@ -99,10 +99,20 @@ def method_dir(run: RunContext, method: str | None = None) -> Path:
 
 @_timed
 def tune(
-    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, progress: bool = True, compare: bool = False
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    *,
+    progress: bool = True,
+    compare: bool = False,
+    seeded: bool = False,
 ) -> TuneResult:
-    """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/."""
-    return tuning.tune(cfg, run, dataset, method_dir(run, cfg.method.name if compare else None), progress=progress)
+    """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/, ``seeded`` (one
+    of ``gate.seeds`` trainings) under seeds/seed-<method.seed>/."""
+    where = method_dir(run, cfg.method.name if compare else None)
+    if seeded:
+        where = where / "seeds" / f"seed-{cfg.method.seed}"
+    return tuning.tune(cfg, run, dataset, where, progress=progress)
 
 
 @_timed
@@ -134,10 +144,12 @@ def compare(
     plan: PlanResult | None = None,
     production: ProductionCheck | None = None,
     validation: ValidationResult | None = None,
+    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
 ) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even; the
-    model table in ``Decision.models``; writes decision.json, report.md, report.html and plots/."""
-    return judging.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation)
+    model table in ``Decision.models``; writes decision.json, report.md, report.html and plots/. ``seeds``: every
+    training of ``gate.seeds`` (``tuned`` is the one chosen)."""
+    return judging.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation, seeds)
 
 
 @_timed

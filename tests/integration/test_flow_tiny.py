@@ -34,8 +34,14 @@ def good_run(tmp_path_factory, tiny_model_dir, prefect_env):
     stage checks and the cache test's first run."""
     tmp_path = tmp_path_factory.mktemp("good-run")
     env = {**prefect_env, "PREFECT_HOME": str(tmp_path / "prefect-home")}
-    # no data.labels: the flow runs on the labels validation found in train
-    cfg = make_config(tmp_path, tiny_model_dir, write_toy_data(tmp_path), data={"labels": None})
+    # no data.labels: the flow runs on the labels validation found in train; a selection split and two seeds
+    cfg = make_config(
+        tmp_path,
+        tiny_model_dir,
+        write_toy_data(tmp_path),
+        data={"labels": None, "dev_fraction": 0.25},
+        gate={"seeds": 2, "bootstrap_samples": 200},
+    )
     return {"dir": tmp_path, "env": env, "cfg": cfg, "out": run_cli(["run", cfg], env=env, cwd=tmp_path)}
 
 
@@ -71,6 +77,19 @@ def test_good_data_runs_every_stage(good_run):
     aliases_file = tmp_path / "registry" / "toy" / "aliases.json"
     moved = aliases_file.exists() and json.loads(aliases_file.read_text()).get("production") == 1
     assert moved == (decision["decision"] == "promote")
+    # gate.seeds 2: both seeds trained and scored on the selection split; the candidate is the one chosen there
+    seeds = decision["seeds"]
+    assert seeds["k"] == 2 and seeds["chosen_on"] == "dev" and [x["seed"] for x in seeds["per_seed"]] == [0, 1]
+    best = max(seeds["per_seed"], key=lambda x: x["selection_metric"])
+    assert seeds["chosen"] == best["name"] and decision["tuned"]["accuracy"] == best["metric"]
+    assert all((run_dir / "seeds" / f"seed-{n}" / "artifact" / "tunegate.json").is_file() for n in (0, 1))
+    meta = json.loads((tmp_path / "registry" / "toy" / "v1" / "artifact" / "tunegate.json").read_text())
+    assert meta["method_config"]["seed"] == seeds["chosen_seed"]  # the version registered is the chosen seed
+    assert decision["selection"]["split"] == "dev" and "## Seeds (2 trainings" in (run_dir / "report.md").read_text()
+    verified = run_cli(
+        ["audit", "verify", run_dir.name, "--registry", tmp_path / "registry"], env=good_run["env"], cwd=tmp_path
+    )
+    assert verified.returncode == 0 and "chosen seed" in verified.stdout, verified.stdout + verified.stderr
 
 
 def test_method_only_change_reuses_cached_baselines(good_run):

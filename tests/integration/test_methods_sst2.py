@@ -1,8 +1,9 @@
 """The methods beside LoRA on the real SmolLM2 and a slice of SST-2, through `tunegate compare` (real Prefect).
 
-160 train rows (duplicates dropped; 10 optimizer steps at batch 16), 100 eval rows from the
-GLUE validation set. Each method trains, its loss falls (the probe: held-out accuracy above
-the majority rate), and it is scored on the same rows; QLoRA's base weights take less memory
+200 train rows (duplicates dropped), of which 40 are the selection split (the winner is chosen
+there; 10 optimizer steps at batch 16 on the other 160), 100 eval rows from the GLUE validation
+set. Each method trains, its loss falls (the probe: held-out accuracy above the majority
+rate), and it is scored on the same rows; QLoRA's base weights take less memory
 than the unquantized base that LoRA and prompt tuning load. LoRA on the real model is
 test_pipeline_sst2's run (same example config), so it is not trained a second time here.
 """
@@ -30,9 +31,11 @@ def comparison(tmp_path_factory, prefect_env):
             "--set",
             f"output.dir={work / 'runs'}",
             "--set",
-            "data.max_train_rows=160",
+            "data.max_train_rows=200",
             "--set",
             "data.max_eval_rows=100",
+            "--set",
+            "data.dev_fraction=0.2",  # the winner is chosen on 40 selection rows, judged on the 100 eval rows
             "--set",
             "compare=[" + ", ".join(f"{{name: {m}, max_length: 128}}" for m in METHODS) + "]",
             # the ladder beyond zero-shot is tested by test_pipeline_sst2; here: the methods
@@ -54,6 +57,18 @@ def comparison(tmp_path_factory, prefect_env):
         "dir": run_dir,
         "rows": {r["name"]: r for r in json.loads((run_dir / "compare.json").read_text())["rows"]},
     }
+
+
+def test_the_winner_is_chosen_on_the_selection_split_and_judged_on_eval(comparison):
+    result = json.loads((comparison["dir"] / "compare.json").read_text())
+    w = result["winner"]
+    done = {n: r for n, r in comparison["rows"].items() if r["kind"] == "method" and r["status"] == "completed"}
+    assert w["chosen_on"] == "dev" and w["candidates"] == len(done) == 3 and w["confidence"] == 0.95
+    assert w["name"] == max(done, key=lambda n: done[n]["selection_metric"])  # on the selection rows, not eval
+    assert w["ci_low"] <= w["delta"] <= w["ci_high"] and "chosen on the selection split" in result["summary"]
+    preds = comparison["dir"] / "predictions"
+    assert 38 <= len((preds / "zero_shot.selection.jsonl").read_text().splitlines()) <= 40
+    assert (preds / f"tuned_{w['name']}.selection.jsonl").is_file()
 
 
 @pytest.mark.parametrize("name", ["qlora", "prompt_tuning"])

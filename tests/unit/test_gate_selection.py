@@ -257,3 +257,47 @@ def test_compare_s_winner_is_chosen_on_the_selection_split_or_corrected_for_the_
     ]
     two = choose_winner(cfg, rungs, methods)
     assert two["chosen_on"] == "dev" and two["name"] == "m1" and two["confidence"] == pytest.approx(0.95)
+
+
+def seeded(result: EvalResult, seed: int) -> EvalResult:
+    return result.model_copy(update={"name": f"tuned:lora@seed{seed}", "details": {"seed": seed}})
+
+
+def test_seeds_each_judged_the_candidate_chosen_on_the_selection_split_or_widened_for_the_choice():
+    """Three seeds: each one's difference from the best baseline with its CI, the spread and the share that pass;
+    the candidate is the best seed on the selection split (here not the best on eval). Without a selection split
+    the best on eval is chosen and its CI is at 1 - alpha/3."""
+    from tunegate.decision import chosen_seed
+
+    rng = np.random.default_rng(8)
+    rungs = ladder(rng)
+    accs = (0.80, 0.86, 0.74)
+    dev_accs = (0.95, 0.6, 0.6)  # seed 0 looks best on the selection rows
+    seeds = [
+        seeded(model("tuned:lora", rng.random(N_EVAL) < a, rng.random(N_DEV) < d, kind="tuned"), i)
+        for i, (a, d) in enumerate(zip(accs, dev_accs))
+    ]
+    _, cand = chosen_seed([(None, s) for s in seeds], "accuracy")
+    assert cand.name == "tuned:lora" and cand.details["seed"] == 0
+    gate = GateConfig(bootstrap_samples=500)
+    d = decide(task="classification", metric="accuracy", gate=gate, baselines=rungs, tuned=cand, seeds=seeds)
+    sd = d.seeds
+    assert sd["k"] == 3 and sd["chosen_on"] == "dev" and sd["chosen_seed"] == 0 and sd["confidence"] == 0.95
+    assert [x["seed"] for x in sd["per_seed"]] == [0, 1, 2]
+    deltas = [x["delta"] for x in sd["per_seed"]]
+    assert sd["sd"] == pytest.approx(np.std(deltas, ddof=1)) and sd["min"] == min(deltas)
+    assert sd["share_passed"] == sum(x["passed"] for x in sd["per_seed"]) / 3
+    assert all(x["ci_low"] <= x["delta"] <= x["ci_high"] for x in sd["per_seed"])
+    assert any(r.startswith("3 seeds: difference from the best baseline seed 0") for r in d.reasons)
+    assert d.delta == pytest.approx(sd["per_seed"][0]["delta"])  # the candidate's own comparison
+    # one split: the best seed on eval (seed 1), its CI widened for choosing among 3
+    flat = [s.model_copy(update={"selection": None}) for s in seeds]
+    _, cand = chosen_seed([(None, s) for s in flat], "accuracy")
+    assert cand.details["seed"] == 1
+    one = decide(
+        task="classification", metric="accuracy", gate=gate, baselines=ladder(rng, dev=False), tuned=cand, seeds=flat
+    )
+    assert one.seeds["chosen_on"] == "eval" and one.seeds["confidence"] == pytest.approx(1 - 0.05 / 3)
+    assert "Bonferroni for 3 seeds" in one.seeds["why"] and one.gate["alpha"] == 0.05  # the declared gate unchanged
+    with pytest.raises(RuntimeError, match="not the seed the rule chooses"):
+        decide(task="classification", metric="accuracy", gate=gate, baselines=rungs, tuned=seeds[2], seeds=seeds)
