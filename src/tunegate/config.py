@@ -683,6 +683,14 @@ class TunegateConfig(_Strict):
 
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
+        if self.data.dev is None and self.data.dev_fraction is None:
+            for where, m in [("method", self.method), *(("compare", c) for c in self.compare or [])]:
+                if getattr(m, "early_stopping", None) is not None:
+                    raise ValueError(
+                        f"{where} '{m.name}' has early_stopping, which evaluates on a selection split: set data.dev "
+                        "(a file of labelled rows) or data.dev_fraction (e.g. 0.15 of train), or remove "
+                        "early_stopping"
+                    )
         if self.data.dev is not None and self.data.dev_fraction is not None:
             raise ValueError("data.dev and data.dev_fraction: give one selection split, a file or a share of train")
         if self.data.format in CONVERSATION_FORMATS and self.task != "generation":

@@ -10,7 +10,11 @@ from tunegate.hardware import current as current_placement
 from tunegate.records import Decision, EvalResult, PlanResult, RunContext, TuneResult
 
 
-def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer step") -> None:
+def save_loss_plot(
+    losses: list[float], path: Path, xlabel: str = "optimizer step", selection: dict | None = None
+) -> None:
+    """The training loss per step (and its moving mean); with early stopping, the selection-split loss at each
+    evaluation and the step whose weights were kept."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,9 +28,13 @@ def save_loss_plot(losses: list[float], path: Path, xlabel: str = "optimizer ste
             sum(losses[max(0, i - w + 1) : i + 1]) / len(losses[max(0, i - w + 1) : i + 1]) for i in range(len(losses))
         ]
         ax.plot(range(1, len(losses) + 1), smooth, lw=2, label=f"moving mean ({w})")
+    if selection:
+        steps, values = zip(*selection["curve"])
+        ax.plot(steps, values, "o-", lw=2, color="tab:red", label="selection-split loss")
+        ax.axvline(selection["best_step"], color="tab:red", ls=":", lw=1, label=f"kept: step {selection['best_step']}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("training loss")
-    ax.set_title("Training loss")
+    ax.set_title("Training loss" + (f" ({selection['verdict']})" if selection else ""))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path)
@@ -308,6 +316,13 @@ def _interruptions(tuned) -> list[str]:
         out.append(
             f"- resumed from the checkpoint of step {d['resumed_from_step']} after an interruption (a retry or "
             "`--resume`): the same batches, optimizer and RNG state as an uninterrupted run"
+        )
+    es = d.get("early_stopping")
+    if es:
+        curve = ", ".join(f"{step}: {loss:.3f}" for step, loss in es["curve"])
+        out.append(
+            f"- early stopping on the selection split ({es['rows']} rows; loss at step {curve}): **{es['verdict']}**: "
+            f"{es['summary']}"
         )
     for r in d.get("oom_retries") or []:
         out.append(

@@ -199,6 +199,8 @@ def train_answer_loss(
     checkpoint_dir: Path | None = None,
     checkpoint_every: int | None = None,
     run_key: str = "",
+    early_stopping=None,
+    selection: list[tuple[list[int], list[int]]] | None = None,
     progress: bool = True,
 ) -> TrainStats:
     """Train ``model``'s trainable parameters (adapter or soft prompt) on (prompt_ids, answer_ids) pairs.
@@ -213,6 +215,11 @@ def train_answer_loss(
     RNG and optimizer state, so it ends with the same weights and loss curve as an uninterrupted run.
     A NaN or infinite loss stops training (:class:`TrainingDiverged`, naming the step and the batch's rows); CUDA
     out-of-memory retries the step once with half the micro-batch (the update is the same).
+
+    ``early_stopping`` (``methods.settings.EarlyStopping``) with ``selection`` pairs: the answer-token loss on those
+    rows is measured at each epoch end (and every ``early_stopping.every`` steps); the best weights are kept (and
+    checkpointed), training stops after ``patience`` evaluations without improvement, and the best weights are
+    loaded at the end. ``TrainStats.extra["early_stopping"]`` has the curve and a verdict.
     """
     torch.manual_seed(seed)
     rng = random.Random(seed)
@@ -249,6 +256,9 @@ def train_answer_loss(
         ),
     )  # fmt: skip
     h = dict(losses=[], epoch_losses=[], ep_losses=[], step_seconds=[], step_tokens=[], n_tok=0, n_pad=0, elapsed=0.0)
+    es = early_stopping if early_stopping is not None and selection else None
+    h["dev"], h["best"], h["bad"], h["stopped"] = [], None, 0, None  # early stopping: curve, best (step, loss)
+    best_params: dict[str, torch.Tensor] | None = None
     step = start_epoch = skip = 0
     epoch_rng = rng.getstate()
     resumed_from = None
@@ -265,7 +275,8 @@ def train_answer_loss(
         step, start_epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
         epoch_rng = _as_rng_state(state["epoch_rng"])
         _set_rng_states(state["rng"])
-        h = state["history"]
+        h = {"dev": [], "best": None, "bad": 0, "stopped": None, **state["history"]}
+        best_params = state.get("best_params")
         resumed_from = step
         if rank == 0:
             print(f"resuming training from checkpoint {folder.name}: {step} of {total} steps done")
@@ -282,6 +293,7 @@ def train_answer_loss(
             "epoch_rng": list(epoch_rng_state),  # the shuffling RNG at the start of ``epoch``
             "rng": _rng_states(),
             "history": {**h, "elapsed": h["elapsed"] + time.perf_counter() - t0},
+            "best_params": best_params,
         }
         checkpoints_mod.save(checkpoint_dir, step, key, state)
 
@@ -303,13 +315,44 @@ def train_answer_loss(
             pad += part["input_ids"].numel()
         return loss_sum, tok, pad
 
+    def selection_loss() -> float:
+        """Mean answer-token loss on the selection rows (dropout off, no gradients)."""
+        model.eval()
+        total_loss = n_answer = 0.0
+        with torch.no_grad():
+            order_ = sorted(range(len(selection)), key=lambda i: len(selection[i][0]) + len(selection[i][1]))
+            size = micro or batch_size
+            for m in range(0, len(order_), size):
+                part = collate([selection[i] for i in order_[m : m + size]], pad_id)
+                n = int((part["labels"][:, 1:] != -100).sum())
+                with acc.autocast():
+                    total_loss += float(loss_fn({k: v.to(device) for k, v in part.items()})) * n
+                n_answer += n
+        model.train()
+        return total_loss / max(n_answer, 1)
+
+    def evaluate_selection() -> None:
+        """One early-stopping evaluation: record it, keep the weights if best, count evaluations without progress."""
+        nonlocal best_params
+        loss = selection_loss()
+        h["dev"].append([step, loss])
+        if h["best"] is None or loss < h["best"][1] - es.min_delta:
+            h["best"], h["bad"] = [step, loss], 0
+            best_params = {n: p.detach().cpu().clone() for n, p in named}
+        else:
+            h["bad"] += 1
+            if h["bad"] >= es.patience:
+                h["stopped"] = step
+        if rank == 0:
+            bar.set_postfix(epoch=epoch + 1, loss=f"{h['losses'][-1]:.4f}", selection_loss=f"{loss:.4f}")
+
     model.train()
     bar = progress_bar(total, "tune", "step", enabled=progress and rank == 0, initial=step)
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         start_rss = mem.peak_mb
         for epoch in range(start_epoch, epochs):
-            if step >= total:
+            if step >= total or h["stopped"] is not None:
                 break
             if epoch > start_epoch or found is None:
                 epoch_rng = rng.getstate()
@@ -365,16 +408,26 @@ def train_answer_loss(
                 epoch_end = b == len(order) - 1 or step >= total
                 if epoch_end and h["ep_losses"]:
                     h["epoch_losses"].append(sum(h["ep_losses"]) / len(h["ep_losses"]))
-                due = epoch_end or (checkpoint_every and step % checkpoint_every == 0)
+                if es is not None and (epoch_end or (es.every and step % es.every == 0)):
+                    evaluate_selection()
+                due = epoch_end or (checkpoint_every and step % checkpoint_every == 0) or h["stopped"] is not None
                 if checkpoint_dir is not None and due and rank == 0:
                     if epoch_end:  # the next epoch starts from the RNG as this epoch's shuffle left it
                         save_state(epoch + 1, 0, rng.getstate())
                     else:
                         save_state(epoch, b + 1, epoch_rng)
+                if h["stopped"] is not None:
+                    break
     seconds = h["elapsed"] + time.perf_counter() - t0
     bar.close()
     model.eval()
     extra = {}
+    if es is not None:
+        if best_params is not None:  # the weights of the best evaluation, not the last step's
+            with torch.no_grad():
+                for n, p in named:
+                    p.copy_(best_params[n].to(p.device))
+        extra["early_stopping"] = early_stopping_report(h, es, total, len(selection))
     if resumed_from is not None:
         extra["resumed_from_step"] = resumed_from
     if oom_retries:
@@ -393,6 +446,45 @@ def train_answer_loss(
         step_tokens=h["step_tokens"],
         extra=extra,
     )
+
+
+def early_stopping_report(h: dict, es, total: int, n_rows: int) -> dict:
+    """The selection-loss curve, the step kept, and whether training converged, over- or under-fit, in words."""
+    curve = h["dev"]
+    best_step, best_loss = h["best"]
+    last_step, last_loss = curve[-1]
+    if h["stopped"] is not None:
+        verdict = "overfit"
+        words = (
+            f"the selection loss stopped improving after step {best_step} ({best_loss:.4f}); training stopped at "
+            f"step {h['stopped']} of {total} after {es.patience} evaluation(s) without improvement, and the weights of "
+            f"step {best_step} were kept: more epochs would have over-fit"
+        )
+    elif best_step == last_step:
+        verdict = "underfit"
+        words = (
+            f"the selection loss was still falling at the last evaluation (step {last_step}: {last_loss:.4f}): "
+            "training had not converged; more epochs (or a higher lr) may help"
+        )
+    else:
+        rose = last_loss > best_loss * 1.02
+        verdict = "overfit" if rose else "converged"
+        words = (
+            f"best selection loss at step {best_step} ({best_loss:.4f}), "
+            + (f"higher afterwards ({last_loss:.4f} at step {last_step}): over-fitting began" if rose else "flat after")
+            + f"; the weights of step {best_step} were kept"
+        )
+    return {
+        "curve": curve,
+        "best_step": best_step,
+        "best_loss": best_loss,
+        "stopped_at": h["stopped"],
+        "patience": es.patience,
+        "every": es.every,
+        "rows": n_rows,
+        "verdict": verdict,
+        "summary": words,
+    }
 
 
 def _as_rng_state(state) -> tuple:

@@ -30,6 +30,11 @@ def tune(
     data = training_set(
         cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
     )
+    if getattr(cfg.method, "early_stopping", None) is not None and dataset.dev_path:
+        dev = pl.read_parquet(dataset.dev_path)
+        data.selection = training_set(
+            cfg, tokenizer, dev, model_sha=run.model_sha, data_hash=dataset.data_hash
+        ).examples
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
     if run.placement.processes > 1 and method.data_parallel:
@@ -57,7 +62,7 @@ def tune(
             **AnswerSpec.from_config(cfg).meta(),  # how serving answers it: as its evaluation did
         },
     )
-    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis)
+    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis, selection=st.extra.get("early_stopping"))
     return TuneResult(
         method=method.name,
         artifact_dir=str(out_dir),

@@ -62,8 +62,8 @@ def two_runs(tmp_path, tiny_model_dir, toy_data):
             toy_data,
             baselines=CHEAP,
             gate={"min_gain": 0.5, "bootstrap_samples": 200, "objective": "cost", "min_saving": 0.2},
-            method={"seed": 1},
-            data={"dev_fraction": 0.3},  # run 2 chooses on a selection split and is judged on cost
+            method={"seed": 1, "early_stopping": {"patience": 1, "every": 1}},
+            data={"dev_fraction": 0.3},  # run 2 chooses on a selection split, stops early on it, is judged on cost
         )
     )
     second = pipeline(cfg2)
@@ -125,6 +125,7 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     assert verify(log, run2.run_id).ok and verify(log, run1.run_id[:17]).ok  # a unique prefix is enough
     assert "predictions/zero_shot.selection.jsonl" in rec2.evidence
     assert "the selection split" in text and "Rule (objective cost)" in text
+    assert "early stopping on the selection split" in text and "**" in text.split("early stopping on the")[1][:200]
 
     # tampering is caught: a changed prediction, then an edited line
     pred = ev / "predictions" / "tuned_lora.jsonl"

@@ -212,3 +212,95 @@ def test_no_trainable_parameters_is_an_error(tiny_model_dir, tiny_tokenizer):
             lr=1e-3,
             progress=False,
         )
+
+
+def flipped(ex, tok):
+    """The same prompts with the other answer: what memorising the training answers makes worse."""
+    yes, no = (tok(w, add_special_tokens=False).input_ids + [tok.eos_token_id] for w in (" yes", " no"))
+    return [(p, no if a == yes else yes) for p, a in ex]
+
+
+def test_early_stopping_keeps_the_best_weights_and_says_why(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
+    """On selection rows that disagree with train (their answers flipped), the selection loss rises as training
+    memorises: the loop stops after `patience` evaluations without improvement and ends with the weights of the
+    best evaluation ("overfit"). On selection rows like train the loss keeps falling ("underfit": more epochs
+    may help). A run resumed from a checkpoint continues the same curve and ends with the same weights."""
+    from tunegate.methods.settings import EarlyStopping
+
+    ex, pad = examples(tiny_tokenizer, 8), tiny_tokenizer.pad_token_id
+    es = EarlyStopping(patience=2, every=1)
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    loss = functools.partial(answer_only_loss, model.get_base_model())
+    st = train(model, ex, pad, tmp_path / "over", epochs=15, early_stopping=es, selection=flipped(ex, tiny_tokenizer))
+    r = st.extra["early_stopping"]
+    assert r["verdict"] == "overfit" and r["stopped_at"] is not None and st.steps == r["stopped_at"] < 30
+    losses = [v for _, v in r["curve"]]
+    best = min(range(len(losses)), key=losses.__getitem__)
+    assert r["best_step"] == r["curve"][best][0] and len(losses) - 1 - best == 2  # patience 2 after the best
+    assert "the weights of step" in r["summary"] and "stopped at step" in r["summary"]
+    with torch.no_grad():  # the model ends with the best evaluation's weights, not the last step's
+        sel = collate(flipped(ex, tiny_tokenizer), pad)
+        model.eval()
+        assert float(loss(sel)) == pytest.approx(r["best_loss"], rel=1e-4)
+    # started again on the same folder: the stop is in the checkpoint, nothing more is trained
+    again_model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    again = train(
+        again_model, ex, pad, tmp_path / "over", epochs=15, early_stopping=es, selection=flipped(ex, tiny_tokenizer)
+    )
+    assert again.extra["early_stopping"]["curve"] == r["curve"] and again.steps == st.steps
+    got, want = trainable(again_model), trainable(model)
+    assert all(torch.equal(got[n], want[n]) for n in want)
+    # selection rows like the training rows: still improving at the end
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    st = train(model, ex, pad, None, epochs=3, early_stopping=EarlyStopping(patience=2), selection=ex)
+    r = st.extra["early_stopping"]
+    assert r["verdict"] == "underfit" and r["stopped_at"] is None and [s for s, _ in r["curve"]] == [2, 4, 6]
+    assert "had not converged" in r["summary"]
+
+
+def test_early_stopping_needs_a_selection_split(tmp_path, tiny_model_dir, toy_data):
+    from tests.conftest import make_config
+    from tunegate.config import load_config
+
+    with pytest.raises(Exception, match="early_stopping, which evaluates on a selection split: set data.dev"):
+        load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"early_stopping": {"patience": 2}}))
+    cfg = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            method={"early_stopping": {"patience": 2}},
+            data={"dev_fraction": 0.2},
+        )
+    )
+    assert cfg.method.early_stopping.patience == 2 and cfg.method.loop_settings()["early_stopping"].patience == 2
+
+
+def test_early_stopping_survives_a_crash(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
+    """Killed mid-training (after the best weights were kept, before the stop): the resumed run has the same
+    selection curve, stops at the same step and ends with the same weights as an uninterrupted run."""
+    from tunegate.methods.settings import EarlyStopping
+
+    ex, pad = examples(tiny_tokenizer, 8), tiny_tokenizer.pad_token_id
+    kw = dict(epochs=15, early_stopping=EarlyStopping(patience=3, every=1), selection=flipped(ex, tiny_tokenizer))
+    ref_model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    ref = train(ref_model, ex, pad, tmp_path / "ref", checkpoint_every=1, **kw)
+    stop = ref.extra["early_stopping"]["stopped_at"]
+    assert stop is not None and stop >= 4
+    calls = []
+
+    def crash(batch, model):
+        calls.append(1)
+        if len(calls) > 6 * (stop - 1):  # a step: 2 micro-batches + 4 of the selection rows; dies in the last
+            raise RuntimeError("killed")
+        return answer_only_loss(model.get_base_model(), batch)
+
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    with pytest.raises(RuntimeError, match="killed"):
+        train(model, ex, pad, tmp_path / "run", checkpoint_every=1, loss_fn=functools.partial(crash, model=model), **kw)
+    model = LoRA().build(str(tiny_model_dir), LoraSettings(r=8, seed=0))
+    resumed = train(model, ex, pad, tmp_path / "run", checkpoint_every=1, **kw)
+    assert resumed.extra["resumed_from_step"] == stop - 1
+    assert resumed.extra["early_stopping"] == ref.extra["early_stopping"] and resumed.losses == ref.losses
+    got, want = trainable(model), trainable(ref_model)
+    assert all(torch.equal(got[n], want[n]) for n in want)

@@ -32,6 +32,7 @@ class TrainingSet:
     label_index: list[int] | None = None  # classification: each row's label as an index into labels
     targets: list[float] | None = None  # regression: each row's number
     instruction: str = ""  # the task instruction (prompt tuning starts its soft prompt from it by default)
+    selection: list[tuple[list[int], list[int]]] | None = None  # the selection split's pairs (early stopping)
 
     @property
     def examples(self) -> list[tuple[list[int], list[int]]]:

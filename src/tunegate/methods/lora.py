@@ -103,6 +103,7 @@ def train_peft(
         pad_id=data.pad_id,
         checkpoint_dir=out_dir / CHECKPOINTS if cfg.checkpoint_every != 0 else None,
         run_key=f"{method.name}|{data.fingerprint}|{cfg.model_dump_json()}",
+        selection=data.selection,
         progress=progress,
         **cfg.loop_settings(),
     )

@@ -27,7 +27,30 @@ class MethodSettings(Strict):
     seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
 
 
-LOOP_KEYS = ("epochs", "max_steps", "warmup_ratio", "batch_size", "micro_batch_size", "grad_clip", "checkpoint_every")
+LOOP_KEYS = (
+    "epochs",
+    "max_steps",
+    "warmup_ratio",
+    "batch_size",
+    "micro_batch_size",
+    "grad_clip",
+    "checkpoint_every",
+    "early_stopping",
+)
+
+
+class EarlyStopping(Strict):
+    """Evaluate on the selection split during training, keep the best weights, stop when it stops improving."""
+
+    patience: int = Field(
+        default=2, ge=1, description="Stop after this many evaluations in a row without a lower selection loss."
+    )
+    every: int | None = Field(
+        default=None, ge=1, description="Evaluate every N optimizer steps (besides each epoch's end); null: epoch ends."
+    )
+    min_delta: float = Field(
+        default=0.0, ge=0.0, description="An evaluation counts as better only if the loss falls by more than this."
+    )
 
 
 class GradientSettings(MethodSettings):
@@ -58,6 +81,15 @@ class GradientSettings(MethodSettings):
         ),
     )
 
+    early_stopping: EarlyStopping | None = Field(
+        default=None,
+        description="Early stopping on the selection split (needs data.dev or data.dev_fraction): the answer-token "
+        "loss on the selection rows (as Hugging Face's eval_loss) is measured at each epoch end (or every `every` "
+        "steps); the weights of the best evaluation are kept and training stops after `patience` evaluations "
+        "without improvement. The report shows the curve and says whether training converged, over- or under-fit. "
+        "E.g. {patience: 2} with epochs: 10.",
+    )
+
     @model_validator(mode="after")
     def _micro_fits(self):
         if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
@@ -80,6 +112,7 @@ class GradientSettings(MethodSettings):
             max_steps=self.max_steps,
             seed=self.seed,
             checkpoint_every=self.checkpoint_every,
+            early_stopping=self.early_stopping,
         )
 
 
