@@ -9,8 +9,13 @@ from tunegate.tasks._policy import RETRIES
 
 @task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)
 def tune(
-    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, compare: bool = False, seeded: bool = False
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    compare: bool = False,
+    seeded: bool = False,
+    subdir: str | None = None,
 ) -> TuneResult:
     """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison,
-    seeds/seed-<n>/ for one of several seeds)."""
-    return stages.tune(cfg, run, dataset, compare=compare, seeded=seeded)
+    seeds/seed-<n>/ for one of several seeds, ``subdir`` when given)."""
+    return stages.tune(cfg, run, dataset, compare=compare, seeded=seeded, subdir=subdir)

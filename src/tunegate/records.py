@@ -451,6 +451,26 @@ class MethodComparison(BaseModel):
     winner: dict[str, Any] | None = None  # the best method, where it was chosen, its (corrected) delta CI
 
 
+class ForecastResult(BaseModel):
+    """`tunegate forecast`: the method's learning curve on nested fractions of train, fitted and extrapolated."""
+
+    method: str
+    metric: str
+    points: list[dict[str, Any]]  # per fraction: rows, metric [CI], train seconds
+    baseline: str  # the best baseline (chosen as the gate chooses it)
+    baseline_metric: float
+    target: float  # baseline metric + gate.min_gain
+    fit: dict[str, Any]  # error = b * rows^-c: b, c and c's 90% interval
+    predictions: list[dict[str, Any]]  # rows -> median and 90% interval of the metric
+    rows_needed: dict[str, Any] | None = None  # rows to reach the target: median and 90% interval (None: not in reach)
+    cost_needed: dict[str, Any] | None = None  # training seconds and USD at the median rows needed
+    flat: bool = False
+    verdict: str  # reached | reachable | flat | out_of_reach
+    summary: str
+    report_md: str = ""
+    plot_png: str = ""
+
+
 class AuditRecord(BaseModel):
     """One line of the registry's append-only audit log: every pipeline run, promoted or not, failed or not."""
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunegate import audit, changes, evaluation, hardware, judging, planning, promotion, tuning, validation
+from tunegate import audit, changes, evaluation, forecast, hardware, judging, planning, promotion, tuning, validation
 from tunegate.errors import PromotionError
 from tunegate.runs import resume_run, start_run
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         Decision,
         DeployResult,
         EvalResult,
+        ForecastResult,
         MethodComparison,
         MethodOutcome,
         PlanResult,
@@ -106,13 +107,43 @@ def tune(
     progress: bool = True,
     compare: bool = False,
     seeded: bool = False,
+    subdir: str | None = None,
 ) -> TuneResult:
     """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/, ``seeded`` (one
-    of ``gate.seeds`` trainings) under seeds/seed-<method.seed>/."""
+    of ``gate.seeds`` trainings) under seeds/seed-<method.seed>/, ``subdir`` under that folder of the run."""
     where = method_dir(run, cfg.method.name if compare else None)
     if seeded:
         where = where / "seeds" / f"seed-{cfg.method.seed}"
+    if subdir:
+        where = where / subdir
     return tuning.tune(cfg, run, dataset, where, progress=progress)
+
+
+@_timed
+def forecast_subsets(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[DatasetRef]:
+    """`tunegate forecast`: the dataset cut to nested fractions of its train rows (``forecast.fractions``)."""
+    import polars as pl
+
+    train = pl.read_parquet(dataset.train_path)
+    rows = forecast.nested_rows(train, cfg.forecast.fractions, seed=cfg.data.split_seed, task=cfg.task)
+    return [forecast.subset(dataset, train, r, Path(run.run_dir) / forecast.FOLDER) for r in rows]
+
+
+@_timed
+def learning_curve(
+    cfg: TunegateConfig,
+    run: RunContext,
+    baselines: list[EvalResult],
+    points: list[tuple[int, TuneResult, EvalResult]],
+    plan: PlanResult | None = None,
+) -> ForecastResult:
+    """`tunegate forecast`: fit and extrapolate the learning curve against the best baseline; forecast.md/json/png."""
+    price = plan.price_per_hour if plan is not None else cfg.costs.cpu_per_hour
+    from tunegate.decision import best_baseline
+
+    best = best_baseline(baselines, cfg.gate_metric)
+    result = forecast.learning_curve(cfg, points, best, price_per_hour=price)
+    return forecast.write(result, Path(run.run_dir))
 
 
 @_timed

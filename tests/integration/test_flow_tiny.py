@@ -111,6 +111,28 @@ def test_method_only_change_reuses_cached_baselines(good_run):
     # a different prompt is a different key: test_stages.py::test_the_ladder_cache_key_follows_the_prompt_tokens
 
 
+def test_forecast_trains_nested_fractions_and_fits_the_curve(good_run):
+    """`tunegate forecast` on good_run's config (real Prefect, the tiny model): the method trained on 3 nested
+    fractions of train, each scored on the eval rows, the baselines from the cache, the curve and its files."""
+    registry = good_run["dir"] / "registry" / "toy"
+    before = sorted(p.name for p in registry.iterdir())
+    out = run_cli(["forecast", good_run["cfg"]], env=good_run["env"], cwd=good_run["dir"])
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_dir = sorted((good_run["dir"] / "runs").iterdir())[-1]
+    result = json.loads((run_dir / "forecast.json").read_text())
+    rows = [p["rows"] for p in result["points"]]
+    assert (
+        len(rows) == 3
+        and rows == sorted(rows)
+        and rows[-1] == json.loads((run_dir / "validation.json").read_text())["stats"]["rows"]["train"]
+    )
+    assert all((run_dir / "forecast" / f"rows-{n}" / "artifact" / "tunegate.json").is_file() for n in rows)
+    assert result["verdict"] in ("reached", "reachable", "flat", "out_of_reach") and result["summary"] in out.stdout
+    assert (run_dir / "forecast.png").stat().st_size > 5000 and "# Forecast: lora" in out.stdout
+    assert "Cached" in out.stdout + out.stderr  # the ladder came from good_run's cache
+    assert sorted(p.name for p in registry.iterdir()) == before  # nothing registered
+
+
 def test_over_budget_stops_before_training(tmp_path, tiny_model_dir, toy_data, prefect_env):
     cfg = make_config(tmp_path, tiny_model_dir, toy_data, budget={"max_train_minutes": 0.0001})
     out = run_cli(["run", cfg], env=prefect_env, cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""`tunegate run | retrain | compare | baselines | plan | validate`: the pipeline's flows and their stages."""
+"""`tunegate run | retrain | compare | forecast | baselines | plan | validate`: the flows and their stages."""
 
 from __future__ import annotations
 
@@ -53,6 +53,19 @@ def add_commands(sub) -> None:
     )
     with_config(c)
     c.set_defaults(func=cmd_compare)
+
+    f = sub.add_parser(
+        "forecast",
+        help="would more labelled rows make tuning pay off? train on nested fractions of train and fit the curve",
+        description="Train the configured method (or the one `auto` picks) on nested fractions of the train rows "
+        "(forecast.fractions, default 1/4, 1/2, all; stratified by label), score each on the same eval rows, fit a "
+        "learning curve (1 - metric = b * rows^-c, a bootstrap over the eval rows for its uncertainty) and say how "
+        "many labelled rows would be expected to clear the best baseline + gate.min_gain and what training on them "
+        "would cost; or that the curve is flat and more data is unlikely to help. Writes forecast.md/.json/.png. "
+        "Nothing is registered. Exit code 0 when the forecast completed, whatever it says.",
+    )
+    with_config(f)
+    f.set_defaults(func=cmd_forecast)
 
     b = sub.add_parser(
         "baselines",
@@ -110,6 +123,8 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
         kwargs["force"] = bool(args.force)
     elif which == "baselines":
         from tunegate.flows.baselines import baselines as flow_fn
+    elif which == "forecast":
+        from tunegate.flows.forecast import forecast as flow_fn
     else:
         from tunegate.flows.pipeline import pipeline as flow_fn
 
@@ -179,6 +194,17 @@ def cmd_compare(args) -> int:
             print(Path(report).read_text().split("\n## ")[0])  # the table, without the long sections
         print(state.message or "")
         print(f"\nRun folder: {data.get('run_dir')}  (compare.md, compare.json, compare.png, methods/<name>/)")
+        return 0
+    return _failed(state, data, registry_note=False)
+
+
+def cmd_forecast(args) -> int:
+    cfg, state, data = _run_flow(args, "forecast")
+    if state.is_completed():
+        report = data.get("forecast")
+        if report and Path(report).is_file():
+            print(Path(report).read_text())
+        print(f"\nRun folder: {data.get('run_dir')}  (forecast.md, forecast.json, forecast.png, forecast/)")
         return 0
     return _failed(state, data, registry_note=False)
 

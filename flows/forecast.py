@@ -1,0 +1,48 @@
+"""Would more labelled rows make tuning pay off? The method's learning curve, as one Prefect flow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.states import Completed, Failed
+
+from tunegate.config import TunegateConfig, load_config
+from tunegate.methods import settings_from_dict
+from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.evaluate_tuned import evaluate_tuned
+from tunegate.tasks.forecast_subsets import forecast_subsets
+from tunegate.tasks.learning_curve import learning_curve
+from tunegate.tasks.plan import plan
+from tunegate.tasks.prepare_run import prepare_run
+from tunegate.tasks.tune import tune
+from tunegate.tasks.validate_data import validate_data
+
+
+@flow(name="tunegate-forecast", log_prints=True)
+def forecast(config_path: str, overrides: dict[str, Any] | None = None):
+    """The method trained on nested fractions of train, scored on the same eval rows, and the fitted curve.
+
+    Stages: prepare_run, validate_data, plan (the method `auto` resolves to, the price), evaluate_baseline per
+    rung (cached: the same ladder as `tunegate run`), forecast_subsets, then per fraction tune + evaluate_tuned,
+    and learning_curve (forecast.md/json/png: rows expected to clear the best baseline + min_gain, at what
+    training cost, or that the curve is flat). Nothing is registered.
+    """
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    run = prepare_run(cfg)
+    validation = validate_data(cfg, run)
+    if not validation.ok:
+        return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
+    cfg = cfg.with_data(validation.resolved_data)
+    dataset = validation.dataset
+    estimate = plan(cfg, run, dataset)
+    if estimate.blocked:
+        return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
+    cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))
+    baselines = evaluate_ladder(cfg, run, dataset)
+    points = []
+    for part in forecast_subsets(cfg, run, dataset):
+        trained = tune(cfg, run, part, subdir=f"forecast/rows-{part.n_train}")
+        points.append((part.n_train, trained, evaluate_tuned(cfg, run, part, trained)))
+    result = learning_curve(cfg, run, baselines, points, estimate)
+    return Completed(message=result.summary, data={"run_dir": run.run_dir, "forecast": result.report_md})
