@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
+from tunegate.decision import seed_configs, seed_result
 from tunegate.flows.common import error_message as _error_message
 from tunegate.methods import METHODS
 from tunegate.records import MethodOutcome
@@ -20,13 +21,37 @@ from tunegate.tasks.tune import tune
 from tunegate.tasks.validate_data import validate_data
 
 
+def train_and_score(mcfg: TunegateConfig, run, dataset) -> MethodOutcome:
+    """One method: trained (once, or once per seed with gate.seeds) and scored; a failure becomes its row."""
+    seeded = mcfg.gate.seeds > 1
+    results = []
+    for scfg in seed_configs(mcfg) if seeded else [mcfg]:
+        trained = tune(scfg, run, dataset, compare=True, seeded=seeded, return_state=True)
+        if trained.is_failed():
+            return MethodOutcome(method=mcfg.method.name, status="failed", error=_error_message(trained))
+        scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)
+        if scored.is_failed():
+            error = _error_message(scored)
+            return MethodOutcome(method=mcfg.method.name, status="failed", error=error, tuned=trained.result())
+        results.append((trained.result(), seed_result(scored.result(), scfg) if seeded else scored.result()))
+    first_tuned, first = results[0]
+    return MethodOutcome(
+        method=mcfg.method.name,
+        status="completed",
+        tuned=first_tuned,
+        evaluation=first.model_copy(update={"name": first.name.split("@seed")[0]}),
+        seeds=[e for _, e in results] if seeded else [],
+    )
+
+
 @flow(name="tunegate-compare", log_prints=True)
 def compare(config_path: str, overrides: dict[str, Any] | None = None):
     """Which method pays off here? Baselines once, then each method as its own tasks.
 
     Stages: prepare_run, validate_data, plan (estimates for every method), evaluate_baseline
-    per rung (cached), then per method tune + evaluate_tuned (a failure is recorded in the
-    table and the next method runs), compare-methods (table, CIs, chart). Nothing is
+    per rung (cached), then per method tune + evaluate_tuned (once per seed with gate.seeds; a
+    failure is recorded in the table and the next method runs), compare-methods (table, CIs,
+    chart; with seeds, each method's claim is a bootstrap over seeds and rows). Nothing is
     registered: this is a measurement, `tunegate run` promotes.
     """
     cfg: TunegateConfig = load_config(config_path, overrides)
@@ -50,20 +75,7 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
         if est is not None and (not est.applicable or est.error):
             outcomes.append(MethodOutcome(method=m.name, status="failed", error=est.error or est.reason))
             continue
-        mcfg = cfg.with_method(m)
-        trained = tune(mcfg, run, dataset, compare=True, return_state=True)
-        if trained.is_failed():
-            outcomes.append(MethodOutcome(method=m.name, status="failed", error=_error_message(trained)))
-            continue
-        scored = evaluate_tuned(mcfg, run, dataset, trained.result(), return_state=True)
-        if scored.is_failed():
-            outcomes.append(
-                MethodOutcome(method=m.name, status="failed", error=_error_message(scored), tuned=trained.result())
-            )
-            continue
-        outcomes.append(
-            MethodOutcome(method=m.name, status="completed", tuned=trained.result(), evaluation=scored.result())
-        )
+        outcomes.append(train_and_score(cfg.with_method(m), run, dataset))
     listed = {m.name for m in methods}
     for name, cls in METHODS.items():
         if name not in listed and cfg.task not in cls.tasks():

@@ -260,6 +260,7 @@ class MethodRow(BaseModel):
     decision: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
     selection_metric: float | None = None  # on the selection split, when there is one
+    seeds: dict[str, Any] | None = None  # gate.seeds > 1: per-seed metrics, and the mean delta's seeds x rows CI
 
 
 class Decision(BaseModel):
@@ -436,7 +437,8 @@ class MethodOutcome(BaseModel):
     status: Literal["completed", "failed", "skipped", "not applicable"]
     error: str | None = None
     tuned: TuneResult | None = None
-    evaluation: EvalResult | None = None
+    evaluation: EvalResult | None = None  # with gate.seeds: the first seed's
+    seeds: list[EvalResult] = Field(default_factory=list)  # gate.seeds > 1: every seed's evaluation
 
 
 class MethodComparison(BaseModel):

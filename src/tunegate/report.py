@@ -131,6 +131,29 @@ def render_comparison(
         "made before training. Artifact is what the registry stores (checkpoints excluded).",
         "",
     ]
+    seeded = [r for r in rows if r.get("seeds")]
+    if seeded:
+        lines += [
+            f"## Seeds ({seeded[0]['seeds']['k']} trainings per method)",
+            "",
+            "The table's row is the first seed's model; the method's claim is the mean over its seeds, with a CI "
+            "that resamples the seeds and the eval rows together.",
+            "",
+            f"| method | {m} per seed | mean delta vs {result.best_baseline} [{pct} CI, seeds x rows] | sd across "
+            "seeds |",
+            "|---|---|---|---|",
+            *[
+                f"| {r['name']} | "
+                + ", ".join(f"seed {k}: {v:.3f}" for k, v in r["seeds"]["metrics"].items())
+                + f" | {r['seeds']['mean_delta']:+.3f} [{r['seeds']['ci_low']:+.3f}, {r['seeds']['ci_high']:+.3f}] "
+                f"| {r['seeds']['sd']:.3f} |"
+                for r in seeded
+            ],
+            "",
+        ]
+    sel = (result.winner or {}).get("why")
+    if sel:
+        lines += [f"Best method: {result.winner['name']}, {sel}.", ""]
     if ladder:
         lines += ["## Baseline ladder", "", *ladder_table(ladder, m, cfg.gate.confidence), "", LADDER_NOTES, ""]
     failures = [r for r in rows if r["status"] in ("failed", "skipped")]

@@ -81,6 +81,46 @@ def paired_bootstrap(
     )
 
 
+def seed_row_bootstrap(
+    metric: str,
+    *,
+    seeds: list[dict],
+    baseline: dict,
+    references: list,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PairedDelta:
+    """CI of (mean over training seeds of metric(seed) - metric(baseline)), resampling the seeds and the rows
+    together: each resample draws k seeds with replacement and the rows with replacement (jointly for every
+    side), so the interval covers both the training randomness and the sampling of the eval rows."""
+    n, k = len(references), len(seeds)
+    if n == 0 or k == 0:
+        raise ValueError("no eval rows or no seeds to compare")
+    w = np.vstack([np.ones((1, n)), bootstrap_weights(n, resamples, seed)])
+
+    def value(side: dict) -> np.ndarray:
+        return metrics.resampled(
+            metric, w, per_example=side.get("per_example"), predictions=side.get("predictions"), references=references
+        )
+
+    per_seed = np.vstack([value(s) for s in seeds])  # [k, 1 + resamples]
+    base = value(baseline)
+    draws = np.random.default_rng(seed + 1).integers(0, k, size=(resamples, k))
+    diffs = per_seed[draws, np.arange(1, resamples + 1)[:, None]].mean(axis=1) - base[1:]
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    return PairedDelta(
+        delta=float(per_seed[:, 0].mean() - base[0]),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        confidence=confidence,
+        n=n,
+        resamples=resamples,
+        se=float(diffs.std(ddof=1)),
+    )
+
+
 def bootstrap_ci(
     metric: str, *, side: dict, references: list, resamples: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

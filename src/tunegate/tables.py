@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from tunegate.config import TunegateConfig
 from tunegate.decision import best_baseline
 from tunegate.evaluation import per_example_view
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
 from tunegate.report import describe_rung
-from tunegate.stats import bootstrap_ci, paired_bootstrap
+from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 
 
 class Intervals:
@@ -200,6 +202,7 @@ def method_rows(
                     selection_metric=(
                         o.evaluation.selection.metrics[metric] if o.evaluation.selection is not None else None
                     ),
+                    seeds=seed_claim(cfg, o.seeds, best) if len(o.seeds) > 1 else None,
                     prompt_tokens_per_request=o.evaluation.prompt_tokens_per_request,
                     decision=d.decision,
                     details=t.details,
@@ -207,6 +210,29 @@ def method_rows(
             )
         rows.append(row)
     return rows
+
+
+def seed_claim(cfg: TunegateConfig, seeds: list[EvalResult], best: EvalResult) -> dict:
+    """A method trained with several seeds: each seed's metric, and the mean difference from the best baseline with
+    a CI over seeds and rows together (`stats.seed_row_bootstrap`)."""
+    metric, g = cfg.gate_metric, cfg.gate
+    d = seed_row_bootstrap(
+        metric,
+        seeds=[per_example_view(s, metric) for s in seeds],
+        baseline=per_example_view(best, metric),
+        references=[p.reference for p in best.predictions],
+        resamples=g.bootstrap_samples,
+        confidence=g.confidence,
+        seed=g.seed,
+    )
+    return {
+        "k": len(seeds),
+        "metrics": {str(s.details.get("seed")): s.metrics[metric] for s in seeds},
+        "mean_delta": d.delta,
+        "ci_low": d.ci_low,
+        "ci_high": d.ci_high,
+        "sd": float(np.std([s.metrics[metric] for s in seeds], ddof=1)),
+    }
 
 
 def comparison_summary(rows: list[MethodRow], metric: str, best: str, winner: dict | None = None) -> str:

@@ -175,7 +175,8 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
         {"name": "prompt_tuning", "num_virtual_tokens": 4, **small},
         {"name": "linear_probe", "max_length": 64, "epochs": 20},
     ]
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, compare=methods)
+    # two seeds per method: each method's claim is a bootstrap over seeds and rows together
+    cfg = make_config(tmp_path, tiny_model_dir, toy_data, compare=methods, gate={"seeds": 2, "bootstrap_samples": 200})
     out = run_cli(["compare", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stdout
@@ -205,10 +206,14 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
             r["trainable_params"] > 0 and r["artifact_mb"] > 0 and r["train_seconds"] > 0 and r["est_train_seconds"] > 0
         )
         assert r["decision"] in ("promote", "reject")
-        assert (run_dir / "methods" / name / "loss.png").is_file()
+        assert all((run_dir / "methods" / name / "seeds" / f"seed-{n}" / "loss.png").is_file() for n in (0, 1))
+        sd = r["seeds"]
+        assert sd["k"] == 2 and set(sd["metrics"]) == {"0", "1"} and sd["ci_low"] <= sd["mean_delta"] <= sd["ci_high"]
+        assert r["metric"] == pytest.approx(sd["metrics"]["0"])  # the table's row is the first seed's model
     assert rows["linear_probe"]["trainable_params"] < rows["prompt_tuning"]["trainable_params"] * 10
     md = (run_dir / "compare.md").read_text()
     assert "| qlora | failed |" in md and "no_such_module" in md and "![accuracy" in md
+    assert "## Seeds (2 trainings per method)" in md
     assert (run_dir / "compare.png").stat().st_size > 5000
     assert not (tmp_path / "registry").exists()  # a comparison registers nothing
     assert "tune[lora]" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr

@@ -301,3 +301,26 @@ def test_seeds_each_judged_the_candidate_chosen_on_the_selection_split_or_widene
     assert "Bonferroni for 3 seeds" in one.seeds["why"] and one.gate["alpha"] == 0.05  # the declared gate unchanged
     with pytest.raises(RuntimeError, match="not the seed the rule chooses"):
         decide(task="classification", metric="accuracy", gate=gate, baselines=rungs, tuned=seeds[2], seeds=seeds)
+
+
+def test_seed_and_row_bootstrap_covers_training_randomness():
+    """Three seeds that differ a lot (0.60, 0.75, 0.90 on the same rows): the seeds x rows interval is wider than
+    the rows-only interval of their pooled mean, and centred on the mean delta."""
+    from tunegate.evaluation import per_example_view
+    from tunegate.stats import paired_bootstrap, seed_row_bootstrap
+
+    rng = np.random.default_rng(9)
+    base = model("few_shot", rng.random(400) < 0.7)
+    seeds = [model(f"tuned:lora@seed{i}", rng.random(400) < a, kind="tuned") for i, a in enumerate((0.6, 0.75, 0.9))]
+    refs = [p.reference for p in base.predictions]
+    views = [per_example_view(s, "accuracy") for s in seeds]
+    both = seed_row_bootstrap(
+        "accuracy", seeds=views, baseline=per_example_view(base, "accuracy"), references=refs, resamples=2000
+    )
+    mean = np.mean([s.metrics["accuracy"] for s in seeds]) - base.metrics["accuracy"]
+    assert both.delta == pytest.approx(mean) and both.ci_low < mean < both.ci_high
+    pooled = {"per_example": list(np.mean([v["per_example"] for v in views], axis=0))}
+    rows_only = paired_bootstrap(
+        "accuracy", candidate=pooled, baseline=per_example_view(base, "accuracy"), references=refs, resamples=2000
+    )
+    assert both.ci_high - both.ci_low > 1.5 * (rows_only.ci_high - rows_only.ci_low)
