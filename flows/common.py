@@ -25,6 +25,8 @@ from tunegate.tasks.deploy import deploy
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
 from tunegate.tasks.evaluate_production import evaluate_production
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
+from tunegate.tasks.forecast_subsets import forecast_subsets
+from tunegate.tasks.learning_curve import learning_curve
 from tunegate.tasks.plan import plan
 from tunegate.tasks.record_audit import record_audit
 from tunegate.tasks.tune import tune
@@ -179,6 +181,9 @@ def tune_compare_deploy(
     decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation, seeds)
     at.stage = "deploy"
     deployment = deploy(cfg, run, decision, tuned, champion)
+    if cfg.forecast.after_reject and decision.decision == "reject":
+        at.stage = "forecast"
+        forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate)
     at.stage = "record_audit"
     record_audit(
         cfg,
@@ -199,6 +204,24 @@ def tune_compare_deploy(
             "deployment": deployment.model_dump(),
         },
     )
+
+
+def forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate) -> None:
+    """`forecast.after_reject`: the learning curve, the run's model as its full-data point; added to the report.
+    A failure here is reported, not the run's failure (the decision and the version stand)."""
+    points = []
+    for part in forecast_subsets(cfg, run, dataset):
+        if part.n_train == dataset.n_train:
+            points.append((part.n_train, tuned, tuned_eval))
+            continue
+        trained = tune(cfg, run, part, subdir=f"forecast/rows-{part.n_train}", return_state=True)
+        if trained.is_failed():
+            print(f"WARNING: the forecast stopped: training on {part.n_train} rows failed: {error_message(trained)}")
+            return
+        points.append((part.n_train, trained.result(), evaluate_tuned(cfg, run, part, trained.result())))
+    state = learning_curve(cfg, run, baselines, points, estimate, in_report=True, return_state=True)
+    if state.is_failed():
+        print(f"WARNING: the forecast failed: {error_message(state)}")
 
 
 def error_message(state) -> str:

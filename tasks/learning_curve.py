@@ -16,8 +16,10 @@ def learning_curve(
     baselines: list[EvalResult],
     points: list[tuple[int, TuneResult, EvalResult]],
     plan: PlanResult | None = None,
+    in_report: bool = False,
 ) -> ForecastResult:
-    """Fit the learning curve, extrapolate it against the best baseline + min_gain; forecast.md/json/png."""
-    result = stages.learning_curve(cfg, run, baselines, points, plan)
+    """Fit the learning curve, extrapolate it against the best baseline + min_gain; forecast.md/json/png
+    (``in_report``: also a section of the run's report)."""
+    result = stages.learning_curve(cfg, run, baselines, points, plan, in_report=in_report)
     create_markdown_artifact(key="forecast", markdown=Path(result.report_md).read_text(), description=result.summary)
     return result

@@ -627,6 +627,11 @@ class ForecastConfig(_Strict):
         gt=1.0,
         description="Extrapolate the curve at most to this multiple of the train rows (further is not a forecast).",
     )
+    after_reject: bool = Field(
+        default=False,
+        description="`tunegate run`: when the gate does not promote, also forecast (the method trained on the "
+        "smaller fractions; the run's own model is the full-data point) and add the curve to the report.",
+    )
 
     @field_validator("fractions")
     @classmethod

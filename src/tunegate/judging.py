@@ -121,10 +121,15 @@ def record_deployment(run: RunContext, deployment: DeployResult) -> None:
     """deployment.json, and the deployment's outcome appended to the run report."""
     run_dir = Path(run.run_dir)
     atomic_write_text(run_dir / "deployment.json", deployment.model_dump_json(indent=2))
-    report = (run_dir / "report.md").read_text()
-    write_run_report(
-        run_dir, report + f"\n## Deployment\n\n{deployment.message}.\n", promoted=deployment.production_moved
-    )
+    append_to_report(run, f"## Deployment\n\n{deployment.message}.\n", promoted=deployment.production_moved)
+
+
+def append_to_report(run: RunContext, section: str, promoted: bool | None = None) -> None:
+    """A markdown section added at the end of report.md, and report.html rendered again."""
+    run_dir = Path(run.run_dir)
+    if promoted is None:
+        promoted = json.loads((run_dir / "decision.json").read_text()).get("decision") == "promote"
+    write_run_report(run_dir, (run_dir / "report.md").read_text() + "\n" + section, promoted=promoted)
 
 
 def choose_winner(cfg: TunegateConfig, baselines: list[EvalResult], candidates: list[EvalResult]) -> dict:

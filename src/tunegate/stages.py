@@ -136,14 +136,18 @@ def learning_curve(
     baselines: list[EvalResult],
     points: list[tuple[int, TuneResult, EvalResult]],
     plan: PlanResult | None = None,
+    in_report: bool = False,
 ) -> ForecastResult:
-    """`tunegate forecast`: fit and extrapolate the learning curve against the best baseline; forecast.md/json/png."""
+    """`tunegate forecast`: fit and extrapolate the learning curve against the best baseline; forecast.md/json/png
+    (``in_report``: also appended to the run's report, after a rejected decision)."""
     price = plan.price_per_hour if plan is not None else cfg.costs.cpu_per_hour
     from tunegate.decision import best_baseline
 
     best = best_baseline(baselines, cfg.gate_metric)
-    result = forecast.learning_curve(cfg, points, best, price_per_hour=price)
-    return forecast.write(result, Path(run.run_dir))
+    result = forecast.write(forecast.learning_curve(cfg, points, best, price_per_hour=price), Path(run.run_dir))
+    if in_report:
+        judging.append_to_report(run, forecast.render(result).replace("# Forecast", "## Forecast", 1))
+    return result
 
 
 @_timed

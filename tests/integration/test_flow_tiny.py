@@ -97,6 +97,7 @@ def test_method_only_change_reuses_cached_baselines(good_run):
     assert first.returncode == 0 and "Cached" not in first.stdout + first.stderr
     # nothing here changes a token: the method's settings, a max_length that cuts no input, the batch size
     changes = ["method.r=4", "gate.min_gain=0.5", "method.max_length=200", "baselines.batch_size=2"]
+    changes.append("forecast.after_reject=true")  # min_gain 0.5 is out of reach: the report gets a forecast
     second = run_cli(
         ["run", good_run["cfg"], *[x for c in changes for x in ("--set", c)]], env=good_run["env"], cwd=tmp_path
     )
@@ -108,6 +109,10 @@ def test_method_only_change_reuses_cached_baselines(good_run):
     runs = sorted((tmp_path / "runs").iterdir())
     d1, d2 = (json.loads((r / "decision.json").read_text()) for r in runs)
     assert d1["baselines"] == d2["baselines"]
+    assert d2["decision"] == "reject" and (runs[1] / "forecast.json").is_file()
+    report = (runs[1] / "report.md").read_text()
+    assert "## Forecast: lora with more labelled rows" in report and "![learning curve](forecast.png)" in report
+    assert json.loads((runs[1] / "forecast.json").read_text())["points"][-1]["rows"] == d2["provenance"]["n_train"]
     # a different prompt is a different key: test_stages.py::test_the_ladder_cache_key_follows_the_prompt_tokens
 
 
