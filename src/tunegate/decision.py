@@ -400,7 +400,13 @@ def decide(
             f"McNemar's exact test vs '{best.name}': {vs_base.mcnemar_candidate_only} rows only the tuned model gets "
             "right, "
             f"{vs_base.mcnemar_opponent_only} only the baseline; two-sided p = {vs_base.mcnemar_p:.3g}"
-            + ("" if vs_base.mcnemar_required else " (reported, not required: gate.mcnemar is off or min_gain < 0)")
+            + (
+                ""
+                if vs_base.mcnemar_required
+                else " (reported, not required: "
+                + ("the objective is cost" if gate.objective == "cost" else "gate.mcnemar is off or min_gain < 0")
+                + ")"
+            )
         )
     if vs_prod is not None:
         reasons.append(

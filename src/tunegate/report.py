@@ -331,6 +331,15 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _loss_plot(run: RunContext, tuned: TuneResult) -> str:
+    """The candidate's loss plot relative to the run folder (seeds/seed-<n>/loss.png for one of several seeds)."""
+    plot = Path(tuned.artifact_dir).parent / "loss.png"
+    try:
+        return plot.relative_to(Path(run.run_dir)).as_posix()
+    except ValueError:
+        return "loss.png"
+
+
 def _interruptions(tuned) -> list[str]:
     """What training survived: a resume from a checkpoint, out-of-memory steps redone with a smaller micro-batch."""
     d = tuned.details or {}
@@ -762,7 +771,7 @@ def render_run_report(
         f"{sum(tail) / len(tail):.4f}; per epoch: {', '.join(f'{x:.4f}' for x in tuned.epoch_losses)}",
         *_interruptions(tuned),
         "",
-        "![training loss](loss.png)",
+        f"![training loss]({_loss_plot(run, tuned)})",
         "",
         *(_plan_vs_actual(plan, tuned) if plan is not None else []),
         "## Data validation",

@@ -86,6 +86,8 @@ def test_good_data_runs_every_stage(good_run):
     meta = json.loads((tmp_path / "registry" / "toy" / "v1" / "artifact" / "tunegate.json").read_text())
     assert meta["method_config"]["seed"] == seeds["chosen_seed"]  # the version registered is the chosen seed
     assert decision["selection"]["split"] == "dev" and "## Seeds (2 trainings" in (run_dir / "report.md").read_text()
+    html = (run_dir / "report.html").read_text()  # the chosen seed's loss plot is embedded like the others
+    assert "missing image" not in html and html.count("data:image/png;base64,") == 4
     verified = run_cli(
         ["audit", "verify", run_dir.name, "--registry", tmp_path / "registry"], env=good_run["env"], cwd=tmp_path
     )
