@@ -222,7 +222,7 @@ def render(r: ForecastResult) -> str:
     lines = [
         f"# Forecast: {r.method} with more labelled rows",
         "",
-        f"**{r.summary[0].upper() + r.summary[1:]}.**",
+        f"**{r.verdict.replace('_', ' ').capitalize()}:** {r.summary}.",
         "",
         f"Target: {m} {r.target:.3f} = the best baseline {r.baseline} ({r.baseline_metric:.3f}) + gate.min_gain. "
         f"Curve: {r.fit['model']}, fitted in log-log space; c = {r.fit['c']:.3f} (90% interval {r.fit['c_low']:.3f} "
