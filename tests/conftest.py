@@ -239,3 +239,24 @@ def tiny_causal_lm(arch: str, vocab_size: int, seed: int = 0, **special):
     }[arch]()
     torch.manual_seed(seed)
     return tf.AutoModelForCausalLM.from_config(cfg)
+
+
+def tune_result(**kw):
+    """A TuneResult with placeholder numbers (for tests of what is computed from it)."""
+    from tunegate.records import TuneResult
+
+    fields = dict(
+        method="lora",
+        artifact_dir=".",
+        train_seconds=1.0,
+        peak_rss_mb=1,
+        trainable_params=1,
+        total_params=2,
+        n_steps=1,
+        n_train_tokens=1,
+        tokens_per_s=1,
+        loss_curve=[1.0],
+        epoch_losses=[1.0],
+        checkpoints=[],
+    )
+    return TuneResult(**{**fields, **kw})

@@ -67,18 +67,7 @@ def paired_bootstrap(
         return np.max(np.vstack([value(b, weights) for b in sides]), axis=0)
 
     delta = float(value(candidate, full)[0] - best(full)[0])
-    diffs = value(candidate, w) - best(w)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
-    return PairedDelta(
-        delta=delta,
-        ci_low=float(lo),
-        ci_high=float(hi),
-        confidence=confidence,
-        n=n,
-        resamples=resamples,
-        se=float(diffs.std(ddof=1)),
-    )
+    return _percentile(delta, value(candidate, w) - best(w), confidence, n)
 
 
 def seed_row_bootstrap(
@@ -108,15 +97,20 @@ def seed_row_bootstrap(
     base = value(baseline)
     draws = np.random.default_rng(seed + 1).integers(0, k, size=(resamples, k))
     diffs = per_seed[draws, np.arange(1, resamples + 1)[:, None]].mean(axis=1) - base[1:]
+    return _percentile(float(per_seed[:, 0].mean() - base[0]), diffs, confidence, n)
+
+
+def _percentile(delta: float, diffs: np.ndarray, confidence: float, n: int) -> PairedDelta:
+    """The percentile interval of resampled differences around the observed ``delta``."""
     alpha = 1.0 - confidence
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     return PairedDelta(
-        delta=float(per_seed[:, 0].mean() - base[0]),
+        delta=delta,
         ci_low=float(lo),
         ci_high=float(hi),
         confidence=confidence,
         n=n,
-        resamples=resamples,
+        resamples=len(diffs),
         se=float(diffs.std(ddof=1)),
     )
 

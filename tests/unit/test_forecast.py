@@ -7,29 +7,16 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.conftest import tune_result
 from tests.unit.test_gate_selection import model
 from tunegate.config import ForecastConfig, GateConfig
 from tunegate.forecast import learning_curve, nested_rows, render
-from tunegate.records import TuneResult
 
 N_EVAL = 600
 
 
-def tuned(rows: int) -> TuneResult:
-    return TuneResult(
-        method="lora",
-        artifact_dir="-",
-        train_seconds=0.5 * rows,
-        peak_rss_mb=1,
-        trainable_params=1,
-        total_params=2,
-        n_steps=1,
-        n_train_tokens=1,
-        tokens_per_s=1,
-        loss_curve=[1.0],
-        epoch_losses=[1.0],
-        checkpoints=[],
-    )
+def tuned(rows: int):
+    return tune_result(train_seconds=0.5 * rows)
 
 
 def cfg(min_gain=0.0):

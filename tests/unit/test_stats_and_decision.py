@@ -237,9 +237,9 @@ def test_aa_gate_promotes_no_more_often_than_alpha():
 
 
 def test_break_even_and_cost_lines():
+    from tests.conftest import tune_result
     from tunegate.config import CostsConfig
     from tunegate.costs import break_even, cost_line
-    from tunegate.records import TuneResult
 
     prices = CostsConfig(
         cpu_per_hour=3.6, input_per_1k_tokens=0.001, output_per_1k_tokens=0.002, requests_per_month=1000
@@ -250,20 +250,7 @@ def test_break_even_and_cost_lines():
     tuned_eval = result("tuned:lora", rows(9, 10), tokens=50, kind="tuned").model_copy(
         update={"output_tokens_per_request": 2.0}
     )
-    tune = TuneResult(
-        method="lora",
-        artifact_dir=".",
-        train_seconds=1000.0,
-        peak_rss_mb=1,
-        trainable_params=1,
-        total_params=2,
-        n_steps=1,
-        n_train_tokens=1,
-        tokens_per_s=1,
-        loss_curve=[1.0],
-        epoch_losses=[1.0],
-        checkpoints=[],
-    )
+    tune = tune_result(train_seconds=1000.0)
     b = cost_line(prices, base, train_price_per_hour=3.6)
     t = cost_line(prices, tuned_eval, train_price_per_hour=3.6, tune=tune)
     assert b.one_off_usd == pytest.approx(0.01) and t.one_off_usd == pytest.approx(1.0)  # 10 s and 1000 s at $3.6/h
