@@ -592,7 +592,7 @@ def cost_check(
         tuned.p95_latency_ms is not None and tuned.p95_latency_ms <= gate.max_latency_ms
     )
     words = [
-        f"${t.per_request_usd:.3g} vs ${b.per_request_usd:.3g} per request for '{best.name}' "
+        f"${1000 * t.per_request_usd:.4g} vs ${1000 * b.per_request_usd:.4g} per 1K requests for '{best.name}' "
         f"({100 * share:+.0f}% saving; at least {100 * gate.min_saving:.0f}% required): "
         + ("cheaper" if cheaper else "not cheaper enough"),
     ]
@@ -600,8 +600,10 @@ def cost_check(
         why = "costs.requests_per_month is 0" if not requests_per_month else "its training is never paid back"
         words.append(f"payback: {why}")
     elif cheaper:
+        when = duration(months)
         words.append(
-            f"training paid back in {duration(months)} (within {gate.payback_within}: {'yes' if paid_back else 'no'})"
+            f"training paid back {when if when.startswith('within') else 'in ' + when} (within {gate.payback_within}: "
+            f"{'yes' if paid_back else 'no'})"
         )
     if gate.max_latency_ms is not None:
         p95 = "unmeasured" if tuned.p95_latency_ms is None else f"{tuned.p95_latency_ms:.0f} ms"
