@@ -335,12 +335,31 @@ def _pandera_failures(df: pl.DataFrame | None, schema: pa.DataFrameSchema) -> pl
     )
 
 
-def _failure_issues(fc: pl.DataFrame, split_name: str, col_names: dict[str, str]) -> list[Issue]:
-    """One issue per (column, check) that failed, naming its rows."""
+def _failure_issues(
+    fc: pl.DataFrame, split_name: str, col_names: dict[str, str], n_rows: int | None = None
+) -> list[Issue]:
+    """One issue per (column, check) that failed, naming its rows.
+
+    A text column where a few rows are only a number ('2002' is a whole SST-2 phrase) keeps them with a warning;
+    JSON objects or lists, or numbers in most rows (a numeric field read as the text), are errors."""
     issues: list[Issue] = []
     for (column, check), group in fc.group_by(["column", "check"], maintain_order=True):
         rows = sorted({r for r in group.get_column(ROW).to_list() if r is not None})
         user_col = col_names.get(column, column)
+        if "not a text" in check and n_rows:
+            values = [str(v).strip() for v in group.get_column("failure_case").to_list()]
+            if not any(v[:1] in "{[" for v in values) and len(rows) < 0.5 * n_rows:
+                issues.append(
+                    Issue(
+                        check="numeric_text",
+                        severity="warning",
+                        split=split_name,
+                        message=f"{len(rows)} {split_name} row(s) of column '{user_col}' are only a number (e.g. "
+                        f"{values[0]!r}); kept as text. If this is not the text column, set data.text_column",
+                        rows=rows,
+                    )
+                )
+                continue
         if check == "not_nullable":
             name, msg = "null_values", f"{split_name} column '{user_col}' has missing values"
         elif check.startswith("isin"):
@@ -510,6 +529,24 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
         dev = _rows(tables.get("dev", train_table), dev, cols, totals.get("dev", totals["train"]))
     train_rows = train.filter(pl.col(USABLE) & (pl.col(label_col).is_in(labels) if labels else pl.lit(True)))
     del index
+    if classification:  # one text with several labels: data.duplicates says what to do (drop: every such row)
+        clash = _conflicts(train_table, train_rows, text_col, label_col)
+        if clash.height:
+            rows = clash.get_column(ROW).to_list()
+            issues.append(
+                _policy_issue(
+                    d.duplicates,
+                    "conflicting_labels",
+                    f"{clash.get_column(SAME).n_unique()} text(s) appear in train with different labels (case, "
+                    "spacing and punctuation ignored)",
+                    "train",
+                    rows,
+                    "fix the labels, or set data.duplicates: drop (drops every row of such a text)",
+                )
+            )
+            if d.duplicates == "drop":
+                gone = pl.col(ROW).is_in(pl.Series(rows, dtype=pl.UInt32).implode())
+                train, train_rows = train.filter(~gone), train_rows.filter(~gone)
 
     schema = schema_for(cfg.task, labels)
     conversational = "conversation_format" in stats
@@ -556,8 +593,9 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
     failures.update(
         {name: _pandera_failures(df, schema) for name, df in (("eval", evl), ("dev", dev)) if df is not None}
     )
+    sizes = {"train": train.height, "eval": evl.height, "dev": dev.height if dev is not None else 0}
     for split_name, fc in failures.items():
-        found = _failure_issues(fc, split_name, user_cols)
+        found = _failure_issues(fc, split_name, user_cols, sizes.get(split_name))
         for i in found:
             if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
                 i.message += f" or labels that do not match data.label_pattern '{d.label_pattern}'"
@@ -569,20 +607,6 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
                     ).replace("add the labels", "declare data.labels")
         issues.extend(found)
     evl = evl.filter(keep)
-
-    if classification:
-        clash = _conflicts(train_table, train_rows, text_col, label_col)
-        if clash.height:
-            issues.append(
-                Issue(
-                    check="conflicting_labels",
-                    severity="error",
-                    split="train",
-                    message=f"{clash.get_column(SAME).n_unique()} text(s) appear in train with different labels "
-                    "(case, spacing and punctuation ignored); fix the labels",
-                    rows=clash.get_column(ROW).to_list(),
-                )
-            )
 
     # leakage: an eval input that is also a train input
     in_train = _also_in(evl, text_col, train_table, train_rows)

@@ -77,6 +77,12 @@ def test_conflicting_labels(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
     df.write_csv(tmp_path / "c.csv")
     out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "c.csv"})
     assert checks(out)["conflicting_labels"].rows == [1, 15]
+    assert "data.duplicates: drop" in checks(out)["conflicting_labels"].message
+    # data.duplicates: drop drops every row of a text with several labels (which label is right is not known)
+    files = {**toy_data, "train": tmp_path / "c.csv"}
+    dropped = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, data={"duplicates": "drop"})
+    assert dropped.ok and checks(dropped, "warning")["conflicting_labels"].rows == [1, 15]
+    assert dropped.train.height == 13 and df["text"][0] not in dropped.train.get_column("text").to_list()
 
 
 def test_leakage_error_then_drop(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
@@ -379,6 +385,17 @@ def test_numbers_and_json_values_in_the_text_column_are_named(tmp_path, tiny_mod
     out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "t.jsonl"})
     issue = checks(out)["not_text"]
     assert issue.rows == [15, 16, 17] and "data.text_column" in issue.message
+
+
+def test_a_few_texts_that_are_only_a_number_are_kept_with_a_warning(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
+    """SST-2 holds whole phrases such as '2002': a few numeric texts among texts are texts (kept, named in a
+    warning); a numeric column read as the text (most rows) stays an error (the corpus' jsonl-number-text)."""
+    rows = list(pl.read_csv(toy_data["train"]).iter_rows()) + [("2002", "pos"), ("1.5", "neg")]
+    pl.DataFrame(rows, schema=["text", "label"], orient="row").write_csv(tmp_path / "t.csv")
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": tmp_path / "t.csv"})
+    issue = checks(out, "warning")["numeric_text"]
+    assert issue.severity == "warning" and issue.rows == [15, 16] and "'2002'" in issue.message
+    assert "not_text" not in checks(out) and not [i for i in out.issues if i.severity == "error"]
 
 
 def test_max_length_beyond_the_model_context_or_below_the_prompt_is_an_error(
