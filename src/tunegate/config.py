@@ -129,7 +129,9 @@ class DataConfig(_Strict):
     )
     min_examples_per_label: int = Field(default=2, ge=1, description="Fewer train rows for a label is an error.")
     duplicates: Literal["error", "warn", "drop"] = Field(
-        default="error", description="Exact duplicate rows within train: fail, warn, or drop the repeats."
+        default="error",
+        description="Exact duplicate rows within train: fail, warn, or drop the repeats. Classification: also a "
+        "text that appears with different labels: fail, warn, or drop every row of it.",
     )
     leakage: Literal["error", "warn", "drop"] = Field(
         default="error", description="Eval rows whose text also occurs in train: fail, warn, or drop them from eval."
