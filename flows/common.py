@@ -17,7 +17,7 @@ from prefect.states import Completed, Failed
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.decision import chosen_seed, seed_configs, seed_result
+from tunegate.decision import chosen_seed, seed_configs, seed_dir, seed_result
 from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult
 from tunegate.tasks.compare import compare
@@ -171,7 +171,7 @@ def tune_compare_deploy(
         seeds = []
         for seeded in seed_configs(cfg):
             at.stage = "tune"
-            trained = tune(seeded, run, dataset, seeded=True)
+            trained = tune(seeded, run, dataset, subdir=seed_dir(seeded))
             at.stage = "evaluate_tuned"
             seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded)))
         tuned, tuned_eval = chosen_seed(seeds, cfg.gate_metric)

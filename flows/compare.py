@@ -8,7 +8,7 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
-from tunegate.decision import seed_configs, seed_result
+from tunegate.decision import seed_configs, seed_dir, seed_result
 from tunegate.flows.common import error_message as _error_message
 from tunegate.methods import METHODS
 from tunegate.records import MethodOutcome
@@ -26,7 +26,7 @@ def train_and_score(mcfg: TunegateConfig, run, dataset) -> MethodOutcome:
     seeded = mcfg.gate.seeds > 1
     results = []
     for scfg in seed_configs(mcfg) if seeded else [mcfg]:
-        trained = tune(scfg, run, dataset, compare=True, seeded=seeded, return_state=True)
+        trained = tune(scfg, run, dataset, compare=True, subdir=seed_dir(scfg) if seeded else None, return_state=True)
         if trained.is_failed():
             return MethodOutcome(method=mcfg.method.name, status="failed", error=_error_message(trained))
         scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)

@@ -13,9 +13,8 @@ def tune(
     run: RunContext,
     dataset: DatasetRef,
     compare: bool = False,
-    seeded: bool = False,
     subdir: str | None = None,
 ) -> TuneResult:
-    """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison,
-    seeds/seed-<n>/ for one of several seeds, ``subdir`` when given)."""
-    return stages.tune(cfg, run, dataset, compare=compare, seeded=seeded, subdir=subdir)
+    """Train the configured method; the artifact is saved under the run folder (methods/<name>/ in a comparison;
+    ``subdir`` below that: seeds/seed-<n>/, forecast/rows-<n>/)."""
+    return stages.tune(cfg, run, dataset, compare=compare, subdir=subdir)

@@ -43,10 +43,11 @@ def best_baseline(baselines: list[EvalResult], metric: str) -> EvalResult:
     )
 
 
-def selection_record(baselines: list[EvalResult], tuned: EvalResult | None, metric: str) -> dict[str, Any]:
-    """Where the best rung was chosen and every model's score there and on the judging rows, side by side."""
+def selection_record(
+    baselines: list[EvalResult], best: EvalResult, tuned: EvalResult | None, metric: str
+) -> dict[str, Any]:
+    """Where the best rung (``best``) was chosen and every model's score there and on the judging rows."""
     dev = on_selection_split(baselines)
-    best = best_baseline(baselines, metric)
     scores = {
         r.name: {
             "selection": r.selection.metrics[metric] if r.selection is not None else None,
@@ -68,6 +69,11 @@ def selection_record(baselines: list[EvalResult], tuned: EvalResult | None, metr
 def seed_configs(cfg: TunegateConfig) -> list[TunegateConfig]:
     """One config per ``gate.seeds``: method.seed, method.seed + 1, ..."""
     return [cfg.with_method(cfg.method.model_copy(update={"seed": cfg.method.seed + i})) for i in range(cfg.gate.seeds)]
+
+
+def seed_dir(cfg: TunegateConfig) -> str:
+    """Where one of ``gate.seeds`` trainings goes, below the method's folder."""
+    return f"seeds/seed-{cfg.method.seed}"
 
 
 def seed_result(result: EvalResult, cfg: TunegateConfig) -> EvalResult:
@@ -356,7 +362,7 @@ def decide(
     The best baseline is chosen on the selection split when the rungs were scored on one; otherwise on the eval
     rows, and then the comparison is corrected for the choice (max-statistic bootstrap over the rungs)."""
     best = best_baseline(baselines, metric)
-    selection = selection_record(baselines, tuned, metric)
+    selection = selection_record(baselines, best, tuned, metric)
     pool = baselines if selection["split"] == "eval" and correct_selection else None
     if pool is None:
         selection["correction"] = None

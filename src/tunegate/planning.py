@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import random
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from tunegate.config import TunegateConfig
 from tunegate.errors import TunegateError
 from tunegate.evaluation import training_set
 from tunegate.footprint import MEMORY_HEADROOM, model_shape
+from tunegate.hardware import cpu_model, usable_cores
 from tunegate.hardware import current as current_placement
 from tunegate.methods import AdviceContext, TrainedArtifact, TrainingSet, applicable_methods, get_method
 from tunegate.modeling import cache_root, load_tokenizer, parameter_count
@@ -41,10 +41,7 @@ class BudgetExceededError(TunegateError):
 
 
 def detect_hardware() -> Hardware:
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     vm = psutil.virtual_memory()
     gpu_name = gpu_mem = None
     if torch.cuda.is_available() and current_placement().device == "cuda":
@@ -70,16 +67,6 @@ def _calibration_rows(data: TrainingSet, n: int, seed: int) -> list[int]:
     return [longest, *others[: max(0, n - 1)]]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _calibration_key(base_path: str, data: TrainingSet, rows: list[int], cal_cfg) -> str | None:
     """What a calibration measurement depends on: the rows and prompts (the training set's fingerprint names the
     base model too), the calibration settings, this machine and precision, the code and package versions. None
@@ -94,8 +81,8 @@ def _calibration_key(base_path: str, data: TrainingSet, rows: list[int], cal_cfg
             "rows": rows,
             "settings": cal_cfg.model_dump(mode="json"),
             "placement": placement.model_dump(mode="json", exclude={"reason"}),
-            "cpu": _cpu_model(),
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "cpu": cpu_model(),
+            "cores": usable_cores(),
             "threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if placement.device == "cuda" else None,
             "code": code_version(),

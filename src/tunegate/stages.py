@@ -106,14 +106,11 @@ def tune(
     *,
     progress: bool = True,
     compare: bool = False,
-    seeded: bool = False,
     subdir: str | None = None,
 ) -> TuneResult:
-    """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/, ``seeded`` (one
-    of ``gate.seeds`` trainings) under seeds/seed-<method.seed>/, ``subdir`` under that folder of the run."""
+    """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/, ``subdir``
+    (seeds/seed-<n> for one of ``gate.seeds``, forecast/rows-<n>) under that folder."""
     where = method_dir(run, cfg.method.name if compare else None)
-    if seeded:
-        where = where / "seeds" / f"seed-{cfg.method.seed}"
     if subdir:
         where = where / subdir
     return tuning.tune(cfg, run, dataset, where, progress=progress)
