@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 import torch
 
+from tunegate import hardware
 from tunegate.config import PromptConfig
 from tunegate.methods import TrainingSet, get_method
 from tunegate.methods.linear_probe import LinearProbeSettings
@@ -21,6 +22,7 @@ from tunegate.methods.prompt_tuning import PromptTuningSettings
 from tunegate.methods.qlora import QLoraSettings
 from tunegate.modeling import load_model, load_tokenizer, resolve_model
 from tunegate.prompts import PromptBuilder
+from tunegate.records import Placement
 from tunegate.scoring import LMAnswerer
 
 ap = argparse.ArgumentParser()
@@ -31,8 +33,16 @@ ap.add_argument("--n-test", type=int, default=None)
 ap.add_argument("--max-steps", type=int, default=None)
 ap.add_argument("--seed", type=int, default=0, help="training rows drawn and training seed (as the peer's --seed)")
 ap.add_argument("--out", required=True)
+ap.add_argument(
+    "--dtype",
+    choices=["auto", "float32", "bfloat16"],
+    default="auto",
+    help="the run's precision (auto: what hardware: auto picks on this machine)",
+)
 a = ap.parse_args()
 torch.set_num_threads(2)
+if a.dtype != "auto":  # the whole measurement under that placement, as a run with hardware.dtype set would be
+    hardware._ACTIVE.append(Placement(dtype=a.dtype, reason="benchmark --dtype"))
 
 
 def split(name, n=None, seed=0):
@@ -63,7 +73,7 @@ b = PromptBuilder(
     list(WORDS.values()),
 )
 test = split("test")[: a.n_test] if a.n_test else split("test")
-result = {"mode": a.mode, "seed": a.seed}
+result = {"mode": a.mode, "seed": a.seed, "dtype": hardware.current().dtype}
 if a.mode == "score":
     answerer = LMAnswerer(load_model(model_ref.path))
 else:

@@ -14,7 +14,9 @@ Full setting (the peer's: 1,000 train rows, batch 16, full 872-row test) takes ~
 picks a subset; --seeds K repeats each method's training on both sides with seeds
 0..K-1 (the seed draws the training rows and the batches, on both sides) and reports
 means and spreads: at 20 steps one seed's accuracy moves by several points. The kind of
-machine (bf16 hardware or not) and the precision the tunegate side trained in are printed.
+machine (bf16 hardware or not) and the precision the tunegate side trained in are printed;
+--dtypes float32,bfloat16 measures tunegate's side in each precision beside the same peer runs
+(on a CPU with bf16 hardware: what float32-only machines get, and what bf16 adds).
 Results are printed and written to benchmarks/results/<timestamp>.json.
 """
 
@@ -75,6 +77,12 @@ def main() -> None:
         help="comma-separated methods to measure against their peer scripts (default: all four)",
     )
     ap.add_argument("--seeds", type=int, default=1, help="training seeds per method and side (default 1)")
+    ap.add_argument(
+        "--dtypes",
+        default="auto",
+        help="comma-separated precisions tunegate's side trains and scores in, each measured beside the peer in "
+        "this run: auto (what hardware: auto picks here), float32, bfloat16 (default: auto)",
+    )
     args = ap.parse_args()
     n_train, n_test = (320, 200) if args.quick else (1000, None)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -98,6 +106,7 @@ def main() -> None:
         "setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir},
         "machine": f"bf16 hardware ({', '.join(flags)})" if flags else "no bf16 hardware",
         "dtype": hardware.current().dtype,
+        "dtypes": [hardware.current().dtype if d == "auto" else d for d in args.dtypes.split(",")],
     }
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -111,26 +120,29 @@ def main() -> None:
         res[f"ours_{m}"], res[f"peer_{m}"] = [], []
         for seed in seeds:
             print(f"[{i}/{len(methods)}] {m} seed {seed}: tunegate, then the peer script, {n_train} train rows ...")
-            out, _ = sh(
-                [
-                    py,
-                    ROOT / "benchmarks" / "_ours.py",
-                    "--mode",
-                    m,
-                    "--data",
-                    SST2,
-                    "--n-train",
-                    str(n_train),
-                    "--seed",
-                    str(seed),
-                    *steps,
-                    *([] if probe_full else test_args),
-                    "--out",
-                    work / f"ours-{m}-{seed}",
-                ],
-                env=env,
-            )
-            res[f"ours_{m}"].append(last_json(out.stdout))
+            for dtype in res["dtypes"]:
+                out, _ = sh(
+                    [
+                        py,
+                        ROOT / "benchmarks" / "_ours.py",
+                        "--mode",
+                        m,
+                        "--data",
+                        SST2,
+                        "--n-train",
+                        str(n_train),
+                        "--seed",
+                        str(seed),
+                        "--dtype",
+                        dtype,
+                        *steps,
+                        *([] if probe_full else test_args),
+                        "--out",
+                        work / f"ours-{m}-{seed}-{dtype}",
+                    ],
+                    env=env,
+                )
+                res[f"ours_{m}"].append(last_json(out.stdout))
             if not args.skip_peer:
                 cmd = [py, *PEER_CMD[m], "--n_train", str(n_train)]
                 if m != "linear_probe":
@@ -213,7 +225,11 @@ def report(res: dict) -> None:
         f"\nSST-2, SmolLM2-135M, 2 threads; {st['n_train']} train rows (QLoRA: 20 steps), batch 16, 1 epoch; "
         f"peer settings per method (peer: float32); test rows {st['n_test']} (probe: 872 on both sides)"
     )
-    print(f"machine: {res['machine']}; tunegate trained in {res.get('dtype', '?')} (hardware: auto)")
+    dtypes = res.get("dtypes") or [res.get("dtype", "?")]
+    print(
+        f"machine: {res['machine']} (hardware: auto picks {res.get('dtype', '?')} here); tunegate measured in "
+        f"{', '.join(dtypes)}"
+    )
     print(f"{'':40}{'tunegate':>16}{'peer':>16}{'ratio':>8}")
 
     def cell(xs, fmt):
@@ -230,15 +246,18 @@ def report(res: dict) -> None:
         print(f"{name:40}{a:>16}{b:>16}{ratio:>8}")
 
     for m in ("lora", "qlora", "prompt_tuning"):
-        o, p = res.get(f"ours_{m}"), res.get(f"peer_{m}") or []
-        if not o:
-            continue
-        seeds = f" ({len(o)} seeds, mean±sd)" if len(o) > 1 else ""
-        row(f"{m} train tokens/s{seeds}", o, p, "train_tok_per_s")
-        row(f"{m} peak RSS during training MB", o, p, "peak_rss_train_mb", "{:.0f}")
-        row(f"{m} test accuracy", o, p, "test_acc", "{:.3f}")
-        row(f"{m} train seconds", o, p, "train_s", "{:.0f}")
-        row(f"{m} tuned-model scoring examples/s", o, p, "eval_ex_per_s")
+        for dtype in dtypes:
+            o = [r for r in res.get(f"ours_{m}") or [] if r.get("dtype", dtype) == dtype]
+            p = res.get(f"peer_{m}") or []
+            if not o:
+                continue
+            name = f"{m} [{dtype}]" if len(dtypes) > 1 else m
+            seeds = f" ({len(o)} seeds, mean±sd)" if len(o) > 1 else ""
+            row(f"{name} train tokens/s{seeds}", o, p, "train_tok_per_s")
+            row(f"{name} peak RSS during training MB", o, p, "peak_rss_train_mb", "{:.0f}")
+            row(f"{name} test accuracy", o, p, "test_acc", "{:.3f}")
+            row(f"{name} train seconds", o, p, "train_s", "{:.0f}")
+            row(f"{name} tuned-model scoring examples/s", o, p, "eval_ex_per_s")
     o, p = (res.get("ours_linear_probe") or [None])[0], (res.get("peer_linear_probe") or [None])[0]
     if o:
         pr = [] if p is None else [p]
