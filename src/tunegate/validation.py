@@ -108,6 +108,36 @@ def token_lengths(tokenizer, texts: list[str]) -> list[int]:
     return [len(x) for x in tokenizer(texts, add_special_tokens=False).input_ids]
 
 
+LENGTH_SHIFT = 2.0  # median input lengths of train and eval this many times apart: a warning
+
+
+def _length_shift(totals: dict[str, pl.Series], overhead: int, *, from_train: bool) -> Issue | None:
+    """A warning when train's and eval's inputs differ in length by :data:`LENGTH_SHIFT` or more (medians, prompt
+    template excluded): the splits likely come from different distributions (SST-2: phrases in train, whole
+    sentences in eval), so what is chosen on train-like rows (a selection split drawn from train) may not hold on
+    eval."""
+    if set(totals) != {"train", "eval"} or min(t.len() for t in totals.values()) < 20:
+        return None
+    med = {k: max(float(v.median()) - overhead, 1.0) for k, v in totals.items()}
+    ratio = max(med.values()) / min(med.values())
+    if ratio < LENGTH_SHIFT:
+        return None
+    advice = (
+        "the selection split (data.dev_fraction) is drawn from train, so it may rank rungs, seeds and methods "
+        "differently from eval; give data.dev rows drawn like eval"
+        if from_train
+        else "a model chosen or trained on train-like rows may do differently on eval; check that both come from "
+        "the same source"
+    )
+    return Issue(
+        check="length_shift",
+        severity="warning",
+        split="eval",
+        message=f"train and eval inputs differ in length: a median of {med['train']:.0f} vs {med['eval']:.0f} "
+        f"tokens ({ratio:.1f}x), as if drawn from different distributions; {advice}",
+    )
+
+
 def _token_totals(
     tokenizer,
     builder: PromptBuilder,
@@ -710,6 +740,10 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
                     + (" (conversations lose their oldest exchanges first)" if conversational else ""),
                 )
             )
+
+    shift = _length_shift(token_totals, builder.overhead_tokens(), from_train=d.dev is None and bool(d.dev_fraction))
+    if shift is not None:
+        issues.append(shift)
 
     if "train" in stats.get("tokens", {}):
         epochs = getattr(cfg.method, "epochs", 1) or 1

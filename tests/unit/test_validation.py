@@ -280,6 +280,38 @@ def test_a_selection_split_from_train_or_a_file_is_kept_apart(tmp_path, tiny_mod
     assert warning.rows == [1, 2] and out.dev.height == 2
 
 
+def test_train_and_eval_of_different_lengths_are_flagged_with_advice_for_the_selection_split(
+    tmp_path, tiny_model_dir, tiny_tokenizer
+):
+    """SST-2's shape: short phrases in train, whole sentences in eval. The run goes on (a warning); with a
+    selection split drawn from train the advice is data.dev; splits of similar length raise nothing."""
+    phrase = "{} film number {}"
+    sentence = "the {} film number {} was reviewed at length by a critic who wrote a long paragraph about its plot"
+    train = write_csv(
+        tmp_path / "train.csv",
+        [(phrase.format(w, i), lab) for i in range(20) for w, lab in (("good", "pos"),)]
+        + [(phrase.format("bad", i), "neg") for i in range(20)],
+    )
+    long_eval = write_csv(
+        tmp_path / "eval.csv",
+        [(sentence.format(w, 100 + i), lab) for i in range(12) for w, lab in (("good", "pos"), ("bad", "neg"))],
+    )
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": long_eval})
+    assert out.ok, out.summary()
+    shift = checks(out, "warning")["length_shift"]
+    assert "differ in length" in shift.message and "same source" in shift.message
+    out = run_checks(
+        tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": long_eval}, data={"dev_fraction": 0.25}
+    )
+    assert "give data.dev rows drawn like eval" in checks(out, "warning")["length_shift"].message
+    short_eval = write_csv(
+        tmp_path / "eval2.csv",
+        [(phrase.format(w, 100 + i), lab) for i in range(12) for w, lab in (("good", "pos"), ("bad", "neg"))],
+    )
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": train, "eval": short_eval})
+    assert "length_shift" not in checks(out, "warning")
+
+
 def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, tiny_tokenizer, monkeypatch):
     """Train is validated, counted and hashed in batches (a big file is never held whole): with batches of 4 rows
     the problems found across batch boundaries, the rows kept and the data hash are those of one batch."""
