@@ -368,7 +368,7 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
         tiny_model_dir,
         {**toy_data, "train": tmp_path / "big.csv"},
         baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
-        method={"epochs": 8, "batch_size": 4, "micro_batch_size": 2, "checkpoint_every": 10, "max_steps": None},
+        method={"epochs": 4, "batch_size": 4, "micro_batch_size": 2, "checkpoint_every": 10, "max_steps": None},
     )
     env = {k: v for k, v in prefect_env.items() if k != "PREFECT_API_URL"}  # the CLI's own temporary server
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
@@ -406,7 +406,7 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
 
     (run_dir,) = (tmp_path / "runs").iterdir()
     done = sorted(int(p.name.split("-")[1]) for p in (run_dir / "artifact" / "checkpoints").glob("step-*"))[-1]
-    assert 10 <= done < 280
+    assert 10 <= done < 140
     bad = run_cli(["run", str(cfg), "--resume", "no-such-run"], env=prefect_env, cwd=tmp_path)
     assert bad.returncode == 1 and "no-such-run" in bad.stderr and run_dir.name in bad.stderr, bad.stderr
     other = run_cli(
@@ -415,7 +415,7 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
     assert other.returncode == 1 and "the config differs" in other.stderr, other.stderr
     resumed = run_cli(["run", str(cfg), "--resume", run_dir.name], env=prefect_env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resuming training from checkpoint step-{done:07d}: {done} of 280 steps done" in resumed.stderr
+    assert f"resuming training from checkpoint step-{done:07d}: {done} of 140 steps done" in resumed.stderr
     assert "Traceback" not in resumed.stderr
     assert f"resumed from the checkpoint of step {done} after an interruption" in (run_dir / "report.md").read_text()
     tuned = json.loads((run_dir / "decision.json").read_text())

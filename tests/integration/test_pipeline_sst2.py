@@ -1,6 +1,7 @@
 """The whole pipeline on the real SmolLM2 and real Prefect, on a slice of SST-2.
 
-320 train rows (duplicates dropped), 200 eval rows from the GLUE validation set.
+320 train rows (duplicates dropped), 120 of the example's 200 eval rows from the GLUE validation set
+(the suite's time: every rung scores every eval row).
 """
 
 import json
@@ -12,6 +13,7 @@ from tests.integration.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.integration
 CONFIG = ROOT / "examples" / "sst2" / "config.yaml"
+N_EVAL = 120
 if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
     pytest.skip("../shared/data/sst2 is not beside the checkout", allow_module_level=True)
 
@@ -20,6 +22,7 @@ if not (ROOT.parent / "shared" / "data" / "sst2" / "train.tsv").is_file():
 def work(tmp_path_factory, prefect_env):
     work = tmp_path_factory.mktemp("sst2")
     sets = ["--set", f"registry.path={work / 'registry'}", "--set", f"output.dir={work / 'runs'}"]
+    sets += ["--set", f"data.max_eval_rows={N_EVAL}"]
     first = run_cli(["run", CONFIG, *sets], env=prefect_env, cwd=work)
     return {"dir": work, "sets": sets, "first": first, "env": prefect_env}
 
@@ -47,7 +50,7 @@ def test_first_run_completes_and_decision_is_complete(work):
         assert key in d, key
     for key in ("data_hash", "config_hash", "code_version", "packages", "model_id"):
         assert d["provenance"][key], key
-    assert d["provenance"]["n_eval"] == 200
+    assert d["provenance"]["n_eval"] == N_EVAL
     # no selection split here: the best rung was chosen on the judging rows, and the gate's CI corrects for it
     sel = d["selection"]
     assert sel["split"] == "eval" and sel["candidates"] == 6 and sel["correction"].startswith("max-statistic")
@@ -82,7 +85,7 @@ def test_loss_fell_and_scores_are_on_the_same_rows(work):
         d = json.loads((run / "decision.json").read_text())
         recorded = d["tuned"] if name == "tuned_lora" else d["baselines"][name]
         assert acc == pytest.approx(recorded["accuracy"])  # the metric is computed from these predictions
-    assert rows["zero_shot"] == rows["few_shot"] == rows["tuned_lora"] and len(rows["zero_shot"]) == 200
+    assert rows["zero_shot"] == rows["few_shot"] == rows["tuned_lora"] and len(rows["zero_shot"]) == N_EVAL
     report = (run / "report.md").read_text()
     assert "loss: first" in report
     meta = json.loads((run / "artifact" / "tunegate.json").read_text())
@@ -213,7 +216,7 @@ def test_a_version_scores_the_same_in_float32_and_bf16(work):
     with using(Placement(dtype=other, reason="test")):
         r = rescore(reg, "sst2-sentiment", 1)
         assert r.reproduced, r.note
-        # serving in that precision (100 of the 200 rows: on a CPU without bf16 hardware bf16 is ~5x slower)
+        # serving in that precision (100 of the 120 rows: on a CPU without bf16 hardware bf16 is ~5x slower)
         rows = eval_df.head(100)
         served = score_version(info, cfg, rows, name="served", kind="tuned")
     # the other precision flips near-tie rows (measured: 14 of 200, accuracy 0.84 in float32 vs 0.83 in bf16);
