@@ -5,6 +5,7 @@ as the peer scripts (../shared/reference/peer-loops/train_peft.py, linear_probe.
 """
 
 import argparse
+import contextlib
 import json
 import random
 import resource
@@ -41,8 +42,9 @@ ap.add_argument(
 )
 a = ap.parse_args()
 torch.set_num_threads(2)
-if a.dtype != "auto":  # the whole measurement under that placement, as a run with hardware.dtype set would be
-    hardware._ACTIVE.append(Placement(dtype=a.dtype, reason="benchmark --dtype"))
+placed = contextlib.ExitStack()  # held to the end: the whole measurement under --dtype, as a run with hardware.dtype
+if a.dtype != "auto":
+    placed.enter_context(hardware.using(Placement(dtype=a.dtype, reason="benchmark --dtype")))
 
 
 def split(name, n=None, seed=0):

@@ -105,8 +105,8 @@ def main() -> None:
     res: dict = {
         "setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir},
         "machine": f"bf16 hardware ({', '.join(flags)})" if flags else "no bf16 hardware",
-        "dtype": hardware.current().dtype,
-        "dtypes": [hardware.current().dtype if d == "auto" else d for d in args.dtypes.split(",")],
+        "dtype": (auto := hardware.current().dtype),
+        "dtypes": [auto if d == "auto" else d for d in args.dtypes.split(",")],
     }
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -289,8 +289,7 @@ def test_train_and_eval_of_different_lengths_are_flagged_with_advice_for_the_sel
     sentence = "the {} film number {} was reviewed at length by a critic who wrote a long paragraph about its plot"
     train = write_csv(
         tmp_path / "train.csv",
-        [(phrase.format(w, i), lab) for i in range(20) for w, lab in (("good", "pos"),)]
-        + [(phrase.format("bad", i), "neg") for i in range(20)],
+        [(phrase.format(w, i), lab) for w, lab in (("good", "pos"), ("bad", "neg")) for i in range(20)],
     )
     long_eval = write_csv(
         tmp_path / "eval.csv",
