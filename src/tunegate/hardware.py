@@ -75,6 +75,36 @@ def cpu_bf16_is_faster() -> bool:
     return timed(torch.bfloat16) < timed(torch.float32)
 
 
+# glibc malloc parameters (mallopt): tensors up to 32 MB come from the heap, and freed heap memory is kept
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+HEAP_REUSE = {_M_MMAP_THRESHOLD: 32 * 2**20, _M_TRIM_THRESHOLD: 2**31 - 1, _M_TOP_PAD: 64 * 2**20}
+MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+
+
+@functools.lru_cache(maxsize=1)
+def reuse_freed_memory() -> bool:
+    """Have glibc keep freed tensor memory for the next tensors instead of giving it back to the OS.
+
+    glibc's defaults serve large allocations (activations, gradients) with ``mmap`` or trim the heap
+    once a burst of them is freed, so each training micro-batch and scoring batch faults its memory in
+    again: ~300k minor page faults per 64 SST-2 training rows on this project's VMs, where a fault is
+    expensive. Kept, the heap is reused: SmolLM2 LoRA in float32 (128 rows, 8 steps, runs interleaved)
+    134-156 -> 173-180 tokens/s, peak RSS 2.31 -> 2.29 GB. The PyTorch CPU tuning guide's answer is
+    jemalloc/tcmalloc; this is the same effect with glibc's own knobs, set once per process. Skipped
+    where the user set them (``MALLOC_*_`` variables) or glibc is not the C library;
+    ``training.release_memory`` still hands freed memory back between stages.
+    """
+    if any(v in os.environ for v in MALLOC_ENV):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    return all(mallopt(param, value) == 1 for param, value in HEAP_REUSE.items())
+
+
 def resolve(cfg) -> Placement:
     """The placement for ``cfg`` (a ``HardwareConfig``) on this machine.
 

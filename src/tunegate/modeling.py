@@ -287,6 +287,7 @@ def load_model(path: str, **kwargs):
     from tunegate import hardware
 
     placement = hardware.current()
+    hardware.reuse_freed_memory()  # once per process: activations reuse freed memory (no page faults)
     cached = _BASE_CACHE is not None and not kwargs
     key = f"{path}|{placement.device}|{placement.dtype}"
     if cached and key in _BASE_CACHE:

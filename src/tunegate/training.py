@@ -136,7 +136,9 @@ def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor], hidden: torch.Te
     """
     if hidden is None:
         body = causal_lm.get_decoder()
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        hidden = body(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).last_hidden_state
     targets = batch["labels"][:, 1:]
     where = targets != -100
     logits = output_logits(causal_lm, hidden[:, :-1][where])
