@@ -94,15 +94,23 @@ def reuse_freed_memory() -> bool:
     where the user set them (``MALLOC_*_`` variables) or glibc is not the C library;
     ``training.release_memory`` still hands freed memory back between stages.
     """
-    if any(v in os.environ for v in MALLOC_ENV):
+    libc = glibc()
+    if libc is None or any(v in os.environ for v in MALLOC_ENV):
         return False
+    return all(libc.mallopt(param, value) == 1 for param, value in HEAP_REUSE.items())
+
+
+@functools.lru_cache(maxsize=1)
+def glibc():
+    """The C library when it is glibc (``mallopt``, ``malloc_trim``), else None."""
     import ctypes
 
     try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc
-        return False
-    return all(mallopt(param, value) == 1 for param, value in HEAP_REUSE.items())
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist only in glibc
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def resolve(cfg) -> Placement:

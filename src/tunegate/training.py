@@ -62,14 +62,12 @@ class PeakRSS:
 
 def release_memory() -> None:
     """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS reflects live memory."""
-    import ctypes
     import gc
 
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    libc = hardware.glibc()
+    if libc is not None:  # not glibc: nothing to trim
+        libc.malloc_trim(0)
 
 
 @dataclass

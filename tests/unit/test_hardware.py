@@ -101,7 +101,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
-def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again(tmp_path):
+def test_freed_tensor_memory_is_reused_instead_of_faulted_in_again():
     """glibc's defaults hand a burst of freed activations back to the OS, so the next micro-batch page-faults
     them in again (measured here: 50-146k of the 147k pages of 3 rounds x 48 x 4 MB); with the heap kept, the
     rounds after the first reuse it (4-14k)."""
