@@ -14,7 +14,8 @@ and prints, for each: tokens/s, model FLOP utilization against the GPU's dense b
 weights' gradients; scoring and generation as 2 x parameters x tokens computed), the peak
 GPU memory (torch.cuda.max_memory_allocated), and that the loss fell. A CPU run
 prints the same without MFU (no peak is known), so the script itself is tested here.
-Results are also written to benchmarks/results/device-<timestamp>.json.
+Results are also written to benchmarks/results/device-<timestamp>.json (``--out`` elsewhere); the
+exit code is 1 when a check failed or its loss did not fall.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,7 +77,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20, help="optimizer steps per training check")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--rows", type=int, default=256, help="rows scored / generated from")
+    ap.add_argument("--lr", type=float, default=2e-4, help="learning rate of both training checks")
     ap.add_argument("--skip-qlora", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results", help="folder for the JSON record")
     a = ap.parse_args()
 
     from tunegate import hardware
@@ -125,13 +129,11 @@ def main() -> None:
             labels=list(labels),
             label_index=[list(labels).index(y) for _, y in train_rows],
         )
-        checks = [("lora", LoraSettings(epochs=1, batch_size=a.batch_size, max_steps=a.steps, lr=2e-4))]
+        checks = [("lora", LoraSettings(epochs=1, batch_size=a.batch_size, max_steps=a.steps, lr=a.lr))]
         if not a.skip_qlora:
-            checks.append(("qlora", QLoraSettings(epochs=1, batch_size=a.batch_size, max_steps=a.steps, lr=2e-4)))
+            checks.append(("qlora", QLoraSettings(epochs=1, batch_size=a.batch_size, max_steps=a.steps, lr=a.lr)))
         for name, settings in checks:
             mem_reset()
-            import tempfile
-
             with tempfile.TemporaryDirectory() as tmp:
                 try:
                     art = get_method(name).train(base_path=ref.path, data=data, cfg=settings, out_dir=Path(tmp))
@@ -189,7 +191,7 @@ def main() -> None:
         }
         print(f"generation: {results['generation']}")
 
-    out = ROOT / "benchmarks" / "results"
+    out = a.out
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"device-{time.strftime('%Y%m%d-%H%M%S')}.json"
     record = {"placement": placement.model_dump(), "model": ref.model_id, "gpu_peak_tflops": peak, **results}
