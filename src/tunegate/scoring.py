@@ -237,6 +237,45 @@ def _prefix_cache(body, embed, masks: _Masks, prefix_ids: list[int], prefix_embe
     return [(layer.keys, layer.values) for layer in cache.layers], n
 
 
+def hidden_after_shared_prefix(
+    causal_lm,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    p: int,
+    prefix_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The decoder's last hidden states at positions ``p..`` of right-padded rows that share their first ``p`` tokens.
+
+    The shared tokens (after ``prefix_embeds`` [V, hidden], a soft prompt, if given) run once, at batch 1, and
+    their KV cache, expanded to the rows, serves every row: what the scorer does, here with gradients (training
+    pays a long shared instruction, e.g. a 150-label list, once per micro-batch instead of once per row).
+    Equals the decoder's own forward on the whole rows at those positions (``tests/unit/test_architectures.py``);
+    a soft prompt's positions come first, so the rows' positions are shifted by V.
+    """
+    from transformers import DynamicCache
+
+    body, embed = causal_lm.get_decoder(), causal_lm.get_input_embeddings()
+    dev = input_ids.device
+    masks = _Masks(causal_lm)
+    prefix_kv, off = _prefix_cache(body, embed, masks, input_ids[0, :p].tolist(), prefix_embeds)
+    ids = input_ids[:, p:]
+    b, s = ids.shape
+    real = attention_mask[:, p:].bool()
+    col = torch.arange(s, device=dev)
+    q_pos = (off + col).expand(b, -1)
+    k_pos = torch.cat([torch.arange(off, device=dev).expand(b, -1), q_pos], dim=1)
+    allowed = torch.zeros((b, s, off + s), dtype=torch.bool, device=dev)
+    allowed[:, :, :off] = True
+    allowed[:, :, off:] = torch.ones((s, s), dtype=torch.bool, device=dev).tril() & real[:, None, :]
+    allowed[:, col, off + col] = True  # padding sees itself (no empty softmax); it carries no loss
+    cache = None
+    if prefix_kv is not None:
+        cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv])
+    return body(
+        input_ids=ids, attention_mask=masks(allowed, q_pos, k_pos), position_ids=q_pos, **_cache_kwargs(body, cache)
+    ).last_hidden_state
+
+
 @torch.inference_mode()
 def score_answers(
     model,

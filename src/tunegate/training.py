@@ -27,7 +27,7 @@ from tunegate import checkpoints as checkpoints_mod
 from tunegate import hardware
 from tunegate.errors import TunegateError
 from tunegate.progress import bar as progress_bar
-from tunegate.scoring import output_logits
+from tunegate.scoring import hidden_after_shared_prefix, output_logits
 
 
 class PeakRSS:
@@ -126,18 +126,57 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int) -> dict[st
     return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def answer_only_loss(causal_lm, batch: dict[str, torch.Tensor], hidden: torch.Tensor | None = None) -> torch.Tensor:
+SHARED_PREFIX_MIN_TOKENS = 16  # a micro-batch's rows sharing fewer first tokens run whole (not worth a second call)
+
+
+def runs_shared_prefix(shared: int, rows: int) -> bool:
+    """Whether a micro-batch of ``rows`` rows sharing ``shared`` first tokens runs them once (see answer_only_loss)."""
+    return shared >= SHARED_PREFIX_MIN_TOKENS and rows > 1
+
+
+def micro_batch_tokens(rows: int, longest: int, shared: int, checkpointing: bool) -> int:
+    """Tokens a micro-batch of ``rows`` rows of ``longest`` tokens runs through the decoder, its shared prefix once."""
+    if not checkpointing and runs_shared_prefix(shared, rows):
+        return shared + rows * (longest - shared)
+    return rows * longest
+
+
+def shared_prefix_length(batch: dict[str, torch.Tensor]) -> int:
+    """How many first tokens every row of a collated batch shares, short of the first answer token's input."""
+    ids, labels = batch["input_ids"], batch["labels"]
+    same = (ids == ids[:1]).all(0).long().cumprod(0)
+    shared = int(same.sum())
+    has_answer = (labels != -100).any(0).nonzero()
+    first_answer = int(has_answer[0]) if len(has_answer) else ids.shape[1]
+    return min(shared, first_answer - 1)
+
+
+def answer_only_loss(
+    causal_lm, batch: dict[str, torch.Tensor], *, prefix_embeds: torch.Tensor | None = None
+) -> torch.Tensor:
     """Cross-entropy on answer tokens, with the output layer applied only where there is loss.
 
-    ``hidden`` (the decoder's last hidden states at the batch's token positions) is
-    computed here unless the caller brings its own (a soft prompt prepends inputs).
+    The rows' shared first tokens (the chat header, system prompt, instruction: everything before the
+    input) run once per micro-batch rather than once per row (:func:`scoring.hidden_after_shared_prefix`),
+    as the scorer runs them once per rung; the loss is the same. ``prefix_embeds`` [V, hidden] (a soft
+    prompt) go before every row. Gradient checkpointing keeps no KV cache, so with it rows run whole.
     """
-    if hidden is None:
-        body = causal_lm.get_decoder()
-        hidden = body(
-            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
-        ).last_hidden_state
-    targets = batch["labels"][:, 1:]
+    body = causal_lm.get_decoder()
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    whole = getattr(body, "gradient_checkpointing", False) and body.training
+    p = 0 if whole else shared_prefix_length(batch)
+    if not whole and (prefix_embeds is not None or runs_shared_prefix(p, len(ids))):
+        hidden = hidden_after_shared_prefix(causal_lm, ids, mask, p, prefix_embeds)
+    elif prefix_embeds is not None:
+        b, v, dev = len(ids), prefix_embeds.shape[0], ids.device
+        embeds = torch.cat([prefix_embeds[None].expand(b, -1, -1), causal_lm.get_input_embeddings()(ids)], dim=1)
+        pos = torch.arange(v + ids.shape[1], device=dev).expand(b, -1)
+        full_mask = torch.cat([torch.ones((b, v), dtype=mask.dtype, device=dev), mask], dim=1)
+        hidden = body(inputs_embeds=embeds, attention_mask=full_mask, position_ids=pos, use_cache=False)
+        hidden, p = hidden.last_hidden_state[:, v:], 0
+    else:
+        hidden, p = body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state, 0
+    targets = batch["labels"][:, p + 1 :]
     where = targets != -100
     logits = output_logits(causal_lm, hidden[:, :-1][where])
     return F.cross_entropy(logits.float(), targets[where])

@@ -68,3 +68,33 @@ def test_answer_only_loss_equals_the_models_own_loss(model):
         own = model(**batch).loss
         ours = answer_only_loss(model, batch)
     assert ours.item() == pytest.approx(own.item(), rel=1e-5)
+
+
+def test_answer_only_loss_with_a_shared_prefix_equals_the_models_own_loss_and_gradients(model, monkeypatch):
+    """Rows sharing their first tokens (the instruction) run them once per micro-batch: same loss, same gradients."""
+    from tunegate import training
+
+    g = torch.Generator().manual_seed(4)
+    shared = torch.randint(3, VOCAB, (training.SHARED_PREFIX_MIN_TOKENS + 4,), generator=g).tolist()
+    own_tokens = [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in (3, 9, 14)]
+    examples = [(shared + row, [5, 6, 7][: 1 + len(row) % 3]) for row in own_tokens]
+    batch = collate(examples, pad_id=0)
+    assert training.shared_prefix_length(batch) == len(shared)
+    calls = []
+    real = training.hidden_after_shared_prefix
+    monkeypatch.setattr(training, "hidden_after_shared_prefix", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        loss = fn()
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    own, own_grads = loss_and_grads(lambda: model(**batch).loss)
+    ours, our_grads = loss_and_grads(lambda: training.answer_only_loss(model, batch))
+    model.zero_grad()
+    assert calls == [len(shared)]  # the shared prefix ran once, at batch 1
+    assert ours == pytest.approx(own, rel=1e-5)
+    assert our_grads.keys() == own_grads.keys()
+    for name, grad in own_grads.items():
+        torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)

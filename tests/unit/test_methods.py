@@ -143,8 +143,14 @@ def test_soft_prompt_scores_match_the_training_loss(tiny_model_dir, tiny_tokeniz
         scores, _ = score_answers(soft.lm, [short, long_], [answer], pad_id=data.pad_id, prefix_embeds=soft.prefix())
         for i, prompt in enumerate([short, long_]):
             batch = collate([(prompt, answer)], data.pad_id)
-            loss = answer_only_loss(soft.lm, batch, hidden=soft.hidden(batch["input_ids"], batch["attention_mask"]))
+            loss = answer_only_loss(soft.lm, batch, prefix_embeds=soft.prefix())
             assert scores[i, 0].item() == pytest.approx(-loss.item() * len(answer), abs=1e-3)
+        # both rows in one batch (their shared first tokens run once): the loss of the model's own forward
+        batch = collate([(short, answer), (long_, answer)], data.pad_id)
+        logits = soft(batch["input_ids"], batch["attention_mask"]).logits[:, soft.n_virtual : -1]
+        own = torch.nn.functional.cross_entropy(logits.float().transpose(1, 2), batch["labels"][:, 1:])
+        ours = answer_only_loss(soft.lm, batch, prefix_embeds=soft.prefix())
+        assert ours.item() == pytest.approx(own.item(), rel=1e-4)
 
 
 def test_soft_prompt_generation_follows_the_forward_pass(tiny_model_dir, tiny_tokenizer):

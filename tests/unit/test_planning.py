@@ -1,5 +1,7 @@
 """Plan estimates (measured on the tiny model), the advisor's rules, and the budget stop."""
 
+import dataclasses
+
 import pytest
 
 from tests.conftest import make_config
@@ -170,10 +172,9 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
     config.json (no weights), so nothing can have been loaded; the advisor then picks QLoRA."""
     from transformers import LlamaConfig
 
+    from tunegate.footprint import model_shape
     from tunegate.hardware import using
     from tunegate.methods import TrainingSet
-    from tunegate.methods.linear_probe import LinearProbeSettings
-    from tunegate.methods.lora import LoraSettings
     from tunegate.methods.qlora import QLoraSettings
     from tunegate.planning import memory_check
     from tunegate.records import Placement
@@ -183,7 +184,7 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
     ).save_pretrained(tmp_path)
     data = TrainingSet(
         task="classification",
-        prompt_ids=[[5] * 120] * 8,
+        prompt_ids=[[5 + i] + [5] * 119 for i in range(8)],  # no shared first tokens
         answer_ids=[[7]] * 8,
         pad_id=0,
         fingerprint="",
@@ -205,6 +206,15 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
     assert m.total_gb == pytest.approx(m.weights_gb + m.trainable_gb + m.activations_gb + m.runtime_gb, abs=0.01)
     with using(Placement(device="cuda", dtype="bfloat16", reason="test")):
         assert memory_check(QLoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=hw(4, "cuda"))
+    # rows sharing their first 100 tokens (a long instruction) run them once per micro-batch of 4: the activations
+    # of 100 + 4 x 21 tokens instead of 4 x 121; with gradient checkpointing (no KV cache) rows run whole
+    shared = dataclasses.replace(data, prompt_ids=[[5] * 100 + [6 + i] * 20 for i in range(8)])
+    shape, cfg = model_shape(str(tmp_path)), LoraSettings(batch_size=8)
+    for checkpointing, tokens in ((False, 100 + 4 * 21), (True, 4 * 121)):
+        placement = Placement(device="cuda", dtype="bfloat16", gradient_checkpointing=checkpointing)
+        whole_acts = get_method("lora").training_memory(shape, cfg, placement, data).activations_gb
+        shared_acts = get_method("lora").training_memory(shape, cfg, placement, shared).activations_gb
+        assert shared_acts / whole_acts == pytest.approx(tokens / (4 * 121), rel=0.02)
 
 
 def test_a_repeated_calibration_is_read_from_the_cache(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):

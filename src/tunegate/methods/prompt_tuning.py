@@ -26,7 +26,7 @@ from tunegate.training import answer_only_loss
 
 
 class SoftPromptLM(torch.nn.Module):
-    """A causal LM with a peft soft prompt in front of every input (``forward``, ``hidden``, ``generate``)."""
+    """A causal LM with a peft soft prompt in front of every input (``forward``, ``prefix``, ``generate``)."""
 
     def __init__(self, peft_model):
         super().__init__()
@@ -54,12 +54,6 @@ class SoftPromptLM(torch.nn.Module):
             position_ids = torch.arange(input_ids.shape[1], device=dev).expand(b, -1)
         pos = torch.cat([torch.arange(v, device=dev).expand(b, -1), position_ids + v], dim=1)
         return embeds, mask, pos
-
-    def hidden(self, input_ids, attention_mask) -> torch.Tensor:
-        """Last hidden states at the input's positions (the virtual tokens' states dropped)."""
-        embeds, mask, pos = self._inputs(input_ids, attention_mask)
-        out = self.lm.get_decoder()(inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
-        return out.last_hidden_state[:, self.n_virtual :]
 
     def forward(self, input_ids, attention_mask, position_ids=None, **kwargs):
         embeds, mask, pos = self._inputs(input_ids, attention_mask, position_ids)
@@ -133,9 +127,8 @@ class PromptTuning(LoopTrained):
         model = self.build(base_path, cfg, data.instruction)
         soft = SoftPromptLM(model)
 
-        def loss_fn(batch):
-            hidden = soft.hidden(batch["input_ids"], batch["attention_mask"])
-            return answer_only_loss(soft.lm, batch, hidden=hidden)
+        def loss_fn(batch):  # the soft prompt (with its gradient) runs once per micro-batch, as a shared prefix
+            return answer_only_loss(soft.lm, batch, prefix_embeds=soft._prompt(1)[0])
 
         return train_peft(
             self, model, base_path=base_path, data=data, cfg=cfg, out_dir=out_dir, loss_fn=loss_fn, progress=progress
