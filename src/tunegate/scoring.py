@@ -243,8 +243,11 @@ def hidden_after_shared_prefix(
     attention_mask: torch.Tensor,
     p: int,
     prefix_embeds: torch.Tensor | None = None,
+    layer: int = -1,
 ) -> torch.Tensor:
     """The decoder's last hidden states at positions ``p..`` of right-padded rows that share their first ``p`` tokens.
+
+    ``layer`` other than -1: that entry of the decoder's hidden states instead (0 = embeddings; the probe's feature).
 
     The shared tokens (after ``prefix_embeds`` [V, hidden], a soft prompt, if given) run once, at batch 1, and
     their KV cache, expanded to the rows, serves every row: what the scorer does, here with gradients (training
@@ -271,9 +274,14 @@ def hidden_after_shared_prefix(
     cache = None
     if prefix_kv is not None:
         cache = DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv])
-    return body(
-        input_ids=ids, attention_mask=masks(allowed, q_pos, k_pos), position_ids=q_pos, **_cache_kwargs(body, cache)
-    ).last_hidden_state
+    out = body(
+        input_ids=ids,
+        attention_mask=masks(allowed, q_pos, k_pos),
+        position_ids=q_pos,
+        output_hidden_states=layer != -1,
+        **_cache_kwargs(body, cache),
+    )
+    return out.last_hidden_state if layer == -1 else out.hidden_states[layer]
 
 
 @torch.inference_mode()

@@ -98,3 +98,20 @@ def test_answer_only_loss_with_a_shared_prefix_equals_the_models_own_loss_and_gr
     assert our_grads.keys() == own_grads.keys()
     for name, grad in own_grads.items():
         torch.testing.assert_close(our_grads[name], grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_probe_features_with_a_shared_prefix_equal_the_models_own_hidden_states(model, layer):
+    """The probe's last-token features run the rows' shared instruction once per batch: each equals the model's own
+    forward of that row alone (final hidden state after the norm, or an inner layer's)."""
+    from tunegate import training
+    from tunegate.methods.linear_probe import extract_features
+
+    g = torch.Generator().manual_seed(5)
+    shared = torch.randint(3, VOCAB, (training.SHARED_PREFIX_MIN_TOKENS + 2,), generator=g).tolist()
+    prompts = [shared + torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in (2, 11, 6)]
+    feats = extract_features(model, prompts, pad_id=0, pooling="last", layer=layer)
+    for i, p in enumerate(prompts):
+        with torch.no_grad():
+            own = model(input_ids=torch.tensor([p]), output_hidden_states=True).hidden_states[layer][0, -1]
+        torch.testing.assert_close(feats[i], own.float(), rtol=1e-4, atol=1e-5)

@@ -26,8 +26,15 @@ from tunegate.methods.settings import MethodSettings
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.progress import bar as progress_bar
 from tunegate.provenance import sha256_json
-from tunegate.scoring import Answerer, ScoreStats, _left_pad, _positions
-from tunegate.training import PeakRSS, TrainStats
+from tunegate.scoring import (
+    Answerer,
+    ScoreStats,
+    _left_pad,
+    _positions,
+    common_prefix_length,
+    hidden_after_shared_prefix,
+)
+from tunegate.training import PeakRSS, TrainStats, runs_shared_prefix
 
 PROBE_DIR = "probe"
 
@@ -52,17 +59,28 @@ def extract_features(
     bar = progress_bar(n, desc, "ex")
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        ids, mask = (t.to(device) for t in _left_pad([prompt_ids[i] for i in idx], pad_id))
-        kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
-        if layer == -1:
-            h = decoder(**kwargs).last_hidden_state
+        rows = [prompt_ids[i] for i in idx]
+        p = min(common_prefix_length(rows), min(len(r) for r in rows) - 1)
+        if pooling == "last" and runs_shared_prefix(p, len(rows)):  # the shared instruction runs once per batch
+            ids = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for r, row in enumerate(rows):
+                ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
+            h = hidden_after_shared_prefix(model, ids.to(device), mask.to(device), p, layer=layer)
+            last = torch.tensor([len(row) - 1 - p for row in rows], device=device)
+            feats = h[torch.arange(len(rows), device=device), last]
         else:
-            h = decoder(**kwargs, output_hidden_states=True).hidden_states[layer]
-        if pooling == "last":  # left-padded: the last position is every row's last real token
-            feats = h[:, -1]
-        else:
-            m = mask.unsqueeze(-1).to(h.dtype)
-            feats = (h * m).sum(1) / m.sum(1)
+            ids, mask = (t.to(device) for t in _left_pad(rows, pad_id))
+            kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+            if layer == -1:
+                h = decoder(**kwargs).last_hidden_state
+            else:
+                h = decoder(**kwargs, output_hidden_states=True).hidden_states[layer]
+            if pooling == "last":  # left-padded: the last position is every row's last real token
+                feats = h[:, -1]
+            else:
+                m = mask.unsqueeze(-1).to(h.dtype)
+                feats = (h * m).sum(1) / m.sum(1)
         if out is None:
             out = torch.empty((n, feats.shape[-1]), dtype=torch.float32)
         out[idx] = feats.float().cpu()
