@@ -247,13 +247,12 @@ def hidden_after_shared_prefix(
 ) -> torch.Tensor:
     """The decoder's last hidden states at positions ``p..`` of right-padded rows that share their first ``p`` tokens.
 
-    ``layer`` other than -1: that entry of the decoder's hidden states instead (0 = embeddings; the probe's feature).
-
     The shared tokens (after ``prefix_embeds`` [V, hidden], a soft prompt, if given) run once, at batch 1, and
     their KV cache, expanded to the rows, serves every row: what the scorer does, here with gradients (training
     pays a long shared instruction, e.g. a 150-label list, once per micro-batch instead of once per row).
     Equals the decoder's own forward on the whole rows at those positions (``tests/unit/test_architectures.py``);
-    a soft prompt's positions come first, so the rows' positions are shifted by V.
+    a soft prompt's positions come first, so the rows' positions are shifted by V. ``layer`` other than -1:
+    that entry of the decoder's hidden states instead (0 = embeddings; the probe's features).
     """
     from transformers import DynamicCache
 

@@ -304,3 +304,54 @@ def test_early_stopping_survives_a_crash(tiny_model_dir, tiny_tokenizer, tmp_pat
     assert resumed.extra["early_stopping"] == ref.extra["early_stopping"] and resumed.losses == ref.losses
     got, want = trainable(model), trainable(ref_model)
     assert all(torch.equal(got[n], want[n]) for n in want)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+def test_gradient_checkpointing_runs_rows_whole_with_the_same_loss_and_gradients(
+    method, tiny_model_dir, tiny_tokenizer, float32, monkeypatch
+):
+    """Gradient checkpointing keeps no KV cache, so rows sharing an instruction run whole there (the soft prompt
+    prepended to each row); loss and gradients equal the shared-prefix path's."""
+    from tunegate import training
+    from tunegate.methods import get_method
+    from tunegate.methods.prompt_tuning import PromptTuningSettings, SoftPromptLM
+
+    shared = tiny_tokenizer("Route this message to one of: billing, refund, shipping, account, technical.").input_ids
+    assert len(shared) >= training.SHARED_PREFIX_MIN_TOKENS
+    rows = [(shared + prompt, answer) for prompt, answer in examples(tiny_tokenizer, 4)]
+    batch = collate(rows, tiny_tokenizer.pad_token_id)
+    if method == "lora":
+        model = LoRA().build(str(tiny_model_dir), LoraSettings(r=2, seed=0))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.fill_(0.01)
+
+        def loss():
+            return answer_only_loss(model.get_base_model(), batch)
+    else:
+        model = get_method("prompt_tuning").build(str(tiny_model_dir), PromptTuningSettings(num_virtual_tokens=3), "")
+        soft = SoftPromptLM(model)
+
+        def loss():
+            return answer_only_loss(soft.lm, batch, prefix_embeds=soft._prompt(1)[0])
+
+    calls = []
+    real = training.hidden_after_shared_prefix
+    monkeypatch.setattr(training, "hidden_after_shared_prefix", lambda *a, **k: calls.append(1) or real(*a, **k))
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+    results = []
+    for checkpointing in (False, True):
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        for p in params:
+            p.grad = None
+        value = loss()
+        value.backward()
+        results.append((value.item(), [p.grad.clone() for p in params]))
+    assert calls == [1]  # the shared path without checkpointing only
+    (plain, plain_grads), (ckpt, ckpt_grads) = results
+    assert ckpt == pytest.approx(plain, rel=1e-5)
+    for a, b in zip(plain_grads, ckpt_grads):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
