@@ -101,10 +101,9 @@ def main() -> None:
     py = sys.executable
     from tunegate import hardware
 
-    flags = hardware.cpu_bf16_flags()
     res: dict = {
         "setting": {"n_train": n_train, "n_test": n_test or 872, "threads": 2, "model": model_dir},
-        "machine": f"bf16 hardware ({', '.join(flags)})" if flags else "no bf16 hardware",
+        "machine": hardware.cpu_kind(),
         "dtype": (auto := hardware.current().dtype),
         "dtypes": [auto if d == "auto" else d for d in args.dtypes.split(",")],
     }

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _legacy_scorer import legacy_prompt_ids  # noqa: E402
 from _legacy_scorer import score_answers as legacy_score  # noqa: E402
 
+from tunegate import hardware  # noqa: E402
 from tunegate.answering import AnswerSpec, prompt_ids  # noqa: E402
 from tunegate.config import PromptConfig  # noqa: E402
 from tunegate.modeling import load_model, load_tokenizer, resolve_model  # noqa: E402
@@ -51,12 +52,6 @@ COARSE = {
     "LOC": "location",
     "NUM": "number",
 }
-
-
-def machine_kind() -> str:
-    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
-    found = sorted(flags & {"amx_bf16", "avx512_bf16"})
-    return "bf16 hardware (" + ", ".join(found) + ")" if found else "no bf16 hardware"
 
 
 def sst2(rows: int):
@@ -97,7 +92,7 @@ def main() -> None:
     ref = resolve_model("smollm2-135m-instruct")
     tok = load_tokenizer(ref.path)
     model = load_model(ref.path, dtype=getattr(torch, a.dtype))
-    print(f"machine: {machine_kind()}; weights: {a.dtype}; {a.rows} rows per rung; batch {a.batch_size}")
+    print(f"machine: {hardware.cpu_kind()}; weights: {a.dtype}; {a.rows} rows per rung; batch {a.batch_size}")
     rows = []
     for task in a.tasks:
         test, train, labels = TASKS[task]()
@@ -167,7 +162,7 @@ def main() -> None:
         )
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"scoring-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    path.write_text(json.dumps({"machine": machine_kind(), "dtype": a.dtype, "rows": rows}, indent=1))
+    path.write_text(json.dumps({"machine": hardware.cpu_kind(), "dtype": a.dtype, "rows": rows}, indent=1))
     print(f"\nwritten: {path}")
 
 

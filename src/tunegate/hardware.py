@@ -38,6 +38,14 @@ def cpu_bf16_flags() -> tuple[str, ...] | None:
     return tuple(f for f in CPU_BF16_FLAGS if f in flags)
 
 
+def cpu_kind() -> str:
+    """Which kind of CPU this is for speed figures: its bf16 hardware flags, or none (benchmarks print it)."""
+    flags = cpu_bf16_flags()
+    if flags is None:
+        return f"{cpu_model()}, bf16 hardware unknown"
+    return f"{cpu_model()}, " + (f"bf16 hardware ({', '.join(flags)})" if flags else "no bf16 hardware")
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo), else what the platform says."""
