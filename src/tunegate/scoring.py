@@ -205,6 +205,11 @@ def common_prefix_length(seqs: list[list[int]]) -> int:
     return n
 
 
+def shared_prompt_prefix(prompt_ids: list[list[int]]) -> int:
+    """How many first tokens the prompts share, leaving each at least its last token (whose output is read)."""
+    return max(0, min(common_prefix_length(prompt_ids), min((len(s) for s in prompt_ids), default=1) - 1))
+
+
 @functools.lru_cache(maxsize=None)
 def _cache_argument(decoder_class: type) -> str:
     """The KV cache argument's name in this transformers version (``cache`` replaced ``past_key_values`` in 5.x);
@@ -309,7 +314,7 @@ def score_answers(
     trie = AnswerTrie.build(answer_ids)
     n_nodes = len(trie)
     # every row keeps at least its last token: that position gives the first answer token's distribution
-    p = min(common_prefix_length(prompt_ids), min((len(s) for s in prompt_ids), default=1) - 1)
+    p = shared_prompt_prefix(prompt_ids)
     prefix_kv, off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
     computed = off
     node_tok = torch.tensor(trie.token, dtype=torch.long)

@@ -31,10 +31,10 @@ from tunegate.scoring import (
     ScoreStats,
     _left_pad,
     _positions,
-    common_prefix_length,
     hidden_after_shared_prefix,
+    shared_prompt_prefix,
 )
-from tunegate.training import PeakRSS, TrainStats, runs_shared_prefix
+from tunegate.training import PeakRSS, TrainStats, collate, runs_shared_prefix
 
 PROBE_DIR = "probe"
 
@@ -60,13 +60,11 @@ def extract_features(
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         rows = [prompt_ids[i] for i in idx]
-        p = min(common_prefix_length(rows), min(len(r) for r in rows) - 1)
+        p = shared_prompt_prefix(rows)
         if pooling == "last" and runs_shared_prefix(p, len(rows)):  # the shared instruction runs once per batch
-            ids = torch.full((len(rows), max(map(len, rows))), pad_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for r, row in enumerate(rows):
-                ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
-            h = hidden_after_shared_prefix(model, ids.to(device), mask.to(device), p, layer=layer)
+            batch = collate([(row, []) for row in rows], pad_id)  # right-padded
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            h = hidden_after_shared_prefix(model, ids, mask, p, layer=layer)
             last = torch.tensor([len(row) - 1 - p for row in rows], device=device)
             feats = h[torch.arange(len(rows), device=device), last]
         else:

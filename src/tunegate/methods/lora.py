@@ -23,7 +23,7 @@ from tunegate.methods.base import (
 )
 from tunegate.methods.settings import GradientSettings
 from tunegate.modeling import load_model, parameter_count
-from tunegate.scoring import LMAnswerer, common_prefix_length
+from tunegate.scoring import LMAnswerer, shared_prompt_prefix
 from tunegate.training import answer_only_loss, micro_batch_tokens, train_answer_loss
 
 ADAPTER_DIR = "adapter"
@@ -67,15 +67,14 @@ class LoopTrained(TuningMethod):
         micro = cfg.micro_batch_size or cfg.batch_size
         longest = min(max((len(p) + len(a) for p, a in data.examples), default=cfg.max_length), cfg.max_length)
         longest_answer = max((len(a) for _, a in data.examples), default=1)
-        prompts = data.prompt_ids
-        shared = min(common_prefix_length(prompts), min((len(p) for p in prompts), default=1) - 1)
+        shared = shared_prompt_prefix(data.prompt_ids)
         return training_memory(
             shape,
             base_bytes=DTYPE_BYTES[placement.dtype],
             quantized=self.quantized_base,
             trainable_params=self.trainable_estimate(shape, cfg),
             compute_bytes=DTYPE_BYTES[placement.dtype],
-            micro_batch_tokens=micro_batch_tokens(micro, longest, max(shared, 0), placement.gradient_checkpointing),
+            micro_batch_tokens=micro_batch_tokens(micro, longest, shared, placement.gradient_checkpointing),
             answer_tokens=micro * longest_answer,
             backward_through_model=True,
             checkpointing=placement.gradient_checkpointing,
