@@ -937,8 +937,40 @@ class StrictLoader(yaml.SafeLoader):
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, StrictLoader.construct_mapping)
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TunegateConfig:
-    """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values."""
+def _switch_method(raw: dict[str, Any], name: Any) -> str | None:
+    """``--set method.name=X`` where the file configures another method: the file's section is that method's
+    settings (a LoRA rank means nothing to a probe), so the section becomes X's defaults plus what X takes over
+    from the configured method (``inherited``: max_length, seed, the loop's budget), as ``tunegate compare`` does;
+    the other ``method.*`` overrides still apply on top. Returns a note saying what was dropped, or None."""
+    section = raw.get("method")
+    if isinstance(section, str):
+        section = {"name": section}
+    if not isinstance(section, dict):
+        return None
+    old = str(section.get("name", DEFAULT_METHOD))
+    if str(name) == old or str(name) not in [*METHODS, "auto"]:
+        return None  # same method, or an unknown name: validation says what to do
+    try:
+        configured = settings_class(old).model_validate({**section, "name": old})
+    except (KeyError, ValidationError):
+        configured = None  # the file's own section is invalid: start from X's defaults
+    kept = inherited(configured, settings_class(str(name))) if configured is not None else {}
+    raw["method"] = {"name": name, **kept}
+    dropped = sorted(set(section) - set(kept) - {"name"})
+    if not dropped:
+        return None
+    return (
+        f"method.name={name} replaces the config's {old} settings: dropped {', '.join(dropped)}"
+        + (f"; kept {', '.join(sorted(kept))}" if kept else "")
+        + f" ({name}'s defaults otherwise; set more with --set method.KEY=VALUE)"
+    )
+
+
+def load_config(
+    path: str | Path, overrides: dict[str, Any] | None = None, notes: list[str] | None = None
+) -> TunegateConfig:
+    """Load a YAML config file; ``overrides`` maps dotted keys (``method.epochs``) to values. What an override
+    changed beyond its own key (``method.name`` switching the method) is appended to ``notes``."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(
@@ -972,9 +1004,13 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Tu
             f"Config file {p} holds a YAML {type(raw).__name__}, not a mapping of keys (task:, model:, data:, ...); "
             "start from examples/quickstart/config.yaml"
         )
-    for key, value in (overrides or {}).items():
-        if isinstance(raw, dict):
-            _set_dotted(raw, key, value)
+    overrides = dict(overrides or {})
+    if "method.name" in overrides:  # first: the other method.* overrides apply to the switched section
+        note = _switch_method(raw, overrides["method.name"])
+        if note and notes is not None:
+            notes.append(note)
+    for key, value in overrides.items():
+        _set_dotted(raw, key, value)
     return parse_config(raw, config_dir=p.resolve().parent)
 
 

@@ -86,8 +86,10 @@ def test_validate_bad_data(tmp_path, tiny_model_dir, toy_data):
 
 
 def test_validate_good_data(tmp_path, tiny_model_dir, toy_data):
-    out = tunegate("validate", make_config(tmp_path, tiny_model_dir, toy_data))
+    # switching the method on the command line says which of the config's LoRA settings it dropped
+    out = tunegate("validate", make_config(tmp_path, tiny_model_dir, toy_data), "--set", "method.name=linear_probe")
     assert out.returncode == 0 and "PASSED" in out.stdout
+    assert "note: method.name=linear_probe replaces the config's lora settings: dropped alpha" in out.stderr
 
 
 def test_registry_list_empty_and_predict_unknown(tmp_path):

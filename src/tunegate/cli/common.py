@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ def with_config(sp) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config value by dotted key, e.g. --set method.epochs=2 (repeatable)",
+        help="override a config value by dotted key, e.g. --set method.epochs=2 (repeatable); "
+        "--set method.name=X switches the method, keeping only the settings X shares with the configured one",
     )
 
 
@@ -48,7 +50,10 @@ def load(args) -> Any:
     from tunegate.modeling import check_model
 
     args.overrides = parse_set(args.set)
-    cfg = load_config(args.config, args.overrides)
+    notes: list[str] = []
+    cfg = load_config(args.config, args.overrides, notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     check_model(cfg.model, config_dir=cfg.config_dir)
     hardware.resolve(cfg.hardware)  # a device or dtype this machine cannot run: one message, before any stage
     for key, folder in (("output.dir", cfg.output.dir), ("registry.path", Path(cfg.registry.path))):

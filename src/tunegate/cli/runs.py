@@ -232,7 +232,7 @@ def cmd_plan(args) -> int:
         print(f"ERROR: {result.summary} Report: {result.report_md}", file=sys.stderr)
         return 1
     cfg = cfg.with_data(result.resolved_data)
-    print("Calibrating each method on a few real rows (about 10-30 s per method)...", file=sys.stderr)
+    print("Calibrating each method with a short timed run on real rows...", file=sys.stderr)
     plan = stages.plan(cfg, run, result.dataset)
     print(render_plan(plan, cfg))
     print(f"Written: {Path(run.run_dir) / 'plan.md'} and plan.json")
