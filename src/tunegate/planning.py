@@ -32,7 +32,7 @@ from tunegate.methods import AdviceContext, TrainedArtifact, TrainingSet, applic
 from tunegate.modeling import cache_root, load_tokenizer, parameter_count
 from tunegate.progress import bar as progress_bar
 from tunegate.provenance import code_version, package_versions, sha256_json
-from tunegate.records import Advice, Hardware, MethodEstimate, PlanResult
+from tunegate.records import Advice, Hardware, MethodEstimate, MicroBatchSuggestion, PlanResult
 from tunegate.training import TrainStats
 
 
@@ -208,6 +208,38 @@ def over_budget(est: MethodEstimate, budget, hardware: Hardware | None = None) -
     return out
 
 
+MICRO_BATCH_MIN_SAVING = 0.2  # a larger micro-batch is suggested when an epoch computes at least 20% fewer tokens
+
+
+def micro_batch_suggestion(
+    cfg_method, est: MethodEstimate, *, shape, data: TrainingSet, limit_gb: float
+) -> MicroBatchSuggestion | None:
+    """The largest micro-batch (same update) with which an epoch computes at least ``MICRO_BATCH_MIN_SAVING`` fewer
+    tokens (the rows' shared prefix once per micro-batch) and whose memory (the measured peak plus the config
+    estimate's difference) stays within ``limit_gb``; None when there is none."""
+    options = get_method(cfg_method.name).micro_batch_options(shape, cfg_method, current_placement(), data)
+    if len(options) < 2 or options[0].memory_gb is None:
+        return None
+    now = options[0]
+    fits = [
+        (o, est.est_peak_mb / 1024 + o.memory_gb - now.memory_gb)
+        for o in options[1:]
+        if o.memory_gb is not None and o.tokens_per_epoch <= (1 - MICRO_BATCH_MIN_SAVING) * now.tokens_per_epoch
+    ]
+    fits = [(o, gb) for o, gb in fits if gb <= limit_gb]
+    if not fits:
+        return None
+    best, peak_gb = fits[-1]
+    ratio = now.tokens_per_epoch / best.tokens_per_epoch
+    return MicroBatchSuggestion(
+        micro_batch_size=best.micro_batch_size,
+        configured=now.micro_batch_size,
+        tokens_ratio=round(ratio, 3),
+        est_train_seconds=round(est.est_train_seconds / ratio, 3),
+        est_peak_gb=round(peak_gb, 3),
+    )
+
+
 def candidate_methods(cfg: TunegateConfig) -> list[Any]:
     """What plan estimates: the configured method, or every applicable method for ``auto``."""
     if cfg.method.name != "auto":
@@ -315,6 +347,10 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
                 est.over_budget = over_budget(est, cfg.budget, hardware)
                 shape = model_shape(base_path)
                 est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
+                limit = hardware.memory_gb * MEMORY_HEADROOM
+                if cfg.budget.max_memory_gb is not None:
+                    limit = min(limit, cfg.budget.max_memory_gb)
+                est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=limit)
             estimates.append(est)
             bar.update()
     base_params = parameter_count(base_path)

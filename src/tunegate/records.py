@@ -381,6 +381,16 @@ class MemoryEstimate(BaseModel):
         )
 
 
+class MicroBatchSuggestion(BaseModel):
+    """A larger micro-batch for the same update: the rows' shared first tokens are computed once per micro-batch."""
+
+    micro_batch_size: int
+    configured: int
+    tokens_ratio: float  # tokens an epoch computes now / with the suggested micro-batch
+    est_train_seconds: float  # the estimate scaled by that ratio
+    est_peak_gb: float  # the measured peak plus the config estimate's difference
+
+
 class MethodEstimate(BaseModel):
     """A method's measured calibration scaled to the full training set."""
 
@@ -401,6 +411,7 @@ class MethodEstimate(BaseModel):
     est_memory: MemoryEstimate | None = None  # from the config alone, before anything is loaded
     calibrated: bool = True  # False: not run here (its memory estimate alone rules it out)
     over_budget: list[str] = Field(default_factory=list)
+    suggestion: MicroBatchSuggestion | None = None  # the same update with fewer tokens computed
     config: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -217,6 +217,72 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
         assert shared_acts / whole_acts == pytest.approx(tokens / (4 * 121), rel=0.02)
 
 
+def test_a_larger_micro_batch_is_suggested_where_rows_share_a_long_prefix(tmp_path):
+    """Rows sharing their first 100 tokens (a long label list in the instruction) compute them once per micro-batch:
+    at 16 rows per micro-batch instead of 4 an epoch computes (100 + 16 x 21) / 16 = 27.25 tokens a row instead of
+    (100 + 4 x 21) / 4 = 46, 1.7x fewer. The plan suggests the largest micro-batch that fits the memory limit and
+    saves at least a fifth; nothing where rows share no prefix, run whole (gradient checkpointing) or the whole
+    batch already runs at once."""
+    from transformers import LlamaConfig
+
+    from tunegate.footprint import model_shape
+    from tunegate.hardware import using
+    from tunegate.methods import TrainingSet
+    from tunegate.planning import micro_batch_suggestion
+    from tunegate.records import Placement
+
+    LlamaConfig(
+        hidden_size=256, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, vocab_size=1000
+    ).save_pretrained(tmp_path)
+    shape = model_shape(str(tmp_path))
+    shared = TrainingSet(
+        task="classification",
+        prompt_ids=[[5] * 100 + [6 + i] * 20 for i in range(64)],
+        answer_ids=[[7]] * 64,
+        pad_id=0,
+        fingerprint="",
+        labels=["a", "b"],
+        label_index=[0, 1] * 32,
+    )
+    unshared = dataclasses.replace(shared, prompt_ids=[[6 + i] * 120 for i in range(64)])
+    cfg = LoraSettings(batch_size=16, micro_batch_size=4)
+    e = est("lora", seconds=600.0, peak_mb=2048.0)
+    cpu = Placement(device="cpu", dtype="float32", reason="test")
+    with using(cpu):
+        options = get_method("lora").micro_batch_options(shape, cfg, cpu, shared)
+        assert [o.micro_batch_size for o in options] == [4, 8, 16]
+        assert options[0].tokens_per_epoch / options[2].tokens_per_epoch == pytest.approx(46 / 27.25)
+        assert options[0].memory_gb < options[1].memory_gb < options[2].memory_gb
+        s = micro_batch_suggestion(cfg, e, shape=shape, data=shared, limit_gb=100)
+        assert (s.micro_batch_size, s.configured, s.tokens_ratio) == (16, 4, pytest.approx(46 / 27.25, abs=1e-3))
+        assert s.est_train_seconds == pytest.approx(600 * 27.25 / 46, abs=0.01)
+        assert s.est_peak_gb == pytest.approx(2.0 + options[2].memory_gb - options[0].memory_gb, abs=1e-3)
+        # a limit between the estimates for 8 and 16 rows: 8 ((100 + 8 x 21) / 8 = 33.5 a row, 1.37x fewer)
+        between = 2.0 + (options[1].memory_gb + options[2].memory_gb) / 2 - options[0].memory_gb
+        s = micro_batch_suggestion(cfg, e, shape=shape, data=shared, limit_gb=between)
+        assert (s.micro_batch_size, s.tokens_ratio) == (8, pytest.approx(46 / 33.5, abs=1e-3))
+        assert micro_batch_suggestion(cfg, e, shape=shape, data=shared, limit_gb=1.0) is None  # nothing fits
+        assert micro_batch_suggestion(cfg, e, shape=shape, data=unshared, limit_gb=100) is None
+        whole = LoraSettings(batch_size=16, micro_batch_size=None)
+        assert micro_batch_suggestion(whole, e, shape=shape, data=shared, limit_gb=100) is None
+    with using(Placement(device="cpu", dtype="float32", gradient_checkpointing=True, reason="test")):
+        assert micro_batch_suggestion(cfg, e, shape=shape, data=shared, limit_gb=100) is None
+    # the probe has no micro-batches to suggest
+    assert get_method("linear_probe").micro_batch_options(shape, LinearProbeSettings(), cpu, shared) == []
+    # the plan shows it under the table
+    from tunegate.records import PlanResult
+    from tunegate.report import render_plan
+
+    with using(cpu):
+        e.suggestion = micro_batch_suggestion(cfg, e, shape=shape, data=shared, limit_gb=100)
+    plan = PlanResult(
+        hardware=hw(8), estimates=[e], chosen="lora", chosen_config={}, base_params=1, n_train=64, price_per_hour=0
+    )
+    text = render_plan(plan, cfg_for())
+    assert "- lora: try `method.micro_batch_size: 16` (now 4): the same update" in text
+    assert "1.7x fewer tokens: est. train time 5.9 min instead of 10.0 min, est. peak memory 2.02 GB" in text
+
+
 def test_a_repeated_calibration_is_read_from_the_cache(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):
     """The same rows, settings, machine and code: the second plan reuses the measurement instead of training the
     calibration steps again; other settings are measured afresh."""

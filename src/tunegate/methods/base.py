@@ -107,6 +107,16 @@ class Rule:
     why: str
 
 
+@dataclass(frozen=True)
+class MicroBatchOption:
+    """One micro-batch size for a loop-trained method: the decoder tokens an epoch computes with it (rows sharing
+    their first tokens run them once per micro-batch) and its training memory from the model's config."""
+
+    micro_batch_size: int
+    tokens_per_epoch: float
+    memory_gb: float | None
+
+
 class TuningMethod:
     """Train on a :class:`TrainingSet`, save to a folder, load back as an ``Answerer``.
 
@@ -161,6 +171,11 @@ class TuningMethod:
         """Peak training memory from the model's shape alone (``footprint.training_memory``), or None when the
         method has no estimate. The plan skips calibrating a method whose estimate exceeds the device."""
         return None
+
+    def micro_batch_options(self, shape, cfg: Any, placement, data: TrainingSet) -> list[MicroBatchOption]:
+        """The configured micro-batch first, then each larger one the same update allows (the plan suggests one
+        that computes far fewer tokens and fits the memory); empty for a method without micro-batches."""
+        return []
 
     def advice(self, ctx: AdviceContext) -> list[Rule]:
         """The advisor's rules that can choose this method (none: it is never chosen automatically)."""

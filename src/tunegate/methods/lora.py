@@ -15,6 +15,7 @@ from tunegate.methods.base import (
     CALIBRATION_STEPS,
     CHECKPOINTS,
     AdviceContext,
+    MicroBatchOption,
     Rule,
     TrainedArtifact,
     TrainingSet,
@@ -80,6 +81,23 @@ class LoopTrained(TuningMethod):
             checkpointing=placement.gradient_checkpointing,
             device=placement.device,
         )
+
+    def micro_batch_options(self, shape, cfg, placement, data: TrainingSet) -> list[MicroBatchOption]:
+        """The configured micro-batch, then doubling up to batch_size: the same update, the rows' shared first
+        tokens computed once per micro-batch (``micro_batch_tokens``) at a mean row's length."""
+        micro = cfg.micro_batch_size or cfg.batch_size
+        if not len(data):
+            return []
+        shared = shared_prompt_prefix(data.prompt_ids)
+        mean_row = round(sum(len(p) + len(a) for p, a in data.examples) / len(data))
+        sizes = [micro, *(micro * 2**k for k in range(1, 11) if micro * 2**k < cfg.batch_size)]
+        sizes += [cfg.batch_size] if cfg.batch_size > micro else []
+        out = []
+        for m in sizes:
+            mem = self.training_memory(shape, cfg.model_copy(update={"micro_batch_size": m}), placement, data)
+            tokens = len(data) / m * micro_batch_tokens(m, mean_row, shared, placement.gradient_checkpointing)
+            out.append(MicroBatchOption(m, tokens, None if mem is None else mem.total_gb))
+        return out
 
     def full_train_tokens(self, data: TrainingSet, cfg) -> int:
         """Prompt + answer tokens over all epochs, up to max_steps."""
