@@ -12,6 +12,10 @@ device in 16-bit while QLoRA does, without loading weights that would not fit. T
   gated MLP's inputs and products; the attention matrix is not kept with SDPA), in the
   compute dtype; with gradient checkpointing only each layer's input, plus one layer's
   full set while it is recomputed;
+- **a shared prefix's keys and values per row**: where a micro-batch's rows run their shared
+  first tokens once (``training.answer_only_loss``), each row's attention still reads the
+  prefix's keys and values, concatenated to its own (and repeated to every query head where
+  the model groups them), kept for the backward pass in every layer;
 - **logits** only where the loss is (the answer tokens): vocabulary x answer tokens,
   float32, twice (values and gradient);
 - **runtime**: the CUDA context and allocator slack (0.6 GB on a GPU).
@@ -43,6 +47,12 @@ class ModelShape:
     intermediate: int
     layers: int
     vocab: int
+    kv_dim: int  # key/value heads x head size: one token's key (or value) in one layer
+
+    def cached_token_elements(self) -> int:
+        """Elements one cached prefix token adds per row and layer in training: its key and value, and their
+        copies for every query head where heads share them (grouped-query attention)."""
+        return 2 * self.kv_dim + (2 * self.hidden if self.kv_dim < self.hidden else 0)
 
     @property
     def linear(self) -> tuple[tuple[int, int], ...]:
@@ -70,6 +80,9 @@ def model_shape(path: str) -> ModelShape:
     )
     text = config.get_text_config()
     hidden = text.hidden_size
+    heads = getattr(text, "num_attention_heads", 1)
+    head_dim = getattr(text, "head_dim", None) or hidden // heads
+    kv_heads = getattr(text, "num_key_value_heads", None) or heads
     return ModelShape(
         params=sum(p.numel() for p in model.parameters()),
         named_linear=linear,
@@ -78,6 +91,7 @@ def model_shape(path: str) -> ModelShape:
         intermediate=getattr(text, "intermediate_size", 4 * hidden),
         layers=text.num_hidden_layers,
         vocab=text.vocab_size,
+        kv_dim=kv_heads * head_dim,
     )
 
 
@@ -89,6 +103,7 @@ def training_memory(
     trainable_params: int,
     compute_bytes: int,
     micro_batch_tokens: int,
+    cached_tokens: int = 0,
     answer_tokens: int,
     backward_through_model: bool,
     checkpointing: bool,
@@ -105,6 +120,7 @@ def training_memory(
         acts = micro_batch_tokens * (shape.hidden * shape.layers + per_layer) * compute_bytes
     else:
         acts = micro_batch_tokens * per_layer * shape.layers * compute_bytes
+        acts += cached_tokens * shape.cached_token_elements() * shape.layers * compute_bytes
     logits = answer_tokens * shape.vocab * 4 * 2
     runtime = CUDA_RUNTIME_GB * GB if device == "cuda" else 0
     total = weights + state + acts + logits + runtime

@@ -141,6 +141,12 @@ def micro_batch_tokens(rows: int, longest: int, shared: int, checkpointing: bool
     return rows * longest
 
 
+def micro_batch_cached_tokens(rows: int, shared: int, checkpointing: bool) -> int:
+    """Prefix tokens a micro-batch's rows read through the expanded KV cache rather than compute (each row keeps
+    its own copy of the prefix's keys and values for the backward pass); 0 when rows run whole."""
+    return rows * shared if not checkpointing and runs_shared_prefix(shared, rows) else 0
+
+
 def shared_prefix_length(batch: dict[str, torch.Tensor]) -> int:
     """How many first tokens every row of a collated batch shares, short of the first answer token's input."""
     ids, labels = batch["input_ids"], batch["labels"]

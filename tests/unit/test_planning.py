@@ -207,14 +207,27 @@ def test_memory_is_estimated_from_the_config_before_anything_is_loaded(tmp_path)
     with using(Placement(device="cuda", dtype="bfloat16", reason="test")):
         assert memory_check(QLoraSettings(batch_size=8), base_path=str(tmp_path), data=data, hardware=hw(4, "cuda"))
     # rows sharing their first 100 tokens (a long instruction) run them once per micro-batch of 4: the activations
-    # of 100 + 4 x 21 tokens instead of 4 x 121; with gradient checkpointing (no KV cache) rows run whole
+    # of 100 + 4 x 21 tokens instead of 4 x 121, plus each row's copy of the prefix's keys and values (4 x 100
+    # tokens x 2 x 4096 per layer: no grouped heads here); with gradient checkpointing (no KV cache) rows run whole
     shared = dataclasses.replace(data, prompt_ids=[[5] * 100 + [6 + i] * 20 for i in range(8)])
     shape, cfg = model_shape(str(tmp_path)), LoraSettings(batch_size=8)
-    for checkpointing, tokens in ((False, 100 + 4 * 21), (True, 4 * 121)):
+    per_token = 8 * 4096 + 4 * 11008  # a computed token's saved activations per layer
+    assert shape.kv_dim == 4096 and shape.cached_token_elements() == 2 * 4096
+    for checkpointing, elements in (
+        (False, (100 + 4 * 21) * per_token + 4 * 100 * 2 * 4096),
+        (True, 4 * 121 * per_token),
+    ):
         placement = Placement(device="cuda", dtype="bfloat16", gradient_checkpointing=checkpointing)
         whole_acts = get_method("lora").training_memory(shape, cfg, placement, data).activations_gb
         shared_acts = get_method("lora").training_memory(shape, cfg, placement, shared).activations_gb
-        assert shared_acts / whole_acts == pytest.approx(tokens / (4 * 121), rel=0.02)
+        assert shared_acts / whole_acts == pytest.approx(elements / (4 * 121 * per_token), rel=0.02)
+    # grouped-query attention (SmolLM2: 9 query heads share 3 key/value heads of 64): a cached token's key and value
+    # are also repeated to the query heads
+    LlamaConfig(
+        hidden_size=576, intermediate_size=1536, num_hidden_layers=2, num_attention_heads=9, num_key_value_heads=3
+    ).save_pretrained(tmp_path / "gqa")
+    gqa = model_shape(str(tmp_path / "gqa"))
+    assert gqa.kv_dim == 192 and gqa.cached_token_elements() == 2 * 192 + 2 * 576
 
 
 def test_a_larger_micro_batch_is_suggested_where_rows_share_a_long_prefix(tmp_path):

@@ -25,7 +25,7 @@ from tunegate.methods.base import (
 from tunegate.methods.settings import GradientSettings
 from tunegate.modeling import load_model, parameter_count
 from tunegate.scoring import LMAnswerer, shared_prompt_prefix
-from tunegate.training import answer_only_loss, micro_batch_tokens, train_answer_loss
+from tunegate.training import answer_only_loss, micro_batch_cached_tokens, micro_batch_tokens, train_answer_loss
 
 ADAPTER_DIR = "adapter"
 
@@ -76,6 +76,7 @@ class LoopTrained(TuningMethod):
             trainable_params=self.trainable_estimate(shape, cfg),
             compute_bytes=DTYPE_BYTES[placement.dtype],
             micro_batch_tokens=micro_batch_tokens(micro, longest, shared, placement.gradient_checkpointing),
+            cached_tokens=micro_batch_cached_tokens(micro, shared, placement.gradient_checkpointing),
             answer_tokens=micro * longest_answer,
             backward_through_model=True,
             checkpointing=placement.gradient_checkpointing,
