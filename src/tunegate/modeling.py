@@ -166,6 +166,16 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
 
 
+def quiet_offline_kernel_fetch() -> None:
+    """Offline, bitsandbytes' CPU backend (AVX-512 BF16 CPUs; imported with peft) cannot fetch its optional hub
+    kernel and warns on every import ("Failed to load CPU gemm_4bit_forward ...", and kernels' "Skipping
+    publisher trust check"), though it falls back to its own kernel: nothing for the user to do, so not shown.
+    Called at start-up (the CLI, ``prefect_env.configure``), before anything imports peft."""
+    if _offline():
+        for name in ("bitsandbytes.backends.cpu.ops", "kernels"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _choices() -> str:
     return ", ".join(f"'{n}'" for n in BUILTIN)
 

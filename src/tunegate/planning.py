@@ -218,25 +218,26 @@ def micro_batch_suggestion(
     tokens (the rows' shared prefix once per micro-batch) and whose memory (the measured peak plus the config
     estimate's difference) stays within ``limit_gb``; None when there is none."""
     options = get_method(cfg_method.name).micro_batch_options(shape, cfg_method, current_placement(), data)
-    if len(options) < 2 or options[0].memory_gb is None:
+    if len(options) < 2:
         return None
     now = options[0]
+    peaks = {o.micro_batch_size: est.est_peak_mb / 1024 + o.memory_gb - now.memory_gb for o in options[1:]}
     fits = [
-        (o, est.est_peak_mb / 1024 + o.memory_gb - now.memory_gb)
+        o
         for o in options[1:]
-        if o.memory_gb is not None and o.tokens_per_epoch <= (1 - MICRO_BATCH_MIN_SAVING) * now.tokens_per_epoch
+        if o.tokens_per_epoch <= (1 - MICRO_BATCH_MIN_SAVING) * now.tokens_per_epoch
+        and peaks[o.micro_batch_size] <= limit_gb
     ]
-    fits = [(o, gb) for o, gb in fits if gb <= limit_gb]
     if not fits:
         return None
-    best, peak_gb = fits[-1]
+    best = fits[-1]
     ratio = now.tokens_per_epoch / best.tokens_per_epoch
     return MicroBatchSuggestion(
         micro_batch_size=best.micro_batch_size,
         configured=now.micro_batch_size,
         tokens_ratio=round(ratio, 3),
         est_train_seconds=round(est.est_train_seconds / ratio, 3),
-        est_peak_gb=round(peak_gb, 3),
+        est_peak_gb=round(peaks[best.micro_batch_size], 3),
     )
 
 
@@ -331,6 +332,9 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
     calibrated (nothing is loaded for it), the others are calibrated on real rows here.
     """
     hardware = detect_hardware()
+    memory_limit = hardware.memory_gb * MEMORY_HEADROOM  # for a suggested micro-batch
+    if cfg.budget.max_memory_gb is not None:
+        memory_limit = min(memory_limit, cfg.budget.max_memory_gb)
     estimates = []
     candidates = methods if methods is not None else candidate_methods(cfg)
     with progress_bar(len(candidates), "plan: calibrate", "method") as bar:
@@ -347,10 +351,7 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
                 est.over_budget = over_budget(est, cfg.budget, hardware)
                 shape = model_shape(base_path)
                 est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
-                limit = hardware.memory_gb * MEMORY_HEADROOM
-                if cfg.budget.max_memory_gb is not None:
-                    limit = min(limit, cfg.budget.max_memory_gb)
-                est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=limit)
+                est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=memory_limit)
             estimates.append(est)
             bar.update()
     base_params = parameter_count(base_path)

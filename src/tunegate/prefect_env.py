@@ -1,7 +1,7 @@
 """Environment defaults for running Prefect embedded (set before Prefect is imported).
 
-This module only sets environment variables; it does not import Prefect, so the
-library stays orchestrator-free.
+This module sets environment variables (and quiets one offline warning); it does not
+import Prefect, so the library stays orchestrator-free.
 """
 
 from __future__ import annotations
@@ -24,3 +24,6 @@ def configure() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from tunegate.modeling import quiet_offline_kernel_fetch  # a worker's flows start here, not in the CLI
+
+    quiet_offline_kernel_fetch()

@@ -68,12 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if os.environ["HF_HUB_OFFLINE"] not in ("0", "false", "False"):
-        # offline, bitsandbytes' CPU backend (on AVX-512 BF16 CPUs) cannot fetch its optional hub kernel and warns
-        # on every import, "Failed to load ...", though it falls back to its own kernel: not the user's problem
-        for name in ("bitsandbytes.backends.cpu.ops", "kernels"):
-            logging.getLogger(name).setLevel(logging.ERROR)
     from tunegate.errors import ConfigError
+    from tunegate.modeling import quiet_offline_kernel_fetch
+
+    quiet_offline_kernel_fetch()
 
     restore = stop_on_sigterm()
     try:

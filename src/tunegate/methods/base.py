@@ -114,7 +114,7 @@ class MicroBatchOption:
 
     micro_batch_size: int
     tokens_per_epoch: float
-    memory_gb: float | None
+    memory_gb: float
 
 
 class TuningMethod:

@@ -91,13 +91,14 @@ class LoopTrained(TuningMethod):
             return []
         shared = shared_prompt_prefix(data.prompt_ids)
         mean_row = round(sum(len(p) + len(a) for p, a in data.examples) / len(data))
-        sizes = [micro, *(micro * 2**k for k in range(1, 11) if micro * 2**k < cfg.batch_size)]
-        sizes += [cfg.batch_size] if cfg.batch_size > micro else []
+        sizes = [micro]
+        while sizes[-1] < cfg.batch_size:
+            sizes.append(min(2 * sizes[-1], cfg.batch_size))
         out = []
         for m in sizes:
             mem = self.training_memory(shape, cfg.model_copy(update={"micro_batch_size": m}), placement, data)
             tokens = len(data) / m * micro_batch_tokens(m, mean_row, shared, placement.gradient_checkpointing)
-            out.append(MicroBatchOption(m, tokens, None if mem is None else mem.total_gb))
+            out.append(MicroBatchOption(m, tokens, mem.total_gb))
         return out
 
     def full_train_tokens(self, data: TrainingSet, cfg) -> int:
