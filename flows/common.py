@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
 
-from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.decision import chosen_seed, seed_configs, seed_dir, seed_result
-from tunegate.methods import settings_from_dict
 from tunegate.records import RunContext, ValidationResult
+from tunegate.tasks._seeds import error_message, train_seeds
 from tunegate.tasks.compare import compare
 from tunegate.tasks.deploy import deploy
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
@@ -75,7 +73,7 @@ def audited(cfg: TunegateConfig, run: RunContext, trigger: str) -> Iterator[Prog
         else:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         try:
-            stages.record_audit(
+            record_audit.fn(  # the library function itself, not a task run: the run is being torn down
                 cfg, run, status=status, validation=at.validation, failed_stage=at.stage, error=error, trigger=trigger
             )
         except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
@@ -158,7 +156,7 @@ def tune_compare_deploy(
             trigger=trigger,
         )
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
-    cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))  # `auto` resolved; otherwise unchanged
+    cfg = cfg.with_method(estimate.chosen_config)  # `auto` resolved; otherwise unchanged
     at.stage = "evaluate_baseline"
     baselines = evaluate_ladder(cfg, run, dataset)
     seeds = None
@@ -168,13 +166,7 @@ def tune_compare_deploy(
         at.stage = "evaluate_tuned"
         tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
     else:  # gate.seeds: the method trained with each seed, each scored; the choice is made on the selection split
-        seeds = []
-        for seeded in seed_configs(cfg):
-            at.stage = "tune"
-            trained = tune(seeded, run, dataset, subdir=seed_dir(seeded))
-            at.stage = "evaluate_tuned"
-            seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded)))
-        tuned, tuned_eval = chosen_seed(seeds, cfg.gate_metric)
+        tuned, tuned_eval, seeds = train_seeds(cfg, run, dataset, on_stage=lambda stage: setattr(at, "stage", stage))
     at.stage = "evaluate_production"
     champion = evaluate_production(cfg, run, dataset)
     at.stage = "compare"
@@ -222,12 +214,3 @@ def forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estim
     state = learning_curve(cfg, run, baselines, points, estimate, in_report=True, return_state=True)
     if state.is_failed():
         print(f"WARNING: the forecast failed: {error_message(state)}")
-
-
-def error_message(state) -> str:
-    """The exception message of a failed task state (no traceback)."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - we only want its text
-        return str(exc)
-    return state.message or "failed"

@@ -8,40 +8,13 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
-from tunegate.decision import seed_configs, seed_dir, seed_result
-from tunegate.flows.common import error_message as _error_message
-from tunegate.methods import METHODS
 from tunegate.records import MethodOutcome
+from tunegate.tasks._seeds import compare_one_method
 from tunegate.tasks.compare_methods import compare_methods
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
-from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.plan import plan
 from tunegate.tasks.prepare_run import prepare_run
-from tunegate.tasks.tune import tune
 from tunegate.tasks.validate_data import validate_data
-
-
-def train_and_score(mcfg: TunegateConfig, run, dataset) -> MethodOutcome:
-    """One method: trained (once, or once per seed with gate.seeds) and scored; a failure becomes its row."""
-    seeded = mcfg.gate.seeds > 1
-    results = []
-    for scfg in seed_configs(mcfg) if seeded else [mcfg]:
-        trained = tune(scfg, run, dataset, compare=True, subdir=seed_dir(scfg) if seeded else None, return_state=True)
-        if trained.is_failed():
-            return MethodOutcome(method=mcfg.method.name, status="failed", error=_error_message(trained))
-        scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)
-        if scored.is_failed():
-            error = _error_message(scored)
-            return MethodOutcome(method=mcfg.method.name, status="failed", error=error, tuned=trained.result())
-        results.append((trained.result(), seed_result(scored.result(), scfg) if seeded else scored.result()))
-    first_tuned, first = results[0]
-    return MethodOutcome(
-        method=mcfg.method.name,
-        status="completed",
-        tuned=first_tuned,
-        evaluation=first.model_copy(update={"name": first.name.split("@seed")[0]}),
-        seeds=[e for _, e in results] if seeded else [],
-    )
 
 
 @flow(name="tunegate-compare", log_prints=True)
@@ -75,10 +48,10 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
         if est is not None and (not est.applicable or est.error):
             outcomes.append(MethodOutcome(method=m.name, status="failed", error=est.error or est.reason))
             continue
-        outcomes.append(train_and_score(cfg.with_method(m), run, dataset))
+        outcomes.append(compare_one_method(cfg.with_method(m), run, dataset))
     listed = {m.name for m in methods}
-    for name, cls in METHODS.items():
-        if name not in listed and cfg.task not in cls.tasks():
+    for name in cfg.inapplicable_methods():
+        if name not in listed:
             outcomes.append(
                 MethodOutcome(method=name, status="not applicable", error=f"does not apply to {cfg.task} tasks")
             )

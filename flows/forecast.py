@@ -8,7 +8,6 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
-from tunegate.methods import settings_from_dict
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.forecast_subsets import forecast_subsets
@@ -38,7 +37,7 @@ def forecast(config_path: str, overrides: dict[str, Any] | None = None):
     estimate = plan(cfg, run, dataset)
     if estimate.blocked:
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
-    cfg = cfg.with_method(settings_from_dict(estimate.chosen_config))
+    cfg = cfg.with_method(estimate.chosen_config)
     baselines = evaluate_ladder(cfg, run, dataset)
     points = []
     for part in forecast_subsets(cfg, run, dataset):

@@ -18,13 +18,14 @@ from typing import Any
 from prefect import flow
 from prefect.states import Completed
 
-from tunegate import changes
 from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import audited, invalid_data, trigger_label, tune_compare_deploy
 from tunegate.tasks.check_change import check_change
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.record_audit import record_audit
+from tunegate.tasks.remember_sources import remember_sources
 from tunegate.tasks.validate_data import validate_data
+from tunegate.tasks.watch_sources import watch_sources
 
 
 @flow(name="tunegate-retrain", log_prints=True)
@@ -60,19 +61,13 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
 def retrain_on_change(config_path: str, overrides: dict[str, Any] | None = None):
     """Run ``retrain`` only if the data files changed since this trigger last looked (a cheap byte hash)."""
     cfg: TunegateConfig = load_config(config_path, overrides)
-    fingerprint = changes.source_fingerprint(cfg)
-    seen = changes.last_seen(cfg)
-    if seen is not None and seen["fingerprint"] == fingerprint:
-        msg = f"data files unchanged since {seen['at']} (fingerprint {fingerprint[:12]}); no retrain"
-        print(msg)
-        return Completed(message=msg, data={"retrained": False})
-    print(
-        f"data files changed (fingerprint {fingerprint[:12]}, was "
-        f"{seen['fingerprint'][:12] if seen else 'never seen'}): retraining"
-    )
+    watch = watch_sources(cfg)
+    print(watch.message)
+    if not watch.changed:
+        return Completed(message=watch.message, data={"retrained": False})
     state = retrain(config_path=config_path, overrides=overrides, trigger="data-change", return_state=True)
     # remembered whatever the outcome: a bad snapshot is audited once, not retried every few minutes
-    changes.remember(cfg, fingerprint, outcome=state.type.value)
+    remember_sources(cfg, watch, state.type.value)
     if state.is_failed():
         return state
     return Completed(message=f"data changed; retrain: {state.message}", data={"retrained": True})

@@ -5,7 +5,8 @@ from prefect import task
 from tunegate import stages
 from tunegate.config import TunegateConfig
 from tunegate.evaluation import prompt_fingerprint
-from tunegate.ladder import Rung, baseline_rungs, rung_cache_key
+from tunegate.ladder import Rung
+from tunegate.ladder.core import baseline_rungs, rung_cache_key
 from tunegate.records import DatasetRef, EvalResult, RunContext
 from tunegate.tasks._policy import RETRIES
 
@@ -39,6 +40,6 @@ def evaluate_baseline(
 def evaluate_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[EvalResult]:
     """Every rung in order, each its own task run; a calibrated rung gets its base rung's result."""
     results: dict[str, EvalResult] = {}
-    for rung in baseline_rungs(cfg):
+    for rung in baseline_rungs(cfg.baselines, cfg.ladder_context()):
         results[rung.name] = evaluate_baseline(cfg, run, dataset, rung, results[rung.base.name] if rung.base else None)
     return list(results.values())

@@ -188,13 +188,13 @@ def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
 def pipeline_run(cfg):
     """Every stage as the flow runs them, production included, without Prefect; returns (run, decision, deployed)."""
     from tunegate import stages
-    from tunegate.ladder import baseline_rungs
+    from tunegate.ladder.core import baseline_rungs
 
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
     cfg = cfg.with_data(val.resolved_data)  # as the flows do
     results = {}
-    for r in baseline_rungs(cfg):
+    for r in baseline_rungs(cfg.baselines, cfg.ladder_context()):
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)

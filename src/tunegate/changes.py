@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from tunegate.config import TunegateConfig
-from tunegate.records import ChangeCheck
+from tunegate.ladder import core as ladder
+from tunegate.records import ChangeCheck, SourceWatch
 from tunegate.registry import Registry, atomic_write_text
 
 
@@ -65,9 +66,7 @@ def source_files(cfg: TunegateConfig) -> list[Path]:
     files = [cfg.resolve(cfg.data.train)]
     if cfg.data.eval is not None:
         files.append(cfg.resolve(cfg.data.eval))
-    if cfg.baselines.rag is not None:
-        files.append(cfg.resolve(cfg.baselines.rag.documents))
-    return files
+    return files + ladder.source_paths(cfg.baselines, cfg.ladder_context())
 
 
 def source_fingerprint(cfg: TunegateConfig) -> str:
@@ -99,6 +98,18 @@ def remember(cfg: TunegateConfig, fingerprint: str, outcome: str) -> None:
             {"fingerprint": fingerprint, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2
         ),
     )
+
+
+def watch_sources(cfg: TunegateConfig) -> SourceWatch:
+    """Have the raw data files changed since the data-change trigger last looked (a cheap byte hash)?"""
+    fingerprint = source_fingerprint(cfg)
+    seen = last_seen(cfg)
+    if seen is not None and seen["fingerprint"] == fingerprint:
+        message = f"data files unchanged since {seen['at']} (fingerprint {fingerprint[:12]}); no retrain"
+        return SourceWatch(changed=False, fingerprint=fingerprint, message=message)
+    was = seen["fingerprint"][:12] if seen else "never seen"
+    message = f"data files changed (fingerprint {fingerprint[:12]}, was {was}): retraining"
+    return SourceWatch(changed=True, fingerprint=fingerprint, message=message)
 
 
 def check_run(cfg: TunegateConfig, run, dataset, *, force: bool = False) -> ChangeCheck:

@@ -14,12 +14,14 @@ import numpy as np
 import polars as pl
 import torch
 
-from tunegate import ladder, metrics
+from tunegate import metrics
 from tunegate.answering import AnswerSpec, answer, label_logprobs, prompt_ids
 from tunegate.config import TunegateConfig
 from tunegate.conversations import conversation_targets
 from tunegate.data import ROW, canonical_columns
 from tunegate.ladder import Augment, Rung
+from tunegate.ladder import core as ladder
+from tunegate.ladder.core import CALIBRATED
 from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer
 from tunegate.provenance import sha256_json
@@ -231,12 +233,13 @@ def evaluate_rung(
     tokenizer = load_tokenizer(model_path)
     answerer = LMAnswerer(load_model(model_path))
     train = pl.read_parquet(dataset.train_path)
-    if rung.kind == "calibrated":
+    ctx = cfg.ladder_context()
+    if rung.kind == CALIBRATED:
         if base is None or base.name != rung.base.name:
             raise ValueError(f"rung {rung.name} needs the result of {rung.base.name}")
         t0 = time.perf_counter()
-        texts, prior = ladder.calibration_inputs(cfg, train, rung)
-        aug = ladder.augment_for(cfg, rung.base, train, texts)
+        texts, prior = ladder.calibration_inputs(ctx, train, rung)
+        aug = ladder.augment_for(ctx, rung.base, train, texts)
         spec = AnswerSpec.from_config(cfg)
         ids = prompt_ids(
             spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
@@ -250,9 +253,10 @@ def evaluate_rung(
     text_col = canonical_columns(cfg.task)[0]
 
     def score(frame: pl.DataFrame) -> tuple[EvalResult, Augment | None]:
-        augment = ladder.augment_for(cfg, rung, train, frame.get_column(text_col).to_list())
+        augment = ladder.augment_for(ctx, rung, train, frame.get_column(text_col).to_list())
         kw = dict(cfg=cfg, name=rung.name, kind="baseline", augment=augment, fallback=dataset.train_mean)
-        return evaluate(answerer, tokenizer, eval_df=frame, **kw), augment
+        result = evaluate(answerer, tokenizer, eval_df=frame, **kw)
+        return result.model_copy(update={"rung": rung.kind}), augment
 
     result, augment = score(pl.read_parquet(dataset.eval_path))
     if augment is not None and augment.index is not None:

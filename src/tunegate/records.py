@@ -107,6 +107,7 @@ class EvalResult(BaseModel):
     kind: Literal["baseline", "tuned", "production"]
     metrics: dict[str, float]
     predictions: list[Prediction]
+    rung: str | None = None  # a baseline's rung kind (ladder.RUNGS key; a calibrated twin keeps its base's)
     n: int
     prompt_tokens_per_request: float
     output_tokens_per_request: float = 0.0  # generated tokens (generation, regression) or the label's answer tokens
@@ -300,6 +301,14 @@ class ProductionCheck(BaseModel):
     number: int | None = None  # 3: what deploy expects production to still be (compare-and-set)
     evaluation: EvalResult | None = None
     note: str
+
+
+class SourceWatch(BaseModel):
+    """The data-change trigger's look at the raw source files: changed since it last looked, or not."""
+
+    changed: bool
+    fingerprint: str  # sha256 over the raw bytes of every source file
+    message: str
 
 
 class ChangeCheck(BaseModel):

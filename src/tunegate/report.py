@@ -185,23 +185,6 @@ def render_comparison(
     return "\n".join(lines) + "\n"
 
 
-def describe_rung(r: EvalResult) -> str:
-    """What a baseline rung puts into the prompt, in words."""
-    d = r.details
-    if "chunks" in d:
-        text = f"top {d['k']} of {d['chunks']} document chunks ({d['retriever']}) + input"
-    elif "retriever" in d:
-        text = f"{d['k']} most similar train rows of {d['corpus_size']} ({d['retriever']}) + input"
-    elif "shots" in d:
-        text = f"{len(d['shots'])} fixed random train rows + input"
-    else:
-        text = "instruction + input"
-    if "calibrated_from" in d:
-        how = "content-free inputs" if d["calibration"] == "content_free" else f"{d['calibration_inputs']} train inputs"
-        text += f"; label prior corrected ({how})"
-    return text
-
-
 def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
     """Every baseline rung with quality and cost: the rows come from ``tables.ladder_rows``."""
     pct = f"{100 * confidence:.0f}%"

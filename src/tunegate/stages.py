@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         PlanResult,
         ProductionCheck,
         RunContext,
+        SourceWatch,
         TuneResult,
         ValidationResult,
     )
@@ -218,6 +219,16 @@ def deploy(
 def check_change(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, force: bool = False) -> ChangeCheck:
     """Retrain only when the data (or config) differ from the newest registered version's, or when forced."""
     return changes.check_run(cfg, run, dataset, force=force)
+
+
+def watch_sources(cfg: TunegateConfig) -> SourceWatch:
+    """The data-change trigger: have the raw source files changed since it last looked?"""
+    return changes.watch_sources(cfg)
+
+
+def remember_sources(cfg: TunegateConfig, watch: SourceWatch, outcome: str) -> None:
+    """What the trigger saw, and what the retrain made of it."""
+    changes.remember(cfg, watch.fingerprint, outcome=outcome)
 
 
 def record_audit(

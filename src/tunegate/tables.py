@@ -14,8 +14,8 @@ import numpy as np
 from tunegate.config import TunegateConfig
 from tunegate.decision import best_baseline
 from tunegate.evaluation import per_example_view
+from tunegate.ladder import core as ladder
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
-from tunegate.report import describe_rung
 from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 
 
@@ -72,7 +72,7 @@ def ladder_rows(
                 ci_low=lo,
                 ci_high=hi,
                 best=b.name == best.name,
-                prompt=describe_rung(b),
+                prompt=ladder.describe(b.rung, b.details),
                 prompt_tokens_per_request=b.prompt_tokens_per_request,
                 retrieval_ms_per_request=b.retrieval_ms_per_request,
                 latency_ms_per_request=b.latency_ms_per_request,

@@ -37,7 +37,7 @@ from tunegate.data import (
     to_canonical,
     update_hash,
 )
-from tunegate.documents import DocumentError, document_files, load_chunks
+from tunegate.ladder import core as ladder
 from tunegate.modeling import context_length, load_tokenizer
 from tunegate.progress import bar as progress_bar
 from tunegate.prompts import PromptBuilder
@@ -752,21 +752,9 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
             stats["training_examples"] = examples.len()
         stats["training_tokens"] = int(examples.clip(upper_bound=max_len).sum()) * epochs
 
-    rag = cfg.baselines.rag
-    if rag is not None:  # the RAG rung's document collection: readable and non-empty, checked before any model runs
-        folder = cfg.resolve(rag.documents)
-        try:
-            chunks = load_chunks(folder, chunk_words=rag.chunk_words, overlap_words=rag.overlap_words)
-            stats["documents"] = {"folder": str(folder), "chunks": len(chunks), "files": len(document_files(folder))}
-        except DocumentError as exc:
-            issues.append(
-                Issue(
-                    check="documents",
-                    severity="error",
-                    split="documents",
-                    message=f"{exc}; fix the folder or set baselines.rag.documents",
-                )
-            )
+    found, errors = ladder.preflight(cfg.baselines, cfg.ladder_context())  # e.g. RAG's documents, before any model
+    stats.update(found)
+    issues += [Issue(check="documents", severity="error", split="documents", message=m) for m in errors]
 
     stats["rows"] = {"train": train_rows.height, "eval": evl.height}
     stats["sources"] = {

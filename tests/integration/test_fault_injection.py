@@ -28,7 +28,7 @@ POINTS = {
     "checkpoint": ("tunegate.checkpoints", "_fsync", None, "plain"),  # state.pt written, manifest not yet
     "adapter_save": ("peft", "PeftModel.save_pretrained", None, "plain"),
     "index_cache": ("bm25s", "BM25.save", None, "retrieved"),
-    "feature_cache": ("torch", "save", "tunegate.methods.linear_probe", "probe"),
+    "feature_cache": ("torch", "save", "tunegate.methods.linear_probe.method", "probe"),
     "report_write": ("tunegate.judging", "write_run_report", None, "plain"),
     "registry_copy": ("shutil", "copytree", "tunegate.registry", "plain"),
     "registry_manifest": ("tunegate.registry", "_manifest", None, "plain"),

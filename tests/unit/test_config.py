@@ -164,6 +164,28 @@ def test_config_reference_is_current():
     assert doc.strip() == reference_markdown().strip(), "regenerate: python -m tunegate.config > docs/CONFIG.md"
 
 
+def test_every_field_reachable_from_the_root_is_in_the_reference():
+    """Read independently of the generator: pydantic's JSON schema of the root (every nested section) and of
+    each registered method's settings; each property must be a row of its section in docs/CONFIG.md."""
+    from tunegate.config import TunegateConfig
+    from tunegate.methods import METHODS, AutoSettings
+
+    doc = (ROOT / "docs" / "CONFIG.md").read_text()
+    rows = {line.split("`")[1] for line in doc.splitlines() if line.startswith("| `")}
+    schemas = [TunegateConfig.model_json_schema(), *(e.config_class.model_json_schema() for e in METHODS.values())]
+    schemas.append(AutoSettings.model_json_schema())
+    fields = set()
+    for schema in schemas:
+        for section in [schema, *schema.get("$defs", {}).values()]:
+            fields |= set(section.get("properties", {}))
+    assert fields, "no fields found"
+    assert {"hardware", "forecast", "processes", "fractions", "patience", "r", "pooling"} <= fields
+    fields.discard("config_dir")  # set by the loader, not a YAML key (excluded from dumps)
+    assert not fields - rows, f"fields missing from docs/CONFIG.md: {sorted(fields - rows)}"
+    titles = {line[3:].split(":")[0] for line in doc.splitlines() if line.startswith("## ")}
+    assert {"hardware", "forecast", "method.early_stopping", "baselines.rag"} <= titles
+
+
 def test_generation_rejects_labels_and_defaults_to_rouge():
     with pytest.raises(ConfigError, match="generation task has no label set"):
         parse_config({"task": "generation", "data": {"train": "t.csv", "labels": ["a", "b"]}})

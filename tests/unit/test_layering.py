@@ -59,5 +59,129 @@ def test_the_wheel_installs_only_the_tunegate_namespace(tmp_path):
     wheel = next(tmp_path.glob("tunegate-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tunegate", wheel.name.split("-py3")[0] + ".dist-info"}
-    for part in ("flows/pipeline.py", "tasks/tune.py", "schemas/records.py", "metrics/accuracy.py", "methods/lora.py"):
+    for part in ("flows/pipeline.py", "tasks/tune.py", "schemas/records.py"):
         assert f"tunegate/{part}" in names
+    # every library module, subpackages included (pyproject lists packages by hand)
+    missing = [
+        p
+        for p in (ROOT / "src" / "tunegate").rglob("*.py")
+        if f"tunegate/{p.relative_to(ROOT / 'src' / 'tunegate')}" not in names
+    ]
+    assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
+
+
+def test_loading_a_config_imports_nothing_heavy():
+    """The config is a leaf: settings classes only; method implementations load when a method is first used."""
+    code = (
+        "import sys\n"
+        "from tunegate.config import load_config\n"
+        "cfg = load_config('examples/quickstart/config.yaml', {'method.name': 'qlora'})\n"
+        "from tunegate.config import reference_markdown\n"
+        "reference_markdown()\n"
+        "print(sorted(m for m in ('torch', 'peft', 'transformers', 'bitsandbytes', 'evaluate', 'polars', 'prefect')"
+        " if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def _module_names() -> dict[str, Path]:
+    """Every module of the installed namespace: the library, and flows/tasks/schemas as tunegate.*."""
+    roots = [(ROOT / "src" / "tunegate", "tunegate")] + [
+        (ROOT / d, f"tunegate.{d}") for d in ("flows", "tasks", "schemas")
+    ]
+    names = {}
+    for base, package in roots:
+        for p in base.rglob("*.py"):
+            parts = p.relative_to(base).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            names[".".join((package, *parts))] = p
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the tunegate modules it imports, at module level or inside functions (a lazy import is still a
+    dependency). ``from pkg import name`` counts ``pkg.name`` when that is a module, else ``pkg``; the implicit
+    import of a module's parent packages is not an edge."""
+    import ast
+
+    modules = _module_names()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                    base = ".".join([*up, *([node.module] if node.module else [])])
+                subs = {f"{base}.{a.name}" for a in node.names} & modules.keys()
+                found |= subs or {base}
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_no_import_circles():
+    """Dependencies point one way everywhere: no strongly connected component of the import graph has two modules."""
+    graph = import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not circles, "import circles: " + "; ".join(" <-> ".join(c) for c in circles)
+    # the graph is read right: the config reaches the method settings, and flows reach the tasks
+    assert "tunegate.methods.lora" in graph["tunegate.methods"]
+    assert "tunegate.tasks.validate_data" in graph["tunegate.flows.pipeline"]
+
+
+def test_the_import_graph_finds_a_circle_inside_functions(tmp_path, monkeypatch):
+    """The circle test sees lazy (function-level) imports: a module pair that imports each other only inside
+    functions is a circle."""
+    a = ROOT / "src" / "tunegate" / "_circle_probe_a.py"
+    b = ROOT / "src" / "tunegate" / "_circle_probe_b.py"
+    try:
+        a.write_text("def f():\n    from tunegate import _circle_probe_b\n")
+        b.write_text("def g():\n    import tunegate._circle_probe_a\n")
+        graph = import_graph()
+    finally:
+        a.unlink()
+        b.unlink()
+    assert graph["tunegate._circle_probe_a"] == {"tunegate._circle_probe_b"}
+    assert graph["tunegate._circle_probe_b"] == {"tunegate._circle_probe_a"}
+
+
+def test_flows_only_wire_tasks():
+    """A flow imports tasks (and the config and records it passes between them), not the library that computes:
+    what a stage does lives behind its task. The temporary server's process handling is the one exception."""
+    allowed = {"tunegate.config", "tunegate.records", "tunegate.prefect_env", "tunegate.distributed"}
+    graph = import_graph()
+    for module, imports in graph.items():
+        if module.startswith("tunegate.flows"):
+            library = {m for m in imports if not m.startswith(("tunegate.tasks", "tunegate.flows"))}
+            assert library <= allowed, f"{module} imports {sorted(library - allowed)}; call a task instead"

@@ -6,7 +6,8 @@ import pytest
 
 from tunegate.config import PromptConfig
 from tunegate.errors import ConfigError, ModelNotFoundError
-from tunegate.modeling import BUILTIN, DEFAULT_MODEL, _smollm2_gguf, check_model, resolve_model
+from tunegate.modeling import BUILTIN, DEFAULT_MODEL, check_model, resolve_model
+from tunegate.packaged_models import _smollm2_gguf
 from tunegate.prompts import PromptBuilder
 
 

@@ -14,7 +14,7 @@ from tests.unit.test_cli import tunegate
 from tunegate import stages
 from tunegate.audit import AuditLog, verify
 from tunegate.config import load_config
-from tunegate.ladder import baseline_rungs
+from tunegate.ladder.core import baseline_rungs
 from tunegate.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +32,7 @@ def pipeline(cfg):
             None,
         )
     base = {}
-    for r in baseline_rungs(cfg):
+    for r in baseline_rungs(cfg.baselines, cfg.ladder_context()):
         base[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, base[r.base.name] if r.base else None)
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)

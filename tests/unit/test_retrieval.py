@@ -8,7 +8,7 @@ import torch
 
 from tunegate import retrieval
 from tunegate.documents import DocumentError, chunk_text, collection_hash, load_chunks
-from tunegate.ladder import calibration_offset
+from tunegate.ladder.core import calibration_offset
 
 CORPUS = {
     "cat": "The cat sat on the mat and purred.",
@@ -155,7 +155,7 @@ def test_ladder_config_shorthands_and_rungs(tmp_path, tiny_model_dir, toy_data):
     from tests.conftest import make_config
     from tunegate.config import load_config
     from tunegate.errors import ConfigError
-    from tunegate.ladder import baseline_rungs
+    from tunegate.ladder.core import baseline_rungs
 
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "a.txt").write_text("facts")
@@ -172,7 +172,7 @@ def test_ladder_config_shorthands_and_rungs(tmp_path, tiny_model_dir, toy_data):
             },
         )
     )
-    names = [r.name for r in baseline_rungs(cfg)]
+    names = [r.name for r in baseline_rungs(cfg.baselines, cfg.ladder_context())]
     assert names == [
         "zero_shot",
         "zero_shot_calibrated",
@@ -181,9 +181,9 @@ def test_ladder_config_shorthands_and_rungs(tmp_path, tiny_model_dir, toy_data):
         "rag_hybrid",
         "rag_hybrid_calibrated",
     ]
-    rag = baseline_rungs(cfg)[4]
+    rag = baseline_rungs(cfg.baselines, cfg.ladder_context())[4]
     assert rag.params["documents"] == str((tmp_path / "docs").resolve()) and rag.params["k"] == 3
-    assert baseline_rungs(cfg)[3].base.name == "retrieved_few_shot_bm25"
+    assert baseline_rungs(cfg.baselines, cfg.ladder_context())[3].base.name == "retrieved_few_shot_bm25"
     with pytest.raises(ConfigError, match=r"retrievers.0: Input should be 'bm25', 'dense' or 'hybrid'"):
         load_config(
             make_config(tmp_path, tiny_model_dir, toy_data, baselines={"retrieved_few_shot": {"retriever": "fuzzy"}})

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import make_config
 from tunegate import stages
 from tunegate.config import load_config
-from tunegate.ladder import baseline_rungs
+from tunegate.ladder.core import baseline_rungs
 from tunegate.registry import Registry
 
 
@@ -17,7 +17,7 @@ def run_all(cfg):
     val = stages.validate_data(cfg, run)
     assert val.ok, val.summary
     results = {}
-    for r in baseline_rungs(cfg):
+    for r in baseline_rungs(cfg.baselines, cfg.ladder_context()):
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
     base = list(results.values())
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
@@ -277,7 +277,11 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
         assert advice.chosen == "majority" and "counting labels" in advice.rule
         assert advice.alternatives["lora"] == "ranked below by the rules above"
         # stages, compare, registry, predict
-        base = [stages.evaluate_baseline(cfg, run, dataset, r) for r in baseline_rungs(cfg) if r.base is None]
+        base = [
+            stages.evaluate_baseline(cfg, run, dataset, r)
+            for r in baseline_rungs(cfg.baselines, cfg.ladder_context())
+            if r.base is None
+        ]
         tuned = stages.tune(cfg, run, dataset, progress=False)
         tuned_eval = stages.evaluate_tuned(cfg, run, dataset, tuned)
         table = stages.compare_methods(

@@ -197,30 +197,76 @@ class TuningMethod:
         return json.loads((Path(artifact_dir) / ARTIFACT_META).read_text())
 
 
-METHODS: dict[str, type[TuningMethod]] = {}
+@dataclass
+class MethodEntry:
+    """A registered method: its name, its settings class (light: the config validates ``method:`` with it) and
+    its implementation, a ``TuningMethod`` class or the ``"module:Class"`` path imported on first use."""
+
+    name: str
+    config_class: type
+    implementation: type[TuningMethod] | str
+
+    def tasks(self) -> tuple[str, ...]:
+        return self.config_class.tasks
+
+    def load(self) -> type[TuningMethod]:
+        """The implementation class, imported now if it was registered by path (torch, peft load here)."""
+        if isinstance(self.implementation, str):
+            import importlib
+
+            module, _, attr = self.implementation.partition(":")
+            self.implementation = _bind(getattr(importlib.import_module(module), attr), self.name, self.config_class)
+        return self.implementation
+
+
+METHODS: dict[str, MethodEntry] = {}
+
+
+def _bind(cls: type[TuningMethod], name: str, config_class: type) -> type[TuningMethod]:
+    cls.name = name
+    cls.config_class = config_class
+    return cls
+
+
+def _check_new(name: str, config_class: type) -> None:
+    if name in METHODS:
+        raise ValueError(f"method '{name}' registered twice")
+    if config_class.model_fields["name"].default != name:
+        raise ValueError(f"config class {config_class.__name__} is not tagged '{name}'")
 
 
 def register(name: str, config_class: type):
-    """Register a method under ``name``; ``config_class`` is its config model (whose ``name`` tag is ``name``)."""
+    """Register a method class under ``name`` now; ``config_class`` is its settings (whose ``name`` tag is
+    ``name``). A method defined in a user's module or a test registers this way."""
 
     def deco(cls: type[TuningMethod]) -> type[TuningMethod]:
-        if name in METHODS:
-            raise ValueError(f"method '{name}' registered twice")
-        if config_class.model_fields["name"].default != name:
-            raise ValueError(f"config class {config_class.__name__} is not tagged '{name}'")
-        cls.name = name
-        cls.config_class = config_class
-        METHODS[name] = cls
+        _check_new(name, config_class)
+        METHODS[name] = MethodEntry(name, config_class, _bind(cls, name, config_class))
         return cls
 
     return deco
 
 
+def register_lazy(name: str, config_class: type, implementation: str) -> None:
+    """Register a method whose implementation (``"package.module:Class"``) is imported when first used; its
+    settings class is registered at once, so the config validates it without loading torch."""
+    _check_new(name, config_class)
+    METHODS[name] = MethodEntry(name, config_class, implementation)
+
+
+def load_implementation(name: str):
+    """The module holding a registered method's implementation, imported now."""
+    import sys
+
+    return sys.modules[METHODS[name].load().__module__]
+
+
 def get_method(name: str) -> TuningMethod:
     try:
-        return METHODS[name]()
+        entry = METHODS[name]
     except KeyError:
         raise KeyError(f"unknown tuning method '{name}'; registered: {', '.join(sorted(METHODS))}") from None
+    return entry.load()()
 
 
 def unregister(name: str) -> None:

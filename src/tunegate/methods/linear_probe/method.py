@@ -14,15 +14,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 
 from tunegate import hardware
-from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod, register
-from tunegate.methods.settings import MethodSettings
+from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.progress import bar as progress_bar
 from tunegate.provenance import sha256_json
@@ -261,37 +258,6 @@ class ProbeAnswerer(Answerer):
         raise ValueError("a linear probe has no decoder head to generate text; use lora, qlora or prompt_tuning")
 
 
-class LinearProbeSettings(MethodSettings):
-    """Linear probe: a linear head on frozen backbone features of the prompt. Classification and regression."""
-
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
-    name: Literal["linear_probe"] = "linear_probe"
-    pooling: Literal["last", "mean"] = Field(
-        default="last",
-        description="Feature of a prompt: the hidden state of its last token, or the mean over its tokens.",
-    )
-    layer: int | None = Field(
-        default=None,
-        description=(
-            "Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back. "
-            "null = two thirds of the depth: middle-to-late layers separate classes best (SST-2, SmolLM2: layer 20 "
-            "of 30 scores 0.825 vs 0.71 for the final layer)."
-        ),
-    )
-    epochs: int = Field(
-        default=300, ge=1, le=100000, description="Max passes over the features (early stopping ends sooner)."
-    )
-    lr: float = Field(
-        default=1e-3, gt=0, lt=10, description="AdamW learning rate of the head (features are standardized)."
-    )
-    weight_decay: float = Field(default=1e-2, ge=0, description="AdamW weight decay of the head (L2 pull toward zero).")
-    batch_size: int = Field(default=64, ge=1, description="Feature rows per head update.")
-    patience: int = Field(default=20, ge=1, description="Stop after this many epochs without a better validation loss.")
-    val_fraction: float = Field(default=0.15, gt=0, lt=0.9, description="Share of train held out for early stopping.")
-    feature_batch_size: int = Field(default=16, ge=1, description="Prompts per forward pass when extracting features.")
-
-
-@register("linear_probe", LinearProbeSettings)
 class LinearProbe(TuningMethod):
     """A linear head on cached frozen features of the prompt (classification or regression); cannot generate."""
 

@@ -12,14 +12,11 @@ and the real tokens follow, the same in training and in inference.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
-from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, register
-from tunegate.methods.lora import ADAPTER_DIR, LoopTrained, train_peft
-from tunegate.methods.settings import GradientSettings
+from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet
+from tunegate.methods.lora.method import ADAPTER_DIR, LoopTrained, train_peft
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
 from tunegate.training import answer_only_loss
@@ -68,23 +65,6 @@ class SoftPromptLM(torch.nn.Module):
         return torch.cat([input_ids, new], dim=1)
 
 
-class PromptTuningSettings(GradientSettings):
-    """Prompt tuning (soft prompt): trainable virtual-token embeddings put before the input; the base stays frozen."""
-
-    name: Literal["prompt_tuning"] = "prompt_tuning"
-    num_virtual_tokens: int = Field(default=16, ge=1, le=512, description="Number of trainable virtual tokens.")
-    init: Literal["text", "random"] = Field(
-        default="text", description="Start the virtual tokens from the embeddings of init_text, or at random."
-    )
-    init_text: str | None = Field(
-        default=None, description="Text whose token embeddings start the soft prompt. Default: the task instruction."
-    )
-    lr: float = Field(
-        default=3e-2, gt=0, lt=10, description="Peak learning rate (soft prompts need a far higher one than LoRA)."
-    )
-
-
-@register("prompt_tuning", PromptTuningSettings)
 class PromptTuning(LoopTrained):
     """A trainable soft prompt (virtual-token embeddings) before the input of a frozen base."""
 

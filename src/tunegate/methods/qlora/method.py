@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from tunegate import hardware
 from tunegate.errors import MethodUnavailableError
-from tunegate.methods.base import AdviceContext, Rule, register
-from tunegate.methods.lora import ADAPTER_DIR, LoRA, LoraSettings
+from tunegate.methods.base import AdviceContext, Rule
+from tunegate.methods.lora.method import ADAPTER_DIR, LoRA
+from tunegate.methods.qlora.settings import QLoraSettings
 from tunegate.modeling import load_model
 from tunegate.scoring import LMAnswerer
-
-
-class QLoraSettings(LoraSettings):
-    """QLoRA: LoRA on a 4-bit (NF4) quantized base via bitsandbytes; the base takes ~1/3.4 of float32 memory."""
-
-    name: Literal["qlora"] = "qlora"
-    quant_type: Literal["nf4", "fp4"] = Field(default="nf4", description="4-bit data type of the base weights.")
-    double_quant: bool = Field(
-        default=True, description="Quantize the quantization constants too (saves ~0.4 bit/param)."
-    )
-    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto",
-        description="Dtype of the de-quantized matmuls. 'auto': the run's hardware dtype (bf16 on GPUs and on CPUs "
-        "with bf16 hardware, float32 on other CPUs, where it is 5x faster).",
-    )
 
 
 def _quantized_base(base_path: str, cfg):
@@ -71,7 +55,6 @@ def _keep_cpu_bf16_path_to_fitting_layers(model) -> None:
             module.support_avx512bf16_for_cpu = False
 
 
-@register("qlora", QLoraSettings)
 class QLoRA(LoRA):
     """LoRA's loop on a 4-bit NF4 base (bitsandbytes); adapters stay unmerged at inference."""
 

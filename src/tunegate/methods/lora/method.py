@@ -5,10 +5,8 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import Literal
 
 import torch
-from pydantic import Field
 
 from tunegate.footprint import DTYPE_BYTES, training_memory
 from tunegate.methods.base import (
@@ -20,33 +18,12 @@ from tunegate.methods.base import (
     TrainedArtifact,
     TrainingSet,
     TuningMethod,
-    register,
 )
-from tunegate.methods.settings import GradientSettings
 from tunegate.modeling import load_model, parameter_count
 from tunegate.scoring import LMAnswerer, shared_prompt_prefix
 from tunegate.training import answer_only_loss, micro_batch_cached_tokens, micro_batch_tokens, train_answer_loss
 
 ADAPTER_DIR = "adapter"
-
-
-class LoraSettings(GradientSettings):
-    """LoRA: low-rank adapters inside the attention/MLP layers; the base stays frozen."""
-
-    family = "lora"
-    name: Literal["lora"] = "lora"
-    r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
-    alpha: float = Field(default=16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(
-        default=0.0,
-        ge=0.0,
-        lt=1.0,
-        description="Dropout on the adapter input. 0 by default: on CPU each adapted module's dropout mask costs "
-        "~40% of step time.",
-    )
-    target_modules: list[str] | str = Field(
-        default="all-linear", description="Modules to adapt: 'all-linear' or a list such as [q_proj, v_proj]."
-    )
 
 
 class LoopTrained(TuningMethod):
@@ -142,7 +119,6 @@ def train_peft(
     )
 
 
-@register("lora", LoraSettings)
 class LoRA(LoopTrained):
     """Low-rank adapters in the linear layers of a frozen float32 base, merged into it for inference."""
 

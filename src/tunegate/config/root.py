@@ -1,0 +1,187 @@
+"""The whole run's config: every section, the method union and the cross-field checks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
+
+from tunegate import metrics
+from tunegate.config.baselines import AnyBaselines, default_baselines
+from tunegate.config.budget import BudgetConfig
+from tunegate.config.costs import CostsConfig
+from tunegate.config.data import CONVERSATION_FORMATS, DataConfig
+from tunegate.config.forecast import ForecastConfig
+from tunegate.config.gate import GateConfig
+from tunegate.config.hardware import HardwareConfig
+from tunegate.config.output import OutputConfig
+from tunegate.config.prompt import PromptConfig
+from tunegate.config.registry import RegistryConfig
+from tunegate.ladder import RUNGS, LadderContext
+from tunegate.methods import DEFAULT_METHOD, METHODS, MethodSettings, applicable_methods, inherited, settings_class
+from tunegate.packaged_models import BUILTIN, DEFAULT_MODEL
+from tunegate.strict import Strict as _Strict
+
+
+def _method_settings(v: Any) -> Any:
+    """A ``method:`` (or ``compare:`` item) value validated by the settings class registered under its name."""
+    if isinstance(v, str):
+        v = {"name": v}
+    if isinstance(v, dict):
+        v = {"name": DEFAULT_METHOD, **v}
+        try:
+            cls = settings_class(str(v["name"]))
+        except KeyError:
+            raise ValueError(f"unknown method '{v['name']}'. Use one of: {', '.join([*METHODS, 'auto'])}") from None
+        return cls.model_validate(v)
+    return v
+
+
+# a method section: validated by the settings class registered under its `name`, dumped with all its keys
+AnyMethod = SerializeAsAny[Annotated[MethodSettings, BeforeValidator(_method_settings)]]
+
+
+class TunegateConfig(_Strict):
+    """The whole run: data + model + baselines + method + gate + registry + output."""
+
+    task: Literal[metrics.TASKS] = Field(
+        description="What the model does with an input: pick a label, write text, or predict a number (regression: "
+        "text_column + label_column holding numbers)."
+    )
+    data: DataConfig = Field(description="Where the data is and how to read and check it.")
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description=(
+            "A built-in model ("
+            + ", ".join(f"'{n}': {b.model_id}" for n, b in BUILTIN.items())
+            + "), a local .gguf file (converted once, cached by content hash), a local Hugging Face folder, "
+            "or a hub id (only when online)."
+        ),
+    )
+    prompt: PromptConfig = Field(default_factory=PromptConfig, description="How inputs become chat prompts.")
+    baselines: AnyBaselines = Field(default_factory=default_baselines, description="The no-tuning rungs to beat.")
+    method: AnyMethod = Field(
+        default_factory=lambda: settings_class(DEFAULT_METHOD)(),
+        description=f"Tuning method and its settings (`method: {DEFAULT_METHOD}` works too); `name` is one of the "
+        "registered methods or `auto` (the advisor chooses).",
+    )
+    gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
+    hardware: HardwareConfig = Field(
+        default_factory=HardwareConfig, description="Device and precision (auto-detected by default)."
+    )
+    costs: CostsConfig = Field(
+        default_factory=CostsConfig, description="Prices of training and inference, expected volume."
+    )
+    compare: list[AnyMethod] | None = Field(
+        default=None,
+        description=(
+            "`tunegate compare`: the methods to measure side by side, each like `method` (e.g. [lora, qlora, {name: "
+            "prompt_tuning, epochs: 3}]). Default: every method that applies: `method` as configured, QLoRA/LoRA "
+            "with the same settings as its sibling, the others with their defaults and `method`'s max_length, seed, "
+            "epochs, steps and batching."
+        ),
+    )
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
+    forecast: ForecastConfig = Field(
+        default_factory=ForecastConfig, description="`tunegate forecast`: the learning curve's fractions."
+    )
+    config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "TunegateConfig":
+        if self.data.dev is None and self.data.dev_fraction is None:
+            for where, m in [("method", self.method), *(("compare", c) for c in self.compare or [])]:
+                if getattr(m, "early_stopping", None) is not None:
+                    raise ValueError(
+                        f"{where} '{m.name}' has early_stopping, which evaluates on a selection split: set data.dev "
+                        "(a file of labelled rows) or data.dev_fraction (e.g. 0.15 of train), or remove "
+                        "early_stopping"
+                    )
+        if self.data.dev is not None and self.data.dev_fraction is not None:
+            raise ValueError("data.dev and data.dev_fraction: give one selection split, a file or a share of train")
+        if self.data.format in CONVERSATION_FORMATS and self.task != "generation":
+            raise ValueError(
+                f"data.format: '{self.data.format}' files hold conversations, answered by generation; set task: "
+                "generation"
+            )
+        if self.task != "classification" and self.data.labels is not None:
+            raise ValueError(
+                f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification"
+            )
+        b = self.baselines
+        if not any(kind.enabled(getattr(b, key)) for key, kind in RUNGS.items()):
+            raise ValueError(
+                "baselines: at least one baseline is needed to judge tuning; set zero_shot: true or few_shot.enabled: "
+                "true"
+            )
+        for where, m in [("method", self.method), *((f"compare[{i}]", c) for i, c in enumerate(self.compare or []))]:
+            if self.task not in m.tasks:
+                fits = list(applicable_methods(self.task))
+                raise ValueError(
+                    f"{where}: '{m.name}' does not apply to {self.task} tasks (it applies to "
+                    f"{', '.join(m.tasks)}); use one of {fits}"
+                )
+            if where != "method" and m.name == "auto":
+                raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
+        metric = self.gate.metric
+        allowed = metrics.gate_metrics(self.task)
+        if metric is not None and metric not in allowed:
+            raise ValueError(f"gate.metric: '{metric}' does not apply to {self.task}; use one of {list(allowed)}")
+        return self
+
+    @property
+    def gate_metric(self) -> str:
+        if self.gate.metric:
+            return self.gate.metric
+        return metrics.default_metric(self.task)
+
+    def compare_methods(self) -> list[Any]:
+        """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies
+        (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
+        if self.compare is not None:
+            return list(self.compare)
+        return [
+            self.method if self.method.name == name else cls(**inherited(self.method, cls))
+            for name, cls in applicable_methods(self.task).items()
+        ]
+
+    def inapplicable_methods(self) -> list[str]:
+        """The registered methods that do not apply to this config's task."""
+        return [name for name, entry in METHODS.items() if self.task not in entry.tasks()]
+
+    def with_method(self, method: Any) -> "TunegateConfig":
+        """A copy of this config with another method config (validated settings, or their dumped form, e.g. the
+        plan's chosen method)."""
+        if isinstance(method, dict):
+            method = settings_class(method["name"])(**method)
+        return self.model_copy(update={"method": method})
+
+    def with_data(self, resolved: dict[str, Any] | None) -> "TunegateConfig":
+        """This config with the ``data`` settings validation resolved from the files (labels found in train, a
+        conversation format recognised), so later stages, the registry and serving see them; unchanged for none."""
+        if not resolved:
+            return self
+        return self.model_copy(update={"data": self.data.model_copy(update=dict(resolved))})
+
+    def ladder_context(self) -> LadderContext:
+        """What the ladder's rungs need to know about this run besides their own settings."""
+        return LadderContext(
+            task=self.task,
+            label_answers=self.data.label_answers(),
+            conversational=self.data.format in CONVERSATION_FORMATS,
+            split_seed=self.data.split_seed,
+            config_dir=self.config_dir,
+            retrieval=self.baselines.retrieval,
+        )
+
+    def resolve(self, path: Path) -> Path:
+        """A data path as given in the YAML, made absolute against the config file's folder."""
+        return path if path.is_absolute() else (self.config_dir / path).resolve()
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,63 @@
+"""``gate.seeds``: the method trained once per seed, each seed its own ``tune`` + ``evaluate_tuned`` task runs.
+
+Plain code over the tasks (like ``evaluate_baseline.evaluate_ladder``), so the flows wire seeds without reaching
+into the library.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tunegate.config import TunegateConfig
+from tunegate.decision import chosen_seed, seed_configs, seed_dir, seed_result
+from tunegate.records import DatasetRef, EvalResult, MethodOutcome, RunContext, TuneResult
+from tunegate.tasks.evaluate_tuned import evaluate_tuned
+from tunegate.tasks.tune import tune
+
+
+def train_seeds(
+    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, on_stage: Callable[[str], None] = lambda s: None
+) -> tuple[TuneResult, EvalResult, list[tuple[TuneResult, EvalResult]]]:
+    """Each seed trained and scored (a failure raises, as a single training's would); returns the chosen seed's
+    training and evaluation (under the candidate's own name) and every seed's pair."""
+    seeds = []
+    for seeded in seed_configs(cfg):
+        on_stage("tune")
+        trained = tune(seeded, run, dataset, subdir=seed_dir(seeded))
+        on_stage("evaluate_tuned")
+        seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded)))
+    tuned, tuned_eval = chosen_seed(seeds, cfg.gate_metric)
+    return tuned, tuned_eval, seeds
+
+
+def compare_one_method(mcfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> MethodOutcome:
+    """One method of `tunegate compare`: trained (once, or once per seed with gate.seeds) and scored; a failure
+    becomes its row instead of stopping the comparison."""
+    seeded = mcfg.gate.seeds > 1
+    results = []
+    for scfg in seed_configs(mcfg) if seeded else [mcfg]:
+        trained = tune(scfg, run, dataset, compare=True, subdir=seed_dir(scfg) if seeded else None, return_state=True)
+        if trained.is_failed():
+            return MethodOutcome(method=mcfg.method.name, status="failed", error=error_message(trained))
+        scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)
+        if scored.is_failed():
+            error = error_message(scored)
+            return MethodOutcome(method=mcfg.method.name, status="failed", error=error, tuned=trained.result())
+        results.append((trained.result(), seed_result(scored.result(), scfg) if seeded else scored.result()))
+    first_tuned, first = results[0]
+    return MethodOutcome(
+        method=mcfg.method.name,
+        status="completed",
+        tuned=first_tuned,
+        evaluation=first.model_copy(update={"name": first.name.split("@seed")[0]}),
+        seeds=[e for _, e in results] if seeded else [],
+    )
+
+
+def error_message(state) -> str:
+    """The exception message of a failed task state (no traceback)."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only want its text
+        return str(exc)
+    return state.message or "failed"
