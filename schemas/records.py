@@ -92,14 +92,15 @@ class RegressionRecord(pa.DataFrameModel):
         coerce = True
 
 
-def schema_for(task: str, labels: list[str] | None = None) -> pa.DataFrameSchema:
-    """The run's schema: the record model plus, for classification, the declared label set."""
-    if task == "classification":
+def schema_for(answers: str, labels: list[str] | None = None) -> pa.DataFrameSchema:
+    """The run's schema for a task's answer kind (labels, number, text): the record model plus, for labels, the
+    declared label set."""
+    if answers == "labels":
         schema = ClassificationRecord.to_schema()
         if labels is not None:
             label_col = schema.columns["label"]
             schema = schema.update_column("label", checks=[*label_col.checks, pa.Check.isin(labels)])
         return schema
-    if task == "regression":
+    if answers == "number":
         return RegressionRecord.to_schema()
     return GenerationRecord.to_schema()

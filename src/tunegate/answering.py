@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from tunegate.config import CONVERSATION_FORMATS, PromptConfig, TunegateConfig
+from tunegate.problems import task_type
 from tunegate.prompts import Context, PromptBuilder
 from tunegate.scoring import Answerer, ScoreStats
 
@@ -119,8 +120,9 @@ def label_logprobs(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[li
 def answer(
     answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], *, fallback: float, desc: str | None = None
 ) -> Answers:
-    """The task's way of answering: score the labels, predict a number, or generate text."""
-    if spec.task == "classification":
+    """The task's way of answering (its answer kind): score the labels, predict a number, or generate text."""
+    kind = task_type(spec.task)
+    if kind.scored:
         labels = list(spec.labels)
         logp, stats = label_logprobs(answerer, tokenizer, spec, ids, desc=f"score {desc}" if desc else None)
         preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
@@ -128,7 +130,7 @@ def answer(
         answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}
         stats.output_tokens = sum(answer_len[p] for p in preds)
         return Answers(predictions=preds, stats=stats, label_logprobs=logp)
-    if spec.task == "regression":
+    if kind.numeric:
         values, stats, unparsed = answerer.regress(
             tokenizer,
             ids,

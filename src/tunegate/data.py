@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from tunegate.config import DataConfig
+from tunegate.problems import task_type
 
 ROW = "_row"
 # what counts as "the same text" wherever texts are matched (duplicates, conflicting labels, train/eval leakage,
@@ -42,11 +43,13 @@ class DataReadError(Exception):
 
 
 def canonical_columns(task: str) -> tuple[str, str]:
-    return ("input", "target") if task == "generation" else ("text", "label")
+    """The normalized data's (input, reference) columns for a task type."""
+    return task_type(task).columns
 
 
 def source_columns(task: str, data: DataConfig) -> tuple[str, str]:
-    return (data.input_column, data.target_column) if task == "generation" else (data.text_column, data.label_column)
+    """The file's (input, reference) columns, as the data settings name them for a task type."""
+    return task_type(task).source_columns(data)
 
 
 def _format(path: Path, fmt: str) -> str:
@@ -464,7 +467,7 @@ def to_canonical(df, task: str, data: DataConfig):
             # a column that merely shares the canonical name is not the configured one
             df = df.drop(d)
     df = df.rename({s: d for s, d in zip(src, dst) if s in names and s != d})
-    if data.label_pattern and task == "classification" and "label" in df.collect_schema().names():
+    if data.label_pattern and task_type(task).has_labels and "label" in df.collect_schema().names():
         df = df.with_columns(pl.col("label").str.extract(data.label_pattern, 1))
     return df
 

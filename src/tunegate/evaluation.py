@@ -72,7 +72,7 @@ def evaluate(
         ]
     else:
         predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
-    if cfg.task == "regression":
+    if cfg.task_type.numeric:
         details["unparsed_answers"], details["fallback"] = out.unparsed, fallback
     if aug.sources is not None:
         predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, aug.sources)]
@@ -155,7 +155,8 @@ def calibrated(
 def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:
     """The train rows as token ids with the same prompts the evaluation uses."""
     builder = AnswerSpec.from_config(cfg).builder(tokenizer)
-    text_col, label_col = canonical_columns(cfg.task)
+    kind = cfg.task_type
+    text_col, label_col = kind.columns
     answers = cfg.data.label_answers()
     labels = list(answers)
     prompts, targets, index, numbers = [], [], [], []
@@ -163,13 +164,12 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
     if builder.conversation:  # every trained assistant turn, with the turns before it as its prompt
         pairs = conversation_targets(train, cfg.data.train_on)
     for t, y in pairs:
-        answer = answers[y] if cfg.task == "classification" else y.strip()  # regression: the number as written
-        p, a = builder.training_example(t, answer, cfg.method.max_length)
+        p, a = builder.training_example(t, kind.target_text(y, answers), cfg.method.max_length)
         prompts.append(p)
         targets.append(a)
-        if cfg.task == "classification":
+        if kind.has_labels:
             index.append(labels.index(y))
-        elif cfg.task == "regression":
+        elif kind.numeric:
             numbers.append(float(y))
     fingerprint = sha256_json(
         {
@@ -188,8 +188,8 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         pad_id=tokenizer.pad_token_id,
         fingerprint=fingerprint,
         labels=labels,
-        label_index=index if cfg.task == "classification" else None,
-        targets=numbers if cfg.task == "regression" else None,
+        label_index=index if kind.has_labels else None,
+        targets=numbers if kind.numeric else None,
         instruction=builder.instruction(),
     )
 
@@ -211,14 +211,14 @@ def prompt_fingerprint(cfg: TunegateConfig, model_path: str, dataset: DatasetRef
     """
     tokenizer = load_tokenizer(model_path)
     spec = AnswerSpec.from_config(cfg)
-    texts = pl.read_parquet(dataset.eval_path).get_column(canonical_columns(cfg.task)[0]).to_list()
+    texts = pl.read_parquet(dataset.eval_path).get_column(cfg.task_type.columns[0]).to_list()
     return sha256_json(
         {
             "task": cfg.task,
             "prompts": prompt_ids(spec, tokenizer, texts),
-            "answers": spec.builder(tokenizer).label_answer_ids() if cfg.task == "classification" else None,
+            "answers": spec.builder(tokenizer).label_answer_ids() if cfg.task_type.scored else None,
             "labels": list(spec.labels),
-            "max_new_tokens": spec.max_new_tokens if cfg.task != "classification" else None,
+            "max_new_tokens": spec.max_new_tokens if not cfg.task_type.scored else None,
         }
     )
 

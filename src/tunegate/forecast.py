@@ -24,6 +24,7 @@ from tunegate import metrics
 from tunegate.config import TunegateConfig
 from tunegate.data import canonical_columns
 from tunegate.evaluation import per_example_view
+from tunegate.problems import task_type
 from tunegate.records import DatasetRef, EvalResult, ForecastResult, TuneResult
 from tunegate.registry import atomic_write_text
 from tunegate.stats import bootstrap_weights
@@ -41,7 +42,7 @@ def nested_rows(train: pl.DataFrame, fractions: list[float], *, seed: int, task:
     """
     n = train.height
     rng = random.Random(seed)
-    if task == "classification":
+    if task_type(task).has_labels:
         labels = train.get_column(canonical_columns(task)[1]).to_list()
         by_label: dict[str, list[int]] = {}
         for i, y in enumerate(labels):

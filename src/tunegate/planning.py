@@ -132,7 +132,7 @@ def _store_calibration(key: str | None, art: TrainedArtifact) -> None:
 def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: float) -> MethodEstimate:
     """Calibrate ``cfg_method`` on a few real rows here and scale to the full training set."""
     method = get_method(cfg_method.name)
-    if data.task not in method.tasks():
+    if not method.applies_to(data.task):
         return MethodEstimate(
             method=cfg_method.name,
             applicable=False,
@@ -305,7 +305,7 @@ def memory_check(cfg_method, *, base_path: str, data: TrainingSet, hardware: Har
     """The method's training memory from the model's config alone; a ``MethodEstimate`` that rules it out when it
     cannot fit the device (so it is never loaded), else None (calibrate it)."""
     method = get_method(cfg_method.name)
-    if data.task not in method.tasks():
+    if not method.applies_to(data.task):
         return None
     mem = method.training_memory(model_shape(base_path), cfg_method, current_placement(), data)
     if mem is None or mem.total_gb <= hardware.memory_gb * MEMORY_HEADROOM:

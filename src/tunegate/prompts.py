@@ -27,11 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tunegate.config import PromptConfig
-
-DEFAULT_CLASSIFICATION_INSTRUCTION = (
-    "Classify the input into exactly one of these categories: {labels}. Answer with the category name only."
-)
-DEFAULT_REGRESSION_INSTRUCTION = "Predict the numeric score of the input. Answer with the number only."
+from tunegate.problems import task_type
 
 
 @dataclass(frozen=True)
@@ -80,10 +76,7 @@ class PromptBuilder:
     def instruction(self) -> str:
         text = self.prompt.instruction
         if text is None:
-            text = {
-                "classification": DEFAULT_CLASSIFICATION_INSTRUCTION,
-                "regression": DEFAULT_REGRESSION_INSTRUCTION,
-            }.get(self.task, "")
+            text = task_type(self.task).default_instruction
         return text.replace("{labels}", ", ".join(self.answers))
 
     def user_message(self, text: str, context: Context | None = None, *, instructed: bool = True) -> str:
@@ -248,7 +241,7 @@ class PromptBuilder:
         training puts all of its signal where the decision is made. Other tasks: the
         answer followed by the end-of-turn token (generation must learn to stop).
         """
-        if self.task == "classification" and answer in self.answers:
+        if task_type(self.task).scored and answer in self.answers:
             return self.label_answer_ids()[self.answers.index(answer)]
         return self.encode(self.answer_text(answer)) + self.end_of_turn_ids()
 

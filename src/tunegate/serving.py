@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tunegate.errors import TunegateError
 from tunegate.inference import Predictor, complete, conversation_input, load_predictor, predict
 from tunegate.modeling import keep_base_models_in_memory
+from tunegate.problems import task_type
 from tunegate.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
     @app.post("/v1/predict")
     def v1_predict(req: PredictRequest) -> dict[str, Any]:
         p = slot.predictor
-        if p.meta["task"] == "generation":
+        if task_type(p.meta["task"]).generates:
             raise ApiError(400, "wrong_endpoint", f"{slot.version_ref} is a generation model; use POST /v1/completions")
         texts = [req.text] if req.text is not None else list(req.texts or [])
         t0 = time.perf_counter()

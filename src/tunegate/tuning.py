@@ -24,7 +24,7 @@ def tune(
     serving needs to answer exactly as the evaluation did) and plot its loss curve to ``where/loss.png``."""
     release_memory()  # what an earlier stage freed goes back to the OS, so peak RSS is this method's
     method = get_method(cfg.method.name)
-    if cfg.task not in method.tasks():
+    if not method.applies_to(cfg.task):
         raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
     tokenizer = load_tokenizer(run.model_path)
     data = training_set(

@@ -433,7 +433,7 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
             continue
         try:
             source = cfg.resolve(path)
-            conv = conversation_format(source, d.format) if cfg.task == "generation" else None
+            conv = conversation_format(source, d.format) if cfg.task_type.conversations else None
             if conv is not None:  # conversations: the canonical columns come from the turns
                 frame, problems = read_conversations(source, conv, d.encoding)
                 tables[split_name] = Table(source, conv, frame.lazy())
@@ -479,7 +479,7 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
         return ValidationOutcome(issues=issues, stats=stats)
 
     # the whole-file checks read only light columns (row number, hashes, the label), in bounded memory
-    classification = cfg.task == "classification"
+    classification = cfg.task_type.has_labels
     index: dict[str, pl.DataFrame] = {}
     for split_name, table in tables.items():
         try:
@@ -536,7 +536,7 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
     # sample and split first (on the index), so that only the rows this run uses are read and judged
     # generation: an input with several reference rows is one eval example (scored against all of them), so
     # max_eval_rows samples inputs, not rows; classification samples per label (every label kept)
-    by_input = TEXT_HASH if cfg.task == "generation" else None
+    by_input = TEXT_HASH if cfg.task_type.generates else None
     strata = label_col if labels else None
     floor = d.min_examples_per_label
     train = sample(index["train"], d.max_train_rows, d.split_seed, stratify=strata, min_per_group=floor)
@@ -578,7 +578,7 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
                 gone = pl.col(ROW).is_in(pl.Series(rows, dtype=pl.UInt32).implode())
                 train, train_rows = train.filter(~gone), train_rows.filter(~gone)
 
-    schema = schema_for(cfg.task, labels)
+    schema = schema_for(cfg.task_type.answers, labels)
     conversational = "conversation_format" in stats
     builder = PromptBuilder(tokenizer, cfg.prompt, cfg.task, list(answers.values()), conversation=conversational)
     per_label = {lab: len(builder.answer_ids(a)) for lab, a in answers.items()} if classification else {}
@@ -770,9 +770,9 @@ def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> Vali
             if f is not None:
                 update_hash(h, f, (text_col, label_col))
         stats["data_hash"] = h.hexdigest()
-        if cfg.task == "regression":  # an answer without a number counts as the train mean
+        if cfg.task_type.numeric:  # an answer without a number counts as the train mean
             stats["train_mean"] = scan.label_sum / max(train_rows.height, 1)
-        if cfg.task == "generation":
+        if cfg.task_type.generates:  # every reference of an input judges its answer
             evl = group_references(evl)
             stats["rows"]["eval"] = evl.height
             stats["eval_references"] = int(evl.get_column("references").list.len().sum())

@@ -258,7 +258,10 @@ def tiny_model_hidden(path) -> int:
 
 def test_linear_probe_refuses_generation_clearly(tiny_model_dir, tiny_tokenizer, tmp_path):
     method = get_method("linear_probe")
-    assert method.tasks() == ("classification", "regression")
+    assert [t for t in ("classification", "generation", "regression") if method.applies_to(t)] == [
+        "classification",
+        "regression",
+    ]
     with pytest.raises(ValueError, match="classification and regression only"):
         method.train(
             base_path=str(tiny_model_dir),

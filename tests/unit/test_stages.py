@@ -210,7 +210,7 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
     from tunegate.training import TrainStats
 
     class MajoritySettings(MethodSettings):
-        tasks: ClassVar[tuple[str, ...]] = ("classification",)
+        answers: ClassVar[tuple[str, ...]] = ("labels",)
         name: Literal["majority"] = "majority"
 
     class MajorityAnswerer(Answerer):

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from tunegate import metrics
+from tunegate.problems import TASK_TYPES
 from tunegate.strict import Strict as _Strict
 
 _UNIT_MONTHS = {"day": 1 / 30.4375, "week": 7 / 30.4375, "month": 1.0, "year": 12.0}
@@ -35,7 +36,7 @@ class GateConfig(_Strict):
         + "; ".join(
             f"{task}: {metrics.default_metric(task)} (or "
             f"{', '.join(m for m in metrics.gate_metrics(task) if m != metrics.default_metric(task)) or 'none other'})"
-            for task in metrics.TASKS
+            for task in TASK_TYPES
         )
         + ". "
         + " ".join(f"{s.name}: {s.description}." for s in metrics.specs().values() if s.gate),

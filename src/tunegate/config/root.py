@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, model_validator
+from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator, model_validator
 
 from tunegate import metrics
 from tunegate.config.baselines import AnyBaselines, default_baselines
@@ -22,7 +23,9 @@ from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
 from tunegate.ladder import RUNGS, LadderContext
 from tunegate.methods import DEFAULT_METHOD, METHODS, MethodSettings, applicable_methods, inherited, settings_class
+from tunegate.methods.base import applies, task_types_of
 from tunegate.packaged_models import BUILTIN, DEFAULT_MODEL
+from tunegate.problems import TASK_TYPES, TaskType, task_type
 from tunegate.strict import Strict as _Strict
 
 
@@ -47,9 +50,10 @@ AnyMethod = SerializeAsAny[Annotated[MethodSettings, BeforeValidator(_method_set
 class TunegateConfig(_Strict):
     """The whole run: data + model + baselines + method + gate + registry + output."""
 
-    task: Literal[metrics.TASKS] = Field(
-        description="What the model does with an input: pick a label, write text, or predict a number (regression: "
-        "text_column + label_column holding numbers)."
+    task: str = Field(
+        description="What the model does with an input (a registered task type): "
+        + "; ".join(f"{name}: {t.description}" for name, t in TASK_TYPES.items())
+        + "."
     )
     data: DataConfig = Field(description="Where the data is and how to read and check it.")
     model: str = Field(
@@ -92,6 +96,20 @@ class TunegateConfig(_Strict):
     )
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in TASK_TYPES:
+            close = difflib.get_close_matches(v, list(TASK_TYPES), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(TASK_TYPES)}"
+            raise ValueError(f"'{v}' is not a task type; {hint}")
+        return v
+
+    @property
+    def task_type(self) -> TaskType:
+        """The task type's capabilities (how answers are produced, its columns, its label set, ...)."""
+        return task_type(self.task)
+
     @model_validator(mode="after")
     def _cross_field(self) -> "TunegateConfig":
         if self.data.dev is None and self.data.dev_fraction is None:
@@ -104,14 +122,17 @@ class TunegateConfig(_Strict):
                     )
         if self.data.dev is not None and self.data.dev_fraction is not None:
             raise ValueError("data.dev and data.dev_fraction: give one selection split, a file or a share of train")
-        if self.data.format in CONVERSATION_FORMATS and self.task != "generation":
+        if self.data.format in CONVERSATION_FORMATS and not self.task_type.conversations:
+            readers = [name for name, t in TASK_TYPES.items() if t.conversations]
             raise ValueError(
                 f"data.format: '{self.data.format}' files hold conversations, answered by generation; set task: "
-                "generation"
+                + " or ".join(readers)
             )
-        if self.task != "classification" and self.data.labels is not None:
+        if not self.task_type.has_labels and self.data.labels is not None:
+            labelled = [name for name, t in TASK_TYPES.items() if t.has_labels]
             raise ValueError(
-                f"data.labels: a {self.task} task has no label set; remove data.labels or use task: classification"
+                f"data.labels: a {self.task} task has no label set; remove data.labels or use task: "
+                + " or ".join(labelled)
             )
         b = self.baselines
         if not any(kind.enabled(getattr(b, key)) for key, kind in RUNGS.items()):
@@ -120,11 +141,11 @@ class TunegateConfig(_Strict):
                 "true"
             )
         for where, m in [("method", self.method), *((f"compare[{i}]", c) for i, c in enumerate(self.compare or []))]:
-            if self.task not in m.tasks:
+            if not applies(type(m), self.task):
                 fits = list(applicable_methods(self.task))
                 raise ValueError(
                     f"{where}: '{m.name}' does not apply to {self.task} tasks (it applies to "
-                    f"{', '.join(m.tasks)}); use one of {fits}"
+                    f"{', '.join(task_types_of(type(m)))}); use one of {fits}"
                 )
             if where != "method" and m.name == "auto":
                 raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
@@ -152,7 +173,7 @@ class TunegateConfig(_Strict):
 
     def inapplicable_methods(self) -> list[str]:
         """The registered methods that do not apply to this config's task."""
-        return [name for name, entry in METHODS.items() if self.task not in entry.tasks()]
+        return [name for name, entry in METHODS.items() if not entry.applies_to(self.task)]
 
     def with_method(self, method: Any) -> "TunegateConfig":
         """A copy of this config with another method config (validated settings, or their dumped form, e.g. the

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
+from tunegate.problems import task_type
+
 Retriever = Literal["bm25", "dense", "hybrid"]
 
 
@@ -67,7 +69,12 @@ class LadderContext:
 
     def answer(self, y: str) -> str:
         """The answer text a demonstration shows for a reference (a label's answer word, or the text itself)."""
-        return self.label_answers.get(y, y) if self.task == "classification" else y
+        return self.label_answers.get(y, y) if self.has_labels else y
+
+    @property
+    def has_labels(self) -> bool:
+        """The task type has a label set (demonstrations show answer words; rungs get calibrated twins)."""
+        return task_type(self.task).has_labels
 
 
 class RungKind:

@@ -24,7 +24,7 @@ def baseline_rungs(baselines: Any, ctx: LadderContext) -> list[Rung]:
         if kind.enabled(getattr(baselines, key))
         for rung in kind.load().expand(getattr(baselines, key), ctx)
     ]
-    if baselines.calibrated and ctx.task == "classification":
+    if baselines.calibrated and ctx.has_labels:
         return with_calibrated_twins(rungs, baselines)
     return rungs
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tunegate.methods.settings import AutoSettings
+from tunegate.problems import TASK_TYPES, task_type
 
 ARTIFACT_META = "tunegate.json"
 CHECKPOINTS = "checkpoints"  # resumable training state inside an artifact folder; never copied to the registry
@@ -132,8 +133,8 @@ class TuningMethod:
     loss_axis: ClassVar[str] = "optimizer step"  # what one point of its loss curve is
 
     @classmethod
-    def tasks(cls) -> tuple[str, ...]:
-        return cls.config_class.tasks
+    def applies_to(cls, task: str) -> bool:
+        return applies(cls.config_class, task)
 
     def train(
         self, *, base_path: str, data: TrainingSet, cfg: Any, out_dir: Path, progress: bool = True
@@ -206,8 +207,8 @@ class MethodEntry:
     config_class: type
     implementation: type[TuningMethod] | str
 
-    def tasks(self) -> tuple[str, ...]:
-        return self.config_class.tasks
+    def applies_to(self, task: str) -> bool:
+        return applies(self.config_class, task)
 
     def load(self) -> type[TuningMethod]:
         """The implementation class, imported now if it was registered by path (torch, peft load here)."""
@@ -274,9 +275,19 @@ def unregister(name: str) -> None:
     METHODS.pop(name, None)
 
 
+def applies(settings_class: type, task: str) -> bool:
+    """Whether a method (by its settings class) applies to a task type: it learns the task's answer kind."""
+    return task_type(task).answers in settings_class.answers
+
+
+def task_types_of(settings_class: type) -> list[str]:
+    """The registered task types a method applies to."""
+    return [name for name in TASK_TYPES if applies(settings_class, name)]
+
+
 def applicable_methods(task: str) -> dict[str, type]:
     """The registered methods whose settings class says they apply to ``task``: name -> settings class."""
-    return {n: m.config_class for n, m in METHODS.items() if task in m.config_class.tasks}
+    return {n: m.config_class for n, m in METHODS.items() if applies(m.config_class, task)}
 
 
 def settings_class(name: str) -> type:

@@ -14,10 +14,11 @@ from tunegate.strict import Strict
 
 
 class MethodSettings(Strict):
-    """Keys every method has. ``tasks`` lists the tasks the method applies to; ``family`` groups methods that
-    differ only in how the base is held (LoRA and QLoRA): a compared sibling takes over all of its settings."""
+    """Keys every method has. ``answers`` lists the answer kinds (``problems.ANSWER_KINDS``) of the tasks the
+    method applies to; ``family`` groups methods that differ only in how the base is held (LoRA and QLoRA): a
+    compared sibling takes over all of its settings."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "generation", "regression")
+    answers: ClassVar[tuple[str, ...]] = ("labels", "text", "number")
     family: ClassVar[str | None] = None
 
     name: str

@@ -1,6 +1,6 @@
 """Metrics, each declared once: one module here per metric.
 
-A metric module holds ``SPEC`` (a :class:`MetricSpec`: name, tasks, default per task,
+A metric module holds ``SPEC`` (a :class:`MetricSpec`: name, the answer kinds it judges, default per kind,
 direction, resampled computation) and ``metric()``, which returns its ``evaluate.Metric``
 (defined there, so nothing is fetched from the hub: ``evaluate.load("accuracy")`` would,
 and fails offline). ``metric()`` imports evaluate when a score is computed, not when the
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from tunegate.metrics.spec import MetricSpec
+from tunegate.problems import task_type
 
 HERE = Path(__file__).parent
-TASKS = ("classification", "generation", "regression")
 _NOT_METRICS = {"spec"}
 
 
@@ -47,9 +47,15 @@ def get(name: str) -> MetricSpec:
         raise KeyError(f"unknown metric '{name}'; known: {', '.join(specs())}") from None
 
 
+def _answers(task: str) -> str:
+    """The answer kind of a task type (what the metrics judge)."""
+    return task_type(task).answers
+
+
 def metrics_for(task: str) -> tuple[str, ...]:
-    """Every metric computed for ``task`` (all are reported)."""
-    return tuple(n for n, s in specs().items() if task in s.tasks)
+    """Every metric computed for ``task`` (all are reported): those judging its answer kind."""
+    kind = _answers(task)
+    return tuple(n for n, s in specs().items() if kind in s.answers)
 
 
 def gate_metrics(task: str) -> tuple[str, ...]:
@@ -58,7 +64,8 @@ def gate_metrics(task: str) -> tuple[str, ...]:
 
 
 def default_metric(task: str) -> str:
-    return next(n for n in metrics_for(task) if task in specs()[n].default_for)
+    kind = _answers(task)
+    return next(n for n in metrics_for(task) if kind in specs()[n].default_for)
 
 
 @functools.lru_cache(maxsize=None)
@@ -68,18 +75,18 @@ def load(name: str):
     return importlib.import_module(f"{__name__}.{name}").metric()
 
 
-def _inputs(task: str, predictions: list, references: list) -> tuple[list, list]:
-    """Predictions and references as the task's metric modules take them."""
-    if task == "regression":
+def _inputs(answers: str, predictions: list, references: list) -> tuple[list, list]:
+    """Predictions and references as the metric modules of an answer kind take them."""
+    if answers == "number":
         return [float(p) for p in predictions], [float(r) for r in references]
-    if task == "generation":
+    if answers == "text":
         return list(predictions), [r if isinstance(r, list) else [r] for r in references]
     return list(predictions), list(references)
 
 
 def _compute_one(name: str, predictions: list, references: list) -> tuple[float, list[float] | None]:
     spec = get(name)
-    preds, refs = _inputs(spec.tasks[0], predictions, references)
+    preds, refs = _inputs(spec.answers[0], predictions, references)
     out = load(name).compute(predictions=preds, references=refs)
     per = out.get(f"{name}_per_example")
     return float(out[name]), None if per is None else [float(x) for x in per]
@@ -117,7 +124,7 @@ def resampled(
     """
     spec = get(name)
     if spec.resample is not None:
-        preds, refs = _inputs(spec.tasks[0], predictions, references)
+        preds, refs = _inputs(spec.answers[0], predictions, references)
         return spec.resample(weights, preds, refs)
     scores = per_example if per_example is not None else row_scores(name, predictions, references)
     s = np.asarray(scores, dtype=np.float64)

@@ -4,8 +4,8 @@ from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
     name="accuracy",
-    tasks=("classification",),
-    default_for=("classification",),
+    answers=("labels",),
+    default_for=("labels",),
     description="share of eval rows whose predicted label is the reference label",
 )
 

@@ -15,7 +15,7 @@ from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
     name="answer_in_output",
-    tasks=("generation",),
+    answers=("text",),
     description="share of answers containing a reference (normalized, whole words): for question answering",
 )
 

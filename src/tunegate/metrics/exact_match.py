@@ -4,7 +4,7 @@ from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
     name="exact_match",
-    tasks=("generation",),
+    answers=("text",),
     description="share of rows whose output equals a reference (case and whitespace ignored)",
 )
 

@@ -22,7 +22,7 @@ def _resample(weights: np.ndarray, predictions: list, references: list) -> np.nd
 
 SPEC = MetricSpec(
     name="macro_f1",
-    tasks=("classification",),
+    answers=("labels",),
     description="unweighted mean of per-label F1 (rare labels count as much as common ones)",
     resample=_resample,
 )

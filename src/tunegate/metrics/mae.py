@@ -4,7 +4,7 @@ from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
     name="mae",
-    tasks=("regression",),
+    answers=("number",),
     description="mean absolute error (reported beside r2; lower is better, so not a gate metric)",
     higher_is_better=False,
 )

@@ -17,8 +17,8 @@ def _resample(weights: np.ndarray, predictions: list, references: list) -> np.nd
 
 SPEC = MetricSpec(
     name="r2",
-    tasks=("regression",),
-    default_for=("regression",),
+    answers=("number",),
+    default_for=("number",),
     description="1 - SSE/SST: the share of the target's variance the predictions explain (0 = predicting the mean)",
     resample=_resample,
 )

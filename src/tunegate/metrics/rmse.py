@@ -14,7 +14,7 @@ def _resample(weights: np.ndarray, predictions: list, references: list) -> np.nd
 
 SPEC = MetricSpec(
     name="rmse",
-    tasks=("regression",),
+    answers=("number",),
     description="root mean squared error (reported beside r2; lower is better, so not a gate metric)",
     higher_is_better=False,
     resample=_resample,

@@ -4,8 +4,8 @@ from tunegate.metrics.spec import MetricSpec
 
 SPEC = MetricSpec(
     name="rouge_l",
-    tasks=("generation",),
-    default_for=("generation",),
+    answers=("text",),
+    default_for=("text",),
     description="mean over rows of the best ROUGE-L F1 against any reference",
 )
 

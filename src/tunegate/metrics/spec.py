@@ -20,9 +20,9 @@ class MetricSpec:
     """
 
     name: str
-    tasks: tuple[str, ...]  # the tasks whose eval rows it is computed on
+    answers: tuple[str, ...]  # the answer kinds it judges (problems.ANSWER_KINDS: labels, text, number)
     description: str
-    default_for: tuple[str, ...] = ()  # the tasks whose gate uses it when gate.metric is not set
+    default_for: tuple[str, ...] = ()  # the answer kinds whose gate uses it when gate.metric is not set
     higher_is_better: bool = True  # the gate compares higher-is-better metrics only
     resample: Resample | None = None
 

@@ -12,12 +12,13 @@ from tunegate.ladder.few_shot.settings import FewShotConfig
 def select_shots(train, *, k: int, seed: int, task: str):
     """k demonstrations from train (a polars frame); for classification, labels take turns so each is shown."""
     from tunegate.data import canonical_columns
+    from tunegate.problems import task_type
 
     _, label_col = canonical_columns(task)
     rng = random.Random(seed)
     rows = list(range(train.height))
     rng.shuffle(rows)
-    if task == "classification":
+    if task_type(task).has_labels:
         by_label: dict[str, list[int]] = {}
         for i in rows:
             by_label.setdefault(train[i, label_col], []).append(i)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tunegate import hardware
 from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
+from tunegate.problems import task_type
 from tunegate.progress import bar as progress_bar
 from tunegate.provenance import sha256_json
 from tunegate.scoring import (
@@ -218,7 +219,7 @@ class ProbeAnswerer(Answerer):
         self.pooling = meta["pooling"]
         self.layer = meta["layer"]
         self.labels = meta["labels"]
-        self.task = meta.get("task", "classification")
+        self.answers = task_type(meta.get("task", "classification")).answers  # labels or number
         self.pad_id = pad_id
 
     def _outputs(self, prompt_ids, pad_id, batch_size, desc) -> tuple[torch.Tensor, ScoreStats]:
@@ -240,7 +241,7 @@ class ProbeAnswerer(Answerer):
         return out, stats
 
     def score(self, prompt_ids, answer_ids, *, pad_id, batch_size=16, desc=None):
-        if self.task != "classification":
+        if self.answers != "labels":
             raise ValueError("this probe predicts numbers (regression); it has no labels to score")
         if len(answer_ids) != len(self.labels):
             raise ValueError(f"the probe was trained on {len(self.labels)} labels, asked to score {len(answer_ids)}")
@@ -248,7 +249,7 @@ class ProbeAnswerer(Answerer):
         return torch.log_softmax(logits, dim=-1), stats
 
     def regress(self, tokenizer, prompt_ids, *, fallback, max_new_tokens=8, batch_size=8, desc=None, stop_ids=None):
-        if self.task != "regression":
+        if self.answers != "number":
             raise ValueError("this probe classifies; it does not predict numbers")
         out, stats = self._outputs(prompt_ids, self.pad_id, batch_size, desc)
         values = out.squeeze(-1) * self.state["y_std"] + self.state["y_mean"]
@@ -291,7 +292,7 @@ class LinearProbe(TuningMethod):
         return tok_s, full_tokens / tok_s + head_s * n_rows / n_calibration
 
     def advice(self, ctx: AdviceContext) -> list[Rule]:
-        applies = ctx.task in self.tasks()
+        applies = self.applies_to(ctx.task)
         return [
             Rule(
                 10,
@@ -306,9 +307,10 @@ class LinearProbe(TuningMethod):
         return "priority is quality: a head on frozen features cannot adapt the model's representations"
 
     def train(self, *, base_path, data: TrainingSet, cfg, out_dir: Path, progress=True) -> TrainedArtifact:
-        if data.task == "classification" and data.label_index is not None:
+        answers = task_type(data.task).answers
+        if answers == "labels" and data.label_index is not None:
             y, n_out = torch.tensor(data.label_index, dtype=torch.long), len(data.labels)
-        elif data.task == "regression" and data.targets is not None:
+        elif answers == "number" and data.targets is not None:
             y, n_out = torch.tensor(data.targets, dtype=torch.float32), 1
         else:
             raise ValueError(

@@ -14,7 +14,7 @@ from tunegate.methods.settings import MethodSettings
 class LinearProbeSettings(MethodSettings):
     """Linear probe: a linear head on frozen backbone features of the prompt. Classification and regression."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("classification", "regression")
+    answers: ClassVar[tuple[str, ...]] = ("labels", "number")  # a head predicts a label or a number
     name: Literal["linear_probe"] = "linear_probe"
     pooling: Literal["last", "mean"] = Field(
         default="last",
