@@ -11,14 +11,9 @@ import torch
 from tunegate.checkpoints import CheckpointWarning, steps
 from tunegate.methods.lora import LoRA, LoraSettings
 from tunegate.modeling import load_model
-from tunegate.training import (
-    TrainingDiverged,
-    answer_only_loss,
-    collate,
-    micro_batches,
-    shuffled_batches,
-    train_answer_loss,
-)
+from tunegate.training import answer_only_loss, collate, micro_batches, shuffled_batches
+from tunegate.training_callbacks import Callback
+from tunegate.training_run import TrainingDiverged, train_answer_loss
 
 
 def examples(tok, n=12):
@@ -142,6 +137,58 @@ def test_a_crashed_run_resumes_to_the_same_weights_and_losses(tiny_model_dir, ti
     with pytest.warns(CheckpointWarning, match="another training run"):
         other = train(model, ex, pad, tmp_path / "run", lr=1e-2)
     assert "resumed_from_step" not in other.extra
+
+
+class StepLog(Callback):
+    """A tracking backend's shape: every step's loss and the learning rate, its own state checkpointed."""
+
+    def __init__(self):
+        self.rows: list[tuple[int, float, float]] = []
+        self.ended = False
+
+    def on_step_end(self, run):
+        self.rows.append((run.step, run.last.loss, run.sched.get_last_lr()[0]))
+
+    def on_train_end(self, run):
+        self.ended = True
+
+    def state_dict(self):
+        return {"step_log": list(self.rows)}
+
+    def load_state_dict(self, run, history, state):
+        self.rows = [tuple(r) for r in history["step_log"]]
+
+    def report(self):
+        return {"logged_steps": len(self.rows)}
+
+
+def test_a_callback_sees_every_step_and_resumes_with_the_run(tiny_model_dir, tiny_tokenizer, tmp_path, float32):
+    """Hooks for tracking: a callback added to the run gets each step (loss as the history records it, the
+    learning rate), its state is saved in every checkpoint and given back on resume, and its report reaches
+    TrainStats.extra; a resumed run's log equals an uninterrupted run's."""
+    ex, pad = examples(tiny_tokenizer, 12), tiny_tokenizer.pad_token_id
+    settings = LoraSettings(r=4, seed=1)
+    log = StepLog()
+    ref = train(LoRA().build(str(tiny_model_dir), settings), ex, pad, tmp_path / "ref", callbacks=[log])
+    assert [r[0] for r in log.rows] == list(range(1, 10)) and log.ended
+    assert [r[1] for r in log.rows] == ref.losses and ref.extra["logged_steps"] == 9
+    lrs = [r[2] for r in log.rows]
+    assert lrs[0] == pytest.approx(2e-2) and lrs == sorted(lrs, reverse=True) and lrs[-1] == 0.0  # decay to zero
+
+    calls = []
+    model = LoRA().build(str(tiny_model_dir), settings)
+
+    def crash_at_step_6(batch):
+        calls.append(1)
+        if len(calls) > 10:
+            raise RuntimeError("killed")
+        return answer_only_loss(model.get_base_model(), batch)
+
+    with pytest.raises(RuntimeError, match="killed"):
+        train(model, ex, pad, tmp_path / "run", loss_fn=crash_at_step_6, callbacks=[StepLog()])
+    again = StepLog()
+    resumed = train(LoRA().build(str(tiny_model_dir), settings), ex, pad, tmp_path / "run", callbacks=[again])
+    assert resumed.extra["resumed_from_step"] == 4 and again.rows == log.rows
 
 
 def test_a_nan_loss_stops_training_naming_the_step(tiny_model_dir, tiny_tokenizer, tmp_path):

@@ -21,7 +21,8 @@ from tunegate.methods.base import (
 )
 from tunegate.modeling import load_model, parameter_count
 from tunegate.scoring import LMAnswerer, shared_prompt_prefix
-from tunegate.training import answer_only_loss, micro_batch_cached_tokens, micro_batch_tokens, train_answer_loss
+from tunegate.training import answer_only_loss, micro_batch_cached_tokens, micro_batch_tokens
+from tunegate.training_run import train_answer_loss
 
 ADAPTER_DIR = "adapter"
 
