@@ -16,7 +16,7 @@ from prefect.exceptions import TerminationSignal
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig
-from tunegate.records import RunContext, ValidationResult
+from tunegate.records import GateInputs, RunContext, RunOutcome, ValidationResult
 from tunegate.tasks._seeds import error_message, train_seeds
 from tunegate.tasks.compare import compare
 from tunegate.tasks.deploy import deploy
@@ -73,9 +73,10 @@ def audited(cfg: TunegateConfig, run: RunContext, trigger: str) -> Iterator[Prog
         else:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         try:
-            record_audit.fn(  # the library function itself, not a task run: the run is being torn down
-                cfg, run, status=status, validation=at.validation, failed_stage=at.stage, error=error, trigger=trigger
+            outcome = RunOutcome(
+                status=status, validation=at.validation, failed_stage=at.stage, error=error, trigger=trigger
             )
+            record_audit.fn(cfg, run, outcome)  # the library function itself, not a task run: the run is torn down
         except Exception as audit_exc:  # noqa: BLE001 - the stage's own error is the one to surface
             print(f"WARNING: the audit record of this {status} run could not be written: {audit_exc}")
         raise
@@ -123,15 +124,14 @@ def invalid_data(cfg: TunegateConfig, run: RunContext, validation: ValidationRes
     cannot be written: then that is said too)."""
     note = ""
     try:
-        record_audit(
-            cfg,
-            run,
+        outcome = RunOutcome(
             status="failed",
             validation=validation,
             failed_stage="validate_data",
             error=validation.summary,
             trigger=trigger,
         )
+        record_audit(cfg, run, outcome)
     except Exception as exc:  # noqa: BLE001 - the data's errors must still reach the user
         note = f" WARNING: the audit record could not be written ({type(exc).__name__}: {exc})."
     return Failed(message=f"{validation.summary} Report: {validation.report_md}.{note}", data={"run_dir": run.run_dir})
@@ -146,15 +146,10 @@ def tune_compare_deploy(
     at.stage = "plan"
     estimate = plan(cfg, run, dataset)
     if estimate.blocked:
-        record_audit(
-            cfg,
-            run,
-            status="failed",
-            validation=validation,
-            failed_stage=at.stage,
-            error=estimate.blocked,
-            trigger=trigger,
+        outcome = RunOutcome(
+            status="failed", validation=validation, failed_stage=at.stage, error=estimate.blocked, trigger=trigger
         )
+        record_audit(cfg, run, outcome)
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
     cfg = cfg.with_method(estimate.chosen_config)  # `auto` resolved; otherwise unchanged
     at.stage = "evaluate_baseline"
@@ -170,16 +165,23 @@ def tune_compare_deploy(
     at.stage = "evaluate_production"
     champion = evaluate_production(cfg, run, dataset)
     at.stage = "compare"
-    decision = compare(cfg, run, dataset, baselines, tuned_eval, tuned, estimate, champion, validation, seeds)
+    inputs = GateInputs(
+        baselines=baselines,
+        tuned=tuned,
+        tuned_eval=tuned_eval,
+        plan=estimate,
+        production=champion,
+        validation=validation,
+        seeds=seeds,
+    )
+    decision = compare(cfg, run, dataset, inputs)
     at.stage = "deploy"
     deployment = deploy(cfg, run, decision, tuned, champion)
     if cfg.forecast.after_reject and decision.decision == "reject":
         at.stage = "forecast"
         forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate)
     at.stage = "record_audit"
-    record_audit(
-        cfg,
-        run,
+    outcome = RunOutcome(
         status="completed",
         validation=validation,
         decision=decision,
@@ -187,6 +189,7 @@ def tune_compare_deploy(
         tuned=tuned,
         trigger=trigger,
     )
+    record_audit(cfg, run, outcome)
     return Completed(
         message=f"{decision.summary}. {deployment.message}",
         data={

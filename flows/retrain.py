@@ -20,6 +20,7 @@ from prefect.states import Completed
 
 from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import audited, invalid_data, trigger_label, tune_compare_deploy
+from tunegate.records import RunOutcome
 from tunegate.tasks.check_change import check_change
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.record_audit import record_audit
@@ -50,7 +51,8 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
         print(change.reason)
         if not change.changed:
             at.stage = "record_audit"
-            record_audit(cfg, run, status="skipped", validation=validation, headline=change.reason, trigger=trigger)
+            outcome = RunOutcome(status="skipped", validation=validation, headline=change.reason, trigger=trigger)
+            record_audit(cfg, run, outcome)
             return Completed(
                 message=change.reason, data={"run_dir": run.run_dir, "decision": None, "headline": change.reason}
             )

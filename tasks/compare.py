@@ -6,36 +6,16 @@ from prefect.cache_policies import NO_CACHE
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.records import (
-    DatasetRef,
-    Decision,
-    EvalResult,
-    PlanResult,
-    ProductionCheck,
-    RunContext,
-    TuneResult,
-    ValidationResult,
-)
+from tunegate.records import DatasetRef, Decision, GateInputs, RunContext
 
 
 @task(name="compare", cache_policy=NO_CACHE)
-def compare(
-    cfg: TunegateConfig,
-    run: RunContext,
-    dataset: DatasetRef,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
-    tuned: TuneResult,
-    plan: PlanResult | None = None,
-    production: ProductionCheck | None = None,
-    validation: ValidationResult | None = None,
-    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
-) -> Decision:
+def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """The declared gate vs the best baseline (and production), costs and break-even; deterministic, so never retried.
 
     The run report and the model table are published as Prefect artifacts of the flow run.
     """
-    decision = stages.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation, seeds)
+    decision = stages.compare(cfg, run, dataset, inputs)
     run_dir = Path(run.run_dir)
     create_markdown_artifact(
         key="run-report", markdown=(run_dir / "report.md").read_text(), description=decision.headline

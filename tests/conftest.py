@@ -189,6 +189,7 @@ def pipeline_run(cfg):
     """Every stage as the flow runs them, production included, without Prefect; returns (run, decision, deployed)."""
     from tunegate import stages
     from tunegate.ladder.core import baseline_rungs
+    from tunegate.records import GateInputs
 
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
@@ -199,7 +200,12 @@ def pipeline_run(cfg):
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
     champion = stages.evaluate_production(cfg, run, val.dataset)
-    decision = stages.compare(cfg, run, val.dataset, list(results.values()), tuned_eval, tuned, production=champion)
+    decision = stages.compare(
+        cfg,
+        run,
+        val.dataset,
+        GateInputs(baselines=list(results.values()), tuned_eval=tuned_eval, tuned=tuned, production=champion),
+    )
     return run, decision, stages.deploy(cfg, run, decision, tuned, champion)
 
 

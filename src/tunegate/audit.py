@@ -30,7 +30,7 @@ from pathlib import Path
 from tunegate.config import TunegateConfig
 from tunegate.errors import RegistryError
 from tunegate.provenance import code_version, sha256_file
-from tunegate.records import AuditRecord, Decision, DeployResult, RunContext, TuneResult, ValidationResult
+from tunegate.records import AuditRecord, Decision, RunContext, RunOutcome
 from tunegate.registry import file_lock
 
 LOG = "audit.jsonl"
@@ -61,22 +61,12 @@ EVIDENCE_FILES = (
 )
 
 
-def record_run(
-    cfg: TunegateConfig,
-    run: RunContext,
-    *,
-    status: str,
-    validation: ValidationResult | None = None,
-    decision: Decision | None = None,
-    deployment: DeployResult | None = None,
-    tuned: TuneResult | None = None,
-    failed_stage: str | None = None,
-    error: str | None = None,
-    trigger: str | None = None,
-    headline: str | None = None,
-) -> AuditRecord:
+def record_run(cfg: TunegateConfig, run: RunContext, outcome: RunOutcome) -> AuditRecord:
     """Append a run's record (and copy its evidence from the run folder) to the registry's audit log; failed and
     skipped runs too. Everything the record says comes from the records passed in, not from files read back."""
+    status, validation, decision, deployment = outcome.status, outcome.validation, outcome.decision, outcome.deployment
+    tuned, failed_stage, error = outcome.tuned, outcome.failed_stage, outcome.error
+    trigger, headline = outcome.trigger, outcome.headline
     run_dir = Path(run.run_dir)
     rec = AuditRecord(
         run_id=run.run_id,

@@ -21,7 +21,7 @@ from tunegate.records import (
     DatasetRef,
     Decision,
     EvalResult,
-    PlanResult,
+    GateInputs,
     RunContext,
     TuneResult,
 )
@@ -628,20 +628,17 @@ def cost_check(
     }
 
 
-def judge(
-    cfg: TunegateConfig,
-    run: RunContext,
-    dataset: DatasetRef,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
-    tuned: TuneResult,
-    *,
-    plan: PlanResult | None = None,
-    production: EvalResult | None = None,
-    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
-) -> Decision:
+def judge(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """The run's gate: :func:`decide` with the declared gate, the cost model at the configured prices, and the
-    run's provenance (no files written). With ``seeds`` the one-off cost is every seed's training."""
+    run's provenance (no files written). With ``inputs.seeds`` the one-off cost is every seed's training."""
+    baselines, tuned_eval, tuned, plan, seeds = (
+        inputs.baselines,
+        inputs.tuned_eval,
+        inputs.tuned,
+        inputs.plan,
+        inputs.seeds,
+    )
+    production = inputs.production.evaluation if inputs.production is not None else None
     device = plan.hardware.device if plan is not None else "cpu"
     price = cfg.costs.train_per_hour(device)
     lines = [cost_line(cfg.costs, b, train_price_per_hour=price) for b in baselines]

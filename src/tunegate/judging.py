@@ -18,13 +18,11 @@ from tunegate.records import (
     Decision,
     DeployResult,
     EvalResult,
+    GateInputs,
     MethodComparison,
     MethodOutcome,
     PlanResult,
-    ProductionCheck,
     RunContext,
-    TuneResult,
-    ValidationResult,
 )
 from tunegate.registry import atomic_write_text
 from tunegate.report import (
@@ -67,23 +65,15 @@ def write_run_report(run_dir: Path, md: str, *, promoted: bool | None) -> None:
     atomic_write_text(run_dir / "report.html", render_html(md, run_dir, promoted=promoted))
 
 
-def compare(
-    cfg: TunegateConfig,
-    run: RunContext,
-    dataset: DatasetRef,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
-    tuned: TuneResult,
-    plan: PlanResult | None = None,
-    production: ProductionCheck | None = None,
-    validation: ValidationResult | None = None,
-    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
-) -> Decision:
+def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even, and the
     model table (``Decision.models``); writes decision.json, models.json, plots/, report.md and report.html.
-    ``seeds``: every training of ``gate.seeds`` (``tuned`` is the chosen one); their predictions are evidence."""
+    ``inputs.seeds``: every training of ``gate.seeds`` (``tuned`` is the chosen one); their predictions are
+    evidence."""
+    baselines, tuned_eval, tuned = inputs.baselines, inputs.tuned_eval, inputs.tuned
+    plan, production, validation, seeds = inputs.plan, inputs.production, inputs.validation, inputs.seeds
     prod_eval = production.evaluation if production is not None else None
-    decision = judge(cfg, run, dataset, baselines, tuned_eval, tuned, plan=plan, production=prod_eval, seeds=seeds)
+    decision = judge(cfg, run, dataset, inputs)
     if production is not None and prod_eval is None:
         decision.reasons.append(production.note)
     results = [*baselines, tuned_eval, *([prod_eval] if prod_eval is not None else [])]
@@ -186,7 +176,8 @@ def compare_methods(
         if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
             if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
                 raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
-            decisions[o.method] = judge(cfg, run, dataset, baselines, o.evaluation, o.tuned, plan=plan)
+            candidate = GateInputs(baselines=baselines, tuned=o.tuned, tuned_eval=o.evaluation, plan=plan)
+            decisions[o.method] = judge(cfg, run, dataset, candidate)
     intervals = Intervals(cfg, best)
     rows = method_rows(cfg, baselines, outcomes, decisions, intervals, plan)
     done = [o.evaluation for o in outcomes if o.method in decisions]

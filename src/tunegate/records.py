@@ -534,3 +534,32 @@ class AuditRecord(BaseModel):
     # sha256 of this record's own JSON (with record_hash empty); the newest line's hash is also kept outside the
     # log (audit.head), so editing the last line is caught too
     record_hash: str = ""
+
+
+class GateInputs(BaseModel):
+    """What the gate judges, as one record from the flow to the decision: every rung's result, the candidate's
+    training and evaluation, and what the cost model and the report read besides (the plan's hardware, the
+    production check, the validation summary, every seed of ``gate.seeds``: ``tuned`` is the one chosen)."""
+
+    baselines: list[EvalResult]
+    tuned: TuneResult
+    tuned_eval: EvalResult
+    plan: PlanResult | None = None
+    production: ProductionCheck | None = None
+    validation: ValidationResult | None = None
+    seeds: list[tuple[TuneResult, EvalResult]] | None = None
+
+
+class RunOutcome(BaseModel):
+    """How a run ended, for its audit record: completed (with its decision and deployment), failed (the stage and
+    the error), cancelled or skipped; what triggered it."""
+
+    status: str  # completed | failed | cancelled | skipped
+    validation: ValidationResult | None = None
+    decision: Decision | None = None
+    deployment: DeployResult | None = None
+    tuned: TuneResult | None = None
+    failed_stage: str | None = None
+    error: str | None = None
+    trigger: str | None = None
+    headline: str | None = None

@@ -30,11 +30,13 @@ if TYPE_CHECKING:
         DeployResult,
         EvalResult,
         ForecastResult,
+        GateInputs,
         MethodComparison,
         MethodOutcome,
         PlanResult,
         ProductionCheck,
         RunContext,
+        RunOutcome,
         SourceWatch,
         TuneResult,
         ValidationResult,
@@ -167,22 +169,10 @@ def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, 
 
 
 @_timed
-def compare(
-    cfg: TunegateConfig,
-    run: RunContext,
-    dataset: DatasetRef,
-    baselines: list[EvalResult],
-    tuned_eval: EvalResult,
-    tuned: TuneResult,
-    plan: PlanResult | None = None,
-    production: ProductionCheck | None = None,
-    validation: ValidationResult | None = None,
-    seeds: list[tuple[TuneResult, EvalResult]] | None = None,
-) -> Decision:
+def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even; the
-    model table in ``Decision.models``; writes decision.json, report.md, report.html and plots/. ``seeds``: every
-    training of ``gate.seeds`` (``tuned`` is the one chosen)."""
-    return judging.compare(cfg, run, dataset, baselines, tuned_eval, tuned, plan, production, validation, seeds)
+    model table in ``Decision.models``; writes decision.json, report.md, report.html and plots/."""
+    return judging.compare(cfg, run, dataset, inputs)
 
 
 @_timed
@@ -231,31 +221,6 @@ def remember_sources(cfg: TunegateConfig, watch: SourceWatch, outcome: str) -> N
     changes.remember(cfg, watch.fingerprint, outcome=outcome)
 
 
-def record_audit(
-    cfg: TunegateConfig,
-    run: RunContext,
-    *,
-    status: str,
-    validation: ValidationResult | None = None,
-    decision: Decision | None = None,
-    deployment: DeployResult | None = None,
-    tuned: TuneResult | None = None,
-    failed_stage: str | None = None,
-    error: str | None = None,
-    trigger: str | None = None,
-    headline: str | None = None,
-) -> AuditRecord:
+def record_audit(cfg: TunegateConfig, run: RunContext, outcome: RunOutcome) -> AuditRecord:
     """Append this run's record (and copy its evidence) to the registry's audit log; failed and skipped runs too."""
-    return audit.record_run(
-        cfg,
-        run,
-        status=status,
-        validation=validation,
-        decision=decision,
-        deployment=deployment,
-        tuned=tuned,
-        failed_stage=failed_stage,
-        error=error,
-        trigger=trigger,
-        headline=headline,
-    )
+    return audit.record_run(cfg, run, outcome)

@@ -74,9 +74,10 @@ def full_run(cfg):
     """The flow's stages without Prefect, the audit record included."""
     from tests.conftest import pipeline_run
     from tunegate import stages
+    from tunegate.records import RunOutcome
 
     run, decision, deployed = pipeline_run(cfg)
-    stages.record_audit(cfg, run, status="completed", decision=decision, deployment=deployed)
+    stages.record_audit(cfg, run, RunOutcome(status="completed", decision=decision, deployment=deployed))
     return deployed
 
 

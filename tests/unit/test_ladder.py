@@ -16,6 +16,7 @@ from tunegate.config import load_config, parse_config, reference_markdown
 from tunegate.errors import ConfigError
 from tunegate.ladder import RUNGS, Augment, LadderContext, Rung, RungKind, register_rung, unregister_rung
 from tunegate.ladder import core as ladder
+from tunegate.records import GateInputs
 from tunegate.strict import Strict
 
 CTX = LadderContext(
@@ -169,7 +170,9 @@ def test_a_new_rung_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir, t
     assert results["label_tour"].prompt_tokens_per_request > results["zero_shot"].prompt_tokens_per_request
     tuned = stages.tune(cfg, run, dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, dataset, tuned)
-    decision = stages.compare(cfg, run, dataset, list(results.values()), tuned_eval, tuned)
+    decision = stages.compare(
+        cfg, run, dataset, GateInputs(baselines=list(results.values()), tuned_eval=tuned_eval, tuned=tuned)
+    )
     assert {"label_tour", "label_tour_calibrated"} <= {m.name for m in decision.models}
     report = (tmp_path / "runs" / run.run_id / "report.md").read_text()
     assert "a tour of 4 labelled train rows + input" in report

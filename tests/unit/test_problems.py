@@ -12,6 +12,7 @@ from tunegate.errors import ConfigError
 from tunegate.ladder.core import baseline_rungs
 from tunegate.methods import applicable_methods
 from tunegate.problems import ANSWER_KINDS, TASK_TYPES, TaskType, register_task_type, task_type, unregister_task_type
+from tunegate.records import GateInputs
 from tunegate.schemas import schema_for
 
 # each built-in type: its answer kind and the methods that apply to it
@@ -91,7 +92,9 @@ def test_a_new_task_type_needs_no_edit_outside_its_module(tmp_path, tiny_model_d
     tuned = stages.tune(cfg, run, validation.dataset, progress=False)
     assert tuned.method == "lora" and tuned.n_steps >= 1
     tuned_eval = stages.evaluate_tuned(cfg, run, validation.dataset, tuned)
-    decision = stages.compare(cfg, run, validation.dataset, list(results.values()), tuned_eval, tuned)
+    decision = stages.compare(
+        cfg, run, validation.dataset, GateInputs(baselines=list(results.values()), tuned_eval=tuned_eval, tuned=tuned)
+    )
     assert decision.gate_metric == "accuracy" and decision.decision in ("promote", "reject")
     assert {p.prediction for p in tuned_eval.predictions} <= {"pos", "neg"}
 

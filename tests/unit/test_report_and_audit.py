@@ -15,6 +15,7 @@ from tunegate import stages
 from tunegate.audit import AuditLog, verify
 from tunegate.config import load_config
 from tunegate.ladder.core import baseline_rungs
+from tunegate.records import GateInputs, RunOutcome
 from tunegate.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +29,7 @@ def pipeline(cfg):
     if not val.ok:
         return (
             run,
-            stages.record_audit(cfg, run, status="failed", failed_stage="validate_data", error=val.summary),
+            stages.record_audit(cfg, run, RunOutcome(status="failed", failed_stage="validate_data", error=val.summary)),
             None,
         )
     base = {}
@@ -37,11 +38,18 @@ def pipeline(cfg):
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
     champion = stages.evaluate_production(cfg, run, val.dataset)
-    decision = stages.compare(cfg, run, val.dataset, list(base.values()), tuned_eval, tuned, None, champion)
+    decision = stages.compare(
+        cfg,
+        run,
+        val.dataset,
+        GateInputs(baselines=list(base.values()), tuned_eval=tuned_eval, tuned=tuned, production=champion),
+    )
     deployed = stages.deploy(cfg, run, decision, tuned, champion)
     return (
         run,
-        stages.record_audit(cfg, run, status="completed", decision=decision, deployment=deployed, tuned=tuned),
+        stages.record_audit(
+            cfg, run, RunOutcome(status="completed", decision=decision, deployment=deployed, tuned=tuned)
+        ),
         decision,
     )
 

@@ -9,6 +9,7 @@ from tests.conftest import make_config
 from tunegate import stages
 from tunegate.config import load_config
 from tunegate.ladder.core import baseline_rungs
+from tunegate.records import GateInputs
 from tunegate.registry import Registry
 
 
@@ -22,7 +23,7 @@ def run_all(cfg):
     base = list(results.values())
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
-    decision = stages.compare(cfg, run, val.dataset, base, tuned_eval, tuned)
+    decision = stages.compare(cfg, run, val.dataset, GateInputs(baselines=base, tuned_eval=tuned_eval, tuned=tuned))
     deployed = stages.deploy(cfg, run, decision, tuned)
     return run, base, tuned_eval, decision, deployed
 
@@ -292,7 +293,7 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
             [MethodOutcome(method="majority", status="completed", tuned=tuned, evaluation=tuned_eval)],
         )
         assert [r.status for r in table.rows if r.name == "majority"] == ["completed"]
-        decision = stages.compare(cfg, run, dataset, base, tuned_eval, tuned)
+        decision = stages.compare(cfg, run, dataset, GateInputs(baselines=base, tuned_eval=tuned_eval, tuned=tuned))
         deployed = stages.deploy(cfg, run, decision, tuned)
         p = load_predictor(cfg.registry.path, f"toy@{deployed.registered_version}")
         out = predict(p, ["what a film", "so dull"])
