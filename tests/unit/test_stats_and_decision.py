@@ -234,33 +234,3 @@ def test_aa_gate_promotes_no_more_often_than_alpha():
     assert same == 0
     assert independent / trials <= 0.05  # one-sided use of a two-sided test: expected ~2.5%
     assert better_promoted / trials > 0.6
-
-
-def test_break_even_and_cost_lines():
-    from tests.conftest import tune_result
-    from tunegate.config import CostsConfig
-    from tunegate.costs import break_even, cost_line
-
-    prices = CostsConfig(
-        cpu_per_hour=3.6, input_per_1k_tokens=0.001, output_per_1k_tokens=0.002, requests_per_month=1000
-    )
-    base = result("few_shot", rows(6, 10), tokens=400).model_copy(
-        update={"output_tokens_per_request": 2.0, "setup_seconds": 10.0}
-    )
-    tuned_eval = result("tuned:lora", rows(9, 10), tokens=50, kind="tuned").model_copy(
-        update={"output_tokens_per_request": 2.0}
-    )
-    tune = tune_result(train_seconds=1000.0)
-    b = cost_line(prices, base, train_price_per_hour=3.6)
-    t = cost_line(prices, tuned_eval, train_price_per_hour=3.6, tune=tune)
-    assert b.one_off_usd == pytest.approx(0.01) and t.one_off_usd == pytest.approx(1.0)  # 10 s and 1000 s at $3.6/h
-    assert b.per_request_usd == pytest.approx(0.4 * 0.001 + 0.002 * 0.002)  # 400 prompt + 2 output tokens
-    assert t.per_request_usd == pytest.approx(0.05 * 0.001 + 0.002 * 0.002)
-    assert t.monthly_usd == pytest.approx(1000 * t.per_request_usd)
-    be = break_even(t, b, prices.requests_per_month)
-    assert be.requests == pytest.approx((1.0 - 0.01) / (0.00035)) and be.months == pytest.approx(be.requests / 1000)
-    never = break_even(b.model_copy(update={"name": "x", "one_off_usd": 2.0}), t, 1000)
-    assert never.requests is None and never.reason.startswith("never")
-    assert break_even(t.model_copy(update={"one_off_usd": 0.0}), b, 1000).requests == 0
-    hourly = CostsConfig(inference="hourly", serving_per_hour=36.0)
-    assert cost_line(hourly, base, train_price_per_hour=1).per_request_usd == pytest.approx(10 / 1000 / 3600 * 36.0)
