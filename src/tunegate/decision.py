@@ -369,27 +369,116 @@ def decide(
     declared_gate = gate
     seed_info = None
     if seeds and len(seeds) > 1:
-        pick, chosen_on = choose_seed(seeds, metric)
-        if tuned.details.get("seed") != pick.details.get("seed"):
-            raise RuntimeError(f"the candidate is not the seed the rule chooses ({pick.name})")
-        per_seed = [
-            compare_pair(r, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool) for r in seeds
-        ]
-        if chosen_on == "eval":  # chosen on the rows that judge: the claim is widened for the choice (Bonferroni)
-            gate = gate.model_copy(update={"alpha": gate.alpha / len(seeds)})
-        seed_info = seed_record(seeds, per_seed, pick, chosen_on, metric, gate)
+        gate, seed_info = _seeds_claim(seeds, tuned, best, task=task, metric=metric, gate=gate, pool=pool)
     vs_base = compare_pair(tuned, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool)
     vs_prod = (
         compare_pair(tuned, production, task=task, metric=metric, gate=gate, role="production") if production else None
     )
     comparisons = [vs_base, *([vs_prod] if vs_prod else [])]
+    reasons = _quality_reasons(
+        vs_base,
+        vs_prod,
+        task=task,
+        metric=metric,
+        best=best,
+        tuned=tuned,
+        baselines=baselines,
+        gate=gate,
+        selection=selection,
+    )
+    if seed_info:
+        reasons.insert(2, seed_info["why"])
+    underpowered = power_note(vs_base, gate)
+    be = None
+    lines = {c.name: c for c in cost_model or []}
+    if tuned.name in lines and best.name in lines:
+        be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
+        reasons.append(f"break-even vs '{best.name}': {be.reason}")
+    check = None
+    if gate.objective == "cost":
+        check = cost_check(gate, tuned, best, lines, be, requests_per_month)
+        reasons.append(f"cost objective: {check['why']}")
+    promote = all(c.passed for c in comparisons) and (check is None or check["passed"])
+    others = [b for b in baselines if b.name != best.name]
+    if others:
+        reasons.append("other baselines: " + ", ".join(f"{b.name} {b.metrics[metric]:.3f}" for b in others))
+    return Decision(
+        decision="promote" if promote else "reject",
+        summary=_summary(promote, vs_base, vs_prod, best=best, metric=metric, gate=gate, check=check),
+        headline=headline(
+            promote=promote,
+            method=tuned.name.removeprefix("tuned:"),
+            metric=metric,
+            vs_base=vs_base,
+            vs_prod=vs_prod,
+            n_baselines=len(baselines),
+            gate=gate,
+            break_even=be,
+            chosen_on=selection["split"],
+            production_after=production.name if production is not None else None,
+            cost=check,
+        ),
+        reasons=reasons,
+        gate={**declared_gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
+        gate_metric=metric,
+        baselines={b.name: b.metrics for b in baselines},
+        best_baseline=best.name,
+        tuned=tuned.metrics,
+        delta=vs_base.delta,
+        ci_low=vs_base.ci_low,
+        ci_high=vs_base.ci_high,
+        comparisons=comparisons,
+        production=production.name if production is not None else None,
+        underpowered=underpowered,
+        costs=costs or {},
+        cost_model=cost_model or [],
+        break_even=be,
+        prices=prices or {},
+        provenance=provenance or {},
+        selection=selection,
+        objective=gate.objective,
+        cost_check=check,
+        seeds=seed_info,
+    )
+
+
+def _seeds_claim(
+    seeds: list[EvalResult], tuned: EvalResult, best: EvalResult, *, task: str, metric: str, gate: GateConfig, pool
+) -> tuple[GateConfig, dict[str, Any]]:
+    """``gate.seeds``: every seed judged against the best baseline. Returns the gate the candidate is held to
+    (widened for the choice when the seed was chosen on the judging rows) and the seeds' record."""
+    pick, chosen_on = choose_seed(seeds, metric)
+    if tuned.details.get("seed") != pick.details.get("seed"):
+        raise RuntimeError(f"the candidate is not the seed the rule chooses ({pick.name})")
+    per_seed = [
+        compare_pair(r, best, task=task, metric=metric, gate=gate, role="best_baseline", pool=pool) for r in seeds
+    ]
+    if chosen_on == "eval":  # chosen on the rows that judge: the claim is widened for the choice (Bonferroni)
+        gate = gate.model_copy(update={"alpha": gate.alpha / len(seeds)})
+    return gate, seed_record(seeds, per_seed, pick, chosen_on, metric, gate)
+
+
+def _quality_reasons(
+    vs_base: Comparison,
+    vs_prod: Comparison | None,
+    *,
+    task: str,
+    metric: str,
+    best: EvalResult,
+    tuned: EvalResult,
+    baselines: list[EvalResult],
+    gate: GateConfig,
+    selection: dict[str, Any],
+) -> list[str]:
+    """The decision's reasons about quality, in order: the claim vs the best baseline, how that rung was chosen,
+    the rung the eval rows would have chosen, McNemar, production, the detectable difference and power, and the
+    prompt-length saving."""
     pct = 100 * gate.confidence
     reasons = [
         f"tuned {metric} {vs_base.candidate_metric:.3f} vs best baseline '{best.name}' "
         f"{vs_base.opponent_metric:.3f}: difference {vs_base.delta:+.3f}, {pct:.0f}% paired-bootstrap CI "
         f"[{vs_base.ci_low:+.3f}, {vs_base.ci_high:+.3f}] over {vs_base.n} eval rows; {vs_base.why}",
         selection_reason(selection, best, metric),
-        *([seed_info["why"]] if seed_info else []),
     ]
     top = max(baselines, key=lambda b: b.metrics[metric])
     if top.metrics[metric] > best.metrics[metric]:  # the selection split chose another rung than eval would have
@@ -433,20 +522,21 @@ def decide(
         reasons.append(
             f"the tuned model needs {tuned_tok:.0f} prompt tokens per request vs {base_tok:.0f} for '{best.name}'"
         )
-    be = None
-    lines = {c.name: c for c in cost_model or []}
-    if tuned.name in lines and best.name in lines:
-        be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
-        reasons.append(f"break-even vs '{best.name}': {be.reason}")
-    check = None
-    if gate.objective == "cost":
-        check = cost_check(gate, tuned, best, lines, be, requests_per_month)
-        reasons.append(f"cost objective: {check['why']}")
-    promote = all(c.passed for c in comparisons) and (check is None or check["passed"])
-    others = [b for b in baselines if b.name != best.name]
-    if others:
-        reasons.append("other baselines: " + ", ".join(f"{b.name} {b.metrics[metric]:.3f}" for b in others))
-    verdict = "promote" if promote else "reject"
+    return reasons
+
+
+def _summary(
+    promote: bool,
+    vs_base: Comparison,
+    vs_prod: Comparison | None,
+    *,
+    best: EvalResult,
+    metric: str,
+    gate: GateConfig,
+    check: dict[str, Any] | None,
+) -> str:
+    """The decision in one line: PROMOTED / NOT PROMOTED with the numbers and the bar."""
+    pct = 100 * gate.confidence
     summary = (
         f"{'PROMOTED' if promote else 'NOT PROMOTED'}: tuned {metric} {vs_base.candidate_metric:.3f} vs {best.name} "
         f"{vs_base.opponent_metric:.3f} (delta {vs_base.delta:+.3f}, {pct:.0f}% CI [{vs_base.ci_low:+.3f}, "
@@ -461,45 +551,7 @@ def decide(
     if vs_prod is not None:
         beaten = "beaten" if vs_prod.passed else "not beaten"
         summary += f"; vs production {vs_prod.opponent} {vs_prod.opponent_metric:.3f} ({beaten})"
-    method = tuned.name.removeprefix("tuned:")
-    return Decision(
-        decision=verdict,
-        summary=summary,
-        headline=headline(
-            promote=promote,
-            method=method,
-            metric=metric,
-            vs_base=vs_base,
-            vs_prod=vs_prod,
-            n_baselines=len(baselines),
-            gate=gate,
-            break_even=be,
-            chosen_on=selection["split"],
-            production_after=production.name if production is not None else None,
-            cost=check,
-        ),
-        reasons=reasons,
-        gate={**declared_gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
-        gate_metric=metric,
-        baselines={b.name: b.metrics for b in baselines},
-        best_baseline=best.name,
-        tuned=tuned.metrics,
-        delta=vs_base.delta,
-        ci_low=vs_base.ci_low,
-        ci_high=vs_base.ci_high,
-        comparisons=comparisons,
-        production=production.name if production is not None else None,
-        underpowered=underpowered,
-        costs=costs or {},
-        cost_model=cost_model or [],
-        break_even=be,
-        prices=prices or {},
-        provenance=provenance or {},
-        selection=selection,
-        objective=gate.objective,
-        cost_check=check,
-        seeds=seed_info,
-    )
+    return summary
 
 
 def seed_record(

@@ -237,6 +237,8 @@ def _error(status: int, kind: str, message: str, details: Any = None) -> JSONRes
 
 
 def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.0) -> FastAPI:
+    """The serving app for one registered version (``ref``: NAME@alias or NAME@version): errors in one JSON
+    shape, the prediction and completion endpoints, and a reload that follows alias moves."""
     keep_base_models_in_memory()
     slot = ModelSlot(Path(registry_root), ref)
 
@@ -252,6 +254,19 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
         title="tunegate serve", version="1", description=f"Serving {slot.ref} from {registry_root}", lifespan=lifespan
     )
     app.state.slot = slot
+    _add_error_handlers(app)
+    _add_predict_routes(app, slot)
+    _add_completion_routes(app, slot)
+
+    @app.post("/admin/reload")
+    def admin_reload(force: bool = False) -> dict[str, Any]:
+        return slot.reload(force=force)
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as one JSON shape: {"error": {"type", "message", ...}}, never a traceback."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -278,6 +293,10 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
     async def _internal(request: Request, exc: Exception):
         log.exception("internal error on %s", request.url.path)
         return _error(500, "internal_error", f"internal error ({type(exc).__name__}); the server log has the details")
+
+
+def _add_predict_routes(app: FastAPI, slot: ModelSlot) -> None:
+    """GET /health and POST /v1/predict (labels or numbers)."""
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -311,6 +330,10 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             "predictions": out,
             "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
         }
+
+
+def _add_completion_routes(app: FastAPI, slot: ModelSlot) -> None:
+    """POST /v1/completions and POST /v1/chat/completions (text; a model that cannot generate is refused)."""
 
     def generate_for(prompt_of, max_tokens: int) -> tuple[dict[str, Any], Predictor, float, dict[str, Any]]:
         """The completion endpoints' shared path: refuse a model that cannot generate, run, and the usage block."""
@@ -362,12 +385,6 @@ def create_app(registry_root: str | Path, ref: str, *, watch_seconds: float = 0.
             "usage": usage,
             "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
         }
-
-    @app.post("/admin/reload")
-    def admin_reload(force: bool = False) -> dict[str, Any]:
-        return slot.reload(force=force)
-
-    return app
 
 
 def serve(
