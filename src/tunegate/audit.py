@@ -308,11 +308,8 @@ class Verification:
 
 def verify(log: AuditLog, run_id: str) -> Verification:
     """Recompute a run's decision from its stored predictions and recorded gate; check hashes and the chain."""
-    from tunegate import metrics
     from tunegate.config import GateConfig
-    from tunegate.decision import choose_seed, decide
-    from tunegate.records import Decision, EvalResult, Prediction, Selection
-    from tunegate.tables import SELECTION_SUFFIX
+    from tunegate.records import Decision
 
     rec = log.get(run_id)
     v = Verification(run_id=rec.run_id)
@@ -329,49 +326,63 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     stored = Decision.model_validate_json((ev / "decision.json").read_text())
     for name, ok, detail in cross_checks(rec, stored, ev):
         v.add(name, ok, detail)
-    task, metric = rec.task, rec.gate_metric
     gate_fields = {k: val for k, val in (rec.gate or {}).items() if k in GateConfig.model_fields}
-    gate = GateConfig(**gate_fields)
     v.add("recorded gate = the gate in decision.json", {k: stored.gate.get(k) for k in gate_fields} == gate_fields)
+    again = _redecide(rec, stored, ev, GateConfig(**gate_fields), v)
+    _same_as_recorded(v, rec, stored, again)
+    return v
 
-    def read(rel: str) -> tuple[list[Prediction], dict[str, float]]:
+
+def _stored_result(rec: AuditRecord, stored, ev: Path, name: str, kind: str):
+    """A model's result rebuilt from its evidence: its stored predictions (and selection-split predictions), the
+    metrics recomputed from them, the costs the decision recorded."""
+    from tunegate import metrics
+    from tunegate.records import EvalResult, Prediction, Selection
+    from tunegate.tables import SELECTION_SUFFIX
+
+    def read(rel: str):
         preds = [Prediction.model_validate_json(ln) for ln in (ev / rel).read_text().splitlines() if ln.strip()]
-        return preds, metrics.compute(task, [p.prediction for p in preds], [p.reference for p in preds])[0]
+        return preds, metrics.compute(rec.task, [p.prediction for p in preds], [p.reference for p in preds])[0]
 
-    def load(name: str, kind: str) -> EvalResult:
-        stem = f"predictions/{name.replace(':', '_')}"
-        preds, values = read(f"{stem}.jsonl")
-        selection = None
-        if f"{stem}{SELECTION_SUFFIX}" in rec.evidence:
-            sel_preds, sel_values = read(f"{stem}{SELECTION_SUFFIX}")
-            selection = Selection(metrics=sel_values, predictions=sel_preds, n=len(sel_preds))
-        cost = stored.costs.get(name, {})
-        return EvalResult(
-            name=name,
-            kind=kind,
-            metrics=values,
-            predictions=preds,
-            n=len(preds),
-            prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0),
-            latency_ms_per_request=cost.get("latency_ms_per_request", 0.0),
-            p95_latency_ms=cost.get("p95_latency_ms"),
-            examples_per_s=0.0,
-            seconds=0.0,
-            batch_size=0,
-            selection=selection,
-        )
+    stem = f"predictions/{name.replace(':', '_')}"
+    preds, values = read(f"{stem}.jsonl")
+    selection = None
+    if f"{stem}{SELECTION_SUFFIX}" in rec.evidence:
+        sel_preds, sel_values = read(f"{stem}{SELECTION_SUFFIX}")
+        selection = Selection(metrics=sel_values, predictions=sel_preds, n=len(sel_preds))
+    cost = stored.costs.get(name, {})
+    return EvalResult(
+        name=name,
+        kind=kind,
+        metrics=values,
+        predictions=preds,
+        n=len(preds),
+        prompt_tokens_per_request=cost.get("prompt_tokens_per_request", 0.0),
+        latency_ms_per_request=cost.get("latency_ms_per_request", 0.0),
+        p95_latency_ms=cost.get("p95_latency_ms"),
+        examples_per_s=0.0,
+        seconds=0.0,
+        batch_size=0,
+        selection=selection,
+    )
 
-    baselines = [load(name, "baseline") for name in stored.baselines]
+
+def _redecide(rec: AuditRecord, stored, ev: Path, gate, v: Verification):
+    """The decision again, from the evidence alone; each model's recorded metric checked against its predictions."""
+    from tunegate.decision import choose_seed, decide
+
+    metric = rec.gate_metric
+    baselines = [_stored_result(rec, stored, ev, name, "baseline") for name in stored.baselines]
     tuned_name = f"tuned:{rec.method}"
-    tuned = load(tuned_name, "tuned")
+    tuned = _stored_result(rec, stored, ev, tuned_name, "tuned")
     seeds = None
     if stored.seeds:
         seeds = []
         for x in stored.seeds["per_seed"]:
-            r = load(x["name"], "tuned")
+            r = _stored_result(rec, stored, ev, x["name"], "tuned")
             seeds.append(r.model_copy(update={"details": {"seed": x["seed"]}}))
         tuned.details["seed"] = choose_seed(seeds, metric)[0].details["seed"]  # what the rule picks from the evidence
-    production = load(stored.production, "production") if stored.production else None
+    production = _stored_result(rec, stored, ev, stored.production, "production") if stored.production else None
     for r in [*baselines, tuned, *([production] if production else [])]:
         recorded = stored.baselines.get(r.name) or (stored.tuned if r.name == tuned_name else None)
         if recorded is not None:
@@ -380,8 +391,8 @@ def verify(log: AuditLog, run_id: str) -> Verification:
                 abs(recorded[metric] - r.metrics[metric]) < 1e-9,
                 f"recorded {recorded[metric]:.6f}, recomputed {r.metrics[metric]:.6f}",
             )
-    again = decide(
-        task=task,
+    return decide(
+        task=rec.task,
         metric=metric,
         gate=gate,
         baselines=baselines,
@@ -392,6 +403,10 @@ def verify(log: AuditLog, run_id: str) -> Verification:
         correct_selection=bool(stored.selection),  # records before the selection rule were decided without it
         seeds=seeds,
     )
+
+
+def _same_as_recorded(v: Verification, rec: AuditRecord, stored, again) -> None:
+    """The recomputed decision against the record: chosen seed, selection split, best baseline, decision, numbers."""
     if stored.seeds:
         v.add(
             "chosen seed",
@@ -418,7 +433,6 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     ]:
         same = (a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-9)
         v.add(name, same, f"recorded {a}, recomputed {b}")
-    return v
 
 
 def cross_checks(rec: AuditRecord, stored: Decision, ev: Path) -> list[tuple[str, bool, str]]:

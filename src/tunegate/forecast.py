@@ -119,11 +119,64 @@ def learning_curve(
     lo_q, hi_q = (1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2
     largest = rows.max()
     horizon = largest * fc.max_multiple
-    grid = sorted({*rows.tolist(), *(largest * m for m in (2, 4, 10) if m <= fc.max_multiple), horizon})
-    predictions = []
+    predictions = _curve_points(fits, rows, max_multiple=fc.max_multiple)
+    c_lo, c_hi = np.quantile(fits[1:, 1], [lo_q, hi_q])
+    gain_2x = np.array([_at(b, c, 2 * largest) - _at(b, c, largest) for b, c in fits[1:]])
+    flat = bool(c_lo <= 0.0 or np.quantile(gain_2x, hi_q) < 0.005)
+    observed = _observed(curve, points, gate.confidence)
+    verdict, summary, rows_needed, cost = _verdict(
+        points,
+        best=best,
+        metric=metric,
+        gate=gate,
+        curve=curve,
+        base=base,
+        target=target,
+        fits=fits,
+        needed=_rows_for(b0, c0, float(target[0])),
+        needed_all=np.array([_rows_for(b, c, t) for (b, c), t in zip(fits[1:], target[1:])]),
+        gain_2x=gain_2x,
+        flat=flat,
+        horizon=horizon,
+        predictions=predictions,
+        max_multiple=fc.max_multiple,
+        price_per_hour=price_per_hour,
+    )
+    return ForecastResult(
+        method=points[-1][1].method,
+        metric=metric,
+        points=observed,
+        baseline=best.name,
+        baseline_metric=float(base[0]),
+        target=float(target[0]),
+        fit={
+            "b": float(b0),
+            "c": float(c0),
+            "c_low": float(c_lo),
+            "c_high": float(c_hi),
+            "model": "1 - metric = b * rows^-c",
+        },
+        predictions=predictions,
+        rows_needed=rows_needed,
+        cost_needed=cost,
+        flat=flat,
+        verdict=verdict,
+        summary=summary,
+    )
+
+
+def _curve_points(fits: np.ndarray, rows: np.ndarray, *, max_multiple: float) -> list[dict]:
+    """The fitted curve at the observed row counts, at 2x/4x/10x the largest and at the horizon, with the
+    bootstrap's 90% interval."""
+    b0, c0 = fits[0]
+    lo_q, hi_q = (1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2
+    largest = rows.max()
+    horizon = largest * max_multiple
+    grid = sorted({*rows.tolist(), *(largest * m for m in (2, 4, 10) if m <= max_multiple), horizon})
+    out = []
     for n in grid:
         vals = np.array([_at(b, c, n) for b, c in fits[1:]])
-        predictions.append(
+        out.append(
             {
                 "rows": int(round(n)),
                 "metric": _at(b0, c0, n),
@@ -132,21 +185,47 @@ def learning_curve(
                 "observed": bool(n in rows),
             }
         )
-    needed_all = np.array([_rows_for(b, c, t) for (b, c), t in zip(fits[1:], target[1:])])
-    needed = _rows_for(b0, c0, float(target[0]))
-    c_lo, c_hi = np.quantile(fits[1:, 1], [lo_q, hi_q])
-    gain_2x = np.array([_at(b, c, 2 * largest) - _at(b, c, largest) for b, c in fits[1:]])
-    flat = bool(c_lo <= 0.0 or np.quantile(gain_2x, hi_q) < 0.005)
-    observed = [
+    return out
+
+
+def _observed(curve: np.ndarray, points: list, confidence: float) -> list[dict]:
+    """Each trained fraction's metric with its bootstrap CI and training time."""
+    return [
         {
             "rows": n,
             "metric": float(curve[0, j]),
-            "ci_low": float(np.quantile(curve[1:, j], (1 - gate.confidence) / 2)),
-            "ci_high": float(np.quantile(curve[1:, j], 1 - (1 - gate.confidence) / 2)),
+            "ci_low": float(np.quantile(curve[1:, j], (1 - confidence) / 2)),
+            "ci_high": float(np.quantile(curve[1:, j], 1 - (1 - confidence) / 2)),
             "train_seconds": t.train_seconds,
         }
         for j, (n, t, _) in enumerate(points)
     ]
+
+
+def _verdict(
+    points: list,
+    *,
+    best: EvalResult,
+    metric: str,
+    gate,
+    curve: np.ndarray,
+    base: np.ndarray,
+    target: np.ndarray,
+    fits: np.ndarray,
+    needed: float,
+    needed_all: np.ndarray,
+    gain_2x: np.ndarray,
+    flat: bool,
+    horizon: float,
+    predictions: list[dict],
+    max_multiple: float,
+    price_per_hour: float,
+) -> tuple[str, str, dict | None, dict | None]:
+    """reached / flat / reachable / out_of_reach, in words; the rows needed and what training on them costs."""
+    b0, c0 = fits[0]
+    lo_q, hi_q = (1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2
+    largest = max(n for n, _, _ in points)
+    fc_max_multiple = max_multiple
     per_row_s = points[-1][1].train_seconds / points[-1][0]
     rows_needed = cost = None
     name = points[-1][1].method
@@ -179,31 +258,11 @@ def learning_curve(
     else:
         verdict = "out_of_reach"
         summary = (
-            f"at this curve {name} would not reach {base_words} within {fc.max_multiple:g}x the current rows "
+            f"at this curve {name} would not reach {base_words} within {fc_max_multiple:g}x the current rows "
             f"({int(horizon):,}): expected {_at(b0, c0, horizon):.3f} there (90% interval "
             f"{predictions[-1]['low']:.3f} to {predictions[-1]['high']:.3f})"
         )
-    return ForecastResult(
-        method=name,
-        metric=metric,
-        points=observed,
-        baseline=best.name,
-        baseline_metric=float(base[0]),
-        target=float(target[0]),
-        fit={
-            "b": float(b0),
-            "c": float(c0),
-            "c_low": float(c_lo),
-            "c_high": float(c_hi),
-            "model": "1 - metric = b * rows^-c",
-        },
-        predictions=predictions,
-        rows_needed=rows_needed,
-        cost_needed=cost,
-        flat=flat,
-        verdict=verdict,
-        summary=summary,
-    )
+    return verdict, summary, rows_needed, cost
 
 
 def write(result: ForecastResult, run_dir: Path) -> ForecastResult:

@@ -72,6 +72,78 @@ def save_comparison_chart(rows: list[dict], metric: str, path: Path, confidence:
     plt.close(fig)
 
 
+def _method_row(r: dict) -> str:
+    """One row of compare.md's table (a rung or a method; a method that did not finish shows its status)."""
+    if r.get("metric") is None:
+        return f"| {r['name']} | {r['status']} | - | - | - | - | - | - | - | - | - |"
+    delta = f"{r['delta']:+.3f}"
+    if r.get("delta_ci_low") is not None:
+        delta += f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
+    if r["kind"] == "baseline":
+        train = "-"
+        params = "0"
+        mem = art = "-"
+    else:
+        est = f" ({_mins(r['est_train_seconds'])})" if r.get("est_train_seconds") is not None else ""
+        cached = ", features cached" if (r.get("details") or {}).get("feature_cache_hit") else ""
+        train = f"{_mins(r['train_seconds'])}{cached}{est}"
+        params = f"{r['trainable_params']:,}"
+        mem = f"{r['peak_rss_mb']:.0f} MB"
+        art = f"{r['artifact_mb']:.2f} MB"
+    return (
+        f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
+        f"{params} | {mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | "
+        f"{r['prompt_tokens_per_request']:.0f} | {r['decision']} |"
+    )
+
+
+def _seeds_table(rows: list[dict], m: str, best_baseline: str, pct: str) -> list[str]:
+    """With gate.seeds: each method's metric per seed and its claim over seeds and rows."""
+    lines: list[str] = []
+    seeded = [r for r in rows if r.get("seeds")]
+    if seeded:
+        lines += [
+            f"## Seeds ({seeded[0]['seeds']['k']} trainings per method)",
+            "",
+            "The table's row is the first seed's model; the method's claim is the mean over its seeds, with a CI "
+            "that resamples the seeds and the eval rows together.",
+            "",
+            f"| method | {m} per seed | mean delta vs {best_baseline} [{pct} CI, seeds x rows] | sd across seeds |",
+            "|---|---|---|---|",
+            *[
+                f"| {r['name']} | "
+                + ", ".join(f"seed {k}: {v:.3f}" for k, v in r["seeds"]["metrics"].items())
+                + f" | {r['seeds']['mean_delta']:+.3f} [{r['seeds']['ci_low']:+.3f}, {r['seeds']['ci_high']:+.3f}] "
+                f"| {r['seeds']['sd']:.3f} |"
+                for r in seeded
+            ],
+            "",
+        ]
+    return lines
+
+
+def _methods_training(rows: list[dict]) -> list[str]:
+    """Each finished method's steps and loss (and the probe's held-out accuracy)."""
+    lines: list[str] = []
+    done = [r for r in rows if r["kind"] == "method" and r["status"] == "completed"]
+    if done:
+        lines += ["## Training", ""]
+        for r in done:
+            extra = r.get("details") or {}
+            probe = (
+                f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority "
+                f"{extra['majority_rate']:.3f}, best epoch {extra['best_epoch']} of {extra['epochs_run']}"
+                if "val_accuracy" in extra
+                else ""
+            )
+            lines.append(
+                f"- {r['name']}: {r['n_steps']} steps, loss {r['first_loss']:.4f} -> {r['last_loss']:.4f}{probe}; "
+                f"loss curve `methods/{r['name']}/loss.png`"
+            )
+        lines.append("")
+    return lines
+
+
 def render_comparison(
     result,
     *,
@@ -99,29 +171,7 @@ def render_comparison(
         "train time (est.) | artifact | latency / request | prompt tokens / request | decision |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        if r.get("metric") is None:
-            lines.append(f"| {r['name']} | {r['status']} | - | - | - | - | - | - | - | - | - |")
-            continue
-        delta = f"{r['delta']:+.3f}"
-        if r.get("delta_ci_low") is not None:
-            delta += f" [{r['delta_ci_low']:+.3f}, {r['delta_ci_high']:+.3f}]"
-        if r["kind"] == "baseline":
-            train = "-"
-            params = "0"
-            mem = art = "-"
-        else:
-            est = f" ({_mins(r['est_train_seconds'])})" if r.get("est_train_seconds") is not None else ""
-            cached = ", features cached" if (r.get("details") or {}).get("feature_cache_hit") else ""
-            train = f"{_mins(r['train_seconds'])}{cached}{est}"
-            params = f"{r['trainable_params']:,}"
-            mem = f"{r['peak_rss_mb']:.0f} MB"
-            art = f"{r['artifact_mb']:.2f} MB"
-        lines.append(
-            f"| {r['name']} | {r['status']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {delta} | "
-            f"{params} | {mem} | {train} | {art} | {r['latency_ms_per_request']:.0f} ms | "
-            f"{r['prompt_tokens_per_request']:.0f} | {r['decision']} |"
-        )
+    lines += [_method_row(r) for r in rows]
     lines += [
         "",
         f"![{m} per model with {pct} CIs](compare.png)",
@@ -131,26 +181,7 @@ def render_comparison(
         "made before training. Artifact is what the registry stores (checkpoints excluded).",
         "",
     ]
-    seeded = [r for r in rows if r.get("seeds")]
-    if seeded:
-        lines += [
-            f"## Seeds ({seeded[0]['seeds']['k']} trainings per method)",
-            "",
-            "The table's row is the first seed's model; the method's claim is the mean over its seeds, with a CI "
-            "that resamples the seeds and the eval rows together.",
-            "",
-            f"| method | {m} per seed | mean delta vs {result.best_baseline} [{pct} CI, seeds x rows] | sd across "
-            "seeds |",
-            "|---|---|---|---|",
-            *[
-                f"| {r['name']} | "
-                + ", ".join(f"seed {k}: {v:.3f}" for k, v in r["seeds"]["metrics"].items())
-                + f" | {r['seeds']['mean_delta']:+.3f} [{r['seeds']['ci_low']:+.3f}, {r['seeds']['ci_high']:+.3f}] "
-                f"| {r['seeds']['sd']:.3f} |"
-                for r in seeded
-            ],
-            "",
-        ]
+    lines += _seeds_table(rows, m, result.best_baseline, pct)
     sel = (result.winner or {}).get("why")
     if sel:
         lines += [f"Best method: {result.winner['name']}, {sel}.", ""]
@@ -164,22 +195,7 @@ def render_comparison(
             *[f"- **{r['name']}** ({r['status']}): {r.get('error')}" for r in failures],
             "",
         ]
-    done = [r for r in rows if r["kind"] == "method" and r["status"] == "completed"]
-    if done:
-        lines += ["## Training", ""]
-        for r in done:
-            extra = r.get("details") or {}
-            probe = (
-                f"; held-out (early-stopping) accuracy {extra['val_accuracy']:.3f} vs majority "
-                f"{extra['majority_rate']:.3f}, best epoch {extra['best_epoch']} of {extra['epochs_run']}"
-                if "val_accuracy" in extra
-                else ""
-            )
-            lines.append(
-                f"- {r['name']}: {r['n_steps']} steps, loss {r['first_loss']:.4f} -> {r['last_loss']:.4f}{probe}; "
-                f"loss curve `methods/{r['name']}/loss.png`"
-            )
-        lines.append("")
+    lines += _methods_training(rows)
     if plan is not None:
         lines += [render_plan(plan, cfg).replace("# Plan", "## Plan (before training)", 1)]
     return "\n".join(lines) + "\n"
@@ -672,6 +688,49 @@ def _validation_summary(validation: dict | None) -> list[str]:
     return lines
 
 
+def _cost_section(decision: Decision) -> list[str]:
+    """Break-even and the cost lines of the candidate, production and the best baseline."""
+    be = decision.break_even
+    return [
+        "## Cost and break-even",
+        "",
+        f"- break-even of the tuned model vs {decision.best_baseline}: {be.reason if be else 'n/a'}",
+        *[
+            f"- {c.name}: one-off {_money(c.one_off_usd)} ({c.one_off_what}), {_money(c.per_request_usd * 1000)} per "
+            "1K requests, "
+            f"{_money(c.monthly_usd)} per month"
+            for c in decision.cost_model
+            if c.kind != "baseline" or c.name == decision.best_baseline
+        ],
+        "",
+        "![break-even](plots/break_even.png)",
+        "",
+    ]
+
+
+def _training_section(run: RunContext, tuned: TuneResult) -> list[str]:
+    """The method, its parameters, the hardware, speed and memory, the loss, interruptions and the loss plot."""
+    losses = tuned.loss_curve
+    head = losses[: max(1, len(losses) // 10)]
+    tail = losses[-max(1, len(losses) // 10) :]
+    return [
+        "## Training",
+        "",
+        f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "
+        f"({100 * tuned.trainable_params / tuned.total_params:.2f}%)",
+        f"- hardware: {run.placement.describe()} (scoring, training and the frozen base; `hardware:` in the config)",
+        f"- {tuned.n_steps} steps in {tuned.train_seconds:.0f} s ({tuned.tokens_per_s:.0f} tokens/s), "
+        f"peak RSS {tuned.peak_rss_mb:.0f} MB"
+        + (f"; frozen base weights {tuned.base_footprint_mb:.0f} MB" if tuned.base_footprint_mb is not None else ""),
+        f"- loss: first {len(head)} step(s) mean {sum(head) / len(head):.4f} -> last {len(tail)} step(s) mean "
+        f"{sum(tail) / len(tail):.4f}; per epoch: {', '.join(f'{x:.4f}' for x in tuned.epoch_losses)}",
+        *_interruptions(tuned),
+        "",
+        f"![training loss]({_loss_plot(run, tuned)})",
+        "",
+    ]
+
+
 def render_run_report(
     *,
     cfg: TunegateConfig,
@@ -686,11 +745,7 @@ def render_run_report(
 ) -> str:
     """report.md: the decision in one sentence, the declared gate, every rung and candidate with quality and
     cost, the plots, the ladder, training, data validation, provenance. report.html is rendered from it."""
-    losses = tuned.loss_curve
-    head = losses[: max(1, len(losses) // 10)]
-    tail = losses[-max(1, len(losses) // 10) :]
     pct = f"{100 * cfg.gate.confidence:.0f}%"
-    be = decision.break_even
     lines = [
         f"# tunegate run {run.run_id}",
         "",
@@ -727,19 +782,7 @@ def render_run_report(
         "",
         "![quality vs cost per request](plots/quality_vs_cost.png)",
         "",
-        "## Cost and break-even",
-        "",
-        f"- break-even of the tuned model vs {decision.best_baseline}: {be.reason if be else 'n/a'}",
-        *[
-            f"- {c.name}: one-off {_money(c.one_off_usd)} ({c.one_off_what}), {_money(c.per_request_usd * 1000)} per "
-            "1K requests, "
-            f"{_money(c.monthly_usd)} per month"
-            for c in decision.cost_model
-            if c.kind != "baseline" or c.name == decision.best_baseline
-        ],
-        "",
-        "![break-even](plots/break_even.png)",
-        "",
+        *_cost_section(decision),
         *(
             [
                 "## Baseline ladder",
@@ -752,20 +795,7 @@ def render_run_report(
             if ladder
             else []
         ),
-        "## Training",
-        "",
-        f"- method: {tuned.method}; trainable parameters {tuned.trainable_params:,} of {tuned.total_params:,} "
-        f"({100 * tuned.trainable_params / tuned.total_params:.2f}%)",
-        f"- hardware: {run.placement.describe()} (scoring, training and the frozen base; `hardware:` in the config)",
-        f"- {tuned.n_steps} steps in {tuned.train_seconds:.0f} s ({tuned.tokens_per_s:.0f} tokens/s), "
-        f"peak RSS {tuned.peak_rss_mb:.0f} MB"
-        + (f"; frozen base weights {tuned.base_footprint_mb:.0f} MB" if tuned.base_footprint_mb is not None else ""),
-        f"- loss: first {len(head)} step(s) mean {sum(head) / len(head):.4f} -> last {len(tail)} step(s) mean "
-        f"{sum(tail) / len(tail):.4f}; per epoch: {', '.join(f'{x:.4f}' for x in tuned.epoch_losses)}",
-        *_interruptions(tuned),
-        "",
-        f"![training loss]({_loss_plot(run, tuned)})",
-        "",
+        *_training_section(run, tuned),
         *(_plan_vs_actual(plan, tuned) if plan is not None else []),
         "## Data validation",
         "",

@@ -220,3 +220,11 @@ def test_generation_task_rejects_the_probe_with_the_alternatives():
         ConfigError, match=r"'linear_probe' does not apply to generation tasks.*\['lora', 'qlora', 'prompt_tuning'\]"
     ):
         parse_config({"task": "generation", "data": {"train": "x.csv"}, "method": "linear_probe"})
+
+
+def test_a_top_level_key_yaml_reads_as_a_boolean_is_a_config_error(tmp_path):
+    """'NO:' is {False: None} to YAML 1.1; found by the property test: a clear error, not a TypeError."""
+    p = tmp_path / "c.yaml"
+    p.write_text("NO:\n")
+    with pytest.raises(ConfigError, match="top-level keys must be names .* got False: YAML reads unquoted yes/no"):
+        load_config(p)

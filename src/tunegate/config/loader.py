@@ -85,6 +85,12 @@ def parse_config(raw: dict[str, Any], *, config_dir: Path = Path(".")) -> Tunega
     """Validate a mapping into a :class:`TunegateConfig`, raising one ConfigError listing every problem."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config: expected a mapping of keys (task, data, model, ...), got {type(raw).__name__}")
+    odd = [k for k in raw if not isinstance(k, str)]
+    if odd:  # YAML reads an unquoted yes/no/on/off/true/false as a boolean, digits as a number
+        raise ConfigError(
+            f"config: top-level keys must be names (task, data, model, ...); got {', '.join(repr(k) for k in odd)}: "
+            "YAML reads unquoted yes/no/on/off as booleans and digits as numbers, so quote the key or fix its spelling"
+        )
     try:
         return TunegateConfig(**raw, config_dir=config_dir)
     except ValidationError as exc:
