@@ -389,15 +389,9 @@ def decide(
     if seed_info:
         reasons.insert(2, seed_info["why"])
     underpowered = power_note(vs_base, gate)
-    be = None
-    lines = {c.name: c for c in cost_model or []}
-    if tuned.name in lines and best.name in lines:
-        be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
-        reasons.append(f"break-even vs '{best.name}': {be.reason}")
-    check = None
-    if gate.objective == "cost":
-        check = cost_check(gate, tuned, best, lines, be, requests_per_month)
-        reasons.append(f"cost objective: {check['why']}")
+    be, check = _cost_claim(
+        gate, tuned, best, cost_model=cost_model, requests_per_month=requests_per_month, reasons=reasons
+    )
     promote = all(c.passed for c in comparisons) and (check is None or check["passed"])
     others = [b for b in baselines if b.name != best.name]
     if others:
@@ -440,6 +434,28 @@ def decide(
         cost_check=check,
         seeds=seed_info,
     )
+
+
+def _cost_claim(
+    gate: GateConfig,
+    tuned: EvalResult,
+    best: EvalResult,
+    *,
+    cost_model: list[CostLine] | None,
+    requests_per_month: int,
+    reasons: list[str],
+) -> tuple[Any, dict[str, Any] | None]:
+    """Break-even against the best baseline and, with ``objective: cost``, the cost check; their reasons are
+    appended to ``reasons``."""
+    be = check = None
+    lines = {c.name: c for c in cost_model or []}
+    if tuned.name in lines and best.name in lines:
+        be = break_even(lines[tuned.name], lines[best.name], requests_per_month)
+        reasons.append(f"break-even vs '{best.name}': {be.reason}")
+    if gate.objective == "cost":
+        check = cost_check(gate, tuned, best, lines, be, requests_per_month)
+        reasons.append(f"cost objective: {check['why']}")
+    return be, check
 
 
 def _seeds_claim(

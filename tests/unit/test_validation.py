@@ -314,7 +314,8 @@ def test_train_and_eval_of_different_lengths_are_flagged_with_advice_for_the_sel
 def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, tiny_tokenizer, monkeypatch):
     """Train is validated, counted and hashed in batches (a big file is never held whole): with batches of 4 rows
     the problems found across batch boundaries, the rows kept and the data hash are those of one batch."""
-    from tunegate import data, validation
+    from tunegate import data
+    from tunegate.validation import frames
 
     rows = [(f"{w} review number {i}", "pos" if i % 2 else "neg") for i, w in enumerate(["good", "bad"] * 12)]
     rows[5] = rows[1]  # a repeat in another batch
@@ -338,7 +339,7 @@ def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, ti
             sizes.append(b.height)
             yield b
 
-    monkeypatch.setattr(validation, "TOKENIZE_BATCH", 4)
+    monkeypatch.setattr(frames, "TOKENIZE_BATCH", 4)
     monkeypatch.setattr(data.Table, "batches", counted)
     streamed = validate(cfg, tiny_tokenizer)
     assert len(sizes) > 3 and sum(sizes) == 24
@@ -371,7 +372,7 @@ def test_streamed_batches_find_what_one_batch_finds(tmp_path, tiny_model_dir, ti
         )
     )
     streamed = validate(cfg, tiny_tokenizer)
-    monkeypatch.setattr(validation, "TOKENIZE_BATCH", 10_000)
+    monkeypatch.setattr(frames, "TOKENIZE_BATCH", 10_000)
     whole = validate(cfg, tiny_tokenizer)
     assert streamed.ok and whole.ok, whole.summary()
     assert streamed.train.equals(whole.train) and whole.train.height == 23 and whole.eval.height == 2
@@ -445,3 +446,23 @@ def test_max_length_beyond_the_model_context_or_below_the_prompt_is_an_error(
     out = validate(cfg, tiny_tokenizer, context)
     msg = checks(out)["max_length"].message
     assert "the 120 labels" in msg and "no row's input would fit" in msg and "raise method.max_length" in msg
+
+
+def test_the_checks_run_in_the_order_of_their_list_and_the_report_lists_them(tmp_path, tiny_model_dir, tiny_tokenizer):
+    """validation.md names every check that ran with what it read; a check that makes the rest meaningless (an
+    unreadable file) stops the list there."""
+    from tests.conftest import write_csv
+    from tunegate.validation import CHECKS
+
+    good = write_csv(tmp_path / "t.csv", [(f"text {i}", "pos" if i % 2 else "neg") for i in range(12)])
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, {"train": good}))
+    out = validate(cfg, tiny_tokenizer)
+    assert out.ok, out.summary()
+    assert [c["check"] for c in out.stats["checks"]] == [c.name for c in CHECKS]
+    md, _ = write_report(out, tmp_path / "report")
+    text = md.read_text()
+    assert "## Checks, in order" in text and "| leakage | eval texts against train texts | - |" in text
+    bad = load_config(make_config(tmp_path, tiny_model_dir, {"train": tmp_path / "missing.csv"}))
+    stopped = validate(bad, tiny_tokenizer)
+    assert not stopped.ok and [c["check"] for c in stopped.stats["checks"]] == ["readable"]
+    assert stopped.stats["checks"][0]["issues"] == 1

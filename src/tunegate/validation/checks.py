@@ -1,0 +1,576 @@
+"""The data checks, as a list: each with its name, what it reads and whether a failure stops the checks after it.
+
+:func:`validate` runs them in order on one :class:`State` (what the files and the earlier checks found). A check
+adds :class:`Issue` s whose message names the rows, the field and the fix; the order of the checks is the order
+of the report, and the report lists every check that ran with what it read. Whole-file checks read an index of
+light columns (row number, hashes, label); only the rows a run uses are read as text, and train is streamed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable
+
+import polars as pl
+
+from tunegate.config import CONVERSATION_FORMATS, TunegateConfig
+from tunegate.data import (
+    ROW,
+    DataReadError,
+    Table,
+    canonical_columns,
+    conversation_format,
+    infer_labels,
+    read_conversations,
+    same_text_expr,
+    sample,
+    scan_table,
+    source_columns,
+    split,
+    to_canonical,
+    update_hash,
+)
+from tunegate.ladder import core as ladder
+from tunegate.prompts import PromptBuilder
+from tunegate.schemas import schema_for
+from tunegate.validation.frames import (
+    SAME,
+    TEXT_HASH,
+    USABLE,
+    TrainScan,
+    _also_in,
+    _answer_clashes,
+    _conflicts,
+    _conversation_issues,
+    _failure_issues,
+    _index_query,
+    _length_shift,
+    _pandera_failures,
+    _repeats,
+    _rows,
+    _scan_train,
+    _select,
+    _token_totals,
+    _usable,
+)
+from tunegate.validation.issues import Issue, ValidationOutcome, policy_issue
+
+
+@dataclass
+class State:
+    """What validation knows so far: the config, the files as tables, the index, the rows sampled for the run."""
+
+    cfg: TunegateConfig
+    tokenizer: Any
+    context: int | None
+    issues: list[Issue] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    stop: bool = False  # a check found what makes the checks after it meaningless
+    tables: dict[str, Table] = field(default_factory=dict)
+    index: dict[str, pl.DataFrame] = field(default_factory=dict)  # light columns of every row, per split
+    totals: dict[str, int] = field(default_factory=dict)  # rows per split file
+    answers: dict[str, str] = field(default_factory=dict)  # label -> answer word
+    labels: list[str] | None = None
+    train: pl.DataFrame | None = None  # the sampled train index
+    train_rows: pl.DataFrame | None = None  # ... of usable rows with a known label
+    evl: pl.DataFrame | None = None  # eval rows, read whole
+    dev: pl.DataFrame | None = None  # selection rows, read whole
+    keep: pl.Expr | None = None  # what makes a row usable
+    builder: PromptBuilder | None = None
+    per_label: dict[str, int] = field(default_factory=dict)  # answer tokens per label
+    scan: TrainScan | None = None
+    count: Callable | None = None  # token totals of a frame's rows
+    token_totals: dict[str, pl.Series] = field(default_factory=dict)
+
+    @property
+    def data(self):
+        return self.cfg.data
+
+    @property
+    def columns(self) -> tuple[str, str]:
+        return canonical_columns(self.cfg.task)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.cfg.task_type.has_labels
+
+    @property
+    def conversational(self) -> bool:
+        return "conversation_format" in self.stats
+
+    @property
+    def max_len(self) -> int:
+        return self.cfg.method.max_length
+
+
+@dataclass(frozen=True)
+class Check:
+    """One data check: its name (the ``check`` of the issues it raises), what it reads, and its run."""
+
+    name: str
+    reads: str
+    run: Callable[[State], None]
+
+
+def readable(s: State) -> None:
+    d = s.data
+    for split_name, path in (("train", d.train), ("eval", d.eval), ("dev", d.dev)):
+        if path is None:
+            continue
+        try:
+            source = s.cfg.resolve(path)
+            conv = conversation_format(source, d.format) if s.cfg.task_type.conversations else None
+            if conv is not None:  # conversations: the canonical columns come from the turns
+                frame, problems = read_conversations(source, conv, d.encoding)
+                s.tables[split_name] = Table(source, conv, frame.lazy())
+                s.issues.extend(_conversation_issues(problems, split_name, conv))
+                s.stats.setdefault("conversation_format", conv)
+                if frame.height == 0 and not problems:
+                    s.issues.append(Issue("readable", "error", f"{source}: no conversations found", split_name))
+            else:
+                table = scan_table(source, d.format, d.columns, d.encoding)
+                s.tables[split_name] = Table(table.path, table.kind, to_canonical(table.lazy, s.cfg.task, d))
+        except DataReadError as exc:
+            s.issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
+    s.stop = bool(s.issues)
+
+
+def required_columns(s: State) -> None:
+    user_cols = dict(zip(s.columns, source_columns(s.cfg.task, s.data)))
+    for split_name, table in s.tables.items():
+        found = table.columns()
+        for canon in s.columns:
+            if canon in found:
+                continue
+            names = [c for c in found if c != ROW]
+            hint = ""
+            if len(names) == 1 and table.kind in ("csv", "tsv"):
+                other = next((d for d in (";", "\t", "|", ",") if d in names[0]), None)
+                if other:
+                    hint = (
+                        f"; the header looks {other!r}-separated: CSV files are read with ',' and .tsv files "
+                        "with tabs, so re-save it as one of those"
+                    )
+            show = ", ".join(n if len(n) <= 80 else n[:77] + "..." for n in names[:20])
+            s.issues.append(
+                Issue(
+                    check="required_columns",
+                    severity="error",
+                    split=split_name,
+                    message=(
+                        f"{split_name} data ({table.path}) has no column '{user_cols[canon]}' (columns found: "
+                        f"{show}); rename the column or set data.{'text' if canon == 'text' else canon}_column{hint}"
+                    ),
+                )
+            )
+    s.stop = bool(s.issues)
+
+
+def row_index(s: State) -> None:
+    text_col, label_col = s.columns
+    for split_name, table in s.tables.items():
+        try:
+            s.index[split_name] = table.collect(_index_query(table.lazy, text_col, label_col, s.has_labels))
+            if s.index[split_name].height == 0 and table.kind not in CONVERSATION_FORMATS:
+                raise DataReadError(f"{table.path}: no rows found (an empty file, or not {table.kind})")
+        except DataReadError as exc:
+            s.issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
+    s.stop = bool(s.issues)
+    s.totals = {k: v.height for k, v in s.index.items()}
+
+
+def labels(s: State) -> None:
+    """Classification without data.labels: the labels are the ones train has (all of train, before sampling)."""
+    d = s.data
+    s.answers = d.label_answers()
+    if s.has_labels and d.labels is None:
+        s.answers = infer_labels(s.index["train"].get_column(s.columns[1]).unique().to_list())
+        clash = _answer_clashes(s.answers)
+        if len(s.answers) < 2 or clash:
+            reason = (
+                f"train has {len(s.answers)} distinct label(s); classification needs at least two"
+                if len(s.answers) < 2
+                else f"labels {clash} would be answered by the same words"
+            )
+            s.issues.append(
+                Issue(
+                    check="labels",
+                    severity="error",
+                    split="train",
+                    message=f"data.labels is not set and {reason}; declare data.labels (label -> answer word)",
+                )
+            )
+            s.stop = True
+            return
+        s.stats["labels_inferred"] = s.answers
+    s.labels = list(s.answers) if s.has_labels else None
+
+
+def duplicates(s: State) -> None:
+    """Exact duplicates within train, over the whole file (before sampling: a dropped repeat must not eat a
+    label's sampled rows)."""
+    d = s.data
+    dup_rows = _repeats(s.tables["train"], s.index["train"], s.columns)
+    if not dup_rows:
+        return
+    s.issues.append(
+        policy_issue(
+            d.duplicates,
+            "duplicates",
+            f"train has {len(dup_rows)} duplicate row(s) (repeats of an earlier row's text and label; case, "
+            "spacing and punctuation ignored)",
+            "train",
+            dup_rows,
+            "remove them or set data.duplicates: drop",
+        )
+    )
+    if d.duplicates == "drop":
+        gone = pl.col(ROW).is_in(pl.Series(dup_rows, dtype=pl.UInt32).implode())
+        s.index["train"] = s.index["train"].filter(~gone)
+
+
+def sample_and_split(s: State) -> None:
+    """Sample and split on the index, so that only the rows this run uses are read and judged. Generation: an
+    input with several reference rows is one eval example, so max_eval_rows samples inputs; classification
+    samples per label (every label kept)."""
+    d, (text_col, label_col) = s.data, s.columns
+    by_input = TEXT_HASH if s.cfg.task_type.generates else None
+    strata = label_col if s.labels else None
+    floor = d.min_examples_per_label
+    train = sample(s.index["train"], d.max_train_rows, d.split_seed, stratify=strata, min_per_group=floor)
+    if "eval" in s.index:
+        evl = sample(s.index["eval"], d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
+    else:
+        train, evl = split(train, fraction=d.eval_fraction, seed=d.split_seed, stratify=strata)
+        evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
+    dev = s.index.get("dev")
+    if dev is None and d.dev_fraction:  # the selection split, held out of the sampled train rows
+        train, dev = split(train, fraction=d.dev_fraction, seed=d.split_seed + 1, stratify=strata)
+    if strata and (d.max_train_rows or d.max_eval_rows):
+        s.stats["sampling"] = "stratified by label"
+    known = pl.col(label_col).is_in(s.labels) if s.labels else pl.lit(True)
+    s.keep = _usable(text_col, label_col) & known
+    # eval and dev (capped by max_eval_rows) are read whole; train is streamed in batches (_scan_train)
+    train_table = s.tables["train"]
+    s.evl = _rows(s.tables.get("eval", train_table), evl, s.columns, s.totals.get("eval", s.totals["train"]))
+    if dev is not None:
+        dev = _rows(s.tables.get("dev", train_table), dev, s.columns, s.totals.get("dev", s.totals["train"]))
+    s.dev = dev
+    s.train = train
+    s.train_rows = train.filter(pl.col(USABLE) & known)
+    s.index = {}
+
+
+def conflicting_labels(s: State) -> None:
+    """One text with several labels: data.duplicates says what to do (drop: every such row)."""
+    if not s.has_labels:
+        return
+    text_col, label_col = s.columns
+    clash = _conflicts(s.tables["train"], s.train_rows, text_col, label_col)
+    if not clash.height:
+        return
+    rows = clash.get_column(ROW).to_list()
+    s.issues.append(
+        policy_issue(
+            s.data.duplicates,
+            "conflicting_labels",
+            f"{clash.get_column(SAME).n_unique()} text(s) appear in train with different labels (case, "
+            "spacing and punctuation ignored)",
+            "train",
+            rows,
+            "fix the labels, or set data.duplicates: drop (drops every row of such a text)",
+        )
+    )
+    if s.data.duplicates == "drop":
+        gone = pl.col(ROW).is_in(pl.Series(rows, dtype=pl.UInt32).implode())
+        s.train, s.train_rows = s.train.filter(~gone), s.train_rows.filter(~gone)
+
+
+def max_length(s: State) -> None:
+    """method.max_length against the model's context and against what the prompt costs without its input."""
+    s.builder = PromptBuilder(
+        s.tokenizer, s.cfg.prompt, s.cfg.task, list(s.answers.values()), conversation=s.conversational
+    )
+    s.per_label = {lab: len(s.builder.answer_ids(a)) for lab, a in s.answers.items()} if s.has_labels else {}
+    max_len = s.max_len
+    if s.context is not None and max_len > s.context:
+        s.issues.append(
+            Issue(
+                check="max_length",
+                severity="error",
+                split="train",
+                message=f"method.max_length={max_len} exceeds the model's context of {s.context} tokens "
+                "(max_position_embeddings in its config.json); set method.max_length to at most "
+                f"{s.context}",
+            )
+        )
+    fixed = s.builder.overhead_tokens() + max(s.per_label.values(), default=1)
+    if fixed >= max_len:
+        s.issues.append(
+            Issue(
+                check="max_length",
+                severity="error",
+                split="train",
+                message="the prompt without its input (template, instruction"
+                + (f", the {len(s.per_label)} labels" if s.per_label else "")
+                + f") and the longest answer already take {fixed} tokens, method.max_length={max_len}: no "
+                f"row's input would fit; raise method.max_length (e.g. to {fixed + 128}) or shorten "
+                "prompt.instruction",
+            )
+        )
+
+
+def schema(s: State) -> None:
+    """The pandera contract on every sampled row (train streamed in batches, its tokens counted on the way)."""
+    d, label_col = s.data, s.columns[1]
+    contract = schema_for(s.cfg.task_type.answers, s.labels)
+    s.count = partial(_token_totals, s.tokenizer, s.builder, s.per_label, s.conversational, s.columns)
+    train_table = s.tables["train"]
+    s.scan = _scan_train(
+        train_table,
+        _select(train_table, s.train, s.columns, s.totals["train"]),
+        s.train.height,
+        s.keep,
+        contract,
+        s.count,
+        s.columns,
+        d.train_on if s.conversational else None,
+    )
+    failures = {"train": s.scan.failures}
+    failures.update(
+        {name: _pandera_failures(df, contract) for name, df in (("eval", s.evl), ("dev", s.dev)) if df is not None}
+    )
+    sizes = {"train": s.train.height, "eval": s.evl.height, "dev": s.dev.height if s.dev is not None else 0}
+    user_cols = dict(zip(s.columns, source_columns(s.cfg.task, d)))
+    for split_name, fc in failures.items():
+        found = _failure_issues(fc, split_name, user_cols, sizes.get(split_name))
+        for i in found:
+            if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
+                i.message += f" or labels that do not match data.label_pattern '{d.label_pattern}'"
+        if "labels_inferred" in s.stats:  # the label set is train's: an unknown eval label was never seen in train
+            for i in found:
+                if i.check == "unknown_labels":
+                    i.message = i.message.replace(
+                        "labels not in data.labels", "labels never seen in train (data.labels not set)"
+                    ).replace("add the labels", "declare data.labels")
+        s.issues.extend(found)
+    s.evl = s.evl.filter(s.keep)
+
+
+def leakage(s: State) -> None:
+    """An eval input that is also a train input inflates the eval score."""
+    in_train = _also_in(s.evl, s.columns[0], s.tables["train"], s.train_rows)
+    if not in_train.any():
+        return
+    leak = s.evl.filter(in_train)
+    s.issues.append(
+        policy_issue(
+            s.data.leakage,
+            "leakage",
+            f"{leak.height} eval row(s) also occur in train (case, spacing and punctuation ignored; "
+            "train/eval overlap inflates the eval score)",
+            "eval",
+            leak.get_column(ROW).to_list(),
+            "remove them or set data.leakage: drop",
+        )
+    )
+    if s.data.leakage == "drop":
+        s.evl = s.evl.filter(~in_train)
+
+
+def rows_left(s: State) -> None:
+    """Eval rows are left to judge on; a selection row that also judges (eval) or trains is dropped from dev."""
+    text_col = s.columns[0]
+    if s.evl.height == 0:
+        s.issues.append(
+            Issue(check="eval_rows", severity="error", split="eval", message="no usable eval rows are left")
+        )
+    if s.dev is None:
+        return
+    dev = s.dev.filter(s.keep)
+    seen = _also_in(dev, text_col, s.tables["train"], s.train_rows) | dev.select(
+        same_text_expr(text_col)
+    ).to_series().is_in(s.evl.select(same_text_expr(text_col)).to_series().implode())
+    if seen.any():
+        overlap = dev.filter(seen)
+        s.issues.append(
+            Issue(
+                check="dev_overlap",
+                severity="warning",
+                split="dev",
+                message=f"{overlap.height} dev row(s) also occur in train or eval (dropped from dev)",
+                rows=overlap.get_column(ROW).to_list(),
+            )
+        )
+        dev = dev.filter(~seen)
+    if dev.height == 0:
+        s.issues.append(Issue("dev_rows", "error", "no usable dev rows are left; check data.dev", "dev"))
+    s.dev = dev
+
+
+def class_balance(s: State) -> None:
+    """Examples per label (too few is an error) and class balance (a warning unless the gate uses macro_f1)."""
+    if not s.labels:
+        return
+    label_col = s.columns[1]
+    counts = {lab: 0 for lab in s.labels}
+    counts.update(dict(s.train_rows.group_by(label_col).len().iter_rows()))
+    eval_counts = {lab: 0 for lab in s.labels}
+    eval_counts.update(dict(s.evl.group_by(label_col).len().iter_rows()))
+    s.stats["class_balance"] = {"train": counts, "eval": eval_counts}
+    least = s.data.min_examples_per_label
+    few = {lab: n for lab, n in counts.items() if n < least}
+    if few:
+        s.issues.append(
+            Issue(
+                check="min_examples_per_label",
+                severity="error",
+                split="train",
+                message=(
+                    f"labels with fewer than {least} train rows: "
+                    + ", ".join(f"{k} ({v})" for k, v in few.items())
+                    + "; add examples or lower data.min_examples_per_label"
+                ),
+            )
+        )
+    nonzero = [n for n in counts.values() if n]
+    if nonzero and max(nonzero) > 10 * min(nonzero) and s.cfg.gate.metric != "macro_f1":
+        s.issues.append(
+            Issue(
+                check="class_balance",
+                severity="warning",
+                split="train",
+                message=f"labels are imbalanced (largest/smallest = {max(nonzero) / min(nonzero):.1f}); prefer "
+                "macro_f1 as gate metric",
+            )
+        )
+
+
+def too_long(s: State) -> None:
+    """Token length of prompt + answer against method.max_length (data.too_long: error, or truncate)."""
+    d, max_len = s.data, s.max_len
+    s.token_totals = {"train": s.scan.tokens}
+    if s.evl.height:
+        s.token_totals["eval"] = s.count(s.evl, "validate: tokens (eval)")
+    for split_name, totals_ in s.token_totals.items():
+        if totals_.len() == 0:
+            continue
+        s.stats.setdefault("tokens", {})[split_name] = {
+            "max": int(totals_.max()),
+            "mean": round(float(totals_.mean()), 1),
+            "total": int(totals_.clip(upper_bound=max_len).sum()),
+            "limit": max_len,
+        }
+        row_numbers = s.scan.rows if split_name == "train" else s.evl.get_column(ROW)
+        over = row_numbers.filter(totals_ > max_len).to_list()
+        if over:
+            s.issues.append(
+                policy_issue(
+                    "error" if d.too_long == "error" else "warn",
+                    "too_long",
+                    f"{len(over)} {split_name} row(s) exceed method.max_length={max_len} tokens (prompt + answer)"
+                    + (" and will be truncated" if d.too_long == "truncate" else ""),
+                    split_name,
+                    over,
+                    "shorten them, raise method.max_length, or set data.too_long: truncate"
+                    + (" (conversations lose their oldest exchanges first)" if s.conversational else ""),
+                )
+            )
+    if "train" in s.stats.get("tokens", {}):
+        epochs = getattr(s.cfg.method, "epochs", 1) or 1
+        examples = s.scan.example_tokens if s.conversational else s.scan.tokens
+        if s.conversational:  # one training example per trained assistant turn (data.train_on)
+            s.stats["training_examples"] = examples.len()
+        s.stats["training_tokens"] = int(examples.clip(upper_bound=max_len).sum()) * epochs
+
+
+def length_shift(s: State) -> None:
+    """Train and eval inputs of very different lengths: a selection split drawn from train may mislead."""
+    from_train = s.data.dev is None and bool(s.data.dev_fraction)
+    shift = _length_shift(s.token_totals, s.builder.overhead_tokens(), from_train=from_train)
+    if shift is not None:
+        s.issues.append(shift)
+
+
+def documents(s: State) -> None:
+    """What the enabled rungs read besides the data (RAG's documents), before any model runs."""
+    found, errors = ladder.preflight(s.cfg.baselines, s.cfg.ladder_context())
+    s.stats.update(found)
+    s.issues += [Issue(check="documents", severity="error", split="documents", message=m) for m in errors]
+
+
+# the order of the checks is the order of the report
+CHECKS: list[Check] = [
+    Check("readable", "each file (train, eval, dev): its format, encoding and rows", readable),
+    Check("required_columns", "each file's header", required_columns),
+    Check("readable", "light columns of every row (row number, text and label hashes, label)", row_index),
+    Check("labels", "train's labels, when data.labels is not set", labels),
+    Check("duplicates", "the train index", duplicates),
+    Check("sampling", "the index (max_train_rows, max_eval_rows, eval_fraction, dev_fraction)", sample_and_split),
+    Check("conflicting_labels", "the sampled train texts and labels", conflicting_labels),
+    Check("max_length", "the prompt template, the labels' answer tokens, the model's context", max_length),
+    Check("schema", "every sampled row (pandera; train streamed), with its token count", schema),
+    Check("leakage", "eval texts against train texts", leakage),
+    Check("eval_rows", "the eval and dev rows left", rows_left),
+    Check("class_balance", "train and eval labels", class_balance),
+    Check("too_long", "each row's prompt + answer tokens", too_long),
+    Check("length_shift", "train and eval input lengths", length_shift),
+    Check("documents", "the enabled rungs' files (RAG's document folder)", documents),
+]
+
+
+def validate(cfg: TunegateConfig, tokenizer, context: int | None = None) -> ValidationOutcome:
+    """Run every check on the configured data, in the order of :data:`CHECKS`; never raises for bad data.
+    ``context``: the model's context length (``method.max_length`` must fit it)."""
+    s = State(cfg=cfg, tokenizer=tokenizer, context=context)
+    ran = []
+    for check in CHECKS:
+        before = len(s.issues)
+        check.run(s)
+        ran.append({"check": check.name, "reads": check.reads, "issues": len(s.issues) - before})
+        if s.stop:
+            break
+    s.stats["checks"] = ran
+    if s.stop:
+        return ValidationOutcome(issues=s.issues, stats=s.stats)
+    return _finish(s)
+
+
+def _finish(s: State) -> ValidationOutcome:
+    """Rows and sources for the report; when no check failed, the data hash and the frames the run uses."""
+    d, cols = s.data, s.columns
+    s.stats["rows"] = {"train": s.train_rows.height, "eval": s.evl.height}
+    s.stats["sources"] = {
+        "train": str(s.cfg.resolve(d.train)),
+        "eval": str(s.cfg.resolve(d.eval)) if d.eval else "split from train",
+    }
+    if s.dev is not None:
+        s.stats["rows"]["dev"] = s.dev.height
+    out = ValidationOutcome(issues=s.issues, stats=s.stats)
+    if not out.ok:
+        return out
+    h = s.scan.hasher
+    for f in (s.evl, s.dev):
+        if f is not None:
+            update_hash(h, f, cols)
+    s.stats["data_hash"] = h.hexdigest()
+    evl = s.evl
+    if s.cfg.task_type.numeric:  # an answer without a number counts as the train mean
+        s.stats["train_mean"] = s.scan.label_sum / max(s.train_rows.height, 1)
+    if s.cfg.task_type.generates:  # every reference of an input judges its answer
+        evl = group_references(evl)
+        s.stats["rows"]["eval"] = evl.height
+        s.stats["eval_references"] = int(evl.get_column("references").list.len().sum())
+    out.train_rows = _select(s.tables["train"], s.train_rows, cols, s.totals["train"])
+    out.eval, out.dev = evl, s.dev
+    return out
+
+
+def group_references(evl: pl.DataFrame) -> pl.DataFrame:
+    """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
+    return (
+        evl.group_by("input", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"))
+        .select(ROW, "input", "target", "references")
+    )
