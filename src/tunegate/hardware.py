@@ -95,9 +95,8 @@ def reuse_freed_memory() -> bool:
 
     glibc's defaults serve large allocations (activations, gradients) with ``mmap`` or trim the heap
     once a burst of them is freed, so each training micro-batch and scoring batch faults its memory in
-    again: ~300k minor page faults per 64 SST-2 training rows on this project's VMs, where a fault is
-    expensive. Kept, the heap is reused: SmolLM2 LoRA in float32 (128 rows, 8 steps, runs interleaved)
-    134-156 -> 173-180 tokens/s, peak RSS 2.31 -> 2.29 GB. The PyTorch CPU tuning guide's answer is
+    again, and on virtual machines a page fault is expensive. Kept, the heap is reused, and training runs
+    faster at the same peak memory (docs/BENCHMARKS.md). The PyTorch CPU tuning guide's answer is
     jemalloc/tcmalloc; this is the same effect with glibc's own knobs, set once per process. Skipped
     where the user set them (``MALLOC_*_`` variables) or glibc is not the C library;
     ``training.release_memory`` still hands freed memory back between stages.

@@ -92,7 +92,7 @@ class PromptBuilder:
         msgs = [{"role": "system", "content": self.prompt.system}] if self.prompt.system is not None else []
         # the instruction is stated once, in the first user turn (as lm-eval-harness's multi-turn few-shot and
         # the plain format do): demonstrations and the input after them are bare inputs. Repeated in every
-        # demonstration, a 50-label instruction made a 4-shot prompt 5x longer and scored worse.
+        # demonstration, a long label list multiplies the prompt and scored worse (docs/BENCHMARKS.md).
         for k, (shot_text, shot_answer) in enumerate(shots):
             msgs.append({"role": "user", "content": self.user_message(shot_text, instructed=k == 0)})
             msgs.append({"role": "assistant", "content": shot_answer})

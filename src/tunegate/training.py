@@ -98,7 +98,7 @@ def micro_batches(batch: list[int], lengths: list[int], micro: int) -> list[list
     the batch, and so the update (gradients accumulate over its micro-batches), stays the
     random one. Sorting whole batches by length instead (length-bucketed batches) made
     each update see only short or only long inputs: same speed, a worse model at small
-    step counts (SST-2, 20 steps: 0.74-0.76 vs 0.84-0.855 with random batches).
+    step counts (docs/BENCHMARKS.md).
     """
     rows = sorted(batch, key=lambda i: lengths[i])
     return [rows[m : m + micro] for m in range(0, len(rows), micro)]

@@ -24,8 +24,7 @@ class LinearProbeSettings(MethodSettings):
         default=None,
         description=(
             "Which hidden-state layer: -1 = final (after the last norm), 0 = embeddings, negative counts back. "
-            "null = two thirds of the depth: middle-to-late layers separate classes best (SST-2, SmolLM2: layer 20 "
-            "of 30 scores 0.825 vs 0.71 for the final layer)."
+            "null = two thirds of the depth: middle-to-late layers separate classes best (docs/BENCHMARKS.md)."
         ),
     )
     epochs: int = Field(
