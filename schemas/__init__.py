@@ -4,6 +4,6 @@ Columns are canonical here (``text``/``label`` or ``input``/``target``); the loa
 renames the user's columns first and maps names back in the report.
 """
 
-from tunegate.schemas.records import ClassificationRecord, GenerationRecord, schema_for
+from tunegate.schemas.contracts import ClassificationRecord, GenerationRecord, schema_for
 
 __all__ = ["ClassificationRecord", "GenerationRecord", "schema_for"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Callable
 
 from tunegate.config import TunegateConfig
-from tunegate.decision import chosen_seed, seed_configs, seed_dir, seed_result
 from tunegate.records import DatasetRef, EvalResult, MethodOutcome, RunContext, TuneResult
+from tunegate.seeds import chosen_seed, seed_configs, seed_dir, seed_result
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.tune import tune
 

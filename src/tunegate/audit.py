@@ -369,7 +369,8 @@ def _stored_result(rec: AuditRecord, stored, ev: Path, name: str, kind: str):
 
 def _redecide(rec: AuditRecord, stored, ev: Path, gate, v: Verification):
     """The decision again, from the evidence alone; each model's recorded metric checked against its predictions."""
-    from tunegate.decision import choose_seed, decide
+    from tunegate.decision import decide
+    from tunegate.seeds import choose_seed
 
     metric = rec.gate_metric
     baselines = [_stored_result(rec, stored, ev, name, "baseline") for name in stored.baselines]

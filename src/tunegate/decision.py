@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from tunegate.config import GateConfig, TunegateConfig
 from tunegate.costs import break_even, cost_line, duration
 from tunegate.evaluation import per_example_view
+from tunegate.headlines import headline, power_note
 from tunegate.provenance import run_provenance
 from tunegate.records import (
     BreakEven,
@@ -25,75 +24,9 @@ from tunegate.records import (
     RunContext,
     TuneResult,
 )
-from tunegate.stats import mcnemar_exact, mde_from_se, paired_bootstrap, rows_needed
-
-
-def on_selection_split(results: list[EvalResult]) -> bool:
-    """Whether choices among ``results`` can be made on the selection split (every one was scored on it)."""
-    return bool(results) and all(r.selection is not None for r in results)
-
-
-def best_baseline(baselines: list[EvalResult], metric: str) -> EvalResult:
-    """The strongest rung on the gate metric (ties: the cheaper prompt), chosen on the selection split when the
-    rungs were scored on one, else on the eval rows."""
-    dev = on_selection_split(baselines)
-    return max(
-        baselines,
-        key=lambda b: ((b.selection.metrics if dev else b.metrics)[metric], -b.prompt_tokens_per_request),
-    )
-
-
-def selection_record(
-    baselines: list[EvalResult], best: EvalResult, tuned: EvalResult | None, metric: str
-) -> dict[str, Any]:
-    """Where the best rung (``best``) was chosen and every model's score there and on the judging rows."""
-    dev = on_selection_split(baselines)
-    scores = {
-        r.name: {
-            "selection": r.selection.metrics[metric] if r.selection is not None else None,
-            "judging": r.metrics[metric],
-        }
-        for r in [*baselines, *([tuned] if tuned is not None else [])]
-    }
-    return {
-        "split": "dev" if dev else "eval",
-        "selection_rows": baselines[0].selection.n if dev else None,
-        "judging_rows": baselines[0].n,
-        "candidates": len(baselines),
-        "chosen": best.name,
-        "correction": None if dev or len(baselines) < 2 else "max-statistic bootstrap over the rungs",
-        "scores": scores,
-    }
-
-
-def seed_configs(cfg: TunegateConfig) -> list[TunegateConfig]:
-    """One config per ``gate.seeds``: method.seed, method.seed + 1, ..."""
-    return [cfg.with_method(cfg.method.model_copy(update={"seed": cfg.method.seed + i})) for i in range(cfg.gate.seeds)]
-
-
-def seed_dir(cfg: TunegateConfig) -> str:
-    """Where one of ``gate.seeds`` trainings goes, below the method's folder."""
-    return f"seeds/seed-{cfg.method.seed}"
-
-
-def seed_result(result: EvalResult, cfg: TunegateConfig) -> EvalResult:
-    """One seed's evaluation under its own name (``tuned:lora@seed1``), its seed in ``details``."""
-    seed = cfg.method.seed
-    return result.model_copy(update={"name": f"{result.name}@seed{seed}", "details": {**result.details, "seed": seed}})
-
-
-def choose_seed(seeds: list[EvalResult], metric: str) -> tuple[EvalResult, str]:
-    """The seed to promote and where it was chosen: the best on the selection split when every seed was scored on
-    it, else the best on the eval rows (the decision then widens its CI for the choice)."""
-    dev = on_selection_split(seeds)
-    return max(seeds, key=lambda r: (r.selection.metrics if dev else r.metrics)[metric]), "dev" if dev else "eval"
-
-
-def chosen_seed(seeds: list[tuple[TuneResult, EvalResult]], metric: str) -> tuple[TuneResult, EvalResult]:
-    """The chosen seed's training and its evaluation under the candidate's own name (``tuned:lora``)."""
-    pick, _ = choose_seed([e for _, e in seeds], metric)
-    tuned, result = next((t, e) for t, e in seeds if e.name == pick.name)
-    return tuned, result.model_copy(update={"name": result.name.split("@seed")[0]})
+from tunegate.seeds import choose_seed, seed_record
+from tunegate.selection import best_baseline, selection_reason, selection_record
+from tunegate.stats import mcnemar_exact, mde_from_se, paired_bootstrap
 
 
 def costs_table(baselines: list[EvalResult], tuned_eval: EvalResult, tune: TuneResult) -> dict[str, dict[str, Any]]:
@@ -223,120 +156,6 @@ def compare_pair(
         why=why,
         **mc,
     )
-
-
-def power_note(c: Comparison, gate: GateConfig) -> str | None:
-    """Say so when the eval set is too small to detect the declared gain (or to confirm the observed one)."""
-    power = f"{100 * gate.power:.0f}% power at alpha {gate.alpha:g}"
-    if gate.min_gain > 0 and c.mde > gate.min_gain:
-        need = rows_needed(c.n, c.mde, gate.min_gain)
-        return (
-            f"the eval set ({c.n} rows) is too small for the declared minimum gain {gate.min_gain:+.3f}: the smallest "
-            "true "
-            f"difference it detects with {power} is {c.mde:.3f}; about {need:,} rows would be needed"
-        )
-    if not c.passed and c.ci_low <= gate.min_gain < c.ci_high and c.delta > gate.min_gain:
-        need = rows_needed(c.n, c.mde, c.delta - gate.min_gain)
-        return (
-            f"inconclusive on {c.n} rows: true differences smaller than {c.mde:.3f} usually go undetected ({power}); "
-            f"confirming the observed {c.delta:+.3f} would need about {need:,} rows"
-        )
-    return None
-
-
-def _ci(c: Comparison, gate: GateConfig) -> str:
-    text = f"{c.delta:+.3f}, {100 * gate.confidence:.0f}% CI [{c.ci_low:+.3f}, {c.ci_high:+.3f}]"
-    if c.mcnemar_p is not None:
-        text += f", McNemar p = {c.mcnemar_p:.2g}"
-    return text
-
-
-def headline(
-    *,
-    promote: bool,
-    method: str,
-    metric: str,
-    vs_base: Comparison,
-    vs_prod: Comparison | None,
-    n_baselines: int,
-    gate: GateConfig,
-    break_even: BreakEven | None,
-    production_after: str | None,
-    cost: dict[str, Any] | None = None,
-    chosen_on: str = "eval",
-) -> str:
-    """The decision in one sentence."""
-    if cost is not None:
-        return cost_headline(
-            promote=promote,
-            method=method,
-            metric=metric,
-            vs_base=vs_base,
-            vs_prod=vs_prod,
-            gate=gate,
-            cost=cost,
-            production_after=production_after,
-        )
-    where = " on the selection split" if chosen_on == "dev" else ""
-    base = (
-        f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
-        f"{vs_base.opponent} (the best of {n_baselines} baselines{where}; {_ci(vs_base, gate)})"
-    )
-    if vs_prod is not None:
-        base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
-    cost = ""
-    if break_even is not None and break_even.requests is None:
-        cost = "; at these prices its training would never be paid back by cheaper requests"
-    elif break_even is not None and break_even.requests > 0:
-        when = f", {duration(break_even.months)} at the expected volume" if break_even.months is not None else ""
-        cost = (
-            f"; its cheaper requests pay back its training after {break_even.requests:,.0f} requests{when}"
-            if promote
-            else f"; it would be cheaper per request (its training paid back after {break_even.requests:,.0f} "
-            f"requests{when}), "
-            "but it must win on quality first"
-        )
-    if promote:
-        return f"Tuning paid off: {base}, so it is promoted to production{cost}."
-    failed = vs_base if not vs_base.passed else vs_prod
-    target = "the best baseline" if failed is vs_base else f"production {failed.opponent}"
-    stays = f"; production stays {production_after}" if production_after else ""
-    lead = (
-        "Tuning did not pay off"
-        if failed is vs_base
-        else "The challenger beats the baselines but not the production model"
-    )
-    return f"{lead}: {base}; against {target} {failed.why}, so it is not promoted{stays}{cost}."
-
-
-def cost_headline(
-    *,
-    promote: bool,
-    method: str,
-    metric: str,
-    vs_base: Comparison,
-    vs_prod: Comparison | None,
-    gate: GateConfig,
-    cost: dict[str, Any],
-    production_after: str | None,
-) -> str:
-    """The decision in one sentence, objective cost: as good within the margin, and cheaper."""
-    base = (
-        f"{method} scored {metric} {vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
-        f"{vs_base.opponent} ({_ci(vs_base, gate)}; non-inferiority margin {gate.non_inferiority_margin:.3f})"
-    )
-    if vs_prod is not None:
-        base += f" and {vs_prod.opponent_metric:.3f} for production {vs_prod.opponent} ({_ci(vs_prod, gate)})"
-    if promote:
-        return f"Tuning paid off on cost: {base}; {cost['why']}, so it is promoted to production."
-    failed = next((c for c in (vs_base, vs_prod) if c is not None and not c.passed), None)
-    if failed is not None:
-        target = "the best baseline" if failed is vs_base else f"production {failed.opponent}"
-        why = f"against {target} {failed.why}"
-    else:
-        why = cost["why"]
-    stays = f"; production stays {production_after}" if production_after else ""
-    return f"Tuning did not pay off on cost: {base}; {why}, so it is not promoted{stays}."
 
 
 def decide(
@@ -568,75 +387,6 @@ def _summary(
         beaten = "beaten" if vs_prod.passed else "not beaten"
         summary += f"; vs production {vs_prod.opponent} {vs_prod.opponent_metric:.3f} ({beaten})"
     return summary
-
-
-def seed_record(
-    seeds: list[EvalResult],
-    per_seed: list[Comparison],
-    pick: EvalResult,
-    chosen_on: str,
-    metric: str,
-    gate: GateConfig,
-) -> dict[str, Any]:
-    """Each seed's difference from the best baseline with its CI, the spread, the share that pass, the choice."""
-    deltas = np.array([c.delta for c in per_seed])
-    passed = sum(c.passed for c in per_seed)
-    rows = [
-        {
-            "name": r.name,
-            "seed": r.details.get("seed"),
-            "metric": r.metrics[metric],
-            "selection_metric": r.selection.metrics[metric] if r.selection is not None else None,
-            "delta": c.delta,
-            "ci_low": c.ci_low,
-            "ci_high": c.ci_high,
-            "passed": c.passed,
-        }
-        for r, c in zip(seeds, per_seed)
-    ]
-    where = (
-        "on the selection split"
-        if chosen_on == "dev"
-        else f"on the eval rows (no selection split), so its CI is at {100 * (1 - gate.alpha):.1f}% (Bonferroni for "
-        f"{len(seeds)} seeds)"
-    )
-    why = (
-        f"{len(seeds)} seeds: difference from the best baseline "
-        + ", ".join(f"seed {x['seed']} {x['delta']:+.3f} [{x['ci_low']:+.3f}, {x['ci_high']:+.3f}]" for x in rows)
-        + f"; spread (sd) {deltas.std(ddof=1):.3f}, range {deltas.min():+.3f} to {deltas.max():+.3f}; {passed} of "
-        f"{len(seeds)} pass the gate on their own; the candidate is seed {pick.details.get('seed')}, chosen {where}"
-    )
-    return {
-        "k": len(seeds),
-        "chosen": pick.name,
-        "chosen_seed": pick.details.get("seed"),
-        "chosen_on": chosen_on,
-        "confidence": 1 - gate.alpha,
-        "per_seed": rows,
-        "sd": float(deltas.std(ddof=1)),
-        "min": float(deltas.min()),
-        "max": float(deltas.max()),
-        "share_passed": passed / len(seeds),
-        "why": why,
-    }
-
-
-def selection_reason(selection: dict[str, Any], best: EvalResult, metric: str) -> str:
-    """Where the best rung was chosen, in words."""
-    k = selection["candidates"]
-    if selection["split"] == "dev":
-        return (
-            f"the best baseline was chosen on the selection split ({selection['selection_rows']} rows, never judged): "
-            f"'{best.name}' with {metric} {best.selection.metrics[metric]:.3f} there; the gate judges on the "
-            f"{selection['judging_rows']} eval rows no choice has seen"
-        )
-    if k < 2:
-        return "one baseline: nothing was chosen"
-    return (
-        f"the best of {k} baselines was chosen on the same {selection['judging_rows']} eval rows that judge (no "
-        "selection split: set data.dev or data.dev_fraction); corrected for that choice: the CI compares with the "
-        f"best of the {k} rungs in every bootstrap resample (max-statistic)"
-    )
 
 
 def cost_check(

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from tunegate.config import TunegateConfig
-from tunegate.decision import best_baseline, compare_pair, judge, on_selection_split
+from tunegate.decision import compare_pair, judge
 from tunegate.records import (
     DatasetRef,
     Decision,
@@ -36,6 +36,7 @@ from tunegate.report import (
     save_comparison_chart,
     save_quality_cost_plot,
 )
+from tunegate.selection import best_baseline, on_selection_split
 from tunegate.tables import Intervals, comparison_summary, ladder_rows, method_rows, model_rows, write_predictions
 
 

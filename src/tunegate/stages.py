@@ -141,7 +141,7 @@ def learning_curve(
     """`tunegate forecast`: fit and extrapolate the learning curve against the best baseline; forecast.md/json/png
     (``in_report``: also appended to the run's report, after a rejected decision)."""
     price = plan.price_per_hour if plan is not None else cfg.costs.cpu_per_hour
-    from tunegate.decision import best_baseline
+    from tunegate.selection import best_baseline
 
     best = best_baseline(baselines, cfg.gate_metric)
     result = forecast.write(forecast.learning_curve(cfg, points, best, price_per_hour=price), Path(run.run_dir))

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from tunegate.config import TunegateConfig
-from tunegate.decision import best_baseline
 from tunegate.evaluation import per_example_view
 from tunegate.ladder import core as ladder
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
+from tunegate.selection import best_baseline
 from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 
 

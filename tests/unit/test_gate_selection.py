@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from tunegate.config import GateConfig
-from tunegate.decision import best_baseline, decide
+from tunegate.decision import decide
 from tunegate.records import CostLine, EvalResult, Prediction, Selection
+from tunegate.selection import best_baseline
 
 N_EVAL, N_DEV, RUNGS = 150, 150, 6
 
@@ -267,7 +268,7 @@ def test_seeds_each_judged_the_candidate_chosen_on_the_selection_split_or_widene
     """Three seeds: each one's difference from the best baseline with its CI, the spread and the share that pass;
     the candidate is the best seed on the selection split (here not the best on eval). Without a selection split
     the best on eval is chosen and its CI is at 1 - alpha/3."""
-    from tunegate.decision import chosen_seed
+    from tunegate.seeds import chosen_seed
 
     rng = np.random.default_rng(8)
     rungs = ladder(rng)

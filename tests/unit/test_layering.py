@@ -59,7 +59,7 @@ def test_the_wheel_installs_only_the_tunegate_namespace(tmp_path):
     wheel = next(tmp_path.glob("tunegate-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"tunegate", wheel.name.split("-py3")[0] + ".dist-info"}
-    for part in ("flows/pipeline.py", "tasks/tune.py", "schemas/records.py"):
+    for part in ("flows/pipeline.py", "tasks/tune.py", "schemas/contracts.py"):
         assert f"tunegate/{part}" in names
     # every library module, subpackages included (pyproject lists packages by hand)
     missing = [

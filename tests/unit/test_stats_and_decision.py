@@ -3,8 +3,9 @@ import pytest
 from sklearn.metrics import f1_score
 
 from tunegate import metrics
-from tunegate.decision import best_baseline, decide
+from tunegate.decision import decide
 from tunegate.records import EvalResult, Prediction
+from tunegate.selection import best_baseline
 from tunegate.stats import bootstrap_weights, paired_bootstrap
 
 

@@ -20,7 +20,7 @@ from tunegate.records import DatasetRef, ValidationResult
 from tunegate.runs import write_run_config
 from tunegate.validation.checks import CHECKS, Check, group_references, validate
 from tunegate.validation.issues import Issue, ValidationOutcome
-from tunegate.validation.report import render_markdown, write_report
+from tunegate.validation.markdown import render_markdown, write_report
 
 __all__ = [
     "CHECKS",

@@ -1,0 +1,64 @@
+"""The baseline ladder as a table (every rung's quality, what goes into its prompt, its costs), and ladder.md."""
+
+from __future__ import annotations
+
+from tunegate.config import TunegateConfig
+from tunegate.records import RunContext
+
+
+def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
+    """Every baseline rung with quality and cost: the rows come from ``tables.ladder_rows``."""
+    pct = f"{100 * confidence:.0f}%"
+    dev = any(r.get("selection_metric") is not None for r in rows)
+    lines = [
+        f"| rung | {metric} [{pct} CI] | " + (f"{metric} on the selection split | " if dev else "") + "in the prompt "
+        "| prompt tokens / request | retrieval ms / request | latency ms / request | one-off setup | index size "
+        "| note |",
+        "|---|---|" + ("---|" if dev else "") + "---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        setup = f"{r['setup_seconds']:.1f} s" if r["setup_seconds"] else "-"
+        if r.get("index_build_seconds") is not None:
+            setup += f" (index build {r['index_build_seconds']:.1f} s{', cached' if r['index_cached'] else ''})"
+        size = f"{r['index_mb']:.2f} MB" if r.get("index_mb") is not None else "-"
+        note = "**the baseline**" if r["best"] else ""
+        if r.get("leakage_excluded"):
+            note += ("; " if note else "") + f"leakage guard withheld {r['leakage_excluded']} identical train row(s)"
+        sel = (f"{r['selection_metric']:.3f} | " if r.get("selection_metric") is not None else "- | ") if dev else ""
+        lines.append(
+            f"| {r['name']} | {r['metric']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {sel}{r['prompt']} | "
+            f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | "
+            f"{r['latency_ms_per_request']:.0f} | {setup} | {size} | {note} |"
+        )
+    return lines
+
+
+def render_ladder(rows: list[dict], *, metric: str, cfg: TunegateConfig, run: RunContext, dataset) -> str:
+    """ladder.md (`tunegate baselines`): what prompting and retrieval give without tuning."""
+    best = next(r for r in rows if r["best"])
+    return (
+        "\n".join(
+            [
+                f"# Baseline ladder, run {run.run_id}",
+                "",
+                f"**Best rung: {best['name']}, {metric} {best['metric']:.3f}** (the baseline a tuned model must beat).",
+                "",
+                f"Same {dataset.n_eval} eval rows for every rung; {dataset.n_train} train rows; base model "
+                f"{run.model_id}.",
+                "",
+                *ladder_table(rows, metric, cfg.gate.confidence),
+                "",
+                LADDER_NOTES,
+                "",
+            ]
+        )
+        + "\n"
+    )
+
+
+LADDER_NOTES = (
+    "Latency is (scoring + retrieval) wall time per request at the scoring batch size; retrieval embeds and searches "
+    "all eval inputs in one batch. One-off setup is the index build (or its load from the content-hash cache) or the "
+    "calibration scoring. Retrieved ids per eval row are in `predictions/<rung>.jsonl` (`retrieved`), indexes in "
+    "`indexes/<rung>/`."
+)
