@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunegate.config.baselines import BaselinesConfig, baselines_class
+from tunegate.config.baselines import section_class
 from tunegate.config.root import TunegateConfig
 from tunegate.errors import ConfigError
 from tunegate.methods import DEFAULT_METHOD, METHODS, inherited, settings_class
@@ -34,8 +34,7 @@ def _allowed_keys(loc: tuple, method_cls: type[BaseModel] | None) -> list[str]:
         ann = field.annotation
         candidates = [a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)]
         current = candidates[0] if candidates else None
-        if current is BaselinesConfig:  # its rung keys come from the ladder's registry
-            current = baselines_class()
+        current = section_class(current)  # baselines: its rung keys come from the ladder's registry
     if isinstance(current, type) and issubclass(current, BaseModel):
         return [k for k in current.model_fields if k != "config_dir"]
     return []

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Iterator, Literal, Union, get_args, get_origi
 
 from pydantic import BaseModel
 
-from tunegate.config.baselines import BaselinesConfig, baselines_class
+from tunegate.config.baselines import section_class
 from tunegate.config.root import TunegateConfig
 from tunegate.methods import METHODS, AutoSettings
 
@@ -65,7 +65,7 @@ def sections() -> Iterator[tuple[str, type[BaseModel]]]:
                 continue
             for sub in _models_in(field.annotation):
                 # `baselines:` holds one key per registered rung kind: the class built from the ladder's registry
-                yield from walk(f"{prefix}{name}", baselines_class() if sub is BaselinesConfig else sub)
+                yield from walk(f"{prefix}{name}", section_class(sub))
 
     yield from walk("(top level)", TunegateConfig)
 

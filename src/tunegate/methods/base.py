@@ -255,11 +255,20 @@ def register_lazy(name: str, config_class: type, implementation: str) -> None:
     METHODS[name] = MethodEntry(name, config_class, implementation)
 
 
-def load_implementation(name: str):
-    """The module holding a registered method's implementation, imported now."""
-    import sys
+def implementation_getattr(name: str, package: str):
+    """A method package's module ``__getattr__`` (PEP 562): a name the package itself lacks (``LoRA``,
+    ``ADAPTER_DIR``) is looked up in the method's implementation module, imported on first use."""
 
-    return sys.modules[METHODS[name].load().__module__]
+    def __getattr__(attr: str):
+        import sys
+
+        module = sys.modules[METHODS[name].load().__module__]
+        try:
+            return getattr(module, attr)
+        except AttributeError:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None
+
+    return __getattr__
 
 
 def get_method(name: str) -> TuningMethod:
