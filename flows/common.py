@@ -165,31 +165,16 @@ def tune_compare_deploy(
     at.stage = "evaluate_production"
     champion = evaluate_production(cfg, run, dataset)
     at.stage = "compare"
-    inputs = GateInputs(
-        baselines=baselines,
-        tuned=tuned,
-        tuned_eval=tuned_eval,
-        plan=estimate,
-        production=champion,
-        validation=validation,
-        seeds=seeds,
-    )
-    decision = compare(cfg, run, dataset, inputs)
+    judged = dict(baselines=baselines, tuned=tuned, tuned_eval=tuned_eval, plan=estimate, seeds=seeds)
+    decision = compare(cfg, run, dataset, GateInputs(**judged, production=champion, validation=validation))
     at.stage = "deploy"
     deployment = deploy(cfg, run, decision, tuned, champion)
     if cfg.forecast.after_reject and decision.decision == "reject":
         at.stage = "forecast"
         forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate)
     at.stage = "record_audit"
-    outcome = RunOutcome(
-        status="completed",
-        validation=validation,
-        decision=decision,
-        deployment=deployment,
-        tuned=tuned,
-        trigger=trigger,
-    )
-    record_audit(cfg, run, outcome)
+    done = dict(validation=validation, decision=decision, deployment=deployment, tuned=tuned, trigger=trigger)
+    record_audit(cfg, run, RunOutcome(status="completed", **done))
     return Completed(
         message=f"{decision.summary}. {deployment.message}",
         data={

@@ -10,7 +10,7 @@ from typing import Callable
 
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, EvalResult, MethodOutcome, RunContext, TuneResult
-from tunegate.seeds import chosen_seed, seed_configs, seed_dir, seed_result
+from tunegate.seeds import chosen_seed, seed_dir, seed_result
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.tune import tune
 
@@ -21,11 +21,11 @@ def train_seeds(
     """Each seed trained and scored (a failure raises, as a single training's would); returns the chosen seed's
     training and evaluation (under the candidate's own name) and every seed's pair."""
     seeds = []
-    for seeded in seed_configs(cfg):
+    for seeded in cfg.seed_configs():
         on_stage("tune")
-        trained = tune(seeded, run, dataset, subdir=seed_dir(seeded))
+        trained = tune(seeded, run, dataset, subdir=seed_dir(seeded.method.seed))
         on_stage("evaluate_tuned")
-        seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded)))
+        seeds.append((trained, seed_result(evaluate_tuned(seeded, run, dataset, trained), seeded.method.seed)))
     tuned, tuned_eval = chosen_seed(seeds, cfg.gate_metric)
     return tuned, tuned_eval, seeds
 
@@ -35,15 +35,19 @@ def compare_one_method(mcfg: TunegateConfig, run: RunContext, dataset: DatasetRe
     becomes its row instead of stopping the comparison."""
     seeded = mcfg.gate.seeds > 1
     results = []
-    for scfg in seed_configs(mcfg) if seeded else [mcfg]:
-        trained = tune(scfg, run, dataset, compare=True, subdir=seed_dir(scfg) if seeded else None, return_state=True)
+    for scfg in mcfg.seed_configs() if seeded else [mcfg]:
+        trained = tune(
+            scfg, run, dataset, compare=True, subdir=seed_dir(scfg.method.seed) if seeded else None, return_state=True
+        )
         if trained.is_failed():
             return MethodOutcome(method=mcfg.method.name, status="failed", error=error_message(trained))
         scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)
         if scored.is_failed():
             error = error_message(scored)
             return MethodOutcome(method=mcfg.method.name, status="failed", error=error, tuned=trained.result())
-        results.append((trained.result(), seed_result(scored.result(), scfg) if seeded else scored.result()))
+        results.append(
+            (trained.result(), seed_result(scored.result(), scfg.method.seed) if seeded else scored.result())
+        )
     first_tuned, first = results[0]
     return MethodOutcome(
         method=mcfg.method.name,

@@ -3,6 +3,7 @@ from datetime import timedelta
 from prefect import task
 
 from tunegate import stages
+from tunegate.answering import AnswerSpec
 from tunegate.config import TunegateConfig
 from tunegate.evaluation import prompt_fingerprint
 from tunegate.ladder import Rung
@@ -16,7 +17,7 @@ def _cache_key(context, parameters) -> str:
     # that changes no token (the method, a max_length that cuts nothing) reuses the result; a calibrated
     # rung's base result is determined by the same inputs
     run, dataset = parameters["run"], parameters["dataset"]
-    prompts = prompt_fingerprint(parameters["cfg"], run.model_path, dataset)
+    prompts = prompt_fingerprint(AnswerSpec.from_config(parameters["cfg"]), run.model_path, dataset)
     key = rung_cache_key(run.model_sha, dataset.data_hash, parameters["rung"], prompts, run.placement.dtype)
     return "baseline-" + key
 

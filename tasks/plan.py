@@ -16,5 +16,7 @@ def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: lis
     training (a pipeline run) or skips the methods over budget (a comparison).
     """
     result = stages.plan(cfg, run, dataset, methods)
-    create_markdown_artifact(key="plan", markdown=render_plan(result, cfg), description=f"method: {result.chosen}")
+    create_markdown_artifact(
+        key="plan", markdown=render_plan(result, cfg.budget), description=f"method: {result.chosen}"
+    )
     return result

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunegate.config import TunegateConfig
+from tunegate.config import GateSpec, RegistryConfig
 from tunegate.errors import RegistryError
 from tunegate.provenance import code_version, sha256_file
 from tunegate.records import AuditRecord, Decision, RunContext, RunOutcome
@@ -61,68 +61,70 @@ EVIDENCE_FILES = (
 )
 
 
-def record_run(cfg: TunegateConfig, run: RunContext, outcome: RunOutcome) -> AuditRecord:
-    """Append a run's record (and copy its evidence from the run folder) to the registry's audit log; failed and
-    skipped runs too. Everything the record says comes from the records passed in, not from files read back."""
-    status, validation, decision, deployment = outcome.status, outcome.validation, outcome.decision, outcome.deployment
-    tuned, failed_stage, error = outcome.tuned, outcome.failed_stage, outcome.error
-    trigger, headline = outcome.trigger, outcome.headline
+def record_run(
+    registry: RegistryConfig, spec: GateSpec, method: str, run: RunContext, outcome: RunOutcome
+) -> AuditRecord:
+    """Append a run's record (and copy its evidence from the run folder) to the audit log of ``registry``; failed
+    and skipped runs too (``spec``: the declared gate; ``method``: the configured method, for a run that failed
+    before training). Everything the record says comes from the records passed in, not from files read back."""
+    validation, tuned, error = outcome.validation, outcome.tuned, outcome.error
     run_dir = Path(run.run_dir)
     rec = AuditRecord(
         run_id=run.run_id,
         time="",
-        model_name=cfg.registry.model_name,
-        status=status,
-        failed_stage=failed_stage,
+        model_name=registry.model_name,
+        status=outcome.status,
+        failed_stage=outcome.failed_stage,
         error=error[:2000] if error else None,
-        task=cfg.task,
+        task=spec.task,
         config_hash=run.config_hash,
         code_version=code_version(),
         base_model=run.model_spec,
-        method=tuned.method if tuned is not None else cfg.method.name,
+        method=tuned.method if tuned is not None else method,
         run_dir=str(run_dir),
-        gate={**cfg.gate.model_dump(mode="json"), "metric": cfg.gate_metric},
-        gate_metric=cfg.gate_metric,
-        trigger=trigger,
-        headline=headline,
+        gate={**spec.gate.model_dump(mode="json"), "metric": spec.metric},
+        gate_metric=spec.metric,
+        trigger=outcome.trigger,
+        headline=outcome.headline,
         data_hash=(validation.stats.get("data_hash") if validation is not None else None),
     )
-    if decision is not None:
-        vs = decision.comparisons[0] if decision.comparisons else None
-        tuned_line = next((c for c in decision.cost_model if c.kind == "tuned"), None)
-        base_line = next((c for c in decision.cost_model if c.name == decision.best_baseline), None)
-        rec = rec.model_copy(
-            update={
-                "decision": decision.decision,
-                "headline": decision.headline,
-                "gate": decision.gate,
-                "data_hash": decision.provenance.get("data_hash", rec.data_hash),
-                "best_baseline": decision.best_baseline,
-                "delta": decision.delta,
-                "ci_low": decision.ci_low,
-                "ci_high": decision.ci_high,
-                "mcnemar_p": vs.mcnemar_p if vs else None,
-                "mde": vs.mde if vs else None,
-                "cost": {
-                    "train_usd": tuned_line.one_off_usd if tuned_line else None,
-                    "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
-                    "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
-                    "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
-                    "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
-                    "break_even_requests": decision.break_even.requests if decision.break_even else None,
-                    "break_even": decision.break_even.reason if decision.break_even else None,
-                },
-                # every rung and candidate with its CI, as the report shows them
-                "metrics": {
-                    m.name: {"metric": m.metric, "ci_low": m.ci_low, "ci_high": m.ci_high} for m in decision.models
-                },
-            }
-        )
-    if deployment is not None:
-        rec.deployed = deployment.model_dump(mode="json")
+    if outcome.decision is not None:
+        rec = rec.model_copy(update=_decision_fields(outcome.decision, rec.data_hash))
+    if outcome.deployment is not None:
+        rec.deployed = outcome.deployment.model_dump(mode="json")
     evidence = {f"predictions/{f.name}": f for f in sorted((run_dir / "predictions").glob("*.jsonl"))}
     evidence.update({name: run_dir / name for name in EVIDENCE_FILES})
-    return AuditLog(cfg.registry.path).append(rec, evidence)
+    return AuditLog(registry.path).append(rec, evidence)
+
+
+def _decision_fields(decision: Decision, data_hash: str | None) -> dict:
+    """What an audit record says about the gate's decision: the verdict, the claim, the costs, every model's CI."""
+    vs = decision.comparisons[0] if decision.comparisons else None
+    tuned_line = next((c for c in decision.cost_model if c.kind == "tuned"), None)
+    base_line = next((c for c in decision.cost_model if c.name == decision.best_baseline), None)
+    return {
+        "decision": decision.decision,
+        "headline": decision.headline,
+        "gate": decision.gate,
+        "data_hash": decision.provenance.get("data_hash", data_hash),
+        "best_baseline": decision.best_baseline,
+        "delta": decision.delta,
+        "ci_low": decision.ci_low,
+        "ci_high": decision.ci_high,
+        "mcnemar_p": vs.mcnemar_p if vs else None,
+        "mde": vs.mde if vs else None,
+        "cost": {
+            "train_usd": tuned_line.one_off_usd if tuned_line else None,
+            "train_seconds": tuned_line.one_off_seconds if tuned_line else None,
+            "tuned_per_1k_requests_usd": 1000 * tuned_line.per_request_usd if tuned_line else None,
+            "baseline_per_1k_requests_usd": 1000 * base_line.per_request_usd if base_line else None,
+            "tuned_monthly_usd": tuned_line.monthly_usd if tuned_line else None,
+            "break_even_requests": decision.break_even.requests if decision.break_even else None,
+            "break_even": decision.break_even.reason if decision.break_even else None,
+        },
+        # every rung and candidate with its CI, as the report shows them
+        "metrics": {m.name: {"metric": m.metric, "ci_low": m.ci_low, "ci_high": m.ci_high} for m in decision.models},
+    }
 
 
 def line_hash(line: str) -> str:

@@ -19,8 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from tunegate.config import TunegateConfig
-from tunegate.ladder import core as ladder
+from tunegate.config import RegistryConfig
 from tunegate.records import ChangeCheck, SourceWatch
 from tunegate.registry import Registry, atomic_write_text
 
@@ -31,9 +30,9 @@ def last_trained(reg: Registry, name: str) -> dict | None:
     return reg.get(name, versions[-1]).meta if versions else None
 
 
-def check(cfg: TunegateConfig, *, data_hash: str, config_hash: str, force: bool = False) -> ChangeCheck:
+def check(registry: RegistryConfig, *, data_hash: str, config_hash: str, force: bool = False) -> ChangeCheck:
     """Retrain or not: data or config differ from the newest version's, no version yet, or forced."""
-    last = last_trained(Registry(cfg.registry.path), cfg.registry.model_name)
+    last = last_trained(Registry(registry.path), registry.model_name)
     base = dict(
         data_hash=data_hash,
         config_hash=config_hash,
@@ -43,7 +42,7 @@ def check(cfg: TunegateConfig, *, data_hash: str, config_hash: str, force: bool 
         last_data_hash=last.get("data_hash") if last else None,
     )
     if last is None:
-        return ChangeCheck(changed=True, reason=f"no version of '{cfg.registry.model_name}' is registered yet", **base)
+        return ChangeCheck(changed=True, reason=f"no version of '{registry.model_name}' is registered yet", **base)
     ref = f"v{last['version']} (run {last.get('run_id')})"
     same_data = last.get("data_hash") == data_hash
     same_config = last.get("config_hash") in (None, config_hash)  # versions from before config hashes were kept
@@ -62,17 +61,10 @@ def check(cfg: TunegateConfig, *, data_hash: str, config_hash: str, force: bool 
     return ChangeCheck(changed=True, reason=f"{what} changed since {ref}", **base)
 
 
-def source_files(cfg: TunegateConfig) -> list[Path]:
-    files = [cfg.resolve(cfg.data.train)]
-    if cfg.data.eval is not None:
-        files.append(cfg.resolve(cfg.data.eval))
-    return files + ladder.source_paths(cfg.baselines, cfg.ladder_context())
-
-
-def source_fingerprint(cfg: TunegateConfig) -> str:
+def source_fingerprint(files: list[Path]) -> str:
     """sha256 over the raw bytes of every data source file (a folder of documents: every file in it, by name)."""
     h = hashlib.sha256()
-    for f in source_files(cfg):
+    for f in files:
         paths = sorted(p for p in f.rglob("*") if p.is_file()) if f.is_dir() else [f]
         for p in paths:
             h.update(str(p.relative_to(f) if f.is_dir() else p.name).encode() + b"\0")
@@ -82,28 +74,28 @@ def source_fingerprint(cfg: TunegateConfig) -> str:
     return h.hexdigest()
 
 
-def _watch_file(cfg: TunegateConfig) -> Path:
-    return Path(cfg.registry.path) / ".watch" / f"{cfg.registry.model_name}.json"
+def _watch_file(registry: RegistryConfig) -> Path:
+    return Path(registry.path) / ".watch" / f"{registry.model_name}.json"
 
 
-def last_seen(cfg: TunegateConfig) -> dict | None:
-    f = _watch_file(cfg)
+def last_seen(registry: RegistryConfig) -> dict | None:
+    f = _watch_file(registry)
     return json.loads(f.read_text()) if f.is_file() else None
 
 
-def remember(cfg: TunegateConfig, fingerprint: str, outcome: str) -> None:
+def remember(registry: RegistryConfig, fingerprint: str, outcome: str) -> None:
     atomic_write_text(
-        _watch_file(cfg),
+        _watch_file(registry),
         json.dumps(
             {"fingerprint": fingerprint, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=2
         ),
     )
 
 
-def watch_sources(cfg: TunegateConfig) -> SourceWatch:
-    """Have the raw data files changed since the data-change trigger last looked (a cheap byte hash)?"""
-    fingerprint = source_fingerprint(cfg)
-    seen = last_seen(cfg)
+def watch_sources(registry: RegistryConfig, files: list[Path]) -> SourceWatch:
+    """Have the raw data ``files`` changed since the data-change trigger last looked (a cheap byte hash)?"""
+    fingerprint = source_fingerprint(files)
+    seen = last_seen(registry)
     if seen is not None and seen["fingerprint"] == fingerprint:
         message = f"data files unchanged since {seen['at']} (fingerprint {fingerprint[:12]}); no retrain"
         return SourceWatch(changed=False, fingerprint=fingerprint, message=message)
@@ -112,8 +104,8 @@ def watch_sources(cfg: TunegateConfig) -> SourceWatch:
     return SourceWatch(changed=True, fingerprint=fingerprint, message=message)
 
 
-def check_run(cfg: TunegateConfig, run, dataset, *, force: bool = False) -> ChangeCheck:
+def check_run(registry: RegistryConfig, run, dataset, *, force: bool = False) -> ChangeCheck:
     """:func:`check` for a run's validated data and config; the answer is written to the run's change.json."""
-    result = check(cfg, data_hash=dataset.data_hash, config_hash=run.config_hash, force=force)
+    result = check(registry, data_hash=dataset.data_hash, config_hash=run.config_hash, force=force)
     atomic_write_text(Path(run.run_dir) / "change.json", result.model_dump_json(indent=2))
     return result

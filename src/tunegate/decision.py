@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunegate.config import GateConfig, TunegateConfig
+from tunegate.config import GateConfig, GateSpec
 from tunegate.costs import break_even, cost_line, duration
 from tunegate.evaluation import per_example_view
 from tunegate.headlines import headline, power_note
@@ -446,7 +446,7 @@ def cost_check(
     }
 
 
-def judge(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
+def judge(spec: GateSpec, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """The run's gate: :func:`decide` with the declared gate, the cost model at the configured prices, and the
     run's provenance (no files written). With ``inputs.seeds`` the one-off cost is every seed's training."""
     baselines, tuned_eval, tuned, plan, seeds = (
@@ -458,34 +458,34 @@ def judge(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: Gat
     )
     production = inputs.production.evaluation if inputs.production is not None else None
     device = plan.hardware.device if plan is not None else "cpu"
-    price = cfg.costs.train_per_hour(device)
-    lines = [cost_line(cfg.costs, b, train_price_per_hour=price) for b in baselines]
+    price = spec.costs.train_per_hour(device)
+    lines = [cost_line(spec.costs, b, train_price_per_hour=price) for b in baselines]
     paid = tuned
     if seeds:
         paid = tuned.model_copy(update={"train_seconds": sum(t.train_seconds for t, _ in seeds)})
-    line = cost_line(cfg.costs, tuned_eval, train_price_per_hour=price, tune=paid)
+    line = cost_line(spec.costs, tuned_eval, train_price_per_hour=price, tune=paid)
     if seeds:
         line.one_off_what = f"training {len(seeds)} seeds, {paid.train_seconds:.0f} s"
     lines.append(line)
     costs = costs_table(baselines, tuned_eval, paid)
     if production is not None:
-        lines.append(cost_line(cfg.costs, production, train_price_per_hour=price, kind="production"))
+        lines.append(cost_line(spec.costs, production, train_price_per_hour=price, kind="production"))
         costs[production.name] = {
             "prompt_tokens_per_request": round(production.prompt_tokens_per_request, 1),
             "output_tokens_per_request": round(production.output_tokens_per_request, 1),
             "latency_ms_per_request": round(production.latency_ms_per_request, 1),
         }
     return decide(
-        task=cfg.task,
-        metric=cfg.gate_metric,
-        gate=cfg.gate,
+        task=spec.task,
+        metric=spec.metric,
+        gate=spec.gate,
         baselines=baselines,
         tuned=tuned_eval,
         production=production,
         costs=costs,
         cost_model=lines,
-        prices={**cfg.costs.model_dump(mode="json"), "train_per_hour": price, "training_device": device},
-        requests_per_month=cfg.costs.requests_per_month,
+        prices={**spec.costs.model_dump(mode="json"), "train_per_hour": price, "training_device": device},
+        requests_per_month=spec.costs.requests_per_month,
         declared={"config_hash": run.config_hash, "declared_at": run.started_at},
         provenance=run_provenance(run, dataset),
         seeds=[e for _, e in seeds] if seeds else None,

@@ -16,14 +16,14 @@ import torch
 
 from tunegate import metrics
 from tunegate.answering import AnswerSpec, answer, label_logprobs, prompt_ids
-from tunegate.config import TunegateConfig
 from tunegate.conversations import conversation_targets
 from tunegate.data import ROW, canonical_columns
-from tunegate.ladder import Augment, Rung
+from tunegate.ladder import Augment, LadderContext, Rung
 from tunegate.ladder import core as ladder
 from tunegate.ladder.core import CALIBRATED
 from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer
+from tunegate.problems import task_type
 from tunegate.provenance import sha256_json
 from tunegate.records import DatasetRef, EvalResult, Prediction, Selection, TuneResult
 from tunegate.retrieval import copy_index
@@ -34,7 +34,7 @@ def evaluate(
     answerer: Answerer,
     tokenizer,
     *,
-    cfg: TunegateConfig,
+    spec: AnswerSpec,
     eval_df: pl.DataFrame,
     name: str,
     kind: str,
@@ -48,7 +48,7 @@ def evaluate(
     (the first number it writes, or a head's output); an answer without a number
     counts as ``fallback`` (the train mean), and how many did is recorded in ``details``.
     """
-    text_col, label_col = canonical_columns(cfg.task)
+    text_col, label_col = canonical_columns(spec.task)
     texts = eval_df.get_column(text_col).to_list()
     refs = (
         eval_df.get_column("references").to_list()
@@ -56,28 +56,15 @@ def evaluate(
         else eval_df.get_column(label_col).to_list()
     )
     aug = augment or Augment()
-    spec = AnswerSpec.from_config(cfg)
     ids = prompt_ids(spec, tokenizer, texts, shots=aug.shots, contexts=aug.contexts)
     rows = eval_df.get_column(ROW).to_list()
     details: dict[str, Any] = dict(aug.details)
     out = answer(answerer, tokenizer, spec, ids, fallback=0.0 if fallback is None else fallback, desc=name)
     preds, stats = out.predictions, out.stats
-    if out.label_logprobs is not None:
-        labels = list(spec.labels)
-        predictions = [
-            Prediction(
-                row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)}
-            )
-            for r, p, y, srow in zip(rows, preds, refs, out.label_logprobs.tolist())
-        ]
-    else:
-        predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, preds, refs)]
-    if cfg.task_type.numeric:
+    predictions = _predictions(out, rows, refs, list(spec.labels), aug.sources)
+    if task_type(spec.task).numeric:
         details["unparsed_answers"], details["fallback"] = out.unparsed, fallback
-    if aug.sources is not None:
-        predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, aug.sources)]
-
-    values, _ = metrics.compute(cfg.task, preds, refs)
+    values, _ = metrics.compute(spec.task, preds, refs)
     n = len(texts)
     seconds = stats.seconds + aug.retrieval_seconds
     index = aug.index
@@ -104,10 +91,27 @@ def evaluate(
     )
 
 
+def _predictions(out, rows: list, refs: list, labels: list[str], sources: list | None) -> list[Prediction]:
+    """One :class:`Prediction` per row: the answer, the reference, each label's log-prob when scored, and what was
+    retrieved for it when a rung retrieved."""
+    if out.label_logprobs is not None:
+        predictions = [
+            Prediction(
+                row=r, prediction=p, reference=y, scores={lab: round(float(s), 4) for lab, s in zip(labels, srow)}
+            )
+            for r, p, y, srow in zip(rows, out.predictions, refs, out.label_logprobs.tolist())
+        ]
+    else:
+        predictions = [Prediction(row=r, prediction=p, reference=y) for r, p, y in zip(rows, out.predictions, refs)]
+    if sources is not None:
+        predictions = [p.model_copy(update={"retrieved": s}) for p, s in zip(predictions, sources)]
+    return predictions
+
+
 def calibrated(
     base: EvalResult,
     *,
-    cfg: TunegateConfig,
+    spec: AnswerSpec,
     name: str,
     offset: list[float],
     setup_seconds: float,
@@ -118,7 +122,7 @@ def calibrated(
     Its per-request cost is the base's (adding the offset is free); the calibration
     scoring is one-off ``setup_seconds``.
     """
-    labels = list(cfg.data.label_answers())
+    labels = list(spec.labels)
 
     def shift(rows: list[Prediction]) -> tuple[dict[str, float], list[Prediction]]:
         logp = torch.tensor([[p.scores[lab] for lab in labels] for p in rows])
@@ -128,7 +132,7 @@ def calibrated(
             p.model_copy(update={"prediction": y, "scores": {lab: round(float(v), 4) for lab, v in zip(labels, row)}})
             for p, y, row in zip(rows, preds, logp.tolist())
         ]
-        return metrics.compute(cfg.task, preds, [p.reference for p in rows])[0], shifted
+        return metrics.compute(spec.task, preds, [p.reference for p in rows])[0], shifted
 
     values, predictions = shift(base.predictions)
     selection = None
@@ -152,19 +156,22 @@ def calibrated(
     )
 
 
-def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str) -> TrainingSet:
-    """The train rows as token ids with the same prompts the evaluation uses."""
-    builder = AnswerSpec.from_config(cfg).builder(tokenizer)
-    kind = cfg.task_type
+def training_set(
+    spec: AnswerSpec, tokenizer, train: pl.DataFrame, *, model_sha: str, data_hash: str, train_on: str
+) -> TrainingSet:
+    """The train rows as token ids with the same prompts the evaluation uses (``train_on``: which assistant turns of
+    a conversation are trained, ``data.train_on``)."""
+    builder = spec.builder(tokenizer)
+    kind = task_type(spec.task)
     text_col, label_col = kind.columns
-    answers = cfg.data.label_answers()
+    answers = spec.labels
     labels = list(answers)
     prompts, targets, index, numbers = [], [], [], []
     pairs = train.select(text_col, label_col).iter_rows()
     if builder.conversation:  # every trained assistant turn, with the turns before it as its prompt
-        pairs = conversation_targets(train, cfg.data.train_on)
+        pairs = conversation_targets(train, train_on)
     for t, y in pairs:
-        p, a = builder.training_example(t, kind.target_text(y, answers), cfg.method.max_length)
+        p, a = builder.training_example(t, kind.target_text(y, answers), spec.max_length)
         prompts.append(p)
         targets.append(a)
         if kind.has_labels:
@@ -175,14 +182,14 @@ def training_set(cfg: TunegateConfig, tokenizer, train: pl.DataFrame, *, model_s
         {
             "data": data_hash,
             "model": model_sha,
-            "prompt": cfg.prompt.model_dump(),
+            "prompt": spec.prompt.model_dump(),
             "labels": answers,
-            "max_length": cfg.method.max_length,
-            "train_on": cfg.data.train_on if builder.conversation else None,
+            "max_length": spec.max_length,
+            "train_on": train_on if builder.conversation else None,
         }
     )
     return TrainingSet(
-        task=cfg.task,
+        task=spec.task,
         prompt_ids=prompts,
         answer_ids=targets,
         pad_id=tokenizer.pad_token_id,
@@ -203,28 +210,34 @@ def per_example_view(result: EvalResult, metric: str) -> dict[str, Any]:
     }
 
 
-def prompt_fingerprint(cfg: TunegateConfig, model_path: str, dataset: DatasetRef) -> str:
+def prompt_fingerprint(spec: AnswerSpec, model_path: str, dataset: DatasetRef) -> str:
     """Hash of the exact token ids every rung starts from: each eval row's prompt (the input cut to the
     length budget, in the prompt template) and each label's scored answer tokens, plus the generation cap.
 
     Costs a tokenizer pass over the eval rows, no model: the ladder's cache key reads it.
     """
     tokenizer = load_tokenizer(model_path)
-    spec = AnswerSpec.from_config(cfg)
-    texts = pl.read_parquet(dataset.eval_path).get_column(cfg.task_type.columns[0]).to_list()
+    kind = task_type(spec.task)
+    texts = pl.read_parquet(dataset.eval_path).get_column(kind.columns[0]).to_list()
     return sha256_json(
         {
-            "task": cfg.task,
+            "task": spec.task,
             "prompts": prompt_ids(spec, tokenizer, texts),
-            "answers": spec.builder(tokenizer).label_answer_ids() if cfg.task_type.scored else None,
+            "answers": spec.builder(tokenizer).label_answer_ids() if kind.scored else None,
             "labels": list(spec.labels),
-            "max_new_tokens": spec.max_new_tokens if not cfg.task_type.scored else None,
+            "max_new_tokens": spec.max_new_tokens if not kind.scored else None,
         }
     )
 
 
 def evaluate_rung(
-    cfg: TunegateConfig, model_path: str, dataset: DatasetRef, rung: Rung, base: EvalResult | None, index_dir: Path
+    spec: AnswerSpec,
+    ctx: LadderContext,
+    model_path: str,
+    dataset: DatasetRef,
+    rung: Rung,
+    base: EvalResult | None,
+    index_dir: Path,
 ) -> EvalResult:
     """One rung of the ladder on the eval rows; a retrieval index it used is saved under ``index_dir/<rung>/``.
 
@@ -233,14 +246,12 @@ def evaluate_rung(
     tokenizer = load_tokenizer(model_path)
     answerer = LMAnswerer(load_model(model_path))
     train = pl.read_parquet(dataset.train_path)
-    ctx = cfg.ladder_context()
     if rung.kind == CALIBRATED:
         if base is None or base.name != rung.base.name:
             raise ValueError(f"rung {rung.name} needs the result of {rung.base.name}")
         t0 = time.perf_counter()
         texts, prior = ladder.calibration_inputs(ctx, train, rung)
         aug = ladder.augment_for(ctx, rung.base, train, texts)
-        spec = AnswerSpec.from_config(cfg)
         ids = prompt_ids(
             spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
         )
@@ -248,13 +259,13 @@ def evaluate_rung(
         offset = ladder.calibration_offset(logp, prior)
         details = {"calibration": rung.params["calibration"], "calibration_inputs": len(texts)}
         return calibrated(
-            base, cfg=cfg, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0, details=details
+            base, spec=spec, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0, details=details
         )
-    text_col = canonical_columns(cfg.task)[0]
+    text_col = canonical_columns(spec.task)[0]
 
     def score(frame: pl.DataFrame) -> tuple[EvalResult, Augment | None]:
         augment = ladder.augment_for(ctx, rung, train, frame.get_column(text_col).to_list())
-        kw = dict(cfg=cfg, name=rung.name, kind="baseline", augment=augment, fallback=dataset.train_mean)
+        kw = dict(spec=spec, name=rung.name, kind="baseline", augment=augment, fallback=dataset.train_mean)
         result = evaluate(answerer, tokenizer, eval_df=frame, **kw)
         return result.model_copy(update={"rung": rung.kind}), augment
 
@@ -274,14 +285,14 @@ def with_selection(result: EvalResult, dataset: DatasetRef, score) -> EvalResult
     return result.model_copy(update={"selection": Selection(metrics=dev.metrics, predictions=dev.predictions, n=dev.n)})
 
 
-def evaluate_tuned(cfg: TunegateConfig, model_path: str, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
+def evaluate_tuned(spec: AnswerSpec, model_path: str, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     """The tuned artifact, loaded as it will be served, on the same eval rows as the ladder (and on the selection
     split, when there is one)."""
     answerer = get_method(tuned.method).load_for_inference(base_path=model_path, artifact_dir=Path(tuned.artifact_dir))
     tokenizer = load_tokenizer(model_path)
 
     def score(frame: pl.DataFrame) -> EvalResult:
-        kw = dict(cfg=cfg, name=f"tuned:{tuned.method}", kind="tuned", fallback=dataset.train_mean)
+        kw = dict(spec=spec, name=f"tuned:{tuned.method}", kind="tuned", fallback=dataset.train_mean)
         return evaluate(answerer, tokenizer, eval_df=frame, **kw)
 
     return with_selection(score(pl.read_parquet(dataset.eval_path)), dataset, score)

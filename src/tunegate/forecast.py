@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from tunegate import metrics
-from tunegate.config import TunegateConfig
+from tunegate.config import ForecastConfig, GateSpec
 from tunegate.data import canonical_columns
 from tunegate.evaluation import per_example_view
 from tunegate.problems import task_type
@@ -89,7 +89,8 @@ def _rows_for(b: float, c: float, target: float) -> float:
 
 
 def learning_curve(
-    cfg: TunegateConfig,
+    spec: GateSpec,
+    fc: ForecastConfig,
     points: list[tuple[int, TuneResult, EvalResult]],
     best: EvalResult,
     *,
@@ -97,7 +98,7 @@ def learning_curve(
 ) -> ForecastResult:
     """Fit the curve of ``points`` (rows, training, its evaluation on the eval rows), compare it with ``best`` (the
     best baseline) + ``gate.min_gain``, and say how many rows would be expected to clear it and at what cost."""
-    metric, gate, fc = cfg.gate_metric, cfg.gate, cfg.forecast
+    metric, gate = spec.metric, spec.gate
     refs = [p.reference for p in best.predictions]
     for _, _, e in points:
         if [p.row for p in e.predictions] != [p.row for p in best.predictions]:
@@ -225,7 +226,6 @@ def _verdict(
     b0, c0 = fits[0]
     lo_q, hi_q = (1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2
     largest = max(n for n, _, _ in points)
-    fc_max_multiple = max_multiple
     per_row_s = points[-1][1].train_seconds / points[-1][0]
     rows_needed = cost = None
     name = points[-1][1].method
@@ -258,7 +258,7 @@ def _verdict(
     else:
         verdict = "out_of_reach"
         summary = (
-            f"at this curve {name} would not reach {base_words} within {fc_max_multiple:g}x the current rows "
+            f"at this curve {name} would not reach {base_words} within {max_multiple:g}x the current rows "
             f"({int(horizon):,}): expected {_at(b0, c0, horizon):.3f} there (90% interval "
             f"{predictions[-1]['low']:.3f} to {predictions[-1]['high']:.3f})"
         )

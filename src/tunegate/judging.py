@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunegate.config import TunegateConfig
+from tunegate.config import BudgetConfig, GateSpec
 from tunegate.decision import compare_pair, judge
 from tunegate.records import (
     DatasetRef,
@@ -40,22 +40,22 @@ from tunegate.selection import best_baseline, on_selection_split
 from tunegate.tables import Intervals, comparison_summary, ladder_rows, method_rows, model_rows, write_predictions
 
 
-def write_plan(run: RunContext, plan: PlanResult, cfg: TunegateConfig) -> None:
+def write_plan(run: RunContext, plan: PlanResult, budget: BudgetConfig) -> None:
     """plan.json and plan.md in the run folder."""
     run_dir = Path(run.run_dir)
     atomic_write_text(run_dir / "plan.json", plan.model_dump_json(indent=2))
-    atomic_write_text(run_dir / "plan.md", render_plan(plan, cfg))
+    atomic_write_text(run_dir / "plan.md", render_plan(plan, budget))
 
 
-def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult]) -> dict:
+def summarize_ladder(spec: GateSpec, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult]) -> dict:
     """`tunegate baselines`: the ladder's table (ladder.md, ladder.json) and predictions, no tuning."""
-    rows = [r.model_dump() for r in ladder_rows(cfg, baselines)]
+    rows = [r.model_dump() for r in ladder_rows(spec, baselines)]
     run_dir = Path(run.run_dir)
     write_predictions(run_dir, baselines)
     best = next(r for r in rows if r["best"])
-    out = {"gate_metric": cfg.gate_metric, "best": best["name"], "rows": rows, "report_md": str(run_dir / "ladder.md")}
+    out = {"gate_metric": spec.metric, "best": best["name"], "rows": rows, "report_md": str(run_dir / "ladder.md")}
     atomic_write_text(run_dir / "ladder.json", json.dumps(out, indent=2))
-    md = render_ladder(rows, metric=cfg.gate_metric, cfg=cfg, run=run, dataset=dataset)
+    md = render_ladder(rows, metric=spec.metric, confidence=spec.gate.confidence, run=run, dataset=dataset)
     atomic_write_text(run_dir / "ladder.md", md)
     return out
 
@@ -66,7 +66,7 @@ def write_run_report(run_dir: Path, md: str, *, promoted: bool | None) -> None:
     atomic_write_text(run_dir / "report.html", render_html(md, run_dir, promoted=promoted))
 
 
-def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
+def compare(spec: GateSpec, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even, and the
     model table (``Decision.models``); writes decision.json, models.json, plots/, report.md and report.html.
     ``inputs.seeds``: every training of ``gate.seeds`` (``tuned`` is the chosen one); their predictions are
@@ -74,12 +74,12 @@ def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: G
     baselines, tuned_eval, tuned = inputs.baselines, inputs.tuned_eval, inputs.tuned
     plan, production, validation, seeds = inputs.plan, inputs.production, inputs.validation, inputs.seeds
     prod_eval = production.evaluation if production is not None else None
-    decision = judge(cfg, run, dataset, inputs)
+    decision = judge(spec, run, dataset, inputs)
     if production is not None and prod_eval is None:
         decision.reasons.append(production.note)
     results = [*baselines, tuned_eval, *([prod_eval] if prod_eval is not None else [])]
-    intervals = Intervals(cfg, best_baseline(baselines, cfg.gate_metric))
-    decision.models = model_rows(cfg, decision, results, intervals)
+    intervals = Intervals(spec, best_baseline(baselines, spec.metric))
+    decision.models = model_rows(spec, decision, results, intervals)
     run_dir = Path(run.run_dir)
     write_predictions(run_dir, [*results, *(e for _, e in seeds or [])])
     # write-then-rename: a crash never leaves a half-written decision record behind
@@ -87,14 +87,14 @@ def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: G
     rows = [m.model_dump() for m in decision.models]
     atomic_write_text(run_dir / "models.json", json.dumps(rows, indent=2))
     plots = run_dir / "plots"
-    save_comparison_chart(rows, cfg.gate_metric, plots / "metric.png", confidence=cfg.gate.confidence)
-    save_quality_cost_plot(rows, cfg.gate_metric, plots / "quality_vs_cost.png", prices_label(decision.prices))
+    save_comparison_chart(rows, spec.metric, plots / "metric.png", confidence=spec.gate.confidence)
+    save_quality_cost_plot(rows, spec.metric, plots / "quality_vs_cost.png", prices_label(decision.prices))
     save_break_even_plot(
-        decision.cost_model, decision.break_even, plots / "break_even.png", cfg.costs.requests_per_month
+        decision.cost_model, decision.break_even, plots / "break_even.png", spec.costs.requests_per_month
     )
-    ladder = [r.model_dump() for r in ladder_rows(cfg, baselines, intervals)]
+    ladder = [r.model_dump() for r in ladder_rows(spec, baselines, intervals)]
     md = render_run_report(
-        cfg=cfg,
+        spec=spec,
         run=run,
         decision=decision,
         rows=rows,
@@ -123,7 +123,7 @@ def append_to_report(run: RunContext, section: str, promoted: bool | None = None
     write_run_report(run_dir, (run_dir / "report.md").read_text() + "\n" + section, promoted=promoted)
 
 
-def choose_winner(cfg: TunegateConfig, baselines: list[EvalResult], candidates: list[EvalResult]) -> dict:
+def choose_winner(spec: GateSpec, baselines: list[EvalResult], candidates: list[EvalResult]) -> dict:
     """The best of several candidates (methods in `tunegate compare`) and its claim against the best baseline.
 
     With a selection split the winner is chosen there and its delta CI on the eval rows needs no correction. Without
@@ -131,14 +131,14 @@ def choose_winner(cfg: TunegateConfig, baselines: list[EvalResult], candidates: 
     widened for the choice among k candidates (Bonferroni: level 1 - alpha/k) and compared with the best of the
     rungs in every resample.
     """
-    metric, gate = cfg.gate_metric, cfg.gate
+    metric, gate = spec.metric, spec.gate
     dev = on_selection_split([*baselines, *candidates])
     winner = max(candidates, key=lambda c: (c.selection.metrics if dev else c.metrics)[metric])
     best = best_baseline(baselines, metric)
     k = len(candidates)
     level = gate if dev or k == 1 else gate.model_copy(update={"alpha": gate.alpha / k})
     pool = None if dev else baselines
-    c = compare_pair(winner, best, task=cfg.task, metric=metric, gate=level, role="best_baseline", pool=pool)
+    c = compare_pair(winner, best, task=spec.task, metric=metric, gate=level, role="best_baseline", pool=pool)
     if dev:
         why = f"chosen on the selection split ({winner.selection.n} rows), judged on the eval rows"
     elif k == 1:
@@ -162,7 +162,8 @@ def choose_winner(cfg: TunegateConfig, baselines: list[EvalResult], candidates: 
 
 
 def compare_methods(
-    cfg: TunegateConfig,
+    spec: GateSpec,
+    budget: BudgetConfig,
     run: RunContext,
     dataset: DatasetRef,
     baselines: list[EvalResult],
@@ -171,33 +172,33 @@ def compare_methods(
 ) -> MethodComparison:
     """The measured trade-off table: every rung and method on the same rows, CIs, costs, the gate's verdict each;
     writes compare.json, compare.md and compare.png."""
-    best = best_baseline(baselines, cfg.gate_metric)
+    best = best_baseline(baselines, spec.metric)
     decisions = {}
     for o in outcomes:
         if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
             if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
                 raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
             candidate = GateInputs(baselines=baselines, tuned=o.tuned, tuned_eval=o.evaluation, plan=plan)
-            decisions[o.method] = judge(cfg, run, dataset, candidate)
-    intervals = Intervals(cfg, best)
-    rows = method_rows(cfg, baselines, outcomes, decisions, intervals, plan)
+            decisions[o.method] = judge(spec, run, dataset, candidate)
+    intervals = Intervals(spec, best)
+    rows = method_rows(spec, baselines, outcomes, decisions, intervals, plan)
     done = [o.evaluation for o in outcomes if o.method in decisions]
-    winner = choose_winner(cfg, baselines, done) if done else None
+    winner = choose_winner(spec, baselines, done) if done else None
     run_dir = Path(run.run_dir)
     write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
     chart = run_dir / "compare.png"
-    save_comparison_chart([r.model_dump() for r in rows], cfg.gate_metric, chart, confidence=cfg.gate.confidence)
+    save_comparison_chart([r.model_dump() for r in rows], spec.metric, chart, confidence=spec.gate.confidence)
     result = MethodComparison(
-        gate_metric=cfg.gate_metric,
+        gate_metric=spec.metric,
         best_baseline=best.name,
         rows=rows,
         winner=winner,
-        summary=comparison_summary(rows, cfg.gate_metric, best.name, winner),
+        summary=comparison_summary(rows, spec.metric, best.name, winner),
         report_md=str(run_dir / "compare.md"),
         chart_png=str(chart),
     )
     atomic_write_text(run_dir / "compare.json", result.model_dump_json(indent=2))
-    ladder = [r.model_dump() for r in ladder_rows(cfg, baselines, intervals)]
-    md = render_comparison(result, cfg=cfg, run=run, dataset=dataset, plan=plan, ladder=ladder)
+    ladder = [r.model_dump() for r in ladder_rows(spec, baselines, intervals)]
+    md = render_comparison(result, spec=spec, budget=budget, run=run, dataset=dataset, plan=plan, ladder=ladder)
     atomic_write_text(run_dir / "compare.md", md)
     return result

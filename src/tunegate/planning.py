@@ -22,13 +22,21 @@ import polars as pl
 import psutil
 import torch
 
-from tunegate.config import TunegateConfig
+from tunegate.answering import AnswerSpec
+from tunegate.config import BudgetConfig, CostsConfig
 from tunegate.errors import TunegateError
 from tunegate.evaluation import training_set
 from tunegate.footprint import MEMORY_HEADROOM, model_shape
 from tunegate.hardware import cpu_model, usable_cores
 from tunegate.hardware import current as current_placement
-from tunegate.methods import AdviceContext, TrainedArtifact, TrainingSet, applicable_methods, get_method
+from tunegate.methods import (
+    AdviceContext,
+    MethodSettings,
+    TrainedArtifact,
+    TrainingSet,
+    applicable_methods,
+    get_method,
+)
 from tunegate.modeling import cache_root, load_tokenizer, parameter_count
 from tunegate.progress import bar as progress_bar
 from tunegate.provenance import code_version, package_versions, sha256_json
@@ -146,32 +154,21 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
     key = _calibration_key(base_path, data, rows, cal_cfg)
     art = _cached_calibration(key)
     cached = art is not None
-    with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
-        try:
-            if art is None and method.warm_up_before_calibration:
-                method.train(
-                    base_path=base_path,
-                    data=sub.subset(list(range(min(8, len(sub))))),
-                    cfg=cal_cfg,
-                    out_dir=Path(tmp) / "warmup",
-                    progress=False,
-                )
-            if art is None:
-                art = method.train(
-                    base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False
-                )
-                _store_calibration(key, art)
-        except TunegateError as exc:  # e.g. bitsandbytes missing: not usable here
-            return MethodEstimate(
-                method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json")
-            )
-        except Exception as exc:  # noqa: BLE001 - a method that cannot train must not stop the others' estimates
-            return MethodEstimate(
-                method=cfg_method.name,
-                applicable=True,
-                error=f"{type(exc).__name__}: {exc}",
-                config=cfg_method.model_dump(mode="json"),
-            )
+    try:
+        if art is None:
+            art = _calibrate(method, base_path, sub, cal_cfg)
+            _store_calibration(key, art)
+    except TunegateError as exc:  # e.g. bitsandbytes missing: not usable here
+        return MethodEstimate(
+            method=cfg_method.name, applicable=False, reason=str(exc), config=cfg_method.model_dump(mode="json")
+        )
+    except Exception as exc:  # noqa: BLE001 - a method that cannot train must not stop the others' estimates
+        return MethodEstimate(
+            method=cfg_method.name,
+            applicable=True,
+            error=f"{type(exc).__name__}: {exc}",
+            config=cfg_method.model_dump(mode="json"),
+        )
     st = art.train_stats
     full_tokens = method.full_train_tokens(data, cfg_method)
     tok_s, seconds = method.scale_to_full(st, full_tokens=full_tokens, n_rows=len(data), n_calibration=len(sub))
@@ -192,6 +189,16 @@ def estimate(cfg_method, *, base_path: str, data: TrainingSet, price_per_hour: f
         est_cost_usd=round(cost, 4),
         config=cfg_method.model_dump(mode="json"),
     )
+
+
+def _calibrate(method, base_path: str, sub: TrainingSet, cal_cfg) -> TrainedArtifact:
+    """The short calibration training on ``sub`` in a scratch folder (after a warm-up on 8 rows where the method
+    asks for one, so one-off compilation is not timed)."""
+    with tempfile.TemporaryDirectory(prefix="tunegate-calibrate-") as tmp:
+        if method.warm_up_before_calibration:
+            warm = sub.subset(list(range(min(8, len(sub)))))
+            method.train(base_path=base_path, data=warm, cfg=cal_cfg, out_dir=Path(tmp) / "warmup", progress=False)
+        return method.train(base_path=base_path, data=sub, cfg=cal_cfg, out_dir=Path(tmp) / "run", progress=False)
 
 
 def over_budget(est: MethodEstimate, budget, hardware: Hardware | None = None) -> list[str]:
@@ -241,15 +248,23 @@ def micro_batch_suggestion(
     )
 
 
-def candidate_methods(cfg: TunegateConfig) -> list[Any]:
+def candidate_methods(settings: MethodSettings, task: str) -> list[Any]:
     """What plan estimates: the configured method, or every applicable method for ``auto``."""
-    if cfg.method.name != "auto":
-        return [cfg.method]
-    shared = {"max_length": cfg.method.max_length, "seed": cfg.method.seed}
-    return [cls(**shared) for cls in applicable_methods(cfg.task).values()]
+    if settings.name != "auto":
+        return [settings]
+    shared = {"max_length": settings.max_length, "seed": settings.seed}
+    return [cls(**shared) for cls in applicable_methods(task).values()]
 
 
-def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstimate], base_params: int) -> Advice:
+def advise(
+    settings: MethodSettings,
+    budget: BudgetConfig,
+    hardware: Hardware,
+    estimates: list[MethodEstimate],
+    base_params: int,
+    *,
+    task: str,
+) -> Advice:
     """The decision guide, applied to measured estimates: every method's rules (``TuningMethod.advice``), tried by
     rank, and the first that applies to a method within the budget and the memory chooses it (the built-in guide:
     speed priority and a classification or scoring task -> a head on frozen features; the base in 16-bit plus
@@ -258,22 +273,22 @@ def advise(cfg: TunegateConfig, hardware: Hardware, estimates: list[MethodEstima
     """
     by = {e.method: e for e in estimates if e.applicable and e.error is None}
     ctx = AdviceContext(
-        task=cfg.task,
-        priority=getattr(cfg.method, "priority", "quality"),
+        task=task,
+        priority=getattr(settings, "priority", "quality"),
         device=hardware.device,
         memory_gb=hardware.memory_gb,
         base_params=base_params,
         estimates=by,
     )
     inputs = {
-        "task": cfg.task,
+        "task": task,
         "priority": ctx.priority,
         "device": hardware.device,
         "device_memory_gb": round(hardware.memory_gb, 2),
         "base_params": base_params,
         "base_16bit_gb": round(ctx.base16_gb, 3),
         "train_rows": None,
-        "budget": cfg.budget.model_dump(mode="json"),
+        "budget": budget.model_dump(mode="json"),
     }
     rules = sorted(((rule, name) for name in by for rule in get_method(name).advice(ctx)), key=lambda r: r[0].rank)
     chosen = why = None
@@ -325,59 +340,44 @@ def memory_check(cfg_method, *, base_path: str, data: TrainingSet, hardware: Har
     )
 
 
-def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: list[Any] | None = None) -> PlanResult:
-    """Estimate every candidate method, choose (for ``auto``) and check the budget (``blocked`` says why not).
+def plan(
+    settings: MethodSettings,
+    budget: BudgetConfig,
+    costs: CostsConfig,
+    *,
+    base_path: str,
+    data: TrainingSet,
+    methods: list[Any] | None = None,
+) -> PlanResult:
+    """Estimate every candidate method (``methods``, else what ``settings`` asks for), choose (for ``auto``) and
+    check the ``budget`` (``blocked`` says why not); training priced at ``costs``.
 
     Each method's memory is first estimated from the model's config; one that cannot fit the device is not
     calibrated (nothing is loaded for it), the others are calibrated on real rows here.
     """
     hardware = detect_hardware()
-    memory_limit = hardware.memory_gb * MEMORY_HEADROOM  # for a suggested micro-batch
-    if cfg.budget.max_memory_gb is not None:
-        memory_limit = min(memory_limit, cfg.budget.max_memory_gb)
     estimates = []
-    candidates = methods if methods is not None else candidate_methods(cfg)
+    candidates = methods if methods is not None else candidate_methods(settings, data.task)
     with progress_bar(len(candidates), "plan: calibrate", "method") as bar:
         for m in candidates:
             bar.set_postfix_str(m.name, refresh=False)
-            ruled_out = memory_check(m, base_path=base_path, data=data, hardware=hardware)
-            if ruled_out is not None:
-                estimates.append(ruled_out)
-                bar.update()
-                continue
-            price = cfg.costs.train_per_hour(hardware.device)
-            est = estimate(m, base_path=base_path, data=data, price_per_hour=price)
-            if est.applicable and est.error is None:
-                est.over_budget = over_budget(est, cfg.budget, hardware)
-                shape = model_shape(base_path)
-                est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
-                est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=memory_limit)
-            estimates.append(est)
+            estimates.append(_estimate_within(m, budget, costs, hardware, base_path=base_path, data=data))
             bar.update()
     base_params = parameter_count(base_path)
     advice = None
     blocked = None
     if methods is not None:  # `tunegate compare`: every method is run, each checked against the budget itself
         chosen = None
-    elif cfg.method.name == "auto":
+    elif settings.name == "auto":
         try:
-            advice = advise(cfg, hardware, estimates, base_params)
+            advice = advise(settings, budget, hardware, estimates, base_params, task=data.task)
             advice.inputs["train_rows"] = len(data)
             chosen = next(e for e in estimates if e.method == advice.chosen)
         except BudgetExceededError as exc:
             blocked, chosen = str(exc), None
     else:
         chosen = estimates[0]
-        if not chosen.applicable:
-            raise TunegateError(f"method '{chosen.method}' cannot run here: {chosen.reason}")
-        if chosen.error:
-            blocked = f"method '{chosen.method}' failed its calibration run, so training would fail too: {chosen.error}"
-        elif chosen.over_budget:
-            blocked = (
-                f"The estimate for method '{chosen.method}' exceeds the budget: {', '.join(chosen.over_budget)}.\n"
-                "Stopped before training. Raise the cap under `budget`, lower method.epochs / max_steps or "
-                "data.max_train_rows, or try `method: auto` (it picks the best method that fits)."
-            )
+        blocked = _why_blocked(chosen)
     return PlanResult(
         hardware=hardware,
         estimates=estimates,
@@ -387,13 +387,55 @@ def plan(cfg: TunegateConfig, *, base_path: str, data: TrainingSet, methods: lis
         blocked=blocked,
         base_params=base_params,
         n_train=len(data),
-        price_per_hour=cfg.costs.train_per_hour(hardware.device),
+        price_per_hour=costs.train_per_hour(hardware.device),
     )
 
 
-def plan_run(cfg: TunegateConfig, run, dataset, *, methods: list[Any] | None = None) -> PlanResult:
-    """:func:`plan` on a run's validated train rows, with the prompts the run trains on."""
+def _estimate_within(
+    m: MethodSettings,
+    budget: BudgetConfig,
+    costs: CostsConfig,
+    hardware: Hardware,
+    *,
+    base_path: str,
+    data: TrainingSet,
+) -> MethodEstimate:
+    """One candidate's estimate: ruled out by its memory alone, or calibrated here and checked against the budget,
+    with its memory breakdown and a suggested micro-batch within the device and ``budget.max_memory_gb``."""
+    ruled_out = memory_check(m, base_path=base_path, data=data, hardware=hardware)
+    if ruled_out is not None:
+        return ruled_out
+    est = estimate(m, base_path=base_path, data=data, price_per_hour=costs.train_per_hour(hardware.device))
+    if est.applicable and est.error is None:
+        memory_limit = hardware.memory_gb * MEMORY_HEADROOM  # for a suggested micro-batch
+        if budget.max_memory_gb is not None:
+            memory_limit = min(memory_limit, budget.max_memory_gb)
+        est.over_budget = over_budget(est, budget, hardware)
+        shape = model_shape(base_path)
+        est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
+        est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=memory_limit)
+    return est
+
+
+def _why_blocked(chosen: MethodEstimate) -> str | None:
+    """Why the configured method must not train (a failed calibration, a budget it breaks), or None; a method that
+    cannot run here at all is an error."""
+    if not chosen.applicable:
+        raise TunegateError(f"method '{chosen.method}' cannot run here: {chosen.reason}")
+    if chosen.error:
+        return f"method '{chosen.method}' failed its calibration run, so training would fail too: {chosen.error}"
+    if chosen.over_budget:
+        return (
+            f"The estimate for method '{chosen.method}' exceeds the budget: {', '.join(chosen.over_budget)}.\n"
+            "Stopped before training. Raise the cap under `budget`, lower method.epochs / max_steps or "
+            "data.max_train_rows, or try `method: auto` (it picks the best method that fits)."
+        )
+    return None
+
+
+def training_rows(spec: AnswerSpec, run, dataset, *, train_on: str) -> TrainingSet:
+    """A run's validated train rows as token ids, with the prompts the run trains on (what :func:`plan` calibrates
+    on)."""
     tokenizer = load_tokenizer(run.model_path)
     train = pl.read_parquet(dataset.train_path)
-    data = training_set(cfg, tokenizer, train, model_sha=run.model_sha, data_hash=dataset.data_hash)
-    return plan(cfg, base_path=run.model_path, data=data, methods=methods)
+    return training_set(spec, tokenizer, train, model_sha=run.model_sha, data_hash=dataset.data_hash, train_on=train_on)

@@ -15,6 +15,7 @@ version was checked when it was promoted; its files are still checked).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -27,8 +28,9 @@ import polars as pl
 import yaml
 
 from tunegate import evaluation, hardware
+from tunegate.answering import AnswerSpec
 from tunegate.audit import AuditLog
-from tunegate.config import PromptConfig, TunegateConfig, parse_config
+from tunegate.config import PromptConfig, RegistryConfig, parse_config
 from tunegate.errors import RegistryError
 from tunegate.inference import load_version
 from tunegate.methods import CHECKPOINTS, TuningMethod
@@ -44,7 +46,6 @@ from tunegate.records import (
     TuneResult,
 )
 from tunegate.registry import PRODUCTION, UNSET, Registry, VersionInfo, current_user
-from tunegate.report import render_model_card
 
 log = logging.getLogger(__name__)
 
@@ -86,22 +87,25 @@ def version_files(
 
 def score_version(
     info: VersionInfo,
-    cfg: TunegateConfig,
+    spec: AnswerSpec,
     eval_df: pl.DataFrame,
     *,
+    config_dir: Path,
     name: str,
     kind: str,
     fallback: float | None = None,
 ) -> EvalResult:
-    """A registered version answering ``eval_df`` with its own base model, prompt and length budget."""
-    meta, answerer, tokenizer = load_version(info, config_dir=cfg.config_dir)
+    """A registered version answering ``eval_df`` with its own base model, prompt and length budget (``spec``: how
+    this run answers; ``config_dir``: where a relative base-model path is resolved)."""
+    meta, answerer, tokenizer = load_version(info, config_dir=config_dir)
     # prompt, label answers and length budget as the version recorded them: what serving it would use
-    update: dict[str, Any] = {"prompt": PromptConfig(**meta["prompt"])}
-    if meta.get("labels"):
-        update["data"] = cfg.data.model_copy(update={"labels": meta["labels"]})
-    vcfg = cfg.model_copy(update=update)
-    vcfg = vcfg.with_method(cfg.method.model_copy(update={"max_length": meta.get("max_length", cfg.method.max_length)}))
-    return evaluation.evaluate(answerer, tokenizer, cfg=vcfg, eval_df=eval_df, name=name, kind=kind, fallback=fallback)
+    spec = dataclasses.replace(
+        spec,
+        prompt=PromptConfig(**meta["prompt"]),
+        labels=dict(meta["labels"]) if meta.get("labels") else spec.labels,
+        max_length=meta.get("max_length", spec.max_length),
+    )
+    return evaluation.evaluate(answerer, tokenizer, spec=spec, eval_df=eval_df, name=name, kind=kind, fallback=fallback)
 
 
 def _reproducing(dtype: str):
@@ -148,28 +152,21 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
     t0 = time.perf_counter()
     eval_df = pl.read_parquet(info.path / EVAL_ROWS)
     with hardware.using(_reproducing(expected.get("dtype", "float32"))):
-        result = score_version(info, cfg, eval_df, name=ref, kind="tuned", fallback=expected.get("fallback"))
-    value = result.metrics[metric]
-    stored = expected.get("predictions") or {}
-    same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
-    agreement = sum(same) / len(same) if same else None
-    metric_ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
-    agrees = agreement is None or agreement >= cfg.registry.reproduce_agreement
-    ok = metric_ok and agrees
-    note = (
-        f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
-        f"(|difference| {abs(value - expected['value']):.4f} {'<=' if metric_ok else '>'} tolerance {tolerance})"
-    )
-    if agreement is not None:
-        note += (
-            f"; {agreement:.1%} of {len(same)} rows predicted the same "
-            f"({'>=' if agrees else '<'} {cfg.registry.reproduce_agreement:.0%} required)"
+        result = score_version(
+            info,
+            AnswerSpec.from_config(cfg),
+            eval_df,
+            config_dir=cfg.config_dir,
+            name=ref,
+            kind="tuned",
+            fallback=expected.get("fallback"),
         )
+    ok, agreement, note = _reproduced(result, expected, tolerance, cfg.registry.reproduce_agreement)
     return Rescore(
         version=ref,
         metric=metric,
         expected=expected["value"],
-        value=value,
+        value=result.metrics[metric],
         tolerance=tolerance,
         reproduced=ok,
         n=result.n,
@@ -177,6 +174,30 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
         seconds=round(time.perf_counter() - t0, 2),
         note=note,
     )
+
+
+def _reproduced(
+    result: EvalResult, expected: dict, tolerance: float, need_agreement: float
+) -> tuple[bool, float | None, str]:
+    """Does a re-score reproduce the run: its metric within ``tolerance`` of the run's and (where the run's
+    predictions were kept) at least ``need_agreement`` of the rows predicted the same? And that in words."""
+    metric = expected["metric"]
+    value = result.metrics[metric]
+    stored = expected.get("predictions") or {}
+    same = [str(p.prediction) == str(stored[str(p.row)]) for p in result.predictions if str(p.row) in stored]
+    agreement = sum(same) / len(same) if same else None
+    metric_ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
+    agrees = agreement is None or agreement >= need_agreement
+    note = (
+        f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
+        f"(|difference| {abs(value - expected['value']):.4f} {'<=' if metric_ok else '>'} tolerance {tolerance})"
+    )
+    if agreement is not None:
+        note += (
+            f"; {agreement:.1%} of {len(same)} rows predicted the same "
+            f"({'>=' if agrees else '<'} {need_agreement:.0%} required)"
+        )
+    return metric_ok and agrees, agreement, note
 
 
 @dataclass
@@ -257,25 +278,29 @@ def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str
     AuditLog(reg.root).append(rec)
 
 
-def production_check(cfg: TunegateConfig, dataset: DatasetRef) -> ProductionCheck:
+def production_check(
+    registry: RegistryConfig, spec: AnswerSpec, dataset: DatasetRef, *, must_beat_production: bool, config_dir: Path
+) -> ProductionCheck:
     """The current production model of ``registry.model_name`` on this run's eval rows (gate.must_beat_production),
     answered with its own base model, prompt and length budget as recorded in its artifact; or why it is not."""
-    name = cfg.registry.model_name
-    if not cfg.gate.must_beat_production:
+    name = registry.model_name
+    if not must_beat_production:
         return ProductionCheck(note="gate.must_beat_production is off")
-    reg = Registry(cfg.registry.path)
+    reg = Registry(registry.path)
     version = reg.aliases(name).get(PRODUCTION) if name in reg.models() else None
     if version is None:
         return ProductionCheck(note=f"no production model of '{name}' yet: the best baseline is the only bar")
     info = reg.get(name, version)
     meta = TuningMethod.read_meta(info.path / "artifact")
     ref = f"{name}@v{version}"
-    if meta.get("task") != cfg.task or (meta.get("labels") or {}) != cfg.data.label_answers():
+    if meta.get("task") != spec.task or (meta.get("labels") or {}) != spec.labels:
         return ProductionCheck(
             version=ref, number=version, note=f"production {ref} answers another task or label set; not compared"
         )
     eval_df = pl.read_parquet(dataset.eval_path)
-    result = score_version(info, cfg, eval_df, name=ref, kind="production", fallback=dataset.train_mean)
+    result = score_version(
+        info, spec, eval_df, config_dir=config_dir, name=ref, kind="production", fallback=dataset.train_mean
+    )
     return ProductionCheck(
         version=ref,
         number=version,
@@ -285,22 +310,23 @@ def production_check(cfg: TunegateConfig, dataset: DatasetRef) -> ProductionChec
 
 
 def register_run(
-    cfg: TunegateConfig,
+    registry: RegistryConfig,
     run: RunContext,
     decision: Decision,
     tuned: TuneResult,
     production: ProductionCheck | None = None,
     *,
+    card: str,
+    expect_production: bool,
     train_mean: float | None = None,
 ) -> DeployResult:
     """Register the tuned artifact as a new immutable version (whatever the gate said: a rejected candidate is
-    kept for the audit); move ``production`` only if promoted, the registry copy re-scores to the run's metric,
-    and production is still the version this run was compared with."""
-    reg = Registry(cfg.registry.path)
-    name = cfg.registry.model_name
+    kept for the audit), with its model ``card``; move ``production`` only if promoted, the registry copy
+    re-scores to the run's metric, and (``expect_production``: gate.must_beat_production) production is still the
+    version this run was compared with."""
+    reg = Registry(registry.path)
+    name = registry.model_name
     run_dir = Path(run.run_dir)
-    promoted = decision.decision == "promote"
-    card = render_model_card(name=name, run=run, decision=decision, tuned=tuned, cfg=cfg)
     stored = version_files(
         run_dir=run_dir,
         metric=decision.gate_metric,
@@ -314,41 +340,14 @@ def register_run(
         files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
         dirs={"artifact": Path(tuned.artifact_dir)},
         exclude=(CHECKPOINTS,),  # training state for resuming: the run's, not the version's
-        meta={
-            "run_id": run.run_id,
-            "method": tuned.method,
-            "decision": decision.decision,
-            "gate_metric": decision.gate_metric,
-            "metric": decision.tuned[decision.gate_metric],
-            "delta": decision.delta,
-            "ci_low": decision.ci_low,
-            "ci_high": decision.ci_high,
-            "data_hash": decision.provenance["data_hash"],
-            "config_hash": run.config_hash,
-            "base_model": run.model_spec,
-        },
+        meta=version_meta(run, decision, tuned),
     )
     rescored, moved = None, False
-    if promoted:
+    if decision.decision == "promote":
         # compare-and-set: production must still be what production_check scored (or still unset)
-        expect = production.number if production is not None and cfg.gate.must_beat_production else UNSET
-        try:
-            result = promote(
-                reg,
-                name,
-                info.version,
-                tolerance=cfg.registry.reproduce_tolerance,
-                expect=expect,
-                reason=f"run {run.run_id}: {decision.summary}",
-            )
-            rescored, moved = result.rescore, result.moved
-            message = (
-                f"registered {name} v{info.version} and moved '{PRODUCTION}' to it ({rescored.note})"
-                if moved
-                else f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {result.message}"
-            )
-        except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
-            message = f"registered {name} v{info.version} but did NOT move '{PRODUCTION}': {exc}"
+        expect = production.number if production is not None and expect_production else UNSET
+        reason = f"run {run.run_id}: {decision.summary}"
+        rescored, moved, message = _promote_new(reg, name, info.version, registry, expect=expect, reason=reason)
     else:
         current = reg.aliases(name).get(PRODUCTION)
         where = f"stays at v{current}" if current else "is not set"
@@ -361,3 +360,37 @@ def register_run(
         message=message,
         rescore=rescored,
     )
+
+
+def version_meta(run: RunContext, decision: Decision, tuned: TuneResult) -> dict[str, Any]:
+    """What the registry lists for a version: its run, method, the gate's verdict and claim, data and config."""
+    return {
+        "run_id": run.run_id,
+        "method": tuned.method,
+        "decision": decision.decision,
+        "gate_metric": decision.gate_metric,
+        "metric": decision.tuned[decision.gate_metric],
+        "delta": decision.delta,
+        "ci_low": decision.ci_low,
+        "ci_high": decision.ci_high,
+        "data_hash": decision.provenance["data_hash"],
+        "config_hash": run.config_hash,
+        "base_model": run.model_spec,
+    }
+
+
+def _promote_new(
+    reg: Registry, name: str, version: int, registry: RegistryConfig, *, expect: Any, reason: str
+) -> tuple[Rescore | None, bool, str]:
+    """Move production to a just-registered version (re-scored first): the re-score, whether it moved, and what
+    happened in words (a production moved meanwhile by another run is said, not raised)."""
+    try:
+        result = promote(reg, name, version, tolerance=registry.reproduce_tolerance, expect=expect, reason=reason)
+    except RegistryError as exc:  # production moved while this run was comparing: not promoted, say so
+        return None, False, f"registered {name} v{version} but did NOT move '{PRODUCTION}': {exc}"
+    message = (
+        f"registered {name} v{version} and moved '{PRODUCTION}' to it ({result.rescore.note})"
+        if result.moved
+        else f"registered {name} v{version} but did NOT move '{PRODUCTION}': {result.message}"
+    )
+    return result.rescore, result.moved, message

@@ -26,7 +26,7 @@ def start_run(cfg: TunegateConfig) -> RunContext:
     run_dir = (cfg.output.dir / run_id).resolve()
     try:
         run_dir.mkdir(parents=True, exist_ok=False)
-        write_run_config(cfg, run_dir)
+        write_run_config(cfg.model_dump(mode="json"), run_dir)
     except OSError as exc:
         where = next((p for p in [cfg.output.dir, *cfg.output.dir.parents] if p.exists()), cfg.output.dir)
         what = "is a file, not a folder" if where.is_file() else f"cannot be written ({exc.strerror})"
@@ -78,8 +78,9 @@ def resume_run(cfg: TunegateConfig, run_id: str) -> RunContext:
     return run.model_copy(update={"model_path": model.path})
 
 
-def write_run_config(cfg: TunegateConfig, run_dir: Path) -> None:
-    """``run_dir/config.yaml``: the run's resolved config, replaced atomically (temp file + rename)."""
+def write_run_config(config: dict, run_dir: Path) -> None:
+    """``run_dir/config.yaml``: the run's resolved config (``config``: its JSON dump), replaced atomically (temp
+    file + rename)."""
     tmp = run_dir / f".config.yaml.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
     tmp.replace(run_dir / "config.yaml")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tunegate.config import GateConfig, TunegateConfig
+from tunegate.config import GateConfig
 from tunegate.records import (
     Comparison,
     EvalResult,
@@ -16,19 +16,13 @@ from tunegate.records import (
 from tunegate.selection import on_selection_split
 
 
-def seed_configs(cfg: TunegateConfig) -> list[TunegateConfig]:
-    """One config per ``gate.seeds``: method.seed, method.seed + 1, ..."""
-    return [cfg.with_method(cfg.method.model_copy(update={"seed": cfg.method.seed + i})) for i in range(cfg.gate.seeds)]
-
-
-def seed_dir(cfg: TunegateConfig) -> str:
+def seed_dir(seed: int) -> str:
     """Where one of ``gate.seeds`` trainings goes, below the method's folder."""
-    return f"seeds/seed-{cfg.method.seed}"
+    return f"seeds/seed-{seed}"
 
 
-def seed_result(result: EvalResult, cfg: TunegateConfig) -> EvalResult:
+def seed_result(result: EvalResult, seed: int) -> EvalResult:
     """One seed's evaluation under its own name (``tuned:lora@seed1``), its seed in ``details``."""
-    seed = cfg.method.seed
     return result.model_copy(update={"name": f"{result.name}@seed{seed}", "details": {**result.details, "seed": seed}})
 
 

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tunegate import audit, changes, evaluation, forecast, hardware, judging, planning, promotion, tuning, validation
+from tunegate.answering import AnswerSpec
 from tunegate.errors import PromotionError
+from tunegate.ladder import core as ladder
+from tunegate.report import render_model_card
 from tunegate.runs import resume_run, start_run
 
 if TYPE_CHECKING:
@@ -83,15 +86,24 @@ def evaluate_baseline(
     cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, rung: Rung, base: EvalResult | None = None
 ) -> EvalResult:
     """One rung of the ladder on the eval rows (a calibrated rung re-uses ``base``'s scores)."""
-    return evaluation.evaluate_rung(cfg, run.model_path, dataset, rung, base, Path(run.run_dir) / "indexes")
+    return evaluation.evaluate_rung(
+        AnswerSpec.from_config(cfg),
+        cfg.ladder_context(),
+        run.model_path,
+        dataset,
+        rung,
+        base,
+        Path(run.run_dir) / "indexes",
+    )
 
 
 @_timed
 def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: list | None = None) -> PlanResult:
     """Estimate time/memory/cost by a short calibration here and choose the method for ``auto``; writes plan.md.
     ``blocked`` is set when the budget forbids training."""
-    result = planning.plan_run(cfg, run, dataset, methods=methods)
-    judging.write_plan(run, result, cfg)
+    data = planning.training_rows(AnswerSpec.from_config(cfg), run, dataset, train_on=cfg.data.train_on)
+    result = planning.plan(cfg.method, cfg.budget, cfg.costs, base_path=run.model_path, data=data, methods=methods)
+    judging.write_plan(run, result, cfg.budget)
     return result
 
 
@@ -116,7 +128,9 @@ def tune(
     where = method_dir(run, cfg.method.name if compare else None)
     if subdir:
         where = where / subdir
-    return tuning.tune(cfg, run, dataset, where, progress=progress)
+    return tuning.tune(
+        cfg.method, AnswerSpec.from_config(cfg), run, dataset, where, train_on=cfg.data.train_on, progress=progress
+    )
 
 
 @_timed
@@ -144,7 +158,9 @@ def learning_curve(
     from tunegate.selection import best_baseline
 
     best = best_baseline(baselines, cfg.gate_metric)
-    result = forecast.write(forecast.learning_curve(cfg, points, best, price_per_hour=price), Path(run.run_dir))
+    result = forecast.write(
+        forecast.learning_curve(cfg.gate_spec, cfg.forecast, points, best, price_per_hour=price), Path(run.run_dir)
+    )
     if in_report:
         judging.append_to_report(run, forecast.render(result).replace("# Forecast", "## Forecast", 1))
     return result
@@ -153,26 +169,32 @@ def learning_curve(
 @_timed
 def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     """The tuned artifact on the same eval rows as the ladder."""
-    return evaluation.evaluate_tuned(cfg, run.model_path, dataset, tuned)
+    return evaluation.evaluate_tuned(AnswerSpec.from_config(cfg), run.model_path, dataset, tuned)
 
 
 @_timed
 def evaluate_production(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> ProductionCheck:
     """The current production model on this run's eval rows, answered as it was registered; or why not."""
-    return promotion.production_check(cfg, dataset)
+    return promotion.production_check(
+        cfg.registry,
+        AnswerSpec.from_config(cfg),
+        dataset,
+        must_beat_production=cfg.gate.must_beat_production,
+        config_dir=cfg.config_dir,
+    )
 
 
 @_timed
 def summarize_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult]) -> dict:
     """`tunegate baselines`: the ladder's table (ladder.md, ladder.json) and predictions, no tuning."""
-    return judging.summarize_ladder(cfg, run, dataset, baselines)
+    return judging.summarize_ladder(cfg.gate_spec, run, dataset, baselines)
 
 
 @_timed
 def compare(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, inputs: GateInputs) -> Decision:
     """Tuned vs the best baseline (and production) on the same rows: the declared gate, costs, break-even; the
     model table in ``Decision.models``; writes decision.json, report.md, report.html and plots/."""
-    return judging.compare(cfg, run, dataset, inputs)
+    return judging.compare(cfg.gate_spec, run, dataset, inputs)
 
 
 @_timed
@@ -185,7 +207,7 @@ def compare_methods(
     plan: PlanResult | None = None,
 ) -> MethodComparison:
     """`tunegate compare`'s table: every rung and method on the same rows, CIs, costs, the gate's verdict each."""
-    return judging.compare_methods(cfg, run, dataset, baselines, outcomes, plan)
+    return judging.compare_methods(cfg.gate_spec, cfg.budget, run, dataset, baselines, outcomes, plan)
 
 
 @_timed
@@ -199,7 +221,25 @@ def deploy(
     """Register the tuned artifact as a new immutable version; move ``production`` only if promoted, the registry
     copy re-scores to the run's metric, and production is still the version this run was compared with."""
     train_mean = decision.provenance.get("train_mean")
-    result = promotion.register_run(cfg, run, decision, tuned, production, train_mean=train_mean)
+    labels = list(cfg.data.label_answers())
+    card = render_model_card(
+        name=cfg.registry.model_name,
+        run=run,
+        decision=decision,
+        tuned=tuned,
+        config=cfg.model_dump(mode="json"),
+        labels=labels,
+    )
+    result = promotion.register_run(
+        cfg.registry,
+        run,
+        decision,
+        tuned,
+        production,
+        card=card,
+        expect_production=cfg.gate.must_beat_production,
+        train_mean=train_mean,
+    )
     judging.record_deployment(run, result)
     if decision.decision == "promote" and not result.production_moved:
         raise PromotionError(result.message)
@@ -208,19 +248,27 @@ def deploy(
 
 def check_change(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, *, force: bool = False) -> ChangeCheck:
     """Retrain only when the data (or config) differ from the newest registered version's, or when forced."""
-    return changes.check_run(cfg, run, dataset, force=force)
+    return changes.check_run(cfg.registry, run, dataset, force=force)
+
+
+def source_files(cfg: TunegateConfig) -> list[Path]:
+    """The raw files a run reads: train, eval, and what the rungs read (RAG's documents)."""
+    files = [cfg.resolve(cfg.data.train)]
+    if cfg.data.eval is not None:
+        files.append(cfg.resolve(cfg.data.eval))
+    return files + ladder.source_paths(cfg.baselines, cfg.ladder_context())
 
 
 def watch_sources(cfg: TunegateConfig) -> SourceWatch:
     """The data-change trigger: have the raw source files changed since it last looked?"""
-    return changes.watch_sources(cfg)
+    return changes.watch_sources(cfg.registry, source_files(cfg))
 
 
 def remember_sources(cfg: TunegateConfig, watch: SourceWatch, outcome: str) -> None:
     """What the trigger saw, and what the retrain made of it."""
-    changes.remember(cfg, watch.fingerprint, outcome=outcome)
+    changes.remember(cfg.registry, watch.fingerprint, outcome=outcome)
 
 
 def record_audit(cfg: TunegateConfig, run: RunContext, outcome: RunOutcome) -> AuditRecord:
     """Append this run's record (and copy its evidence) to the registry's audit log; failed and skipped runs too."""
-    return audit.record_run(cfg, run, outcome)
+    return audit.record_run(cfg.registry, cfg.gate_spec, cfg.method.name, run, outcome)

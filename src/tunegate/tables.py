@@ -8,10 +8,11 @@ bootstrap CI, and a candidate's paired CI against the best baseline is the gate'
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tunegate.config import TunegateConfig
+from tunegate.config import GateSpec
 from tunegate.evaluation import per_example_view
 from tunegate.ladder import core as ladder
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
@@ -22,14 +23,14 @@ from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 class Intervals:
     """Each model's gate metric with its bootstrap CI on the judging rows, computed once per model."""
 
-    def __init__(self, cfg: TunegateConfig, best: EvalResult):
-        self.cfg, self.metric = cfg, cfg.gate_metric
+    def __init__(self, spec: GateSpec, best: EvalResult):
+        self.gate, self.metric = spec.gate, spec.metric
         self.references = [p.reference for p in best.predictions]
         self._done: dict[str, tuple[float, float, float]] = {}
 
     def paired(self, candidate: EvalResult, opponent: EvalResult) -> tuple[float, float]:
         """The paired-bootstrap CI of candidate - opponent (for a model the gate did not compare with the best)."""
-        g = self.cfg.gate
+        g = self.gate
         d = paired_bootstrap(
             self.metric,
             candidate=per_example_view(candidate, self.metric),
@@ -43,7 +44,7 @@ class Intervals:
 
     def of(self, result: EvalResult) -> tuple[float, float, float]:
         if result.name not in self._done:
-            g = self.cfg.gate
+            g = self.gate
             view = per_example_view(result, self.metric)
             self._done[result.name] = bootstrap_ci(
                 self.metric,
@@ -56,12 +57,10 @@ class Intervals:
         return self._done[result.name]
 
 
-def ladder_rows(
-    cfg: TunegateConfig, baselines: list[EvalResult], intervals: Intervals | None = None
-) -> list[LadderRow]:
+def ladder_rows(spec: GateSpec, baselines: list[EvalResult], intervals: Intervals | None = None) -> list[LadderRow]:
     """Each rung's gate metric with its bootstrap CI and its costs."""
-    best = best_baseline(baselines, cfg.gate_metric)
-    iv = intervals or Intervals(cfg, best)
+    best = best_baseline(baselines, spec.metric)
+    iv = intervals or Intervals(spec, best)
     rows = []
     for b in baselines:
         v, lo, hi = iv.of(b)
@@ -81,15 +80,13 @@ def ladder_rows(
                 index_cached=bool(b.details.get("index_cached")),
                 index_mb=b.index_mb,
                 leakage_excluded=b.details.get("leakage_excluded", 0),
-                selection_metric=b.selection.metrics[cfg.gate_metric] if b.selection is not None else None,
+                selection_metric=b.selection.metrics[spec.metric] if b.selection is not None else None,
             )
         )
     return rows
 
 
-def model_rows(
-    cfg: TunegateConfig, decision: Decision, results: list[EvalResult], intervals: Intervals
-) -> list[ModelRow]:
+def model_rows(spec: GateSpec, decision: Decision, results: list[EvalResult], intervals: Intervals) -> list[ModelRow]:
     """Every rung and candidate with its metric CI, delta vs the best baseline (the gate's paired CI) and costs."""
     best = next(r for r in results if r.name == decision.best_baseline)
     lines = {c.name: c for c in decision.cost_model}
@@ -111,7 +108,7 @@ def model_rows(
                 metric=v,
                 ci_low=lo,
                 ci_high=hi,
-                delta=v - best.metrics[cfg.gate_metric],
+                delta=v - best.metrics[spec.metric],
                 delta_ci_low=delta_ci[0],
                 delta_ci_high=delta_ci[1],
                 prompt_tokens=c.prompt_tokens,
@@ -122,7 +119,7 @@ def model_rows(
                 per_request_usd=c.per_request_usd,
                 monthly_usd=c.monthly_usd,
                 decision=verdict.get(r.kind, "best baseline" if r.name == best.name else "baseline"),
-                selection_metric=r.selection.metrics[cfg.gate_metric] if r.selection is not None else None,
+                selection_metric=r.selection.metrics[spec.metric] if r.selection is not None else None,
             )
         )
     return rows
@@ -138,7 +135,7 @@ def artifact_size_mb(artifact_dir: str | Path) -> float:
 
 
 def method_rows(
-    cfg: TunegateConfig,
+    spec: GateSpec,
     baselines: list[EvalResult],
     outcomes: list[MethodOutcome],
     decisions: dict[str, Decision],
@@ -146,7 +143,7 @@ def method_rows(
     plan: PlanResult | None = None,
 ) -> list[MethodRow]:
     """The measured trade-off table: every rung and method on the same rows, each with the gate's verdict."""
-    metric = cfg.gate_metric
+    metric = spec.metric
     best = best_baseline(baselines, metric)
     rows: list[MethodRow] = []
     for b in baselines:
@@ -179,43 +176,46 @@ def method_rows(
         )
         d = decisions.get(o.method)
         if d is not None and o.evaluation is not None and o.tuned is not None:
-            v, lo, hi = intervals.of(o.evaluation)
-            t = o.tuned
-            row = row.model_copy(
-                update=dict(
-                    metric=v,
-                    ci_low=lo,
-                    ci_high=hi,
-                    delta=d.delta,
-                    delta_ci_low=d.ci_low,
-                    delta_ci_high=d.ci_high,
-                    trainable_params=t.trainable_params,
-                    total_params=t.total_params,
-                    peak_rss_mb=t.peak_rss_mb,
-                    base_weights_mb=t.base_footprint_mb,
-                    train_seconds=t.train_seconds,
-                    n_steps=t.n_steps,
-                    first_loss=t.loss_curve[0] if t.loss_curve else None,
-                    last_loss=t.loss_curve[-1] if t.loss_curve else None,
-                    artifact_mb=artifact_size_mb(t.artifact_dir),
-                    latency_ms_per_request=o.evaluation.latency_ms_per_request,
-                    selection_metric=(
-                        o.evaluation.selection.metrics[metric] if o.evaluation.selection is not None else None
-                    ),
-                    seeds=seed_claim(cfg, o.seeds, best) if len(o.seeds) > 1 else None,
-                    prompt_tokens_per_request=o.evaluation.prompt_tokens_per_request,
-                    decision=d.decision,
-                    details=t.details,
-                )
-            )
+            row = row.model_copy(update=_judged_method(spec, o, d, intervals, best))
         rows.append(row)
     return rows
 
 
-def seed_claim(cfg: TunegateConfig, seeds: list[EvalResult], best: EvalResult) -> dict:
+def _judged_method(
+    spec: GateSpec, o: MethodOutcome, d: Decision, intervals: Intervals, best: EvalResult
+) -> dict[str, Any]:
+    """A trained and judged method's cells: its metric and CI, the gate's delta, its training and serving costs."""
+    v, lo, hi = intervals.of(o.evaluation)
+    t, e = o.tuned, o.evaluation
+    return dict(
+        metric=v,
+        ci_low=lo,
+        ci_high=hi,
+        delta=d.delta,
+        delta_ci_low=d.ci_low,
+        delta_ci_high=d.ci_high,
+        trainable_params=t.trainable_params,
+        total_params=t.total_params,
+        peak_rss_mb=t.peak_rss_mb,
+        base_weights_mb=t.base_footprint_mb,
+        train_seconds=t.train_seconds,
+        n_steps=t.n_steps,
+        first_loss=t.loss_curve[0] if t.loss_curve else None,
+        last_loss=t.loss_curve[-1] if t.loss_curve else None,
+        artifact_mb=artifact_size_mb(t.artifact_dir),
+        latency_ms_per_request=e.latency_ms_per_request,
+        selection_metric=e.selection.metrics[spec.metric] if e.selection is not None else None,
+        seeds=seed_claim(spec, o.seeds, best) if len(o.seeds) > 1 else None,
+        prompt_tokens_per_request=e.prompt_tokens_per_request,
+        decision=d.decision,
+        details=t.details,
+    )
+
+
+def seed_claim(spec: GateSpec, seeds: list[EvalResult], best: EvalResult) -> dict:
     """A method trained with several seeds: each seed's metric, and the mean difference from the best baseline with
     a CI over seeds and rows together (`stats.seed_row_bootstrap`)."""
-    metric, g = cfg.gate_metric, cfg.gate
+    metric, g = spec.metric, spec.gate
     d = seed_row_bootstrap(
         metric,
         seeds=[per_example_view(s, metric) for s in seeds],

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import polars as pl
 
 from tunegate import distributed
 from tunegate.answering import AnswerSpec
-from tunegate.config import TunegateConfig
 from tunegate.evaluation import training_set
-from tunegate.methods import get_method
+from tunegate.methods import MethodSettings, get_method
 from tunegate.modeling import load_tokenizer
 from tunegate.records import DatasetRef, RunContext, TuneResult
 from tunegate.report import save_loss_plot
@@ -18,37 +18,33 @@ from tunegate.training import release_memory
 
 
 def tune(
-    cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, where: Path, *, progress: bool = True
+    settings: MethodSettings,
+    spec: AnswerSpec,
+    run: RunContext,
+    dataset: DatasetRef,
+    where: Path,
+    *,
+    train_on: str,
+    progress: bool = True,
 ) -> TuneResult:
-    """Train ``cfg.method`` into ``where/artifact/`` (adapter or head, tokenizer, tunegate.json with everything
-    serving needs to answer exactly as the evaluation did) and plot its loss curve to ``where/loss.png``."""
+    """Train the method ``settings`` describe into ``where/artifact/`` (adapter or head, tokenizer, tunegate.json
+    with everything serving needs to answer exactly as the evaluation did: ``spec``) and plot its loss curve to
+    ``where/loss.png``."""
     release_memory()  # what an earlier stage freed goes back to the OS, so peak RSS is this method's
-    method = get_method(cfg.method.name)
-    if not method.applies_to(cfg.task):
-        raise ValueError(f"method '{method.name}' does not apply to {cfg.task} tasks")
+    method = get_method(settings.name)
+    if not method.applies_to(spec.task):
+        raise ValueError(f"method '{method.name}' does not apply to {spec.task} tasks")
     tokenizer = load_tokenizer(run.model_path)
-    data = training_set(
-        cfg, tokenizer, pl.read_parquet(dataset.train_path), model_sha=run.model_sha, data_hash=dataset.data_hash
-    )
-    if getattr(cfg.method, "early_stopping", None) is not None and dataset.dev_path:
-        dev = pl.read_parquet(dataset.dev_path)
-        data.selection = training_set(
-            cfg, tokenizer, dev, model_sha=run.model_sha, data_hash=dataset.data_hash
-        ).examples
+    hashes = dict(model_sha=run.model_sha, data_hash=dataset.data_hash, train_on=train_on)
+    data = training_set(spec, tokenizer, pl.read_parquet(dataset.train_path), **hashes)
+    if getattr(settings, "early_stopping", None) is not None and dataset.dev_path:
+        data.selection = training_set(spec, tokenizer, pl.read_parquet(dataset.dev_path), **hashes).examples
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
-    if run.placement.processes > 1 and method.data_parallel:
-        art = distributed.train(
-            method,
-            base_path=run.model_path,
-            data=data,
-            cfg=cfg.method,
-            out_dir=out_dir,
-            placement=run.placement,
-            progress=progress,
-        )
-    else:
-        art = method.train(base_path=run.model_path, data=data, cfg=cfg.method, out_dir=out_dir, progress=progress)
+    train = method.train
+    if run.placement.processes > 1 and method.data_parallel:  # one process per device, gradients all-reduced
+        train = functools.partial(distributed.train, method, placement=run.placement)
+    art = train(base_path=run.model_path, data=data, cfg=settings, out_dir=out_dir, progress=progress)
     st = art.train_stats
     adapter_dir = out_dir / "adapter"
     if adapter_dir.is_dir():
@@ -57,9 +53,9 @@ def tune(
         out_dir,
         {
             "method": method.name,
-            "method_config": cfg.method.model_dump(mode="json"),
+            "method_config": settings.model_dump(mode="json"),
             "base_model": {"spec": run.model_spec, "id": run.model_id, "sha": run.model_sha},
-            **AnswerSpec.from_config(cfg).meta(),  # how serving answers it: as its evaluation did
+            **spec.meta(),  # how serving answers it: as its evaluation did
         },
     )
     save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis, selection=st.extra.get("early_stopping"))

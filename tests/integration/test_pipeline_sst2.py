@@ -199,6 +199,7 @@ def test_a_version_scores_the_same_in_float32_and_bf16(work):
     import polars as pl
     import yaml
 
+    from tunegate.answering import AnswerSpec
     from tunegate.config import parse_config
     from tunegate.hardware import using
     from tunegate.promotion import CONFIG, EVAL_ROWS, EXPECTED, rescore, score_version
@@ -220,7 +221,9 @@ def test_a_version_scores_the_same_in_float32_and_bf16(work):
         assert r.reproduced, r.note
         # serving in that precision (100 of the 120 rows: on a CPU without bf16 hardware bf16 is ~5x slower)
         rows = eval_df.head(100)
-        served = score_version(info, cfg, rows, name="served", kind="tuned")
+        served = score_version(
+            info, AnswerSpec.from_config(cfg), rows, config_dir=info.path, name="served", kind="tuned"
+        )
     # the other precision flips near-tie rows (measured: 14 of 200, accuracy 0.84 in float32 vs 0.83 in bf16);
     # a broken path (adapter lost, wrong prompt or dtype) would disagree far more
     same = [p.prediction == expected["predictions"][str(p.row)] for p in served.predictions]

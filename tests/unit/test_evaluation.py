@@ -6,11 +6,13 @@ import math
 import polars as pl
 import pytest
 
+from tunegate.answering import AnswerSpec
 from tunegate.config import parse_config
 from tunegate.evaluation import calibrated, per_example_view, training_set
 from tunegate.records import EvalResult, Prediction, Selection
 
 CFG = parse_config({"task": "classification", "data": {"train": "t.csv", "labels": ["pos", "neg"]}})
+SPEC = AnswerSpec.from_config(CFG)
 
 
 def scored(name: str, rows: list[tuple[str, float, float]]) -> list[Prediction]:
@@ -45,7 +47,7 @@ def base_result() -> EvalResult:
 def test_a_calibrated_twin_shifts_the_same_scores_and_costs_no_rescoring():
     base = base_result()
     offset = [-1.0, 1.0]  # take 1 nat from pos, give it to neg
-    twin = calibrated(base, cfg=CFG, name="zero_shot_calibrated", offset=offset, setup_seconds=2.0, details={"x": 1})
+    twin = calibrated(base, spec=SPEC, name="zero_shot_calibrated", offset=offset, setup_seconds=2.0, details={"x": 1})
     assert [p.prediction for p in twin.predictions] == ["pos", "pos", "neg", "neg"]
     assert twin.metrics["accuracy"] == 1.0 and base.metrics["accuracy"] == 0.5
     row = twin.predictions[2].scores  # log-softmax over the labels after the offset
@@ -63,13 +65,18 @@ def test_the_bootstraps_view_of_one_side():
 
 def test_the_training_set_uses_the_task_types_answers(tiny_tokenizer):
     train = pl.DataFrame({"text": ["good", "bad", "fine"], "label": ["pos", "neg", "pos"]})
-    data = training_set(CFG, tiny_tokenizer, train, model_sha="m", data_hash="d")
+    data = training_set(SPEC, tiny_tokenizer, train, model_sha="m", data_hash="d", train_on="all")
     assert data.label_index == [0, 1, 0] and data.targets is None and len(data) == 3
     pos_ids = data.answer_ids[0]
     assert tiny_tokenizer.decode(pos_ids).strip().startswith("pos")  # the label's answer word, as scored
     reg = parse_config({"task": "regression", "data": {"train": "t.csv"}})
     numbers = training_set(
-        reg, tiny_tokenizer, pl.DataFrame({"text": ["a", "b"], "label": [" 2.5", "3"]}), model_sha="m", data_hash="d"
+        AnswerSpec.from_config(reg),
+        tiny_tokenizer,
+        pl.DataFrame({"text": ["a", "b"], "label": [" 2.5", "3"]}),
+        model_sha="m",
+        data_hash="d",
+        train_on="all",
     )
     assert numbers.targets == [2.5, 3.0] and numbers.label_index is None
     assert tiny_tokenizer.decode(numbers.answer_ids[0]).startswith("2.5")  # the number as written, stripped

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import tune_result
 from tests.unit.test_gate_selection import model
-from tunegate.config import ForecastConfig, GateConfig
+from tunegate.config import CostsConfig, ForecastConfig, GateConfig, GateSpec
 from tunegate.forecast import learning_curve, nested_rows, render
 
 N_EVAL = 600
@@ -19,8 +19,16 @@ def tuned(rows: int):
     return tune_result(train_seconds=0.5 * rows)
 
 
+def sections(c):
+    """What the learning curve reads from a config: the gate and the forecast settings."""
+    return c.gate_spec, c.forecast
+
+
 def cfg(min_gain=0.0):
-    return SimpleNamespace(gate_metric="accuracy", gate=GateConfig(min_gain=min_gain), forecast=ForecastConfig())
+    spec = GateSpec(
+        task="classification", metric="accuracy", gate=GateConfig(min_gain=min_gain), costs=CostsConfig(), batch_size=16
+    )
+    return SimpleNamespace(gate_spec=spec, forecast=ForecastConfig())
 
 
 def exactly(rng, accuracy):
@@ -49,7 +57,7 @@ def test_a_power_law_learner_is_forecast_to_reach_the_baseline_near_the_true_row
     (2 / 0.2)^(1 / 0.4) = 316 rows. The forecast's interval holds it, and the cost is the measured time per row."""
     rng = np.random.default_rng(0)
     base = model("few_shot", exactly(rng, 0.8))
-    r = learning_curve(cfg(), points(rng, lambda n: 1 - 2 * n**-0.4), base, price_per_hour=3.6)
+    r = learning_curve(*sections(cfg()), points(rng, lambda n: 1 - 2 * n**-0.4), base, price_per_hour=3.6)
     assert r.verdict == "reachable" and not r.flat
     assert r.rows_needed["low"] <= 316 <= r.rows_needed["high"], r.rows_needed
     assert 160 < r.rows_needed["median"] < 700
@@ -67,11 +75,13 @@ def test_a_power_law_learner_is_forecast_to_reach_the_baseline_near_the_true_row
 def test_a_flat_learner_is_called_flat_and_one_above_the_target_reached():
     rng = np.random.default_rng(1)
     base = model("few_shot", exactly(rng, 0.8))
-    flat = learning_curve(cfg(), points(rng, lambda n: 0.7), base, price_per_hour=3.6)
+    flat = learning_curve(*sections(cfg()), points(rng, lambda n: 0.7), base, price_per_hour=3.6)
     assert flat.flat and flat.verdict == "flat" and flat.rows_needed is None
     assert "more data is unlikely" in flat.summary
-    done = learning_curve(cfg(), points(rng, lambda n: 0.6 + n / 500), base, price_per_hour=3.6)
+    done = learning_curve(*sections(cfg()), points(rng, lambda n: 0.6 + n / 500), base, price_per_hour=3.6)
     assert done.verdict == "reached" and "already scores" in done.summary
     # a min_gain the curve does not reach within 20x the rows: out of reach, with the horizon's value
-    far = learning_curve(cfg(min_gain=0.15), points(rng, lambda n: 1 - 2 * n**-0.4), base, price_per_hour=3.6)
+    far = learning_curve(
+        *sections(cfg(min_gain=0.15)), points(rng, lambda n: 1 - 2 * n**-0.4), base, price_per_hour=3.6
+    )
     assert far.verdict in ("out_of_reach", "flat") and far.rows_needed is None

@@ -232,15 +232,14 @@ def test_compare_s_winner_is_chosen_on_the_selection_split_or_corrected_for_the_
     """`tunegate compare`: among three methods of the same true accuracy, the one that looks best on the eval rows
     has an inflated margin; without a selection split its CI is widened (Bonferroni for 3); with one, the winner
     is chosen there."""
-    from types import SimpleNamespace
-
+    from tunegate.config import CostsConfig, GateSpec
     from tunegate.judging import choose_winner
 
     rng = np.random.default_rng(7)
-    cfg = SimpleNamespace(task="classification", gate_metric="accuracy", gate=GateConfig())
+    spec = GateSpec(task="classification", metric="accuracy", gate=GateConfig(), costs=CostsConfig(), batch_size=16)
     rungs = ladder(rng, dev=False)
     methods = [model(f"tuned:m{j}", rng.random(N_EVAL) < 0.7, kind="tuned") for j in range(3)]
-    one = choose_winner(cfg, rungs, methods)
+    one = choose_winner(spec, rungs, methods)
     assert one["chosen_on"] == "eval" and one["confidence"] == pytest.approx(1 - 0.05 / 3)
     assert "Bonferroni for 3 candidates" in one["why"]
     plain = decide(
@@ -256,7 +255,7 @@ def test_compare_s_winner_is_chosen_on_the_selection_split_or_corrected_for_the_
         model(f"tuned:m{j}", rng.random(N_EVAL) < 0.7, rng.random(N_DEV) < acc, kind="tuned")
         for j, acc in enumerate((0.6, 0.9, 0.6))
     ]
-    two = choose_winner(cfg, rungs, methods)
+    two = choose_winner(spec, rungs, methods)
     assert two["chosen_on"] == "dev" and two["name"] == "m1" and two["confidence"] == pytest.approx(0.95)
 
 

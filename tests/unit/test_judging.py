@@ -20,8 +20,8 @@ def candidates():
 
 def test_without_a_selection_split_the_winners_ci_is_widened_for_the_choice():
     base, lora, probe = candidates()
-    one = choose_winner(CFG, base, [lora])
-    two = choose_winner(CFG, base, [lora, probe])
+    one = choose_winner(CFG.gate_spec, base, [lora])
+    two = choose_winner(CFG.gate_spec, base, [lora, probe])
     assert one["name"] == two["name"] == "lora" and one["chosen_on"] == two["chosen_on"] == "eval"
     assert one["why"] == "the only method" and one["confidence"] == 0.95
     assert two["confidence"] == 0.975 and "Bonferroni for 2 candidates" in two["why"]
@@ -40,6 +40,6 @@ def test_with_a_selection_split_the_winner_is_chosen_there():
 
     base = [on_dev(b, 20) for b in base]
     lora, probe = on_dev(lora, 25), on_dev(probe, 30)  # the probe wins on the selection split
-    w = choose_winner(CFG, base, [lora, probe])
+    w = choose_winner(CFG.gate_spec, base, [lora, probe])
     assert w["name"] == "linear_probe" and w["chosen_on"] == "dev" and w["confidence"] == 0.95
     assert w["why"] == "chosen on the selection split (40 rows), judged on the eval rows"

@@ -6,11 +6,12 @@ import pytest
 
 from tests.conftest import make_config
 from tests.unit.test_methods import METHOD_CONFIGS, toy_set
+from tunegate import planning
 from tunegate.config import BudgetConfig, load_config, parse_config
 from tunegate.methods import get_method
 from tunegate.methods.linear_probe import LinearProbeSettings
 from tunegate.methods.lora import LoraSettings
-from tunegate.planning import BudgetExceededError, advise, estimate, over_budget
+from tunegate.planning import BudgetExceededError, estimate, over_budget
 from tunegate.records import Hardware, MethodEstimate
 
 
@@ -72,6 +73,11 @@ def est(method, seconds=60.0, peak_mb=2000.0, base_mb=600.0, over=()) -> MethodE
         base_footprint_mb=base_mb,
         over_budget=list(over),
     )
+
+
+def advise(cfg, hardware, estimates, base_params):
+    """The advisor on a config's method, budget and task."""
+    return planning.advise(cfg.method, cfg.budget, hardware, estimates, base_params, task=cfg.task)
 
 
 def cfg_for(task="classification", priority="quality"):
@@ -291,7 +297,7 @@ def test_a_larger_micro_batch_is_suggested_where_rows_share_a_long_prefix(tmp_pa
     plan = PlanResult(
         hardware=hw(8), estimates=[e], chosen="lora", chosen_config={}, base_params=1, n_train=64, price_per_hour=0
     )
-    text = render_plan(plan, cfg_for())
+    text = render_plan(plan, cfg_for().budget)
     assert "- lora: try `method.micro_batch_size: 16` (now 4): the same update" in text
     assert "1.7x fewer tokens: est. train time 5.9 min instead of 10.0 min, est. peak memory 2.02 GB" in text
 

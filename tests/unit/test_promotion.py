@@ -16,6 +16,7 @@ from tunegate.config import load_config
 from tunegate.errors import PromotionError, RegistryError
 from tunegate.inference import load_predictor
 from tunegate.registry import Registry
+from tunegate.stages import source_files
 
 GATE = {"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100}  # the gate passes: each run is promoted
 LADDER = {"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False}
@@ -186,19 +187,19 @@ def test_concurrent_alias_moves_lose_no_history(tmp_path):
 
 def test_change_check_and_source_fingerprint(tmp_path, cfg):
     reg = Registry(cfg.registry.path)
-    first = changes.check(cfg, data_hash="d1", config_hash="c1")
+    first = changes.check(cfg.registry, data_hash="d1", config_hash="c1")
     assert first.changed and "no version" in first.reason
     reg.register("toy", files={}, dirs={}, meta={"data_hash": "d1", "config_hash": "c1", "run_id": "r1"})
-    same = changes.check(cfg, data_hash="d1", config_hash="c1")
+    same = changes.check(cfg.registry, data_hash="d1", config_hash="c1")
     assert not same.changed and same.reason.startswith("no change") and same.last_version == 1
-    assert changes.check(cfg, data_hash="d1", config_hash="c1", force=True).changed
-    assert "data changed" in changes.check(cfg, data_hash="d2", config_hash="c1").reason
-    assert "config changed" in changes.check(cfg, data_hash="d1", config_hash="c2").reason
-    fp = changes.source_fingerprint(cfg)
-    assert fp == changes.source_fingerprint(cfg)
+    assert changes.check(cfg.registry, data_hash="d1", config_hash="c1", force=True).changed
+    assert "data changed" in changes.check(cfg.registry, data_hash="d2", config_hash="c1").reason
+    assert "config changed" in changes.check(cfg.registry, data_hash="d1", config_hash="c2").reason
+    fp = changes.source_fingerprint(source_files(cfg))
+    assert fp == changes.source_fingerprint(source_files(cfg))
     train = cfg.resolve(cfg.data.train)
     train.write_text(train.read_text() + "another wonderful film,pos\n")
-    assert changes.source_fingerprint(cfg) != fp
-    assert changes.last_seen(cfg) is None
-    changes.remember(cfg, fp, "Completed")
-    assert changes.last_seen(cfg)["fingerprint"] == fp
+    assert changes.source_fingerprint(source_files(cfg)) != fp
+    assert changes.last_seen(cfg.registry) is None
+    changes.remember(cfg.registry, fp, "Completed")
+    assert changes.last_seen(cfg.registry)["fingerprint"] == fp

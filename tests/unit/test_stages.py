@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import make_config
 from tunegate import stages
+from tunegate.answering import AnswerSpec
 from tunegate.config import load_config
 from tunegate.ladder.core import baseline_rungs
 from tunegate.records import GateInputs
@@ -144,7 +145,7 @@ def test_predict_from_registry(tmp_path, tiny_model_dir, toy_data):
     evaluate(
         judged,
         p.tokenizer,
-        cfg=cfg,
+        spec=AnswerSpec.from_config(cfg),
         eval_df=pl.DataFrame({ROW: [0, 1], "text": texts, "label": ["pos", "neg"]}),
         name="tuned:lora",
         kind="tuned",
@@ -274,7 +275,8 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
         plan = stages.plan(cfg, run, dataset)
         assert plan.chosen == "majority" and plan.estimates[0].trainable_params == 1
         speedy = cfg.with_method(AutoSettings(priority="speed"))
-        advice = planning.advise(speedy, plan.hardware, [*plan.estimates, est("lora")], base_params=plan.base_params)
+        ests = [*plan.estimates, est("lora")]
+        advice = planning.advise(speedy.method, speedy.budget, plan.hardware, ests, plan.base_params, task=speedy.task)
         assert advice.chosen == "majority" and "counting labels" in advice.rule
         assert advice.alternatives["lora"] == "ranked below by the rules above"
         # stages, compare, registry, predict
@@ -311,7 +313,7 @@ def test_the_ladder_cache_key_follows_the_prompt_tokens(tmp_path, tiny_model_dir
     def key(**sections):
         cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, **sections))
         run = stages.prepare_run(cfg)
-        return prompt_fingerprint(cfg, run.model_path, stages.validate_data(cfg, run).dataset)
+        return prompt_fingerprint(AnswerSpec.from_config(cfg), run.model_path, stages.validate_data(cfg, run).dataset)
 
     base = key()
     assert key(method={"name": "linear_probe", "max_length": 200}) == base

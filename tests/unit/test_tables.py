@@ -23,7 +23,7 @@ def ladder():
 
 
 def test_ladder_rows_flag_the_best_rung_and_describe_each_by_its_kind():
-    table = ladder_rows(CFG, ladder())
+    table = ladder_rows(CFG.gate_spec, ladder())
     assert [r.name for r in table] == ["zero_shot", "few_shot"] and [r.best for r in table] == [False, True]
     assert table[0].prompt == "instruction + input" and table[1].prompt == "2 fixed random train rows + input"
     for r in table:
@@ -38,9 +38,9 @@ def test_each_interval_is_computed_once(monkeypatch):
     real = tables.bootstrap_ci
     monkeypatch.setattr(tables, "bootstrap_ci", lambda *a, **k: calls.append(1) or real(*a, **k))
     base = ladder()
-    iv = Intervals(CFG, base[1])
-    ladder_rows(CFG, base, iv)
-    ladder_rows(CFG, base, iv)
+    iv = Intervals(CFG.gate_spec, base[1])
+    ladder_rows(CFG.gate_spec, base, iv)
+    ladder_rows(CFG.gate_spec, base, iv)
     assert len(calls) == 2  # one per rung, shared by both tables
 
 
@@ -51,7 +51,7 @@ def test_model_rows_carry_the_gates_own_delta_ci_and_costs():
     decision = decide(
         task="classification", metric="accuracy", gate=CFG.gate, baselines=base, tuned=tuned, cost_model=lines
     )
-    table = model_rows(CFG, decision, [*base, tuned], Intervals(CFG, base[1]))
+    table = model_rows(CFG.gate_spec, decision, [*base, tuned], Intervals(CFG.gate_spec, base[1]))
     by = {r.name: r for r in table}
     assert by["tuned:lora"].delta == pytest.approx(0.2)
     assert (by["tuned:lora"].delta_ci_low, by["tuned:lora"].delta_ci_high) == (decision.ci_low, decision.ci_high)

@@ -23,7 +23,9 @@ def prepared(tmp_path, tiny_model_dir, toy_data):
 
 def test_the_artifact_describes_itself(prepared, tmp_path):
     cfg, run, dataset = prepared
-    result = tuning.tune(cfg, run, dataset, tmp_path / "out", progress=False)
+    result = tuning.tune(
+        cfg.method, AnswerSpec.from_config(cfg), run, dataset, tmp_path / "out", train_on="all", progress=False
+    )
     meta = json.loads((Path(result.artifact_dir) / "tunegate.json").read_text())
     assert meta["method"] == "lora" and meta["method_config"]["r"] == 2
     assert meta["base_model"]["sha"] == run.model_sha
@@ -40,4 +42,6 @@ def test_a_method_that_does_not_apply_is_refused(prepared, tmp_path):
     cfg, run, dataset = prepared
     gen = cfg.model_copy(update={"task": "generation"}).with_method(LinearProbeSettings())
     with pytest.raises(ValueError, match="method 'linear_probe' does not apply to generation tasks"):
-        tuning.tune(gen, run, dataset, tmp_path / "out", progress=False)
+        tuning.tune(
+            gen.method, AnswerSpec.from_config(gen), run, dataset, tmp_path / "out", train_on="all", progress=False
+        )

@@ -3,102 +3,21 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tunegate.cli.common import load, with_config
 
 
 def add_commands(sub) -> None:
-    """Register this group's subcommands on the top-level parser's ``sub``."""
-    r = sub.add_parser(
-        "run",
-        help="run the whole pipeline (a Prefect flow)",
-        description="Run the whole pipeline as one Prefect flow: validate data, evaluate baselines (cached), tune, "
-        "evaluate the tuned model, compare with a paired bootstrap CI, and register/promote. Prefect runs embedded "
-        "unless PREFECT_API_URL points at a server. Exit code 0 when the run completed (promoted or not), 1 when "
-        "it failed (e.g. bad data), 2 for config errors, 130/143 when stopped by SIGINT/SIGTERM.",
-    )
-    with_config(r)
-    r.add_argument(
-        "--resume",
-        metavar="RUN_ID",
-        help="run an interrupted run again in its folder (runs/RUN_ID) with the same config: training continues "
-        "from its newest checkpoint (method.checkpoint_every) instead of step 0",
-    )
-    r.set_defaults(func=cmd_run)
-
-    rt = sub.add_parser(
-        "retrain",
-        help="champion/challenger retraining: skip when nothing changed, else tune and promote only over baselines AND "
-        "production",
-        description="Run the retrain flow (what the scheduled deployments run): re-read and validate the data; if its "
-        "data hash and the config equal those of the newest registered version, stop and record 'no change' in the "
-        "audit log; otherwise tune a challenger and promote it only if the gate finds it better than the best "
-        "baseline and the current production model on the same eval rows. Exit code 0 when the run completed "
-        "(retrained or not).",
-    )
-    with_config(rt)
-    rt.add_argument("--force", action="store_true", help="retrain even if the data did not change")
-    rt.set_defaults(func=cmd_retrain)
-
-    c = sub.add_parser(
-        "compare",
-        help="run every applicable method on the same data and print the measured trade-off table",
-        description="Run the baselines once, then every method listed under `compare` in the config (default: every "
-        "method that applies to the task) on the same train and eval rows, each as its own Prefect tasks. Writes "
-        "compare.md (table: metric with CI, delta vs the best baseline with CI, trainable params, peak memory, train "
-        "time vs the plan's estimate, artifact size, latency, the gate's decision) and a bar chart. A method that "
-        "fails is reported in the table; the others still run. Nothing is registered.",
-    )
-    with_config(c)
-    c.set_defaults(func=cmd_compare)
-
-    f = sub.add_parser(
-        "forecast",
-        help="would more labelled rows make tuning pay off? train on nested fractions of train and fit the curve",
-        description="Train the configured method (or the one `auto` picks) on nested fractions of the train rows "
-        "(forecast.fractions, default 1/4, 1/2, all; stratified by label), score each on the same eval rows, fit a "
-        "learning curve (1 - metric = b * rows^-c, a bootstrap over the eval rows for its uncertainty) and say how "
-        "many labelled rows would be expected to clear the best baseline + gate.min_gain and what training on them "
-        "would cost; or that the curve is flat and more data is unlikely to help. Writes forecast.md/.json/.png. "
-        "Nothing is registered. Exit code 0 when the forecast completed, whatever it says.",
-    )
-    with_config(f)
-    f.set_defaults(func=cmd_forecast)
-
-    b = sub.add_parser(
-        "baselines",
-        help="measure the baseline ladder only (zero-shot, calibrated, few-shot, retrieved few-shot, RAG)",
-        description="Measure what you get without tuning, on the eval rows: zero-shot; zero-shot with the label prior "
-        "calibrated (classification); few-shot with fixed random demonstrations; few-shot with the most similar train "
-        "rows retrieved per input (bm25, dense or hybrid: baselines.retrieved_few_shot.retrievers); RAG over "
-        "baselines.rag.documents. Writes ladder.md/.json (metric with CI, prompt tokens, retrieval and total latency, "
-        "index build time and size) and saves the indexes with the run. Nothing is trained or registered.",
-    )
-    with_config(b)
-    b.set_defaults(func=cmd_baselines)
-
-    pl_ = sub.add_parser(
-        "plan",
-        help="estimate time, memory and cost of each method before anything trains",
-        description="Validate the data, then run a short calibration of the configured method (every applicable "
-        "method for `method: auto`) on this machine and print, per method: trainable parameters, estimated peak "
-        "memory, estimated training time on the detected hardware, estimated cost at costs.cpu_per_hour "
-        "(gpu_per_hour on CUDA), and whether it fits the budget caps. For `method: auto`, also which method the "
-        "advisor picks and why. Exit code 1 when over budget (a `tunegate run` would stop before training).",
-    )
-    with_config(pl_)
-    pl_.set_defaults(func=cmd_plan)
-
-    v = sub.add_parser(
-        "validate",
-        help="check the data only (no Prefect, no training)",
-        description="Run every data check of the pipeline and print the report (written to the run folder too). "
-        "Exit code 1 if any check failed.",
-    )
-    with_config(v)
-    v.set_defaults(func=cmd_validate)
+    """Register this group's subcommands (``COMMANDS``) on the top-level parser's ``sub``; each takes the config."""
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.help, description=command.description)
+        with_config(p)
+        for flags, options in command.arguments:
+            p.add_argument(*flags, **options)
+        p.set_defaults(func=command.func)
 
 
 def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
@@ -234,7 +153,7 @@ def cmd_plan(args) -> int:
     cfg = cfg.with_data(result.resolved_data)
     print("Calibrating each method with a short timed run on real rows...", file=sys.stderr)
     plan = stages.plan(cfg, run, result.dataset)
-    print(render_plan(plan, cfg))
+    print(render_plan(plan, cfg.budget))
     print(f"Written: {Path(run.run_dir) / 'plan.md'} and plan.json")
     return 1 if plan.blocked else 0
 
@@ -251,3 +170,117 @@ def cmd_validate(args) -> int:
         print(f"ERROR: {result.summary}", file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name, one-line help, the description `--help` prints, what it runs, its own options."""
+
+    name: str
+    help: str
+    description: str
+    func: Callable
+    arguments: tuple = ()
+
+
+COMMANDS = (
+    Command(
+        "run",
+        help="run the whole pipeline (a Prefect flow)",
+        description=(
+            "Run the whole pipeline as one Prefect flow: validate data, evaluate baselines (cached), tune, evaluate "
+            "the tuned model, compare with a paired bootstrap CI, and register/promote. Prefect runs embedded unless "
+            "PREFECT_API_URL points at a server. Exit code 0 when the run completed (promoted or not), 1 when it "
+            "failed (e.g. bad data), 2 for config errors, 130/143 when stopped by SIGINT/SIGTERM."
+        ),
+        func=cmd_run,
+        arguments=(
+            (
+                ("--resume",),
+                dict(
+                    metavar="RUN_ID",
+                    help=(
+                        "run an interrupted run again in its folder (runs/RUN_ID) with the same config: training "
+                        "continues from its newest checkpoint (method.checkpoint_every) instead of step 0"
+                    ),
+                ),
+            ),
+        ),
+    ),
+    Command(
+        "retrain",
+        help=(
+            "champion/challenger retraining: skip when nothing changed, else tune and promote only over baselines AND"
+            " production"
+        ),
+        description=(
+            "Run the retrain flow (what the scheduled deployments run): re-read and validate the data; if its data "
+            "hash and the config equal those of the newest registered version, stop and record 'no change' in the "
+            "audit log; otherwise tune a challenger and promote it only if the gate finds it better than the best "
+            "baseline and the current production model on the same eval rows. Exit code 0 when the run completed "
+            "(retrained or not)."
+        ),
+        func=cmd_retrain,
+        arguments=((("--force",), dict(action="store_true", help="retrain even if the data did not change")),),
+    ),
+    Command(
+        "compare",
+        help="run every applicable method on the same data and print the measured trade-off table",
+        description=(
+            "Run the baselines once, then every method listed under `compare` in the config (default: every method "
+            "that applies to the task) on the same train and eval rows, each as its own Prefect tasks. Writes "
+            "compare.md (table: metric with CI, delta vs the best baseline with CI, trainable params, peak memory, "
+            "train time vs the plan's estimate, artifact size, latency, the gate's decision) and a bar chart. A "
+            "method that fails is reported in the table; the others still run. Nothing is registered."
+        ),
+        func=cmd_compare,
+    ),
+    Command(
+        "forecast",
+        help="would more labelled rows make tuning pay off? train on nested fractions of train and fit the curve",
+        description=(
+            "Train the configured method (or the one `auto` picks) on nested fractions of the train rows "
+            "(forecast.fractions, default 1/4, 1/2, all; stratified by label), score each on the same eval rows, fit "
+            "a learning curve (1 - metric = b * rows^-c, a bootstrap over the eval rows for its uncertainty) and say "
+            "how many labelled rows would be expected to clear the best baseline + gate.min_gain and what training on"
+            " them would cost; or that the curve is flat and more data is unlikely to help. Writes "
+            "forecast.md/.json/.png. Nothing is registered. Exit code 0 when the forecast completed, whatever it "
+            "says."
+        ),
+        func=cmd_forecast,
+    ),
+    Command(
+        "baselines",
+        help="measure the baseline ladder only (zero-shot, calibrated, few-shot, retrieved few-shot, RAG)",
+        description=(
+            "Measure what you get without tuning, on the eval rows: zero-shot; zero-shot with the label prior "
+            "calibrated (classification); few-shot with fixed random demonstrations; few-shot with the most similar "
+            "train rows retrieved per input (bm25, dense or hybrid: baselines.retrieved_few_shot.retrievers); RAG "
+            "over baselines.rag.documents. Writes ladder.md/.json (metric with CI, prompt tokens, retrieval and total"
+            " latency, index build time and size) and saves the indexes with the run. Nothing is trained or "
+            "registered."
+        ),
+        func=cmd_baselines,
+    ),
+    Command(
+        "plan",
+        help="estimate time, memory and cost of each method before anything trains",
+        description=(
+            "Validate the data, then run a short calibration of the configured method (every applicable method for "
+            "`method: auto`) on this machine and print, per method: trainable parameters, estimated peak memory, "
+            "estimated training time on the detected hardware, estimated cost at costs.cpu_per_hour (gpu_per_hour on "
+            "CUDA), and whether it fits the budget caps. For `method: auto`, also which method the advisor picks and "
+            "why. Exit code 1 when over budget (a `tunegate run` would stop before training)."
+        ),
+        func=cmd_plan,
+    ),
+    Command(
+        "validate",
+        help="check the data only (no Prefect, no training)",
+        description=(
+            "Run every data check of the pipeline and print the report (written to the run folder too). Exit code 1 "
+            "if any check failed."
+        ),
+        func=cmd_validate,
+    ),
+)

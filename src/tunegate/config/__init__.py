@@ -19,7 +19,7 @@ from tunegate.config.loader import MAX_YAML_VALUES, StrictLoader, load_config, p
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
-from tunegate.config.root import AnyMethod, TunegateConfig
+from tunegate.config.root import AnyMethod, GateSpec, TunegateConfig
 
 
 def reference_markdown() -> str:
@@ -38,6 +38,7 @@ __all__ = [
     "DataConfig",
     "ForecastConfig",
     "GateConfig",
+    "GateSpec",
     "HardwareConfig",
     "MAX_YAML_VALUES",
     "OutputConfig",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,18 @@ def _method_settings(v: Any) -> Any:
 
 # a method section: validated by the settings class registered under its `name`, dumped with all its keys
 AnyMethod = SerializeAsAny[Annotated[MethodSettings, BeforeValidator(_method_settings)]]
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """What judging reads from the config: the task, the gate metric, the declared gate, the prices, and the batch
+    size the latencies were measured at. The gate, its tables and its pages take this, not the whole config."""
+
+    task: str
+    metric: str
+    gate: GateConfig
+    costs: CostsConfig
+    batch_size: int
 
 
 class TunegateConfig(_Strict):
@@ -161,6 +174,17 @@ class TunegateConfig(_Strict):
             return self.gate.metric
         return metrics.default_metric(self.task)
 
+    @property
+    def gate_spec(self) -> GateSpec:
+        """What the gate, its tables and its pages read (:class:`GateSpec`)."""
+        return GateSpec(
+            task=self.task,
+            metric=self.gate_metric,
+            gate=self.gate,
+            costs=self.costs,
+            batch_size=self.baselines.batch_size,
+        )
+
     def compare_methods(self) -> list[Any]:
         """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies
         (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
@@ -181,6 +205,11 @@ class TunegateConfig(_Strict):
         if isinstance(method, dict):
             method = settings_class(method["name"])(**method)
         return self.model_copy(update={"method": method})
+
+    def seed_configs(self) -> list["TunegateConfig"]:
+        """One config per ``gate.seeds``: method.seed, method.seed + 1, ..."""
+        seed = self.method.seed
+        return [self.with_method(self.method.model_copy(update={"seed": seed + i})) for i in range(self.gate.seeds)]
 
     def with_data(self, resolved: dict[str, Any] | None) -> "TunegateConfig":
         """This config with the ``data`` settings validation resolved from the files (labels found in train, a

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunegate.config import TunegateConfig
+from tunegate.config import BudgetConfig, GateSpec
 from tunegate.records import PlanResult, RunContext
 from tunegate.report.plan_page import render_plan
 from tunegate.report.rungs_table import LADDER_NOTES, ladder_table
@@ -84,7 +84,8 @@ def _methods_training(rows: list[dict]) -> list[str]:
 def render_comparison(
     result,
     *,
-    cfg: TunegateConfig,
+    spec: GateSpec,
+    budget: BudgetConfig,
     run: RunContext,
     dataset,
     plan: PlanResult | None = None,
@@ -93,7 +94,7 @@ def render_comparison(
     """compare.md: the design's trade-off table, backed by measurements on this run's data."""
     m = result.gate_metric
     rows = [r.model_dump() for r in result.rows]
-    pct = f"{100 * cfg.gate.confidence:.0f}%"
+    pct = f"{100 * spec.gate.confidence:.0f}%"
     lines = [
         f"# Method comparison, run {run.run_id}",
         "",
@@ -101,7 +102,7 @@ def render_comparison(
         "",
         f"Same {dataset.n_eval} eval rows for every row of the table; {dataset.n_train} training rows; base model "
         f"{run.model_id}. Gate: {m}, promote iff the lower end of the {pct} paired-bootstrap CI of (method - "
-        f"{result.best_baseline}) exceeds {cfg.gate.min_gain:+.3f}.",
+        f"{result.best_baseline}) exceeds {spec.gate.min_gain:+.3f}.",
         "",
         f"| model | status | {m} [{pct} CI] | delta vs {result.best_baseline} [{pct} CI] | trainable params | peak RSS "
         "| "
@@ -114,7 +115,7 @@ def render_comparison(
         f"![{m} per model with {pct} CIs](compare.png)",
         "",
         "Notes: peak RSS is the process's resident memory during training (frozen base included). Latency is wall "
-        f"time per request at batch size {cfg.baselines.batch_size}. Train time (est.) is `tunegate plan`'s estimate "
+        f"time per request at batch size {spec.batch_size}. Train time (est.) is `tunegate plan`'s estimate "
         "made before training. Artifact is what the registry stores (checkpoints excluded).",
         "",
     ]
@@ -123,7 +124,7 @@ def render_comparison(
     if sel:
         lines += [f"Best method: {result.winner['name']}, {sel}.", ""]
     if ladder:
-        lines += ["## Baseline ladder", "", *ladder_table(ladder, m, cfg.gate.confidence), "", LADDER_NOTES, ""]
+        lines += ["## Baseline ladder", "", *ladder_table(ladder, m, spec.gate.confidence), "", LADDER_NOTES, ""]
     failures = [r for r in rows if r["status"] in ("failed", "skipped")]
     if failures:
         lines += [
@@ -134,5 +135,5 @@ def render_comparison(
         ]
     lines += _methods_training(rows)
     if plan is not None:
-        lines += [render_plan(plan, cfg).replace("# Plan", "## Plan (before training)", 1)]
+        lines += [render_plan(plan, budget).replace("# Plan", "## Plan (before training)", 1)]
     return "\n".join(lines) + "\n"

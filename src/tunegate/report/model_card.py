@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
-from tunegate.config import TunegateConfig
 from tunegate.records import Decision, RunContext, TuneResult
 
 
-def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: TuneResult, cfg: TunegateConfig) -> str:
+def render_model_card(
+    *, name: str, run: RunContext, decision: Decision, tuned: TuneResult, config: dict, labels: list[str]
+) -> str:
+    """README.md of a registered version: the decision, provenance, metrics, reasons and the run's config
+    (``config``: its JSON dump; ``labels``: the answer labels, empty for a task without a label set)."""
     p = decision.provenance
     return "\n".join(
         [
@@ -20,7 +23,7 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             f"- trained and evaluated on: {run.placement.describe()}",
             f"- method: {tuned.method}, {tuned.trainable_params:,} trainable parameters; adapter in `artifact/adapter` "
             "(PEFT format)",
-            f"- task: {cfg.task}; labels: {', '.join(cfg.data.label_answers()) or '-'}",
+            f"- task: {config['task']}; labels: {', '.join(labels) or '-'}",
             f"- data hash: {p['data_hash']} ({p['n_train']} train / {p['n_eval']} eval rows)",
             f"- config hash: {p['config_hash']}; code version {p['code_version']}; run {run.run_id}",
             "",
@@ -41,7 +44,7 @@ def render_model_card(*, name: str, run: RunContext, decision: Decision, tuned: 
             "## Config",
             "",
             "```json",
-            json.dumps(cfg.model_dump(mode="json"), indent=2),
+            json.dumps(config, indent=2),
             "```",
             "",
         ]

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from tunegate.config import TunegateConfig
+from tunegate.config import BudgetConfig
 from tunegate.hardware import current as current_placement
 from tunegate.records import PlanResult, TuneResult
 from tunegate.report.words import _mins
 
 
-def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
+def render_plan(plan: PlanResult, budget: BudgetConfig) -> str:
     """`tunegate plan` output and plan.md: per method params, time, memory, cost, budget fit; the advice."""
-    b = cfg.budget
+    b = budget
     caps = [
         f"time {b.max_train_minutes:g} min" if b.max_train_minutes else None,
         f"memory {b.max_memory_gb:g} GB" if b.max_memory_gb else None,
@@ -35,24 +35,7 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
         "| est. cost | fits budget |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for e in plan.estimates:
-        if not e.applicable:
-            lines.append(f"| {e.method} | - | - | - | - | - | - | not applicable: {e.reason} |")
-            continue
-        if e.error:
-            lines.append(f"| {e.method} | - | - | - | - | - | - | calibration failed: {e.error} |")
-            continue
-        fit = "yes" if not e.over_budget else "NO: " + "; ".join(e.over_budget)
-        mark = " (chosen)" if e.method == plan.chosen else ""
-        from_config = "-" if e.est_memory is None else f"{e.est_memory.total_gb:.2f} GB"
-        if not e.calibrated:
-            lines.append(f"| {e.method}{mark} | - | - | - | - | {from_config} | - | {fit} |")
-            continue
-        lines.append(
-            f"| {e.method}{mark} | {e.trainable_params:,} ({100 * e.trainable_params / max(1, e.total_params):.3f}%) | "
-            f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | {from_config} | "
-            f"${e.est_cost_usd:.4f} | {fit} |"
-        )
+    lines += [_estimate_row(e, chosen=e.method == plan.chosen) for e in plan.estimates]
     for e in plan.estimates:
         if (s := e.suggestion) is not None:
             lines += [
@@ -83,6 +66,24 @@ def render_plan(plan: PlanResult, cfg: TunegateConfig) -> str:
     if plan.blocked:
         lines += ["", f"**Over budget: training will not start.** {plan.blocked}"]
     return "\n".join(lines) + "\n"
+
+
+def _estimate_row(e, *, chosen: bool) -> str:
+    """One method's row of the plan table: why it was not estimated, or its estimate and budget fit."""
+    if not e.applicable:
+        return f"| {e.method} | - | - | - | - | - | - | not applicable: {e.reason} |"
+    if e.error:
+        return f"| {e.method} | - | - | - | - | - | - | calibration failed: {e.error} |"
+    fit = "yes" if not e.over_budget else "NO: " + "; ".join(e.over_budget)
+    mark = " (chosen)" if chosen else ""
+    from_config = "-" if e.est_memory is None else f"{e.est_memory.total_gb:.2f} GB"
+    if not e.calibrated:
+        return f"| {e.method}{mark} | - | - | - | - | {from_config} | - | {fit} |"
+    return (
+        f"| {e.method}{mark} | {e.trainable_params:,} ({100 * e.trainable_params / max(1, e.total_params):.3f}%) | "
+        f"{e.full_train_tokens:,} | {_mins(e.est_train_seconds)} | {e.est_peak_mb / 1024:.2f} GB | {from_config} | "
+        f"${e.est_cost_usd:.4f} | {fit} |"
+    )
 
 
 def _plan_vs_actual(plan: PlanResult, tuned: TuneResult) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunegate.config import TunegateConfig
+from tunegate.config import GateSpec
 from tunegate.records import Decision, EvalResult, PlanResult, RunContext, TuneResult
 from tunegate.report.plan_page import _plan_vs_actual
 from tunegate.report.rungs_table import LADDER_NOTES, ladder_table
@@ -271,7 +271,7 @@ def _training_section(run: RunContext, tuned: TuneResult) -> list[str]:
 
 def render_run_report(
     *,
-    cfg: TunegateConfig,
+    spec: GateSpec,
     run: RunContext,
     decision: Decision,
     rows: list[dict],
@@ -283,7 +283,7 @@ def render_run_report(
 ) -> str:
     """report.md: the decision in one sentence, the declared gate, every rung and candidate with quality and
     cost, the plots, the ladder, training, data validation, provenance. report.html is rendered from it."""
-    pct = f"{100 * cfg.gate.confidence:.0f}%"
+    pct = f"{100 * spec.gate.confidence:.0f}%"
     lines = [
         f"# tunegate run {run.run_id}",
         "",
@@ -313,7 +313,7 @@ def render_run_report(
         f"${decision.prices.get('train_per_hour', 0):g}/h; "
         f"{decision.prices.get('requests_per_month', 0):,} requests/month. Token counts come from the real tokenizer "
         "on the real prompts, "
-        f"times from this run. Latency is wall time per request at batch size {cfg.baselines.batch_size}.",
+        f"times from this run. Latency is wall time per request at batch size {spec.batch_size}.",
         *(_unparsed_note(unparsed) if unparsed else []),
         "",
         f"![{decision.gate_metric} per model with {pct} CIs](plots/metric.png)",
@@ -325,7 +325,7 @@ def render_run_report(
             [
                 "## Baseline ladder",
                 "",
-                *ladder_table(ladder, decision.gate_metric, cfg.gate.confidence),
+                *ladder_table(ladder, decision.gate_metric, spec.gate.confidence),
                 "",
                 LADDER_NOTES,
                 "",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from tunegate.config import TunegateConfig
 from tunegate.records import RunContext
 
 
@@ -33,7 +32,7 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
     return lines
 
 
-def render_ladder(rows: list[dict], *, metric: str, cfg: TunegateConfig, run: RunContext, dataset) -> str:
+def render_ladder(rows: list[dict], *, metric: str, confidence: float, run: RunContext, dataset) -> str:
     """ladder.md (`tunegate baselines`): what prompting and retrieval give without tuning."""
     best = next(r for r in rows if r["best"])
     return (
@@ -46,7 +45,7 @@ def render_ladder(rows: list[dict], *, metric: str, cfg: TunegateConfig, run: Ru
                 f"Same {dataset.n_eval} eval rows for every rung; {dataset.n_train} train rows; base model "
                 f"{run.model_id}.",
                 "",
-                *ladder_table(rows, metric, cfg.gate.confidence),
+                *ladder_table(rows, metric, confidence),
                 "",
                 LADDER_NOTES,
                 "",

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tunegate.config import TunegateConfig
+from tunegate.config import DataConfig, TunegateConfig
 from tunegate.modeling import context_length, load_tokenizer
 from tunegate.records import DatasetRef, ValidationResult
 from tunegate.runs import write_run_config
@@ -41,10 +41,10 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
     outcome = validate(cfg, load_tokenizer(model_path), context_length(model_path))
     md, js = write_report(outcome, run_dir)
-    resolved = resolved_data(cfg, outcome)
+    resolved = resolved_data(cfg.data, outcome)
     if outcome.ok and resolved and (run_dir / "config.yaml").is_file():
         # the run's resolved config (what the registry keeps, what serving and re-scoring read) names them
-        write_run_config(cfg.with_data(resolved), run_dir)
+        write_run_config(cfg.with_data(resolved).model_dump(mode="json"), run_dir)
     dataset = None
     if outcome.ok:
         data_dir = run_dir / "data"
@@ -78,11 +78,11 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     )
 
 
-def resolved_data(cfg: TunegateConfig, outcome: ValidationOutcome) -> dict[str, Any]:
+def resolved_data(data: DataConfig, outcome: ValidationOutcome) -> dict[str, Any]:
     """The data settings the files decided: labels found in train, a conversation format 'auto' recognised."""
     out: dict[str, Any] = {}
-    if outcome.stats.get("labels_inferred") and cfg.data.labels is None:
+    if outcome.stats.get("labels_inferred") and data.labels is None:
         out["labels"] = outcome.stats["labels_inferred"]
-    if outcome.stats.get("conversation_format") and cfg.data.format == "auto":
+    if outcome.stats.get("conversation_format") and data.format == "auto":
         out["format"] = outcome.stats["conversation_format"]
     return out
