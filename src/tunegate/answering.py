@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from tunegate.config import CONVERSATION_FORMATS, PromptConfig, TunegateConfig
+from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.formats import is_conversation
 from tunegate.problems import task_type
 from tunegate.prompts import Context, PromptBuilder
 from tunegate.scoring import Answerer, ScoreStats
@@ -42,7 +43,7 @@ class AnswerSpec:
             max_length=cfg.method.max_length,
             max_new_tokens=cfg.baselines.max_new_tokens,
             batch_size=cfg.baselines.batch_size,
-            conversation=cfg.data.format in CONVERSATION_FORMATS,
+            conversation=is_conversation(cfg.data.format),
         )
 
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,9 @@ from pathlib import Path
 import polars as pl
 
 from tunegate.config import DataConfig
+from tunegate.errors import DataReadError
+from tunegate.formats import FORMATS, format_of, is_conversation
+from tunegate.formats.parquet import class_label_names, read_parquet
 from tunegate.problems import task_type
 
 ROW = "_row"
@@ -38,10 +40,6 @@ def same_texts(texts: list[str]) -> list[str]:
 HASH_SLICE_ROWS = 100_000  # 1-based row number in the source file, kept through sampling for reports
 
 
-class DataReadError(Exception):
-    """A file that cannot be read: named in the validation report, not a traceback."""
-
-
 def canonical_columns(task: str) -> tuple[str, str]:
     """The normalized data's (input, reference) columns for a task type."""
     return task_type(task).columns
@@ -50,27 +48,6 @@ def canonical_columns(task: str) -> tuple[str, str]:
 def source_columns(task: str, data: DataConfig) -> tuple[str, str]:
     """The file's (input, reference) columns, as the data settings name them for a task type."""
     return task_type(task).source_columns(data)
-
-
-def _format(path: Path, fmt: str) -> str:
-    if fmt != "auto":
-        return fmt
-    ext = path.suffix.lower()
-    known = {
-        ".csv": "csv",
-        ".tsv": "tsv",
-        ".jsonl": "jsonl",
-        ".ndjson": "jsonl",
-        ".parquet": "parquet",
-        ".pq": "parquet",
-        ".label": "lines",
-    }
-    if ext not in known:
-        raise DataReadError(
-            f"{path}: unknown file extension '{ext or '(none)'}'. Use .csv, .tsv, .jsonl or .parquet, "
-            "or set data.format explicitly"
-        )
-    return known[ext]
 
 
 def read_folder(path: Path) -> pl.DataFrame:
@@ -90,40 +67,14 @@ def read_folder(path: Path) -> pl.DataFrame:
         except Exception as exc:  # noqa: BLE001 - a damaged shard: say which folder
             raise DataReadError(f"{path}: a Hugging Face dataset folder whose data could not be read ({exc})") from None
         info = path / "dataset_info.json"
-        return _class_label_names(df, json.loads(info.read_text()).get("features") if info.is_file() else None)
+        return class_label_names(df, json.loads(info.read_text()).get("features") if info.is_file() else None)
     files = sorted(path.rglob("*.parquet"))
     if not files:
         raise DataReadError(
             f"{path}: a folder with neither a saved Hugging Face dataset (state.json) nor Parquet files; point "
             "data.train / data.eval at a data file or such a folder"
         )
-    return pl.concat([_read_parquet(f) for f in files], how="vertical_relaxed")
-
-
-def _read_parquet(path: Path) -> pl.DataFrame:
-    """A Parquet file; class-label columns of one written by Hugging Face ``datasets`` as their names."""
-    return _class_label_names(pl.read_parquet(path), _hf_features(path))
-
-
-def _hf_features(path: Path) -> dict | None:
-    """The ``features`` that Hugging Face ``datasets`` wrote into a Parquet file's metadata (its footer only)."""
-    try:
-        import pyarrow.parquet as pq
-
-        meta = pq.read_schema(path).metadata or {}
-        return json.loads(meta[b"huggingface"]).get("info", {}).get("features") if b"huggingface" in meta else None
-    except Exception:  # noqa: BLE001 - metadata is a nicety; the data is read without it
-        return None
-
-
-def _class_label_names(df, features: dict | None):
-    """Hugging Face ``ClassLabel`` columns (stored as integers) as their names (a frame or a lazy frame)."""
-    names = df.collect_schema().names()
-    for col, feat in (features or {}).items():
-        if isinstance(feat, dict) and feat.get("_type") == "ClassLabel" and col in names:
-            mapping = dict(enumerate(feat.get("names") or []))
-            df = df.with_columns(pl.col(col).replace_strict(mapping, default=None, return_dtype=pl.Utf8))
-    return df
+    return pl.concat([read_parquet(f) for f in files], how="vertical_relaxed")
 
 
 def _as_text(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -146,36 +97,6 @@ def _as_text(lf: pl.LazyFrame) -> pl.LazyFrame:
         else:
             out.append(pl.col(c).cast(pl.Utf8, strict=False))
     return lf.with_columns(out) if out else lf
-
-
-def _decode(path: Path, encoding: str) -> str:
-    data = path.read_bytes()
-    try:
-        return data.decode(encoding)
-    except LookupError:
-        raise DataReadError(f"{path}: unknown data.encoding '{encoding}' (e.g. utf-8, latin-1, cp1252)") from None
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataReadError(
-            f"{path}: line {line} is not valid {encoding} (byte {data[exc.start]:#04x}); set data.encoding to the "
-            "file's encoding (e.g. latin-1 or cp1252) or re-save it as UTF-8"
-        ) from None
-
-
-def _read_lines(path: Path, columns: list[str] | None, encoding: str) -> pl.DataFrame:
-    """One example per line, split at the first whitespace; ``_row`` is the line number (blank lines skipped)."""
-    names = list(columns) if columns else ["label", "text"]
-    if len(names) != 2:
-        raise DataReadError(f"{path}: a 'lines' file has two columns; data.columns names {len(names)}")
-    lines, first, rest = [], [], []
-    for n, line in enumerate(_decode(path, encoding).splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.strip().split(None, 1)
-        lines.append(n)
-        first.append(parts[0])
-        rest.append(parts[1] if len(parts) > 1 else "")
-    return pl.DataFrame({ROW: pl.Series(lines, dtype=pl.UInt32), names[0]: first, names[1]: rest})
 
 
 @dataclass
@@ -208,7 +129,6 @@ class Table:
             raise unreadable(self.path, self.kind, exc) from None
 
 
-MAX_NAMED_LINES = 5  # a malformed file's error names up to this many of its bad lines
 _BOMS = (
     (b"\xff\xfe\x00\x00", "utf-32"),
     (b"\x00\x00\xfe\xff", "utf-32"),
@@ -224,11 +144,6 @@ _MAGIC = (
 )
 
 
-def _first_lines(lines: list[int]) -> str:
-    more = f" (and more; the first {MAX_NAMED_LINES} shown)" if len(lines) > MAX_NAMED_LINES else ""
-    return ", ".join(str(n) for n in lines[:MAX_NAMED_LINES]) + more
-
-
 def _not_utf8(path: Path) -> str | None:
     for n, raw in enumerate(open(path, "rb"), 1):
         try:
@@ -241,64 +156,14 @@ def _not_utf8(path: Path) -> str | None:
     return None
 
 
-def _explain_csv(path: Path, kind: str) -> str | None:
-    import csv
-
-    sep = "\t" if kind == "tsv" else ","
-    quoting = {"quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
-    bad: list[int] = []
-    width = fields_first = None
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=sep, **quoting)
-        try:
-            for fields in reader:
-                if width is None:
-                    width = len(fields)
-                elif fields and len(fields) != width:
-                    bad.append(reader.line_num)
-                    fields_first = fields_first if len(bad) > 1 else len(fields)
-                    if len(bad) > MAX_NAMED_LINES:
-                        break
-        except csv.Error as exc:
-            return f"line {reader.line_num}: {exc}; fix that line (a stray quote or an unclosed quoted text)"
-    if bad:
-        first = bad[0]
-        return (
-            f"line {first} has {fields_first} fields, the header {width} (lines {_first_lines(bad)}): "
-            f"a ragged row, or a text containing the delimiter {sep!r} without quotes; quote such texts or fix "
-            "those lines"
-        )
-    return None
-
-
-def _explain_jsonl(path: Path) -> str | None:
-    bad: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                bad.append((n, f"is not valid JSON ({exc.msg} at column {exc.colno})"))
-            else:
-                if not isinstance(value, dict):
-                    bad.append((n, f"is a JSON {type(value).__name__}, not an object"))
-            if len(bad) > MAX_NAMED_LINES:
-                break
-    if bad:
-        n, why = bad[0]
-        return f"line {n} {why} (bad lines: {_first_lines([b[0] for b in bad])}); each line must be one JSON object"
-    return None
-
-
 def unreadable(path: Path, kind: str, exc: BaseException | None = None) -> DataReadError:
     """Why ``path`` cannot be read, in the user's terms (the line and what is wrong with it) where the file can be
     scanned for it; polars' own first line otherwise."""
     reason = None
+    fmt = FORMATS.get(kind)
     try:
-        if kind in ("csv", "tsv", "jsonl") and Path(path).is_file():
-            reason = _not_utf8(path) or (_explain_jsonl(path) if kind == "jsonl" else _explain_csv(path, kind))
+        if fmt is not None and fmt.text and Path(path).is_file():
+            reason = _not_utf8(path) or fmt.explain(path)
     except OSError:
         reason = None
     if reason is None:
@@ -310,8 +175,9 @@ def unreadable(path: Path, kind: str, exc: BaseException | None = None) -> DataR
 
 def sniff(path: Path, kind: str, encoding: str = "utf-8") -> None:
     """Raise DataReadError for a file that is not text of the expected kind at all (an archive, another format, a
-    UTF-16 file read as UTF-8, NUL bytes), and for a CSV header that names a column twice."""
-    if kind == "parquet":
+    UTF-16 file read as UTF-8, NUL bytes), and for a header the format refuses (a CSV column named twice)."""
+    fmt = FORMATS[kind]
+    if not fmt.text:
         return
     with open(path, "rb") as f:
         head = f.read(1 << 16)
@@ -331,22 +197,8 @@ def sniff(path: Path, kind: str, encoding: str = "utf-8") -> None:
             f"{path}: line {line} contains NUL bytes: not a {kind.upper()} text file (binary data, or UTF-16 without a "
             "byte-order mark); export it as UTF-8 text"
         )
-    if kind in ("csv", "tsv") and utf8:
-        import csv
-
-        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
-        quoting = {"quoting": csv.QUOTE_NONE} if kind == "tsv" else {}
-        try:
-            names = next(csv.reader([first], delimiter="\t" if kind == "tsv" else ",", **quoting), [])
-        except csv.Error:  # a header the csv module cannot split (a bare CR, ...): polars reports the file
-            names = []
-        seen: set[str] = set()
-        for name in names:
-            if name in seen and name:
-                raise DataReadError(
-                    f"{path}: column '{name}' appears twice in the header; rename one (the header is line 1)"
-                )
-            seen.add(name)
+    if utf8:
+        fmt.check_header(path, head)
 
 
 def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, encoding: str = "utf-8") -> Table:
@@ -363,30 +215,15 @@ def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, 
         if df.width == 0 or df.height == 0:
             raise DataReadError(f"{path}: no rows found")
         return Table(path, "dataset folder", _as_text(df.lazy()).with_row_index(ROW, offset=1))
-    kind = _format(path, fmt)
-    if kind == "lines":
-        df = _read_lines(path, columns, encoding)
-        if df.height == 0:
-            raise DataReadError(f"{path}: no rows found (an empty file)")
-        return Table(path, kind, df.lazy())
+    reader = format_of(path, fmt)
+    kind = reader.name
     if not path.is_file():
         raise DataReadError(f"{path}: not a regular file; point data.train / data.eval at a data file or folder")
     if path.stat().st_size == 0:
         raise DataReadError(f"{path}: no rows found (an empty file)")
     sniff(path, kind, encoding)
-    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    headerless = {"has_header": False, "new_columns": list(columns)} if columns else {}
-    tsv = {"separator": "\t", "quote_char": None} if kind == "tsv" else {}
     try:
-        if kind in ("csv", "tsv") and utf8:
-            lf = pl.scan_csv(path, infer_schema=False, **tsv, **headerless)
-        elif kind in ("csv", "tsv"):
-            lf = pl.read_csv(io.BytesIO(_decode(path, encoding).encode()), infer_schema=False, **tsv, **headerless)
-            lf = lf.lazy()
-        elif kind == "jsonl":
-            lf = pl.scan_ndjson(path)
-        else:
-            lf = _class_label_names(pl.scan_parquet(path), _hf_features(path))
+        lf = reader.scan(path, columns, encoding)
         table = Table(path, kind, lf)
         if not table.columns():
             raise DataReadError(f"{path}: no rows found (an empty file, or not {kind})")
@@ -394,6 +231,8 @@ def scan_table(path: Path, fmt: str = "auto", columns: list[str] | None = None, 
         raise
     except Exception as exc:  # noqa: BLE001 - polars raises several types for malformed files
         raise unreadable(path, kind, exc) from None
+    if ROW in table.columns():  # the format numbers its rows itself (lines: blank lines skipped)
+        return table
     return Table(path, kind, _as_text(lf).with_row_index(ROW, offset=1))
 
 
@@ -411,10 +250,9 @@ def read_table(
 def conversation_format(path: Path, fmt: str) -> str | None:
     """'messages' / 'sharegpt' / 'alpaca' when ``path`` holds conversations (declared, or, for 'auto', a .jsonl
     file whose first record is one), else None."""
-    from tunegate.config import CONVERSATION_FORMATS
     from tunegate.conversations import detect_format
 
-    if fmt in CONVERSATION_FORMATS:
+    if is_conversation(fmt):
         return fmt
     if fmt != "auto" or path.is_dir() or path.suffix.lower() not in (".jsonl", ".ndjson") or not path.is_file():
         return None

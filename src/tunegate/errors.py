@@ -35,3 +35,7 @@ class ResumeError(TunegateError):
 
 class OutputError(TunegateError):
     """``output.dir`` (or another place a run writes) is not a writable folder."""
+
+
+class DataReadError(Exception):
+    """A file that cannot be read: named in the validation report, not a traceback."""

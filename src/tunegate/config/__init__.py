@@ -11,7 +11,7 @@ Every field is documented; defaults live in the settings classes and nowhere els
 from tunegate.config.baselines import BaselinesConfig, RetrievalConfig, baselines_class
 from tunegate.config.budget import BudgetConfig
 from tunegate.config.costs import CostsConfig
-from tunegate.config.data import CONVERSATION_FORMATS, DataConfig
+from tunegate.config.data import DataConfig
 from tunegate.config.forecast import ForecastConfig
 from tunegate.config.gate import GateConfig, months_of
 from tunegate.config.hardware import HardwareConfig
@@ -33,7 +33,6 @@ __all__ = [
     "AnyMethod",
     "BaselinesConfig",
     "BudgetConfig",
-    "CONVERSATION_FORMATS",
     "CostsConfig",
     "DataConfig",
     "ForecastConfig",

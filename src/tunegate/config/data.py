@@ -7,9 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from tunegate.formats import FORMATS, unknown_format
 from tunegate.strict import Strict as _Strict
-
-CONVERSATION_FORMATS = ("messages", "sharegpt", "alpaca")
 
 
 class DataConfig(_Strict):
@@ -22,15 +21,17 @@ class DataConfig(_Strict):
     eval: Path | None = Field(
         default=None, description="Held-out eval file. If absent, eval_fraction of train is split off."
     )
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "lines", "messages", "sharegpt", "alpaca"] = Field(
+    format: str = Field(
         default="auto",
-        description="File format; 'auto' uses the file extension. TSV is read with quoting off. 'lines': one example "
-        "per line, split at the first whitespace into two columns (data.columns, default [label, text]), as TREC's "
-        "'COARSE:fine question' files and fastText-style '__label__x text' files; blank lines are skipped. "
-        "Conversations (task: generation, JSONL): 'messages' (OpenAI's fine-tuning format, per-message weight 0|1 "
-        "honoured), 'sharegpt' (conversations with from/value), 'alpaca' (instruction/input/output); 'auto' "
-        "recognises them from a .jsonl file's first record. The model answers the last assistant turn, judged "
-        "against it.",
+        description="File format (a registered data format, `tunegate.formats`); 'auto' picks it by the file "
+        "extension ("
+        + ", ".join(f"{', '.join(f.suffixes)}: {name}" for name, f in FORMATS.items() if f.suffixes)
+        + "). "
+        + "; ".join(f"'{name}': {f.description}" for name, f in FORMATS.items() if not f.conversation)
+        + ". Conversations (task: generation, JSONL): "
+        + "; ".join(f"'{name}': {f.description}" for name, f in FORMATS.items() if f.conversation)
+        + "; 'auto' recognises them from a .jsonl file's first record. The model answers the last assistant turn, "
+        "judged against it.",
     )
     train_on: Literal["last", "all"] = Field(
         default="last",
@@ -107,6 +108,13 @@ class DataConfig(_Strict):
         default="truncate",
         description="Rows whose prompt+answer exceed method.max_length tokens: fail, or truncate the input text.",
     )
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        if v != "auto" and v not in FORMATS:
+            raise ValueError(unknown_format(v))
+        return v
 
     @field_validator("label_pattern")
     @classmethod

@@ -15,13 +15,14 @@ from tunegate import metrics
 from tunegate.config.baselines import AnyBaselines, default_baselines
 from tunegate.config.budget import BudgetConfig
 from tunegate.config.costs import CostsConfig
-from tunegate.config.data import CONVERSATION_FORMATS, DataConfig
+from tunegate.config.data import DataConfig
 from tunegate.config.forecast import ForecastConfig
 from tunegate.config.gate import GateConfig
 from tunegate.config.hardware import HardwareConfig
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
+from tunegate.formats import is_conversation
 from tunegate.ladder import RUNGS, LadderContext
 from tunegate.methods import DEFAULT_METHOD, METHODS, MethodSettings, applicable_methods, inherited, settings_class
 from tunegate.methods.base import applies, task_types_of
@@ -135,7 +136,7 @@ class TunegateConfig(_Strict):
                     )
         if self.data.dev is not None and self.data.dev_fraction is not None:
             raise ValueError("data.dev and data.dev_fraction: give one selection split, a file or a share of train")
-        if self.data.format in CONVERSATION_FORMATS and not self.task_type.conversations:
+        if is_conversation(self.data.format) and not self.task_type.conversations:
             readers = [name for name, t in TASK_TYPES.items() if t.conversations]
             raise ValueError(
                 f"data.format: '{self.data.format}' files hold conversations, answered by generation; set task: "
@@ -223,7 +224,7 @@ class TunegateConfig(_Strict):
         return LadderContext(
             task=self.task,
             label_answers=self.data.label_answers(),
-            conversational=self.data.format in CONVERSATION_FORMATS,
+            conversational=is_conversation(self.data.format),
             split_seed=self.data.split_seed,
             config_dir=self.config_dir,
             retrieval=self.baselines.retrieval,

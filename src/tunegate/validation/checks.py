@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from tunegate.config import CONVERSATION_FORMATS, TunegateConfig
+from tunegate.config import TunegateConfig
 from tunegate.data import (
     ROW,
     DataReadError,
@@ -31,6 +31,7 @@ from tunegate.data import (
     to_canonical,
     update_hash,
 )
+from tunegate.formats import is_conversation
 from tunegate.ladder import core as ladder
 from tunegate.prompts import PromptBuilder
 from tunegate.schemas import schema_for
@@ -172,7 +173,7 @@ def row_index(s: State) -> None:
     for split_name, table in s.tables.items():
         try:
             s.index[split_name] = table.collect(_index_query(table.lazy, text_col, label_col, s.has_labels))
-            if s.index[split_name].height == 0 and table.kind not in CONVERSATION_FORMATS:
+            if s.index[split_name].height == 0 and not is_conversation(table.kind):
                 raise DataReadError(f"{table.path}: no rows found (an empty file, or not {table.kind})")
         except DataReadError as exc:
             s.issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
