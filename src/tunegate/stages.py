@@ -15,7 +15,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tunegate import audit, changes, evaluation, forecast, hardware, judging, planning, promotion, tuning, validation
+from tunegate import (
+    audit,
+    changes,
+    evaluation,
+    forecast,
+    hardware,
+    judging,
+    planning,
+    promotion,
+    tracking,
+    tuning,
+    validation,
+)
 from tunegate.answering import AnswerSpec
 from tunegate.errors import PromotionError
 from tunegate.ladder import core as ladder
@@ -49,22 +61,25 @@ TIMINGS = "timings.jsonl"
 
 
 def _timed(fn=None, *, label=None):
-    """Run the stage on the run's device and precision, and append its wall time to runs/<id>/timings.jsonl (read
-    by the benchmark); ``label`` (called with the stage's arguments after cfg and run) names what it worked on."""
+    """Run the stage on the run's device and precision, append its wall time to runs/<id>/timings.jsonl (read by
+    the benchmark) and hand its result to the run's tracking backends; ``label`` (called with the stage's arguments
+    after cfg and run) names what it worked on."""
     if fn is None:
         return functools.partial(_timed, label=label)
 
     @functools.wraps(fn)
     def wrapper(cfg, run, *args, **kwargs):
         t0 = time.perf_counter()
+        name = fn.__name__ + (f"[{label(*args, **kwargs)}]" if label else "")
         try:
             with hardware.using(run.placement):
-                return fn(cfg, run, *args, **kwargs)
+                result = fn(cfg, run, *args, **kwargs)
         finally:
-            name = fn.__name__ + (f"[{label(*args, **kwargs)}]" if label else "")
             line = {"stage": name, "seconds": round(time.perf_counter() - t0, 3)}
             with open(Path(run.run_dir) / TIMINGS, "a") as f:
                 f.write(json.dumps(line) + "\n")
+        tracking.stage_done(cfg.tracking, run, name, result)
+        return result
 
     return wrapper
 
@@ -128,9 +143,9 @@ def tune(
     where = method_dir(run, cfg.method.name if compare else None)
     if subdir:
         where = where / subdir
-    return tuning.tune(
-        cfg.method, AnswerSpec.from_config(cfg), run, dataset, where, train_on=cfg.data.train_on, progress=progress
-    )
+    spec = AnswerSpec.from_config(cfg)
+    with tracking.training(cfg.tracking, run, cfg.method.name):  # each step's loss to the tracking backends
+        return tuning.tune(cfg.method, spec, run, dataset, where, train_on=cfg.data.train_on, progress=progress)
 
 
 @_timed
@@ -271,4 +286,6 @@ def remember_sources(cfg: TunegateConfig, watch: SourceWatch, outcome: str) -> N
 
 def record_audit(cfg: TunegateConfig, run: RunContext, outcome: RunOutcome) -> AuditRecord:
     """Append this run's record (and copy its evidence) to the registry's audit log; failed and skipped runs too."""
-    return audit.record_run(cfg.registry, cfg.gate_spec, cfg.method.name, run, outcome)
+    record = audit.record_run(cfg.registry, cfg.gate_spec, cfg.method.name, run, outcome)
+    tracking.stage_done(cfg.tracking, run, "record_audit", record)
+    return record

@@ -316,3 +316,16 @@ def _as_rng_state(state) -> tuple:
     """``random.Random.getstate()`` back from its checkpointed (list) form."""
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+class Tracking(Callback):
+    """Each optimizer step's loss, tokens, time and epoch to the run's tracking backends (``log``: from
+    ``tunegate.tracking.step_log``; the backends' own failures are warnings there)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def on_step_end(self, run: Run) -> None:
+        last = run.last
+        values = {"loss": last.loss, "tokens": last.tokens, "seconds": round(last.seconds, 4), "epoch": last.epoch}
+        self.log(run.step, values)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from tunegate import hardware
+from tunegate import hardware, tracking
 from tunegate.errors import TunegateError
 from tunegate.training import PeakRSS, TrainStats, collate, micro_batches, shuffled_batches
 from tunegate.training_callbacks import (
@@ -32,6 +32,7 @@ from tunegate.training_callbacks import (
     LossHistory,
     ProgressBar,
     StepResult,
+    Tracking,
 )
 
 
@@ -314,6 +315,8 @@ def train_answer_loss(
         chain.append(EarlyStopper(early_stopping, selection))
     chain.append(ProgressBar(progress))
     chain += list(callbacks or [])
+    if (log := tracking.step_log()) is not None:  # the run's tracking backends (tunegate.tracking.training)
+        chain.append(Tracking(log))
     if checkpoint_dir is not None:
         chain.append(Checkpointing(checkpoint_dir, run_key, checkpoint_every))
     run = TrainingRun(model, examples, loss_fn=loss_fn, pad_id=pad_id, settings=settings, callbacks=chain)

@@ -79,11 +79,6 @@ def baselines_class() -> type[BaselinesConfig]:
     return _built[key]
 
 
-def section_class(cls: type) -> type:
-    """The class that validates a section: ``baselines:``'s is built from the rungs registered now."""
-    return baselines_class() if cls is BaselinesConfig else cls
-
-
 def _validate(value: Any) -> Any:
     if isinstance(value, BaselinesConfig) and type(value) is baselines_class():
         return value

@@ -11,8 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunegate.config.baselines import section_class
-from tunegate.config.root import TunegateConfig
+from tunegate.config.root import TunegateConfig, section_class
 from tunegate.errors import ConfigError
 from tunegate.methods import DEFAULT_METHOD, METHODS, inherited, settings_class
 

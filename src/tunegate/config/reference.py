@@ -12,8 +12,7 @@ from typing import Annotated, Any, Iterator, Literal, Union, get_args, get_origi
 
 from pydantic import BaseModel
 
-from tunegate.config.baselines import section_class
-from tunegate.config.root import TunegateConfig
+from tunegate.config.root import TunegateConfig, section_class
 from tunegate.methods import METHODS, AutoSettings
 
 # fields whose value is a method section: validated by the settings class registered under its `name`

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, SerializeAsAny, field_validator, model_validator
 
 from tunegate import metrics
-from tunegate.config.baselines import AnyBaselines, default_baselines
+from tunegate.config.baselines import AnyBaselines, BaselinesConfig, baselines_class, default_baselines
 from tunegate.config.budget import BudgetConfig
 from tunegate.config.costs import CostsConfig
 from tunegate.config.data import DataConfig
@@ -22,6 +22,7 @@ from tunegate.config.hardware import HardwareConfig
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
+from tunegate.config.tracking import AnyTracking, TrackingConfig, default_tracking, tracking_class
 from tunegate.formats import is_conversation
 from tunegate.ladder import RUNGS, LadderContext
 from tunegate.methods import DEFAULT_METHOD, METHODS, MethodSettings, applicable_methods, inherited, settings_class
@@ -29,6 +30,12 @@ from tunegate.methods.base import applies, task_types_of
 from tunegate.packaged_models import BUILTIN, DEFAULT_MODEL
 from tunegate.problems import TASK_TYPES, TaskType, task_type
 from tunegate.strict import Strict as _Strict
+
+
+def section_class(cls: type) -> type:
+    """The class that validates a section: ``baselines:``'s and ``tracking:``'s are built from their registries
+    (the rungs and the tracking backends registered now)."""
+    return {BaselinesConfig: baselines_class, TrackingConfig: tracking_class}.get(cls, lambda: cls)()
 
 
 def _method_settings(v: Any) -> Any:
@@ -107,6 +114,10 @@ class TunegateConfig(_Strict):
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     forecast: ForecastConfig = Field(
         default_factory=ForecastConfig, description="`tunegate forecast`: the learning curve's fractions."
+    )
+    tracking: AnyTracking = Field(
+        default_factory=default_tracking,
+        description="Tracking backends the run's stages and training steps also go to (each off unless set).",
     )
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
 
