@@ -7,10 +7,11 @@ registry: each registered rung kind brings its settings class. The section's cla
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, create_model
+from pydantic import BeforeValidator, Field
 
+from tunegate.config.sections import RegistrySection
 from tunegate.ladder import RUNGS
 from tunegate.ladder.base import on_change
 from tunegate.strict import Strict as _Strict
@@ -58,41 +59,17 @@ class BaselinesConfig(_Strict):
     max_new_tokens: int = Field(default=64, ge=1, description="Generation: cap on decoded tokens.")
 
 
-_built: dict[tuple[str, ...], type[BaselinesConfig]] = {}
+def _rung_field(kind) -> tuple:
+    """A rung kind's key under ``baselines:``: its settings (with its shorthand), default and help text."""
+    return (
+        Annotated[kind.settings, BeforeValidator(kind.shorthand)],
+        Field(default_factory=kind.default, description=kind.description),
+    )
 
 
-def baselines_class() -> type[BaselinesConfig]:
-    """The ``baselines:`` section's class for the rung kinds registered now: the common keys plus one field per
-    rung kind (its settings, default, help text and shorthand)."""
-    key = tuple(RUNGS)
-    if key not in _built:
-        fields = {
-            name: (
-                Annotated[kind.settings, BeforeValidator(kind.shorthand)],
-                Field(default_factory=kind.default, description=kind.description),
-            )
-            for name, kind in RUNGS.items()
-        }
-        _built[key] = create_model(
-            "BaselinesConfig", __base__=BaselinesConfig, __doc__=BaselinesConfig.__doc__, **fields
-        )
-    return _built[key]
-
-
-def _validate(value: Any) -> Any:
-    if isinstance(value, BaselinesConfig) and type(value) is baselines_class():
-        return value
-    if isinstance(value, BaselinesConfig):
-        value = value.model_dump()
-    return baselines_class().model_validate({} if value is None else value)
-
-
+_SECTION = RegistrySection(BaselinesConfig, RUNGS, _rung_field)
+baselines_class = _SECTION.cls  # the section's class for the rung kinds registered now
 # the root's `baselines:` field: validated by the class of the rung kinds registered at validation time
-AnyBaselines = SerializeAsAny[Annotated[BaselinesConfig, BeforeValidator(_validate)]]
-
-
-def default_baselines() -> BaselinesConfig:
-    return baselines_class()()
-
-
-on_change(_built.clear)
+AnyBaselines = _SECTION.field_type()
+default_baselines = _SECTION.default
+on_change(_SECTION.clear)

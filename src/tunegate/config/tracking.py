@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SerializeAsAny, create_model
+from pydantic import BeforeValidator, Field
 
+from tunegate.config.sections import RegistrySection
 from tunegate.strict import Strict as _Strict
 from tunegate.tracking import TRACKERS
 from tunegate.tracking.base import on_change
@@ -28,38 +29,17 @@ def _on_off(value: Any) -> Any:
     return None if value is False else value
 
 
-_built: dict[tuple[str, ...], type[TrackingConfig]] = {}
+def _backend_field(entry) -> tuple:
+    """A backend's key under ``tracking:``: its settings or nothing (off), ``true`` for its defaults."""
+    return (
+        Annotated[entry.settings | None, BeforeValidator(_on_off)],
+        Field(default=None, description=entry.description + " Off unless set (`true` or `{}`: defaults)."),
+    )
 
 
-def tracking_class() -> type[TrackingConfig]:
-    """The ``tracking:`` section's class for the backends registered now: one optional field per backend."""
-    key = tuple(TRACKERS)
-    if key not in _built:
-        fields = {
-            name: (
-                Annotated[entry.settings | None, BeforeValidator(_on_off)],
-                Field(default=None, description=entry.description + " Off unless set (`true` or `{}`: defaults)."),
-            )
-            for name, entry in TRACKERS.items()
-        }
-        _built[key] = create_model("TrackingConfig", __base__=TrackingConfig, __doc__=TrackingConfig.__doc__, **fields)
-    return _built[key]
-
-
-def _validate(value: Any) -> Any:
-    if isinstance(value, TrackingConfig) and type(value) is tracking_class():
-        return value
-    if isinstance(value, TrackingConfig):
-        value = value.model_dump()
-    return tracking_class().model_validate({} if value is None else value)
-
-
+_SECTION = RegistrySection(TrackingConfig, TRACKERS, _backend_field)
+tracking_class = _SECTION.cls  # the section's class for the backends registered now
 # the root's `tracking:` field: validated by the class of the backends registered at validation time
-AnyTracking = SerializeAsAny[Annotated[TrackingConfig, BeforeValidator(_validate)]]
-
-
-def default_tracking() -> TrackingConfig:
-    return tracking_class()()
-
-
-on_change(_built.clear)
+AnyTracking = _SECTION.field_type()
+default_tracking = _SECTION.default
+on_change(_SECTION.clear)
