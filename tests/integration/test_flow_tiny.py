@@ -252,7 +252,7 @@ def tune(cfg, run, dataset, **kw):
 st.tune = tune
 from tunegate.prefect_env import configure
 configure()
-from tunegate.flows.compare import compare
+from tunegate.flows.method_comparison import compare
 state = compare(config_path={str(cfg)!r}, return_state=True)
 print("FINAL", state.type.value, state.message)
 """

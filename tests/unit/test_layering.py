@@ -221,3 +221,38 @@ def test_the_code_keeps_the_shape_of_the_redesign():
     # the count sees what it should: every stage that runs on a run's data is among those found
     stages = {f.name for p, f in library if p.name == "stages.py"}
     assert {"validate_data", "evaluate_baseline", "tune", "compare", "deploy", "record_audit"} <= stages, stages
+
+
+# module names that repeat, and why each means one thing wherever it stands
+PLUGIN_FILES = {"__init__", "__main__", "base", "settings", "method", "rung"}  # one per package / plugin folder
+SERVES = {  # a layer's module named after the library module (or command) it configures, exposes or runs
+    "audit": "audit.py; cli/audit.py is its command line",
+    "baselines": "config/baselines.py is the baselines: section; flows/baselines.py runs `tunegate baselines`",
+    "common": "what a package's own modules share (cli/common.py, flows/common.py)",
+    "costs": "costs.py; config/costs.py is its costs: section",
+    "data": "data.py; config/data.py is its data: section",
+    "forecast": "forecast.py; config/forecast.py is its section; flows/forecast.py runs `tunegate forecast`",
+    "hardware": "hardware.py; config/hardware.py is its section",
+    "registry": "registry.py; config/registry.py is its section; cli/registry.py its command line",
+    "runs": "runs.py (run folders); cli/runs.py the commands that start runs",
+    "tracking": "the tracking/ package; config/tracking.py is its section",
+}
+
+
+def test_a_name_means_one_thing():
+    """No two modules share a name unless it is a plugin-folder convention or a layer's module named after what it
+    serves (SERVES says which); in particular no two library modules, and no flow and task, share one."""
+    import collections
+
+    where = collections.defaultdict(list)
+    for base in ("src/tunegate", "flows", "tasks", "schemas"):
+        for path in (ROOT / base).rglob("*.py"):
+            where[path.stem].append(path.relative_to(ROOT))
+        for path in (ROOT / base).rglob("*/__init__.py"):  # a package's name counts too (tracking/)
+            where[path.parent.name].append(path.parent.relative_to(ROOT))
+    shared = {name: paths for name, paths in where.items() if len(paths) > 1 and name not in PLUGIN_FILES}
+    assert set(shared) <= set(SERVES), {n: [str(p) for p in ps] for n, ps in shared.items() if n not in SERVES}
+    for name, paths in shared.items():
+        layers = [p.parts[0] if p.parts[0] in ("flows", "tasks") else "/".join(p.parts[:3]) for p in paths]
+        assert len(set(layers)) == len(layers), f"{name}: {paths} (two modules of one layer)"
+        assert not {"flows", "tasks"} <= set(layers), f"{name}: a flow and a task share a name ({paths})"

@@ -35,7 +35,7 @@ def _run_flow(args, which: str) -> tuple[Any, Any, dict]:
 
     isolate_temporary_server()
     if which == "compare":
-        from tunegate.flows.compare import compare as flow_fn
+        from tunegate.flows.method_comparison import compare as flow_fn
     elif which == "retrain":
         from tunegate.flows.retrain import retrain as flow_fn
 
