@@ -68,6 +68,9 @@ def test_the_wheel_installs_only_the_tunegate_namespace(tmp_path):
         if f"tunegate/{p.relative_to(ROOT / 'src' / 'tunegate')}" not in names
     ]
     assert not missing, f"add their packages to [tool.setuptools] packages in pyproject.toml: {missing}"
+    # and the data the package reads at run time (the guards' probes)
+    for probe in ("piqa.jsonl", "crows_pairs.csv", "SOURCE.md"):
+        assert f"tunegate/guards/probes/{probe}" in names, "add it to [tool.setuptools.package-data]"
 
 
 def test_loading_a_config_imports_nothing_heavy():
