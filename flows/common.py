@@ -18,6 +18,7 @@ from prefect.states import Completed, Failed
 from tunegate.config import TunegateConfig
 from tunegate.records import GateInputs, RunContext, RunOutcome, ValidationResult
 from tunegate.tasks._seeds import error_message, train_seeds
+from tunegate.tasks.check_guards import check_guards
 from tunegate.tasks.compare import compare
 from tunegate.tasks.deploy import deploy
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
@@ -162,10 +163,12 @@ def tune_compare_deploy(
         tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
     else:  # gate.seeds: the method trained with each seed, each scored; the choice is made on the selection split
         tuned, tuned_eval, seeds = train_seeds(cfg, run, dataset, on_stage=lambda stage: setattr(at, "stage", stage))
+    at.stage = "check_guards"
+    guarded = check_guards(cfg, run, dataset, baselines, tuned, tuned_eval)
     at.stage = "evaluate_production"
     champion = evaluate_production(cfg, run, dataset)
     at.stage = "compare"
-    judged = dict(baselines=baselines, tuned=tuned, tuned_eval=tuned_eval, plan=estimate, seeds=seeds)
+    judged = dict(baselines=baselines, tuned=tuned, tuned_eval=tuned_eval, plan=estimate, seeds=seeds, guards=guarded)
     decision = compare(cfg, run, dataset, GateInputs(**judged, production=champion, validation=validation))
     at.stage = "deploy"
     deployment = deploy(cfg, run, decision, tuned, champion)

@@ -199,12 +199,14 @@ def pipeline_run(cfg):
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
     tuned = stages.tune(cfg, run, val.dataset, progress=False)
     tuned_eval = stages.evaluate_tuned(cfg, run, val.dataset, tuned)
+    baselines = list(results.values())
+    guarded = stages.check_guards(cfg, run, val.dataset, baselines, tuned, tuned_eval)
     champion = stages.evaluate_production(cfg, run, val.dataset)
     decision = stages.compare(
         cfg,
         run,
         val.dataset,
-        GateInputs(baselines=list(results.values()), tuned_eval=tuned_eval, tuned=tuned, production=champion),
+        GateInputs(baselines=baselines, tuned_eval=tuned_eval, tuned=tuned, production=champion, guards=guarded),
     )
     return run, decision, stages.deploy(cfg, run, decision, tuned, champion)
 

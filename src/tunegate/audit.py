@@ -58,6 +58,7 @@ EVIDENCE_FILES = (
     "config.yaml",
     "deployment.json",
     "change.json",
+    "guards.json",
 )
 
 
@@ -124,6 +125,7 @@ def _decision_fields(decision: Decision, data_hash: str | None) -> dict:
         },
         # every rung and candidate with its CI, as the report shows them
         "metrics": {m.name: {"metric": m.metric, "ci_low": m.ci_low, "ci_high": m.ci_high} for m in decision.models},
+        "guards": {g.guard: g.status + ("" if g.block else " (not blocking)") for g in decision.guards},
     }
 
 
@@ -386,6 +388,7 @@ def _redecide(rec: AuditRecord, stored, ev: Path, gate, v: Verification):
             seeds.append(r.model_copy(update={"details": {"seed": x["seed"]}}))
         tuned.details["seed"] = choose_seed(seeds, metric)[0].details["seed"]  # what the rule picks from the evidence
     production = _stored_result(rec, stored, ev, stored.production, "production") if stored.production else None
+    guards = _rejudged_guards(rec, stored, ev, v)
     for r in [*baselines, tuned, *([production] if production else [])]:
         recorded = stored.baselines.get(r.name) or (stored.tuned if r.name == tuned_name else None)
         if recorded is not None:
@@ -405,7 +408,31 @@ def _redecide(rec: AuditRecord, stored, ev: Path, gate, v: Verification):
         requests_per_month=int(stored.prices.get("requests_per_month") or 0),
         correct_selection=bool(stored.selection),  # records before the selection rule were decided without it
         seeds=seeds,
+        guards=guards,
     )
+
+
+def _rejudged_guards(rec: AuditRecord, stored, ev: Path, v: Verification):
+    """Each guard's verdict recomputed from guards.json (per-row values, declared settings, the gate's alpha and
+    seed), checked against the decision's; None for records from before the guards."""
+    from tunegate.guards.checking import ROWS_FILE, rejudge
+
+    if ROWS_FILE not in rec.evidence:
+        return None
+    again = rejudge(json.loads((ev / ROWS_FILE).read_text()))
+    recorded = {g.guard: g for g in stored.guards}
+    for g in again:
+        was = recorded.get(g.guard)
+        same = was is not None and was.status == g.status and was.settings == g.settings
+        same = same and [(m.name, round(m.delta, 9), m.passed) for m in was.measures] == [
+            (m.name, round(m.delta, 9), m.passed) for m in g.measures
+        ]
+        v.add(
+            f"guard {g.guard} recomputed from its rows",
+            same,
+            f"recorded {was.status if was else 'nothing'}, recomputed {g.status}",
+        )
+    return again
 
 
 def _same_as_recorded(v: Verification, rec: AuditRecord, stored, again) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from tunegate.config import GateConfig, GateSpec
 from tunegate.costs import break_even, cost_line, duration
 from tunegate.evaluation import per_example_view
-from tunegate.headlines import headline, power_note
+from tunegate.headlines import guard_headline, headline, power_note
 from tunegate.provenance import run_provenance
 from tunegate.records import (
     BreakEven,
@@ -21,6 +21,7 @@ from tunegate.records import (
     Decision,
     EvalResult,
     GateInputs,
+    GuardResult,
     RunContext,
     TuneResult,
 )
@@ -174,12 +175,11 @@ def decide(
     provenance: dict[str, Any] | None = None,
     correct_selection: bool = True,
     seeds: list[EvalResult] | None = None,
+    guards: list[GuardResult] | None = None,
 ) -> Decision:
-    """Promote only if the candidate wins against the best baseline (and production, when given) per the gate's
-    objective: better (quality), or as good and cheaper (cost).
-
-    The best baseline is chosen on the selection split when the rungs were scored on one; otherwise on the eval
-    rows, and then the comparison is corrected for the choice (max-statistic bootstrap over the rungs)."""
+    """Promote only if the candidate wins against the best baseline (and production) per the gate's objective (better;
+    or as good and cheaper) and no blocking guard failed. The best baseline is chosen on the selection split when
+    the rungs were scored on one; else on the eval rows, the comparison corrected for the choice (max-statistic)."""
     best = best_baseline(baselines, metric)
     selection = selection_record(baselines, best, tuned, metric)
     pool = baselines if selection["split"] == "eval" and correct_selection else None
@@ -207,30 +207,32 @@ def decide(
     )
     if seed_info:
         reasons.insert(2, seed_info["why"])
-    underpowered = power_note(vs_base, gate)
     be, check = _cost_claim(
         gate, tuned, best, cost_model=cost_model, requests_per_month=requests_per_month, reasons=reasons
     )
-    promote = all(c.passed for c in comparisons) and (check is None or check["passed"])
-    others = [b for b in baselines if b.name != best.name]
-    if others:
-        reasons.append("other baselines: " + ", ".join(f"{b.name} {b.metrics[metric]:.3f}" for b in others))
+    wins = all(c.passed for c in comparisons) and (check is None or check["passed"])
+    refused = [g for g in guards or [] if g.block and g.status == "failed"]
+    promote = wins and not refused
+    reasons += _others(baselines, best, metric) + [g.sentence for g in guards or []]
+    said = _headline(
+        wins=wins,
+        refused=refused,
+        promote=promote,
+        method=tuned.name.removeprefix("tuned:"),
+        metric=metric,
+        vs_base=vs_base,
+        vs_prod=vs_prod,
+        n_baselines=len(baselines),
+        gate=gate,
+        break_even=be,
+        chosen_on=selection["split"],
+        production_after=production.name if production is not None else None,
+        cost=check,
+    )
     return Decision(
         decision="promote" if promote else "reject",
-        summary=_summary(promote, vs_base, vs_prod, best=best, metric=metric, gate=gate, check=check),
-        headline=headline(
-            promote=promote,
-            method=tuned.name.removeprefix("tuned:"),
-            metric=metric,
-            vs_base=vs_base,
-            vs_prod=vs_prod,
-            n_baselines=len(baselines),
-            gate=gate,
-            break_even=be,
-            chosen_on=selection["split"],
-            production_after=production.name if production is not None else None,
-            cost=check,
-        ),
+        summary=_summary(promote, vs_base, vs_prod, best=best, metric=metric, gate=gate, check=check, refused=refused),
+        headline=said,
         reasons=reasons,
         gate={**declared_gate.model_dump(mode="json"), "metric": metric, **(declared or {})},
         gate_metric=metric,
@@ -242,7 +244,7 @@ def decide(
         ci_high=vs_base.ci_high,
         comparisons=comparisons,
         production=production.name if production is not None else None,
-        underpowered=underpowered,
+        underpowered=power_note(vs_base, gate),
         costs=costs or {},
         cost_model=cost_model or [],
         break_even=be,
@@ -252,7 +254,17 @@ def decide(
         objective=gate.objective,
         cost_check=check,
         seeds=seed_info,
+        guards=list(guards or []),
     )
+
+
+def _headline(*, wins: bool, refused: list[GuardResult], **kw) -> str:
+    """The decision in one sentence: the gate's headline, or, when the gate's claim holds but a blocking guard
+    failed, the guard's."""
+    if wins and refused:
+        keep = ("method", "metric", "vs_base", "production_after")
+        return guard_headline(refused, **{k: kw[k] for k in keep})
+    return headline(**kw)
 
 
 def _cost_claim(
@@ -360,6 +372,11 @@ def _quality_reasons(
     return reasons
 
 
+def _others(baselines: list[EvalResult], best: EvalResult, metric: str) -> list[str]:
+    others = [b for b in baselines if b.name != best.name]
+    return ["other baselines: " + ", ".join(f"{b.name} {b.metrics[metric]:.3f}" for b in others)] if others else []
+
+
 def _summary(
     promote: bool,
     vs_base: Comparison,
@@ -369,8 +386,10 @@ def _summary(
     metric: str,
     gate: GateConfig,
     check: dict[str, Any] | None,
+    refused: list[GuardResult] = (),
 ) -> str:
-    """The decision in one line: PROMOTED / NOT PROMOTED with the numbers and the bar."""
+    """The decision in one line: PROMOTED / NOT PROMOTED with the numbers and the bar (and the guards that refused
+    it)."""
     pct = 100 * gate.confidence
     summary = (
         f"{'PROMOTED' if promote else 'NOT PROMOTED'}: tuned {metric} {vs_base.candidate_metric:.3f} vs {best.name} "
@@ -386,6 +405,8 @@ def _summary(
     if vs_prod is not None:
         beaten = "beaten" if vs_prod.passed else "not beaten"
         summary += f"; vs production {vs_prod.opponent} {vs_prod.opponent_metric:.3f} ({beaten})"
+    if refused:
+        summary += "; refused by the " + ", ".join(g.guard for g in refused) + " guard" + "s" * (len(refused) > 1)
     return summary
 
 
@@ -489,4 +510,5 @@ def judge(spec: GateSpec, run: RunContext, dataset: DatasetRef, inputs: GateInpu
         declared={"config_hash": run.config_hash, "declared_at": run.started_at},
         provenance=run_provenance(run, dataset),
         seeds=[e for _, e in seeds] if seeds else None,
+        guards=inputs.guards.results if inputs.guards is not None else None,
     )

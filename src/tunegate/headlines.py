@@ -125,3 +125,16 @@ def cost_headline(
         why = cost["why"]
     stays = f"; production stays {production_after}" if production_after else ""
     return f"Tuning did not pay off on cost: {base}; {why}, so it is not promoted{stays}."
+
+
+def guard_headline(
+    refused: list, *, method: str, metric: str, vs_base: Comparison, production_after: str | None
+) -> str:
+    """The decision in one sentence when the candidate wins the gate but a blocking guard refuses it."""
+    stays = f"; production stays {production_after}" if production_after else ""
+    what = "; ".join(g.sentence.split(": ", 1)[-1] for g in refused)
+    names = " and ".join(f"the {g.guard} guard" for g in refused)
+    return (
+        f"{method} wins on {metric} ({vs_base.candidate_metric:.3f} vs {vs_base.opponent_metric:.3f} for "
+        f"{vs_base.opponent}) but {names} refused it ({what}), so it is not promoted{stays}."
+    )

@@ -10,6 +10,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tunegate.plan_records import (  # noqa: F401 (re-exported: every stage record is found here)
+    Advice,
+    Hardware,
+    MemoryEstimate,
+    MethodEstimate,
+    MicroBatchSuggestion,
+    PlanResult,
+)
+
 
 class Placement(BaseModel):
     """The device and precision a run uses, and why (recorded in the decision and the report)."""
@@ -264,6 +273,54 @@ class MethodRow(BaseModel):
     seeds: dict[str, Any] | None = None  # gate.seeds > 1: per-seed metrics, and the mean delta's seeds x rows CI
 
 
+class GuardMeasure(BaseModel):
+    """One thing a guard measures, base vs candidate on the same rows: the paired difference, its CI, the declared
+    tolerance (checked as non-inferiority) and the rows that tolerance needs at the gate's power."""
+
+    name: str  # "piqa", "label=negative", "stereotype preference", ...
+    unit: str  # what the values are: "accuracy", "share of flipped predictions", "nats", ...
+    higher_is_better: bool
+    base: float  # the reference side's mean (the base model, or the best rung for slices)
+    candidate: float
+    delta: float  # candidate - base
+    ci_low: float
+    ci_high: float
+    n: int
+    tolerance: float | None = None  # None: measured and reported, never judged
+    rows_needed: int | None = None  # rows for the tolerance at the declared power (None: no disagreement seen)
+    underpowered: bool = False  # fewer rows than that: a failed CI bound is judged on the point estimate
+    passed: bool | None = None  # None: not judged (no tolerance, or too few rows)
+    note: str = ""
+
+
+class GuardResult(BaseModel):
+    """A guard's verdict (``guards.<name>``): passed, failed, reported (measured, nothing to judge) or not measured,
+    with its measures and one sentence."""
+
+    guard: str
+    status: Literal["passed", "failed", "reported", "not_measured"]  # reported: measured, no tolerance applied
+    block: bool  # a failed blocking guard stops promotion; a non-blocking one is reported
+    sentence: str  # the result in one sentence, in the decision's reasons
+    measures: list[GuardMeasure] = Field(default_factory=list)
+    reference: str = "base model"  # what the candidate is compared with: the base model, or the best rung
+    settings: dict[str, Any] = Field(default_factory=dict)  # as declared in the config
+    warnings: list[str] = Field(default_factory=list)
+    seconds: float = 0.0
+    plot: str | None = None  # relative to the run folder
+
+
+class GuardReport(BaseModel):
+    """Every guard of the run, and where their per-row values are kept (``guards.json``: the evidence ``tunegate
+    audit verify`` recomputes the verdicts from)."""
+
+    results: list[GuardResult] = Field(default_factory=list)
+    rows_path: str | None = None
+    seconds: float = 0.0
+
+    def blocking_failures(self) -> list[GuardResult]:
+        return [r for r in self.results if r.block and r.status == "failed"]
+
+
 class Decision(BaseModel):
     """The gate's verdict with its evidence (written as decision.json)."""
 
@@ -292,6 +349,7 @@ class Decision(BaseModel):
     objective: str = "quality"  # gate.objective: what a win means
     seeds: dict[str, Any] | None = None  # gate.seeds > 1: each seed's delta and CI, spread, share passing, choice
     cost_check: dict[str, Any] | None = None  # objective cost: cheaper per request, payback, latency, each verdict
+    guards: list[GuardResult] = Field(default_factory=list)  # what tuning may break (guards:), each guard's verdict
 
 
 class ProductionCheck(BaseModel):
@@ -348,106 +406,6 @@ class DeployResult(BaseModel):
     production_version: int | None
     message: str
     rescore: Rescore | None = None  # only when the gate said promote
-
-
-class Hardware(BaseModel):
-    """What this machine offers for training (detected, not configured)."""
-
-    device: Literal["cpu", "cuda"]
-    cpu_cores: int
-    ram_total_gb: float
-    ram_available_gb: float
-    gpu_name: str | None = None
-    gpu_memory_gb: float | None = None
-    torch_threads: int
-
-    @property
-    def memory_gb(self) -> float:
-        """The memory a training run is bounded by: the GPU's when there is one, else available RAM."""
-        return self.gpu_memory_gb if self.gpu_memory_gb is not None else self.ram_available_gb
-
-    def describe(self) -> str:
-        cpu = (
-            f"{self.cpu_cores} CPU cores ({self.torch_threads} torch threads), "
-            f"{self.ram_available_gb:.1f} of {self.ram_total_gb:.1f} GB RAM free"
-        )
-        return f"{self.gpu_name} ({self.gpu_memory_gb:.1f} GB) + {cpu}" if self.gpu_name else cpu
-
-
-class MemoryEstimate(BaseModel):
-    """Peak training memory estimated from the model's config, before anything is loaded (``footprint.py``)."""
-
-    weights_gb: float
-    trainable_gb: float  # trainable weights + gradients + optimizer state
-    activations_gb: float  # saved activations + logits at the answer tokens
-    runtime_gb: float = 0.0
-    total_gb: float
-
-    def describe(self) -> str:
-        return (
-            f"~{self.total_gb:.2f} GB: weights {self.weights_gb:.2f}, adapters+optimizer {self.trainable_gb:.2f}, "
-            f"activations {self.activations_gb:.2f}" + (f", runtime {self.runtime_gb:.1f}" if self.runtime_gb else "")
-        )
-
-
-class MicroBatchSuggestion(BaseModel):
-    """A larger micro-batch for the same update: the rows' shared first tokens are computed once per micro-batch."""
-
-    micro_batch_size: int
-    configured: int
-    tokens_ratio: float  # tokens an epoch computes now / with the suggested micro-batch
-    est_train_seconds: float  # the estimate scaled by that ratio
-    est_peak_gb: float  # the measured peak plus the config estimate's difference
-
-
-class MethodEstimate(BaseModel):
-    """A method's measured calibration scaled to the full training set."""
-
-    method: str
-    applicable: bool
-    reason: str | None = None  # why not applicable
-    error: str | None = None  # the calibration run failed (the method would fail to train)
-    trainable_params: int = 0
-    total_params: int = 0
-    full_train_tokens: int = 0
-    calibration_rows: int = 0
-    calibration_tokens_per_s: float = 0.0
-    calibration_cached: bool = False  # measured by an earlier run on this machine (same rows, settings, code)
-    est_train_seconds: float = 0.0
-    est_peak_mb: float = 0.0
-    base_footprint_mb: float | None = None
-    est_cost_usd: float = 0.0
-    est_memory: MemoryEstimate | None = None  # from the config alone, before anything is loaded
-    calibrated: bool = True  # False: not run here (its memory estimate alone rules it out)
-    over_budget: list[str] = Field(default_factory=list)
-    suggestion: MicroBatchSuggestion | None = None  # the same update with fewer tokens computed
-    config: dict[str, Any] = Field(default_factory=dict)
-
-
-class Advice(BaseModel):
-    """Why ``method: auto`` chose what it chose."""
-
-    chosen: str
-    rule: str
-    inputs: dict[str, Any]
-    alternatives: dict[str, str]
-
-
-class PlanResult(BaseModel):
-    """The plan: hardware, an estimate per candidate method, the chosen method and why, or why blocked."""
-
-    hardware: Hardware
-    estimates: list[MethodEstimate]
-    chosen: str | None  # None when nothing fits the budget
-    chosen_config: dict[str, Any] | None
-    advice: Advice | None = None  # only for method: auto
-    blocked: str | None = None  # why training must not start (over budget), in words
-    base_params: int
-    n_train: int
-    price_per_hour: float
-
-    def estimate_for(self, method: str) -> MethodEstimate | None:
-        return next((e for e in self.estimates if e.method == method), None)
 
 
 class MethodOutcome(BaseModel):
@@ -527,6 +485,7 @@ class AuditRecord(BaseModel):
         default_factory=dict
     )  # train_usd, per_request_usd (tuned, baseline), monthly, break_even
     deployed: dict[str, Any] = Field(default_factory=dict)  # registered_version, production_moved, production_version
+    guards: dict[str, str] = Field(default_factory=dict)  # guard -> passed / failed / reported / not_measured
     run_dir: str | None = None
     evidence_dir: str | None = None  # <registry>/audit/<run_id>/ (predictions, decision.json, reports)
     evidence: dict[str, str] = Field(default_factory=dict)  # file -> sha256, checked by `tunegate audit verify`
@@ -548,6 +507,7 @@ class GateInputs(BaseModel):
     production: ProductionCheck | None = None
     validation: ValidationResult | None = None
     seeds: list[tuple[TuneResult, EvalResult]] | None = None
+    guards: GuardReport | None = None
 
 
 class RunOutcome(BaseModel):

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         EvalResult,
         ForecastResult,
         GateInputs,
+        GuardReport,
         MethodComparison,
         MethodOutcome,
         PlanResult,
@@ -185,6 +186,43 @@ def learning_curve(
 def evaluate_tuned(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, tuned: TuneResult) -> EvalResult:
     """The tuned artifact on the same eval rows as the ladder."""
     return evaluation.evaluate_tuned(AnswerSpec.from_config(cfg), run.model_path, dataset, tuned)
+
+
+@_timed
+def check_guards(
+    cfg: TunegateConfig,
+    run: RunContext,
+    dataset: DatasetRef,
+    baselines: list[EvalResult],
+    tuned: TuneResult,
+    tuned_eval: EvalResult,
+) -> GuardReport:
+    """What tuning may break (``guards:``): each guard the config turns on, the candidate against the base model (or
+    the best rung) on the same rows; writes guards.json (their per-row evidence) and plots/guard_<name>.png."""
+    from tunegate.guards.checking import check
+    from tunegate.guards.context import GuardContext
+    from tunegate.packaged_models import cache_root
+
+    ctx = GuardContext(
+        spec=AnswerSpec.from_config(cfg),
+        metric=cfg.gate_metric,
+        model_path=run.model_path,
+        model_sha=run.model_sha,
+        precision=f"{run.placement.device}/{run.placement.dtype}",
+        dataset=dataset,
+        tuned=tuned,
+        tuned_eval=tuned_eval,
+        baselines=baselines,
+        run_dir=Path(run.run_dir),
+        config_dir=cfg.config_dir,
+        alpha=cfg.gate.alpha,
+        power=cfg.gate.power,
+        resamples=cfg.gate.bootstrap_samples,
+        seed=cfg.gate.seed,
+        slice_columns=list(cfg.data.slice_columns),
+        cache_dir=cache_root() / "guards",
+    )
+    return check(cfg.guards, ctx)
 
 
 @_timed

@@ -227,7 +227,15 @@ def test_the_code_keeps_the_shape_of_the_redesign():
 
 
 # module names that repeat, and why each means one thing wherever it stands
-PLUGIN_FILES = {"__init__", "__main__", "base", "settings", "method", "rung"}  # one per package / plugin folder
+PLUGIN_FILES = {
+    "__init__",
+    "__main__",
+    "base",
+    "settings",
+    "method",
+    "rung",
+    "guard",
+}  # one per package / plugin folder
 SERVES = {  # a layer's module named after the library module (or command) it configures, exposes or runs
     "audit": "audit.py; cli/audit.py is its command line",
     "baselines": "config/baselines.py is the baselines: section; flows/baselines.py runs `tunegate baselines`",
@@ -239,6 +247,7 @@ SERVES = {  # a layer's module named after the library module (or command) it co
     "registry": "registry.py; config/registry.py is its section; cli/registry.py its command line",
     "runs": "runs.py (run folders); cli/runs.py the commands that start runs",
     "tracking": "the tracking/ package; config/tracking.py is its section",
+    "guards": "the guards/ package; config/guards.py is its section",
 }
 
 

@@ -43,6 +43,11 @@ class DataConfig(_Strict):
         description="Column names for a CSV/TSV file without a header row, in file order (e.g. [label, text] for SMS "
         "Spam); its first line is then read as data. 'lines' files: the names of its two columns.",
     )
+    slice_columns: list[str] = Field(
+        default_factory=list,
+        description="Eval-file columns to slice the gate metric by (e.g. [channel, language]): the slices guard "
+        "compares the candidate with the best rung on each value's rows (guards.slices).",
+    )
     encoding: str = Field(
         default="utf-8",
         description="Text encoding of CSV/TSV/lines files (e.g. latin-1 for TREC's train file). A file that does not "

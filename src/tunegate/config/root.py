@@ -18,6 +18,7 @@ from tunegate.config.costs import CostsConfig
 from tunegate.config.data import DataConfig
 from tunegate.config.forecast import ForecastConfig
 from tunegate.config.gate import GateConfig
+from tunegate.config.guards import AnyGuards, GuardsConfig, default_guards, guards_class
 from tunegate.config.hardware import HardwareConfig
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
@@ -35,7 +36,9 @@ from tunegate.strict import Strict as _Strict
 def section_class(cls: type) -> type:
     """The class that validates a section: ``baselines:``'s and ``tracking:``'s are built from their registries
     (the rungs and the tracking backends registered now)."""
-    return {BaselinesConfig: baselines_class, TrackingConfig: tracking_class}.get(cls, lambda: cls)()
+    return {BaselinesConfig: baselines_class, TrackingConfig: tracking_class, GuardsConfig: guards_class}.get(
+        cls, lambda: cls
+    )()
 
 
 def _method_settings(v: Any) -> Any:
@@ -94,6 +97,11 @@ class TunegateConfig(_Strict):
         "registered methods or `auto` (the advisor chooses).",
     )
     gate: GateConfig = Field(default_factory=GateConfig, description="The promotion rule, fixed before the run.")
+    guards: AnyGuards = Field(
+        default_factory=default_guards,
+        description="What tuning may break, checked beside the gate (each on by default; `false` turns one off, "
+        "`guards: false` all): retention, slices, bias, injection, overfitting.",
+    )
     budget: BudgetConfig = Field(default_factory=BudgetConfig, description="Training budget caps.")
     hardware: HardwareConfig = Field(
         default_factory=HardwareConfig, description="Device and precision (auto-detected by default)."

@@ -158,3 +158,31 @@ def save_break_even_plot(lines: list, break_even, path: Path, requests_per_month
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_guard_plot(measures: list, path: Path, title: str) -> None:
+    """A guard's measures, one bar each (worst first): candidate - reference with its CI, the tolerance as a dashed
+    line on the side of harm; judged bars green (passed) or red (failed), unjudged ones grey."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(measures) + 1.4), dpi=100)
+    colors = {True: "#2e7d32", False: "#c62828", None: "#9e9e9e"}
+    for i, m in enumerate(measures):
+        y = len(measures) - 1 - i
+        err = [[m.delta - m.ci_low], [m.ci_high - m.delta]]
+        ax.barh(y, m.delta, xerr=err, color=colors[m.passed], capsize=3, height=0.6)
+        ax.text(max(m.ci_high, 0) + 0.005, y, f"{m.delta:+.3f} (n={m.n})", va="center", fontsize=8)
+    tolerances = {(m.tolerance, m.higher_is_better) for m in measures if m.tolerance is not None}
+    for tol, higher in tolerances:
+        ax.axvline(-tol if higher else tol, color="#c62828", ls="--", lw=1)
+    ax.axvline(0, color="#424242", lw=0.8)
+    ax.set_yticks(range(len(measures)), [m.name for m in reversed(measures)])
+    ax.set_xlabel("candidate - reference (CI); dashed: the tolerance")
+    ax.set_title(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tunegate.config import GateSpec
 from tunegate.records import Decision, EvalResult, PlanResult, RunContext, TuneResult
+from tunegate.report.guards_section import guards_section
 from tunegate.report.plan_page import _plan_vs_actual
 from tunegate.report.rungs_table import LADDER_NOTES, ladder_table
 from tunegate.report.words import _money, prices_label
@@ -305,6 +306,7 @@ def render_run_report(
         *[f"- {r}" for r in decision.reasons],
         "",
         *_seeds_section(decision),
+        *guards_section(decision, pct),
         f"## Every rung and candidate (same {decision.comparisons[0].n} eval rows)",
         "",
         *_models_table(rows, decision.gate_metric, decision.best_baseline, pct),

@@ -165,6 +165,20 @@ def required_columns(s: State) -> None:
                     ),
                 )
             )
+    eval_split = "eval" if "eval" in s.tables else "train"  # the eval rows' file: an eval file, or train split
+    if eval_split in s.tables:
+        table = s.tables[eval_split]
+        missing = [c for c in s.data.slice_columns if c not in table.columns()]
+        if missing:
+            s.issues.append(
+                Issue(
+                    check="required_columns",
+                    severity="error",
+                    split=eval_split,
+                    message=f"{eval_split} data ({table.path}) has no column '{missing[0]}' named in "
+                    "data.slice_columns; fix the name or remove it from data.slice_columns",
+                )
+            )
     s.stop = bool(s.issues)
 
 
@@ -254,7 +268,8 @@ def sample_and_split(s: State) -> None:
     s.keep = _usable(text_col, label_col) & known
     # eval and dev (capped by max_eval_rows) are read whole; train is streamed in batches (_scan_train)
     train_table = s.tables["train"]
-    s.evl = _rows(s.tables.get("eval", train_table), evl, s.columns, s.totals.get("eval", s.totals["train"]))
+    sliced = tuple(c for c in d.slice_columns if c not in s.columns)  # carried to the eval frame for the guards
+    s.evl = _rows(s.tables.get("eval", train_table), evl, s.columns + sliced, s.totals.get("eval", s.totals["train"]))
     if dev is not None:
         dev = _rows(s.tables.get("dev", train_table), dev, s.columns, s.totals.get("dev", s.totals["train"]))
     s.dev = dev
@@ -570,8 +585,13 @@ def _finish(s: State) -> ValidationOutcome:
 
 def group_references(evl: pl.DataFrame) -> pl.DataFrame:
     """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
+    extra = [c for c in evl.columns if c not in (ROW, "input", "target", "references")]  # data.slice_columns
     return (
         evl.group_by("input", maintain_order=True)
-        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"))
-        .select(ROW, "input", "target", "references")
+        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"), *extra_first(extra))
+        .select(ROW, "input", "target", "references", *extra)
     )
+
+
+def extra_first(columns: list[str]) -> list:
+    return [pl.col(c).first() for c in columns]
