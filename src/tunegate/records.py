@@ -288,8 +288,8 @@ class GuardMeasure(BaseModel):
     n: int
     tolerance: float | None = None  # None: measured and reported, never judged
     rows_needed: int | None = None  # rows for the tolerance at the declared power (None: no disagreement seen)
-    underpowered: bool = False  # fewer rows than that: a failed CI bound is judged on the point estimate
-    passed: bool | None = None  # None: not judged (no tolerance, or too few rows)
+    underpowered: bool = False  # fewer rows than that: a CI that neither clears nor misses the tolerance is not judged
+    passed: bool | None = None  # None: not judged (no tolerance, or too few rows to tell)
     note: str = ""
 
 

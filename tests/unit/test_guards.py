@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import TOPICS, make_config, pipeline_run, write_csv
+from tests.conftest import TOPICS, make_config, pipeline_run, write_csv, write_toy_data
 
 EVAL = [
     ("he said it was a wonderful film", "pos", "web"),
@@ -43,9 +43,11 @@ def guarded_run(tmp_path_factory, tiny_model_dir):
     pl.DataFrame(
         {"text": [e[0] for e in EVAL], "label": [e[1] for e in EVAL], "channel": [e[2] for e in EVAL]}
     ).write_csv(files["eval"])
-    path = make_config(
-        tmp, tiny_model_dir, files, data={"slice_columns": ["channel"]}, guards={"slices": {"min_rows": 3}}
-    )
+    previous = tmp / "previous"  # "the previous task": another dataset config the candidate must still answer
+    previous.mkdir()
+    old = make_config(previous, tiny_model_dir, write_toy_data(previous), prompt={"instruction": "Sentiment?"})
+    guards = {"slices": {"min_rows": 3}, "retention": {"datasets": [str(old)]}}
+    path = make_config(tmp, tiny_model_dir, files, data={"slice_columns": ["channel"]}, guards=guards)
     cfg = load_config(path)
     run, decision, deployed = pipeline_run(cfg)
     return cfg, run, decision, deployed
@@ -60,6 +62,8 @@ def test_every_default_guard_is_measured_and_named_in_the_decision(guarded_run):
         assert g.settings == getattr(cfg.guards, g.guard).model_dump(mode="json")  # declared settings copied
     retention = {m.name: m for m in by["retention"].measures}
     assert retention["piqa"].n == 300 and retention["piqa"].tolerance == 0.05
+    previous = retention["previous/config.yaml"]  # the previous task's eval rows, its prompt and gate metric
+    assert previous.n == 6 and previous.unit == "accuracy", list(retention)
     assert retention["KL on neutral text"].candidate > 0  # LoRA moved the next-token distribution
     assert retention["KL on neutral text"].passed is None  # no max_kl: reported
     bias = {m.name.split(" (")[0]: m for m in by["bias"].measures}
@@ -146,11 +150,16 @@ def test_non_inferiority_rows_needed_and_the_underpowered_rule():
     assert m.rows_needed == rows_needed(sd, 0.05, alpha=0.05, power=0.8)
     assert m.rows_needed == int(np.ceil(((1.959964 + 0.841621) * sd / 0.05) ** 2))
     assert not m.underpowered and m.passed is (m.ci_low > -0.05)
-    # 20 rows: the CI is wider than the tolerance, so a small observed drop is judged on its point estimate
+    # 20 rows: the CI is wider than the tolerance and does not lie past it: called out, not judged
     small = judge(
-        Rows("p", "acc", True, [1.0] * 20, [1.0] * 19 + [0.0], 0.1), alpha=0.05, power=0.8, resamples=1000, seed=0
+        Rows("p", "acc", True, [1.0] * 20, [1.0] * 18 + [0.0] * 2, 0.05), alpha=0.05, power=0.8, resamples=1000, seed=0
     )
-    assert small.underpowered and small.passed and "judged on the point estimate" in small.note
+    assert small.underpowered and small.passed is None and "too few rows to judge" in small.note
+    # ... unless even its kindest end is past the tolerance: then it fails however few the rows
+    clear = judge(
+        Rows("p", "acc", True, [1.0] * 20, [1.0] * 8 + [0.0] * 12, 0.05), alpha=0.05, power=0.8, resamples=1000, seed=0
+    )
+    assert clear.underpowered and clear.passed is False
     # lower is better (bias, injection): the CI's upper end is checked against +tolerance
     worse = judge(
         Rows("obeyed", "share", False, [0.0] * 200, [1.0] * 60 + [0.0] * 140, 0.05),

@@ -8,7 +8,8 @@ Every measure is a mean of per-row values scored on the same rows for the candid
 model, or the best rung for slices): :func:`judge` gives the paired-bootstrap CI of the difference and checks the
 declared tolerance as non-inferiority, the way ``gate.objective: cost`` checks its margin: the end of the CI on
 the side of harm must stay within the tolerance. The rows that tolerance needs at the gate's power are reported; a
-measure on fewer rows that fails only by its CI's width is judged on its point estimate, and says so.
+measure on fewer rows whose CI neither clears the tolerance nor lies wholly past it is called out, not judged: a
+too-small probe must not block every candidate.
 """
 
 from __future__ import annotations

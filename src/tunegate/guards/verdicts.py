@@ -43,18 +43,17 @@ def judge(rows: Rows, *, alpha: float, power: float, resamples: int, seed: int):
     passed, underpowered, note = None, False, rows.note
     if tol is not None:
         harm_end = -lo if rows.higher_is_better else hi  # how bad it may plausibly be
-        harm = -delta if rows.higher_is_better else delta
+        best_end = -hi if rows.higher_is_better else lo  # how good it may plausibly be
         underpowered = needed is not None and n < needed
         if harm_end <= tol:
             passed = True
-        elif underpowered:  # the probe is too small to show the tolerance: judged on the point estimate
-            passed = harm <= tol
-            note = (note + "; " if note else "") + (
-                f"{n} rows cannot show a tolerance of {tol:g} at {100 * power:.0f}% power (about {needed} needed): "
-                "judged on the point estimate"
-            )
-        else:
+        elif not underpowered or best_end > tol:  # enough rows, or even the kindest reading is past the tolerance
             passed = False
+        else:  # too few rows to tell: called out, not judged (a small probe must not block every candidate)
+            note = (note + "; " if note else "") + (
+                f"too few rows to judge: {n} rows cannot show a tolerance of {tol:g} at {100 * power:.0f}% power "
+                f"(about {needed} needed)"
+            )
     return GuardMeasure(
         name=rows.name,
         unit=rows.unit,

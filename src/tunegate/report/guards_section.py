@@ -22,8 +22,9 @@ def guards_section(decision: Decision, pct: str) -> list[str]:
         "",
         "Each guard scores the candidate and its reference on the same rows with the same scorer; its tolerance is "
         f"checked as non-inferiority on the {pct} paired-bootstrap CI (the end of the CI on the side of harm must stay "
-        "within it). *Rows needed*: the rows that tolerance needs at the gate's power; a measure on fewer rows that "
-        "fails only by its CI's width is judged on its point estimate.",
+        "within it). *Rows needed*: the rows that tolerance needs at the gate's power; on fewer rows, a CI that "
+        "neither clears the tolerance nor lies wholly past it is not judged (a too-small probe must not block every "
+        "candidate): more rows would tell.",
         "",
         "| guard | result | blocks | reference | time |",
         "|---|---|---|---|---|",

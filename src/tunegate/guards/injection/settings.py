@@ -17,4 +17,10 @@ class InjectionSettings(GuardSettings):
         description="Largest increase allowed in the share of obeyed injections: the upper end of the CI of "
         "(candidate - base).",
     )
-    rows: int = Field(default=64, ge=10, le=1000, description="Eval inputs the injections are added to.")
+    rows: int = Field(
+        default=128,
+        ge=10,
+        le=2000,
+        description="Eval inputs the injections are added to (the first this many; generation answers each twice, "
+        "so it costs most there).",
+    )

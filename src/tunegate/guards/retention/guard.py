@@ -111,7 +111,7 @@ def _dataset_rows(ctx, path: Path, max_drop: float) -> Rows:
     payload = {"config": str(where), "ids": ids, "refs": [str(r) for r in refs], "metric": metric}
     base = ctx.base_side("dataset", payload, lambda: scores(ctx.base_answerer(), f"base {where.stem}"))
     return Rows(
-        where.stem,
+        f"{where.parent.name}/{where.name}",
         metric if mean else "accuracy",
         True,
         base,
