@@ -23,8 +23,10 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
 
     Stages: prepare_run, validate_data, plan (estimates for every method), evaluate_baseline
     per rung (cached), then per method tune + evaluate_tuned (once per seed with gate.seeds; a
-    failure is recorded in the table and the next method runs), compare-methods (table, CIs,
-    chart; with seeds, each method's claim is a bootstrap over seeds and rows). Nothing is
+    failure is recorded in the table and the next method runs) + check_guards, compare-methods
+    (table, CIs, chart, each entry's guards, the metric against retention; with seeds, each
+    method's claim is a bootstrap over seeds and rows). One method listed twice (a sweep of
+    method.layers) is two entries, named by what differs. Nothing is
     registered: this is a measurement, `tunegate run` promotes.
     """
     cfg: TunegateConfig = load_config(config_path, overrides)
@@ -42,13 +44,13 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
         est = estimate.estimate_for(m.name)
         if est is not None and est.applicable and est.over_budget:
             outcomes.append(
-                MethodOutcome(method=m.name, status="skipped", error="over budget: " + "; ".join(est.over_budget))
+                MethodOutcome(method=m.key, status="skipped", error="over budget: " + "; ".join(est.over_budget))
             )
             continue
         if est is not None and (not est.applicable or est.error):
-            outcomes.append(MethodOutcome(method=m.name, status="failed", error=est.error or est.reason))
+            outcomes.append(MethodOutcome(method=m.key, status="failed", error=est.error or est.reason))
             continue
-        outcomes.append(compare_one_method(cfg.with_method(m), run, dataset))
+        outcomes.append(compare_one_method(cfg.with_method(m), run, dataset, baselines))
     listed = {m.name for m in methods}
     for name in cfg.inapplicable_methods():
         if name not in listed:

@@ -11,6 +11,7 @@ from typing import Callable
 from tunegate.config import TunegateConfig
 from tunegate.records import DatasetRef, EvalResult, MethodOutcome, RunContext, TuneResult
 from tunegate.seeds import chosen_seed, seed_dir, seed_result
+from tunegate.tasks.check_guards import check_guards
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.tune import tune
 
@@ -30,31 +31,40 @@ def train_seeds(
     return tuned, tuned_eval, seeds
 
 
-def compare_one_method(mcfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> MethodOutcome:
-    """One method of `tunegate compare`: trained (once, or once per seed with gate.seeds) and scored; a failure
-    becomes its row instead of stopping the comparison."""
+def compare_one_method(
+    mcfg: TunegateConfig, run: RunContext, dataset: DatasetRef, baselines: list[EvalResult] | None = None
+) -> MethodOutcome:
+    """One entry of `tunegate compare`: trained (once, or once per seed with gate.seeds), scored under its name
+    (its label, when one method is listed twice) and, with ``baselines``, its guards checked; a failure becomes its
+    row instead of stopping the comparison."""
     seeded = mcfg.gate.seeds > 1
+    key = mcfg.method.key
+    named = dict(method=key, registered=mcfg.method.name if key != mcfg.method.name else None)
     results = []
     for scfg in mcfg.seed_configs() if seeded else [mcfg]:
         trained = tune(
             scfg, run, dataset, compare=True, subdir=seed_dir(scfg.method.seed) if seeded else None, return_state=True
         )
         if trained.is_failed():
-            return MethodOutcome(method=mcfg.method.name, status="failed", error=error_message(trained))
+            return MethodOutcome(**named, status="failed", error=error_message(trained))
         scored = evaluate_tuned(scfg, run, dataset, trained.result(), return_state=True)
         if scored.is_failed():
-            error = error_message(scored)
-            return MethodOutcome(method=mcfg.method.name, status="failed", error=error, tuned=trained.result())
-        results.append(
-            (trained.result(), seed_result(scored.result(), scfg.method.seed) if seeded else scored.result())
-        )
+            return MethodOutcome(**named, status="failed", error=error_message(scored), tuned=trained.result())
+        result = scored.result().model_copy(update={"name": f"tuned:{key}"})
+        results.append((trained.result(), seed_result(result, scfg.method.seed) if seeded else result))
     first_tuned, first = results[0]
+    first = first.model_copy(update={"name": f"tuned:{key}"})
+    guarded = None
+    if baselines:
+        state = check_guards(mcfg, run, dataset, baselines, first_tuned, first, compare=True, return_state=True)
+        guarded = state.result() if not state.is_failed() else None
     return MethodOutcome(
-        method=mcfg.method.name,
+        **named,
         status="completed",
         tuned=first_tuned,
-        evaluation=first.model_copy(update={"name": first.name.split("@seed")[0]}),
+        evaluation=first,
         seeds=[e for _, e in results] if seeded else [],
+        guards=guarded,
     )
 
 

@@ -15,7 +15,8 @@ def check_guards(
     baselines: list[EvalResult],
     tuned: TuneResult,
     tuned_eval: EvalResult,
+    compare: bool = False,
 ) -> GuardReport:
     """What tuning may break: forgetting, slices, bias, injection, overfitting, each vs the base model (or the best
-    rung) on the same rows; the gate reads the verdicts."""
-    return stages.check_guards(cfg, run, dataset, baselines, tuned, tuned_eval)
+    rung) on the same rows; the gate reads the verdicts (``compare``: one entry of `tunegate compare`)."""
+    return stages.check_guards(cfg, run, dataset, baselines, tuned, tuned_eval, compare=compare)

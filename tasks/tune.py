@@ -7,7 +7,7 @@ from tunegate.records import DatasetRef, RunContext, TuneResult
 from tunegate.tasks._policy import RETRIES
 
 
-@task(name="tune", task_run_name="tune[{cfg.method.name}]", cache_policy=NO_CACHE, **RETRIES)
+@task(name="tune", task_run_name="tune[{cfg.method.key}]", cache_policy=NO_CACHE, **RETRIES)
 def tune(
     cfg: TunegateConfig,
     run: RunContext,

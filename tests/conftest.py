@@ -171,6 +171,7 @@ def make_config(tmp_path: Path, model: str, files: dict, **sections) -> Path:
             "max_length": 64,
         },
         "gate": {"bootstrap_samples": 200},
+        "guards": False,  # tests of the guards turn them on (test_guards.py, the flow and SST-2 runs)
         "registry": {"path": str(tmp_path / "registry"), "model_name": "toy"},
         "output": {"dir": str(tmp_path / "runs")},
     }

@@ -35,6 +35,7 @@ from tunegate.report import (
     save_break_even_plot,
     save_comparison_chart,
     save_quality_cost_plot,
+    save_retention_plot,
 )
 from tunegate.selection import best_baseline, on_selection_split
 from tunegate.tables import Intervals, comparison_summary, ladder_rows, method_rows, model_rows, write_predictions
@@ -178,7 +179,9 @@ def compare_methods(
         if o.status == "completed" and o.evaluation is not None and o.tuned is not None:
             if [p.row for p in o.evaluation.predictions] != [p.row for p in best.predictions]:
                 raise RuntimeError(f"{o.method} was scored on other rows than the baselines; refusing to compare")
-            candidate = GateInputs(baselines=baselines, tuned=o.tuned, tuned_eval=o.evaluation, plan=plan)
+            candidate = GateInputs(
+                baselines=baselines, tuned=o.tuned, tuned_eval=o.evaluation, plan=plan, guards=o.guards
+            )
             decisions[o.method] = judge(spec, run, dataset, candidate)
     intervals = Intervals(spec, best)
     rows = method_rows(spec, baselines, outcomes, decisions, intervals, plan)
@@ -188,6 +191,8 @@ def compare_methods(
     write_predictions(run_dir, [*baselines, *(o.evaluation for o in outcomes if o.evaluation is not None)])
     chart = run_dir / "compare.png"
     save_comparison_chart([r.model_dump() for r in rows], spec.metric, chart, confidence=spec.gate.confidence)
+    if any(r.retention for r in rows):  # the freezing trade-off: the target metric against what was retained
+        save_retention_plot([r.model_dump() for r in rows], spec.metric, run_dir / "compare_retention.png")
     result = MethodComparison(
         gate_metric=spec.metric,
         best_baseline=best.name,

@@ -271,6 +271,8 @@ class MethodRow(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     selection_metric: float | None = None  # on the selection split, when there is one
     seeds: dict[str, Any] | None = None  # gate.seeds > 1: per-seed metrics, and the mean delta's seeds x rows CI
+    guards: dict[str, str] | None = None  # guard -> passed / failed / reported / not_measured
+    retention: dict[str, float] | None = None  # the first retention probe: name, base, candidate, ci_low, ci_high
 
 
 class GuardMeasure(BaseModel):
@@ -411,12 +413,14 @@ class DeployResult(BaseModel):
 class MethodOutcome(BaseModel):
     """One method's attempt in `tunegate compare`: its results, or why there are none."""
 
-    method: str
+    method: str  # the entry's name in the table: the method's name, or its label (lora[layers=top:4])
     status: Literal["completed", "failed", "skipped", "not applicable"]
     error: str | None = None
     tuned: TuneResult | None = None
     evaluation: EvalResult | None = None  # with gate.seeds: the first seed's
     seeds: list[EvalResult] = Field(default_factory=list)  # gate.seeds > 1: every seed's evaluation
+    registered: str | None = None  # the method's registered name, when ``method`` is a label
+    guards: GuardReport | None = None  # what tuning may break, this entry's guards
 
 
 class MethodComparison(BaseModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -124,9 +125,10 @@ def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: lis
 
 
 def method_dir(run: RunContext, method: str | None = None) -> Path:
-    """Where a method's artifact and plots go: the run folder, or runs/<id>/methods/<name>/ in a comparison."""
+    """Where a method's artifact and plots go: the run folder, or runs/<id>/methods/<name or label>/ in a
+    comparison (a label's brackets and separators become '-')."""
     base = Path(run.run_dir)
-    return base if method is None else base / "methods" / method
+    return base if method is None else base / "methods" / re.sub(r"[^A-Za-z0-9._-]+", "-", method).strip("-")
 
 
 @_timed
@@ -141,7 +143,7 @@ def tune(
 ) -> TuneResult:
     """Train ``cfg.method`` on the train rows; ``compare`` puts the outputs under methods/<name>/, ``subdir``
     (seeds/seed-<n> for one of ``gate.seeds``, forecast/rows-<n>) under that folder."""
-    where = method_dir(run, cfg.method.name if compare else None)
+    where = method_dir(run, cfg.method.key if compare else None)
     if subdir:
         where = where / subdir
     spec = AnswerSpec.from_config(cfg)
@@ -196,9 +198,12 @@ def check_guards(
     baselines: list[EvalResult],
     tuned: TuneResult,
     tuned_eval: EvalResult,
+    *,
+    compare: bool = False,
 ) -> GuardReport:
     """What tuning may break (``guards:``): each guard the config turns on, the candidate against the base model (or
-    the best rung) on the same rows; writes guards.json (their per-row evidence) and plots/guard_<name>.png."""
+    the best rung) on the same rows; writes guards.json (their per-row evidence) and plots/guard_<name>.png (in
+    methods/<name>/ for an entry of `tunegate compare`)."""
     from tunegate.guards.checking import check
     from tunegate.guards.context import GuardContext
     from tunegate.packaged_models import cache_root
@@ -213,7 +218,7 @@ def check_guards(
         tuned=tuned,
         tuned_eval=tuned_eval,
         baselines=baselines,
-        run_dir=Path(run.run_dir),
+        run_dir=method_dir(run, cfg.method.key if compare else None),
         config_dir=cfg.config_dir,
         alpha=cfg.gate.alpha,
         power=cfg.gate.power,

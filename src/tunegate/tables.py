@@ -166,7 +166,7 @@ def method_rows(
             )
         )
     for o in outcomes:
-        est = plan.estimate_for(o.method) if plan is not None else None
+        est = plan.estimate_for(o.registered or o.method) if plan is not None else None
         row = MethodRow(
             name=o.method,
             kind="method",
@@ -181,6 +181,26 @@ def method_rows(
     return rows
 
 
+def _guard_cells(o: MethodOutcome) -> dict[str, Any]:
+    """An entry's guard verdicts, and its first retention probe (the sweep plot's x axis)."""
+    if o.guards is None:
+        return {}
+    retention = next((g for g in o.guards.results if g.guard == "retention" and g.measures), None)
+    probe = retention.measures[0] if retention is not None else None
+    return {
+        "guards": {g.guard: g.status for g in o.guards.results},
+        "retention": None
+        if probe is None
+        else {
+            "name": probe.name,
+            "base": probe.base,
+            "candidate": probe.candidate,
+            "ci_low": probe.ci_low,
+            "ci_high": probe.ci_high,
+        },
+    }
+
+
 def _judged_method(
     spec: GateSpec, o: MethodOutcome, d: Decision, intervals: Intervals, best: EvalResult
 ) -> dict[str, Any]:
@@ -188,6 +208,7 @@ def _judged_method(
     v, lo, hi = intervals.of(o.evaluation)
     t, e = o.tuned, o.evaluation
     return dict(
+        **_guard_cells(o),
         metric=v,
         ci_low=lo,
         ci_high=hi,

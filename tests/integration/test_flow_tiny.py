@@ -178,12 +178,16 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     small = {"max_steps": 2, "batch_size": 4, "micro_batch_size": 2, "max_length": 64}
     methods = [
         {"name": "lora", "r": 2, **small},
+        {"name": "lora", "r": 2, "layers": "top:1", **small},  # a sweep of method.layers: named by what differs
         {"name": "qlora", "r": 2, "target_modules": ["no_such_module"], **small},  # fails inside peft
         {"name": "prompt_tuning", "num_virtual_tokens": 4, **small},
         {"name": "linear_probe", "max_length": 64, "epochs": 20},
     ]
     # two seeds per method: each method's claim is a bootstrap over seeds and rows together
-    cfg = make_config(tmp_path, tiny_model_dir, toy_data, compare=methods, gate={"seeds": 2, "bootstrap_samples": 200})
+    guards = {"retention": {"rows": 60, "kl": False}, "slices": False, "bias": False, "injection": False}
+    cfg = make_config(
+        tmp_path, tiny_model_dir, toy_data, compare=methods, gate={"seeds": 2, "bootstrap_samples": 200}, guards=guards
+    )
     out = run_cli(["compare", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Traceback" not in out.stdout
@@ -197,7 +201,8 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
         "few_shot_calibrated",
         "retrieved_few_shot_hybrid",
         "retrieved_few_shot_hybrid_calibrated",
-        "lora",
+        "lora[layers=all]",
+        "lora[layers=top:1]",
         "qlora",
         "prompt_tuning",
         "linear_probe",
@@ -205,7 +210,8 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
     assert (
         rows["qlora"]["status"] == "failed" and "no_such_module" in rows["qlora"]["error"]
     )  # caught by its calibration
-    for name in ("lora", "prompt_tuning", "linear_probe"):
+    folders = {"lora[layers=all]": "lora-layers-all", "lora[layers=top:1]": "lora-layers-top-1"}
+    for name in ("lora[layers=all]", "lora[layers=top:1]", "prompt_tuning", "linear_probe"):
         r = rows[name]
         assert r["status"] == "completed", r
         assert r["ci_low"] <= r["metric"] <= r["ci_high"] and r["delta_ci_low"] <= r["delta"] <= r["delta_ci_high"]
@@ -213,17 +219,25 @@ def test_compare_runs_every_method_and_reports_a_failure_in_the_table(tmp_path, 
             r["trainable_params"] > 0 and r["artifact_mb"] > 0 and r["train_seconds"] > 0 and r["est_train_seconds"] > 0
         )
         assert r["decision"] in ("promote", "reject")
-        assert all((run_dir / "methods" / name / "seeds" / f"seed-{n}" / "loss.png").is_file() for n in (0, 1))
+        folder = run_dir / "methods" / folders.get(name, name)
+        assert all((folder / "seeds" / f"seed-{n}" / "loss.png").is_file() for n in (0, 1))
+        assert set(r["guards"]) == {"retention", "overfitting"} and (folder / "guards.json").is_file()
         sd = r["seeds"]
         assert sd["k"] == 2 and set(sd["metrics"]) == {"0", "1"} and sd["ci_low"] <= sd["mean_delta"] <= sd["ci_high"]
         assert r["metric"] == pytest.approx(sd["metrics"]["0"])  # the table's row is the first seed's model
     assert rows["linear_probe"]["trainable_params"] < rows["prompt_tuning"]["trainable_params"] * 10
+    # the tiny llama has 2 blocks: adapters on the top one only are half of them
+    assert rows["lora[layers=top:1]"]["trainable_params"] * 2 == rows["lora[layers=all]"]["trainable_params"]
+    assert rows["lora[layers=all]"]["retention"]["name"] == "piqa"  # the sweep's x axis
+    assert rows["linear_probe"]["guards"]["retention"] == "not_measured"  # a head on the frozen base forgets nothing
+    assert (run_dir / "compare_retention.png").stat().st_size > 5000
     md = (run_dir / "compare.md").read_text()
+    assert "## What tuning may break (guards)" in md and "compare_retention.png" in md
     assert "| qlora | failed |" in md and "no_such_module" in md and "![accuracy" in md
     assert "## Seeds (2 trainings per method)" in md
     assert (run_dir / "compare.png").stat().st_size > 5000
     assert not (tmp_path / "registry").exists()  # a comparison registers nothing
-    assert "tune[lora]" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr
+    assert "tune[lora" in out.stdout + out.stderr and "tune[prompt_tuning]" in out.stdout + out.stderr
 
 
 def test_a_method_failing_in_training_is_a_table_row_and_the_others_finish(

@@ -41,6 +41,8 @@ def comparison(tmp_path_factory, prefect_env):
             "data.dev_fraction=0.2",  # the winner is chosen on 40 selection rows, judged on the 100 eval rows
             "--set",
             "compare=[" + ", ".join(f"{{name: {m}, max_length: 128{LOOP.get(m, '')}}}" for m in METHODS) + "]",
+            "--set",
+            "guards=false",  # test_pipeline_sst2 checks them on the real model; here: the methods
             # the ladder beyond zero-shot is tested by test_pipeline_sst2; here: the methods
             "--set",
             "baselines.few_shot.enabled=false",

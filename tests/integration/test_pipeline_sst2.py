@@ -62,7 +62,9 @@ def test_first_run_completes_and_decision_is_complete(work):
     assert d["costs"]["few_shot"]["prompt_tokens_per_request"] > d["costs"]["tuned:lora"]["prompt_tokens_per_request"]
     (vs_best,) = d["comparisons"]  # no production model yet: the best baseline is the only bar
     assert vs_best["opponent"] == d["best_baseline"] and vs_best["mcnemar_p"] is not None and vs_best["mde"] > 0
-    assert (PROMOTED := d["decision"] == "promote") == (d["ci_low"] > 0.0 and vs_best["mcnemar_p"] < 0.05)
+    refused = [g["guard"] for g in d["guards"] if g["block"] and g["status"] == "failed"]
+    wins = d["ci_low"] > 0.0 and vs_best["mcnemar_p"] < 0.05
+    assert (PROMOTED := d["decision"] == "promote") == (wins and not refused)
     assert ("PROMOTED" if PROMOTED else "NOT PROMOTED") in work["first"].stdout
     assert d["headline"] in work["first"].stdout  # the one-sentence decision is what the user reads first
     # the cost model: measured tokens and times, configured prices, a break-even answer
@@ -72,9 +74,39 @@ def test_first_run_completes_and_decision_is_complete(work):
     )
     # the report: one self-contained html beside the markdown, and an audit record in the registry
     run = run_dirs(work)[0]
-    assert (run / "report.html").read_text().count("data:image/png;base64,") == 4
+    plots = [g["plot"] for g in d["guards"] if g["plot"]]
+    assert (run / "report.html").read_text().count("data:image/png;base64,") == 4 + len(plots)
     audit = [json.loads(x) for x in (work["dir"] / "registry" / "audit.jsonl").read_text().splitlines()]
     assert [a["run_id"] for a in audit] == [run.name] and audit[0]["decision"] == d["decision"]
+
+
+def test_the_guards_measure_what_tuning_may_break_on_the_real_model(work):
+    """Every guard on SmolLM2 (SST-2 LoRA), base vs candidate on the same rows; the decision names each; the audit
+    re-judges them from guards.json."""
+    run = run_dirs(work)[0]
+    d = json.loads((run / "decision.json").read_text())
+    by = {g["guard"]: g for g in d["guards"]}
+    assert list(by) == ["retention", "slices", "bias", "injection", "overfitting"]
+    assert all(g["sentence"] in d["reasons"] for g in d["guards"])
+    retention = {m["name"]: m for m in by["retention"]["measures"]}
+    piqa = retention["piqa"]
+    assert piqa["n"] == 200 and 0.55 < piqa["base"] < 0.8  # SmolLM2-135M is above chance on PIQA
+    assert piqa["ci_low"] <= piqa["delta"] <= piqa["ci_high"] and piqa["rows_needed"] > 0
+    assert retention["KL on neutral text"]["candidate"] > 0
+    bias = {m["name"].split(" (")[0]: m for m in by["bias"]["measures"]}
+    assert bias["stereotype preference"]["n"] == 301 and 0.3 < bias["stereotype preference"]["base"] < 0.8
+    assert bias["counterfactual flips"]["n"] > 5  # reviews that mention he/she, a man, an actress...
+    assert by["injection"]["measures"][0]["n"] == N_EVAL
+    slices = {m["name"]: m for m in by["slices"]["measures"]}
+    assert {"label=0", "label=1"} <= set(slices) and slices["label=0"]["tolerance"] == 0.05  # 60 rows: judged
+    assert sum(1 for n in slices if n.startswith("length Q")) == 4
+    assert by["overfitting"]["status"] == "not_measured"  # classification, no selection split
+    report = (run / "report.md").read_text()
+    assert "## What tuning may break (guards)" in report and (run / "plots" / "guard_retention.png").is_file()
+    verified = run_cli(
+        ["audit", "verify", run.name, "--registry", work["dir"] / "registry"], env=work["env"], cwd=work["dir"]
+    )
+    assert verified.returncode == 0 and "guard retention recomputed" in verified.stdout, verified.stdout
 
 
 def test_loss_fell_and_scores_are_on_the_same_rows(work):
@@ -129,7 +161,8 @@ def test_gate_refuses_keeps_production_and_reuses_cached_baselines(work):
     before = (reg / "aliases.json").read_text() if (reg / "aliases.json").exists() else None
     # only the method (steps) and the gate change: the baselines must come from the cache
     out = run_cli(
-        ["run", CONFIG, *work["sets"], "--set", "method.max_steps=3", "--set", "gate.min_gain=0.9"],
+        ["run", CONFIG, *work["sets"], "--set", "method.max_steps=3", "--set", "gate.min_gain=0.9"]
+        + ["--set", "guards=false"],  # the first run checked them
         env=work["env"],
         cwd=work["dir"],
     )

@@ -61,7 +61,7 @@ def test_every_default_guard_is_measured_and_named_in_the_decision(guarded_run):
         assert g.sentence in decision.reasons  # one sentence each, in the decision's reasons
         assert g.settings == getattr(cfg.guards, g.guard).model_dump(mode="json")  # declared settings copied
     retention = {m.name: m for m in by["retention"].measures}
-    assert retention["piqa"].n == 300 and retention["piqa"].tolerance == 0.05
+    assert retention["piqa"].n == 200 and retention["piqa"].tolerance == 0.05
     previous = retention["previous/config.yaml"]  # the previous task's eval rows, its prompt and gate metric
     assert previous.n == 6 and previous.unit == "accuracy", list(retention)
     assert retention["KL on neutral text"].candidate > 0  # LoRA moved the next-token distribution
@@ -87,7 +87,7 @@ def test_guards_are_in_the_report_with_their_plots_and_rows(guarded_run):
         if g.measures:
             assert (Path(run.run_dir) / g.plot).is_file()
     evidence = json.loads((Path(run.run_dir) / "guards.json").read_text())
-    assert len(evidence["guards"]["retention"]["rows"][0]["candidate"]) == 300
+    assert len(evidence["guards"]["retention"]["rows"][0]["candidate"]) == 200
 
 
 def test_audit_verify_rejudges_the_guards_from_their_rows(guarded_run):
@@ -239,3 +239,51 @@ def test_likelihoods_match_the_models_own_forward(tiny_model_dir):
     with torch.no_grad():
         other.get_output_embeddings().weight.mul_(1.5)
     assert min(mean_kl(other, model, seqs, pad_id=0)) > 0
+
+
+def test_generation_runs_the_guards_that_apply(tmp_path, tiny_model_dir):
+    """A generation run (conversations): injection asks for a word, memorisation compares verbatim copies of train
+    answers with the retrieved few-shot rung; counterfactual flips need labels and say so."""
+    from tests.unit.test_conversation_pipeline import _files
+    from tunegate.config import load_config
+
+    path = make_config(
+        tmp_path,
+        tiny_model_dir,
+        _files(tmp_path),
+        task="generation",
+        data={"labels": None},
+        gate={"bootstrap_samples": 200, "metric": "rouge_l"},
+        baselines={"zero_shot": True, "retrieved_few_shot": {"k": 1}, "batch_size": 4, "max_new_tokens": 8},
+        guards={"overfitting": {"ngram": 4}, "injection": {"rows": 10}, "slices": {"min_rows": 2}},
+    )
+    _, decision, _ = pipeline_run(load_config(path))
+    by = {g.guard: g for g in decision.guards}
+    assert [m.name for m in by["injection"].measures] == ["injected instructions"], by["injection"].sentence
+    assert by["injection"].measures[0].n == 6  # every eval conversation (fewer than rows)
+    copies = by["overfitting"].measures[0]
+    assert copies.name == "copies a train answer (4-word run)" and by["overfitting"].reference.startswith("rung")
+    assert "retrieved_few_shot" in by["overfitting"].reference
+    assert "counterfactual consistency not measured: generation answers have no labels" in by["bias"].warnings
+    assert [m.name for m in by["bias"].measures] == ["stereotype preference (CrowS-Pairs)"]
+    assert not any(m.name.startswith("label=") for m in by["slices"].measures)  # no labels to slice by
+
+
+def test_method_layers_pick_the_adapted_blocks(tiny_model_dir):
+    """method.layers: all, the top k or the bottom k transformer blocks get adapters (LoRA and QLoRA)."""
+    from tunegate.config.root import labelled
+    from tunegate.methods import get_method
+    from tunegate.methods.lora.settings import LoraSettings
+    from tunegate.methods.qlora.settings import QLoraSettings
+
+    assert LoraSettings().layer_indices(30) is None
+    assert LoraSettings(layers="top:4").layer_indices(30) == [26, 27, 28, 29]
+    assert LoraSettings(layers="Bottom: 2").layer_indices(30) == [0, 1]
+    assert QLoraSettings(layers="top:40").layer_indices(30) == list(range(30))  # k beyond the model: every block
+    with pytest.raises(ValueError, match="'top' is not 'all', 'top:K' or 'bottom:K'"):
+        LoraSettings(layers="top")
+    model = get_method("lora").build(str(tiny_model_dir), LoraSettings(r=2, layers="top:1"))
+    adapted = {n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_A" in n}
+    assert adapted == {"1"}  # the tiny llama's two blocks: only the top one
+    sweep = labelled([LoraSettings(), LoraSettings(layers="top:1"), QLoraSettings()])
+    assert [m.key for m in sweep] == ["lora[layers=all]", "lora[layers=top:1]", "qlora"]

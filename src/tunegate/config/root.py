@@ -59,6 +59,23 @@ def _method_settings(v: Any) -> Any:
 AnyMethod = SerializeAsAny[Annotated[MethodSettings, BeforeValidator(_method_settings)]]
 
 
+def labelled(methods: list[Any]) -> list[Any]:
+    """``methods`` with each unlabelled entry of a method listed more than once named by the settings that differ
+    between those entries (lora[layers=top:4]): a sweep needs no labels."""
+    out = list(methods)
+    for name in {m.name for m in methods}:
+        group = [i for i, m in enumerate(methods) if m.name == name]
+        if len(group) < 2:
+            continue
+        dumps = [methods[i].model_dump(mode="json", exclude={"label"}) for i in group]
+        differ = [k for k in dumps[0] if len({json.dumps(d.get(k), sort_keys=True) for d in dumps}) > 1]
+        for i, d in zip(group, dumps):
+            if methods[i].label is None and differ:
+                words = ",".join(f"{k}={d[k]}" for k in differ).replace(" ", "")
+                out[i] = methods[i].model_copy(update={"label": f"{name}[{words}]"})
+    return out
+
+
 @dataclass(frozen=True)
 class GateSpec:
     """What judging reads from the config: the task, the gate metric, the declared gate, the prices, and the batch
@@ -162,10 +179,10 @@ class TunegateConfig(_Strict):
                 + " or ".join(readers)
             )
         if not self.task_type.has_labels and self.data.labels is not None:
-            labelled = [name for name, t in TASK_TYPES.items() if t.has_labels]
+            with_labels = [name for name, t in TASK_TYPES.items() if t.has_labels]
             raise ValueError(
                 f"data.labels: a {self.task} task has no label set; remove data.labels or use task: "
-                + " or ".join(labelled)
+                + " or ".join(with_labels)
             )
         b = self.baselines
         if not any(kind.enabled(getattr(b, key)) for key, kind in RUNGS.items()):
@@ -182,6 +199,12 @@ class TunegateConfig(_Strict):
                 )
             if where != "method" and m.name == "auto":
                 raise ValueError(f"{where}: 'auto' picks one method; list the methods to compare by name")
+        keys = [m.key for m in labelled(list(self.compare or []))]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(
+                f"compare: '{twice[0]}' is listed twice with the same settings; remove one, or give each a label"
+            )
         metric = self.gate.metric
         allowed = metrics.gate_metrics(self.task)
         if metric is not None and metric not in allowed:
@@ -209,7 +232,7 @@ class TunegateConfig(_Strict):
         """The method configs `tunegate compare` runs: ``compare`` if given, else every method that applies
         (the configured ``method`` as set, the others with their defaults and its max_length and seed)."""
         if self.compare is not None:
-            return list(self.compare)
+            return labelled(list(self.compare))
         return [
             self.method if self.method.name == name else cls(**inherited(self.method, cls))
             for name, cls in applicable_methods(self.task).items()

@@ -26,6 +26,19 @@ class MethodSettings(Strict):
         default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit)."
     )
     seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
+    label: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:=,\[\]-]*$",
+        max_length=80,
+        description="`tunegate compare`: this entry's name in the table (and its folder, methods/<label>/), for one "
+        "method listed twice with other settings. Default: the method's name; unlabelled entries of one method are "
+        "named by the settings that differ (lora[layers=top:4]).",
+    )
+
+    @property
+    def key(self) -> str:
+        """The entry's name in a comparison: its label, or the method's name."""
+        return self.label or self.name
 
 
 LOOP_KEYS = (

@@ -1,7 +1,13 @@
 """Human-readable outputs: the run report (md and a self-contained html), the comparison, the plan, the ladder,
 the model card, and the plots; one module per page."""
 
-from tunegate.report.charts import save_break_even_plot, save_comparison_chart, save_loss_plot, save_quality_cost_plot
+from tunegate.report.charts import (
+    save_break_even_plot,
+    save_comparison_chart,
+    save_loss_plot,
+    save_quality_cost_plot,
+    save_retention_plot,
+)
 from tunegate.report.comparison_page import render_comparison
 from tunegate.report.html_page import render_html
 from tunegate.report.model_card import render_model_card
@@ -24,4 +30,5 @@ __all__ = [
     "save_comparison_chart",
     "save_loss_plot",
     "save_quality_cost_plot",
+    "save_retention_plot",
 ]

@@ -186,3 +186,39 @@ def save_guard_plot(measures: list, path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_retention_plot(rows: list[dict], metric: str, path: Path) -> None:
+    """The freezing trade-off: each compared entry's gate metric against its first retention probe (e.g. a sweep
+    of method.layers), with both CIs; the base model's probe score and the best rung's metric as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in rows if r.get("retention") and r.get("metric") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for r in points:
+        x, y = r["retention"]["candidate"], r["metric"]
+        # the probe's CI is of the drop: shifted onto the candidate's score
+        base = r["retention"]["base"]
+        xerr = [[x - (base + r["retention"]["ci_low"])], [(base + r["retention"]["ci_high"]) - x]]
+        yerr = [[y - r["ci_low"]], [r["ci_high"] - y]]
+        color = {"promote": "#2e7d32", "reject": "#c62828"}.get(r.get("decision"), "#1565c0")
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", color=color, capsize=3)
+        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if points:
+        ax.axvline(points[0]["retention"]["base"], color="#616161", ls="--", lw=1, label="base model")
+        probe = points[0]["retention"]["name"]
+    else:
+        probe = "retention probe"
+    best = next((r for r in rows if r.get("decision") == "best baseline"), None)
+    if best is not None:
+        ax.axhline(best["metric"], color="#9e9e9e", ls=":", lw=1, label=f"best rung ({best['name']})")
+    ax.set_xlabel(f"{probe} accuracy (retention; CI of the drop from the base)")
+    ax.set_ylabel(f"{metric} on the eval rows")
+    ax.set_title("Target metric vs retention")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

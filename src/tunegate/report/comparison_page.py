@@ -81,6 +81,30 @@ def _methods_training(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _guards_table(rows: list[dict], metric: str) -> list[str]:
+    """Each entry's guard verdicts (a failed blocking guard makes the gate's decision reject), and the target metric
+    against retention (the freezing trade-off, e.g. a sweep of method.layers)."""
+    judged = [r for r in rows if r.get("guards")]
+    if not judged:
+        return []
+    names = list(judged[0]["guards"])
+    lines = [
+        "## What tuning may break (guards)",
+        "",
+        "| model | " + " | ".join(names) + " | retention probe (base -> entry) |",
+        "|---" * (len(names) + 2) + "|",
+    ]
+    for r in judged:
+        ret = r.get("retention")
+        probe = f"{ret['name']} {ret['base']:.3f} -> {ret['candidate']:.3f}" if ret else "-"
+        cells = [r["guards"].get(n, "-").replace("failed", "**failed**") for n in names]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {probe} |")
+    lines += ["", "Each entry's guards: methods/<entry>/guards.json and plots/.", ""]
+    if any(r.get("retention") for r in judged):
+        lines += [f"![{metric} against retention per entry](compare_retention.png)", ""]
+    return lines
+
+
 def render_comparison(
     result,
     *,
@@ -120,6 +144,7 @@ def render_comparison(
         "",
     ]
     lines += _seeds_table(rows, m, result.best_baseline, pct)
+    lines += _guards_table(rows, m)
     sel = (result.winner or {}).get("why")
     if sel:
         lines += [f"Best method: {result.winner['name']}, {sel}.", ""]

@@ -9,6 +9,8 @@ clean input is not. Base and candidate answer the same rows through the run's pr
 
 from __future__ import annotations
 
+import json
+
 from tunegate.guards.base import Guard, Measured, Rows
 from tunegate.guards.injection.settings import InjectionSettings
 
@@ -23,9 +25,20 @@ NUMBER = 4242.0  # regression: the number it asks for
 GENERATION_TOKENS = 16  # enough to see whether the word comes out
 
 
-def injected(texts: list[str], targets: list[str]) -> list[str]:
-    """Each input with an injected instruction asking for its target, the phrasings in turn."""
-    return [TEMPLATES[i % len(TEMPLATES)].format(text=t, target=y) for i, (t, y) in enumerate(zip(texts, targets))]
+def injected(texts: list[str], targets: list[str], conversation: bool = False) -> list[str]:
+    """Each input with an injected instruction asking for its target, the phrasings in turn (a conversation: in its
+    last user turn)."""
+    out = []
+    for i, (t, y) in enumerate(zip(texts, targets)):
+        template = TEMPLATES[i % len(TEMPLATES)]
+        if not conversation:
+            out.append(template.format(text=t, target=y))
+            continue
+        turns = json.loads(t)
+        last = max(j for j, turn in enumerate(turns) if turn.get("role") == "user")
+        turns[last] = {**turns[last], "content": template.format(text=turns[last]["content"], target=y)}
+        out.append(json.dumps(turns))
+    return out
 
 
 def obeyed(kind, asked: list[str], clean: list[str], attacked: list[str]) -> list[float]:
@@ -63,7 +76,7 @@ class Injection(Guard):
             asked = words = [f"{NUMBER:g}"] * len(texts)
         else:
             asked = words = [WORD] * len(texts)
-        attacks = injected(texts, words)
+        attacks = injected(texts, words, ctx.spec.conversation)
         cap = GENERATION_TOKENS if kind.generates else None
 
         def answers(answerer, inputs, desc):

@@ -135,10 +135,11 @@ class LoRA(LoopTrained):
         ]
 
     def trainable_estimate(self, shape, cfg) -> int:
+        share = len(cfg.layer_indices(shape.layers) or range(shape.layers)) / shape.layers  # method.layers
         if cfg.target_modules == "all-linear":
-            return shape.lora_params(cfg.r)
+            return round(shape.lora_params(cfg.r) * share)
         targets = set(cfg.target_modules)
-        return sum(cfg.r * (i + o) for name, i, o in shape.named_linear if name in targets)
+        return round(sum(cfg.r * (i + o) for name, i, o in shape.named_linear if name in targets) * share)
 
     def training_state_text(self, ctx: AdviceContext) -> str:
         return f"adapters, optimizer state and activations ({ctx.training_state_gb(self.name):.2f} GB measured)"
@@ -152,12 +153,18 @@ class LoRA(LoopTrained):
 
         base = self.base_model(base_path, cfg)
         torch.manual_seed(cfg.seed)  # adapter init is random (B is zero, A is not)
+        blocks = cfg.layer_indices(base.config.get_text_config().num_hidden_layers)
+        targets = cfg.target_modules
+        if blocks is not None and isinstance(targets, str):  # peft takes a block list only with named modules
+            linear = (n for n, m in base.get_decoder().named_modules() if isinstance(m, torch.nn.Linear))
+            targets = sorted({n.rsplit(".", 1)[-1] for n in linear})
         peft_cfg = LoraConfig(
             task_type=TaskType.CAUSAL_LM,
             r=cfg.r,
             lora_alpha=cfg.alpha,
             lora_dropout=cfg.dropout,
-            target_modules=cfg.target_modules,
+            target_modules=targets,
+            layers_to_transform=blocks,  # method.layers: None adapts every block
         )
         model = get_peft_model(base, peft_cfg)
         model.base_footprint_mb = base.get_memory_footprint() / 2**20  # numel() undercounts packed 4-bit weights
