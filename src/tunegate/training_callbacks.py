@@ -105,6 +105,69 @@ class LossHistory(Callback):
         self.tokens, self.padded_tokens = history["n_tok"], history["n_pad"]
 
 
+def selection_loss(run: Run, rows: list[tuple[list[int], list[int]]]) -> float:
+    """Mean answer-token loss on the selection rows (dropout off, no gradients)."""
+    run.model.eval()
+    total_loss = n_answer = 0.0
+    with torch.no_grad():
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        size = run.micro or run.settings.batch_size
+        for m in range(0, len(order), size):
+            part = collate([rows[i] for i in order[m : m + size]], run.pad_id)
+            n = int((part["labels"][:, 1:] != -100).sum())
+            with run.acc.autocast():
+                total_loss += float(run.loss_fn({k: v.to(run.device) for k, v in part.items()})) * n
+            n_answer += n
+    run.model.train()
+    return total_loss / max(n_answer, 1)
+
+
+class SelectionWatch(Callback):
+    """A selection split watched without early stopping: its answer-token loss at each epoch end beside the
+    epoch's train loss (``extra["selection_watch"]``: the loss plot's selection curve and the overfitting guard's
+    train/selection gap). Nothing is stopped or restored."""
+
+    def __init__(self, selection: list[tuple[list[int], list[int]]]):
+        self.selection = selection
+        self.curve: list[list[float]] = []  # [step, selection loss, the epoch's mean train loss]
+
+    def on_step_end(self, run: Run) -> None:
+        if not run.last.epoch_end:
+            return
+        history = run.callback(LossHistory)
+        train = history.epoch_losses[-1] if history is not None and history.epoch_losses else run.last.loss
+        self.curve.append([run.step, selection_loss(run, self.selection), train])
+        run.postfix["selection_loss"] = f"{self.curve[-1][1]:.4f}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"watch": self.curve}
+
+    def load_state_dict(self, run: Run, history: dict[str, Any], state: dict[str, Any]) -> None:
+        self.curve = [list(x) for x in history.get("watch", [])]
+
+    def report(self) -> dict[str, Any]:
+        if not self.curve:
+            return {}
+        best = min(self.curve, key=lambda x: x[1])
+        last = self.curve[-1]
+        rose = last[1] > best[1] * 1.02 and last[0] != best[0]
+        words = (
+            f"selection loss {self.curve[0][1]:.4f} -> {last[1]:.4f} over {len(self.curve)} epoch(s), lowest at step "
+            f"{best[0]}"
+            + (": it rose afterwards (over-fitting began; method.early_stopping keeps the best)" if rose else "")
+        )
+        return {
+            "selection_watch": {
+                "curve": [[s, v] for s, v, _ in self.curve],
+                "train": [[s, t] for s, _, t in self.curve],
+                "best_step": best[0],
+                "rows": len(self.selection),
+                "verdict": "overfit" if rose else "watched",
+                "summary": words,
+            }
+        }
+
+
 class EarlyStopper(Callback):
     """Early stopping on the selection split (``methods.settings.EarlyStopping``): the answer-token loss on the
     selection rows at each epoch end (and every ``every`` steps); the best weights are kept (and checkpointed),
@@ -120,27 +183,10 @@ class EarlyStopper(Callback):
         self.stopped: int | None = None  # the step training stopped at
         self.best_params: dict[str, torch.Tensor] | None = None
 
-    def _selection_loss(self, run: Run) -> float:
-        """Mean answer-token loss on the selection rows (dropout off, no gradients)."""
-        run.model.eval()
-        total_loss = n_answer = 0.0
-        rows = self.selection
-        with torch.no_grad():
-            order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-            size = run.micro or run.settings.batch_size
-            for m in range(0, len(order), size):
-                part = collate([rows[i] for i in order[m : m + size]], run.pad_id)
-                n = int((part["labels"][:, 1:] != -100).sum())
-                with run.acc.autocast():
-                    total_loss += float(run.loss_fn({k: v.to(run.device) for k, v in part.items()})) * n
-                n_answer += n
-        run.model.train()
-        return total_loss / max(n_answer, 1)
-
     def on_step_end(self, run: Run) -> None:
         if not (run.last.epoch_end or (self.es.every and run.step % self.es.every == 0)):
             return
-        loss = self._selection_loss(run)
+        loss = selection_loss(run, self.selection)
         self.dev.append([run.step, loss])
         if self.best is None or loss < self.best[1] - self.es.min_delta:
             self.best, self.bad = [run.step, loss], 0

@@ -31,6 +31,7 @@ from tunegate.training_callbacks import (
     EarlyStopper,
     LossHistory,
     ProgressBar,
+    SelectionWatch,
     StepResult,
     Tracking,
 )
@@ -296,9 +297,9 @@ def train_answer_loss(
     callbacks: list[Callback] | None = None,
 ) -> TrainStats:
     """A :class:`TrainingRun` with the standard callbacks: the loss history, early stopping when
-    ``early_stopping`` and ``selection`` rows are given, the progress bar, and checkpoints into
-    ``checkpoint_dir`` (each epoch end and every ``checkpoint_every`` steps) with resuming; ``callbacks`` are
-    added before the checkpoints (a tracking backend)."""
+    ``early_stopping`` and ``selection`` rows are given (else the selection loss watched at each epoch end), the
+    progress bar, and checkpoints into ``checkpoint_dir`` (each epoch end and every ``checkpoint_every`` steps)
+    with resuming; ``callbacks`` are added before the checkpoints (a tracking backend)."""
     settings = LoopSettings(
         epochs=epochs,
         batch_size=batch_size,
@@ -313,6 +314,8 @@ def train_answer_loss(
     chain: list[Callback] = [LossHistory()]
     if early_stopping is not None and selection:
         chain.append(EarlyStopper(early_stopping, selection))
+    elif selection:  # a selection split without early stopping: watched at each epoch end
+        chain.append(SelectionWatch(selection))
     chain.append(ProgressBar(progress))
     chain += list(callbacks or [])
     if (log := tracking.step_log()) is not None:  # the run's tracking backends (tunegate.tracking.training)

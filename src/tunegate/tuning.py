@@ -37,7 +37,7 @@ def tune(
     tokenizer = load_tokenizer(run.model_path)
     hashes = dict(model_sha=run.model_sha, data_hash=dataset.data_hash, train_on=train_on)
     data = training_set(spec, tokenizer, pl.read_parquet(dataset.train_path), **hashes)
-    if getattr(settings, "early_stopping", None) is not None and dataset.dev_path:
+    if dataset.dev_path:  # early stopping evaluates on it; otherwise it is watched (the overfitting guard's curve)
         data.selection = training_set(spec, tokenizer, pl.read_parquet(dataset.dev_path), **hashes).examples
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,8 @@ def tune(
             **spec.meta(),  # how serving answers it: as its evaluation did
         },
     )
-    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis, selection=st.extra.get("early_stopping"))
+    selection = st.extra.get("early_stopping") or st.extra.get("selection_watch")
+    save_loss_plot(st.losses, where / "loss.png", xlabel=method.loss_axis, selection=selection)
     return TuneResult(
         method=method.name,
         artifact_dir=str(out_dir),

@@ -30,7 +30,11 @@ def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect
     shutil.copy(EXAMPLE / "config.yaml", tmp_path / "config.yaml")
     # the prompting rungs zero-shot and 2-shot (retrieved demonstrations are test_pipeline_sst2's and test_rag_kb's;
     # every prompting rung generates its answer for every eval row: the suite's time)
-    sets = ["baselines.few_shot.k=2", "baselines.retrieved_few_shot.enabled=false", "guards=false"]  # guards: test_guards.py, test_pipeline_sst2.py
+    sets = [
+        "baselines.few_shot.k=2",
+        "baselines.retrieved_few_shot.enabled=false",
+        "guards=false",
+    ]  # guards: test_guards.py, test_pipeline_sst2.py
     out = run_cli(
         ["run", tmp_path / "config.yaml", *(x for s in sets for x in ("--set", s))], env=prefect_env, cwd=tmp_path
     )

@@ -287,3 +287,18 @@ def test_method_layers_pick_the_adapted_blocks(tiny_model_dir):
     assert adapted == {"1"}  # the tiny llama's two blocks: only the top one
     sweep = labelled([LoraSettings(), LoraSettings(layers="top:1"), QLoraSettings()])
     assert [m.key for m in sweep] == ["lora[layers=all]", "lora[layers=top:1]", "qlora"]
+
+
+def test_a_selection_split_is_watched_each_epoch_for_the_overfitting_guard(tmp_path, tiny_model_dir, toy_data):
+    """With a selection split and no early stopping, its loss is measured at each epoch end beside the train loss:
+    in the report's training section and the overfitting guard's sentence."""
+    from tunegate.config import load_config
+
+    method = {"epochs": 3, "max_steps": None, "lr": 0.05}
+    only = {"retention": False, "slices": False, "bias": False, "injection": False}  # overfitting alone
+    path = make_config(tmp_path, tiny_model_dir, toy_data, data={"dev_fraction": 0.3}, method=method, guards=only)
+    run, decision, _ = pipeline_run(load_config(path))
+    (g,) = decision.guards
+    assert g.guard == "overfitting" and g.status == "reported" and "train loss gap" in g.sentence
+    report = (Path(run.run_dir) / "report.md").read_text()
+    assert "the selection split (" in report and report.count("/ selection ") == 3  # one per epoch

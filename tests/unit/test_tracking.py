@@ -67,7 +67,14 @@ def test_a_new_backend_sees_every_stage_and_step_and_a_failing_one_only_warns(
     stages = [s[2] for s in SEEN if s[0] == "stage"]
     ladder = [s for s in stages if s.startswith("evaluate_baseline[")]
     assert stages[0] == "validate_data" and "evaluate_baseline[zero_shot]" in ladder
-    assert stages[len(ladder) + 1 :] == ["tune", "evaluate_tuned", "check_guards", "evaluate_production", "compare", "deploy"]
+    assert stages[len(ladder) + 1 :] == [
+        "tune",
+        "evaluate_tuned",
+        "check_guards",
+        "evaluate_production",
+        "compare",
+        "deploy",
+    ]
     assert ("stage", "t1", "compare", "Decision") in SEEN
     steps = [s for s in SEEN if s[0] == "step"]
     assert [s[3] for s in steps] == list(range(1, len(steps) + 1)) and all(s[2] == "lora" for s in steps)

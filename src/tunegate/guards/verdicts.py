@@ -119,7 +119,7 @@ def verdict(key: str, settings: GuardSettings, measured: Measured, measures: lis
         )
         status = "passed"
     else:
-        shown = "; ".join(_numbers(m, confidence) for m in measures[:3])
+        shown = "; ".join(_numbers(m, confidence) for m in measures[:3]) or "; ".join(measured.warnings)
         sentence = f"{key} guard measured and reported (no tolerance applies) {vs}: {shown}"
         status = "reported"
     return GuardResult(

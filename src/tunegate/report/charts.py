@@ -26,7 +26,10 @@ def save_loss_plot(
     if selection:
         steps, values = zip(*selection["curve"])
         ax.plot(steps, values, "o-", lw=2, color="tab:red", label="selection-split loss")
-        ax.axvline(selection["best_step"], color="tab:red", ls=":", lw=1, label=f"kept: step {selection['best_step']}")
+        kept = "kept" if "stopped_at" in selection else "lowest"  # early stopping keeps it; a watch only marks it
+        ax.axvline(
+            selection["best_step"], color="tab:red", ls=":", lw=1, label=f"{kept}: step {selection['best_step']}"
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel("training loss")
     ax.set_title("Training loss" + (f" ({selection['verdict']})" if selection else ""))

@@ -38,6 +38,12 @@ def _interruptions(tuned) -> list[str]:
             f"- early stopping on the selection split ({es['rows']} rows; loss at step {curve}): **{es['verdict']}**: "
             f"{es['summary']}"
         )
+    watch = d.get("selection_watch")
+    if watch:
+        per_epoch = ", ".join(
+            f"step {s}: train {t:.3f} / selection {v:.3f}" for (s, v), (_, t) in zip(watch["curve"], watch["train"])
+        )
+        out.append(f"- the selection split ({watch['rows']} rows) at each epoch end: {per_epoch}; {watch['summary']}")
     for r in d.get("oom_retries") or []:
         out.append(
             f"- out of memory at step {r['step']}: redone with micro-batch {r['retried_with']} (was "

@@ -1,7 +1,8 @@
 """Overfitting: did the candidate learn the train rows rather than the task?
 
-- **The training curve**: the train loss beside the selection-split loss at each evaluation (``method.early_stopping``
-  on a selection split); a warning when the gap widens while the selection loss rises.
+- **The training curve**: the train loss beside the selection-split loss at each evaluation (each epoch end when
+  the data has a selection split; early stopping's evaluations); a warning when the gap widens while the selection
+  loss rises.
 - **Memorisation** (generation): the share of eval outputs that copy a train answer verbatim (an ``ngram``-word
   run of some train target), candidate vs the retrieved few-shot rung (the rung that shows train answers in its
   prompt; the best rung when the ladder has none).
@@ -27,26 +28,33 @@ def copies(outputs: list[str], train_answers: list[str], n: int) -> list[float]:
 
 
 def loss_gap(tuned) -> tuple[str | None, list[str]]:
-    """(a sentence on the train vs selection loss, warnings) from the training's selection-split evaluations."""
-    es = (tuned.details or {}).get("early_stopping")
-    if not es or not es.get("curve"):
+    """(a sentence on the train vs selection loss, warnings) from the training's selection-split evaluations (early
+    stopping's, or the watch's at each epoch end)."""
+    details = tuned.details or {}
+    watch, es = details.get("selection_watch"), details.get("early_stopping")
+    if watch and watch.get("curve"):
+        points = [(s, v, t) for (s, v), (_, t) in zip(watch["curve"], watch["train"])]
+    elif es and es.get("curve"):
+        losses = tuned.loss_curve
+        points = []
+        for step, sel in es["curve"]:
+            window = losses[max(0, step - 5) : step] or losses[:1]
+            points.append((step, sel, sum(window) / len(window)))
+    else:
         return None, []
-    curve = es["curve"]
-    losses = tuned.loss_curve
-    gaps = []
-    for step, sel in curve:
-        window = losses[max(0, step - 5) : step] or losses[:1]
-        gaps.append((step, sel - sum(window) / len(window), sel))
+    gaps = [(s, v - t, v) for s, v, t in points]
     first, last = gaps[0], gaps[-1]
+    lowest = min(g[2] for g in gaps)
     words = (
-        f"selection loss {first[2]:.3f} -> {last[2]:.3f} over {len(gaps)} evaluations; train/selection gap "
+        f"selection loss {first[2]:.3f} -> {last[2]:.3f} over {len(gaps)} evaluations; selection - train loss gap "
         f"{first[1]:+.3f} -> {last[1]:+.3f}"
     )
     warnings = []
-    if len(gaps) > 1 and last[1] > first[1] and last[2] > min(g[2] for g in gaps):
+    if len(gaps) > 1 and last[1] > first[1] and last[2] > lowest:
         warnings.append(
             f"over-fitting: the gap between selection and train loss widened ({first[1]:+.3f} -> {last[1]:+.3f}) "
-            f"while the selection loss rose after its best ({min(g[2] for g in gaps):.3f})"
+            f"while the selection loss rose from its lowest ({lowest:.3f} -> {last[2]:.3f}); method.early_stopping "
+            "keeps the best weights"
         )
     return words, warnings
 
@@ -78,12 +86,9 @@ class Overfitting(Guard):
                     settings.max_increase,
                 )
             )
-        if not out.rows:
-            why = "memorisation is measured on generated answers"
-            if words is None:
-                why += "; the loss gap needs evaluations on a selection split (data.dev_fraction and "
-                why += "method.early_stopping)"
-            else:
-                return Measured(rows=[], not_measured=f"{why}; {words}", warnings=out.warnings[1:])
-            return Measured(not_measured=why)
+        if not out.rows and words is None:
+            return Measured(
+                not_measured="memorisation is measured on generated answers, and the train/selection loss gap needs "
+                "a selection split (data.dev or data.dev_fraction)"
+            )
         return out
