@@ -23,6 +23,8 @@ def work(tmp_path_factory, prefect_env):
     work = tmp_path_factory.mktemp("sst2")
     sets = ["--set", f"registry.path={work / 'registry'}", "--set", f"output.dir={work / 'runs'}"]
     sets += ["--set", f"data.max_eval_rows={N_EVAL}"]
+    # the guards on smaller probes than their defaults (the suite's time): 100 PIQA rows, 16 KL passages
+    sets += ["--set", "guards.retention.rows=100", "--set", "guards.retention.kl_rows=16"]
     first = run_cli(["run", CONFIG, *sets], env=prefect_env, cwd=work)
     return {"dir": work, "sets": sets, "first": first, "env": prefect_env}
 
@@ -90,7 +92,7 @@ def test_the_guards_measure_what_tuning_may_break_on_the_real_model(work):
     assert all(g["sentence"] in d["reasons"] for g in d["guards"])
     retention = {m["name"]: m for m in by["retention"]["measures"]}
     piqa = retention["piqa"]
-    assert piqa["n"] == 200 and 0.55 < piqa["base"] < 0.8  # SmolLM2-135M is above chance on PIQA
+    assert piqa["n"] == 100 and 0.55 < piqa["base"] < 0.8  # SmolLM2-135M is above chance on PIQA
     assert piqa["ci_low"] <= piqa["delta"] <= piqa["ci_high"] and piqa["rows_needed"] > 0
     assert retention["KL on neutral text"]["candidate"] > 0
     bias = {m["name"].split(" (")[0]: m for m in by["bias"]["measures"]}
