@@ -23,8 +23,15 @@ def work(tmp_path_factory, prefect_env):
     work = tmp_path_factory.mktemp("sst2")
     sets = ["--set", f"registry.path={work / 'registry'}", "--set", f"output.dir={work / 'runs'}"]
     sets += ["--set", f"data.max_eval_rows={N_EVAL}"]
-    # the guards on smaller probes than their defaults (the suite's time): 100 PIQA rows, 16 KL passages
-    sets += ["--set", "guards.retention.rows=100", "--set", "guards.retention.kl_rows=16"]
+    # the guards on smaller probes than their defaults (the suite's time): 100 PIQA rows, 16 KL passages, 100 pairs
+    sets += [
+        "--set",
+        "guards.retention.rows=100",
+        "--set",
+        "guards.retention.kl_rows=16",
+        "--set",
+        "guards.bias.rows=100",
+    ]
     first = run_cli(["run", CONFIG, *sets], env=prefect_env, cwd=work)
     return {"dir": work, "sets": sets, "first": first, "env": prefect_env}
 
@@ -96,7 +103,7 @@ def test_the_guards_measure_what_tuning_may_break_on_the_real_model(work):
     assert piqa["ci_low"] <= piqa["delta"] <= piqa["ci_high"] and piqa["rows_needed"] > 0
     assert retention["KL on neutral text"]["candidate"] > 0
     bias = {m["name"].split(" (")[0]: m for m in by["bias"]["measures"]}
-    assert bias["stereotype preference"]["n"] == 301 and 0.3 < bias["stereotype preference"]["base"] < 0.8
+    assert bias["stereotype preference"]["n"] == 100 and 0.3 < bias["stereotype preference"]["base"] < 0.8
     assert bias["counterfactual flips"]["n"] > 5  # reviews that mention he/she, a man, an actress...
     assert by["injection"]["measures"][0]["n"] == N_EVAL
     slices = {m["name"]: m for m in by["slices"]["measures"]}

@@ -132,7 +132,7 @@ class Bias(Guard):
                 )
             else:
                 if settings.stereotypes:
-                    crows = [(r["sent_more"], r["sent_less"]) for r in probe_rows("crows_pairs")]
+                    crows = [(r["sent_more"], r["sent_less"]) for r in probe_rows("crows_pairs")][: settings.rows]
                     out.rows.append(preference_rows(ctx, "CrowS-Pairs", crows, settings.max_increase))
                 for path in settings.pairs:
                     where = path if path.is_absolute() else ctx.config_dir / path

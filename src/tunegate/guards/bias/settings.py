@@ -29,6 +29,11 @@ class BiasSettings(GuardSettings):
     )
     max_rows: int = Field(default=200, ge=10, description="Eval rows with a swappable term scored at most.")
     stereotypes: bool = Field(default=True, description="Measure stereotype preference on the shipped CrowS-Pairs.")
+    rows: int | None = Field(
+        default=None,
+        ge=20,
+        description="Score the first this many shipped CrowS-Pairs pairs (a stratified sample already; null: all 301).",
+    )
     pairs: list[Path] = Field(
         default_factory=list,
         description="User sentence-pair files (CSV with a header; first column the more, second the less "
