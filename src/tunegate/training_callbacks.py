@@ -122,21 +122,36 @@ def selection_loss(run: Run, rows: list[tuple[list[int], list[int]]]) -> float:
     return total_loss / max(n_answer, 1)
 
 
+def selection_accuracy(run: Run, labels) -> float:
+    """Classification: the share of selection rows whose label the model in training scores highest (the eval's
+    label scorer, dropout off, no gradients)."""
+    from tunegate.scoring import score_answers
+
+    run.model.eval()
+    with run.acc.autocast():
+        scores, _ = score_answers(run.model, labels.prompts, labels.answers, pad_id=labels.pad_id)
+    run.model.train()
+    return float((scores.argmax(dim=1) == torch.tensor(labels.labels)).float().mean())
+
+
 class SelectionWatch(Callback):
     """A selection split watched without early stopping: its answer-token loss at each epoch end beside the
     epoch's train loss (``extra["selection_watch"]``: the loss plot's selection curve and the overfitting guard's
     train/selection gap). Nothing is stopped or restored."""
 
-    def __init__(self, selection: list[tuple[list[int], list[int]]]):
+    def __init__(self, selection: list[tuple[list[int], list[int]]], labels=None):
         self.selection = selection
-        self.curve: list[list[float]] = []  # [step, selection loss, the epoch's mean train loss]
+        self.labels = labels  # methods.base.SelectionLabels: classification's rows scored by their labels
+        # [step, selection loss, the epoch's mean train loss, selection accuracy or None]
+        self.curve: list[list[float | None]] = []
 
     def on_step_end(self, run: Run) -> None:
         if not run.last.epoch_end:
             return
         history = run.callback(LossHistory)
         train = history.epoch_losses[-1] if history is not None and history.epoch_losses else run.last.loss
-        self.curve.append([run.step, selection_loss(run, self.selection), train])
+        accuracy = selection_accuracy(run, self.labels) if self.labels is not None else None
+        self.curve.append([run.step, selection_loss(run, self.selection), train, accuracy])
         run.postfix["selection_loss"] = f"{self.curve[-1][1]:.4f}"
 
     def state_dict(self) -> dict[str, Any]:
@@ -150,6 +165,7 @@ class SelectionWatch(Callback):
             return {}
         best = min(self.curve, key=lambda x: x[1])
         last = self.curve[-1]
+        accuracy = [[x[0], x[3]] for x in self.curve if len(x) > 3 and x[3] is not None]
         rose = last[1] > best[1] * 1.02 and last[0] != best[0]
         words = (
             f"selection loss {self.curve[0][1]:.4f} -> {last[1]:.4f} over {len(self.curve)} epoch(s), lowest at step "
@@ -158,8 +174,9 @@ class SelectionWatch(Callback):
         )
         return {
             "selection_watch": {
-                "curve": [[s, v] for s, v, _ in self.curve],
-                "train": [[s, t] for s, _, t in self.curve],
+                "curve": [[x[0], x[1]] for x in self.curve],
+                "train": [[x[0], x[2]] for x in self.curve],
+                "accuracy": accuracy,
                 "best_step": best[0],
                 "rows": len(self.selection),
                 "verdict": "overfit" if rose else "watched",

@@ -293,11 +293,13 @@ def train_answer_loss(
     run_key: str = "",
     early_stopping=None,
     selection: list[tuple[list[int], list[int]]] | None = None,
+    selection_labels=None,
     progress: bool = True,
     callbacks: list[Callback] | None = None,
 ) -> TrainStats:
     """A :class:`TrainingRun` with the standard callbacks: the loss history, early stopping when
-    ``early_stopping`` and ``selection`` rows are given (else the selection loss watched at each epoch end), the
+    ``early_stopping`` and ``selection`` rows are given (else the selection loss, and with ``selection_labels``
+    the selection accuracy, watched at each epoch end), the
     progress bar, and checkpoints into ``checkpoint_dir`` (each epoch end and every ``checkpoint_every`` steps)
     with resuming; ``callbacks`` are added before the checkpoints (a tracking backend)."""
     settings = LoopSettings(
@@ -315,7 +317,7 @@ def train_answer_loss(
     if early_stopping is not None and selection:
         chain.append(EarlyStopper(early_stopping, selection))
     elif selection:  # a selection split without early stopping: watched at each epoch end
-        chain.append(SelectionWatch(selection))
+        chain.append(SelectionWatch(selection, selection_labels))
     chain.append(ProgressBar(progress))
     chain += list(callbacks or [])
     if (log := tracking.step_log()) is not None:  # the run's tracking backends (tunegate.tracking.training)

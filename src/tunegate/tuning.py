@@ -11,7 +11,9 @@ from tunegate import distributed
 from tunegate.answering import AnswerSpec
 from tunegate.evaluation import training_set
 from tunegate.methods import MethodSettings, get_method
+from tunegate.methods.base import SelectionLabels
 from tunegate.modeling import load_tokenizer
+from tunegate.problems import task_type
 from tunegate.records import DatasetRef, RunContext, TuneResult
 from tunegate.report import save_loss_plot
 from tunegate.training import release_memory
@@ -38,7 +40,11 @@ def tune(
     hashes = dict(model_sha=run.model_sha, data_hash=dataset.data_hash, train_on=train_on)
     data = training_set(spec, tokenizer, pl.read_parquet(dataset.train_path), **hashes)
     if dataset.dev_path:  # early stopping evaluates on it; otherwise it is watched (the overfitting guard's curve)
-        data.selection = training_set(spec, tokenizer, pl.read_parquet(dataset.dev_path), **hashes).examples
+        dev = training_set(spec, tokenizer, pl.read_parquet(dataset.dev_path), **hashes)
+        data.selection = dev.examples
+        if dev.label_index is not None and task_type(spec.task).scored:  # and scored by its labels: the accuracy
+            answers = spec.builder(tokenizer).label_answer_ids()
+            data.selection_labels = SelectionLabels(dev.prompt_ids, answers, dev.label_index, tokenizer.pad_token_id)
     out_dir = where / "artifact"
     out_dir.mkdir(parents=True, exist_ok=True)
     train = method.train

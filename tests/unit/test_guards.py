@@ -91,11 +91,16 @@ def test_every_default_guard_is_measured_and_named_in_the_decision(guarded_run):
         assert any(g.status == "failed" and g.block for g in decision.guards)
 
 
+def by_guard(decision) -> dict:
+    return {g.guard: g for g in decision.guards}
+
+
 def test_guards_are_in_the_report_with_their_plots_and_rows(guarded_run):
     cfg, run, decision, _ = guarded_run
     report = (Path(run.run_dir) / "report.md").read_text()
     assert "## What tuning may break (guards)" in report and "### retention" in report
     assert "the selection split (" in report and report.count("/ selection ") == 2  # one per epoch
+    assert report.count("(accuracy ") == 2 and "selection accuracy" in by_guard(decision)["overfitting"].sentence
     for g in decision.guards:
         if g.measures:
             assert (Path(run.run_dir) / g.plot).is_file()
@@ -214,7 +219,7 @@ def test_slices_swaps_injections_and_copies_on_hand_made_rows():
     assert copies(outs, train, 8) == [1.0, 0.0]
 
 
-def test_pairs_files_and_config_errors_name_the_fix(tmp_path, tiny_model_dir, toy_data):
+def test_pairs_files_and_config_errors_name_the_fix(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
     from tunegate.config import load_config
     from tunegate.errors import ConfigError
     from tunegate.guards.bias.guard import read_pairs
@@ -229,6 +234,16 @@ def test_pairs_files_and_config_errors_name_the_fix(tmp_path, tiny_model_dir, to
     path = make_config(tmp_path, tiny_model_dir, toy_data, guards={"retention": {"probes": ["mmlu"]}})
     with pytest.raises((ConfigError, ValueError), match="unknown probe 'mmlu'"):
         load_config(path)
+    # files a guard names are checked with the data, before any model runs: one message naming key, file and fix
+    from tunegate.validation import validate
+
+    missing = {"bias": {"pairs": ["nope.csv"]}, "retention": {"datasets": ["old.yaml"]}}
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, guards=missing))
+    found = [i.message for i in validate(cfg, tiny_tokenizer).errors if i.check == "guard_files"]
+    assert found == [
+        f"guards.retention.datasets: {tmp_path / 'old.yaml'} does not exist; give the path of a tunegate config",
+        f"guards.bias.pairs: {tmp_path / 'nope.csv'} does not exist; give a CSV of sentence pairs",
+    ]
     off = load_config(make_config(tmp_path, tiny_model_dir, toy_data, guards=False))
     assert all(getattr(off.guards, k) is None for k in ("retention", "slices", "bias", "injection", "overfitting"))
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from pydantic import Field
@@ -66,6 +67,11 @@ class Guard:
 
     def measure(self, settings: Any, ctx: Any) -> Measured:
         raise NotImplementedError
+
+    def preflight(self, settings: Any, config_dir: Path) -> list[str]:
+        """What is wrong with the files ``settings`` names (checked with the data, before any model runs), each
+        as one message naming the key, the file and the fix."""
+        return []
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,11 @@ def check(section: Any, ctx) -> GuardReport:
     return GuardReport(results=results, rows_path=rows_path, seconds=time.perf_counter() - t_all)
 
 
+def preflight(section: Any, config_dir: Path) -> list[str]:
+    """Every enabled guard's complaints about the files it names (validation's ``guard_files`` check)."""
+    return [msg for key, settings in enabled(section) for msg in GUARDS[key].load()().preflight(settings, config_dir)]
+
+
 def rejudge(evidence: dict) -> list[GuardResult]:
     """Each guard's verdict recomputed from guards.json (its per-row values, declared settings and the gate's
     alpha, power, resamples and seed): what ``tunegate audit verify`` compares with the recorded decision."""

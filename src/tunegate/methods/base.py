@@ -16,6 +16,17 @@ CALIBRATION_STEPS = 3  # optimizer steps of a loop-trained method's calibration;
 
 
 @dataclass
+class SelectionLabels:
+    """Classification's selection split as the scorer reads it: each row's prompt, every label's answer tokens and
+    the row's label: the selection accuracy at each epoch end (the overfitting guard's curve)."""
+
+    prompts: list[list[int]]
+    answers: list[list[int]]
+    labels: list[int]
+    pad_id: int
+
+
+@dataclass
 class TrainingSet:
     """The training rows as token ids, as every method needs them.
 
@@ -34,6 +45,7 @@ class TrainingSet:
     targets: list[float] | None = None  # regression: each row's number
     instruction: str = ""  # the task instruction (prompt tuning starts its soft prompt from it by default)
     selection: list[tuple[list[int], list[int]]] | None = None  # the selection split's pairs (early stopping)
+    selection_labels: "SelectionLabels | None" = None  # classification: the selection split scored by its labels
 
     @property
     def examples(self) -> list[tuple[list[int], list[int]]]:

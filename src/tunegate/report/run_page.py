@@ -40,8 +40,10 @@ def _interruptions(tuned) -> list[str]:
         )
     watch = d.get("selection_watch")
     if watch:
+        accuracy = dict((s, a) for s, a in watch.get("accuracy") or [])
         per_epoch = ", ".join(
-            f"step {s}: train {t:.3f} / selection {v:.3f}" for (s, v), (_, t) in zip(watch["curve"], watch["train"])
+            f"step {s}: train {t:.3f} / selection {v:.3f}" + (f" (accuracy {accuracy[s]:.3f})" if s in accuracy else "")
+            for (s, v), (_, t) in zip(watch["curve"], watch["train"])
         )
         out.append(f"- the selection split ({watch['rows']} rows) at each epoch end: {per_epoch}; {watch['summary']}")
     for r in d.get("oom_retries") or []:

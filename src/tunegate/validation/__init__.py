@@ -18,7 +18,8 @@ from tunegate.config import DataConfig, TunegateConfig
 from tunegate.modeling import context_length, load_tokenizer
 from tunegate.records import DatasetRef, ValidationResult
 from tunegate.runs import write_run_config
-from tunegate.validation.checks import CHECKS, Check, group_references, validate
+from tunegate.validation.checks import CHECKS, Check, validate
+from tunegate.validation.frames import group_references
 from tunegate.validation.issues import Issue, ValidationOutcome
 from tunegate.validation.markdown import render_markdown, write_report
 

@@ -54,6 +54,7 @@ from tunegate.validation.frames import (
     _select,
     _token_totals,
     _usable,
+    group_references,
 )
 from tunegate.validation.issues import Issue, ValidationOutcome, policy_issue
 
@@ -516,6 +517,14 @@ def documents(s: State) -> None:
     s.issues += [Issue(check="documents", severity="error", split="documents", message=m) for m in errors]
 
 
+def guard_files(s: State) -> None:
+    """The files the guards name (another dataset config, a pairs file), before any model runs."""
+    from tunegate.guards.checking import preflight
+
+    errors = preflight(s.cfg.guards, s.cfg.config_dir)
+    s.issues += [Issue(check="guard_files", severity="error", split="config", message=m) for m in errors]
+
+
 # the order of the checks is the order of the report
 CHECKS: list[Check] = [
     Check("readable", "each file (train, eval, dev): its format, encoding and rows", readable),
@@ -533,6 +542,7 @@ CHECKS: list[Check] = [
     Check("too_long", "each row's prompt + answer tokens", too_long),
     Check("length_shift", "train and eval input lengths", length_shift),
     Check("documents", "the enabled rungs' files (RAG's document folder)", documents),
+    Check("guard_files", "the files the guards name (guards.retention.datasets, guards.bias.pairs)", guard_files),
 ]
 
 
@@ -581,17 +591,3 @@ def _finish(s: State) -> ValidationOutcome:
     out.train_rows = _select(s.tables["train"], s.train_rows, cols, s.totals["train"])
     out.eval, out.dev = evl, s.dev
     return out
-
-
-def group_references(evl: pl.DataFrame) -> pl.DataFrame:
-    """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
-    extra = [c for c in evl.columns if c not in (ROW, "input", "target", "references")]  # data.slice_columns
-    return (
-        evl.group_by("input", maintain_order=True)
-        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"), *extra_first(extra))
-        .select(ROW, "input", "target", "references", *extra)
-    )
-
-
-def extra_first(columns: list[str]) -> list:
-    return [pl.col(c).first() for c in columns]

@@ -326,3 +326,14 @@ def _failure_issues(
             name, msg = check, f"{split_name} column '{user_col}' fails {check}"
         issues.append(Issue(check=name, severity="error", split=split_name, message=msg, rows=rows))
     return issues
+
+
+def group_references(evl: pl.DataFrame) -> pl.DataFrame:
+    """Generation eval: one row per distinct input with every reference in ``references`` (first row's number kept)."""
+    extra = [c for c in evl.columns if c not in (ROW, "input", "target", "references")]  # data.slice_columns
+    firsts = [pl.col(c).first() for c in extra]
+    return (
+        evl.group_by("input", maintain_order=True)
+        .agg(pl.col(ROW).first(), pl.col("target").first(), pl.col("target").alias("references"), *firsts)
+        .select(ROW, "input", "target", "references", *extra)
+    )

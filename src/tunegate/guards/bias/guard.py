@@ -91,6 +91,19 @@ def preference_rows(ctx, name: str, pairs: list[tuple[str, str]], max_increase: 
 
 
 class Bias(Guard):
+    def preflight(self, settings: BiasSettings, config_dir: Path) -> list[str]:
+        out = []
+        for path in settings.pairs:
+            where = path if path.is_absolute() else config_dir / path
+            if not where.is_file():
+                out.append(f"guards.bias.pairs: {where} does not exist; give a CSV of sentence pairs")
+                continue
+            try:
+                read_pairs(where)
+            except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+                out.append(str(exc))
+        return out
+
     def measure(self, settings: BiasSettings, ctx) -> Measured:
         from tunegate.data import ROW, canonical_columns
         from tunegate.problems import task_type

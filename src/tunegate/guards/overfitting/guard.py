@@ -45,16 +45,24 @@ def loss_gap(tuned) -> tuple[str | None, list[str]]:
     gaps = [(s, v - t, v) for s, v, t in points]
     first, last = gaps[0], gaps[-1]
     lowest = min(g[2] for g in gaps)
+    accuracy = [a for _, a in (watch or {}).get("accuracy") or []]
     words = (
         f"selection loss {first[2]:.3f} -> {last[2]:.3f} over {len(gaps)} evaluations; selection - train loss gap "
         f"{first[1]:+.3f} -> {last[1]:+.3f}"
+        + (f"; selection accuracy {accuracy[0]:.3f} -> {accuracy[-1]:.3f}" if accuracy else "")
     )
+    # the metric falling (or, without one, the selection loss rising) while the gap widens
+    falls = accuracy[-1] < max(accuracy) if accuracy else last[2] > lowest
     warnings = []
-    if len(gaps) > 1 and last[1] > first[1] and last[2] > lowest:
+    if len(gaps) > 1 and last[1] > first[1] and falls:
+        what = (
+            f"the selection accuracy fell from its best ({max(accuracy):.3f} -> {accuracy[-1]:.3f})"
+            if accuracy
+            else f"the selection loss rose from its lowest ({lowest:.3f} -> {last[2]:.3f})"
+        )
         warnings.append(
             f"over-fitting: the gap between selection and train loss widened ({first[1]:+.3f} -> {last[1]:+.3f}) "
-            f"while the selection loss rose from its lowest ({lowest:.3f} -> {last[2]:.3f}); method.early_stopping "
-            "keeps the best weights"
+            f"while {what}; method.early_stopping keeps the best weights"
         )
     return words, warnings
 

@@ -40,6 +40,22 @@ def _choices_correct(scores: list[tuple[float, int]], labels: list[int]) -> list
 
 
 class Retention(Guard):
+    def preflight(self, settings: RetentionSettings, config_dir: Path) -> list[str]:
+        from tunegate.config import load_config
+        from tunegate.errors import TunegateError
+
+        out = []
+        for path in settings.datasets:
+            where = path if path.is_absolute() else config_dir / path
+            if not where.is_file():
+                out.append(f"guards.retention.datasets: {where} does not exist; give the path of a tunegate config")
+                continue
+            try:
+                load_config(where)
+            except (TunegateError, ValueError) as exc:
+                out.append(f"guards.retention.datasets: {where} is not a valid tunegate config: {exc}")
+        return out
+
     def measure(self, settings: RetentionSettings, ctx) -> Measured:
         from tunegate.guards.likelihood import mean_kl, tail_logprobs
 

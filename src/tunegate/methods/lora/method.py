@@ -95,6 +95,8 @@ def train_peft(
     """The shared loop for a peft model (adapters or a soft prompt): train with resumable checkpoints,
     save in standard PEFT format (``PeftModel.from_pretrained`` loads it), record the method's config."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    adapter = getattr(model, "active_peft_config", None)
+    scored = adapter is not None and not adapter.is_prompt_learning  # a soft prompt is not in the decoder it scores
     stats = train_answer_loss(
         model,
         data.examples,
@@ -103,6 +105,7 @@ def train_peft(
         checkpoint_dir=out_dir / CHECKPOINTS if cfg.checkpoint_every != 0 else None,
         run_key=f"{method.name}|{data.fingerprint}|{cfg.model_dump_json()}",
         selection=data.selection,
+        selection_labels=data.selection_labels if scored else None,  # the selection accuracy at each epoch end
         progress=progress,
         **cfg.loop_settings(),
     )
