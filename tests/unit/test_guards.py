@@ -248,14 +248,17 @@ def test_pairs_files_and_config_errors_name_the_fix(tmp_path, tiny_model_dir, ti
     assert all(getattr(off.guards, k) is None for k in ("retention", "slices", "bias", "injection", "overfitting"))
 
 
-def test_likelihoods_match_the_models_own_forward(tiny_model_dir):
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "qwen2"])
+def test_likelihoods_match_the_models_own_forward(arch, tiny_arch_dir):
+    """The probes' scorer equals the model's own forward on every kind of layer: full attention (llama), sliding
+    windows shorter than the rows and logit soft-capping (gemma3), a sliding window on some layers (qwen2)."""
     import torch
 
     from tunegate.guards.likelihood import mean_kl, tail_logprobs
     from tunegate.modeling import load_model
 
-    model = load_model(str(tiny_model_dir))
-    seqs = [[1, 5, 9, 13, 17], [1, 7, 3], [1, 4, 4, 4, 4, 4, 8]]
+    model = load_model(str(tiny_arch_dir(arch)))
+    seqs = [[1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45], [1, 7, 3], [1, 4, 4, 4, 4, 4, 8, 9, 10, 11]]
     got = tail_logprobs(model, seqs, [2, 1, 3], pad_id=0, batch_size=2)
     for s, start, (value, count) in zip(seqs, [2, 1, 3], got):
         with torch.no_grad():
@@ -263,7 +266,7 @@ def test_likelihoods_match_the_models_own_forward(tiny_model_dir):
         want = sum(float(logp[t - 1, s[t]]) for t in range(start, len(s)))
         assert count == len(s) - start and value == pytest.approx(want, abs=1e-4)
     assert mean_kl(model, model, seqs, pad_id=0) == pytest.approx([0.0] * 3, abs=1e-6)
-    other = load_model(str(tiny_model_dir))
+    other = load_model(str(tiny_arch_dir(arch)))
     with torch.no_grad():
         other.get_output_embeddings().weight.mul_(1.5)
     assert min(mean_kl(other, model, seqs, pad_id=0)) > 0
