@@ -108,7 +108,7 @@ def test_guards_are_in_the_report_with_their_plots_and_rows(guarded_run):
     assert len(evidence["guards"]["retention"]["rows"][0]["candidate"]) == 200
 
 
-def test_audit_verify_rejudges_the_guards_from_their_rows(guarded_run):
+def test_audit_verify_rejudges_the_guards_from_their_rows(guarded_run, capsys):
     from tunegate import stages
     from tunegate.audit import AuditLog, verify
     from tunegate.guards.checking import rejudge
@@ -121,6 +121,11 @@ def test_audit_verify_rejudges_the_guards_from_their_rows(guarded_run):
     names = [name for name, _, _ in v.checks]
     assert "guard retention recomputed from its rows" in names and v.ok, v.checks
     assert log.get(run.run_id).guards["retention"] in ("passed", "failed")
+    from tunegate.cli import main
+
+    assert main(["audit", "show", run.run_id, "--registry", str(cfg.registry.path)]) == 0
+    shown = capsys.readouterr().out
+    assert "guards (what tuning may break):" in shown and "overfitting" in shown and "(not blocking)" in shown
     # the same rows with the candidate forgetting half of PIQA: the recomputed verdict fails
     evidence = json.loads((Path(run.run_dir) / "guards.json").read_text())
     rows = evidence["guards"]["retention"]["rows"][0]
@@ -318,3 +323,14 @@ def test_method_layers_pick_the_adapted_blocks(tiny_model_dir):
     assert adapted == {"1"}  # the tiny llama's two blocks: only the top one
     sweep = labelled([LoraSettings(), LoraSettings(layers="top:1"), QLoraSettings()])
     assert [m.key for m in sweep] == ["lora[layers=all]", "lora[layers=top:1]", "qlora"]
+    from tunegate.config import parse_config
+
+    raw = {"task": "classification", "data": {"train": "t.csv"}}
+    from tunegate.errors import ConfigError
+
+    with pytest.raises(
+        ConfigError, match="compare: 'lora' is listed twice with the same settings; remove one, or give"
+    ):
+        parse_config({**raw, "compare": [{"name": "lora"}, {"name": "lora"}]})
+    named = parse_config({**raw, "compare": [{"name": "lora"}, {"name": "lora", "r": 4, "label": "small"}]})
+    assert [m.key for m in named.compare_methods()] == ["lora[r=8]", "small"]

@@ -151,6 +151,10 @@ def cmd_audit_show(args) -> int:
         print("\ncost:")
         for k, v in rec.cost.items():
             print(f"  {k:<30} {v}")
+    if rec.guards:
+        print("\nguards (what tuning may break):")
+        for k, v in rec.guards.items():
+            print(f"  {k:<30} {v}")
     ev = Path(rec.evidence_dir) if rec.evidence_dir else None
     if ev is not None and (ev / "report.html").is_file():
         print(f"\nReport: {ev / 'report.html'}  (copy kept in the registry; run folder: {rec.run_dir})")
