@@ -222,6 +222,14 @@ def test_slices_swaps_injections_and_copies_on_hand_made_rows():
     train = ["the restaurant serves cheap italian food near the river in the city centre"]
     outs = ["it serves cheap italian food near the river in the city centre today", "a different sentence"]
     assert copies(outs, train, 8) == [1.0, 0.0]
+    from tunegate.guards.base import row_scores
+
+    # the gate metric when it is a mean over rows; else correctness (macro F1) or minus the absolute error (R2)
+    assert row_scores("classification", "macro_f1", ["a", "b"], ["a", "a"]) == ("accuracy", [1.0, 0.0])
+    assert row_scores("regression", "r2", ["3.5", "x", "1"], ["4", "2", "1"]) == (
+        "minus absolute error",
+        [-0.5, -0.5, -0.0],
+    )
 
 
 def test_pairs_files_and_config_errors_name_the_fix(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):

@@ -109,3 +109,36 @@ def unregister_guard(key: str) -> None:
 def on_change(listener: Callable[[], None]) -> None:
     """``listener`` is called whenever a guard is registered or removed (the config rebuilds its section)."""
     _listeners.append(listener)
+
+
+def row_unit(task: str, metric: str) -> str:
+    """What a guard's per-row scores of ``metric`` are (:func:`row_scores`)."""
+    from tunegate import metrics
+    from tunegate.problems import task_type
+
+    if metrics.get(metric).resample is None:
+        return metric
+    return "minus absolute error" if task_type(task).numeric else "accuracy"
+
+
+def row_scores(task: str, metric: str, predictions: list, references: list) -> tuple[str, list[float]]:
+    """(unit, per-row scores; higher is better) a guard compares: the gate metric when it is a mean over rows; else
+    each row's correctness (labels: macro F1 is not a mean) or minus its absolute error (numbers: R2 and RMSE are
+    not)."""
+    from tunegate import metrics
+
+    unit = row_unit(task, metric)
+    if unit == metric:
+        return metric, [float(x) for x in metrics.row_scores(metric, predictions, references)]
+    if unit == "minus absolute error":
+
+        def number(x) -> float:
+            try:
+                return float(x)
+            except (TypeError, ValueError):
+                return float("nan")
+
+        errors = [abs(number(p) - number(r)) for p, r in zip(predictions, references)]
+        worst = max((e for e in errors if e == e), default=0.0)  # an unparsed answer counts as the worst error
+        return unit, [-(e if e == e else worst) for e in errors]
+    return "accuracy", [float(x) for x in metrics.row_scores("accuracy", predictions, references)]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunegate.guards.base import Guard, Measured, Rows
+from tunegate.guards.base import Guard, Measured, Rows, row_scores, row_unit
 from tunegate.guards.probes import probe_rows
 from tunegate.guards.retention.settings import RetentionSettings
 
@@ -94,7 +94,6 @@ class Retention(Guard):
 def _dataset_rows(ctx, path: Path, max_drop: float) -> Rows:
     """Another tunegate config's eval rows, answered by the base model and the candidate with that config's prompt,
     labels and gate metric."""
-    from tunegate import metrics
     from tunegate.answering import AnswerSpec, answer, prompt_ids
     from tunegate.config import load_config
     from tunegate.data import canonical_columns
@@ -117,18 +116,16 @@ def _dataset_rows(ctx, path: Path, max_drop: float) -> Rows:
     refs = outcome.eval.get_column(label_col).to_list()
     ids = prompt_ids(spec, tok, texts)
     metric = cfg.gate_metric
-    mean = metrics.get(metric).resample is None  # a metric that is not a mean over rows: judged on accuracy
 
     def scores(answerer, desc) -> list[float]:
         preds = answer(answerer, tok, spec, ids, fallback=0.0, desc=desc).predictions
-        per_row = metrics.row_scores(metric if mean else "accuracy", preds, refs)
-        return [float(s) for s in per_row]
+        return row_scores(spec.task, metric, preds, refs)[1]
 
     payload = {"config": str(where), "ids": ids, "refs": [str(r) for r in refs], "metric": metric}
     base = ctx.base_side("dataset", payload, lambda: scores(ctx.base_answerer(), f"base {where.stem}"))
     return Rows(
         f"{where.parent.name}/{where.name}",
-        metric if mean else "accuracy",
+        row_unit(spec.task, metric),
         True,
         base,
         scores(ctx.candidate(), f"candidate {where.stem}"),

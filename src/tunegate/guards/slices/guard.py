@@ -3,12 +3,13 @@
 The gate metric per label, per input-length quartile and per value of each declared column
 (``data.slice_columns``), candidate vs the best rung on each slice's rows, with paired CIs at the gate's alpha
 divided by the number of judged slices (Bonferroni). A slice with fewer than ``min_rows`` rows is reported, not
-judged. A metric that is not a mean over rows (macro F1) is sliced as accuracy.
+judged. A metric that is not a mean over rows is sliced as each row's correctness (macro F1) or minus its absolute
+error (R2, RMSE).
 """
 
 from __future__ import annotations
 
-from tunegate.guards.base import Guard, Measured, Rows
+from tunegate.guards.base import Guard, Measured, Rows, row_scores
 from tunegate.guards.slices.settings import SlicesSettings
 
 MAX_VALUES = 25  # a column with more distinct values is sliced by its most frequent ones
@@ -46,7 +47,6 @@ def slice_rows(frame, text_col: str, label_col: str | None, columns: list[str], 
 
 class Slices(Guard):
     def measure(self, settings: SlicesSettings, ctx) -> Measured:
-        from tunegate import metrics
         from tunegate.data import ROW, canonical_columns
         from tunegate.problems import task_type
 
@@ -54,7 +54,6 @@ class Slices(Guard):
         frame = ctx.eval_frame()
         text_col, label_col = canonical_columns(ctx.spec.task)
         has_labels = task_type(ctx.spec.task).has_labels
-        metric = ctx.metric if metrics.get(ctx.metric).resample is None else "accuracy"
         by_row = {p.row: p for p in best.predictions}
         order = [int(r) for r in frame.get_column(ROW).to_list()]
         if any(r not in by_row for r in order) or len(tuned.predictions) != len(order):
@@ -62,10 +61,10 @@ class Slices(Guard):
         cand_by_row = {p.row: p for p in tuned.predictions}
         refs = [cand_by_row[r].reference for r in order]
 
-        def scores(side) -> list[float]:
-            return [float(s) for s in metrics.row_scores(metric, [side[r].prediction for r in order], refs)]
+        def scores(side) -> tuple[str, list[float]]:
+            return row_scores(ctx.spec.task, ctx.metric, [side[r].prediction for r in order], refs)
 
-        cand, base = scores(cand_by_row), scores(by_row)
+        (metric, cand), (_, base) = scores(cand_by_row), scores(by_row)
         groups = slice_rows(
             frame,
             text_col,
