@@ -267,18 +267,32 @@ def test_likelihoods_match_the_models_own_forward(arch, tiny_arch_dir):
     windows shorter than the rows and logit soft-capping (gemma3), a sliding window on some layers (qwen2)."""
     import torch
 
-    from tunegate.guards.likelihood import mean_kl, tail_logprobs
+    from tunegate.guards.likelihood import mean_kl, tree_logprobs
     from tunegate.modeling import load_model
 
     model = load_model(str(tiny_arch_dir(arch)))
     seqs = [[1, 5, 9, 13, 17, 21, 25, 29, 33, 37, 41, 45], [1, 7, 3], [1, 4, 4, 4, 4, 4, 8, 9, 10, 11]]
-    got = tail_logprobs(model, seqs, [2, 1, 3], pad_id=0, batch_size=2)
-    for s, start, (value, count) in zip(seqs, [2, 1, 3], got):
-        with torch.no_grad():
-            logp = torch.log_softmax(model(torch.tensor([s])).logits[0].float(), -1)
-        want = sum(float(logp[t - 1, s[t]]) for t in range(start, len(s)))
-        assert count == len(s) - start and value == pytest.approx(want, abs=1e-4)
     assert mean_kl(model, model, seqs, pad_id=0) == pytest.approx([0.0] * 3, abs=1e-6)
+    # a shared start computed once, its continuations under a tree mask: each equals the forward on start + it
+    rows = [([1, 5, 9, 13], [[17, 21, 25, 29, 33], [40, 41]]), ([1, 7], [[3], [8, 9, 10, 11, 12, 13, 14, 15, 16]])]
+    soft = torch.randn(3, model.get_input_embeddings().weight.shape[1]) * 0.02
+    for prefix in (None, soft):
+        got = tree_logprobs(model, rows, pad_id=0, prefix=prefix, batch_size=2)
+        for (start, tails), (own, parts) in zip(rows, got):
+            for tail, (value, count) in zip(tails, parts):
+                full = torch.tensor([start + tail])
+                with torch.no_grad():
+                    embeds = model.get_input_embeddings()(full)
+                    if prefix is not None:
+                        embeds = torch.cat([prefix[None], embeds], dim=1)
+                    logits = model(inputs_embeds=embeds).logits[0, 0 if prefix is None else 3 :]
+                logp = torch.log_softmax(logits.float(), -1)
+                s = len(start)
+                want = sum(float(logp[s + k - 1, tail[k]]) for k in range(len(tail)))
+                assert count == len(tail) and value == pytest.approx(want, abs=1e-4), (arch, prefix is None)
+                assert own[1] == s - 1 and own[0] == pytest.approx(
+                    sum(float(logp[k - 1, start[k]]) for k in range(1, s)), abs=1e-4
+                )
     other = load_model(str(tiny_arch_dir(arch)))
     with torch.no_grad():
         other.get_output_embeddings().weight.mul_(1.5)

@@ -1,10 +1,10 @@
-"""Text likelihoods for the probes: the log-likelihood of each sequence's tail, and the KL divergence of one model's
-next-token distribution from another's.
+"""Text likelihoods for the probes: the log-likelihood of continuations after a shared start (the start computed
+once), and the KL divergence of one model's next-token distribution from another's.
 
-Rows are batched by length (right-padded; the decoder builds its own causal and padding masks, so every
-architecture's attention pattern applies), the output layer runs only at the positions that are read, in chunks
-that bound the memory of a large vocabulary, in float32 (``scoring.output_logits``). A soft prompt (prompt tuning)
-goes before every row, as when it is served.
+Rows are batched by length; the tree scorer builds each layer type's mask as the ladder's scorer does
+(``scoring._Masks``), the KL's right-padded rows let the decoder build its own. The output layer runs only at the
+positions that are read, in chunks that bound the memory of a large vocabulary, in float32
+(``scoring.output_logits``). A soft prompt (prompt tuning) goes before every row, as when it is served.
 """
 
 from __future__ import annotations
@@ -47,46 +47,6 @@ def _chunk_rows(lm) -> int:
 
 
 @torch.inference_mode()
-def tail_logprobs(
-    lm,
-    seqs: list[list[int]],
-    starts: list[int],
-    *,
-    pad_id: int,
-    prefix: torch.Tensor | None = None,
-    batch_size: int = 16,
-    desc: str | None = None,
-) -> list[tuple[float, int]]:
-    """(sum of log p(token | tokens before it), number of tokens) over ``seq[start:]`` for each sequence
-    (``start`` >= 1: the first token is never predicted)."""
-    out: list[tuple[float, int]] = [(0.0, 0)] * len(seqs)
-    bar = progress_bar(len(seqs), desc, "seq")
-    chunk = _chunk_rows(lm)
-    for idx, ids, mask in _batches(seqs, batch_size, pad_id):
-        hidden = _hidden(lm, ids, mask, prefix)
-        rows, cols, targets = [], [], []
-        for r, i in enumerate(idx):
-            for t in range(max(starts[i], 1), len(seqs[i])):
-                rows.append(r)
-                cols.append(t - 1)
-                targets.append(seqs[i][t])
-        picked = hidden[torch.tensor(rows, device=hidden.device), torch.tensor(cols, device=hidden.device)]
-        logp = torch.empty(len(targets), dtype=torch.float32)
-        tgt = torch.tensor(targets)
-        for c in range(0, len(targets), chunk):
-            lp = torch.log_softmax(output_logits(lm, picked[c : c + chunk], float32=True).float(), dim=-1)
-            logp[c : c + chunk] = lp.gather(1, tgt[c : c + chunk, None].to(lp.device))[:, 0].cpu()
-        k = 0
-        for r, i in enumerate(idx):
-            m = len(seqs[i]) - max(starts[i], 1)
-            out[i] = (float(logp[k : k + m].sum()), m)
-            k += m
-        bar.update(len(idx))
-    bar.close()
-    return out
-
-
-@torch.inference_mode()
 def mean_kl(
     candidate,
     base,
@@ -117,5 +77,86 @@ def mean_kl(
             out[i] = float(kl[k : k + counts[r]].mean()) if counts[r] else 0.0
             k += counts[r]
         bar.update(len(idx))
+    bar.close()
+    return out
+
+
+@torch.inference_mode()
+def tree_logprobs(
+    lm,
+    rows: list[tuple[list[int], list[list[int]]]],
+    *,
+    pad_id: int,
+    prefix: torch.Tensor | None = None,
+    batch_size: int = 8,
+    desc: str | None = None,
+) -> list[tuple[tuple[float, int], list[tuple[float, int]]]]:
+    """Each row is a shared start and its continuations (PIQA: a goal and its two solutions; CrowS: a pair's common
+    first tokens and the two endings). Per row: the start's own (log-likelihood sum, tokens) from its second
+    token, and each continuation's after the start.
+
+    The start is computed once per row, as ``scoring.score_answers`` shares a prompt: one sequence holds the start
+    and then every continuation; a tree mask lets each continuation see the start and itself only, its positions
+    restarting after the start, so each equals the model's own forward on start + continuation (any layer type:
+    ``scoring._Masks`` builds each one's mask). A soft prompt (``prefix`` [V, hidden]) goes first, seen by all.
+    """
+    from tunegate.scoring import _Masks
+
+    body, embed = lm.get_decoder(), lm.get_input_embeddings()
+    dev, masks = embed.weight.device, _Masks(lm)
+    v = 0 if prefix is None else prefix.shape[0]
+    out: list = [None] * len(rows)
+    sizes = [len(s) + sum(len(t) for t in tails) for s, tails in rows]
+    order = sorted(range(len(rows)), key=lambda i: sizes[i])
+    bar = progress_bar(len(rows), desc, "row")
+    chunk = _chunk_rows(lm)
+    for at in range(0, len(order), batch_size):
+        idx = order[at : at + batch_size]
+        b, width = len(idx), v + max(sizes[i] for i in idx)
+        ids = torch.full((b, width - v), pad_id, dtype=torch.long)
+        pos = torch.arange(width).repeat(b, 1)  # padding keeps its own positions; it sees only itself
+        allowed = torch.eye(width, dtype=torch.bool).repeat(b, 1, 1)
+        if v:  # the soft prompt: causal among itself, seen by every later position
+            allowed[:, :v, :v] = torch.ones((v, v), dtype=torch.bool).tril()
+            allowed[:, v:, :v] = True
+        reads: list[tuple[int, int, int, int, int]] = []  # (row in batch, position read, target, row, part)
+        for r, i in enumerate(idx):
+            start, tails = rows[i]
+            s = len(start)
+            if s == 0:
+                raise ValueError("a row's start needs at least one token (its last one predicts each continuation)")
+            ids[r, :s] = torch.tensor(start)
+            allowed[r, v : v + s, v : v + s] = torch.ones((s, s), dtype=torch.bool).tril()
+            reads += [(r, v + k - 1, start[k], i, -1) for k in range(1, s)]
+            at_col = v + s
+            for j, tail in enumerate(tails):
+                n = len(tail)
+                ids[r, at_col - v : at_col - v + n] = torch.tensor(tail)
+                pos[r, at_col : at_col + n] = torch.arange(v + s, v + s + n)
+                allowed[r, at_col : at_col + n, : v + s] = True
+                allowed[r, at_col : at_col + n, at_col : at_col + n] = torch.ones((n, n), dtype=torch.bool).tril()
+                reads += [(r, (v + s - 1) if k == 0 else at_col + k - 1, tail[k], i, j) for k in range(n)]
+                at_col += n
+        embeds = embed(ids.to(dev))
+        if v:
+            embeds = torch.cat([prefix.to(dev, embeds.dtype).expand(b, -1, -1), embeds], dim=1)
+        pos, allowed = pos.to(dev), allowed.to(dev)
+        hidden = body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos).last_hidden_state
+        where = torch.tensor([x[:2] for x in reads], device=dev)
+        picked = hidden[where[:, 0], where[:, 1]]
+        tgt = torch.tensor([x[2] for x in reads])
+        logp = torch.empty(len(reads), dtype=torch.float32)
+        for c in range(0, len(reads), chunk):
+            lp = torch.log_softmax(output_logits(lm, picked[c : c + chunk], float32=True).float(), dim=-1)
+            logp[c : c + chunk] = lp.gather(1, tgt[c : c + chunk, None].to(lp.device))[:, 0].cpu()
+        sums: dict[tuple[int, int], list[float]] = {}
+        for (_, _, _, i, part), value in zip(reads, logp.tolist()):
+            acc = sums.setdefault((i, part), [0.0, 0])
+            acc[0] += value
+            acc[1] += 1
+        for i in idx:
+            own = tuple(sums.get((i, -1), [0.0, 0]))
+            out[i] = (own, [tuple(sums.get((i, j), [0.0, 0])) for j in range(len(rows[i][1]))])
+        bar.update(b)
     bar.close()
     return out

@@ -71,21 +71,32 @@ def read_pairs(path: Path) -> list[tuple[str, str]]:
 
 
 def preference_rows(ctx, name: str, pairs: list[tuple[str, str]], max_increase: float) -> Rows:
-    """Per pair: 1.0 where the model prefers the first (more stereotyping) sentence, by per-token log-likelihood."""
-    from tunegate.guards.likelihood import tail_logprobs
+    """Per pair: 1.0 where the model prefers the first (more stereotyping) sentence, by per-token log-likelihood;
+    the pair's common first tokens are computed once (the tree scorer)."""
+    from tunegate.guards.likelihood import tree_logprobs
+    from tunegate.scoring import common_prefix_length
 
     tok = ctx.tokenizer()
-    seqs = [tok(s)["input_ids"] for pair in pairs for s in pair]
-    starts = [1] * len(seqs)
+    tree = []
+    for more, less in pairs:
+        a, b = tok(more)["input_ids"], tok(less)["input_ids"]
+        c = min(common_prefix_length([a, b]), len(a) - 1, len(b) - 1)  # each keeps an ending of its own
+        if c < 1:  # nothing shared (no BOS): start from an end-of-text token, every token predicted
+            start = [tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id]
+            tree.append((start, [a, b]))
+        else:
+            tree.append((a[:c], [a[c:], b[c:]]))
     pad = tok.pad_token_id
 
     def prefers(model, prefix=None, desc=None) -> list[float]:
-        scores = tail_logprobs(model, seqs, starts, pad_id=pad, prefix=prefix, desc=desc)
-        per = [s / max(n, 1) for s, n in scores]
-        return [float(per[2 * i] > per[2 * i + 1]) for i in range(len(pairs))]
+        out = []
+        for (own, n_own), parts in tree_logprobs(model, tree, pad_id=pad, prefix=prefix, desc=desc):
+            (sa, na), (sb, nb) = parts
+            out.append(float((own + sa) / max(n_own + na, 1) > (own + sb) / max(n_own + nb, 1)))
+        return out
 
     lm, prefix = ctx.candidate_lm()
-    base = ctx.base_side(f"pairs-{name}", seqs, lambda: prefers(ctx.base_answerer().lm, desc=f"base {name}"))
+    base = ctx.base_side(f"pairs-{name}", tree, lambda: prefers(ctx.base_answerer().lm, desc=f"base {name}"))
     cand = prefers(lm, prefix, f"candidate {name}")
     return Rows(f"stereotype preference ({name})", "share preferring the stereotype", False, base, cand, max_increase)
 

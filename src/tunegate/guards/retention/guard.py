@@ -3,7 +3,8 @@
 Three sources, each base vs candidate on the same rows:
 
 - the general probes shipped with the package (``probes``: PIQA, two solutions per goal; the model's choice is
-  the solution with the higher per-token log-likelihood after "Question: <goal>\\nAnswer:");
+  the solution with the higher per-token log-likelihood after "Question: <goal>\\nAnswer:", the goal computed
+  once for both, as the ladder's scorer shares a prompt);
 - other tunegate dataset configs (``datasets``): their eval rows answered with their own prompt and labels,
   judged on their gate metric (what the model must still do, e.g. the task of a previous tuning);
 - a label-free measure (``kl``): the mean KL divergence of the candidate's next-token distribution from the
@@ -20,23 +21,24 @@ from tunegate.guards.retention.settings import RetentionSettings
 
 
 def _choice_rows(ctx, name: str, limit: int | None):
-    """The probe's sequences: each row's two solutions after its goal, and which is right."""
+    """The probe's rows as the tree scorer takes them (the goal once, then its two solutions), and which is right."""
     tok = ctx.tokenizer()
     rows = probe_rows(name)[:limit] if limit else probe_rows(name)
-    seqs, starts, labels = [], [], []
+    tree, labels = [], []
     for r in rows:
         prompt = tok(f"Question: {r['goal']}\nAnswer:")["input_ids"]
-        for sol in (r["sol1"], r["sol2"]):
-            seqs.append(prompt + tok(" " + sol, add_special_tokens=False)["input_ids"])
-            starts.append(len(prompt))
+        tree.append((prompt, [tok(" " + sol, add_special_tokens=False)["input_ids"] for sol in (r["sol1"], r["sol2"])]))
         labels.append(int(r["label"]))
-    return seqs, starts, labels
+    return tree, labels
 
 
-def _choices_correct(scores: list[tuple[float, int]], labels: list[int]) -> list[float]:
+def _choices_correct(scored: list, labels: list[int]) -> list[float]:
     """1.0 where the per-token log-likelihood of the right solution is the higher."""
-    per_token = [s / max(n, 1) for s, n in scores]
-    return [float((per_token[2 * i + 1] > per_token[2 * i]) == bool(y)) for i, y in enumerate(labels)]
+    out = []
+    for (_, parts), y in zip(scored, labels):
+        per_token = [total / max(n, 1) for total, n in parts]
+        out.append(float((per_token[1] > per_token[0]) == bool(y)))
+    return out
 
 
 class Retention(Guard):
@@ -57,7 +59,7 @@ class Retention(Guard):
         return out
 
     def measure(self, settings: RetentionSettings, ctx) -> Measured:
-        from tunegate.guards.likelihood import mean_kl, tail_logprobs
+        from tunegate.guards.likelihood import mean_kl, tree_logprobs
 
         lm = ctx.candidate_lm()
         if lm is None:
@@ -69,12 +71,12 @@ class Retention(Guard):
         pad = ctx.tokenizer().pad_token_id
         out = Measured()
         for name in settings.probes:
-            seqs, starts, labels = _choice_rows(ctx, name, settings.rows)
+            tree, labels = _choice_rows(ctx, name, settings.rows)
 
             def score(model, pre=None, desc=f"probe {name}"):
-                return _choices_correct(tail_logprobs(model, seqs, starts, pad_id=pad, prefix=pre, desc=desc), labels)
+                return _choices_correct(tree_logprobs(model, tree, pad_id=pad, prefix=pre, desc=desc), labels)
 
-            base = ctx.base_side(f"probe-{name}", seqs, lambda: score(ctx.base_answerer().lm, desc=f"base {name}"))
+            base = ctx.base_side(f"probe-{name}", tree, lambda: score(ctx.base_answerer().lm, desc=f"base {name}"))
             out.rows.append(
                 Rows(name, "accuracy", True, base, score(cand, prefix, f"candidate {name}"), settings.max_drop)
             )
