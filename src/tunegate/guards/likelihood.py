@@ -22,11 +22,11 @@ def _hidden(lm, ids: torch.Tensor, mask: torch.Tensor, prefix: torch.Tensor | No
     dev = embed.weight.device
     ids, mask = ids.to(dev), mask.to(dev)
     if prefix is None:
-        return body(input_ids=ids, attention_mask=mask).last_hidden_state
+        return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
     b, v = ids.shape[0], prefix.shape[0]
     embeds = torch.cat([prefix.to(dev, embed.weight.dtype).expand(b, -1, -1), embed(ids)], dim=1)
     full = torch.cat([torch.ones((b, v), dtype=mask.dtype, device=dev), mask], dim=1)
-    return body(inputs_embeds=embeds, attention_mask=full).last_hidden_state[:, v:]
+    return body(inputs_embeds=embeds, attention_mask=full, use_cache=False).last_hidden_state[:, v:]
 
 
 def _batches(seqs: list[list[int]], batch_size: int, pad_id: int):
@@ -141,7 +141,8 @@ def tree_logprobs(
         if v:
             embeds = torch.cat([prefix.to(dev, embeds.dtype).expand(b, -1, -1), embeds], dim=1)
         pos, allowed = pos.to(dev), allowed.to(dev)
-        hidden = body(inputs_embeds=embeds, attention_mask=masks(allowed, pos, pos), position_ids=pos).last_hidden_state
+        mask = masks(allowed, pos, pos)
+        hidden = body(inputs_embeds=embeds, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state
         where = torch.tensor([x[:2] for x in reads], device=dev)
         picked = hidden[where[:, 0], where[:, 1]]
         tgt = torch.tensor([x[2] for x in reads])
