@@ -87,7 +87,7 @@ class Slices(Guard):
                     [cand[i] for i in idx],
                     settings.max_drop if big else None,
                     alpha=alpha,
-                    note="" if big else f"fewer than min_rows ({settings.min_rows}): reported, not judged",
+                    note="" if big else f"fewer rows than min_rows ({settings.min_rows})",
                 )
             )
         out.rows.sort(key=lambda r: sum(c - b for c, b in zip(r.candidate, r.base)) / max(len(r.base), 1))
