@@ -81,6 +81,38 @@ def mean_kl(
     return out
 
 
+def _tree_batch(batch: list, idx: list[int], v: int, pad_id: int):
+    """One batch of :func:`tree_logprobs`: token ids (start, then every continuation), positions (restarting after
+    the start for each continuation), the tree mask (after ``v`` soft-prompt positions) and what to read: (row in
+    batch, position whose output predicts it, target token, row, part: -1 the start, j the j-th continuation)."""
+    sizes = [len(s) + sum(len(t) for t in tails) for s, tails in batch]
+    b, width = len(batch), v + max(sizes)
+    ids = torch.full((b, width - v), pad_id, dtype=torch.long)
+    pos = torch.arange(width).repeat(b, 1)  # padding keeps its own positions; it sees only itself
+    allowed = torch.eye(width, dtype=torch.bool).repeat(b, 1, 1)
+    if v:  # the soft prompt: causal among itself, seen by every later position
+        allowed[:, :v, :v] = torch.ones((v, v), dtype=torch.bool).tril()
+        allowed[:, v:, :v] = True
+    reads: list[tuple[int, int, int, int, int]] = []
+    for r, (i, (start, tails)) in enumerate(zip(idx, batch)):
+        s = len(start)
+        if s == 0:
+            raise ValueError("a row's start needs at least one token (its last one predicts each continuation)")
+        ids[r, :s] = torch.tensor(start)
+        allowed[r, v : v + s, v : v + s] = torch.ones((s, s), dtype=torch.bool).tril()
+        reads += [(r, v + k - 1, start[k], i, -1) for k in range(1, s)]
+        at_col = v + s
+        for j, tail in enumerate(tails):
+            n = len(tail)
+            ids[r, at_col - v : at_col - v + n] = torch.tensor(tail, dtype=torch.long)
+            pos[r, at_col : at_col + n] = torch.arange(v + s, v + s + n)
+            allowed[r, at_col : at_col + n, : v + s] = True
+            allowed[r, at_col : at_col + n, at_col : at_col + n] = torch.ones((n, n), dtype=torch.bool).tril()
+            reads += [(r, (v + s - 1) if k == 0 else at_col + k - 1, tail[k], i, j) for k in range(n)]
+            at_col += n
+    return ids, pos, allowed, reads
+
+
 @torch.inference_mode()
 def tree_logprobs(
     lm,
@@ -112,31 +144,8 @@ def tree_logprobs(
     chunk = _chunk_rows(lm)
     for at in range(0, len(order), batch_size):
         idx = order[at : at + batch_size]
-        b, width = len(idx), v + max(sizes[i] for i in idx)
-        ids = torch.full((b, width - v), pad_id, dtype=torch.long)
-        pos = torch.arange(width).repeat(b, 1)  # padding keeps its own positions; it sees only itself
-        allowed = torch.eye(width, dtype=torch.bool).repeat(b, 1, 1)
-        if v:  # the soft prompt: causal among itself, seen by every later position
-            allowed[:, :v, :v] = torch.ones((v, v), dtype=torch.bool).tril()
-            allowed[:, v:, :v] = True
-        reads: list[tuple[int, int, int, int, int]] = []  # (row in batch, position read, target, row, part)
-        for r, i in enumerate(idx):
-            start, tails = rows[i]
-            s = len(start)
-            if s == 0:
-                raise ValueError("a row's start needs at least one token (its last one predicts each continuation)")
-            ids[r, :s] = torch.tensor(start)
-            allowed[r, v : v + s, v : v + s] = torch.ones((s, s), dtype=torch.bool).tril()
-            reads += [(r, v + k - 1, start[k], i, -1) for k in range(1, s)]
-            at_col = v + s
-            for j, tail in enumerate(tails):
-                n = len(tail)
-                ids[r, at_col - v : at_col - v + n] = torch.tensor(tail)
-                pos[r, at_col : at_col + n] = torch.arange(v + s, v + s + n)
-                allowed[r, at_col : at_col + n, : v + s] = True
-                allowed[r, at_col : at_col + n, at_col : at_col + n] = torch.ones((n, n), dtype=torch.bool).tril()
-                reads += [(r, (v + s - 1) if k == 0 else at_col + k - 1, tail[k], i, j) for k in range(n)]
-                at_col += n
+        ids, pos, allowed, reads = _tree_batch([rows[i] for i in idx], idx, v, pad_id)
+        b = len(idx)
         embeds = embed(ids.to(dev))
         if v:
             embeds = torch.cat([prefix.to(dev, embeds.dtype).expand(b, -1, -1), embeds], dim=1)
