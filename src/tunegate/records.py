@@ -319,9 +319,6 @@ class GuardReport(BaseModel):
     rows_path: str | None = None
     seconds: float = 0.0
 
-    def blocking_failures(self) -> list[GuardResult]:
-        return [r for r in self.results if r.block and r.status == "failed"]
-
 
 class Decision(BaseModel):
     """The gate's verdict with its evidence (written as decision.json)."""

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field
 
-from tunegate.config.sections import RegistrySection
+from tunegate.config.sections import RegistrySection, on_off
 from tunegate.guards import GUARDS
 from tunegate.guards.base import on_change
 from tunegate.strict import Strict as _Strict
@@ -25,17 +25,10 @@ class GuardsConfig(_Strict):
     tolerance needs at the gate's power."""
 
 
-def _on_off(value: Any) -> Any:
-    """``true`` (or nothing) keeps a guard on with its defaults, ``false`` turns it off."""
-    if value is True:
-        return {}
-    return None if value is False else value
-
-
 def _guard_field(entry) -> tuple:
     """A guard's key under ``guards:``: its settings, on by default; ``false`` turns it off."""
     return (
-        Annotated[entry.settings | None, BeforeValidator(_on_off)],
+        Annotated[entry.settings | None, BeforeValidator(on_off)],
         Field(default_factory=entry.settings, description=entry.description + " On by default; `false` turns it off."),
     )
 

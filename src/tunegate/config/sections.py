@@ -11,6 +11,13 @@ from pydantic import BaseModel, BeforeValidator, SerializeAsAny, create_model
 S = TypeVar("S", bound=BaseModel)
 
 
+def on_off(value: Any) -> Any:
+    """A registry entry's key: ``true`` turns it on with its defaults, ``false`` off."""
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
 class RegistrySection(Generic[S]):
     """``base``'s common keys plus one field per entry of ``registry`` (``field(entry)``: its annotation and
     ``Field``), built on first use for the entries registered then."""

@@ -8,11 +8,11 @@ registered, so a new backend is a config key at once. A backend is off unless it
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from tunegate.config.sections import RegistrySection
+from tunegate.config.sections import RegistrySection, on_off
 from tunegate.strict import Strict as _Strict
 from tunegate.tracking import TRACKERS
 from tunegate.tracking.base import on_change
@@ -22,17 +22,10 @@ class TrackingConfig(_Strict):
     """Where the run's stages and training steps also go. Every backend is off unless its key is set."""
 
 
-def _on_off(value: Any) -> Any:
-    """``true`` turns a backend on with its defaults, ``false`` leaves it off."""
-    if value is True:
-        return {}
-    return None if value is False else value
-
-
 def _backend_field(entry) -> tuple:
     """A backend's key under ``tracking:``: its settings or nothing (off), ``true`` for its defaults."""
     return (
-        Annotated[entry.settings | None, BeforeValidator(_on_off)],
+        Annotated[entry.settings | None, BeforeValidator(on_off)],
         Field(default=None, description=entry.description + " Off unless set (`true` or `{}`: defaults)."),
     )
 

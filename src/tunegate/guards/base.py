@@ -58,7 +58,6 @@ class Measured:
     not_measured: str | None = None
     reference: str = "base model"
     warnings: list[str] = field(default_factory=list)
-    plot: Callable[[list[Any], Any], str | None] | None = None  # (judged measures, run folder) -> the plot's path
 
 
 class Guard:

@@ -1,6 +1,6 @@
 """Running the guards a run turns on, and judging them again from their evidence.
 
-:func:`check` measures each guard, judges its measures (:func:`tunegate.guards.base.judge`), plots them and
+:func:`check` measures each guard, judges its measures (:func:`tunegate.guards.verdicts.judge`), plots them and
 writes every measure's per-row values to ``guards.json``, the evidence :func:`rejudge` (``tunegate audit
 verify``) recomputes each verdict from. A guard that raises is reported as not measured with the error: a
 guard never hides a failure, and never crashes the run's decision.
@@ -27,11 +27,10 @@ def enabled(section: Any) -> list[tuple[str, Any]]:
     return [(key, getattr(section, key)) for key in GUARDS if getattr(section, key, None) is not None]
 
 
-def _judge_all(key: str, settings, measured: Measured, ctx, seconds: float) -> GuardResult:
-    measures = [
-        judge(r, alpha=ctx.alpha, power=ctx.power, resamples=ctx.resamples, seed=ctx.seed) for r in measured.rows
-    ]
-    return verdict(key, settings, measured, measures, alpha=ctx.alpha, seconds=seconds)
+def _judge_all(key: str, settings, measured: Measured, gate: dict, seconds: float) -> GuardResult:
+    """Every measure judged at the gate's alpha, power, resamples and seed, and the guard's verdict."""
+    measures = [judge(r, **gate) for r in measured.rows]
+    return verdict(key, settings, measured, measures, alpha=gate["alpha"], seconds=seconds)
 
 
 def check(section: Any, ctx) -> GuardReport:
@@ -42,13 +41,14 @@ def check(section: Any, ctx) -> GuardReport:
     t_all = time.perf_counter()
     results, evidence = [], {}
     run_dir = Path(ctx.run_dir)
+    gate = {"alpha": ctx.alpha, "power": ctx.power, "resamples": ctx.resamples, "seed": ctx.seed}
     for key, settings in enabled(section):
         t0 = time.perf_counter()
         try:
             measured = GUARDS[key].load()().measure(settings, ctx)
         except Exception as exc:  # noqa: BLE001 - reported as not measured, with the error, never silently passed
             measured = Measured(not_measured=f"it failed: {type(exc).__name__}: {exc}")
-        result = _judge_all(key, settings, measured, ctx, time.perf_counter() - t0)
+        result = _judge_all(key, settings, measured, gate, time.perf_counter() - t0)
         evidence[key] = {
             "settings": result.settings,
             "reference": measured.reference,
@@ -66,7 +66,6 @@ def check(section: Any, ctx) -> GuardReport:
         from tunegate.registry import atomic_write_text
 
         rows_path = str(run_dir / ROWS_FILE)
-        gate = {"alpha": ctx.alpha, "power": ctx.power, "resamples": ctx.resamples, "seed": ctx.seed}
         atomic_write_text(Path(rows_path), json.dumps({"gate": gate, "guards": evidence}))
     return GuardReport(results=results, rows_path=rows_path, seconds=time.perf_counter() - t_all)
 
@@ -92,9 +91,5 @@ def rejudge(evidence: dict) -> list[GuardResult]:
             reference=g["reference"],
             warnings=list(g["warnings"]),
         )
-        measures = [
-            judge(r, alpha=gate["alpha"], power=gate["power"], resamples=gate["resamples"], seed=gate["seed"])
-            for r in measured.rows
-        ]
-        out.append(verdict(key, settings, measured, measures, alpha=gate["alpha"], seconds=0.0))
+        out.append(_judge_all(key, settings, measured, gate, 0.0))
     return out
