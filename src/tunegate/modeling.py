@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,35 @@ def resolve_model(spec: str, *, config_dir: Path | None = None) -> ResolvedModel
     return ResolvedModel(spec=spec, path=str(folder), model_id=spec, sha=_folder_hash(folder))
 
 
+_TOKENIZERS: dict[tuple, Any] = {}  # (folder, its tokenizer files' sizes and times) -> tokenizer, newest last
+_TOKENIZERS_KEPT = 4
+_TOKENIZERS_LOCK = threading.Lock()
+
+
 def load_tokenizer(path: str):
+    """The folder's tokenizer (pad = eos when it has none), read once per process and shared: callers must not
+    change it. Reading one costs 0.4 s (SmolLM2) to 5 s (Gemma 3's 262k vocabulary) and a run asks for it in
+    every stage; a folder whose tokenizer files change is read again."""
+    folder = Path(path)
+    files = []
+    for name in (*TOKENIZER_FILES, "special_tokens_map.json", "chat_template.jinja"):
+        try:
+            st = (folder / name).stat()
+        except OSError:
+            continue
+        files.append((name, st.st_size, st.st_mtime_ns))
+    key = (str(folder.resolve()), tuple(files))
+    with _TOKENIZERS_LOCK:
+        tok = _TOKENIZERS.pop(key, None)
+        if tok is None:
+            tok = _read_tokenizer(path)
+        _TOKENIZERS[key] = tok  # newest last
+        while len(_TOKENIZERS) > _TOKENIZERS_KEPT:
+            _TOKENIZERS.pop(next(iter(_TOKENIZERS)))
+    return tok
+
+
+def _read_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:

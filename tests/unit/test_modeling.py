@@ -70,3 +70,22 @@ def test_chat_format_on_a_model_without_template_says_what_to_do(base_tokenizer)
 def test_plain_format_can_be_forced_on_a_chat_model(tiny_tokenizer):
     b = PromptBuilder(tiny_tokenizer, PromptConfig(format="plain", system=None), "classification", ["yes", "no"])
     assert b.format == "plain" and "<|im_start|>" not in b.render("x") and b.render("x").endswith("Answer:")
+
+
+def test_a_tokenizer_is_read_once_per_process_and_again_when_its_files_change(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    from tunegate.modeling import load_tokenizer
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    first = load_tokenizer(str(folder))
+    assert load_tokenizer(str(folder)) is first  # each stage asks for it: read once
+    assert first.pad_token_id is not None
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg["model_max_length"] = 77
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    changed = load_tokenizer(str(folder))
+    assert changed is not first and changed.model_max_length == 77
+    assert changed("Hello there").input_ids == first("Hello there").input_ids
