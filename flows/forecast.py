@@ -22,8 +22,9 @@ from tunegate.tasks.validate_data import validate_data
 def forecast(config_path: str, overrides: dict[str, Any] | None = None):
     """The method trained on nested fractions of train, scored on the same eval rows, and the fitted curve.
 
-    Stages: prepare_run, validate_data, plan (the method `auto` resolves to, the price), evaluate_baseline per
-    rung (cached: the same ladder as `tunegate run`), forecast_subsets, then per fraction tune + evaluate_tuned,
+    Stages: prepare_run, validate_data, forecast_subsets (first: fractions the data cannot fill stop the run
+    before anything is trained), plan (the method `auto` resolves to, the price), evaluate_baseline per rung
+    (cached: the same ladder as `tunegate run`), then per fraction tune + evaluate_tuned,
     and learning_curve (forecast.md/json/png: rows expected to clear the best baseline + min_gain, at what
     training cost, or that the curve is flat). Nothing is registered.
     """
@@ -34,13 +35,14 @@ def forecast(config_path: str, overrides: dict[str, Any] | None = None):
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
     cfg = cfg.with_data(validation.resolved_data)
     dataset = validation.dataset
+    parts = forecast_subsets(cfg, run, dataset)  # first: fractions too small for the data stop the run here
     estimate = plan(cfg, run, dataset)
     if estimate.blocked:
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
     cfg = cfg.with_method(estimate.chosen_config)
     baselines = evaluate_ladder(cfg, run, dataset)
     points = []
-    for part in forecast_subsets(cfg, run, dataset):
+    for part in parts:
         trained = tune(cfg, run, part, subdir=f"forecast/rows-{part.n_train}")
         points.append((part.n_train, trained, evaluate_tuned(cfg, run, part, trained)))
     result = learning_curve(cfg, run, baselines, points, estimate)

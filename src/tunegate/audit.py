@@ -185,7 +185,7 @@ class AuditLog:
                     "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "evidence": hashes,
                     "prev_hash": prev,
-                    "evidence_dir": str(ev_dir.resolve()) if hashes else None,
+                    "evidence_dir": ev_dir.relative_to(self.root).as_posix() if hashes else None,
                 }
             )
             data = rec.model_dump(mode="json")
@@ -200,6 +200,15 @@ class AuditLog:
                 os.fsync(f.fileno())
             os.replace(pending, self.root / HEAD)
         return rec
+
+    def evidence_path(self, rec: AuditRecord) -> Path | None:
+        """The record's evidence folder inside this registry (a copied or moved registry checks its own files).
+        Records written before the path was relative hold an absolute one: its last two parts
+        (``audit/<run_id>``) are looked up here too."""
+        if not rec.evidence_dir:
+            return None
+        recorded = Path(rec.evidence_dir)
+        return self.root / (Path(*recorded.parts[-2:]) if recorded.is_absolute() else recorded)
 
     def _drop_torn_tail(self) -> None:
         """Cut a last line that has no newline: an append killed mid-write, never acknowledged (and never in the
@@ -238,8 +247,9 @@ class AuditLog:
                 rec = AuditRecord.model_validate_json(ln)
             except ValueError as exc:
                 raise RegistryError(
-                    f"{self.path} line {i} is not an audit record ({str(exc).splitlines()[0]}); "
-                    "run `tunegate audit verify` to check the log"
+                    f"{self.path} line {i} is not an audit record ({str(exc).splitlines()[0]}): the log was damaged "
+                    "or edited by hand. Restore audit.jsonl from a backup; `tunegate audit verify RUN` names every "
+                    "line that no longer links"
                 ) from None
             day = rec.time[:10]
             if model and rec.model_name != model:
@@ -252,6 +262,10 @@ class AuditLog:
         return out
 
     def get(self, run_id: str) -> AuditRecord:
+        if not run_id.strip():  # an empty prefix would match every run
+            raise RegistryError(
+                "the run id is empty; give a run id or a unique prefix of one (`tunegate audit` lists them)"
+            )
         matches = [r for r in self.records() if r.run_id == run_id or r.run_id.startswith(run_id)]
         if not matches:
             raise RegistryError(f"no audit record for run '{run_id}' in {self.path} (`tunegate audit` lists the runs)")
@@ -315,14 +329,22 @@ def verify(log: AuditLog, run_id: str) -> Verification:
     from tunegate.config import GateConfig
     from tunegate.records import Decision
 
-    rec = log.get(run_id)
-    v = Verification(run_id=rec.run_id)
     breaks = log.chain_breaks()
+    try:
+        rec = log.get(run_id)
+    except RegistryError as exc:
+        if not breaks:  # the run is not there: nothing to verify
+            raise
+        v = Verification(run_id=run_id)  # a damaged log: say where, do not send the user back to this command
+        v.add("hash chain of the log", False, "; ".join(breaks))
+        v.add("the run's record can be read", False, str(exc).split(": the log was")[0])
+        return v
+    v = Verification(run_id=rec.run_id)
     v.add("hash chain of the log", not breaks, "; ".join(breaks) or f"{len(log._lines())} lines linked")
     if rec.status != "completed":
         v.add("run status", True, f"{rec.status} at {rec.failed_stage}: nothing to recompute")
         return v
-    ev = Path(rec.evidence_dir or "")
+    ev = log.evidence_path(rec) or log.root / EVIDENCE / rec.run_id
     bad = [rel for rel, h in rec.evidence.items() if not (ev / rel).is_file() or sha256_file(ev / rel) != h]
     v.add("evidence files unchanged (sha256)", not bad, ", ".join(bad) or f"{len(rec.evidence)} files")
     if bad or "decision.json" not in rec.evidence:

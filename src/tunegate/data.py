@@ -61,11 +61,17 @@ def read_folder(path: Path) -> pl.DataFrame:
         )
     if (path / "state.json").is_file():
         state = json.loads((path / "state.json").read_text())
-        shards = [path / f["filename"] for f in state.get("_data_files", [])]
-        try:
-            df = pl.concat([pl.read_ipc_stream(f) for f in shards], how="vertical_relaxed")
-        except Exception as exc:  # noqa: BLE001 - a damaged shard: say which folder
-            raise DataReadError(f"{path}: a Hugging Face dataset folder whose data could not be read ({exc})") from None
+        frames = []
+        for shard in [path / f["filename"] for f in state.get("_data_files", [])]:
+            try:
+                frames.append(pl.read_ipc_stream(shard))
+            except Exception as exc:  # noqa: BLE001 - a damaged shard: say which, and what that usually means
+                size = f"{shard.stat().st_size:,} bytes" if shard.is_file() else "missing"
+                raise DataReadError(
+                    f"{shard}: this Arrow shard of a Hugging Face dataset folder is truncated or damaged ({size}; "
+                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); save or copy the dataset again"
+                ) from None
+        df = pl.concat(frames, how="vertical_relaxed")
         info = path / "dataset_info.json"
         return class_label_names(df, json.loads(info.read_text()).get("features") if info.is_file() else None)
     files = sorted(path.rglob("*.parquet"))
@@ -108,6 +114,7 @@ class Table:
     path: Path
     kind: str
     lazy: pl.LazyFrame
+    header: list[str] | None = None  # the file's own column names, before the configured ones were renamed
 
     def collect(self, query: pl.LazyFrame | None = None) -> pl.DataFrame:
         try:

@@ -23,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tunegate import hardware
 from tunegate.errors import TunegateError
 
 
@@ -59,7 +60,7 @@ def train(method, *, base_path: str, data, cfg, out_dir: Path, placement, progre
                 f,
             )
         port = str(_free_port())
-        threads = max(1, (os.cpu_count() or 1) // n) if placement.device == "cpu" else None
+        threads = max(1, hardware.usable_cores() // n) if placement.device == "cpu" else None
         for rank in range(n):
             env = {
                 **os.environ,

@@ -23,6 +23,7 @@ import polars as pl
 from tunegate import metrics
 from tunegate.config import ForecastConfig, GateSpec
 from tunegate.data import canonical_columns
+from tunegate.errors import ConfigError
 from tunegate.evaluation import per_example_view
 from tunegate.problems import task_type
 from tunegate.records import DatasetRef, EvalResult, ForecastResult, TuneResult
@@ -55,7 +56,17 @@ def nested_rows(train: pl.DataFrame, fractions: list[float], *, seed: int, task:
     else:
         order = list(range(n))
         rng.shuffle(order)
-    return [sorted(order[: max(1, round(f * n))]) for f in sorted(fractions)]
+    subsets = [sorted(order[: max(1, round(f * n))]) for f in sorted(fractions)]
+    if task_type(task).has_labels:  # the smallest subset must still hold every label
+        smallest = {labels[i] for i in subsets[0]}
+        if len(smallest) < len(by_label):
+            need = max(len(by_label) / n, max(1 / len(rows) for rows in by_label.values()))
+            raise ConfigError(
+                f"forecast.fractions: the smallest, {min(fractions)}, keeps {len(subsets[0])} of the {n} train rows "
+                f"and {len(smallest)} of the {len(by_label)} labels; a model trained on it cannot answer the others. "
+                f"Raise it to at least {min(1.0, need):.3g}"
+            )
+    return subsets
 
 
 def subset(dataset: DatasetRef, train: pl.DataFrame, rows: list[int], folder: Path) -> DatasetRef:

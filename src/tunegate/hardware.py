@@ -164,11 +164,7 @@ def resolve(cfg) -> Placement:
             "hardware.dtype float16 is not supported on the CPU (slow and unstable there); use auto, float32 or "
             "bfloat16."
         )
-    if cfg.processes > 1 and device == "cuda" and cfg.processes > torch.cuda.device_count():
-        raise ConfigError(
-            f"hardware.processes is {cfg.processes} but {torch.cuda.device_count()} CUDA device(s) are visible: "
-            "one process per GPU."
-        )
+    _check_processes(cfg.processes, device)
     return Placement(
         device=device,
         dtype=dtype,
@@ -176,6 +172,24 @@ def resolve(cfg) -> Placement:
         processes=cfg.processes,
         reason=reason,
     )
+
+
+def _check_processes(processes: int, device: str) -> None:
+    """ConfigError when ``hardware.processes`` asks for more than the device has: a GPU each, a core each."""
+    import torch
+
+    from tunegate.errors import ConfigError
+
+    if processes > 1 and device == "cuda" and processes > torch.cuda.device_count():
+        raise ConfigError(
+            f"hardware.processes is {processes} but {torch.cuda.device_count()} CUDA device(s) are visible: "
+            "one process per GPU."
+        )
+    if processes > 1 and device == "cpu" and processes > usable_cores():
+        raise ConfigError(
+            f"hardware.processes is {processes} but this machine has {usable_cores()} CPU core(s): CPU processes "
+            f"share the cores, one at least each; use at most {usable_cores()} (1 trains in one process)."
+        )
 
 
 _ACTIVE: list[Placement] = []

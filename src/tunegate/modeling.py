@@ -42,6 +42,28 @@ def _folder_hash(folder: Path) -> str:
     return sha256_json({p.name: sha256_file(p) for p in files})
 
 
+def gguf_truncated(gguf: Path) -> None:
+    """ModelNotFoundError when the GGUF file is shorter than its own header says (a copy or download cut off)."""
+    size = gguf.stat().st_size
+    try:
+        from gguf import GGUFReader
+
+        tensors = GGUFReader(gguf).tensors
+        needed = max((t.data_offset + t.n_bytes for t in tensors), default=0)
+        if not tensors:
+            raise ValueError("no tensors")
+    except ImportError:
+        return
+    except Exception as exc:  # noqa: BLE001 - its header cannot be read to the end
+        needed, why = None, f"{type(exc).__name__}: {str(exc)[:120]}"
+    if needed is None or needed > size:
+        detail = f"its tensors need {needed:,} bytes" if needed else f"its header cannot be read ({why})"
+        raise ModelNotFoundError(
+            f"model '{gguf}': the GGUF file is truncated or damaged ({size:,} bytes; {detail}). Download or copy "
+            "it again and compare its size with the source's"
+        ) from None
+
+
 def _convert_gguf(gguf: Path, target: Path) -> None:
     """GGUF -> plain HF folder. save_pretrained refuses GGUF-loaded models, hence the fresh copy."""
     import torch
@@ -51,7 +73,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     try:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails in struct, numpy or transformers
+        gguf_truncated(gguf)
         raise ModelNotFoundError(
             f"model '{gguf}': transformers cannot read this GGUF file ({type(exc).__name__}: {str(exc)[:300]}). "
             "Use a GGUF of an architecture transformers supports, or a Hugging Face folder."
@@ -209,12 +232,29 @@ def load_tokenizer(path: str):
     return tok
 
 
+def broken_json_files(folder: Path) -> None:
+    """ModelNotFoundError naming the first of the folder's JSON files (config, tokenizer) that does not parse."""
+    import json
+
+    for name in ("config.json", "tokenizer_config.json", "tokenizer.json", "generation_config.json"):
+        try:
+            json.loads((folder / name).read_text())
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelNotFoundError(
+                f"{folder / name} is not valid JSON ({exc}); the model folder is damaged: copy that file again from "
+                "the model's source"
+            ) from None
+
+
 def _read_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
+        broken_json_files(Path(path))  # a damaged config.json is named as such, not as a missing tokenizer
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelNotFoundError(
             f"the tokenizer of {path} could not be loaded ({first}); the model folder needs its tokenizer files "
@@ -276,7 +316,11 @@ def context_length(path: str) -> int | None:
     None when its config does not say."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        broken_json_files(Path(path))
+        raise
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     n = getattr(text, "max_position_embeddings", None)
     return int(n) if isinstance(n, int) and n > 0 else None

@@ -488,7 +488,7 @@ class AuditRecord(BaseModel):
     deployed: dict[str, Any] = Field(default_factory=dict)  # registered_version, production_moved, production_version
     guards: dict[str, str] = Field(default_factory=dict)  # guard -> passed / failed / reported / not_measured
     run_dir: str | None = None
-    evidence_dir: str | None = None  # <registry>/audit/<run_id>/ (predictions, decision.json, reports)
+    evidence_dir: str | None = None  # audit/<run_id>, relative to the registry (predictions, decision.json, reports)
     evidence: dict[str, str] = Field(default_factory=dict)  # file -> sha256, checked by `tunegate audit verify`
     prev_hash: str = ""  # sha256 of the previous line: editing or deleting a line breaks the chain
     # sha256 of this record's own JSON (with record_hash empty); the newest line's hash is also kept outside the

@@ -34,14 +34,16 @@ from typing import Any, Iterator
 from tunegate.errors import RegistryError
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"  # a folder name: no '/', no '..', no spaces or control chars
+MODEL_NAME_MAX = 100  # a folder name holds 255 bytes; the lock and temporary names around it add to it
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
 def check_model_name(name: str) -> str:
     """``name`` if it is a valid model name, else a RegistryError saying the rule."""
-    if not re.fullmatch(MODEL_NAME_PATTERN, name or ""):
+    if not re.fullmatch(MODEL_NAME_PATTERN, name or "") or len(name) > MODEL_NAME_MAX:
         raise RegistryError(
-            f"{name!r} is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter or digit)"
+            f"{name[:120]!r} is not a valid model name (letters, digits, '.', '_' and '-', starting with a letter or "
+            f"digit, at most {MODEL_NAME_MAX} characters)"
         )
     return name
 

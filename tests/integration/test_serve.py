@@ -75,6 +75,10 @@ def served(tmp_path_factory, tiny_model_dir, prefect_env):
     finally:
         stop(proc)
         log.close()
+    # SIGTERM stops a server, not a pipeline run: the message says so
+    text = (tmp_path / "serve.log").read_text()
+    assert "the run was cancelled" not in text, text[-2000:]
+    assert "STOPPED (SIGTERM)" not in text or "the server stopped" in text, text[-2000:]
 
 
 def test_health_predict_and_completions(served):

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.conftest import TOPICS
+from tunegate.hardware import usable_cores
 
 GOOD_TRAIN = [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]
 GOOD_EVAL = [(t, lab) for lab, texts in TOPICS.items() for t in texts[7:]]
@@ -59,6 +60,26 @@ class Case:
 
 def train_file(name: str, content: str | bytes, **config) -> dict:
     return {"files": {name: content}, "config": {"data": {"train": name, **config}}}
+
+
+def _damaged_model_config(d: Path) -> None:
+    """The case's model: a copy of the tiny model whose config.json is cut short."""
+    import shutil
+
+    cfg = yaml.safe_load((d / "config.yaml").read_text())
+    shutil.copytree(cfg["model"], d / "model")
+    (d / "model" / "config.json").write_text('{"model_type": "llama",')
+    cfg["model"] = str(d / "model")
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def _truncated_gguf(d: Path) -> None:
+    """The case's model: the first 4 KB of the real SmolLM2 GGUF (a download cut off)."""
+    from tunegate.packaged_models import _smollm2_gguf
+
+    gguf, _ = _smollm2_gguf()
+    with open(gguf, "rb") as f:
+        (d / "cut.gguf").write_bytes(f.read(4096))
 
 
 CASES = [
@@ -116,9 +137,9 @@ CASES = [
         **train_file("train.csv", "text,text,label\n" + "".join(f'"{t}","{t}",{y}\n' for t, y in GOOD_TRAIN)),
     ),
     Case(
-        "csv-unclosed-quote",
+        "csv-unclosed-quote",  # named the line where parsing failed, not where the quote opened
         "data",
-        ["train.csv"],
+        ["train.csv", "line 5", "quote"],
         **train_file(
             "train.csv", csv_text(GOOD_TRAIN[:3]) + '"never closed,pos\n' + csv_text(GOOD_TRAIN[3:], header="")[1:]
         ),
@@ -419,6 +440,13 @@ CASES = [
     Case("name-space", "name", ["registry.model_name"], config={"registry": {"model_name": "has space"}}, rc=2),
     Case("name-control-char", "name", ["registry.model_name"], config={"registry": {"model_name": "bell\x07"}}, rc=2),
     Case("name-empty", "name", ["registry.model_name"], config={"registry": {"model_name": ""}}, rc=2),
+    Case(  # passed validation, then could not be written
+        "name-300-characters",
+        "name",
+        ["registry.model_name", "at most 100 characters"],
+        config={"registry": {"model_name": "m" * 300}},
+        rc=2,
+    ),
     Case(
         "alias-dot-dot",
         "name",
@@ -442,6 +470,97 @@ CASES = [
         "name",
         ["toy"],
         argv=["registry", "promote", "toy@latest-ish", "--registry", "{dir}/registry"],
+    ),
+    # ---- config values of the wrong type (were coerced: true -> 1, 'yes' -> true, false -> 0)
+    Case(
+        "config-epochs-true",
+        "config",
+        ["method.epochs", "not a YAML boolean"],
+        config={"method": {"epochs": True}},
+        rc=2,
+    ),
+    Case(
+        "config-calibrated-yes",
+        "config",
+        ["baselines.calibrated", "true or false"],
+        config={"baselines": {"calibrated": "yes"}},
+        rc=2,
+    ),
+    Case(
+        "config-split-seed-false",
+        "config",
+        ["data.split_seed", "a number"],
+        config={"data": {"split_seed": False}},
+        rc=2,
+    ),
+    Case(  # YAML's booleans were stringified to 'True'/'False' and the data was blamed
+        "config-labels-unquoted-yes-no",
+        "config",
+        ["data.labels", "booleans", "quote them"],
+        config={"data": {"labels": [True, False]}},
+        rc=2,
+    ),
+    Case(  # blamed data.min_examples_per_label
+        "dev-fraction-too-large",
+        "config",
+        ["data.dev_fraction 0.99", "lower it"],
+        config={"data": {"dev_fraction": 0.99}},
+        rc=1,
+    ),
+    Case(  # blamed data.dev
+        "dev-fraction-too-small",
+        "config",
+        ["data.dev_fraction 0.001", "raise it"],
+        config={"data": {"dev_fraction": 0.001}},
+        rc=1,
+    ),
+    Case(  # Python's re accepted it, then polars failed and the CSV file was blamed
+        "config-label-pattern-lookahead",
+        "config",
+        ["data.label_pattern", "lookahead", "polars"],
+        config={"data": {"label_pattern": "^(\\w+)(?=:)"}},
+        rc=2,
+    ),
+    Case(  # was reported as a missing tokenizer
+        "model-config-json-invalid",
+        "config",
+        ["config.json", "not valid JSON"],
+        setup=_damaged_model_config,
+    ),
+    Case(  # listed the columns after renaming: the file's own 'text' column was left out
+        "text-column-mistyped",
+        "config",
+        ["no column 'message'", "columns found: text, label", "data.text_column"],
+        config={"data": {"text_column": "message"}},
+        rc=1,
+    ),
+    Case(  # the label was shown unquoted: 'pos ' looked like pos
+        "label-with-trailing-space",
+        "data",
+        ["unknown_labels", "'pos '"],
+        **train_file("train.csv", csv_text(GOOD_TRAIN) + '"a late arrival",pos \n'),
+        rc=1,
+    ),
+    Case(  # was reported as an architecture transformers does not support (or a raw struct.error)
+        "gguf-truncated",
+        "config",
+        ["cut.gguf", "truncated or damaged", "download or copy it again"],
+        config={"model": "cut.gguf"},
+        setup=_truncated_gguf,
+    ),
+    Case(  # passed the writability pre-check as root, then a raw FileNotFoundError
+        "registry-under-proc",
+        "config",
+        ["registry.path", "/proc"],
+        config={"registry": {"path": "/proc/tunegate-registry"}},
+        rc=2,
+    ),
+    Case(  # passed validation on a 2-core machine
+        "config-more-processes-than-cores",
+        "config",
+        ["hardware.processes", "CPU core"],
+        config={"hardware": {"processes": min(64, usable_cores() + 1)}},
+        rc=2,
     ),
     # ---- command-line arguments
     Case(
@@ -469,6 +588,38 @@ CASES = [
         argv=["audit", "verify", "nope", "--registry", "{dir}/registry"],
     ),
     Case("resume-path-escape", "cli", ["--resume", "../x"], argv=["run", "{cfg}", "--resume", "../x"]),
+    Case(
+        "audit-show-empty-run-id",  # an empty prefix matched every run
+        "cli",
+        ["run id is empty"],
+        argv=["audit", "show", "", "--registry", "{dir}/registry"],
+    ),
+    Case(
+        "audit-since-not-a-date",  # was accepted and compared as text
+        "cli",
+        ["--since", "yesterday", "YYYY-MM-DD"],
+        argv=["audit", "--since", "yesterday", "--registry", "{dir}/registry"],
+    ),
+    Case(
+        "registry-list-mistyped-path",  # was "empty", exit 0
+        "cli",
+        ["no registry", "registyr", "does not exist"],
+        argv=["registry", "list", "--registry", "{dir}/registyr"],
+    ),
+    Case(
+        "predict-blank-text",  # was answered with a label
+        "cli",
+        ["TEXT 2 of 2", "empty"],
+        argv=["predict", "--model", "toy@production", "fine", "   ", "--registry", "{dir}/registry"],
+    ),
+    Case("set-empty-key", "cli", ["--set", "'=5'", "key", "empty"], argv=["validate", "{cfg}", "--set", "=5"]),
+    Case(  # said "run `tunegate audit verify`" while that very command failed with it
+        "audit-verify-damaged-log",
+        "cli",
+        ["line 1 is not JSON", "VERIFICATION FAILED"],
+        setup=lambda d: (d / "registry").mkdir() or (d / "registry" / "audit.jsonl").write_text("{not json\n"),
+        argv=["audit", "verify", "20261207", "--registry", "{dir}/registry"],
+    ),
     Case(
         "registry-is-a-file",
         "cli",

@@ -93,6 +93,7 @@ def test_validate_good_data(tmp_path, tiny_model_dir, toy_data):
 
 
 def test_registry_list_empty_and_predict_unknown(tmp_path):
+    (tmp_path / "r").mkdir()
     out = tunegate("registry", "list", "--registry", tmp_path / "r")
     assert out.returncode == 0 and "empty" in out.stdout
     out = tunegate("predict", "--registry", tmp_path / "r", "--model", "nope", "hello")

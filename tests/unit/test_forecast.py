@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import tune_result
 from tests.unit.test_gate_selection import model
 from tunegate.config import CostsConfig, ForecastConfig, GateConfig, GateSpec
+from tunegate.errors import ConfigError
 from tunegate.forecast import learning_curve, nested_rows, render
 
 N_EVAL = 600
@@ -50,6 +51,18 @@ def test_nested_subsets_contain_each_other_and_keep_the_label_shares():
         share = sum(labels[i] == "b" for i in p) / len(p)
         assert share == pytest.approx(0.25, abs=0.02)
     assert nested_rows(train, [0.25, 0.5, 1.0], seed=1, task="classification")[0] != parts[0]  # the seed matters
+
+
+def test_a_smallest_fraction_without_every_label_is_refused_with_the_fraction_it_needs():
+    labels = [f"l{i % 6}" for i in range(120)]  # six labels, 20 rows each
+    train = pl.DataFrame({"text": [f"t{i}" for i in range(120)], "label": labels})
+    with pytest.raises(
+        ConfigError,
+        match=r"forecast.fractions: the smallest, 0.01, keeps 1 of the 120 train rows and 1 "
+        r"of the 6 labels.*at least 0.05",
+    ):
+        nested_rows(train, [0.01, 1.0], seed=0, task="classification")
+    assert len(nested_rows(train, [0.05, 1.0], seed=0, task="classification")[0]) == 6
 
 
 def test_a_power_law_learner_is_forecast_to_reach_the_baseline_near_the_true_row_count():

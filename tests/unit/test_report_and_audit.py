@@ -128,8 +128,9 @@ def test_report_audit_and_verify(two_runs, tmp_path):
         and rec2.data_hash == d2.provenance["data_hash"]
     )
     assert set(rec2.metrics) == {"zero_shot", "tuned:lora", "toy@v1"} and rec2.cost["train_usd"] > 0
-    ev = Path(rec2.evidence_dir)
-    assert ev.parent == Path(cfg.registry.path).resolve() / "audit" and (ev / "report.html").is_file()
+    assert rec2.evidence_dir == f"audit/{run2.run_id}"  # relative: a copied registry checks its own files
+    ev = log.evidence_path(rec2)
+    assert ev == Path(cfg.registry.path) / "audit" / run2.run_id and (ev / "report.html").is_file()
     assert verify(log, run2.run_id).ok and verify(log, run1.run_id[:17]).ok  # a unique prefix is enough
     assert "predictions/zero_shot.selection.jsonl" in rec2.evidence
     assert "the selection split" in text and "Rule (objective cost)" in text
@@ -144,6 +145,17 @@ def test_report_audit_and_verify(two_runs, tmp_path):
     bad = verify(log, run2.run_id)
     assert not bad.ok and any(name.startswith("evidence") and not ok for name, ok, _ in bad.checks)
     pred.write_text(original)
+    # a copy of the registry, edited: verify checks the copy's files, not the original's
+    copy = tmp_path / "copied-registry"
+    shutil.copytree(cfg.registry.path, copy)
+    pred.rename(pred.with_suffix(".moved"))  # the original is out of reach: only the copy's files can be read
+    copied_log = AuditLog(copy)
+    assert verify(copied_log, run2.run_id).ok
+    (copy / "audit" / run2.run_id / "predictions" / "tuned_lora.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in rows) + "\n"
+    )
+    assert not verify(copied_log, run2.run_id).ok
+    pred.with_suffix(".moved").rename(pred)
     lines = log.path.read_text().splitlines()
     first = json.loads(lines[0])
     first["decision"] = "reject"
@@ -171,6 +183,9 @@ def test_report_audit_and_verify(two_runs, tmp_path):
         "recorded training cost (USD) = decision.json",
     }
     assert any("does not match its record_hash" in d for name, ok, d in v.checks if not ok)
+    shown = tunegate("audit", "show", run2.run_id, "--registry", cfg.registry.path)  # shown, but not as written
+    assert shown.returncode == 0 and "some-other-model" in shown.stdout
+    assert "WARNING: the audit log does not verify" in shown.stderr and "may have been edited" in shown.stderr
     newest["record_hash"] = record_hash(newest)  # the record re-hashed: audit.head still disagrees
     edited = json.dumps(newest, sort_keys=True)
     log.path.write_text("\n".join([*lines[:-1], edited]) + "\n")

@@ -100,7 +100,7 @@ def test_min_examples_per_label(tmp_path, tiny_model_dir, tiny_tokenizer, toy_da
     out = run_checks(
         tmp_path, tiny_model_dir, tiny_tokenizer, {**toy_data, "train": write_csv(tmp_path / "m.csv", rows)}
     )
-    assert "neg (1)" in checks(out)["min_examples_per_label"].message
+    assert "'neg' (1)" in checks(out)["min_examples_per_label"].message  # quoted: 'neg ' and neg differ
 
 
 def test_too_long_error_or_truncate(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data):
@@ -228,6 +228,18 @@ def test_hugging_face_dataset_folders_and_parquet_folders_are_data_sources(tmp_p
         ds(train[i::3]).to_parquet(str(shards / f"train-0000{i}-of-00003.parquet"))
     out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, {"train": shards, "eval": files["eval"]})
     assert out.ok and out.train.height == len(train)
+    # a class-label value without a name is shown as such (not as a missing label)
+    from tunegate.formats.parquet import class_label_names
+
+    named = class_label_names(
+        pl.DataFrame({"label": [0, 1, 7]}), {"label": {"_type": "ClassLabel", "names": ["n", "p"]}}
+    )
+    assert named.get_column("label").to_list() == ["n", "p", "<ClassLabel value 7: not one of the 2 names>"]
+    # a truncated Arrow shard is named, with what it usually means
+    (shard,) = files["eval"].glob("*.arrow")
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files)
+    assert not out.ok and "Arrow shard" in out.summary() and "truncated or damaged" in out.summary(), out.summary()
 
 
 def test_label_prefixed_lines_with_an_encoding_and_a_label_pattern(tmp_path, tiny_model_dir, tiny_tokenizer):

@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
         handler.addFilter(lambda record: not is_progress_record(record))
     lib_log = logging.getLogger("tunegate")
+    for old in [h for h in lib_log.handlers if getattr(h, "tunegate_cli", False)]:
+        lib_log.removeHandler(old)  # main() called again in one process (tests, notebooks): one handler, today's stderr
+    handler.tunegate_cli = True
     lib_log.addHandler(handler)
     lib_log.propagate = False  # Prefect's root console handler would print every line a second time
     lib_log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
@@ -86,18 +89,26 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit) and exc.code not in STOP_CODES:
             raise
         code = 130 if isinstance(exc, KeyboardInterrupt) else int(exc.code)
-        print(
-            f"\nSTOPPED ({'SIGINT' if code == 130 else 'SIGTERM'}): the run was cancelled; nothing half-written was "
-            "kept, production is unchanged, and a run that had started is in the audit log as 'cancelled' "
-            "(tunegate audit).",
-            file=sys.stderr,
-        )
+        print(f"\nSTOPPED ({'SIGINT' if code == 130 else 'SIGTERM'}): {stopped_what(args)}", file=sys.stderr)
         return code
     finally:
         restore()
 
 
 STOP_CODES = (143,)  # SIGTERM (128 + 15), as stop_on_sigterm raises it
+PIPELINE_COMMANDS = {"run", "retrain", "baselines", "compare", "forecast", "plan"}
+
+
+def stopped_what(args) -> str:
+    """What a stop left behind, in the words of the command that was stopped."""
+    if getattr(args, "command", None) == "serve":
+        return "the server stopped; requests in flight were not answered, the registry is unchanged."
+    if getattr(args, "command", None) in PIPELINE_COMMANDS:
+        return (
+            "the run was cancelled; nothing half-written was kept, production is unchanged, and a run that had "
+            "started is in the audit log as 'cancelled' (tunegate audit)."
+        )
+    return "stopped before it finished; nothing half-written was kept."
 
 
 def stop_on_sigterm():

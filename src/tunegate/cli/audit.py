@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 from tunegate.cli.common import fmt, registry_root, with_registry
+from tunegate.errors import TunegateError
 
 
 def add_commands(sub) -> None:
@@ -54,7 +54,21 @@ def _audit_log(args):
     return AuditLog(registry_root(args))
 
 
+def _day(option: str, value: str | None) -> str | None:
+    """A --since/--until value as YYYY-MM-DD (a real date), else one clear error."""
+    import datetime as dt
+
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        today = dt.date.today().isoformat()
+        raise TunegateError(f"{option} {value!r}: give a date as YYYY-MM-DD, e.g. {option} {today}") from None
+
+
 def cmd_audit_list(args) -> int:
+    args.since, args.until = _day("--since", args.since), _day("--until", args.until)
     log = _audit_log(args)
     records = log.records(model=args.model, since=args.since, until=args.until)
     if args.json:
@@ -111,7 +125,15 @@ def cmd_audit_list(args) -> int:
 
 
 def cmd_audit_show(args) -> int:
-    rec = _audit_log(args).get(args.run)
+    log = _audit_log(args)
+    rec = log.get(args.run)
+    breaks = log.chain_breaks()
+    if breaks:  # an edited record is shown, but never as if it were the one written
+        print(
+            f"WARNING: the audit log does not verify ({'; '.join(breaks)}): this record may have been edited "
+            f"after it was written (`tunegate audit verify {rec.run_id}` checks it against its evidence)",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(rec.model_dump(mode="json"), indent=2))
         return 0
@@ -155,7 +177,7 @@ def cmd_audit_show(args) -> int:
         print("\nguards (what tuning may break):")
         for k, v in rec.guards.items():
             print(f"  {k:<30} {v}")
-    ev = Path(rec.evidence_dir) if rec.evidence_dir else None
+    ev = log.evidence_path(rec)
     if ev is not None and (ev / "report.html").is_file():
         print(f"\nReport: {ev / 'report.html'}  (copy kept in the registry; run folder: {rec.run_dir})")
     elif rec.run_dir:

@@ -34,6 +34,11 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         if "=" not in item:
             raise TunegateError(f"--set {item!r}: expected KEY=VALUE, e.g. --set method.epochs=2")
         key, _, value = item.partition("=")
+        if not key.strip() or any(not part.strip() for part in key.split(".")):
+            raise TunegateError(
+                f"--set {item!r}: the key before '=' is empty or has an empty part; give a dotted config key, "
+                "e.g. --set method.epochs=2"
+            )
         try:
             parsed = yaml.safe_load(value)  # "2" -> 2, "true" -> True, "[a, b]" -> list, "null" -> None
         except yaml.YAMLError:
@@ -75,6 +80,15 @@ def check_writable_folder(key: str, folder: Path) -> None:
         raise ConfigError(
             f"{key} {folder}: {existing} is not writable by this user; point {key} at a folder it can write"
         )
+    import tempfile
+
+    try:  # os.access says yes to root everywhere, /proc and read-only mounts included: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".tunegate-write-check-", dir=existing))
+    except OSError as exc:
+        raise ConfigError(
+            f"{key} {folder}: nothing can be created in {existing} ({exc.strerror or exc}); point {key} at a "
+            "folder on a writable disk"
+        ) from None
 
 
 def registry_root(args) -> Path:

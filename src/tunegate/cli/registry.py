@@ -73,6 +73,11 @@ def cmd_registry_list(args) -> int:
     from tunegate.registry import Registry
 
     reg = Registry(registry_root(args))
+    if not reg.root.exists():  # a mistyped --registry is not an empty registry
+        raise TunegateError(
+            f"no registry at {reg.root.resolve()}: the folder does not exist. Check --registry (or "
+            "TUNEGATE_REGISTRY, registry.path); a `tunegate run` creates it when it registers its first version"
+        )
     rows = reg.list()
     if args.json:
         print(

@@ -60,6 +60,12 @@ def cmd_predict(args) -> int:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise TunegateError("predict: give at least one TEXT (or '-' to read lines from standard input)")
+    blank = [i for i, t in enumerate(texts, 1) if not t.strip()]
+    if blank:  # training refuses such rows: an answer to nothing would be a guess
+        raise TunegateError(
+            f"predict: TEXT {', '.join(map(str, blank))} of {len(texts)} is empty or only whitespace; give the text "
+            "to answer"
+        )
     predictor = load_predictor(registry_root(args), args.model)
     results = predict(predictor, texts)
     v = predictor.version

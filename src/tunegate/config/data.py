@@ -134,11 +134,23 @@ class DataConfig(_Strict):
             raise ValueError(f"not a valid regular expression ({exc})") from None
         if compiled.groups < 1:
             raise ValueError("needs a group, the label: e.g. '^([A-Z]+):'")
+        unsupported = re.search(r"\(\?<?[=!]|\(\?P=|\\[1-9]|\\g<", v)
+        if unsupported:  # Python's re accepts them; the files are read by polars, whose Rust regex does not
+            raise ValueError(
+                f"{unsupported.group()!r}: lookahead, lookbehind and backreferences are not supported (the data is "
+                "read by polars, whose regex engine has none); match the label with a plain group instead"
+            )
         return v
 
     @field_validator("labels", mode="before")
     @classmethod
     def _labels_to_str(cls, v: Any) -> Any:
+        items = [*v.keys(), *v.values()] if isinstance(v, dict) else v if isinstance(v, list) else []
+        if any(isinstance(x, bool) for x in items):
+            raise ValueError(
+                "YAML reads unquoted yes, no, on, off, true and false as booleans, so these labels are not the words "
+                "in your file: quote them, e.g. labels: ['yes', 'no']"
+            )
         if isinstance(v, dict):
             return {str(k): str(val) for k, val in v.items()}
         if isinstance(v, list):

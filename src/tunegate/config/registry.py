@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from tunegate.registry import MODEL_NAME_PATTERN
+from tunegate.registry import MODEL_NAME_MAX, MODEL_NAME_PATTERN
 from tunegate.strict import Strict as _Strict
 
 
@@ -17,7 +17,8 @@ class RegistryConfig(_Strict):
     model_name: str = Field(
         default="tunegate-model",
         pattern=MODEL_NAME_PATTERN,
-        description="Name under which versions are registered (letters, digits, . _ -).",
+        max_length=MODEL_NAME_MAX,
+        description=f"Name under which versions are registered (letters, digits, . _ -; at most {MODEL_NAME_MAX}).",
     )
     reproduce_tolerance: float = Field(
         default=0.005,

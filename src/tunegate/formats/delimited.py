@@ -33,25 +33,41 @@ class Delimited(DataFormat):
 
     def explain(self, path: Path) -> str | None:
         bad: list[int] = []
-        width = fields_first = None
+        width = fields_first = spans = multiline = None
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.reader(f, delimiter=self.separator, **self._csv_options())
-            try:
-                for fields in reader:
-                    if width is None:
-                        width = len(fields)
-                    elif fields and len(fields) != width:
-                        bad.append(reader.line_num)
-                        fields_first = fields_first if len(bad) > 1 else len(fields)
-                        if len(bad) > MAX_NAMED_LINES:
-                            break
-            except csv.Error as exc:
-                return f"line {reader.line_num}: {exc}; fix that line (a stray quote or an unclosed quoted text)"
+            while True:
+                start = reader.line_num + 1  # a record's first line: where a quote that never closes opened
+                try:
+                    fields = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    return (
+                        f"line {start}: {exc} (the record that starts there runs to line {reader.line_num}); fix line "
+                        f"{start}: a stray quote, or a quoted text that is not closed"
+                    )
+                if multiline is None and reader.line_num > start:
+                    multiline = (start, reader.line_num)
+                if width is None:
+                    width = len(fields)
+                elif fields and len(fields) != width:
+                    bad.append(start)
+                    if len(bad) == 1:
+                        fields_first, spans = len(fields), (reader.line_num if reader.line_num > start else None)
+                    if len(bad) > MAX_NAMED_LINES:
+                        break
         if bad:
+            opened = f"; a quote opened on line {bad[0]} runs to line {spans}" if spans else ""
             return (
-                f"line {bad[0]} has {fields_first} fields, the header {width} (lines {first_lines(bad)}): "
+                f"line {bad[0]} has {fields_first} fields, the header {width} (lines {first_lines(bad)}){opened}: "
                 f"a ragged row, or a text containing the delimiter {self.separator!r} without quotes; quote such "
                 "texts or fix those lines"
+            )
+        if multiline:  # the file's only oddity: a quoted text over several lines, which polars could not follow
+            return (
+                f"line {multiline[0]}: a quoted text opens there and runs to line {multiline[1]}; close the quote on "
+                f'line {multiline[0]} (a text that really spans lines must double its inner quotes: "")'
             )
         return None
 

@@ -27,7 +27,9 @@ def class_label_names(df, features: dict | None):
     for col, feat in (features or {}).items():
         if isinstance(feat, dict) and feat.get("_type") == "ClassLabel" and col in names:
             mapping = dict(enumerate(feat.get("names") or []))
-            df = df.with_columns(pl.col(col).replace_strict(mapping, default=None, return_dtype=pl.Utf8))
+            # a value without a name stays visible as such (not a missing label): validation names it and its rows
+            outside = pl.format(f"<ClassLabel value {{}}: not one of the {len(mapping)} names>", pl.col(col))
+            df = df.with_columns(pl.col(col).replace_strict(mapping, default=outside, return_dtype=pl.Utf8))
     return df
 
 

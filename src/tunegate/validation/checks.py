@@ -132,7 +132,8 @@ def readable(s: State) -> None:
                     s.issues.append(Issue("readable", "error", f"{source}: no conversations found", split_name))
             else:
                 table = scan_table(source, d.format, d.columns, d.encoding)
-                s.tables[split_name] = Table(table.path, table.kind, to_canonical(table.lazy, s.cfg.task, d))
+                lazy = to_canonical(table.lazy, s.cfg.task, d)
+                s.tables[split_name] = Table(table.path, table.kind, lazy, table.columns())  # + the file's header
         except DataReadError as exc:
             s.issues.append(Issue(check="readable", severity="error", split=split_name, message=str(exc)))
     s.stop = bool(s.issues)
@@ -145,7 +146,7 @@ def required_columns(s: State) -> None:
         for canon in s.columns:
             if canon in found:
                 continue
-            names = [c for c in found if c != ROW]
+            names = [c for c in (table.header or found) if c != ROW]  # as the file names them
             hint = ""
             if len(names) == 1 and table.kind in ("csv", "tsv"):
                 other = next((d for d in (";", "\t", "|", ",") if d in names[0]), None)
@@ -262,6 +263,7 @@ def sample_and_split(s: State) -> None:
         evl = sample(evl, d.max_eval_rows, d.split_seed, by=by_input, stratify=strata)
     dev = s.index.get("dev")
     if dev is None and d.dev_fraction:  # the selection split, held out of the sampled train rows
+        s.stats["dev_fraction_of"] = train.height
         train, dev = split(train, fraction=d.dev_fraction, seed=d.split_seed + 1, stratify=strata)
     if strata and (d.max_train_rows or d.max_eval_rows):
         s.stats["sampling"] = "stratified by label"
@@ -422,7 +424,9 @@ def rows_left(s: State) -> None:
         )
         dev = dev.filter(~seen)
     if dev.height == 0:
-        s.issues.append(Issue("dev_rows", "error", "no usable dev rows are left; check data.dev", "dev"))
+        n, fraction = s.stats.get("dev_fraction_of"), s.data.dev_fraction
+        fix = f"data.dev_fraction {fraction} of {n} train rows holds out none: raise it" if n else "check data.dev"
+        s.issues.append(Issue("dev_rows", "error", f"no usable dev rows are left; {fix}", "dev"))
     s.dev = dev
 
 
@@ -438,6 +442,7 @@ def class_balance(s: State) -> None:
     s.stats["class_balance"] = {"train": counts, "eval": eval_counts}
     least = s.data.min_examples_per_label
     few = {lab: n for lab, n in counts.items() if n < least}
+    held = f"; data.dev_fraction {s.data.dev_fraction} holds them out: lower it" if "dev_fraction_of" in s.stats else ""
     if few:
         s.issues.append(
             Issue(
@@ -446,7 +451,8 @@ def class_balance(s: State) -> None:
                 split="train",
                 message=(
                     f"labels with fewer than {least} train rows: "
-                    + ", ".join(f"{k} ({v})" for k, v in few.items())
+                    + ", ".join(f"{k!r} ({v})" for k, v in few.items())
+                    + held
                     + "; add examples or lower data.min_examples_per_label"
                 ),
             )

@@ -312,7 +312,7 @@ def _failure_issues(
             bad = sorted({str(v) for v in group.get_column("failure_case").to_list()})
             name, msg = (
                 "unknown_labels",
-                f"{split_name} labels not in data.labels: {', '.join(bad)}; fix the rows or add the labels",
+                f"{split_name} labels not in data.labels: {', '.join(map(repr, bad))}; fix the rows or add the labels",
             )
         elif "empty or whitespace" in check:
             name, msg = "empty_text", f"{split_name} column '{user_col}' has empty or whitespace-only values"
