@@ -27,7 +27,7 @@ def baselines(config_path: str, overrides: dict[str, Any] | None = None):
     validation = validate_data(cfg, run)
     if not validation.ok:
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
-    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+    cfg = cfg.with_resolved(validation.resolved)  # labels found in train, a recognised format, max_length: auto
     results = evaluate_ladder(cfg, run, validation.dataset)
     ladder = summarize_ladder(cfg, run, validation.dataset, results)
     best = next(r for r in ladder["rows"] if r["best"])

@@ -33,7 +33,7 @@ def forecast(config_path: str, overrides: dict[str, Any] | None = None):
     validation = validate_data(cfg, run)
     if not validation.ok:
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
-    cfg = cfg.with_data(validation.resolved_data)
+    cfg = cfg.with_resolved(validation.resolved)
     dataset = validation.dataset
     parts = forecast_subsets(cfg, run, dataset)  # first: fractions too small for the data stop the run here
     estimate = plan(cfg, run, dataset)

@@ -34,14 +34,13 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
     validation = validate_data(cfg, run)
     if not validation.ok:
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
-    cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+    cfg = cfg.with_resolved(validation.resolved)  # labels found in train, a recognised format, max_length: auto
     dataset = validation.dataset
     methods = cfg.compare_methods()
     estimate = plan(cfg, run, dataset, methods)
     baselines = evaluate_ladder(cfg, run, dataset)
     outcomes: list[MethodOutcome] = []
-    for m in methods:
-        est = estimate.estimate_for(m.name)
+    for m, est in zip(methods, estimate.estimates):  # one estimate per method, in order
         if est is not None and est.applicable and est.over_budget:
             outcomes.append(
                 MethodOutcome(method=m.key, status="skipped", error="over budget: " + "; ".join(est.over_budget))
@@ -50,7 +49,8 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
         if est is not None and (not est.applicable or est.error):
             outcomes.append(MethodOutcome(method=m.key, status="failed", error=est.error or est.reason))
             continue
-        outcomes.append(compare_one_method(cfg.with_method(m), run, dataset, baselines))
+        planned = est.config if est is not None and est.config else m  # micro_batch_size 'auto' resolved
+        outcomes.append(compare_one_method(cfg.with_method(planned), run, dataset, baselines))
     listed = {m.name for m in methods}
     for name in cfg.inapplicable_methods():
         if name not in listed:

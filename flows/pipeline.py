@@ -46,5 +46,5 @@ def pipeline(
         at.validation = validation = validate_data(cfg, run)
         if not validation.ok:
             return invalid_data(cfg, run, validation, trigger)
-        cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+        cfg = cfg.with_resolved(validation.resolved)  # labels found in train, a recognised format, max_length: auto
         return tune_compare_deploy(cfg, run, validation, trigger, at)

@@ -45,7 +45,7 @@ def retrain(config_path: str, overrides: dict[str, Any] | None = None, force: bo
         at.validation = validation = validate_data(cfg, run)
         if not validation.ok:
             return invalid_data(cfg, run, validation, trigger)
-        cfg = cfg.with_data(validation.resolved_data)  # labels found in train, a recognised format
+        cfg = cfg.with_resolved(validation.resolved)  # labels found in train, a recognised format, max_length: auto
         at.stage = "check_change"
         change = check_change(cfg, run, validation.dataset, force)
         print(change.reason)

@@ -194,7 +194,7 @@ def pipeline_run(cfg):
 
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
-    cfg = cfg.with_data(val.resolved_data)  # as the flows do
+    cfg = cfg.with_resolved(val.resolved)  # as the flows do
     results = {}
     for r in baseline_rungs(cfg.baselines, cfg.ladder_context()):
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from tunegate.config import PromptConfig, TunegateConfig
+from tunegate.errors import TunegateError
 from tunegate.formats import is_conversation
 from tunegate.problems import task_type
 from tunegate.prompts import Context, PromptBuilder
@@ -36,6 +37,12 @@ class AnswerSpec:
 
     @classmethod
     def from_config(cls, cfg: TunegateConfig) -> "AnswerSpec":
+        """The spec of a run's config, after validation resolved it (``TunegateConfig.with_resolved``)."""
+        if cfg.method.max_length == "auto":
+            raise TunegateError(
+                "method.max_length 'auto' is chosen from the rows by validation: apply its resolved settings "
+                "(cfg.with_resolved(validation.resolved)) before answering"
+            )
         return cls(
             task=cfg.task,
             prompt=cfg.prompt,

@@ -79,6 +79,7 @@ class MethodEstimate(BaseModel):
     calibrated: bool = True  # False: not run here (its memory estimate alone rules it out)
     over_budget: list[str] = Field(default_factory=list)
     suggestion: MicroBatchSuggestion | None = None  # the same update with fewer tokens computed
+    auto_micro_batch: bool = False  # micro_batch_size 'auto': the suggestion (else the default) was applied
     config: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -103,6 +104,7 @@ class PlanResult(BaseModel):
     base_params: int
     n_train: int
     price_per_hour: float
+    lengths: dict[str, Any] = Field(default_factory=dict)  # validation's length record (DatasetRef.lengths)
 
     def estimate_for(self, method: str) -> MethodEstimate | None:
         return next((e for e in self.estimates if e.method == method), None)

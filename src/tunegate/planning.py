@@ -410,11 +410,29 @@ def _estimate_within(
         memory_limit = hardware.memory_gb * MEMORY_HEADROOM  # for a suggested micro-batch
         if budget.max_memory_gb is not None:
             memory_limit = min(memory_limit, budget.max_memory_gb)
-        est.over_budget = over_budget(est, budget, hardware)
         shape = model_shape(base_path)
         est.est_memory = get_method(m.name).training_memory(shape, m, current_placement(), data)
         est.suggestion = micro_batch_suggestion(m, est, shape=shape, data=data, limit_gb=memory_limit)
+        if getattr(m, "micro_batch_size", None) == "auto":
+            _apply_auto_micro_batch(est, m, shape, data)
+        est.over_budget = over_budget(est, budget, hardware)
     return est
+
+
+def _apply_auto_micro_batch(est: MethodEstimate, m: MethodSettings, shape, data: TrainingSet) -> None:
+    """``micro_batch_size: auto``: the suggested micro-batch (else the calibrated default) becomes the method's,
+    its time, peak memory and cost the estimate's."""
+    s = est.suggestion
+    chosen = m.micro if s is None else s.micro_batch_size
+    est.config["micro_batch_size"] = chosen
+    est.auto_micro_batch = True
+    if s is None:
+        return
+    est.est_cost_usd = round(est.est_cost_usd * s.est_train_seconds / max(est.est_train_seconds, 1e-9), 4)
+    est.est_train_seconds = s.est_train_seconds
+    est.est_peak_mb = round(s.est_peak_gb * 1024, 1)
+    resolved = m.model_copy(update={"micro_batch_size": chosen})
+    est.est_memory = get_method(m.name).training_memory(shape, resolved, current_placement(), data)
 
 
 def _why_blocked(chosen: MethodEstimate) -> str | None:

@@ -76,7 +76,7 @@ class PromptBuilder:
     def instruction(self) -> str:
         text = self.prompt.instruction
         if text is None:
-            text = task_type(self.task).default_instruction
+            text = task_type(self.task).instruction(self.prompt.list_labels)
         return text.replace("{labels}", ", ".join(self.answers))
 
     def user_message(self, text: str, context: Context | None = None, *, instructed: bool = True) -> str:

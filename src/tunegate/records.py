@@ -71,6 +71,9 @@ class DatasetRef(BaseModel):
     train_mean: float | None = None  # regression: the train target's mean (an answer without a number counts as it)
     dev_path: str | None = None  # the selection split (data.dev / dev_fraction), when configured
     n_dev: int = 0
+    # validation's length record (the plan shows it): max_length {configured, chosen, auto, longest_row, why}, and
+    # with a label list in the instruction, label_list_tokens (per request) and label_list_share (of an epoch)
+    lengths: dict[str, Any] = Field(default_factory=dict)
 
 
 class ValidationResult(BaseModel):
@@ -85,9 +88,10 @@ class ValidationResult(BaseModel):
     dataset: DatasetRef | None = None
     stats: dict[str, Any] = Field(default_factory=dict)  # rows, label counts, token lengths, data hash (the report's)
     issues: list[dict[str, Any]] = Field(default_factory=list)  # every failed or warned check with its rows
-    # data settings validation resolved from the files: `labels` (not set: label -> answer word found in train),
-    # `format` ('auto' that turned out to be a conversation format); the flows apply them (TunegateConfig.with_data)
-    resolved_data: dict[str, Any] = Field(default_factory=dict)
+    # settings validation resolved from the files, per section: data.labels (not set: found in train), data.format
+    # ('auto' that turned out to be a conversation format), method.max_length ('auto': the longest row); the flows
+    # apply them (TunegateConfig.with_resolved)
+    resolved: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Prediction(BaseModel):

@@ -120,6 +120,7 @@ def plan(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef, methods: lis
     ``blocked`` is set when the budget forbids training."""
     data = planning.training_rows(AnswerSpec.from_config(cfg), run, dataset, train_on=cfg.data.train_on)
     result = planning.plan(cfg.method, cfg.budget, cfg.costs, base_path=run.model_path, data=data, methods=methods)
+    result.lengths = dataset.lengths
     judging.write_plan(run, result, cfg.budget)
     return result
 

@@ -26,7 +26,7 @@ def wrong_scalar(annotation, value) -> str | None:
         return "expects a number, not a YAML boolean"
     if members == {bool} and not isinstance(value, bool):
         return "expects true or false (a YAML boolean, without quotes)"
-    if numeric and members <= {int, float} and isinstance(value, str) and _number(value):
+    if numeric and str not in members and isinstance(value, str) and _number(value):
         return "expects a number, not a quoted string (remove the quotes)"
     return None
 

@@ -82,6 +82,32 @@ def _truncated_gguf(d: Path) -> None:
         (d / "cut.gguf").write_bytes(f.read(4096))
 
 
+def hf_parquet_bytes(rows, names: list[str]) -> bytes:
+    """A Parquet file as Hugging Face ``datasets`` writes it: integer labels, the ClassLabel names in its metadata."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    features = {"text": {"dtype": "string", "_type": "Value"}, "label": {"names": names, "_type": "ClassLabel"}}
+    table = pa.table({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
+    table = table.replace_schema_metadata({b"huggingface": json.dumps({"info": {"features": features}}).encode()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def _truncated_arrow(d: Path) -> None:
+    """The case's train data: a Hugging Face dataset folder whose Arrow shard is cut in half."""
+    import datasets
+
+    rows = GOOD_TRAIN
+    ds = datasets.Dataset.from_dict({"text": [t for t, _ in rows], "label": [y for _, y in rows]})
+    ds.save_to_disk(str(d / "hf_train"))
+    (shard,) = (d / "hf_train").glob("*.arrow")
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+
+
 CASES = [
     # ---- data files (tunegate validate: exit 1, the file and its rows named)
     Case(
@@ -325,6 +351,28 @@ CASES = [
             "data": {"train": "chat.jsonl", "eval": None, "labels": None, "format": "messages"},
         },
     ),
+    Case(  # was reported as a missing label
+        "hf-class-label-out-of-range",
+        "data",
+        ["train.parquet", "ClassLabel value 7", "not one of the 2 names", "row"],
+        **train_file(
+            "train.parquet",
+            hf_parquet_bytes([(t, i % 2) for i, (t, _) in enumerate(GOOD_TRAIN[:-1])] + [("x", 7)], ["pos", "neg"]),
+        ),
+    ),  # fmt: skip
+    Case(  # was "failed to fill whole buffer"
+        "hf-arrow-shard-truncated",
+        "data",
+        ["hf_train", "Arrow shard", "truncated or damaged"],
+        config={"data": {"train": "hf_train"}},
+        setup=_truncated_arrow,
+    ),
+    Case(  # passed validation; the learning curve failed after the run had trained
+        "forecast-fractions-lose-a-label",
+        "data",
+        ["forecast.fractions", "1 of the 2 labels", "at least"],
+        config={"forecast": {"after_reject": True, "fractions": [0.05, 0.5, 1.0]}},
+    ),
     Case(
         "max-length-beyond-context",
         "data",
@@ -334,7 +382,7 @@ CASES = [
     Case(
         "prompt-longer-than-max-length",
         "data",
-        ["no row's input would fit"],
+        ["no row's input would fit", "prompt.list_labels: false"],
         config={"data": {"labels": [f"intent_{i}" for i in range(120)]}, "method": {"max_length": 128}},
     ),
     # ---- configs (exit 2, the key and the fix named)
@@ -477,6 +525,27 @@ CASES = [
         "config",
         ["method.epochs", "not a YAML boolean"],
         config={"method": {"epochs": True}},
+        rc=2,
+    ),
+    Case(
+        "config-micro-batch-quoted",
+        "config",
+        ["method.micro_batch_size", "not a quoted string"],
+        config={"method": {"micro_batch_size": "8"}},
+        rc=2,
+    ),
+    Case(
+        "config-max-length-tiny",
+        "config",
+        ["method.max_length", "at least 16", "auto"],
+        config={"method": {"max_length": 8}},
+        rc=2,
+    ),
+    Case(
+        "config-labels-placeholder-unlisted",
+        "config",
+        ["prompt.instruction", "{labels}", "list_labels"],
+        config={"prompt": {"instruction": "Pick one of {labels}.", "list_labels": False}},
         rc=2,
     ),
     Case(

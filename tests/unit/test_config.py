@@ -228,3 +228,26 @@ def test_a_top_level_key_yaml_reads_as_a_boolean_is_a_config_error(tmp_path):
     p.write_text("NO:\n")
     with pytest.raises(ConfigError, match="top-level keys must be names .* got False: YAML reads unquoted yes/no"):
         load_config(p)
+
+
+def test_resolved_settings_fill_only_what_is_auto():
+    """Validation's choice for max_length 'auto' reaches the method and every compare entry still at 'auto'; a set
+    value stays. Data settings (labels found in train) are applied as before."""
+    cfg = parse_config(base(compare=[{"name": "lora"}, {"name": "linear_probe", "max_length": 96}]))
+    assert cfg.method.max_length == "auto" and cfg.method.micro_batch_size == "auto"
+    done = cfg.with_resolved({"method": {"max_length": 300}, "data": {"labels": ["a", "b"]}})
+    assert done.method.max_length == 300 and [m.max_length for m in done.compare] == [300, 96]
+    assert done.data.labels == ["a", "b"] and done.method.micro_batch_size == "auto"
+    fixed = parse_config(base(method={"name": "lora", "max_length": 128}))
+    assert fixed.with_resolved({"method": {"max_length": 300}}).method.max_length == 128
+    assert cfg.with_resolved({}) is cfg
+
+
+def test_list_labels_false_drops_the_list_from_the_default_instruction():
+    from tunegate.problems import task_type
+
+    cls = task_type("classification")
+    assert "{labels}" in cls.instruction(True) and "{labels}" not in cls.instruction(False)
+    assert task_type("regression").instruction(False) == task_type("regression").default_instruction
+    with pytest.raises(ConfigError, match=r"prompt.instruction contains '\{labels\}' but prompt.list_labels"):
+        parse_config(base(prompt={"instruction": "One of {labels}", "list_labels": False}))

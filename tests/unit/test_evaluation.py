@@ -11,7 +11,13 @@ from tunegate.config import parse_config
 from tunegate.evaluation import calibrated, per_example_view, training_set
 from tunegate.records import EvalResult, Prediction, Selection
 
-CFG = parse_config({"task": "classification", "data": {"train": "t.csv", "labels": ["pos", "neg"]}})
+CFG = parse_config(
+    {
+        "task": "classification",
+        "data": {"train": "t.csv", "labels": ["pos", "neg"]},
+        "method": {"name": "lora", "max_length": 256},
+    }
+)
 SPEC = AnswerSpec.from_config(CFG)
 
 
@@ -69,7 +75,7 @@ def test_the_training_set_uses_the_task_types_answers(tiny_tokenizer):
     assert data.label_index == [0, 1, 0] and data.targets is None and len(data) == 3
     pos_ids = data.answer_ids[0]
     assert tiny_tokenizer.decode(pos_ids).strip().startswith("pos")  # the label's answer word, as scored
-    reg = parse_config({"task": "regression", "data": {"train": "t.csv"}})
+    reg = parse_config({"task": "regression", "data": {"train": "t.csv"}, "method": {"name": "lora", "max_length": 64}})
     numbers = training_set(
         AnswerSpec.from_config(reg),
         tiny_tokenizer,

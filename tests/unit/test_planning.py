@@ -166,7 +166,7 @@ def test_plan_stage_auto_chooses_and_explains(tmp_path, tiny_model_dir, toy_data
     cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method={"name": "auto", "priority": "speed"}))
     run = stages.prepare_run(cfg)
     val = stages.validate_data(cfg, run)
-    plan = stages.plan(cfg, run, val.dataset)
+    plan = stages.plan(cfg.with_resolved(val.resolved), run, val.dataset)
     assert {e.method for e in plan.estimates} == {"lora", "qlora", "prompt_tuning", "linear_probe"}
     assert plan.chosen == "linear_probe" and plan.advice.inputs["priority"] == "speed" and plan.blocked is None
     assert settings_from_dict(plan.chosen_config).name == "linear_probe"
@@ -300,6 +300,30 @@ def test_a_larger_micro_batch_is_suggested_where_rows_share_a_long_prefix(tmp_pa
     text = render_plan(plan, cfg_for().budget)
     assert "- lora: try `method.micro_batch_size: 16` (now 4): the same update" in text
     assert "1.7x fewer tokens: est. train time 5.9 min instead of 10.0 min, est. peak memory 2.02 GB" in text
+    # micro_batch_size 'auto' (the default): the suggestion becomes the method's, with its time, memory and cost;
+    # where none saves a fifth, the default 4
+    from tunegate.planning import _apply_auto_micro_batch
+
+    auto = LoraSettings(batch_size=16)
+    assert auto.micro_batch_size == "auto" and auto.micro == 4 and auto.loop_settings()["micro_batch_size"] == 4
+    a = est("lora", seconds=600.0, peak_mb=2048.0)
+    a.est_cost_usd, a.config = 1.0, auto.model_dump(mode="json")
+    with using(cpu):
+        a.suggestion = micro_batch_suggestion(auto, a, shape=shape, data=shared, limit_gb=100)
+        _apply_auto_micro_batch(a, auto, shape, shared)
+    assert a.config["micro_batch_size"] == 16 and a.auto_micro_batch
+    assert a.est_train_seconds == pytest.approx(600 * 27.25 / 46, abs=0.01) and a.est_cost_usd < 0.6
+    assert a.est_peak_mb == pytest.approx(1024 * (2.0 + options[2].memory_gb - options[0].memory_gb), abs=0.1)
+    plan.estimates = [a]
+    text = render_plan(plan, cfg_for().budget)
+    assert "- lora: `micro_batch_size: auto` -> 16: the same update" in text and "try `method" not in text
+    b = est("lora", seconds=600.0, peak_mb=2048.0)
+    b.config = auto.model_dump(mode="json")
+    with using(cpu):
+        b.suggestion = micro_batch_suggestion(auto, b, shape=shape, data=unshared, limit_gb=100)
+        _apply_auto_micro_batch(b, auto, shape, unshared)
+    assert b.config["micro_batch_size"] == 4 and b.est_train_seconds == 600.0
+    assert LoraSettings(batch_size=2).micro == 2 and LoraSettings(micro_batch_size=None).micro == 16
 
 
 def test_a_repeated_calibration_is_read_from_the_cache(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):

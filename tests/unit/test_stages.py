@@ -270,7 +270,8 @@ def test_a_new_method_needs_no_edit_outside_its_module(tmp_path, tiny_model_dir,
         assert isinstance(cfg.method, MajoritySettings)
         assert "majority" in [m.name for m in cfg.compare_methods()]  # `tunegate compare` runs it by default
         run = stages.prepare_run(cfg)
-        dataset = stages.validate_data(cfg, run).dataset
+        validation = stages.validate_data(cfg, run)
+        cfg, dataset = cfg.with_resolved(validation.resolved), validation.dataset  # max_length 'auto' chosen
         # the plan calibrates it through its hooks; the advisor picks it by its own rule
         plan = stages.plan(cfg, run, dataset)
         assert plan.chosen == "majority" and plan.estimates[0].trainable_params == 1

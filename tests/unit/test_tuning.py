@@ -40,7 +40,7 @@ def test_a_method_that_does_not_apply_is_refused(prepared, tmp_path):
     from tunegate.methods.linear_probe import LinearProbeSettings
 
     cfg, run, dataset = prepared
-    gen = cfg.model_copy(update={"task": "generation"}).with_method(LinearProbeSettings())
+    gen = cfg.model_copy(update={"task": "generation"}).with_method(LinearProbeSettings(max_length=64))
     with pytest.raises(ValueError, match="method 'linear_probe' does not apply to generation tasks"):
         tuning.tune(
             gen.method, AnswerSpec.from_config(gen), run, dataset, tmp_path / "out", train_on="all", progress=False

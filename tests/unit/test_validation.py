@@ -478,3 +478,59 @@ def test_the_checks_run_in_the_order_of_their_list_and_the_report_lists_them(tmp
     stopped = validate(bad, tiny_tokenizer)
     assert not stopped.ok and [c["check"] for c in stopped.stats["checks"]] == ["readable"]
     assert stopped.stats["checks"][0]["issues"] == 1
+
+
+def test_max_length_auto_is_the_longest_row_within_the_context_and_the_label_list_cost_is_named(
+    tmp_path, tiny_model_dir, tiny_tokenizer, toy_data
+):
+    """'auto' (the default): the longest row's prompt + answer, at least 256, at most the model's context; the
+    report says what was chosen and the flows apply it. A long label list: its tokens per request are named, with
+    prompt.list_labels: false, which drops it from the instruction."""
+    from tunegate.validation import render_markdown, resolved_settings
+
+    AUTO = {"max_length": "auto"}
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, method=AUTO))
+    assert cfg.method.max_length == "auto"
+    out = validate(cfg, tiny_tokenizer, 1024)
+    ml = out.stats["max_length"]
+    longest = max(out.stats["tokens"][s]["max"] for s in ("train", "eval"))
+    assert out.ok and ml["longest_row"] == longest < 256 and ml["chosen"] == ml["auto"] == 256, ml
+    assert "the floor of 256" in ml["why"] and out.stats["tokens"]["train"]["limit"] == 256
+    assert "`method.max_length: auto` -> **256** tokens" in render_markdown(out)
+    resolved = resolved_settings(cfg, out)
+    assert resolved["method"] == {"max_length": 256} and cfg.with_resolved(resolved).method.max_length == 256
+    # a context shorter than the floor caps it; rows beyond it follow data.too_long (error here)
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, data={"too_long": "error"}, method=AUTO))
+    out = validate(cfg, tiny_tokenizer, longest - 1)
+    assert out.stats["max_length"]["chosen"] == longest - 1 and "model's context" in out.stats["max_length"]["why"]
+    assert "exceed the model's context of" in checks(out)["too_long"].message
+    # long rows: the longest one decides
+    rows = [("word " * 300 + t, y) for t, y in [("a", "pos"), ("b", "neg")]] + [
+        (f"short {i}", "pos" if i % 2 else "neg") for i in range(12)
+    ]
+    files = {"train": write_csv(tmp_path / "long.csv", rows), "eval": toy_data["eval"]}
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, files, method=AUTO)
+    ml = out.stats["max_length"]
+    assert out.ok and ml["chosen"] == ml["longest_row"] == out.stats["tokens"]["train"]["max"] > 300
+    # a configured length stays, and auto's choice is still recorded (a compare entry may be 'auto')
+    out = run_checks(tmp_path, tiny_model_dir, tiny_tokenizer, toy_data, method={"max_length": 100})
+    assert out.stats["max_length"]["chosen"] == 100 and out.stats["max_length"]["auto"] == 256
+    # 120 labels: the list is most of each prompt, named with its cost and the option that drops it
+    labels = [f"intent_number_{i}" for i in range(120)]
+    many = {
+        "train": write_csv(
+            tmp_path / "many.csv", [(f"request {i} {w}", lab) for i, lab in enumerate(labels) for w in "ab"]
+        ),
+        "eval": write_csv(tmp_path / "many_eval.csv", [(f"request {i} c", lab) for i, lab in enumerate(labels)]),
+    }
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, many, data={"labels": labels}, method=AUTO))
+    out = validate(cfg, tiny_tokenizer, 1024)
+    warn = checks(out, "warning")["label_list"]
+    cost = out.stats["label_list_tokens"]
+    assert cost > 500 and f"costs {cost} tokens per request" in warn.message
+    assert "prompt.list_labels: false" in warn.message and out.stats["label_list_share"] > 0.5, out.summary()
+    unlisted = cfg.model_copy(update={"prompt": cfg.prompt.model_copy(update={"list_labels": False})})
+    out2 = validate(unlisted, tiny_tokenizer, 1024)
+    assert "label_list" not in checks(out2, "warning") and "label_list_tokens" not in out2.stats
+    assert out2.stats["tokens"]["train"]["max"] == out.stats["tokens"]["train"]["max"] - cost

@@ -150,7 +150,7 @@ def cmd_plan(args) -> int:
     if not result.ok:
         print(f"ERROR: {result.summary} Report: {result.report_md}", file=sys.stderr)
         return 1
-    cfg = cfg.with_data(result.resolved_data)
+    cfg = cfg.with_resolved(result.resolved)
     print("Calibrating each method with a short timed run on real rows...", file=sys.stderr)
     plan = stages.plan(cfg, run, result.dataset)
     print(render_plan(plan, cfg.budget))

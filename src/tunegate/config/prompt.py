@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tunegate.strict import Strict as _Strict
 
@@ -30,3 +30,18 @@ class PromptConfig(_Strict):
         "then 'Input: ...' / 'Answer: ...' lines); 'auto': chat when the tokenizer has a chat template, else plain. "
         "Used identically in training, evaluation, predict and serve.",
     )
+    list_labels: bool = Field(
+        default=True,
+        description="Classification: list the labels in the default instruction. false drops the list (scoring "
+        "reads each label's answer, not the list): with many labels it is most of every prompt (validation and "
+        "the plan say how many tokens it costs per request); the zero-shot rung may score lower without it.",
+    )
+
+    @model_validator(mode="after")
+    def _labels_listed(self):
+        if not self.list_labels and self.instruction is not None and "{labels}" in self.instruction:
+            raise ValueError(
+                "prompt.instruction contains '{labels}' but prompt.list_labels is false: remove '{labels}' from the "
+                "instruction, or set list_labels: true"
+            )
+        return self

@@ -254,12 +254,25 @@ class TunegateConfig(_Strict):
         seed = self.method.seed
         return [self.with_method(self.method.model_copy(update={"seed": seed + i})) for i in range(self.gate.seeds)]
 
-    def with_data(self, resolved: dict[str, Any] | None) -> "TunegateConfig":
-        """This config with the ``data`` settings validation resolved from the files (labels found in train, a
-        conversation format recognised), so later stages, the registry and serving see them; unchanged for none."""
+    def with_resolved(self, resolved: dict[str, dict[str, Any]] | None) -> "TunegateConfig":
+        """This config with the settings validation resolved from the files (``ValidationResult.resolved``: labels
+        found in train, a conversation format recognised, what a ``max_length: auto`` becomes), so later stages,
+        the registry and serving see them. Method settings fill only what is still 'auto' (in ``method`` and in
+        each ``compare`` entry); unchanged for none."""
         if not resolved:
             return self
-        return self.model_copy(update={"data": self.data.model_copy(update=dict(resolved))})
+        update: dict[str, Any] = {}
+        if resolved.get("data"):
+            update["data"] = self.data.model_copy(update=dict(resolved["data"]))
+        if resolved.get("method"):
+
+            def fill(m):
+                return m.model_copy(update={k: v for k, v in resolved["method"].items() if getattr(m, k, 0) == "auto"})
+
+            update["method"] = fill(self.method)
+            if self.compare is not None:
+                update["compare"] = [fill(m) for m in self.compare]
+        return self.model_copy(update=update)
 
     def ladder_context(self) -> LadderContext:
         """What the ladder's rungs need to know about this run besides their own settings."""

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tunegate.strict import Strict
+
+AUTO_MIN_LENGTH = 256  # max_length 'auto' is never below this (what a served input may use)
+AUTO_MICRO_BATCH = 4  # micro_batch_size 'auto' where no plan measured a better one
 
 
 class MethodSettings(Strict):
@@ -22,8 +25,12 @@ class MethodSettings(Strict):
     family: ClassVar[str | None] = None
 
     name: str
-    max_length: int = Field(
-        default=256, ge=16, description="Max tokens of prompt + answer per example (inputs are cut to fit)."
+    max_length: int | Literal["auto"] = Field(
+        default="auto",
+        description="Max tokens of prompt + answer per example (longer inputs are cut to fit, or refused: "
+        "data.too_long). 'auto': the longest row's prompt + answer (train, eval and selection rows), at least "
+        f"{AUTO_MIN_LENGTH} so served inputs longer than the data's are not cut short, at most the model's context; "
+        "the validation report and the plan show the value chosen. An integer >= 16 fixes it.",
     )
     seed: int = Field(default=0, description="Seed of init, shuffling, splits and dropout.")
     label: str | None = Field(
@@ -34,6 +41,17 @@ class MethodSettings(Strict):
         "method listed twice with other settings. Default: the method's name; unlabelled entries of one method are "
         "named by the settings that differ (lora[layers=top:4]).",
     )
+
+    @field_validator("max_length")
+    @classmethod
+    def _length_floor(cls, value):
+        if value != "auto" and value < 16:
+            raise ValueError("must be at least 16 tokens, or 'auto' (the longest row, within the model's context)")
+        return value
+
+    def cap(self, tokens: int) -> int:
+        """``tokens`` cut to max_length (unchanged while an 'auto' is not yet resolved from the data)."""
+        return tokens if self.max_length == "auto" else min(tokens, self.max_length)
 
     @property
     def key(self) -> str:
@@ -76,12 +94,14 @@ class GradientSettings(MethodSettings):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1, description="Share of steps spent warming up the lr.")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
     batch_size: int = Field(default=16, ge=1, le=1024, description="Examples per optimizer step.")
-    micro_batch_size: int | None = Field(
-        default=4,
-        ge=1,
+    micro_batch_size: int | Literal["auto"] | None = Field(
+        default="auto",
         description=(
-            "Examples per forward/backward pass; gradients accumulate to batch_size. Same update, a quarter of the "
-            "activation memory at 4 of 16. null = the whole batch at once."
+            "Examples per forward/backward pass; gradients accumulate to batch_size: the same update, a quarter of "
+            "the activation memory at 4 of 16. 'auto': the plan's choice, the largest micro-batch that computes at "
+            "least 20% fewer tokens per epoch (rows sharing a long prompt prefix compute it once per micro-batch) "
+            f"and whose estimated peak fits the device and budget.max_memory_gb; else {AUTO_MICRO_BATCH}. "
+            "null = the whole batch at once."
         ),
     )
     grad_clip: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
@@ -104,21 +124,36 @@ class GradientSettings(MethodSettings):
         "E.g. {patience: 2} with epochs: 10.",
     )
 
+    @field_validator("micro_batch_size")
+    @classmethod
+    def _micro_positive(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1, 'auto' or null (the whole batch)")
+        return value
+
     @model_validator(mode="after")
     def _micro_fits(self):
-        if self.micro_batch_size is not None and self.micro_batch_size > self.batch_size:
+        if isinstance(self.micro_batch_size, int) and self.micro_batch_size > self.batch_size:
             raise ValueError(
                 f"micro_batch_size {self.micro_batch_size} exceeds batch_size {self.batch_size}; "
                 "lower it or set it to null"
             )
         return self
 
+    @property
+    def micro(self) -> int:
+        """Rows per forward/backward pass: the configured micro-batch, the whole batch for null, and for an 'auto'
+        the plan did not resolve, ``AUTO_MICRO_BATCH``."""
+        if self.micro_batch_size == "auto":
+            return min(AUTO_MICRO_BATCH, self.batch_size)
+        return self.micro_batch_size or self.batch_size
+
     def loop_settings(self) -> dict[str, Any]:
         """The shared training loop's keyword arguments."""
         return dict(
             epochs=self.epochs,
             batch_size=self.batch_size,
-            micro_batch_size=self.micro_batch_size,
+            micro_batch_size=None if self.micro_batch_size is None else self.micro,
             lr=self.lr,
             warmup_ratio=self.warmup_ratio,
             weight_decay=self.weight_decay,

@@ -27,6 +27,13 @@ class TaskType:
     source_keys: ClassVar[tuple[str, str]] = ("text_column", "label_column")
     conversations: ClassVar[bool] = False  # reads conversation files (OpenAI messages, ShareGPT, Alpaca)
     default_instruction: ClassVar[str] = ""  # put before the input when prompt.instruction is not set
+    unlisted_instruction: ClassVar[str | None] = None  # ... without '{labels}' (prompt.list_labels: false)
+
+    def instruction(self, list_labels: bool = True) -> str:
+        """The default instruction: with the '{labels}' list, or without it where the task has such a form."""
+        if not list_labels and self.unlisted_instruction is not None:
+            return self.unlisted_instruction
+        return self.default_instruction
 
     @property
     def has_labels(self) -> bool:

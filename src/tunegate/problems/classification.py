@@ -10,6 +10,7 @@ class Classification(TaskType):
     default_instruction = (
         "Classify the input into exactly one of these categories: {labels}. Answer with the category name only."
     )
+    unlisted_instruction = "Classify the input into exactly one category. Answer with the category name only."
 
 
 register_task_type(Classification())

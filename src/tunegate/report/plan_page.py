@@ -36,16 +36,9 @@ def render_plan(plan: PlanResult, budget: BudgetConfig) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [_estimate_row(e, chosen=e.method == plan.chosen) for e in plan.estimates]
+    lines += _lengths_lines(plan.lengths, plan.n_train)
     for e in plan.estimates:
-        if (s := e.suggestion) is not None:
-            lines += [
-                "",
-                f"- {e.method}: try `method.micro_batch_size: {s.micro_batch_size}` (now {s.configured}): the same "
-                f"update; the rows share their first tokens, computed once per micro-batch, so an epoch computes "
-                f"{s.tokens_ratio:.1f}x fewer tokens: est. train time {_mins(s.est_train_seconds)} instead of "
-                f"{_mins(e.est_train_seconds)}, est. peak memory {s.est_peak_gb:.2f} GB instead of "
-                f"{e.est_peak_mb / 1024:.2f}",
-            ]
+        lines += _micro_batch_lines(e)
     reused = [e.method for e in plan.estimates if e.calibration_cached]
     if reused:
         lines += [
@@ -66,6 +59,59 @@ def render_plan(plan: PlanResult, budget: BudgetConfig) -> str:
     if plan.blocked:
         lines += ["", f"**Over budget: training will not start.** {plan.blocked}"]
     return "\n".join(lines) + "\n"
+
+
+def _lengths_lines(lengths: dict, n_train: int) -> list[str]:
+    """What max_length is (what 'auto' chose, from validation), and what the label list costs per request."""
+    out = []
+    if (ml := lengths.get("max_length")) is not None:
+        if ml["configured"] == "auto":
+            out.append(
+                f"- `method.max_length: auto` -> {ml['chosen']} tokens: {ml['why']}; the memory estimates are at the "
+                "rows' own lengths"
+            )
+        else:
+            out.append(f"- `method.max_length: {ml['chosen']}` (the longest row takes {ml['longest_row']} tokens)")
+    if (cost := lengths.get("label_list_tokens")) and (share := lengths.get("label_list_share")) is not None:
+        line = f"- the label list in the instruction costs {cost} tokens per request ({share:.0%} of an epoch's tokens"
+        if share >= LABEL_LIST_SUGGEST_SHARE:
+            line += (
+                f"): try `prompt.list_labels: false`: about {cost * n_train:,} fewer tokens per epoch; scoring reads "
+                "each label's answer, not the list (the zero-shot rung may score lower without it)"
+            )
+        else:
+            line += ")"
+        out.append(line)
+    return ["", *out] if out else []
+
+
+def _micro_batch_lines(e) -> list[str]:
+    """The micro-batch 'auto' chose, or a larger one to try (the same update, fewer tokens computed)."""
+    s = e.suggestion
+    if e.auto_micro_batch:
+        chosen = e.config.get("micro_batch_size")
+        if s is None:
+            return ["", f"- {e.method}: `micro_batch_size: auto` -> {chosen} (no larger one computes 20% fewer tokens "
+                    "within the memory limit)"]  # fmt: skip
+        return [
+            "",
+            f"- {e.method}: `micro_batch_size: auto` -> {chosen}: the same update; the rows share their first "
+            f"tokens, computed once per micro-batch, so an epoch computes {s.tokens_ratio:.1f}x fewer tokens than "
+            f"at {s.configured} (estimates above at {chosen}; set an integer to fix it)",
+        ]
+    if s is None:
+        return []
+    return [
+        "",
+        f"- {e.method}: try `method.micro_batch_size: {s.micro_batch_size}` (now {s.configured}): the same "
+        f"update; the rows share their first tokens, computed once per micro-batch, so an epoch computes "
+        f"{s.tokens_ratio:.1f}x fewer tokens: est. train time {_mins(s.est_train_seconds)} instead of "
+        f"{_mins(e.est_train_seconds)}, est. peak memory {s.est_peak_gb:.2f} GB instead of "
+        f"{e.est_peak_mb / 1024:.2f}",
+    ]
+
+
+LABEL_LIST_SUGGEST_SHARE = 0.25  # the plan suggests prompt.list_labels: false from this share of an epoch
 
 
 def _estimate_row(e, *, chosen: bool) -> str:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tunegate.config import DataConfig, TunegateConfig
+from tunegate.config import TunegateConfig
 from tunegate.modeling import context_length, load_tokenizer
 from tunegate.records import DatasetRef, ValidationResult
 from tunegate.runs import write_run_config
@@ -30,11 +30,14 @@ __all__ = [
     "ValidationOutcome",
     "group_references",
     "render_markdown",
-    "resolved_data",
+    "resolved_settings",
     "validate",
     "validate_run",
     "write_report",
 ]
+
+
+LENGTH_STATS = ("max_length", "label_list_tokens", "label_list_share")  # what the plan shows of validation's
 
 
 def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> ValidationResult:
@@ -42,10 +45,10 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
     normalized train/eval frames as ``data/{train,eval}.parquet`` with what later stages need (hash, train mean)."""
     outcome = validate(cfg, load_tokenizer(model_path), context_length(model_path))
     md, js = write_report(outcome, run_dir)
-    resolved = resolved_data(cfg.data, outcome)
+    resolved = resolved_settings(cfg, outcome)
     if outcome.ok and resolved and (run_dir / "config.yaml").is_file():
         # the run's resolved config (what the registry keeps, what serving and re-scoring read) names them
-        write_run_config(cfg.with_data(resolved).model_dump(mode="json"), run_dir)
+        write_run_config(cfg.with_resolved(resolved).model_dump(mode="json"), run_dir)
     dataset = None
     if outcome.ok:
         data_dir = run_dir / "data"
@@ -64,6 +67,7 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
             train_mean=train_mean,
             dev_path=str(data_dir / "dev.parquet") if outcome.dev is not None else None,
             n_dev=0 if outcome.dev is None else outcome.dev.height,
+            lengths={k: outcome.stats[k] for k in LENGTH_STATS if k in outcome.stats},
         )
     return ValidationResult(
         ok=outcome.ok,
@@ -75,15 +79,20 @@ def validate_run(cfg: TunegateConfig, model_path: str, run_dir: Path) -> Validat
         dataset=dataset,
         stats=outcome.stats,
         issues=[asdict(i) for i in outcome.issues],
-        resolved_data=resolved,
+        resolved=resolved,
     )
 
 
-def resolved_data(data: DataConfig, outcome: ValidationOutcome) -> dict[str, Any]:
-    """The data settings the files decided: labels found in train, a conversation format 'auto' recognised."""
-    out: dict[str, Any] = {}
-    if outcome.stats.get("labels_inferred") and data.labels is None:
-        out["labels"] = outcome.stats["labels_inferred"]
-    if outcome.stats.get("conversation_format") and data.format == "auto":
-        out["format"] = outcome.stats["conversation_format"]
+def resolved_settings(cfg: TunegateConfig, outcome: ValidationOutcome) -> dict[str, dict[str, Any]]:
+    """The settings the files decided, per config section: ``data``: labels found in train, a conversation format
+    'auto' recognised; ``method``: what a ``max_length: auto`` becomes (the longest row, within the context).
+    :meth:`TunegateConfig.with_resolved` applies them."""
+    data: dict[str, Any] = {}
+    if outcome.stats.get("labels_inferred") and cfg.data.labels is None:
+        data["labels"] = outcome.stats["labels_inferred"]
+    if outcome.stats.get("conversation_format") and cfg.data.format == "auto":
+        data["format"] = outcome.stats["conversation_format"]
+    out: dict[str, dict[str, Any]] = {"data": data} if data else {}
+    if "max_length" in outcome.stats:
+        out["method"] = {"max_length": outcome.stats["max_length"]["auto"]}
     return out

@@ -8,9 +8,9 @@ light columns (row number, hashes, label); only the rows a run uses are read as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Callable
 
 import polars as pl
 
@@ -19,7 +19,6 @@ from tunegate.data import (
     ROW,
     DataReadError,
     Table,
-    canonical_columns,
     conversation_format,
     infer_labels,
     read_conversations,
@@ -33,20 +32,17 @@ from tunegate.data import (
 )
 from tunegate.formats import is_conversation
 from tunegate.ladder import core as ladder
-from tunegate.prompts import PromptBuilder
 from tunegate.schemas import schema_for
 from tunegate.validation.frames import (
     SAME,
     TEXT_HASH,
     USABLE,
-    TrainScan,
     _also_in,
     _answer_clashes,
     _conflicts,
     _conversation_issues,
     _failure_issues,
     _index_query,
-    _length_shift,
     _pandera_failures,
     _repeats,
     _rows,
@@ -57,53 +53,8 @@ from tunegate.validation.frames import (
     group_references,
 )
 from tunegate.validation.issues import Issue, ValidationOutcome, policy_issue
-
-
-@dataclass
-class State:
-    """What validation knows so far: the config, the files as tables, the index, the rows sampled for the run."""
-
-    cfg: TunegateConfig
-    tokenizer: Any
-    context: int | None
-    issues: list[Issue] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    stop: bool = False  # a check found what makes the checks after it meaningless
-    tables: dict[str, Table] = field(default_factory=dict)
-    index: dict[str, pl.DataFrame] = field(default_factory=dict)  # light columns of every row, per split
-    totals: dict[str, int] = field(default_factory=dict)  # rows per split file
-    answers: dict[str, str] = field(default_factory=dict)  # label -> answer word
-    labels: list[str] | None = None
-    train: pl.DataFrame | None = None  # the sampled train index
-    train_rows: pl.DataFrame | None = None  # ... of usable rows with a known label
-    evl: pl.DataFrame | None = None  # eval rows, read whole
-    dev: pl.DataFrame | None = None  # selection rows, read whole
-    keep: pl.Expr | None = None  # what makes a row usable
-    builder: PromptBuilder | None = None
-    per_label: dict[str, int] = field(default_factory=dict)  # answer tokens per label
-    scan: TrainScan | None = None
-    count: Callable | None = None  # token totals of a frame's rows
-    token_totals: dict[str, pl.Series] = field(default_factory=dict)
-
-    @property
-    def data(self):
-        return self.cfg.data
-
-    @property
-    def columns(self) -> tuple[str, str]:
-        return canonical_columns(self.cfg.task)
-
-    @property
-    def has_labels(self) -> bool:
-        return self.cfg.task_type.has_labels
-
-    @property
-    def conversational(self) -> bool:
-        return "conversation_format" in self.stats
-
-    @property
-    def max_len(self) -> int:
-        return self.cfg.method.max_length
+from tunegate.validation.lengths import length_shift, max_length, too_long
+from tunegate.validation.state import State
 
 
 @dataclass(frozen=True)
@@ -306,40 +257,6 @@ def conflicting_labels(s: State) -> None:
         s.train, s.train_rows = s.train.filter(~gone), s.train_rows.filter(~gone)
 
 
-def max_length(s: State) -> None:
-    """method.max_length against the model's context and against what the prompt costs without its input."""
-    s.builder = PromptBuilder(
-        s.tokenizer, s.cfg.prompt, s.cfg.task, list(s.answers.values()), conversation=s.conversational
-    )
-    s.per_label = {lab: len(s.builder.answer_ids(a)) for lab, a in s.answers.items()} if s.has_labels else {}
-    max_len = s.max_len
-    if s.context is not None and max_len > s.context:
-        s.issues.append(
-            Issue(
-                check="max_length",
-                severity="error",
-                split="train",
-                message=f"method.max_length={max_len} exceeds the model's context of {s.context} tokens "
-                "(max_position_embeddings in its config.json); set method.max_length to at most "
-                f"{s.context}",
-            )
-        )
-    fixed = s.builder.overhead_tokens() + max(s.per_label.values(), default=1)
-    if fixed >= max_len:
-        s.issues.append(
-            Issue(
-                check="max_length",
-                severity="error",
-                split="train",
-                message="the prompt without its input (template, instruction"
-                + (f", the {len(s.per_label)} labels" if s.per_label else "")
-                + f") and the longest answer already take {fixed} tokens, method.max_length={max_len}: no "
-                f"row's input would fit; raise method.max_length (e.g. to {fixed + 128}) or shorten "
-                "prompt.instruction",
-            )
-        )
-
-
 def schema(s: State) -> None:
     """The pandera contract on every sampled row (train streamed in batches, its tokens counted on the way)."""
     d, label_col = s.data, s.columns[1]
@@ -367,6 +284,12 @@ def schema(s: State) -> None:
         for i in found:
             if d.label_pattern and i.check == "null_values" and f"'{user_cols[label_col]}'" in i.message:
                 i.message += f" or labels that do not match data.label_pattern '{d.label_pattern}'"
+        for i in found:
+            if i.check == "unknown_labels" and "<ClassLabel value" in i.message and split_name in s.tables:
+                i.message += (
+                    f" In {s.tables[split_name].path}, an integer label beyond the names of its Hugging Face "
+                    "ClassLabel feature: fix those rows, or the feature's names"
+                )
         if "labels_inferred" in s.stats:  # the label set is train's: an unknown eval label was never seen in train
             for i in found:
                 if i.check == "unknown_labels":
@@ -470,50 +393,18 @@ def class_balance(s: State) -> None:
         )
 
 
-def too_long(s: State) -> None:
-    """Token length of prompt + answer against method.max_length (data.too_long: error, or truncate)."""
-    d, max_len = s.data, s.max_len
-    s.token_totals = {"train": s.scan.tokens}
-    if s.evl.height:
-        s.token_totals["eval"] = s.count(s.evl, "validate: tokens (eval)")
-    for split_name, totals_ in s.token_totals.items():
-        if totals_.len() == 0:
-            continue
-        s.stats.setdefault("tokens", {})[split_name] = {
-            "max": int(totals_.max()),
-            "mean": round(float(totals_.mean()), 1),
-            "total": int(totals_.clip(upper_bound=max_len).sum()),
-            "limit": max_len,
-        }
-        row_numbers = s.scan.rows if split_name == "train" else s.evl.get_column(ROW)
-        over = row_numbers.filter(totals_ > max_len).to_list()
-        if over:
-            s.issues.append(
-                policy_issue(
-                    "error" if d.too_long == "error" else "warn",
-                    "too_long",
-                    f"{len(over)} {split_name} row(s) exceed method.max_length={max_len} tokens (prompt + answer)"
-                    + (" and will be truncated" if d.too_long == "truncate" else ""),
-                    split_name,
-                    over,
-                    "shorten them, raise method.max_length, or set data.too_long: truncate"
-                    + (" (conversations lose their oldest exchanges first)" if s.conversational else ""),
-                )
-            )
-    if "train" in s.stats.get("tokens", {}):
-        epochs = getattr(s.cfg.method, "epochs", 1) or 1
-        examples = s.scan.example_tokens if s.conversational else s.scan.tokens
-        if s.conversational:  # one training example per trained assistant turn (data.train_on)
-            s.stats["training_examples"] = examples.len()
-        s.stats["training_tokens"] = int(examples.clip(upper_bound=max_len).sum()) * epochs
+def forecast_fractions(s: State) -> None:
+    """With ``forecast.after_reject``, the learning curve's smallest train subset must hold every label (else the
+    curve fails after the run has trained); ``tunegate forecast`` checks the same before training."""
+    if not s.cfg.forecast.after_reject or not s.has_labels or s.train_rows.height == 0:
+        return
+    from tunegate.errors import ConfigError
+    from tunegate.forecast import nested_rows
 
-
-def length_shift(s: State) -> None:
-    """Train and eval inputs of very different lengths: a selection split drawn from train may mislead."""
-    from_train = s.data.dev is None and bool(s.data.dev_fraction)
-    shift = _length_shift(s.token_totals, s.builder.overhead_tokens(), from_train=from_train)
-    if shift is not None:
-        s.issues.append(shift)
+    try:
+        nested_rows(s.train_rows, s.cfg.forecast.fractions, seed=s.data.split_seed, task=s.cfg.task)
+    except ConfigError as exc:
+        s.issues.append(Issue(check="forecast_fractions", severity="error", split="config", message=str(exc)))
 
 
 def documents(s: State) -> None:
@@ -545,8 +436,9 @@ CHECKS: list[Check] = [
     Check("leakage", "eval texts against train texts", leakage),
     Check("eval_rows", "the eval and dev rows left", rows_left),
     Check("class_balance", "train and eval labels", class_balance),
-    Check("too_long", "each row's prompt + answer tokens", too_long),
+    Check("too_long", "each row's prompt + answer tokens (method.max_length: auto is chosen here)", too_long),
     Check("length_shift", "train and eval input lengths", length_shift),
+    Check("forecast_fractions", "train's labels against forecast.fractions (with after_reject)", forecast_fractions),
     Check("documents", "the enabled rungs' files (RAG's document folder)", documents),
     Check("guard_files", "the files the guards name (guards.retention.datasets, guards.bias.pairs)", guard_files),
 ]

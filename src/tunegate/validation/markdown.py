@@ -76,6 +76,7 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         ]
         for s, t in tok.items():
             lines.append(f"| {s} | {t['mean']} | {t['max']} | {t.get('total', '')} | {t['limit']} |")
+        lines += _length_lines(outcome.stats)
         train_tok = outcome.stats.get("training_tokens")
         examples = outcome.stats.get("training_examples")
         if train_tok:
@@ -96,3 +97,21 @@ def render_markdown(outcome: ValidationOutcome) -> str:
         lines += [f"| {c['check']} | {c['reads']} | {c['issues'] or '-'} |" for c in ran]
         lines.append("")
     return "\n".join(lines)
+
+
+def _length_lines(stats: dict) -> list[str]:
+    """What method.max_length is (what 'auto' chose and why) and what the label list costs per request."""
+    out = []
+    if (ml := stats.get("max_length")) is not None:
+        if ml["configured"] == "auto":
+            out.append(f"`method.max_length: auto` -> **{ml['chosen']}** tokens: {ml['why']}.")
+        else:
+            out.append(f"`method.max_length: {ml['chosen']}` (auto would choose {ml['auto']}).")
+    if (cost := stats.get("label_list_tokens")) is not None:
+        share = stats.get("label_list_share")
+        of_epoch = f", {share:.0%} of an epoch's tokens" if share is not None else ""
+        out.append(
+            f"The label list in the instruction costs {cost} tokens per request{of_epoch}; "
+            "`prompt.list_labels: false` drops it."
+        )
+    return ["", *out] if out else []

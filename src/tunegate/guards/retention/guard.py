@@ -101,7 +101,7 @@ def _dataset_rows(ctx, path: Path, max_drop: float) -> Rows:
     from tunegate.data import canonical_columns
     from tunegate.errors import ConfigError
     from tunegate.modeling import context_length
-    from tunegate.validation import resolved_data, validate
+    from tunegate.validation import resolved_settings, validate
 
     where = path if path.is_absolute() else ctx.config_dir / path
     cfg = load_config(where)
@@ -112,7 +112,7 @@ def _dataset_rows(ctx, path: Path, max_drop: float) -> Rows:
             f"guards.retention.datasets: {where} has data errors ({len(outcome.errors)}); run `tunegate validate "
             f"{where}` to see them"
         )
-    spec = AnswerSpec.from_config(cfg.with_data(resolved_data(cfg.data, outcome)))
+    spec = AnswerSpec.from_config(cfg.with_resolved(resolved_settings(cfg, outcome)))
     text_col, label_col = canonical_columns(spec.task)
     texts = outcome.eval.get_column(text_col).to_list()
     refs = outcome.eval.get_column(label_col).to_list()

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from tunegate import hardware
 from tunegate.methods.base import AdviceContext, Rule, TrainedArtifact, TrainingSet, TuningMethod
+from tunegate.methods.settings import AUTO_MIN_LENGTH
 from tunegate.modeling import cache_root, load_model, load_tokenizer, parameter_count
 from tunegate.problems import task_type
 from tunegate.progress import bar as progress_bar
@@ -268,14 +269,14 @@ class LinearProbe(TuningMethod):
     def training_memory(self, shape, cfg, placement, data: TrainingSet):
         from tunegate.footprint import DTYPE_BYTES, training_memory
 
-        longest = max((len(p) for p in data.prompt_ids), default=cfg.max_length)
+        longest = cfg.cap(max((len(p) for p in data.prompt_ids), default=AUTO_MIN_LENGTH))
         return training_memory(
             shape,
             base_bytes=DTYPE_BYTES[placement.dtype],
             quantized=False,
             trainable_params=shape.hidden * max(1, len(data.labels)),
             compute_bytes=DTYPE_BYTES[placement.dtype],
-            micro_batch_tokens=cfg.feature_batch_size * min(longest, cfg.max_length),
+            micro_batch_tokens=cfg.feature_batch_size * longest,
             answer_tokens=0,
             backward_through_model=False,
             checkpointing=False,

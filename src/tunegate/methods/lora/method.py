@@ -19,6 +19,7 @@ from tunegate.methods.base import (
     TrainingSet,
     TuningMethod,
 )
+from tunegate.methods.settings import AUTO_MIN_LENGTH
 from tunegate.modeling import load_model, parameter_count
 from tunegate.scoring import LMAnswerer, shared_prompt_prefix
 from tunegate.training import answer_only_loss, micro_batch_cached_tokens, micro_batch_tokens
@@ -43,8 +44,8 @@ class LoopTrained(TuningMethod):
         raise NotImplementedError
 
     def training_memory(self, shape, cfg, placement, data: TrainingSet):
-        micro = cfg.micro_batch_size or cfg.batch_size
-        longest = min(max((len(p) + len(a) for p, a in data.examples), default=cfg.max_length), cfg.max_length)
+        micro = cfg.micro
+        longest = cfg.cap(max((len(p) + len(a) for p, a in data.examples), default=AUTO_MIN_LENGTH))
         longest_answer = max((len(a) for _, a in data.examples), default=1)
         shared = shared_prompt_prefix(data.prompt_ids)
         return training_memory(
@@ -64,7 +65,7 @@ class LoopTrained(TuningMethod):
     def micro_batch_options(self, shape, cfg, placement, data: TrainingSet) -> list[MicroBatchOption]:
         """The configured micro-batch, then doubling up to batch_size: the same update, the rows' shared first
         tokens computed once per micro-batch (``micro_batch_tokens``) at a mean row's length."""
-        micro = cfg.micro_batch_size or cfg.batch_size
+        micro = cfg.micro
         if not len(data):
             return []
         shared = shared_prompt_prefix(data.prompt_ids)
