@@ -8,7 +8,7 @@ and answered exactly as what was judged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -75,6 +75,12 @@ class AnswerSpec:
             "max_new_tokens": self.max_new_tokens,
             "conversation": self.conversation,
         }
+
+    def with_instruction(self, instruction: str | None) -> "AnswerSpec":
+        """This spec with another instruction (a searched prompt); unchanged for None."""
+        if instruction is None:
+            return self
+        return replace(self, prompt=self.prompt.model_copy(update={"instruction": instruction}))
 
     def builder(self, tokenizer) -> PromptBuilder:
         return PromptBuilder(tokenizer, self.prompt, self.task, list(self.labels.values()), self.conversation)

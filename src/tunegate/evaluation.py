@@ -18,8 +18,10 @@ from tunegate import metrics
 from tunegate.answering import AnswerSpec, answer, label_logprobs, prompt_ids
 from tunegate.conversations import conversation_targets
 from tunegate.data import ROW, canonical_columns
+from tunegate.errors import TunegateError
 from tunegate.ladder import Augment, LadderContext, Rung
 from tunegate.ladder import core as ladder
+from tunegate.ladder.base import Scored, SearchEnv
 from tunegate.ladder.core import CALIBRATED
 from tunegate.methods import TrainingSet, get_method
 from tunegate.modeling import load_model, load_tokenizer
@@ -56,6 +58,7 @@ def evaluate(
         else eval_df.get_column(label_col).to_list()
     )
     aug = augment or Augment()
+    spec = spec.with_instruction(aug.instruction)
     ids = prompt_ids(spec, tokenizer, texts, shots=aug.shots, contexts=aug.contexts)
     rows = eval_df.get_column(ROW).to_list()
     details: dict[str, Any] = dict(aug.details)
@@ -251,9 +254,13 @@ def evaluate_rung(
             raise ValueError(f"rung {rung.name} needs the result of {rung.base.name}")
         t0 = time.perf_counter()
         texts, prior = ladder.calibration_inputs(ctx, train, rung)
-        aug = ladder.augment_for(ctx, rung.base, train, texts)
+        aug = ladder.augment_for(ctx, ladder.searched(rung.base, base.details), train, texts)
         ids = prompt_ids(
-            spec, tokenizer, texts, shots=aug.shots if aug else None, contexts=aug.contexts if aug else None
+            spec.with_instruction(aug.instruction if aug else None),
+            tokenizer,
+            texts,
+            shots=aug.shots if aug else None,
+            contexts=aug.contexts if aug else None,
         )
         logp, _ = label_logprobs(answerer, tokenizer, spec, ids, desc=f"calibrate {rung.name}")
         offset = ladder.calibration_offset(logp, prior)
@@ -262,17 +269,54 @@ def evaluate_rung(
             base, spec=spec, name=rung.name, offset=offset, setup_seconds=time.perf_counter() - t0, details=details
         )
     text_col = canonical_columns(spec.task)[0]
+    search = None
+    if ladder.searches(rung):  # its prompt is chosen on the selection split first
+        env = search_env(spec, ctx, answerer, tokenizer, train, dataset)
+        rung, search = ladder.search(ctx, rung, env)
 
     def score(frame: pl.DataFrame) -> tuple[EvalResult, Augment | None]:
         augment = ladder.augment_for(ctx, rung, train, frame.get_column(text_col).to_list())
         kw = dict(spec=spec, name=rung.name, kind="baseline", augment=augment, fallback=dataset.train_mean)
         result = evaluate(answerer, tokenizer, eval_df=frame, **kw)
+        if search is not None:  # the search is the rung's one-off setup
+            result.details["search"] = search
+            result.setup_seconds += search["seconds"]
         return result.model_copy(update={"rung": rung.kind}), augment
 
     result, augment = score(pl.read_parquet(dataset.eval_path))
     if augment is not None and augment.index is not None:
         result.details["index"] = str(copy_index(augment.index, Path(index_dir) / rung.name))
     return with_selection(result, dataset, lambda frame: score(frame)[0])
+
+
+def search_env(spec: AnswerSpec, ctx: LadderContext, answerer, tokenizer, train, dataset: DatasetRef) -> SearchEnv:
+    """What a searching rung may use: the train and selection rows, the configured instruction, the base model
+    scoring a candidate (the one answering path) and writing a reply to a request."""
+    from tunegate.config import PromptConfig
+
+    if not dataset.dev_path:
+        raise TunegateError("a searching rung needs a selection split (data.dev or data.dev_fraction)")
+    text_col, label_col = canonical_columns(spec.task)
+
+    def score(instruction: str, shots, frame: pl.DataFrame) -> Scored:
+        s = spec.with_instruction(instruction)
+        ids = prompt_ids(s, tokenizer, frame.get_column(text_col).to_list(), shots=shots)
+        out = answer(answerer, tokenizer, s, ids, fallback=0.0)
+        refs = frame.get_column(label_col).to_list()
+        values, _ = metrics.compute(spec.task, out.predictions, refs)
+        return Scored(values[ctx.metric], out.predictions, refs, out.stats.prompt_tokens, out.stats.seconds)
+
+    plain = PromptConfig(system=spec.prompt.system, instruction="", input_prefix="", format=spec.prompt.format)
+    writer = AnswerSpec(task=spec.task, prompt=plain, labels={}, max_length=spec.max_length, max_new_tokens=64)
+
+    def generate(request: str, max_new_tokens: int) -> str:
+        builder = writer.builder(tokenizer)
+        ids = builder.encode(builder.render(request))
+        texts, _ = answerer.generate(tokenizer, [ids], max_new_tokens=max_new_tokens, stop_ids=builder.stop_ids())
+        return texts[0]
+
+    instruction = spec.prompt.instruction or task_type(spec.task).instruction(spec.prompt.list_labels)
+    return SearchEnv(train, pl.read_parquet(dataset.dev_path), instruction, score, generate)
 
 
 def with_selection(result: EvalResult, dataset: DatasetRef, score) -> EvalResult:

@@ -222,6 +222,7 @@ class LadderRow(BaseModel):
     index_mb: float | None = None
     leakage_excluded: int = 0
     selection_metric: float | None = None  # on the selection split (where the best rung is chosen), when there is one
+    search: dict[str, Any] | None = None  # a searched prompt's record (the optimized_prompt rung)
 
 
 class ModelRow(BaseModel):

@@ -7,6 +7,7 @@ bootstrap CI, and a candidate's paired CI against the best baseline is the gate'
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tunegate.config import GateSpec
 from tunegate.evaluation import per_example_view
 from tunegate.ladder import core as ladder
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
+from tunegate.registry import atomic_write_text
 from tunegate.selection import best_baseline
 from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 
@@ -81,6 +83,7 @@ def ladder_rows(spec: GateSpec, baselines: list[EvalResult], intervals: Interval
                 index_mb=b.index_mb,
                 leakage_excluded=b.details.get("leakage_excluded", 0),
                 selection_metric=b.selection.metrics[spec.metric] if b.selection is not None else None,
+                search=b.details.get("search"),
             )
         )
     return rows
@@ -272,9 +275,13 @@ def comparison_summary(rows: list[MethodRow], metric: str, best: str, winner: di
 SELECTION_SUFFIX = ".selection.jsonl"
 
 
+PROMPT_ARTIFACT = "prompts/optimized.json"  # a searched prompt: what was chosen and every candidate tried
+
+
 def write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
     """predictions/<model>.jsonl: every eval row's prediction (the evidence `tunegate audit verify` re-decides from),
-    and predictions/<model>.selection.jsonl: its selection-split rows, when there are any."""
+    predictions/<model>.selection.jsonl: its selection-split rows, when there are any, and prompts/optimized.json:
+    a searched prompt's record (instruction, demonstration rows, every candidate's selection score)."""
     pred_dir = Path(run_dir) / "predictions"
     pred_dir.mkdir(exist_ok=True)
     for r in results:
@@ -283,3 +290,6 @@ def write_predictions(run_dir: Path, results: list[EvalResult]) -> None:
         if r.selection is not None:  # the selection split's predictions: what the choices were made on
             lines = [p.model_dump_json() for p in r.selection.predictions]
             (pred_dir / f"{r.name.replace(':', '_')}{SELECTION_SUFFIX}").write_text("\n".join(lines) + "\n")
+        if "search" in r.details and r.kind == "baseline" and "calibrated_from" not in r.details:
+            (Path(run_dir) / "prompts").mkdir(exist_ok=True)
+            atomic_write_text(Path(run_dir) / PROMPT_ARTIFACT, json.dumps(r.details["search"], indent=2))

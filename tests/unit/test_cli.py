@@ -134,3 +134,18 @@ def test_serve_and_rollback_errors_are_clear(tmp_path):
     assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr
     out = tunegate("registry", "rollback", "nope", "--registry", tmp_path / "reg")
     assert out.returncode == 1 and "no model 'nope'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_stop_is_described_in_the_words_of_the_command_stopped():
+    """A stopped server does not claim a cancelled run; the commands that start a run (their `Command` says so)
+    do; validate and the rest only say nothing half-written was kept."""
+    from argparse import Namespace
+
+    from tunegate.cli import stopped_what
+    from tunegate.cli.runs import COMMANDS
+
+    assert "server stopped" in stopped_what(Namespace(command="serve"))
+    runs = {c.name for c in COMMANDS if c.cancels_a_run}
+    assert runs == {"run", "retrain", "compare", "forecast", "baselines", "plan"}
+    assert all("'cancelled'" in stopped_what(Namespace(command=c)) for c in runs)
+    assert "cancelled" not in stopped_what(Namespace(command="validate"))

@@ -113,7 +113,8 @@ def test_missing_file_and_overrides(tmp_path):
 def test_setting_method_name_switches_the_section_and_says_what_was_dropped():
     quickstart = ROOT / "examples" / "quickstart" / "config.yaml"  # method: lora with r, alpha, lr, batching
     notes: list[str] = []
-    cfg = load_config(quickstart, {"method.name": "linear_probe", "method.epochs": 7}, notes)
+    overrides = {"method.max_length": 128, "method.name": "linear_probe", "method.epochs": 7}  # set, then inherited
+    cfg = load_config(quickstart, overrides, notes)
     probe_defaults = parse_config(base(method={"name": "linear_probe"})).method
     assert cfg.method.name == "linear_probe" and cfg.method.epochs == 7  # later method.* overrides still apply
     assert cfg.method.max_length == 128 and cfg.method.lr == probe_defaults.lr  # inherited; not LoRA's lr
@@ -123,8 +124,8 @@ def test_setting_method_name_switches_the_section_and_says_what_was_dropped():
     cfg = load_config(quickstart, {"method.name": "qlora"}, notes)
     assert (cfg.method.name, cfg.method.r, cfg.method.lr, notes) == ("qlora", 8, 0.0005, [])
     # prompt tuning: the loop budget carries over, the learning rate does not
-    cfg = load_config(quickstart, {"method.name": "prompt_tuning"}, notes)
-    assert cfg.method.micro_batch_size == 4 and cfg.method.lr != 0.0005 and "dropped" in notes[0]
+    cfg = load_config(quickstart, {"method.name": "prompt_tuning", "method.micro_batch_size": 8}, notes)
+    assert cfg.method.micro_batch_size == 8 and cfg.method.lr != 0.0005 and "dropped" in notes[0]
     # an unknown name is still the validation error it was
     with pytest.raises(ConfigError, match="unknown method 'lorra'"):
         load_config(quickstart, {"method.name": "lorra"})

@@ -30,7 +30,23 @@ ENABLED = {
     "few_shot": {"k": 2},
     "retrieved_few_shot": {"k": 1, "retrievers": ["bm25"]},
     "rag": {"documents": "docs", "k": 1, "retrievers": ["bm25"]},
+    "optimized_prompt": {"enabled": True, "k": 2, "max_candidates": 6},
 }
+
+
+def fake_env(train=TRAIN, instruction="Classify: {labels}."):
+    """A SearchEnv whose 'model' answers right where the instruction mentions 'expert' or demonstrations are given
+    (so the search has something to find), and writes a fixed instruction."""
+    from tunegate.ladder.base import Scored, SearchEnv
+
+    def score(instr, shots, frame):
+        refs = frame.get_column("label").to_list()
+        good = "expert" in instr or shots is not None
+        preds = refs if good else ["pos"] * len(refs)
+        acc = sum(p == r for p, r in zip(preds, refs)) / len(refs)
+        return Scored(acc, preds, refs, prompt_tokens=10 * len(refs) * (1 + bool(shots)), seconds=0.0)
+
+    return SearchEnv(train, train, instruction, score, lambda request, n: "Decide the sentiment of the text.")
 
 
 def test_every_registered_rung_kind_is_in_the_contract_table():
@@ -74,11 +90,14 @@ def test_rung_kind_contract(key, tmp_path):
     assert again.config_hash() == cfg.config_hash()
     for rung in rungs:
         json.dumps(ladder.rung_fingerprint(rung))  # the cache key can be computed
+        if ladder.searches(rung):  # its prompt is chosen first (on the selection rows)
+            rung, record = ladder.search(ctx, rung, fake_env())
+            assert ladder.searched(rungs[0], {"search": record}) == rung
         aug = kind.augment(rung, ctx, TRAIN, ["good film", "bad film"])
         if aug is not None:
-            assert (aug.shots is not None) or (aug.contexts is not None)
-            assert len(aug.shots or aug.contexts) == 2
-            text = ladder.describe(key, aug.details)
+            assert (aug.shots is not None) or (aug.contexts is not None) or aug.instruction
+            assert len(aug.shots or aug.contexts or [1, 2]) == 2
+            text = ladder.describe(key, {**aug.details, **({"search": record} if kind.searches else {})})
             assert text and text != ladder.describe("zero_shot", {})
         else:
             assert ladder.describe(key, {}) == "instruction + input"

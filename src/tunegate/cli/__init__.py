@@ -96,14 +96,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 STOP_CODES = (143,)  # SIGTERM (128 + 15), as stop_on_sigterm raises it
-PIPELINE_COMMANDS = {"run", "retrain", "baselines", "compare", "forecast", "plan"}
 
 
 def stopped_what(args) -> str:
     """What a stop left behind, in the words of the command that was stopped."""
     if getattr(args, "command", None) == "serve":
         return "the server stopped; requests in flight were not answered, the registry is unchanged."
-    if getattr(args, "command", None) in PIPELINE_COMMANDS:
+    from tunegate.cli.runs import COMMANDS
+
+    if getattr(args, "command", None) in {c.name for c in COMMANDS if c.cancels_a_run}:
         return (
             "the run was cancelled; nothing half-written was kept, production is unchanged, and a run that had "
             "started is in the audit log as 'cancelled' (tunegate audit)."

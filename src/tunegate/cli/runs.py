@@ -181,6 +181,7 @@ class Command:
     description: str
     func: Callable
     arguments: tuple = ()
+    cancels_a_run: bool = True  # stopped (SIGINT/SIGTERM), the run it started is recorded as 'cancelled'
 
 
 COMMANDS = (
@@ -282,5 +283,6 @@ COMMANDS = (
             "if any check failed."
         ),
         func=cmd_validate,
+        cancels_a_run=False,
     ),
 )

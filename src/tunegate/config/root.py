@@ -283,6 +283,8 @@ class TunegateConfig(_Strict):
             split_seed=self.data.split_seed,
             config_dir=self.config_dir,
             retrieval=self.baselines.retrieval,
+            metric=self.gate_metric,
+            selection=self.data.dev is not None or bool(self.data.dev_fraction),
         )
 
     def resolve(self, path: Path) -> Path:

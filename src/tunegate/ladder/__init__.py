@@ -3,7 +3,8 @@
 Rung kinds are plugins, registered by the key they have under ``baselines:`` (``base.register_rung``); the
 order of registration is the ladder's order, cheapest first: zero-shot, few-shot with fixed random
 demonstrations, few-shot with demonstrations retrieved per input (bm25 / dense / hybrid), RAG over a document
-collection. With ``baselines.calibrated`` every classification rung is followed by its calibrated twin
+collection, then an instruction and demonstrations searched on the selection split (``optimized_prompt``, off by
+default). With ``baselines.calibrated`` every classification rung is followed by its calibrated twin
 (``calibration.py``). Each rung turns into an :class:`Augment` (what goes into each eval prompt besides the
 input, plus what it cost) and then runs through the one evaluation path that tuned models use too
 (``core.py``: the ladder's operations).
@@ -29,7 +30,7 @@ from tunegate.ladder.base import (
 
 # each registers itself; the order here is the ladder's order
 # isort: off
-from tunegate.ladder import zero_shot, few_shot, retrieved_few_shot, rag  # noqa: E402, F401
+from tunegate.ladder import zero_shot, few_shot, retrieved_few_shot, rag, optimized_prompt  # noqa: E402, F401
 # isort: on
 
 __all__ = [

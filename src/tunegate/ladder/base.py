@@ -49,6 +49,36 @@ class Augment:
     setup_seconds: float = 0.0  # one-off: index build, calibration scoring
     index: Any = None  # a retrieval.Index the rung built (copied into the run folder)
     details: dict[str, Any] = field(default_factory=dict)
+    instruction: str | None = None  # replaces prompt.instruction ('{labels}' is still filled in): a searched prompt
+
+
+@dataclass
+class Scored:
+    """One prompt candidate scored on some rows (``SearchEnv.score``)."""
+
+    metric: float  # the gate metric on those rows
+    predictions: list[str]
+    references: list[str]
+    prompt_tokens: int  # all rows together
+    seconds: float
+
+    @property
+    def correct(self) -> list[bool]:
+        return [p == r for p, r in zip(self.predictions, self.references)]
+
+
+@dataclass
+class SearchEnv:
+    """What a rung that searches its prompt (:meth:`RungKind.search`) may use, built by the evaluation: the train
+    and selection rows (polars frames), the configured instruction ('{labels}' not yet filled in), the base model
+    scoring a candidate on rows (``score(instruction, shots per row or None, frame)``) and writing text
+    (``generate(request, max_new_tokens)``: the request as a user message, the model's reply)."""
+
+    train: Any
+    selection: Any
+    instruction: str
+    score: Callable[[str, Any, Any], Scored]
+    generate: Callable[[str, int], str]
 
 
 @dataclass(frozen=True)
@@ -62,6 +92,8 @@ class LadderContext:
     split_seed: int  # seeds the calibration sample
     config_dir: Path = Path(".")  # relative paths in rung settings (documents) are relative to the config file
     retrieval: Any = None  # baselines.retrieval: the dense embedder and the hybrid fusion constant
+    metric: str = "accuracy"  # the gate metric (what a searching rung maximises)
+    selection: bool = False  # the data has a selection split (data.dev / dev_fraction): a search may run on it
 
     def resolve(self, path: Path | str) -> Path:
         path = Path(path)
@@ -105,6 +137,13 @@ class RungKind:
 
     def describe(self, details: dict[str, Any]) -> str:
         """What it puts into the prompt, in words, from its result's details."""
+        raise NotImplementedError
+
+    searches: bool = False  # a rung whose prompt is chosen on the selection split before it is judged
+
+    def search(self, rung: Rung, ctx: LadderContext, env: SearchEnv) -> tuple[Rung, dict[str, Any]]:
+        """(``rung`` with what the search chose in its params, the search's record for the result's details);
+        run once before the rung is scored (``searches`` rungs only)."""
         raise NotImplementedError
 
 

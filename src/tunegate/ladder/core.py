@@ -3,9 +3,10 @@ adds to a prompt, how each is described, the files they read and their checks be
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from tunegate.ladder.base import RUNGS, Augment, LadderContext, Rung, get_rung
+from tunegate.ladder.base import RUNGS, Augment, LadderContext, Rung, SearchEnv, get_rung
 from tunegate.ladder.calibration import (  # noqa: F401 (the calibration API, re-exported for the evaluation)
     CALIBRATED,
     calibration_inputs,
@@ -67,6 +68,24 @@ def rung_cache_key(model_sha: str, data_hash: str, rung: Rung, prompts: str, dty
 def augment_for(ctx: LadderContext, rung: Rung, train, texts: list[str]) -> Augment | None:
     """What ``rung`` puts into the prompts of ``texts`` (None: nothing besides the input)."""
     return get_rung(rung.kind).augment(rung, ctx, train, texts)
+
+
+def searches(rung: Rung) -> bool:
+    """Whether ``rung``'s prompt is searched on the selection split before it is scored."""
+    return rung.kind in RUNGS and get_rung(rung.kind).searches
+
+
+def search(ctx: LadderContext, rung: Rung, env: SearchEnv) -> tuple[Rung, dict[str, Any]]:
+    """Run ``rung``'s search: (the rung with what was chosen, the search's record)."""
+    return get_rung(rung.kind).search(rung, ctx, env)
+
+
+def searched(rung: Rung, details: dict[str, Any]) -> Rung:
+    """``rung`` as its search left it, from its result's details (a calibrated twin re-builds its base's prompts);
+    unchanged for a rung that does not search."""
+    if "search" not in details:
+        return rung
+    return replace(rung, params={**rung.params, "chosen": details["search"]["chosen"]})
 
 
 def describe(kind: str | None, details: dict[str, Any]) -> str:

@@ -28,6 +28,8 @@ class TaskType:
     conversations: ClassVar[bool] = False  # reads conversation files (OpenAI messages, ShareGPT, Alpaca)
     default_instruction: ClassVar[str] = ""  # put before the input when prompt.instruction is not set
     unlisted_instruction: ClassVar[str | None] = None  # ... without '{labels}' (prompt.list_labels: false)
+    # other instructions a prompt search (baselines.optimized_prompt) starts from
+    instruction_templates: ClassVar[tuple[str, ...]] = ()
 
     def instruction(self, list_labels: bool = True) -> str:
         """The default instruction: with the '{labels}' list, or without it where the task has such a form."""

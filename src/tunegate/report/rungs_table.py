@@ -29,6 +29,45 @@ def ladder_table(rows: list[dict], metric: str, confidence: float) -> list[str]:
             f"{r['prompt_tokens_per_request']:.0f} | {r['retrieval_ms_per_request']:.1f} | "
             f"{r['latency_ms_per_request']:.0f} | {setup} | {size} | {note} |"
         )
+    searched = next((r for r in rows if r.get("search")), None)
+    return lines + (search_lines(searched, metric) if searched is not None else [])
+
+
+SHOWN_CANDIDATES = 12
+
+
+def search_lines(row: dict, metric: str) -> list[str]:
+    """What the prompt search chose and every candidate it scored (prompts/optimized.json has them all)."""
+    s = row["search"]
+    chosen, demos = s["chosen"], s["chosen"]["demos"]
+    first = s["candidates"][0]["selection_metric"]
+    verdict = (
+        f"it kept the configured instruction ({metric} {first:.3f} there): no gain is claimed"
+        if s["kept_configured"]
+        else f"the chosen prompt scored {first + s['gain_on_selection']:.3f} there vs {first:.3f} for the configured "
+        "one (optimistic: chosen on those rows; the eval rows judge it)"
+    )
+    fixed_demos = f"{demos['source']} train rows {demos['rows']} (row numbers in the train file)"
+    shown_demos = {"none": "none", "retrieved": f"the {demos.get('k')} most similar train rows per input (bm25)"}
+    lines = [
+        "",
+        f"**Optimized prompt** ({row['name']}): {len(s['candidates'])} candidates scored on {s['selection_rows']} "
+        f"selection rows in {s['seconds']:.0f} s ({s['tokens']:,} prompt tokens; stopped by "
+        f"{s['stopped_by'] or 'the rounds'}); {verdict}.",
+        "",
+        f'- instruction: "{chosen["instruction"]}"',
+        f"- demonstrations: {shown_demos.get(demos['source']) or fixed_demos}",
+        "",
+        f"| # | origin | round | instruction | demonstrations | {metric} (selection) | tokens / request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    ranked = sorted(enumerate(s["candidates"], 1), key=lambda c: -c[1]["selection_metric"])[:SHOWN_CANDIDATES]
+    for i, c in ranked:
+        text = c["instruction"].replace("|", "\\|")
+        lines.append(
+            f"| {i} | {c['origin']} | {c['round']} | {text[:100] + ('...' if len(text) > 100 else '')} | "
+            f"{c['demos']['source']} | {c['selection_metric']:.3f} | {c['tokens_per_request']:.0f} |"
+        )
     return lines
 
 

@@ -1,0 +1,149 @@
+"""The optimized-prompt rung: the search's logic on a scripted scorer (what it tries, in which order, what wins,
+its caps), then the rung on the tiny model through the stages: judged like every rung, an A/A search that keeps the
+configured prompt scores exactly as zero-shot, the record is an artifact and a report section, and a config
+without a selection split (or a generation task) is refused by validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.conftest import make_config
+from tests.unit.test_ladder import CTX, fake_env
+from tunegate import stages
+from tunegate.config import load_config
+from tunegate.ladder import Rung
+from tunegate.ladder import core as ladder
+from tunegate.ladder.optimized_prompt.settings import OptimizedPromptConfig
+
+TRAIN = pl.DataFrame(
+    {
+        "_row": list(range(1, 13)),
+        "text": [f"{w} film {i}" for i, w in enumerate(["good", "bad"] * 6)],
+        "label": ["pos", "neg"] * 6,
+    }
+)
+SEARCH_CTX = CTX.__class__(**{**CTX.__dict__, "selection": True})
+
+
+def searched(**settings):
+    (rung,) = ladder.get_rung("optimized_prompt").expand(OptimizedPromptConfig(enabled=True, **settings), SEARCH_CTX)
+    return ladder.search(SEARCH_CTX, rung, fake_env(TRAIN))
+
+
+def test_the_search_tries_the_configured_prompt_first_then_templates_demonstrations_and_rewrites():
+    rung, record = searched(k=2, rounds=1, max_candidates=20)
+    origins = [c["origin"] for c in record["candidates"]]
+    assert origins == [
+        "configured",
+        "template",
+        "template",
+        "template",
+        "bootstrapped",
+        "random",
+        "retrieved",
+        "rewrite",
+    ]
+    assert record["candidates"][0]["instruction"] == "Classify: {labels}."
+    # the scripted model answers right with the 'expert' template: it wins, with its gain on the selection rows
+    assert "expert" in record["chosen"]["instruction"] and not record["kept_configured"]
+    assert record["gain_on_selection"] == pytest.approx(0.5) and record["stopped_by"] is None
+    assert rung.params["chosen"] == record["chosen"] and record["selection_rows"] == 12
+    # demonstration sets: bootstrapped rows are train rows the best prompt answered right, labels taking turns
+    boot = next(c for c in record["candidates"] if c["origin"] == "bootstrapped")["demos"]
+    assert len(boot["rows"]) == 2 and set(boot["rows"]) <= set(TRAIN.get_column("_row").to_list())
+    assert record["tokens"] > 0 and record["seconds"] >= 0
+    # the rewrite is the model's reply, tried with the best demonstrations so far
+    assert record["candidates"][-1]["instruction"] == "Decide the sentiment of the text."
+
+
+def test_ties_keep_the_configured_prompt_and_the_caps_stop_the_search():
+    """A/A: nothing scores higher than the configured prompt (no templates, no demonstrations, no rewrites), so it is
+    kept and no gain is claimed; max_candidates and max_minutes stop the search with the best so far."""
+    _, record = searched(templates=False, demos=[], rewrites=0)
+    assert record["kept_configured"] and record["gain_on_selection"] == 0 and len(record["candidates"]) == 1
+    assert record["chosen"] == {"instruction": "Classify: {labels}.", "demos": {"source": "none", "rows": []}}
+    _, record = searched(max_candidates=3)
+    assert len(record["candidates"]) == 3 and record["stopped_by"] == "max_candidates (3)"
+    _, record = searched(max_minutes=1e-9)
+    assert len(record["candidates"]) == 1 and record["stopped_by"].startswith("max_minutes")
+
+
+def test_the_chosen_demonstrations_are_rebuilt_for_any_input():
+    kind = ladder.get_rung("optimized_prompt")
+    base = Rung("optimized_prompt", kind="optimized_prompt", params={})
+    fixed = {"instruction": "I {labels}", "demos": {"source": "random", "rows": [3, 2]}}
+    aug = kind.augment(ladder.searched(base, {"search": {"chosen": fixed}}), SEARCH_CTX, TRAIN, ["x", "y", "z"])
+    assert aug.instruction == "I {labels}" and len(aug.shots) == 3
+    assert aug.shots[0] == [("good film 2", "positive"), ("bad film 1", "negative")]  # rows 3 and 2, in that order
+    retrieved = {"instruction": "I", "demos": {"source": "retrieved", "rows": [], "k": 1}}
+    aug = kind.augment(ladder.searched(base, {"search": {"chosen": retrieved}}), SEARCH_CTX, TRAIN, ["bad film 3"])
+    assert aug.shots == [[("bad film 3", "negative")]] or aug.shots[0][0][1] == "negative"
+    with pytest.raises(ValueError, match="after its search"):
+        kind.augment(base, SEARCH_CTX, TRAIN, ["x"])
+
+
+def test_on_the_tiny_model_it_is_judged_like_every_rung(tmp_path, tiny_model_dir, toy_data):
+    """Through the stages: the search runs on the selection split, its record is the rung's details, its time the
+    one-off setup; the A/A configuration answers every eval row exactly as zero-shot; prompts/optimized.json and
+    the ladder's section are written; the calibrated twin re-builds the chosen prompts."""
+    aa = {"enabled": True, "templates": False, "demos": [], "rewrites": 0}
+    cfg = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            data={"dev_fraction": 0.3},
+            baselines={"few_shot": False, "retrieved_few_shot": False, "calibrated": True, "optimized_prompt": aa},
+        )
+    )
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    assert val.ok, val.summary
+    cfg = cfg.with_resolved(val.resolved)
+    results = {}
+    for r in ladder.baseline_rungs(cfg.baselines, cfg.ladder_context()):
+        results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
+    zero, opt = results["zero_shot"], results["optimized_prompt"]
+    s = opt.details["search"]
+    assert s["kept_configured"] and s["selection_rows"] == val.dataset.n_dev
+    assert [p.scores for p in opt.predictions] == [p.scores for p in zero.predictions]  # the same prompts
+    assert opt.metrics == zero.metrics and opt.setup_seconds >= s["seconds"] > 0
+    twin = results["optimized_prompt_calibrated"]
+    assert twin.details["search"] == s and twin.metrics == results["zero_shot_calibrated"].metrics
+    out = stages.summarize_ladder(cfg, run, val.dataset, list(results.values()))
+    artifact = json.loads((Path(run.run_dir) / "prompts" / "optimized.json").read_text())
+    assert artifact["chosen"] == s["chosen"] and len(artifact["candidates"]) == 1
+    md = Path(out["report_md"]).read_text()
+    assert "**Optimized prompt** (optimized_prompt): 1 candidates scored" in md and "no gain is claimed" in md
+    # a real search: templates, demonstrations, a rewrite by the (random) model; every candidate on the same rows
+    search = {"enabled": True, "k": 2, "rewrites": 1, "rounds": 1, "max_candidates": 7}
+    cfg2 = load_config(
+        make_config(
+            tmp_path,
+            tiny_model_dir,
+            toy_data,
+            data={"dev_fraction": 0.3},
+            baselines={"zero_shot": False, "few_shot": False, "retrieved_few_shot": False, "calibrated": False}
+            | {"optimized_prompt": search},
+        )
+    ).with_resolved(val.resolved)
+    (rung,) = ladder.baseline_rungs(cfg2.baselines, cfg2.ladder_context())
+    result = stages.evaluate_baseline(cfg2, run, val.dataset, rung)
+    record = result.details["search"]
+    assert 4 <= len(record["candidates"]) <= 7 and record["candidates"][0]["origin"] == "configured"
+    assert result.selection is not None and result.n == val.dataset.n_eval
+    assert ladder.describe("optimized_prompt", result.details).startswith("instruction searched on")
+
+
+def test_without_a_selection_split_it_is_refused_before_any_model_runs(
+    tmp_path, tiny_model_dir, tiny_tokenizer, toy_data
+):
+    from tunegate.validation import validate
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={"optimized_prompt": True}))
+    out = validate(cfg, tiny_tokenizer)
+    assert not out.ok and "data.dev_fraction" in out.summary() and "optimized_prompt" in out.summary()
