@@ -286,7 +286,8 @@ def evaluate_rung(
     result, augment = score(pl.read_parquet(dataset.eval_path))
     if augment is not None and augment.index is not None:
         result.details["index"] = str(copy_index(augment.index, Path(index_dir) / rung.name))
-    return with_selection(result, dataset, lambda frame: score(frame)[0])
+    searched = set(search["searched_rows"]) if search is not None else set()
+    return with_selection(result, dataset, lambda frame: score(frame)[0], exclude=searched)
 
 
 def search_env(spec: AnswerSpec, ctx: LadderContext, answerer, tokenizer, train, dataset: DatasetRef) -> SearchEnv:
@@ -319,13 +320,15 @@ def search_env(spec: AnswerSpec, ctx: LadderContext, answerer, tokenizer, train,
     return SearchEnv(train, pl.read_parquet(dataset.dev_path), instruction, score, generate)
 
 
-def with_selection(result: EvalResult, dataset: DatasetRef, score) -> EvalResult:
+def with_selection(result: EvalResult, dataset: DatasetRef, score, exclude: set[int] = frozenset()) -> EvalResult:
     """``result`` plus the same model's scores on the selection split (``score(frame)`` -> EvalResult), when the data
     has one: what the choices (the best rung, a seed, a method) are made on, so that the eval rows judge
-    untouched."""
+    untouched. ``exclude``: selection rows it must not be scored on (those a prompt search chose on)."""
     if not dataset.dev_path:
         return result
-    dev = score(pl.read_parquet(dataset.dev_path))
+    frame = pl.read_parquet(dataset.dev_path)
+    kept = frame.filter(~pl.col(ROW).is_in(sorted(exclude))) if exclude else frame
+    dev = score(kept if kept.height else frame)  # a split of one row: nothing is left unseen
     return result.model_copy(update={"selection": Selection(metrics=dev.metrics, predictions=dev.predictions, n=dev.n)})
 
 

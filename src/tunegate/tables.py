@@ -18,7 +18,7 @@ from tunegate.evaluation import per_example_view
 from tunegate.ladder import core as ladder
 from tunegate.records import Decision, EvalResult, LadderRow, MethodOutcome, MethodRow, ModelRow, PlanResult
 from tunegate.registry import atomic_write_text
-from tunegate.selection import best_baseline
+from tunegate.selection import best_baseline, selection_scores
 from tunegate.stats import bootstrap_ci, paired_bootstrap, seed_row_bootstrap
 
 
@@ -63,6 +63,7 @@ def ladder_rows(spec: GateSpec, baselines: list[EvalResult], intervals: Interval
     """Each rung's gate metric with its bootstrap CI and its costs."""
     best = best_baseline(baselines, spec.metric)
     iv = intervals or Intervals(spec, best)
+    on_dev = selection_scores([b for b in baselines if b.selection is not None], spec.metric)
     rows = []
     for b in baselines:
         v, lo, hi = iv.of(b)
@@ -82,7 +83,7 @@ def ladder_rows(spec: GateSpec, baselines: list[EvalResult], intervals: Interval
                 index_cached=bool(b.details.get("index_cached")),
                 index_mb=b.index_mb,
                 leakage_excluded=b.details.get("leakage_excluded", 0),
-                selection_metric=b.selection.metrics[spec.metric] if b.selection is not None else None,
+                selection_metric=on_dev.get(b.name),  # on the selection rows every rung was scored on
                 search=b.details.get("search"),
             )
         )
@@ -148,6 +149,7 @@ def method_rows(
     """The measured trade-off table: every rung and method on the same rows, each with the gate's verdict."""
     metric = spec.metric
     best = best_baseline(baselines, metric)
+    on_dev = selection_scores([b for b in baselines if b.selection is not None], metric)
     rows: list[MethodRow] = []
     for b in baselines:
         v, lo, hi = intervals.of(b)
@@ -165,7 +167,7 @@ def method_rows(
                 latency_ms_per_request=b.latency_ms_per_request,
                 prompt_tokens_per_request=b.prompt_tokens_per_request,
                 decision="best baseline" if b.name == best.name else "baseline",
-                selection_metric=b.selection.metrics[metric] if b.selection is not None else None,
+                selection_metric=on_dev.get(b.name),
             )
         )
     for o in outcomes:

@@ -51,7 +51,8 @@ def test_the_search_tries_the_configured_prompt_first_then_templates_demonstrati
     # the scripted model answers right with the 'expert' template: it wins, with its gain on the selection rows
     assert "expert" in record["chosen"]["instruction"] and not record["kept_configured"]
     assert record["gain_on_selection"] == pytest.approx(0.5) and record["stopped_by"] is None
-    assert rung.params["chosen"] == record["chosen"] and record["selection_rows"] == 12
+    assert rung.params["chosen"] == record["chosen"] and record["selection_rows"] == 6  # half the split
+    assert len(record["searched_rows"]) == 6
     # demonstration sets: bootstrapped rows are train rows the best prompt answered right, labels taking turns
     boot = next(c for c in record["candidates"] if c["origin"] == "bootstrapped")["demos"]
     assert len(boot["rows"]) == 2 and set(boot["rows"]) <= set(TRAIN.get_column("_row").to_list())
@@ -109,9 +110,11 @@ def test_on_the_tiny_model_it_is_judged_like_every_rung(tmp_path, tiny_model_dir
         results[r.name] = stages.evaluate_baseline(cfg, run, val.dataset, r, results[r.base.name] if r.base else None)
     zero, opt = results["zero_shot"], results["optimized_prompt"]
     s = opt.details["search"]
-    assert s["kept_configured"] and s["selection_rows"] == val.dataset.n_dev
+    assert s["kept_configured"] and s["selection_rows"] == max(1, val.dataset.n_dev // 2)
     assert [p.scores for p in opt.predictions] == [p.scores for p in zero.predictions]  # the same prompts
     assert opt.metrics == zero.metrics and opt.setup_seconds >= s["seconds"] > 0
+    held = {p.row for p in opt.selection.predictions}  # scored only where the search did not look
+    assert held and not held & set(s["searched_rows"]) and len(held) + len(s["searched_rows"]) == val.dataset.n_dev
     twin = results["optimized_prompt_calibrated"]
     assert twin.details["search"] == s and twin.metrics == results["zero_shot_calibrated"].metrics
     out = stages.summarize_ladder(cfg, run, val.dataset, list(results.values()))
@@ -147,3 +150,29 @@ def test_without_a_selection_split_it_is_refused_before_any_model_runs(
     cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={"optimized_prompt": True}))
     out = validate(cfg, tiny_tokenizer)
     assert not out.ok and "data.dev_fraction" in out.summary() and "optimized_prompt" in out.summary()
+
+
+def test_the_best_rung_is_chosen_on_the_selection_rows_no_search_has_seen():
+    """A searched prompt is scored only on the selection rows its search did not use; every rung is compared there.
+    Rung a is right on rows 3 and 4 only (0.5 over all four rows); the searched rung b, scored on rows 3 and 4,
+    gets one right (0.5) with a cheaper prompt: over each one's own rows b would win the tie, on the shared rows a
+    wins 1.0 to 0.5."""
+    from tunegate.records import EvalResult, Prediction, Selection
+    from tunegate.selection import best_baseline, common_rows, selection_record, selection_scores
+
+    def result(name, rights, rows, tokens):
+        preds = [Prediction(row=r, prediction="pos" if ok else "neg", reference="pos") for r, ok in zip(rows, rights)]
+        acc = sum(rights) / len(rights)
+        sel = Selection(metrics={"accuracy": acc}, predictions=preds, n=len(preds))
+        return EvalResult(
+            name=name, kind="baseline", metrics={"accuracy": 0.7}, predictions=[], n=10, selection=sel,
+            prompt_tokens_per_request=tokens, latency_ms_per_request=1.0, examples_per_s=1.0, seconds=1.0, batch_size=1,
+        )  # fmt: skip
+
+    a = result("a", [False, False, True, True], [1, 2, 3, 4], tokens=100)
+    b = result("b", [True, False], [3, 4], tokens=50)
+    assert common_rows([a, b]) == {3, 4}
+    assert selection_scores([a, b], "accuracy") == {"a": 1.0, "b": 0.5}
+    assert best_baseline([a, b], "accuracy").name == "a"
+    record = selection_record([a, b], a, None, "accuracy")
+    assert record["selection_rows"] == 2 and record["scores"]["a"]["selection"] == 1.0

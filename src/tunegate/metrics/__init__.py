@@ -92,6 +92,11 @@ def _compute_one(name: str, predictions: list, references: list) -> tuple[float,
     return float(out[name]), None if per is None else [float(x) for x in per]
 
 
+def value(name: str, predictions: list, references: list) -> float:
+    """One metric on these predictions (e.g. a subset of a model's rows)."""
+    return _compute_one(name, predictions, references)[0]
+
+
 def compute(task: str, predictions: list, references: list) -> tuple[dict[str, float], dict[str, list[float]]]:
     """All metrics of the task: (values, per-example scores where the metric is a mean of them)."""
     values: dict[str, float] = {}

@@ -45,7 +45,8 @@ def search_lines(row: dict, metric: str) -> list[str]:
         f"it kept the configured instruction ({metric} {first:.3f} there): no gain is claimed"
         if s["kept_configured"]
         else f"the chosen prompt scored {first + s['gain_on_selection']:.3f} there vs {first:.3f} for the configured "
-        "one (optimistic: chosen on those rows; the eval rows judge it)"
+        "one (optimistic: chosen on those rows; its selection score in the table is on the rows the search never "
+        "saw, where every rung is compared, and the eval rows judge it)"
     )
     fixed_demos = f"{demos['source']} train rows {demos['rows']} (row numbers in the train file)"
     shown_demos = {"none": "none", "retrieved": f"the {demos.get('k')} most similar train rows per input (bm25)"}

@@ -5,7 +5,9 @@ the first candidate, then the task type's instruction templates; each round trie
 instruction so far (bootstrapped: train rows the best prompt answers right; random; retrieved per input) and
 instructions the base model rewrites after seeing labelled train rows and the best prompt's errors on them. Every
 candidate is scored on the same seeded sample of selection rows by the one answering path (the instruction and
-fixed demonstrations are a prefix the scorer computes once). A candidate replaces the best only by scoring
+fixed demonstrations are a prefix the scorer computes once): at most half the selection split, so that the rows
+the search never saw remain for comparing it with the other rungs (its selection score is taken there only, and
+``selection.common_rows`` compares every rung on them). A candidate replaces the best only by scoring
 higher; ties keep the earlier one, so a search that finds nothing better keeps the configured prompt (no gain is
 claimed). Caps: ``max_candidates``, ``rounds``, ``max_minutes``. The chosen prompt is then judged on the eval rows
 like every rung; the search's time and tokens are its one-off setup cost.
@@ -116,12 +118,14 @@ class OptimizedPrompt(RungKind):
         return {}, None
 
     def search(self, rung: Rung, ctx: LadderContext, env: SearchEnv) -> tuple[Rung, dict[str, Any]]:
+        from tunegate.data import ROW
         from tunegate.problems import task_type
         from tunegate.progress import bar as progress_bar
 
         p = rung.params
         t0 = time.perf_counter()
-        n = min(p["selection_rows"], env.selection.height)
+        # at most half the selection rows: the others, never searched on, are where every rung is compared
+        n = min(p["selection_rows"], max(1, env.selection.height // 2))
         s = Search(rung, ctx, env, env.selection.sample(n=n, seed=p["seed"]), t0 + 60 * p["max_minutes"])
         with progress_bar(p["max_candidates"], "optimized_prompt: search", "candidate") as bar:
             s.bar = bar
@@ -140,6 +144,7 @@ class OptimizedPrompt(RungKind):
             "gain_on_selection": round(best.metric - s.tried[0].metric, 6),
             "metric": ctx.metric,
             "selection_rows": n,
+            "searched_rows": s.rows.get_column(ROW).to_list(),  # left out of its selection score
             "candidates": [c.record() for c in s.tried],
             "stopped_by": s.stopped,
             "seconds": round(time.perf_counter() - t0, 3),
