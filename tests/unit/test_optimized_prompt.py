@@ -176,3 +176,18 @@ def test_the_best_rung_is_chosen_on_the_selection_rows_no_search_has_seen():
     assert best_baseline([a, b], "accuracy").name == "a"
     record = selection_record([a, b], a, None, "accuracy")
     assert record["selection_rows"] == 2 and record["scores"]["a"]["selection"] == 1.0
+
+
+def test_a_rewrite_is_the_first_line_that_reads_as_an_instruction():
+    from tunegate.ladder.optimized_prompt.rung import _instruction_in
+
+    assert (
+        _instruction_in('Instruction: "Label the review by its overall tone."')
+        == "Label the review by its overall tone."
+    )
+    echo = "The current instruction got these wrong:\nInput: it goes nowhere\nCorrect: negative\n"
+    echo += "Decide if the review likes the film."
+    assert _instruction_in(echo) == "Decide if the review likes the film."
+    assert _instruction_in("Input: x\nCategory: positive") is None and _instruction_in("ok") is None
+    said = 'The correct instruction is: "Decide whether the review is positive or negative."'
+    assert _instruction_in(said) == "Decide whether the review is positive or negative."

@@ -15,6 +15,7 @@ like every rung; the search's time and tokens are its one-off setup cost.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -256,10 +257,23 @@ def _rewrite(env: SearchEnv, ctx: LadderContext, instruction: str, sample, score
             "Write one better instruction in one or two sentences. Reply with the instruction only.",
         ]
     )
-    out = env.generate(request, REWRITE_TOKENS).strip().split("\n\n")[0].strip().strip('"').strip()
-    if not out or len(out) > MAX_INSTRUCTION_CHARS or "{" in out:
-        return None
-    return out
+    return _instruction_in(env.generate(request, REWRITE_TOKENS))
+
+
+LEAD = re.compile(r'^"?((the|a|my) )?((correct|better|improved|new|rewritten) )?instruction( is)?:\s*', re.IGNORECASE)
+ECHOES = ("input:", "correct:", "category:", "the current instruction", "examples with", "write ", "instruction:")
+
+
+def _instruction_in(reply: str) -> str | None:
+    """The first line of a reply that reads as an instruction: not an echo of the request (small models repeat its
+    examples), at least four words, at most ``MAX_INSTRUCTION_CHARS``; a leading 'The better instruction is:' is
+    dropped."""
+    for line in reply.splitlines():
+        text = LEAD.sub("", line.strip()).strip().strip('"').strip()
+        if len(text.split()) >= 4 and len(text) <= MAX_INSTRUCTION_CHARS and "{" not in text:
+            if not text.lower().startswith(ECHOES):
+                return text
+    return None
 
 
 def _short(text: str, chars: int = 200) -> str:
