@@ -157,11 +157,12 @@ class OptimizedPrompt(RungKind):
         chosen = rung.params.get("chosen")
         if chosen is None:
             raise ValueError("the optimized_prompt rung is scored after its search (RungKind.search)")
-        return Augment(
-            shots=shots_for(chosen["demos"], ctx, train, texts),
-            instruction=chosen["instruction"],
-            details={"instruction": chosen["instruction"], "demos": chosen["demos"]},
-        )
+        details = {"instruction": chosen["instruction"], "demos": chosen["demos"]}
+        if chosen["demos"]["source"] == "retrieved":  # the retrieval's ids, time and index, as its own rung records
+            aug = _retrieved(chosen["demos"]["k"], ctx, train, texts)
+            return replace(aug, instruction=chosen["instruction"], details={**aug.details, **details})
+        shots = shots_for(chosen["demos"], ctx, train, texts)
+        return Augment(shots=shots, instruction=chosen["instruction"], details=details)
 
     def describe(self, details: dict[str, Any]) -> str:
         search = details.get("search", {})
@@ -288,16 +289,19 @@ def shots_for(demos: dict[str, Any], ctx: LadderContext, train, texts: list[str]
     if demos["source"] == "none":
         return None
     if demos["source"] == "retrieved":
-        from tunegate.ladder.retrieved_few_shot.rung import RetrievedFewShot
-
-        rung = Rung(
-            "optimized_prompt_retrieval", kind="retrieved_few_shot", params={"k": demos["k"], "retriever": "bm25"}
-        )
-        return RetrievedFewShot().augment(rung, ctx, train, texts).shots
+        return _retrieved(demos["k"], ctx, train, texts).shots
     text_col, label_col = text_column(ctx), label_column(ctx)
     by_row = {r: (t, y) for r, t, y in train.select(ROW, text_col, label_col).iter_rows()}
     fixed = [(by_row[r][0], ctx.answer(by_row[r][1])) for r in demos["rows"] if r in by_row]
     return [fixed] * len(texts)
+
+
+def _retrieved(k: int, ctx: LadderContext, train, texts: list[str]) -> Augment:
+    """Per input, the k most similar train rows (bm25), as the retrieved few-shot rung finds them."""
+    from tunegate.ladder.retrieved_few_shot.rung import RetrievedFewShot
+
+    rung = Rung("optimized_prompt", kind="retrieved_few_shot", params={"k": k, "retriever": "bm25"})
+    return RetrievedFewShot().augment(rung, ctx, train, texts)
 
 
 def text_column(ctx: LadderContext) -> str:
