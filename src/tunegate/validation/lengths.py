@@ -26,7 +26,7 @@ def max_length(s: State) -> None:
     configured = s.cfg.method.max_length
     if configured == "auto":  # resolved from the rows (too_long); the prompt alone must fit the context
         if s.context is not None and fixed >= s.context:
-            s.issues.append(_no_room(s, fixed, f"the model's context is {s.context}", "prompt.instruction"))
+            s.issues.append(_no_room(s, fixed, f"the model's context is {s.context}", None))
         return
     if s.context is not None and configured > s.context:
         s.issues.append(
@@ -45,7 +45,7 @@ def max_length(s: State) -> None:
         )
 
 
-def _no_room(s: State, fixed: int, limit: str, fix: str) -> Issue:
+def _no_room(s: State, fixed: int, limit: str, fix: str | None) -> Issue:
     listed = s.stats.get("label_list_tokens")
     return Issue(
         check="max_length",
@@ -53,8 +53,9 @@ def _no_room(s: State, fixed: int, limit: str, fix: str) -> Issue:
         split="train",
         message="the prompt without its input (template, instruction"
         + (f", the {len(s.per_label)} labels" if s.per_label else "")
-        + f") and the longest answer already take {fixed} tokens, {limit}: no row's input would fit; raise {fix} "
-        "or shorten prompt.instruction"
+        + f") and the longest answer already take {fixed} tokens, {limit}: no row's input would fit; "
+        + (f"raise {fix} or " if fix else "")
+        + "shorten prompt.instruction"
         + (f" (the label list alone takes {listed} tokens: prompt.list_labels: false drops it)" if listed else ""),
     )
 
@@ -66,9 +67,8 @@ def label_list_cost(s: State, fixed: int) -> None:
         return
     if s.cfg.prompt.instruction is not None and "{labels}" not in s.cfg.prompt.instruction:
         return
+    # no answers: the default instruction without its list, or the user's own with '{labels}' filled by nothing
     unlisted = PromptBuilder(s.tokenizer, s.cfg.prompt.model_copy(update={"list_labels": False}), s.cfg.task)
-    if s.cfg.prompt.instruction is not None:  # the user's own instruction, its list left empty
-        unlisted.answers = []
     cost = s.builder.overhead_tokens() - unlisted.overhead_tokens()
     if cost <= 0:
         return
