@@ -171,7 +171,8 @@ def tune_compare_deploy(
     judged = dict(baselines=baselines, tuned=tuned, tuned_eval=tuned_eval, plan=estimate, seeds=seeds, guards=guarded)
     decision = compare(cfg, run, dataset, GateInputs(**judged, production=champion, validation=validation))
     at.stage = "deploy"
-    deployment = deploy(cfg, run, decision, tuned, champion)
+    best = next((b for b in baselines if b.name == decision.best_baseline), None)
+    deployment = deploy(cfg, run, decision, tuned, champion, best)
     if cfg.forecast.after_reject and decision.decision == "reject":
         at.stage = "forecast"
         forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate)

@@ -3,7 +3,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tunegate import stages
 from tunegate.config import TunegateConfig
-from tunegate.records import Decision, DeployResult, ProductionCheck, RunContext, TuneResult
+from tunegate.records import Decision, DeployResult, EvalResult, ProductionCheck, RunContext, TuneResult
 from tunegate.tasks._policy import RETRIES
 
 
@@ -14,7 +14,9 @@ def deploy(
     decision: Decision,
     tuned: TuneResult,
     production: ProductionCheck | None = None,
+    best: EvalResult | None = None,
 ) -> DeployResult:
     """The only writer of the registry: a new version always; the production alias only if promoted and the
-    registry copy re-scores to the judged metric (a PromotionError otherwise, after the version is registered)."""
-    return stages.deploy(cfg, run, decision, tuned, production)
+    registry copy re-scores to the judged metric (a PromotionError otherwise, after the version is registered); not
+    promoted with a searched prompt as the best rung (``best``), that prompt as a prompt version too."""
+    return stages.deploy(cfg, run, decision, tuned, production, best)

@@ -34,6 +34,7 @@ class AnswerSpec:
     max_new_tokens: int  # generation: cap on decoded tokens
     batch_size: int = 16
     conversation: bool = False  # inputs are conversations (JSON turn lists)
+    label_offset: tuple[float, ...] = ()  # classification: added to the label log-probs (a calibrated prompt version)
 
     @classmethod
     def from_config(cls, cfg: TunegateConfig) -> "AnswerSpec":
@@ -63,6 +64,7 @@ class AnswerSpec:
             max_length=meta["max_length"],
             max_new_tokens=meta.get("max_new_tokens", 64),
             conversation=bool(meta.get("conversation", False)),
+            label_offset=tuple(meta.get("label_offset") or ()),
         )
 
     def meta(self) -> dict[str, Any]:
@@ -74,6 +76,7 @@ class AnswerSpec:
             "max_length": self.max_length,
             "max_new_tokens": self.max_new_tokens,
             "conversation": self.conversation,
+            "label_offset": list(self.label_offset),
         }
 
     def with_instruction(self, instruction: str | None) -> "AnswerSpec":
@@ -139,6 +142,8 @@ def answer(
     if kind.scored:
         labels = list(spec.labels)
         logp, stats = label_logprobs(answerer, tokenizer, spec, ids, desc=f"score {desc}" if desc else None)
+        if spec.label_offset:  # calibrated: as the calibrated rung shifted its base's log-probs
+            logp = torch.log_softmax(logp + torch.tensor(spec.label_offset, dtype=logp.dtype), dim=1)
         preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
         builder = spec.builder(tokenizer)  # a served model answers with the label's scored tokens
         answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}

@@ -7,37 +7,50 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tunegate import answering
+from tunegate import answering, prompt_versions
 from tunegate.answering import AnswerSpec
 from tunegate.errors import TunegateError
 from tunegate.methods import TuningMethod, get_method
 from tunegate.modeling import load_tokenizer, resolve_model
+from tunegate.prompt_versions import Demonstrations
 from tunegate.registry import Registry, VersionInfo
 from tunegate.scoring import Answerer
 
 
 @dataclass
 class Predictor:
-    """A registered version ready to answer: its answerer, its base model's tokenizer and what its run recorded."""
+    """A registered version ready to answer: its answerer, its base model's tokenizer, what its run recorded, and
+    (a prompt version) the demonstrations its prompt shows."""
 
     version: VersionInfo
     answerer: Answerer
     tokenizer: Any
     meta: dict[str, Any]
+    demos: Demonstrations | None = None
 
     @property
     def spec(self) -> AnswerSpec:
         return AnswerSpec.from_meta(self.meta)
 
+    def shots(self, texts: list[str]) -> list[list[tuple[str, str]]] | None:
+        return self.demos.shots(texts) if self.demos is not None else None
 
-def load_version(info: VersionInfo, *, config_dir: str | Path | None = None) -> tuple[dict[str, Any], Answerer, Any]:
-    """A registered version's recorded meta, its answerer (base model from the recorded spec + the registry's
-    adapter/head) and the base model's tokenizer."""
+
+def load_version(info: VersionInfo, *, config_dir: str | Path | None = None) -> Predictor:
+    """A registered version with its answerer: the base model from the recorded spec + the registry's adapter/head
+    (a prompt version: the base model alone, and its demonstrations)."""
     artifact = info.path / "artifact"
     meta = TuningMethod.read_meta(artifact)
     base = resolve_model(meta["base_model"]["spec"], config_dir=config_dir)
-    answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
-    return meta, answerer, load_tokenizer(base.path)
+    if prompt_versions.is_prompt(meta):
+        from tunegate.modeling import load_model
+        from tunegate.scoring import LMAnswerer
+
+        answerer = LMAnswerer(load_model(base.path))
+    else:
+        answerer = get_method(meta["method"]).load_for_inference(base_path=base.path, artifact_dir=artifact)
+    demos = prompt_versions.Demonstrations.load(artifact, meta)
+    return Predictor(version=info, answerer=answerer, tokenizer=load_tokenizer(base.path), meta=meta, demos=demos)
 
 
 def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
@@ -46,13 +59,12 @@ def load_predictor(registry_root: str | Path, ref: str) -> Predictor:
     reg.require_intact(
         info.name, info.version, doing=f"loading (`tunegate registry rollback {info.name}` moves production back)"
     )
-    meta, answerer, tokenizer = load_version(info)
-    return Predictor(version=info, answerer=answerer, tokenizer=tokenizer, meta=meta)
+    return load_version(info)
 
 
 def prompt_ids(p: Predictor, texts: list[str]) -> list[list[int]]:
     """Each input cut to the version's length budget and put in its prompt, exactly as its evaluation did."""
-    return answering.prompt_ids(p.spec, p.tokenizer, texts)
+    return answering.prompt_ids(p.spec, p.tokenizer, texts, shots=p.shots(texts))
 
 
 def conversation_input(p: Predictor, messages: list[dict[str, str]]) -> str:

@@ -31,8 +31,10 @@ from tunegate import evaluation, hardware
 from tunegate.answering import AnswerSpec
 from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, RegistryConfig, parse_config
+from tunegate.data import canonical_columns
 from tunegate.errors import RegistryError
 from tunegate.inference import load_version
+from tunegate.ladder.base import Augment
 from tunegate.methods import CHECKPOINTS, TuningMethod
 from tunegate.records import (
     AuditRecord,
@@ -97,15 +99,28 @@ def score_version(
 ) -> EvalResult:
     """A registered version answering ``eval_df`` with its own base model, prompt and length budget (``spec``: how
     this run answers; ``config_dir``: where a relative base-model path is resolved)."""
-    meta, answerer, tokenizer = load_version(info, config_dir=config_dir)
-    # prompt, label answers and length budget as the version recorded them: what serving it would use
+    loaded = load_version(info, config_dir=config_dir)
+    meta = loaded.meta
+    # prompt, label answers, length budget and label offset as the version recorded them: what serving it would use
     spec = dataclasses.replace(
         spec,
         prompt=PromptConfig(**meta["prompt"]),
         labels=dict(meta["labels"]) if meta.get("labels") else spec.labels,
         max_length=meta.get("max_length", spec.max_length),
+        label_offset=tuple(meta.get("label_offset") or ()),
     )
-    return evaluation.evaluate(answerer, tokenizer, spec=spec, eval_df=eval_df, name=name, kind=kind, fallback=fallback)
+    texts = eval_df.get_column(canonical_columns(spec.task)[0]).to_list()
+    augment = Augment(shots=loaded.shots(texts)) if loaded.demos is not None else None
+    return evaluation.evaluate(
+        loaded.answerer,
+        loaded.tokenizer,
+        spec=spec,
+        eval_df=eval_df,
+        name=name,
+        kind=kind,
+        fallback=fallback,
+        augment=augment,
+    )
 
 
 def _reproducing(dtype: str):
@@ -360,6 +375,52 @@ def register_run(
         message=message,
         rescore=rescored,
     )
+
+
+def register_prompt(
+    registry: RegistryConfig,
+    run: RunContext,
+    decision: Decision,
+    best: EvalResult,
+    spec: AnswerSpec,
+    train: pl.DataFrame,
+    *,
+    train_mean: float | None = None,
+) -> tuple[int, bool, str]:
+    """Register the best rung, a searched prompt (``prompt_versions.registrable``), as a prompt version and move the
+    ``prompt`` alias to it once it re-scores from the registry: (version, moved, what happened in words)."""
+    from tunegate import prompt_versions
+
+    reg = Registry(registry.path)
+    name = registry.model_name
+    run_dir = Path(run.run_dir)
+    artifact = prompt_versions.write_artifact(
+        run_dir / "prompts" / "artifact", run=run, result=best, spec=spec, train=train
+    )
+    stored = version_files(
+        run_dir=run_dir,
+        metric=decision.gate_metric,
+        tuned_eval=best.metrics,
+        fallback=train_mean,
+        predictions=run_dir / "predictions" / f"{best.name}.jsonl",
+        dtype=run.placement.dtype,
+    )
+    card = prompt_versions.model_card(name, run, decision, best, TuningMethod.read_meta(artifact))
+    info = reg.register(
+        name,
+        files={"model_card.md": card, "decision.json": decision.model_dump_json(indent=2), **stored},
+        dirs={"artifact": artifact},
+        meta=prompt_versions.version_meta(run, decision, best),
+    )
+    alias = prompt_versions.ALIAS
+    result = promote(
+        reg, name, info.version, alias=alias, tolerance=registry.reproduce_tolerance, reason=f"run {run.run_id}"
+    )
+    what = f"registered the best rung {best.name} as prompt version {name} v{info.version}"
+    if result.moved:
+        serve = f"`tunegate serve --model {name}@{alias}`"
+        return info.version, True, f"{what}, '{alias}' moved to it ({result.rescore.note}); answer with it: {serve}"
+    return info.version, False, f"{what} but did NOT move '{alias}': {result.message}"
 
 
 def version_meta(run: RunContext, decision: Decision, tuned: TuneResult) -> dict[str, Any]:

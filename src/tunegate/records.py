@@ -410,6 +410,7 @@ class DeployResult(BaseModel):
     production_version: int | None
     message: str
     rescore: Rescore | None = None  # only when the gate said promote
+    prompt_version: int | None = None  # not promoted and the best rung a searched prompt: registered as a version
 
 
 class MethodOutcome(BaseModel):

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import polars as pl
+
 from tunegate import (
     audit,
     changes,
@@ -25,12 +27,13 @@ from tunegate import (
     judging,
     planning,
     promotion,
+    prompt_versions,
     tracking,
     tuning,
     validation,
 )
 from tunegate.answering import AnswerSpec
-from tunegate.errors import PromotionError
+from tunegate.errors import PromotionError, RegistryError
 from tunegate.ladder import core as ladder
 from tunegate.report import render_model_card
 from tunegate.runs import resume_run, start_run
@@ -155,8 +158,6 @@ def tune(
 @_timed
 def forecast_subsets(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[DatasetRef]:
     """`tunegate forecast`: the dataset cut to nested fractions of its train rows (``forecast.fractions``)."""
-    import polars as pl
-
     train = pl.read_parquet(dataset.train_path)
     rows = forecast.nested_rows(train, cfg.forecast.fractions, seed=cfg.data.split_seed, task=cfg.task)
     return [forecast.subset(dataset, train, r, Path(run.run_dir) / forecast.FOLDER) for r in rows]
@@ -276,9 +277,12 @@ def deploy(
     decision: Decision,
     tuned: TuneResult,
     production: ProductionCheck | None = None,
+    best: EvalResult | None = None,
 ) -> DeployResult:
     """Register the tuned artifact as a new immutable version; move ``production`` only if promoted, the registry
-    copy re-scores to the run's metric, and production is still the version this run was compared with."""
+    copy re-scores to the run's metric, and production is still the version this run was compared with. Not
+    promoted, with ``best`` (the best rung) a searched prompt: that prompt is registered too, as a prompt version
+    (alias ``prompt``) that predict and serve answer with."""
     train_mean = decision.provenance.get("train_mean")
     labels = list(cfg.data.label_answers())
     card = render_model_card(
@@ -299,6 +303,20 @@ def deploy(
         expect_production=cfg.gate.must_beat_production,
         train_mean=train_mean,
     )
+    if decision.decision != "promote" and prompt_versions.registrable(best):
+        try:
+            version, _, message = promotion.register_prompt(
+                cfg.registry,
+                run,
+                decision,
+                best,
+                AnswerSpec.from_config(cfg),
+                pl.read_parquet(Path(run.run_dir) / "data" / "train.parquet"),
+                train_mean=train_mean,
+            )
+        except (OSError, RegistryError) as exc:  # the gate's verdict and the tuned version stand without it
+            version, message = None, f"the best rung {best.name} was NOT registered as a prompt version: {exc}"
+        result = result.model_copy(update={"prompt_version": version, "message": f"{result.message}; {message}"})
     judging.record_deployment(run, result)
     if decision.decision == "promote" and not result.production_moved:
         raise PromotionError(result.message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -150,6 +151,17 @@ def test_without_a_selection_split_it_is_refused_before_any_model_runs(
     cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, baselines={"optimized_prompt": True}))
     out = validate(cfg, tiny_tokenizer)
     assert not out.ok and "data.dev_fraction" in out.summary() and "optimized_prompt" in out.summary()
+    # with one, but too few rows left unseen by the search to choose the best rung: a warning naming the fix
+    cfg = load_config(
+        make_config(
+            tmp_path, tiny_model_dir, toy_data, data={"dev_fraction": 0.3}, baselines={"optimized_prompt": True}
+        )
+    )
+    out = validate(cfg, tiny_tokenizer)
+    (warning,) = [w for w in out.warnings if w.check == "search_rows"]
+    n_dev = out.stats["rows"]["dev"]
+    assert out.ok and f"searches on {n_dev // 2} of the {n_dev} selection rows" in warning.message
+    assert f"at least {100 + n_dev // 2} rows (raise data.dev_fraction" in warning.message
 
 
 def test_the_best_rung_is_chosen_on_the_selection_rows_no_search_has_seen():
@@ -191,3 +203,87 @@ def test_a_rewrite_is_the_first_line_that_reads_as_an_instruction():
     assert _instruction_in("Input: x\nCategory: positive") is None and _instruction_in("ok") is None
     said = 'The correct instruction is: "Decide whether the review is positive or negative."'
     assert _instruction_in(said) == "Decide whether the review is positive or negative."
+
+
+def test_a_searched_prompt_that_won_is_a_version_predict_and_serve_answer_with(tmp_path, tiny_model_dir, toy_data):
+    """Not promoted, with the optimized prompt the best rung: deploy registers it as a prompt version (no weights:
+    the instruction, the demonstrations or their corpus, the calibrated twin's offset), the 'prompt' alias moves
+    once it re-scores from the registry, and `predict` answers every eval row exactly as the rung did, for a fixed
+    set, demonstrations retrieved per input and a calibrated prompt."""
+    from tunegate import evaluation, prompt_versions
+    from tunegate.inference import load_predictor, predict
+    from tunegate.modeling import load_model, load_tokenizer
+    from tunegate.records import Decision, TuneResult
+    from tunegate.registry import Registry
+    from tunegate.scoring import LMAnswerer
+
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, data={"dev_fraction": 0.3}))
+    run = stages.prepare_run(cfg)
+    val = stages.validate_data(cfg, run)
+    cfg = cfg.with_resolved(val.resolved)
+    ctx = cfg.ladder_context()
+    spec = stages.AnswerSpec.from_config(cfg)
+    train, eval_df = pl.read_parquet(val.dataset.train_path), pl.read_parquet(val.dataset.eval_path)
+    texts = eval_df.get_column("text").to_list()
+    answerer, tokenizer = LMAnswerer(load_model(tiny_model_dir)), load_tokenizer(tiny_model_dir)
+    (artifact := tmp_path / "lora-artifact").mkdir()
+    (artifact / "tunegate.json").write_text("{}")  # the rejected candidate's files: only registered, never loaded
+    tuned = TuneResult(
+        method="lora", artifact_dir=str(artifact), train_seconds=1, peak_rss_mb=1, trainable_params=1, total_params=2,
+        n_steps=1, n_train_tokens=1, tokens_per_s=1, loss_curve=[1], epoch_losses=[1], checkpoints=[],
+    )  # fmt: skip
+    rows = train.get_column("_row").to_list()
+    cases = [
+        ({"instruction": "Say pos or neg.", "demos": {"source": "random", "rows": rows[:2]}}, None),
+        ({"instruction": "Which is it: {labels}?", "demos": {"source": "retrieved", "rows": [], "k": 2}}, None),
+        ({"instruction": "Label it.", "demos": {"source": "none", "rows": []}}, [0.7, -0.7]),
+    ]
+    reg = Registry(cfg.registry.path)
+    (Path(run.run_dir) / "report.md").write_text("# the run's report\n")  # deploy appends its outcome
+    for chosen, offset in cases:
+        rung = ladder.searched(Rung("optimized_prompt", kind="optimized_prompt"), {"search": {"chosen": chosen}})
+        aug = ladder.augment_for(ctx, rung, train, texts)
+        best = evaluation.evaluate(
+            answerer, tokenizer, spec=spec, eval_df=eval_df, name=rung.name, kind="baseline", augment=aug
+        ).model_copy(update={"rung": "optimized_prompt"})
+        if offset:
+            best = evaluation.calibrated(
+                best, spec=spec, name="optimized_prompt_calibrated", offset=offset, setup_seconds=0, details={}
+            )
+        (Path(run.run_dir) / "predictions").mkdir(exist_ok=True)
+        (Path(run.run_dir) / "predictions" / f"{best.name}.jsonl").write_text(
+            "".join(p.model_dump_json() + "\n" for p in best.predictions)
+        )
+        decision = Decision(
+            decision="reject",
+            summary="NOT PROMOTED: the prompt does as well",
+            reasons=[],
+            gate={"min_gain": 0.0},
+            gate_metric="accuracy",
+            baselines={best.name: best.metrics},
+            best_baseline=best.name,
+            tuned={"accuracy": 0.5},
+            delta=0.5 - best.metrics["accuracy"],
+            ci_low=-0.2,
+            ci_high=0.1,
+            costs={},
+            provenance={"data_hash": val.dataset.data_hash, "n_train": 1, "n_eval": 1, "config_hash": "c"}
+            | {"code_version": "t"},
+        )
+        deployed = stages.deploy(cfg, run, decision, tuned, None, best)
+        assert deployed.prompt_version == deployed.registered_version + 1 and not deployed.production_moved
+        assert f"as prompt version toy v{deployed.prompt_version}, 'prompt' moved" in deployed.message
+        info = reg.resolve("toy@prompt")
+        assert info.version == deployed.prompt_version and info.meta["method"] == "prompt"
+        assert info.meta["delta"] == pytest.approx(-decision.delta) and info.meta["ci_low"] == -0.1
+        predicted = predict(load_predictor(cfg.registry.path, "toy@prompt"), texts)
+        assert [o["label"] for o in predicted] == [p.prediction for p in best.predictions], chosen
+        probs = [round(o["probabilities"]["pos"], 3) for o in predicted]
+        assert probs == [round(float(np.exp(p.scores["pos"])), 3) for p in best.predictions]
+    meta = json.loads((reg.resolve("toy@prompt").path / "artifact" / "tunegate.json").read_text())
+    assert meta["label_offset"] == [0.7, -0.7] and meta["prompt"]["instruction"] == "Label it."
+    assert (reg.get("toy", 4).path / "artifact" / "demonstrations.parquet").is_file()  # the retrieved case's corpus
+    assert json.loads((reg.get("toy", 2).path / "artifact" / "tunegate.json").read_text())["demos"]["shots"]
+    # only a searched prompt is registered: another best rung has no recorded choice to answer with
+    assert not prompt_versions.registrable(best.model_copy(update={"rung": "few_shot"}))
+    assert not prompt_versions.registrable(None)

@@ -414,6 +414,27 @@ def documents(s: State) -> None:
     s.issues += [Issue(check="documents", severity="error", split="documents", message=m) for m in errors]
 
 
+def search_rows(s: State) -> None:
+    """A prompt search scores its candidates on part of the selection split and every rung is compared on the rest:
+    too few rows there make the choice of the best rung (the bar tuning must beat) a coin toss."""
+    from tunegate.ladder.optimized_prompt.settings import FEW_UNSEEN_ROWS, searched_rows
+
+    search = s.cfg.baselines.optimized_prompt
+    if not search.enabled or s.dev is None or s.dev.height == 0:
+        return
+    searched = searched_rows(search.selection_rows, s.dev.height)
+    unseen = s.dev.height - searched
+    if unseen < FEW_UNSEEN_ROWS:
+        message = (
+            f"baselines.optimized_prompt searches on {searched} of the {s.dev.height} selection rows; the rungs are "
+            f"compared on the {unseen} it does not see, where one row is {100 / max(unseen, 1):.1f} points of "
+            f"{s.cfg.gate_metric}: which rung is best (the bar tuning must beat) is noisy below {FEW_UNSEEN_ROWS}. "
+            f"Give the selection split at least {FEW_UNSEEN_ROWS + searched} rows (raise data.dev_fraction, or more "
+            "rows in data.dev), or lower baselines.optimized_prompt.selection_rows"
+        )
+        s.issues.append(Issue(check="search_rows", severity="warning", split="dev", message=message))
+
+
 def guard_files(s: State) -> None:
     """The files the guards name (another dataset config, a pairs file), before any model runs."""
     from tunegate.guards.checking import preflight
@@ -440,6 +461,7 @@ CHECKS: list[Check] = [
     Check("length_shift", "train and eval input lengths", length_shift),
     Check("forecast_fractions", "train's labels against forecast.fractions (with after_reject)", forecast_fractions),
     Check("documents", "the enabled rungs' files (RAG's document folder)", documents),
+    Check("search_rows", "the selection rows a prompt search leaves unseen (baselines.optimized_prompt)", search_rows),
     Check("guard_files", "the files the guards name (guards.retention.datasets, guards.bias.pairs)", guard_files),
 ]
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tunegate.ladder.base import Augment, LadderContext, Rung, RungKind, SearchEnv
-from tunegate.ladder.optimized_prompt.settings import OptimizedPromptConfig
+from tunegate.ladder.optimized_prompt.settings import OptimizedPromptConfig, searched_rows
 
 NO_DEMOS: dict[str, Any] = {"source": "none", "rows": []}
 REWRITE_EXAMPLES = 6  # labelled train rows shown to the model when it rewrites the instruction
@@ -126,7 +126,7 @@ class OptimizedPrompt(RungKind):
         p = rung.params
         t0 = time.perf_counter()
         # at most half the selection rows: the others, never searched on, are where every rung is compared
-        n = min(p["selection_rows"], max(1, env.selection.height // 2))
+        n = searched_rows(p["selection_rows"], env.selection.height)
         s = Search(rung, ctx, env, env.selection.sample(n=n, seed=p["seed"]), t0 + 60 * p["max_minutes"])
         with progress_bar(p["max_candidates"], "optimized_prompt: search", "candidate") as bar:
             s.bar = bar

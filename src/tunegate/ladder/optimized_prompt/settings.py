@@ -10,6 +10,7 @@ from pydantic import Field
 from tunegate.strict import Strict
 
 DemoSource = Literal["bootstrapped", "random", "retrieved"]
+FEW_UNSEEN_ROWS = 100  # below this many selection rows left unseen by the search, which rung is best is noisy
 
 
 class OptimizedPromptConfig(Strict):
@@ -46,3 +47,9 @@ class OptimizedPromptConfig(Strict):
         default=64, ge=8, description="Selection rows each candidate is scored on (a seeded sample, at most)."
     )
     seed: int = Field(default=0, description="Seed of the row samples and random demonstrations.")
+
+
+def searched_rows(selection_rows: int, n_selection: int) -> int:
+    """How many of ``n_selection`` selection rows the search scores candidates on: ``selection_rows`` at most, and
+    at most half, so that the rows it never saw remain for comparing it with the other rungs."""
+    return min(selection_rows, max(1, n_selection // 2))
