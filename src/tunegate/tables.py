@@ -95,6 +95,8 @@ def model_rows(spec: GateSpec, decision: Decision, results: list[EvalResult], in
     best = next(r for r in results if r.name == decision.best_baseline)
     lines = {c.name: c for c in decision.cost_model}
     verdict = {"production": "production", "tuned": decision.decision}
+    # on the selection rows every rung was scored on (a searched prompt's are fewer), as the choice was made
+    on_dev = {n: s["selection"] for n, s in decision.selection.get("scores", {}).items() if s["selection"] is not None}
     rows = []
     for r in results:
         v, lo, hi = intervals.of(r)
@@ -123,7 +125,7 @@ def model_rows(spec: GateSpec, decision: Decision, results: list[EvalResult], in
                 per_request_usd=c.per_request_usd,
                 monthly_usd=c.monthly_usd,
                 decision=verdict.get(r.kind, "best baseline" if r.name == best.name else "baseline"),
-                selection_metric=r.selection.metrics[spec.metric] if r.selection is not None else None,
+                selection_metric=on_dev.get(r.name, r.selection.metrics[spec.metric] if r.selection else None),
             )
         )
     return rows
