@@ -27,13 +27,17 @@ def per_request_usd(prices: CostsConfig, *, prompt_tokens: float, output_tokens:
 
 def _setup_words(r: EvalResult) -> str:
     parts = []
+    search = (r.details.get("search") or {}).get("seconds") or 0.0  # a searched prompt's search (tokens: its record)
+    if search:
+        parts.append(f"prompt search {search:.0f} s")
     if r.index_build_seconds is not None:
         parts.append(
             f"index build {r.index_build_seconds:.1f} s" + (" (cached)" if r.details.get("index_cached") else "")
         )
-    calibration = r.setup_seconds - (r.index_build_seconds or 0.0) if "calibrated_from" in r.details else 0.0
-    if calibration > 0:
-        parts.append(f"calibration {calibration:.0f} s")
+    if "calibrated_from" in r.details:
+        calibration = r.setup_seconds - (r.index_build_seconds or 0.0) - search
+        if calibration > 0:
+            parts.append(f"calibration {calibration:.0f} s")
     if not parts and r.setup_seconds:
         parts.append(f"setup {r.setup_seconds:.1f} s")
     return " + ".join(parts) or "-"

@@ -44,7 +44,8 @@ def test_durations_read_as_words():
 
 
 def test_a_baselines_one_off_cost_names_its_setup():
-    """Index build (cached or not) and calibration scoring are what a rung pays once; they are named."""
+    """Index build (cached or not), a prompt search and calibration scoring are what a rung pays once; they are
+    named."""
     prices = CostsConfig(cpu_per_hour=3.6)
     retrieved = result("retrieved_few_shot_hybrid", rows(7, 10)).model_copy(
         update={"setup_seconds": 12.0, "index_build_seconds": 2.0, "details": {"index_cached": True}}
@@ -53,6 +54,10 @@ def test_a_baselines_one_off_cost_names_its_setup():
     assert line.one_off_what == "index build 2.0 s (cached)" and line.one_off_usd == pytest.approx(0.012)
     twin = retrieved.model_copy(update={"details": {"calibrated_from": "retrieved_few_shot_hybrid"}})
     assert cost_line(prices, twin, train_price_per_hour=3.6).one_off_what == "index build 2.0 s + calibration 10 s"
+    searched = twin.model_copy(update={"details": {**twin.details, "search": {"seconds": 6.0}}})  # of the 12 s
+    assert cost_line(prices, searched, train_price_per_hour=3.6).one_off_what == (
+        "prompt search 6 s + index build 2.0 s + calibration 4 s"
+    )
     plain = result("zero_shot", rows(5, 10))
     assert cost_line(prices, plain, train_price_per_hour=3.6).one_off_what == "-"
     assert cost_line(prices, plain, train_price_per_hour=3.6, kind="production").kind == "production"
