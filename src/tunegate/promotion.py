@@ -57,28 +57,26 @@ CONFIG = "config.yaml"  # the run's resolved config
 
 
 def version_files(
-    *,
-    run_dir: Path,
-    metric: str,
-    tuned_eval: dict[str, Any],
-    predictions: Path | None,
-    fallback: float | None,
-    dtype: str = "float32",
+    run: RunContext, *, metric: str, values: dict[str, Any], predictions: str, fallback: float | None
 ) -> dict[str, str | Path]:
-    """What a version stores beside its artifact so it can be re-scored from the registry alone."""
+    """What a version stores beside its artifact so it can be re-scored from the registry alone: the run's
+    ``metric`` and ``values`` (every metric), its per-row predictions (``predictions/<predictions>.jsonl`` of the
+    run), the eval rows, the config and the precision the run scored in."""
+    run_dir = Path(run.run_dir)
+    path = run_dir / "predictions" / f"{predictions}.jsonl"
     preds = {}
-    if predictions is not None and predictions.is_file():
-        for line in predictions.read_text().splitlines():
+    if path.is_file():
+        for line in path.read_text().splitlines():
             if line.strip():
                 p = json.loads(line)
                 preds[str(p["row"])] = p["prediction"]
     expected = {
         "metric": metric,
-        "value": tuned_eval.get(metric),
-        "metrics": tuned_eval,
+        "value": values.get(metric),
+        "metrics": values,
         "fallback": fallback,
         "predictions": preds,
-        "dtype": dtype,  # the precision the run scored in: a re-score reproduces it
+        "dtype": run.placement.dtype,  # the precision the run scored in: a re-score reproduces it
     }
     return {
         EXPECTED: json.dumps(expected, indent=1),
@@ -341,14 +339,12 @@ def register_run(
     version this run was compared with."""
     reg = Registry(registry.path)
     name = registry.model_name
-    run_dir = Path(run.run_dir)
     stored = version_files(
-        run_dir=run_dir,
+        run,
         metric=decision.gate_metric,
-        tuned_eval=decision.tuned,
+        values=decision.tuned,
+        predictions=f"tuned_{tuned.method}",
         fallback=train_mean,
-        predictions=run_dir / "predictions" / f"tuned_{tuned.method}.jsonl",
-        dtype=run.placement.dtype,
     )
     info = reg.register(
         name,
@@ -393,17 +389,11 @@ def register_prompt(
 
     reg = Registry(registry.path)
     name = registry.model_name
-    run_dir = Path(run.run_dir)
     artifact = prompt_versions.write_artifact(
-        run_dir / "prompts" / "artifact", run=run, result=best, spec=spec, train=train
+        Path(run.run_dir) / "prompts" / "artifact", run=run, result=best, spec=spec, train=train
     )
     stored = version_files(
-        run_dir=run_dir,
-        metric=decision.gate_metric,
-        tuned_eval=best.metrics,
-        fallback=train_mean,
-        predictions=run_dir / "predictions" / f"{best.name}.jsonl",
-        dtype=run.placement.dtype,
+        run, metric=decision.gate_metric, values=best.metrics, predictions=best.name, fallback=train_mean
     )
     card = prompt_versions.model_card(name, run, decision, best, TuningMethod.read_meta(artifact))
     info = reg.register(
