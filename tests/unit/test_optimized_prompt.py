@@ -203,6 +203,10 @@ def test_a_rewrite_is_the_first_line_that_reads_as_an_instruction():
     assert _instruction_in("Input: x\nCategory: positive") is None and _instruction_in("ok") is None
     said = 'The correct instruction is: "Decide whether the review is positive or negative."'
     assert _instruction_in(said) == "Decide whether the review is positive or negative."
+    # a shown input repeated back is not an instruction (Gemma 3 270M answered a TREC rewrite request with one)
+    request = "Examples with their correct category:\nInput: What is the longest-running television series ?\n"
+    reply = "What is the longest-running television series?\nDecide what kind of answer the question wants."
+    assert _instruction_in(reply, request) == "Decide what kind of answer the question wants."
 
 
 def test_a_searched_prompt_that_won_is_a_version_predict_and_serve_answer_with(tmp_path, tiny_model_dir, toy_data):

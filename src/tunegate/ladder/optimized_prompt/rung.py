@@ -258,23 +258,29 @@ def _rewrite(env: SearchEnv, ctx: LadderContext, instruction: str, sample, score
             "Write one better instruction in one or two sentences. Reply with the instruction only.",
         ]
     )
-    return _instruction_in(env.generate(request, REWRITE_TOKENS))
+    return _instruction_in(env.generate(request, REWRITE_TOKENS), request)
 
 
 LEAD = re.compile(r'^"?((the|a|my) )?((correct|better|improved|new|rewritten) )?instruction( is)?:\s*', re.IGNORECASE)
 ECHOES = ("input:", "correct:", "category:", "the current instruction", "examples with", "write ", "instruction:")
 
 
-def _instruction_in(reply: str) -> str | None:
+def _instruction_in(reply: str, request: str = "") -> str | None:
     """The first line of a reply that reads as an instruction: not an echo of the request (small models repeat its
-    examples), at least four words, at most ``MAX_INSTRUCTION_CHARS``; a leading 'The better instruction is:' is
-    dropped."""
+    examples: a line found in the request, such as a shown input, is not an instruction), at least four words, at
+    most ``MAX_INSTRUCTION_CHARS``; a leading 'The better instruction is:' is dropped."""
+    said = _words(request)
     for line in reply.splitlines():
         text = LEAD.sub("", line.strip()).strip().strip('"').strip()
         if len(text.split()) >= 4 and len(text) <= MAX_INSTRUCTION_CHARS and "{" not in text:
-            if not text.lower().startswith(ECHOES):
+            if not text.lower().startswith(ECHOES) and _words(text) not in said:
                 return text
     return None
+
+
+def _words(text: str) -> str:
+    """Lower-case words separated by single spaces (an echo differs from its source in spacing and case only)."""
+    return " ".join(re.findall(r"\w+", text.lower()))
 
 
 def _short(text: str, chars: int = 200) -> str:
