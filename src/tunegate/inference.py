@@ -12,7 +12,6 @@ from tunegate.answering import AnswerSpec
 from tunegate.errors import TunegateError
 from tunegate.methods import TuningMethod, get_method
 from tunegate.modeling import load_tokenizer, resolve_model
-from tunegate.prompt_versions import Demonstrations
 from tunegate.registry import Registry, VersionInfo
 from tunegate.scoring import Answerer
 
@@ -26,7 +25,7 @@ class Predictor:
     answerer: Answerer
     tokenizer: Any
     meta: dict[str, Any]
-    demos: Demonstrations | None = None
+    demos: prompt_versions.Demonstrations | None = None
 
     @property
     def spec(self) -> AnswerSpec:

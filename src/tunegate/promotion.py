@@ -108,7 +108,7 @@ def score_version(
         label_offset=tuple(meta.get("label_offset") or ()),
     )
     texts = eval_df.get_column(canonical_columns(spec.task)[0]).to_list()
-    augment = Augment(shots=loaded.shots(texts)) if loaded.demos is not None else None
+    augment = Augment(shots=loaded.shots(texts))  # a prompt version's demonstrations; None for the others
     return evaluation.evaluate(
         loaded.answerer,
         loaded.tokenizer,
