@@ -134,21 +134,26 @@ def label_logprobs(answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[li
     return torch.log_softmax(scores.float(), dim=1), stats
 
 
+def labelled(logp: torch.Tensor, stats: ScoreStats, spec: AnswerSpec, tokenizer) -> Answers:
+    """Classification answers from the label log-probs (normalized among the labels), after the spec's offset."""
+    labels = list(spec.labels)
+    if spec.label_offset:  # calibrated: as the calibrated rung shifted its base's log-probs
+        logp = torch.log_softmax(logp + torch.tensor(spec.label_offset, dtype=logp.dtype), dim=1)
+    preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
+    builder = spec.builder(tokenizer)  # a served model answers with the label's scored tokens
+    answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}
+    stats.output_tokens = sum(answer_len[p] for p in preds)
+    return Answers(predictions=preds, stats=stats, label_logprobs=logp)
+
+
 def answer(
     answerer: Answerer, tokenizer, spec: AnswerSpec, ids: list[list[int]], *, fallback: float, desc: str | None = None
 ) -> Answers:
     """The task's way of answering (its answer kind): score the labels, predict a number, or generate text."""
     kind = task_type(spec.task)
     if kind.scored:
-        labels = list(spec.labels)
         logp, stats = label_logprobs(answerer, tokenizer, spec, ids, desc=f"score {desc}" if desc else None)
-        if spec.label_offset:  # calibrated: as the calibrated rung shifted its base's log-probs
-            logp = torch.log_softmax(logp + torch.tensor(spec.label_offset, dtype=logp.dtype), dim=1)
-        preds = [labels[b] for b in logp.argmax(dim=1).tolist()]
-        builder = spec.builder(tokenizer)  # a served model answers with the label's scored tokens
-        answer_len = {lab: len(builder.answer_ids(a)) for lab, a in spec.labels.items()}
-        stats.output_tokens = sum(answer_len[p] for p in preds)
-        return Answers(predictions=preds, stats=stats, label_logprobs=logp)
+        return labelled(logp, stats, spec, tokenizer)
     if kind.numeric:
         values, stats, unparsed = answerer.regress(
             tokenizer,

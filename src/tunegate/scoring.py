@@ -24,6 +24,7 @@ architecture.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
@@ -288,6 +289,21 @@ def hidden_after_shared_prefix(
     return out.last_hidden_state if layer == -1 else out.hidden_states[layer]
 
 
+def _rows_cache(per_row: list):
+    """A KV cache for a batch from each row's shared-prefix cache (batch 1 each): one expanded view when every
+    row has the same, else the rows' caches stacked."""
+    from transformers import DynamicCache
+
+    first = per_row[0]
+    if all(kv is first for kv in per_row):
+        b = len(per_row)
+        return DynamicCache(ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in first])
+    layers = zip(*per_row)
+    return DynamicCache(
+        ddp_cache_data=[(torch.cat([k for k, _ in kvs]), torch.cat([v for _, v in kvs])) for kvs in layers]
+    )
+
+
 @torch.inference_mode()
 def score_answers(
     model,
@@ -298,12 +314,16 @@ def score_answers(
     batch_size: int = 16,
     desc: str | None = None,
     prefix_embeds: torch.Tensor | None = None,
+    row_groups: list | None = None,
+    group_context=None,
 ) -> tuple[torch.Tensor, ScoreStats]:
     """Log-likelihood of every answer after every prompt: a float tensor [n_prompts, n_answers].
 
     ``prefix_embeds`` [V, hidden] (a soft prompt) go before every prompt, at positions 0..V-1.
+    ``row_groups`` (one hashable per prompt) with ``group_context(groups of a forward's rows)``, a context manager:
+    rows of different groups share a batch, each forward runs inside the context for its rows (several adapters
+    of one base, ``tunegate.adapters``), and the shared prefix runs once per group.
     """
-    from transformers import DynamicCache
 
     n, n_ans = len(prompt_ids), len(answer_ids)
     out = torch.empty((n, n_ans), dtype=torch.float32)
@@ -315,8 +335,13 @@ def score_answers(
     n_nodes = len(trie)
     # every row keeps at least its last token: that position gives the first answer token's distribution
     p = shared_prompt_prefix(prompt_ids)
-    prefix_kv, off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
-    computed = off
+    groups = list(row_groups) if row_groups is not None else [None] * n
+    in_groups = group_context or (lambda _rows: contextlib.nullcontext())
+    group_kv, off = {}, 0
+    for g in dict.fromkeys(groups):
+        with in_groups([g]):
+            group_kv[g], off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
+    computed = off * len(group_kv)
     node_tok = torch.tensor(trie.token, dtype=torch.long)
     node_depth = torch.tensor(trie.depth, dtype=torch.long)
     node_sees = trie.sees()
@@ -347,24 +372,24 @@ def score_answers(
         allowed[:, width:, off + width :] = node_sees
         allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
         ids, q_pos, k_pos, allowed = (t.to(dev) for t in (ids, q_pos, k_pos, allowed))
-        cache = None
-        if prefix_kv is not None:
-            cache = DynamicCache(
-                ddp_cache_data=[(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in prefix_kv]
-            )
-        hidden = body(
-            input_ids=ids,
-            attention_mask=masks(allowed, q_pos, k_pos),
-            position_ids=q_pos,
-            **_cache_kwargs(body, cache),
-        ).last_hidden_state
+        rows_of = [groups[i] for i in idx]
+        cache = _rows_cache([group_kv[g] for g in rows_of]) if off else None
+        with in_groups(rows_of):
+            hidden = body(
+                input_ids=ids,
+                attention_mask=masks(allowed, q_pos, k_pos),
+                position_ids=q_pos,
+                **_cache_kwargs(body, cache),
+            ).last_hidden_state
         last = hidden[torch.arange(b, device=dev), (lens - 1).to(dev)]
         read = torch.cat([last[:, None], hidden[:, width:]], dim=1)  # [b, 1 + N, h]
         computed += int(lens.sum()) + b * n_nodes
         scores = torch.empty((b, n_ans), dtype=torch.float32)
         rows = max(1, HEAD_CHUNK_ELEMENTS // ((1 + n_nodes) * model.get_output_embeddings().weight.shape[0]))
         for c in range(0, b, rows):
-            lp = torch.log_softmax(output_logits(model, read[c : c + rows], float32=True).float(), dim=-1)
+            with in_groups(rows_of[c : c + rows]):
+                logits = output_logits(model, read[c : c + rows], float32=True)
+            lp = torch.log_softmax(logits.float(), dim=-1)
             s = lp[:, 0, first.to(dev)]
             for j, st in enumerate(trie.steps):
                 for node, tok in st:
@@ -394,8 +419,11 @@ def generate(
     batch_size: int = 8,
     desc: str | None = None,
     stop_ids: list[int] | None = None,
+    options: dict | None = None,
 ) -> tuple[list[str], ScoreStats]:
-    """Greedy decoding, batched and left-padded; stops at a stop token (default: eos), which is not returned."""
+    """Greedy decoding, batched and left-padded; stops at a stop token (default: eos), which is not returned.
+
+    ``options``: more ``model.generate`` arguments (a served request's sampling, streamer, stopping criteria)."""
     stops = list(stop_ids) if stop_ids else [tokenizer.eos_token_id]
     n = len(prompt_ids)
     texts: list[str] = [""] * n
@@ -415,9 +443,9 @@ def generate(
             input_ids=ids,
             attention_mask=mask,
             max_new_tokens=max_new_tokens,
-            do_sample=False,
             pad_token_id=pad_id,
             eos_token_id=stops,
+            **{"do_sample": False, **(options or {})},
         )
         for j, i in enumerate(idx):
             new = gen[j, ids.shape[1] :].tolist()
@@ -475,6 +503,7 @@ class Answerer:
         batch_size: int = 8,
         desc: str | None = None,
         stop_ids: list[int] | None = None,
+        options: dict | None = None,
     ):
         raise NotImplementedError
 
@@ -525,7 +554,7 @@ class LMAnswerer(Answerer):
             prefix_embeds=self.prefix_embeds,
         )
 
-    def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None, stop_ids=None):
+    def generate(self, tokenizer, prompt_ids, *, max_new_tokens, batch_size=8, desc=None, stop_ids=None, options=None):
         return generate(
             self.model,
             tokenizer,
@@ -534,4 +563,5 @@ class LMAnswerer(Answerer):
             batch_size=batch_size,
             desc=desc,
             stop_ids=stop_ids,
+            options=options,
         )

@@ -1,4 +1,5 @@
-"""`tunegate serve` over real HTTP (uvicorn on 127.0.0.1), with the tiny model and a real registry."""
+"""`tunegate serve` over real HTTP (uvicorn on 127.0.0.1), with the tiny model and a real registry: two versions
+served at once on one base, the OpenAI client, reloads."""
 
 import subprocess
 import sys
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_model_dir, prefect_env):
-    """One server for the module (the reload test, which moves aliases, runs last)."""
+    """One server for the module, serving toy@production (v2) and toy@1 (the reload test, which moves aliases,
+    runs last)."""
     tmp_path = tmp_path_factory.mktemp("serve")
     toy_data = {
         "train": write_csv(tmp_path / "train.csv", [(t, lab) for lab, texts in TOPICS.items() for t in texts[:7]]),
@@ -48,6 +50,8 @@ def served(tmp_path_factory, tiny_model_dir, prefect_env):
             "serve",
             "--model",
             "toy@production",
+            "--model",
+            "toy@1",
             "--registry",
             str(reg.root),
             "--port",
@@ -98,29 +102,114 @@ def test_health_predict_and_completions(served):
     many = httpx.post(f"{base}/v1/predict", json={"texts": ["great fun", "a tedious bore", "x " * 3000]}).json()
     assert len(many["predictions"]) == 3 and many["model"] == "toy@v2"  # an over-long input is cut to the length budget
     c = httpx.post(
-        f"{base}/v1/completions", json={"prompt": "Say hi", "max_tokens": 4, "model": "ignored", "temperature": 0}
+        f"{base}/v1/completions",
+        json={"prompt": "Say hi", "max_tokens": 4, "model": "toy@production", "temperature": 0},
     )
     assert c.status_code == 200
     body = c.json()
     assert body["object"] == "text_completion" and isinstance(body["choices"][0]["text"], str)
     assert 1 <= body["usage"]["completion_tokens"] <= 4 and body["usage"]["prompt_tokens"] > 0
+    # the second model: named by the request; both LoRA versions on one copy of the base
+    assert [m["id"] for m in httpx.get(f"{base}/v1/models").json()["data"]] == ["toy@production", "toy@1"]
+    v1 = httpx.post(f"{base}/v1/predict", json={"model": "toy@1", "text": "a wonderful film"}).json()
+    assert v1["model"] == "toy@v1" and v1["ref"] == "toy@1"
+    assert [m["model"] for m in h["models"]] == ["toy@v2", "toy@v1"] and all(m["shares_base"] for m in h["models"])
+    (held,) = h["memory"].values()  # one base model
+    assert len(held["adapters"]) == 2 and 0 < held["adapter_bytes"] < held["base_bytes"] / 10
+
+
+def test_concurrent_requests_for_two_versions_share_batches_and_answer_as_alone(served):
+    base, _, _ = served
+    texts = ["great fun", "a tedious bore", "brilliant acting", "dull and slow", "what a joy", "I hated it"]
+    alone = {
+        m: [httpx.post(f"{base}/v1/predict", json={"model": m, "text": t}).json()["predictions"][0] for t in texts]
+        for m in ("toy@production", "toy@1")
+    }
+    before = httpx.get(f"{base}/health").json()["mixed_batches"]
+    got: dict = {}
+
+    def ask(m, i):
+        got[m, i] = httpx.post(f"{base}/v1/predict", json={"model": m, "text": texts[i]}, timeout=60).json()
+
+    threads = [threading.Thread(target=ask, args=(m, i)) for i in range(len(texts)) for m in alone]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert httpx.get(f"{base}/health").json()["mixed_batches"] > before  # v1 and v2 rows in one forward
+    for (m, i), r in got.items():
+        (p,) = r["predictions"]
+        assert p["label"] == alone[m][i]["label"]
+        assert p["probabilities"] == pytest.approx(alone[m][i]["probabilities"], abs=1e-4)
+
+
+def test_the_openai_client_lists_completes_streams_and_reads_errors(served):
+    import openai
+
+    base, _, log = served
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key="not-checked", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == ["toy@production", "toy@1"]
+    assert client.models.retrieve("toy@1").id == "toy@1"
+    msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi"}]
+    chat = client.chat.completions.create(model="toy@1", messages=msgs, max_tokens=5)
+    answer = chat.choices[0].message
+    assert chat.model == "toy@1" and answer.role == "assistant" and 1 <= chat.usage.completion_tokens <= 5
+    # streamed: the pieces add up to the same (greedy) answer, one chunk says why it ended, then the usage
+    chunks = list(
+        client.chat.completions.create(
+            model="toy@1", messages=msgs, max_tokens=5, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == answer.content
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        chat.choices[0].finish_reason
+    ]
+    assert chunks[-1].usage.completion_tokens == chat.usage.completion_tokens
+    # completions: a stop string cuts the text before it and ends the generation
+    full = client.completions.create(model="toy@production", prompt="Once upon a time", max_tokens=12).choices[0]
+    assert len(full.text) >= 4, full.text
+    stop = full.text[len(full.text) // 2 :][:2]
+    cut = client.completions.create(model="toy@production", prompt="Once upon a time", max_tokens=12, stop=[stop])
+    assert cut.choices[0].text == full.text[: full.text.find(stop)] and cut.choices[0].finish_reason == "stop"
+    streamed = client.completions.create(
+        model="toy@production", prompt="Once upon a time", max_tokens=12, stop=[stop], stream=True
+    )
+    assert "".join(c.choices[0].text for c in streamed) == cut.choices[0].text
+    # sampling: temperature with a seed repeats itself
+    sampled = [
+        client.completions.create(model="toy@1", prompt="Hi", max_tokens=6, temperature=1.0, seed=7).choices[0].text
+        for _ in range(2)
+    ]
+    assert sampled[0] == sampled[1]
+    # errors: OpenAI's shape, read by the client as its own exceptions
+    with pytest.raises(openai.NotFoundError, match="not served here"):
+        client.chat.completions.create(model="gpt-4o", messages=msgs)
+    with pytest.raises(openai.BadRequestError, match="n: Input should be less than or equal to 1"):
+        client.chat.completions.create(model="toy@1", messages=msgs, n=2)
+    assert "Traceback" not in log.read_text()
 
 
 BAD = [
-    ("post", "/v1/predict", {}, 422),
-    ("post", "/v1/predict", {"text": ""}, 422),
-    ("post", "/v1/predict", {"text": 5}, 422),
-    ("post", "/v1/predict", {"text": "a", "texts": ["b"]}, 422),
-    ("post", "/v1/predict", {"texts": []}, 422),
-    ("post", "/v1/predict", {"texts": ["ok", "  "]}, 422),
-    ("post", "/v1/predict", {"texts": ["x"] * 65}, 422),
-    ("post", "/v1/predict", {"text": "x" * 20001}, 422),
-    ("post", "/v1/predict", {"text": "ok", "extra": 1}, 422),
-    ("post", "/v1/predict", b"{not json", 422),
-    ("post", "/v1/completions", {"prompt": "hi", "max_tokens": 0}, 422),
-    ("post", "/v1/completions", {"max_tokens": 5}, 422),
-    ("post", "/v1/chat/completions", {"messages": []}, 422),
-    ("post", "/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, 422),
+    ("post", "/v1/predict", {}, 400),
+    ("post", "/v1/predict", {"text": ""}, 400),
+    ("post", "/v1/predict", {"text": 5}, 400),
+    ("post", "/v1/predict", {"text": "a", "texts": ["b"]}, 400),
+    ("post", "/v1/predict", {"texts": []}, 400),
+    ("post", "/v1/predict", {"texts": ["ok", "  "]}, 400),
+    ("post", "/v1/predict", {"texts": ["x"] * 65}, 400),
+    ("post", "/v1/predict", {"text": "x" * 20001}, 400),
+    ("post", "/v1/predict", {"text": "ok", "extra": 1}, 400),
+    ("post", "/v1/predict", b"{not json", 400),
+    ("post", "/v1/completions", {"prompt": "hi", "max_tokens": 0}, 400),
+    ("post", "/v1/completions", {"max_tokens": 5}, 400),
+    ("post", "/v1/chat/completions", {"messages": []}, 400),
+    ("post", "/v1/chat/completions", {"messages": [{"role": "robot", "content": "hi"}]}, 400),
+    ("post", "/v1/predict", {"model": "nope", "text": "x"}, 404),
+    ("post", "/v1/completions", {"prompt": "hi", "stop": ["a", "b", "c", "d", "e"]}, 400),
+    ("post", "/v1/completions", {"prompt": "hi", "temperature": 3}, 400),
+    ("post", "/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "n": 2}, 400),
+    ("post", "/v1/chat/completions", {"messages": [{"role": "tool", "content": "hi"}]}, 400),
     ("get", "/v1/predict", None, 405),
     ("get", "/nope", None, 404),
 ]
@@ -137,8 +226,11 @@ def test_bad_requests_get_a_json_4xx(served, method, path, body, status):
     r = httpx.request(method.upper(), f"{base}{path}", **kwargs)
     assert r.status_code == status
     assert r.headers["content-type"].startswith("application/json")
-    err = r.json()["error"]
-    assert err["type"] and err["message"] and "Traceback" not in r.text
+    err = r.json()["error"]  # OpenAI's shape
+    assert (
+        err["type"] in ("invalid_request_error", "server_error") and err["message"] and "code" in err and "param" in err
+    )
+    assert "Traceback" not in r.text
     assert "Traceback" not in log.read_text()
 
 
@@ -166,16 +258,16 @@ def test_alias_moves_and_reloads_do_not_drop_requests(served):
         time.sleep(1)
         # 2. promote again, with the watcher racing an explicit reload: one of them switches, both answer 200
         promotion.promote(reg, "toy", 2, tolerance=0.005)
-        r = httpx.post(f"{base}/admin/reload", timeout=60)
+        r = httpx.post(f"{base}/admin/reload", params={"model": "toy@production"}, timeout=60)
         assert r.status_code == 200 and r.json()["model"] == "toy@v2"
         time.sleep(1)
-        assert httpx.post(f"{base}/admin/reload").json()["reloaded"] is False  # nothing new
+        assert httpx.post(f"{base}/admin/reload").json()["reloaded"] is False  # nothing new, for either model
         # 3. production moved to a version whose files changed: the reload is refused, v2 keeps serving
         weights = next(p for p in (reg.get("toy", 1).path / "artifact").rglob("*.safetensors"))
         weights.chmod(0o644)
         weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")
         reg.set_alias("toy", "production", 1)
-        bad = httpx.post(f"{base}/admin/reload", timeout=60)
+        bad = httpx.post(f"{base}/admin/reload", params={"model": "toy@production"}, timeout=60)
         assert (
             bad.status_code == 409
             and "files changed" in bad.json()["error"]["message"]

@@ -100,14 +100,18 @@ def test_a_conversation_run_goes_through_every_stage(tmp_path, tiny_model_dir):
         msgs = [{"role": "user", "content": "question 0 about my card"}, {"role": "assistant", "content": "ok"}]
         r = client.post(
             "/v1/chat/completions",
-            json={"messages": [*msgs, {"role": "user", "content": "and?"}], "max_tokens": 3, "model": "x"},
+            json={
+                "messages": [*msgs, {"role": "user", "content": "and?"}],
+                "max_tokens": 3,
+                "model": f"toy@v{version}",
+            },
         )
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["object"] == "chat.completion" and body["choices"][0]["message"]["role"] == "assistant"
         assert 1 <= body["usage"]["completion_tokens"] <= 3 and body["usage"]["prompt_tokens"] > 10
         bad = client.post("/v1/chat/completions", json={"messages": msgs})  # ends with the assistant
-        assert bad.status_code == 422 and "end with a non-empty user turn" in bad.text
+        assert bad.status_code == 400 and "end with a non-empty user turn" in bad.text
 
     # `tunegate predict`: a JSON line in the training file's shape (its last assistant turn is what gets answered)
     # or plain text (one user turn)

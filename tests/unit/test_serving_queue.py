@@ -3,18 +3,22 @@
 import threading
 import time
 
-import tunegate.serving as serving
+from tunegate.serving import batching
+
+
+def fake_together(seen):
+    def together(jobs):  # stands in for the models: records each batch it is given, per version
+        seen.append([(p, list(texts)) for p, texts in jobs])
+        return [[{"input": t, "label": t.upper()} for t in texts] for _, texts in jobs]
+
+    return together
 
 
 def test_queued_predicts_are_batched_in_order_and_split_back(monkeypatch):
     seen = []
-
-    def fake_predict(predictor, texts):  # stands in for the model: records each batch it is given
-        seen.append(list(texts))
-        return [{"input": t, "label": t.upper()} for t in texts]
-
-    monkeypatch.setattr(serving, "predict", fake_predict)
-    q = serving.InferenceQueue(max_texts=4)
+    monkeypatch.setattr(batching, "predict_together", fake_together(seen))
+    monkeypatch.setattr(batching, "mix_key", lambda p: None)
+    q = batching.InferenceQueue(max_texts=4)
     p = object()
     blocker = threading.Thread(target=q.call, args=(time.sleep, 0.5))  # keeps the inference thread busy
     blocker.start()
@@ -31,7 +35,7 @@ def test_queued_predicts_are_batched_in_order_and_split_back(monkeypatch):
         time.sleep(0.02)  # arrival order a, b, c, d
     for t in [blocker, *threads]:
         t.join()
-    assert seen == [["a1", "b1", "b2", "c1"], ["d1", "d2"]]  # 4 texts max per batch, in arrival order
+    assert seen == [[(p, ["a1", "b1", "b2", "c1"])], [(p, ["d1", "d2"])]]  # 4 texts max per batch, in arrival order
     assert out == {
         "a": [{"input": "a1", "label": "A1"}],
         "b": [{"input": "b1", "label": "B1"}, {"input": "b2", "label": "B2"}],
@@ -44,14 +48,15 @@ def test_queued_predicts_are_batched_in_order_and_split_back(monkeypatch):
 def test_an_error_reaches_every_request_of_its_batch_and_the_queue_goes_on(monkeypatch):
     calls = []
 
-    def flaky(predictor, texts):
-        calls.append(texts)
+    def flaky(jobs):
+        calls.append(jobs)
         if len(calls) == 1:
             raise RuntimeError("boom")
-        return [{"input": t} for t in texts]
+        return [[{"input": t} for t in texts] for _, texts in jobs]
 
-    monkeypatch.setattr(serving, "predict", flaky)
-    q = serving.InferenceQueue()
+    monkeypatch.setattr(batching, "predict_together", flaky)
+    monkeypatch.setattr(batching, "mix_key", lambda p: None)
+    q = batching.InferenceQueue()
     try:
         q.predict(object(), ["x"])
         raise AssertionError("expected the error")
@@ -59,3 +64,33 @@ def test_an_error_reaches_every_request_of_its_batch_and_the_queue_goes_on(monke
         assert str(exc) == "boom"
     assert q.predict(object(), ["y"]) == [{"input": "y"}]
     assert q.call(lambda a, b: a + b, 2, 3) == 5
+
+
+def test_versions_that_can_share_a_forward_share_a_batch_and_others_wait_their_turn(monkeypatch):
+    """Two versions on one base with the same answers (same mixing key) go in one batch, each with its own texts;
+    a version with another key starts the next batch."""
+    seen = []
+    champion, challenger, other = object(), object(), object()
+    keys = {id(champion): ("base", "labels"), id(challenger): ("base", "labels"), id(other): None}
+    monkeypatch.setattr(batching, "predict_together", fake_together(seen))
+    monkeypatch.setattr(batching, "mix_key", lambda p: keys[id(p)])
+    q = batching.InferenceQueue(max_texts=8)
+    blocker = threading.Thread(target=q.call, args=(time.sleep, 0.5))
+    blocker.start()
+    time.sleep(0.1)
+    out = {}
+    threads = []
+    for name, p, texts in [
+        ("a", champion, ["a1"]),
+        ("b", challenger, ["b1"]),
+        ("c", champion, ["c1"]),
+        ("d", other, ["d1"]),
+    ]:
+        threads.append(threading.Thread(target=lambda n=name, p=p, t=texts: out.__setitem__(n, q.predict(p, t))))
+        threads[-1].start()
+        time.sleep(0.02)
+    for t in [blocker, *threads]:
+        t.join()
+    assert seen == [[(champion, ["a1", "c1"]), (challenger, ["b1"])], [(other, ["d1"])]]
+    assert out == {k: [{"input": f"{k}1", "label": f"{k.upper()}1"}] for k in "abcd"}
+    assert q.batches == 2 and q.mixed_batches == 1

@@ -27,18 +27,22 @@ def add_commands(sub) -> None:
 
     sv = sub.add_parser(
         "serve",
-        help="serve a registered model over HTTP (FastAPI + uvicorn)",
-        description='Serve NAME@ALIAS over HTTP: GET /health; POST /v1/predict {"text": ...} or {"texts": [...]} '
-        '(classification: label + probabilities; regression: value); POST /v1/completions {"prompt": ..., '
-        '"max_tokens": 64} (generation); POST /admin/reload. The base model is read once; when the alias moves '
-        "(checked every --watch-seconds) or on /admin/reload the new version is loaded beside the current one and "
-        "swapped in without dropping requests. Binds 127.0.0.1 unless told otherwise (no authentication).",
+        help="serve registered models over HTTP (FastAPI + uvicorn; OpenAI-compatible)",
+        description="Serve one or more NAME@ALIAS over HTTP: GET /health; GET /v1/models; POST /v1/predict "
+        '{"model": ..., "text": ...} or {"texts": [...]} (classification: label + probabilities; regression: '
+        "value); POST /v1/completions and /v1/chat/completions (OpenAI-compatible: model, messages, max_tokens, "
+        "temperature, stop, stream); POST /admin/reload. A request names its model (an id of GET /v1/models); "
+        "none: the first --model. Versions of one base model share one copy of its weights (LoRA adapters are "
+        "applied per request). When an alias moves (checked every --watch-seconds) or on /admin/reload the new "
+        "version is loaded beside the current one and swapped in without dropping requests. Binds 127.0.0.1 "
+        "unless told otherwise (no authentication).",
     )
     sv.add_argument(
         "--model",
         required=True,
+        action="append",
         metavar="NAME[@ALIAS|VERSION]",
-        help="e.g. intents@production (a bare name means production)",
+        help="a model to serve, e.g. intents@production (a bare name means production); repeat for several",
     )
     sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")

@@ -157,6 +157,12 @@ class TuningMethod:
         """A ``tunegate.scoring.Answerer`` (eval mode, merged where that makes inference cheaper)."""
         raise NotImplementedError
 
+    def load_shared(self, *, bases, base_path: str, artifact_dir: Path, name: str):
+        """An answerer on the base model ``bases`` (``tunegate.adapters.SharedBases``) already holds, for a server
+        with several versions of one base (``name``: the version's adapter name); None when the method needs its
+        own copy of the base (then ``load_for_inference`` is used)."""
+        return None
+
     # ---- the plan: a short calibration run here, scaled to the full training set
 
     warm_up_before_calibration: ClassVar[bool] = False  # an untimed run first (else the first step is not timed)

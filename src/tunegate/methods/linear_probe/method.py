@@ -372,3 +372,15 @@ class LinearProbe(TuningMethod):
         model.eval()
         tokenizer_pad = load_tokenizer(base_path).pad_token_id
         return ProbeAnswerer(model, load_file(str(probe_dir / "head.safetensors")), meta, tokenizer_pad)
+
+    def load_shared(self, *, bases, base_path, artifact_dir, name):
+        from safetensors.torch import load_file
+
+        from tunegate.adapters import SharedAnswerer
+
+        probe_dir = Path(artifact_dir) / PROBE_DIR
+        meta = json.loads((probe_dir / "probe.json").read_text())
+        shared = bases.get(base_path)
+        head = load_file(str(probe_dir / "head.safetensors"))
+        probe = ProbeAnswerer(shared.model, head, meta, load_tokenizer(base_path).pad_token_id)
+        return SharedAnswerer(shared, None, probe)  # the frozen base's features: every adapter off

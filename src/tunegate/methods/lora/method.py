@@ -190,3 +190,7 @@ class LoRA(LoopTrained):
         merged = model.merge_and_unload()
         merged.eval()
         return LMAnswerer(merged)
+
+    def load_shared(self, *, bases, base_path, artifact_dir, name):
+        bases.get(base_path).add_lora(name, Path(artifact_dir) / ADAPTER_DIR)  # unmerged: applied per row
+        return bases.lm(base_path, name)

@@ -93,3 +93,6 @@ class QLoRA(LoRA):
         model = PeftModel.from_pretrained(_quantized_base(base_path, cfg), Path(artifact_dir) / ADAPTER_DIR)
         model.eval()  # adapters stay unmerged: merging into 4-bit weights would lose precision
         return LMAnswerer(model)
+
+    def load_shared(self, *, bases, base_path, artifact_dir, name):
+        return None  # a 4-bit base of its own: not the full-precision base others share
