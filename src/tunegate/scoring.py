@@ -304,6 +304,31 @@ def _rows_cache(per_row: list):
     )
 
 
+def _rows_and_answers(own: list[list[int]], trie: AnswerTrie, off: int, pad_id: int):
+    """One scoring batch's inputs: each row's own tokens (right-padded), then every answer-trie node, with the
+    positions and the attention that lets a node see its row and its ancestors (after ``off`` prefix tokens)."""
+    b, n_nodes = len(own), len(trie)
+    lens = torch.tensor([len(s) for s in own])
+    width = int(lens.max())
+    q = width + n_nodes
+    ids = torch.full((b, q), pad_id, dtype=torch.long)
+    for r, s in enumerate(own):
+        ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
+    ids[:, width:] = torch.tensor(trie.token, dtype=torch.long)
+    col = torch.arange(width)
+    real = col[None, :] < lens[:, None]  # [b, width]
+    depth = torch.tensor(trie.depth, dtype=torch.long)
+    q_pos = torch.cat([off + col.expand(b, -1), off + lens[:, None] + depth[None, :]], dim=1)
+    k_pos = torch.cat([torch.arange(off).expand(b, -1), q_pos], dim=1)
+    allowed = torch.zeros((b, q, off + q), dtype=torch.bool)
+    allowed[:, :, :off] = True
+    allowed[:, :width, off : off + width] = torch.ones((width, width), dtype=torch.bool).tril() & real[:, None, :]
+    allowed[:, width:, off : off + width] = real[:, None, :]
+    allowed[:, width:, off + width :] = trie.sees()
+    allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
+    return lens, width, ids, q_pos, k_pos, allowed
+
+
 @torch.inference_mode()
 def score_answers(
     model,
@@ -324,7 +349,6 @@ def score_answers(
     rows of different groups share a batch, each forward runs inside the context for its rows (several adapters
     of one base, ``tunegate.adapters``), and the shared prefix runs once per group.
     """
-
     n, n_ans = len(prompt_ids), len(answer_ids)
     out = torch.empty((n, n_ans), dtype=torch.float32)
     t0 = time.perf_counter()
@@ -342,9 +366,6 @@ def score_answers(
         with in_groups([g]):
             group_kv[g], off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
     computed = off * len(group_kv)
-    node_tok = torch.tensor(trie.token, dtype=torch.long)
-    node_depth = torch.tensor(trie.depth, dtype=torch.long)
-    node_sees = trie.sees()
     first = torch.tensor(trie.first, dtype=torch.long)
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     bar = progress_bar(n, desc, "ex")
@@ -354,23 +375,7 @@ def score_answers(
         idx = order[start : start + batch_size]
         b = len(idx)
         own = [prompt_ids[i][p:] for i in idx]
-        lens = torch.tensor([len(s) for s in own])
-        width = int(lens.max())
-        q = width + n_nodes
-        ids = torch.full((b, q), pad_id, dtype=torch.long)
-        for r, s in enumerate(own):
-            ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-        ids[:, width:] = node_tok
-        col = torch.arange(width)
-        real = col[None, :] < lens[:, None]  # [b, width]
-        q_pos = torch.cat([off + col.expand(b, -1), off + lens[:, None] + node_depth[None, :]], dim=1)
-        k_pos = torch.cat([torch.arange(off).expand(b, -1), q_pos], dim=1)
-        allowed = torch.zeros((b, q, off + q), dtype=torch.bool)
-        allowed[:, :, :off] = True
-        allowed[:, :width, off : off + width] = torch.ones((width, width), dtype=torch.bool).tril() & real[:, None, :]
-        allowed[:, width:, off : off + width] = real[:, None, :]
-        allowed[:, width:, off + width :] = node_sees
-        allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
+        lens, width, ids, q_pos, k_pos, allowed = _rows_and_answers(own, trie, off, pad_id)
         ids, q_pos, k_pos, allowed = (t.to(dev) for t in (ids, q_pos, k_pos, allowed))
         rows_of = [groups[i] for i in idx]
         cache = _rows_cache([group_kv[g] for g in rows_of]) if off else None

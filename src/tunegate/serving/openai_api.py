@@ -147,65 +147,64 @@ def _sse(obj: Any) -> str:
     return f"data: {json.dumps(obj)}\n\n"
 
 
+def _card(slot: Slot) -> dict[str, Any]:
+    return {
+        "id": slot.ref,
+        "object": "model",
+        "created": int(slot.loaded_at),
+        "owned_by": "tunegate",
+        **{k: v for k, v in slot.describe().items() if k in ("model", "method", "task", "base_model", "labels")},
+    }
+
+
+def _respond(pool: ModelPool, slot: Slot, prompt: str, req: _Sampling, shape) -> Any:
+    """The generation for one request: (id, created, slot, result, ms) to shape into a body, or a stream of
+    server-sent chunks (``shape(id, created, slot, text, finish_reason, first)`` makes one; None: no chunk)."""
+    p = slot.predictor
+    slot.requests += 1
+    rid, created = uuid.uuid4().hex[:24], int(time.time())
+    kwargs = dict(max_tokens=req.tokens(), temperature=req.temperature, top_p=req.top_p, seed=req.seed, stop=req.stop)
+    if not req.stream:
+        t0 = time.perf_counter()
+        r = pool.inference.call(complete, p, prompt, **kwargs)
+        return rid, created, slot, r, round(1000 * (time.perf_counter() - t0), 1)
+    pieces: queue.SimpleQueue = queue.SimpleQueue()
+    gone = threading.Event()
+    fut = pool.inference.submit(complete, p, prompt, on_text=pieces.put, cancelled=gone.is_set, **kwargs)
+    fut.add_done_callback(lambda _f: pieces.put(None))
+
+    def events():
+        try:
+            if (opening := shape(rid, created, slot, None, None, True)) is not None:
+                yield _sse(opening)  # chat: the assistant role comes first
+            while (piece := pieces.get()) is not None:
+                yield _sse(shape(rid, created, slot, piece, None, False))
+            try:
+                r = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the stream has started: the error is its last event
+                yield _sse({"error": {"message": f"generation failed ({type(exc).__name__})", "type": "server_error"}})
+                yield "data: [DONE]\n\n"
+                return
+            yield _sse(shape(rid, created, slot, None, r["finish_reason"], False))
+            if req.include_usage():
+                yield _sse({**shape(rid, created, slot, None, None, False), "choices": [], "usage": _usage(r)})
+            yield "data: [DONE]\n\n"
+        finally:
+            gone.set()  # a client that went away stops the generation at its next token
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 def add_routes(app: FastAPI, pool: ModelPool) -> None:
     """GET /v1/models[/{model}], POST /v1/completions, POST /v1/chat/completions."""
 
-    def card(slot: Slot) -> dict[str, Any]:
-        return {
-            "id": slot.ref,
-            "object": "model",
-            "created": int(slot.loaded_at),
-            "owned_by": "tunegate",
-            **{k: v for k, v in slot.describe().items() if k in ("model", "method", "task", "base_model", "labels")},
-        }
-
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        return {"object": "list", "data": [card(s) for s in pool.slots.values()]}
+        return {"object": "list", "data": [_card(s) for s in pool.slots.values()]}
 
     @app.get("/v1/models/{model:path}")
     def model(model: str) -> dict[str, Any]:
-        return card(pool.find(model))
-
-    def run(slot: Slot, prompt: str, req: _Sampling, shape) -> Any:
-        """The generation for one request: a JSON body, or an event stream of chunks (``shape(text, finish,
-        first)`` makes a chunk's choice)."""
-        p = slot.predictor
-        slot.requests += 1
-        rid, created = f"{uuid.uuid4().hex[:24]}", int(time.time())
-        kwargs = dict(max_tokens=req.tokens(), temperature=req.temperature, top_p=req.top_p, seed=req.seed)
-        kwargs["stop"] = req.stop
-        if not req.stream:
-            t0 = time.perf_counter()
-            r = pool.inference.call(complete, p, prompt, **kwargs)
-            return rid, created, slot, r, round(1000 * (time.perf_counter() - t0), 1)
-        pieces: queue.SimpleQueue = queue.SimpleQueue()
-        gone = threading.Event()
-        fut = pool.inference.submit(complete, p, prompt, on_text=pieces.put, cancelled=gone.is_set, **kwargs)
-        fut.add_done_callback(lambda _f: pieces.put(None))
-
-        def events():
-            try:
-                if (opening := shape(rid, created, slot, None, None, True)) is not None:
-                    yield _sse(opening)  # chat: the assistant role comes first
-                while (piece := pieces.get()) is not None:
-                    yield _sse(shape(rid, created, slot, piece, None, False))
-                try:
-                    r = fut.result()
-                except Exception as exc:  # noqa: BLE001 - the stream has started: the error is its last event
-                    yield _sse(
-                        {"error": {"message": f"generation failed ({type(exc).__name__})", "type": "server_error"}}
-                    )
-                    yield "data: [DONE]\n\n"
-                    return
-                yield _sse(shape(rid, created, slot, None, r["finish_reason"], False))
-                if req.include_usage():
-                    yield _sse({**shape(rid, created, slot, None, None, False), "choices": [], "usage": _usage(r)})
-                yield "data: [DONE]\n\n"
-            finally:
-                gone.set()  # a client that went away stops the generation at its next token
-
-        return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return _card(pool.find(model))
 
     @app.post("/v1/completions")
     def completions(req: CompletionRequest) -> Any:
@@ -218,7 +217,7 @@ def add_routes(app: FastAPI, pool: ModelPool) -> None:
             head = {"id": f"cmpl-{rid}", "object": "text_completion", "created": created, "model": slot.ref}
             return {**head, "choices": [choice]}
 
-        out = run(slot, req.prompt, req, chunk)
+        out = _respond(pool, slot, req.prompt, req, chunk)
         if isinstance(out, StreamingResponse):
             return out
         rid, created, slot, r, ms = out
@@ -236,7 +235,7 @@ def add_routes(app: FastAPI, pool: ModelPool) -> None:
             head = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk", "created": created, "model": slot.ref}
             return {**head, "choices": [choice]}
 
-        out = run(slot, prompt, req, chunk)
+        out = _respond(pool, slot, prompt, req, chunk)
         if isinstance(out, StreamingResponse):
             return out
         rid, created, slot, r, ms = out
