@@ -265,39 +265,19 @@ def _read_tokenizer(path: str):
     return tok
 
 
-_BASE_CACHE: dict[str, Any] | None = None  # path -> pristine base model, when a long-lived process asks for it
-
-
-def keep_base_models_in_memory() -> None:
-    """From now on each base model is read from disk once; later loads get a copy (``tunegate serve`` swaps
-    adapters on reload this way: the adapter is applied to, or merged into, a fresh copy of the base)."""
-    global _BASE_CACHE
-    if _BASE_CACHE is None:
-        _BASE_CACHE = {}
-
-
 def load_model(path: str, **kwargs):
     """The base model on the device and in the dtype in force (``hardware.current()``), eval mode."""
-    import copy
-
     from transformers import AutoModelForCausalLM
 
     from tunegate import hardware
 
     placement = hardware.current()
     hardware.reuse_freed_memory()  # once per process: activations reuse freed memory (no page faults)
-    cached = _BASE_CACHE is not None and not kwargs
-    key = f"{path}|{placement.device}|{placement.dtype}"
-    if cached and key in _BASE_CACHE:
-        return copy.deepcopy(_BASE_CACHE[key])
     kwargs.setdefault("dtype", placement.torch_dtype)
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     if "device_map" not in kwargs and placement.device != "cpu":
         model.to(placement.device)
     model.eval()
-    if cached:
-        _BASE_CACHE[key] = model
-        return copy.deepcopy(model)
     return model
 
 
