@@ -85,13 +85,14 @@ def report(name: str, lat: list[float], statuses: list[int], wall: float) -> Non
     )
 
 
-def start(models: list[str], registry: str) -> tuple[subprocess.Popen, str, float]:
-    """A server for ``models`` on a free loopback port, up (its /health answers); (process, base url, seconds)."""
+def start(models: list[str], registry: str, extra: list[str] = ()) -> tuple[subprocess.Popen, str, float]:
+    """A server for ``models`` (``extra``: more `serve` arguments) on a free loopback port, up (its /health
+    answers); (process, base url, seconds)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
     cmd = [sys.executable, "-m", "tunegate.cli", "serve", "--registry", registry, "--port", str(port)]
-    cmd += [x for m in models for x in ("--model", m)] + ["--watch-seconds", "0"]
+    cmd += [x for m in models for x in ("--model", m)] + ["--watch-seconds", "1", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     while True:
         try:
@@ -115,12 +116,15 @@ def stop(proc: subprocess.Popen) -> None:
     proc.wait(timeout=30)
 
 
-def memory(models: list[str], registry: str, texts: list[str]) -> None:
-    """Resident memory after one request per model: one model alone, then all of them on one server."""
+def alone(models: list[str], registry: str, texts: list[str], seconds: float, concurrency: int) -> None:
+    """The reference: the first model on a server of its own, its resident memory after one request and the same
+    one-text predict load."""
     proc, base, up = start(models[:1], registry)
     try:
         httpx.post(f"{base}/v1/predict", json={"model": models[0], "text": texts[0]}, timeout=60)
         one = rss_mb(proc)
+        lat, st, wall, _ = hammer(f"{base}/v1/predict", [{"text": t} for t in texts], seconds, concurrency)
+        report(f"reference: {models[0]} alone", lat, st, wall)
     finally:
         stop(proc)
     print(
@@ -161,7 +165,7 @@ def main() -> int:
     args = ap.parse_args()
     models, texts = args.model, sentences()
     if len(models) > 1:
-        memory(models, args.registry, texts)
+        alone(models, args.registry, texts, args.seconds / 2, args.concurrency)
     proc, base, up = start(models, args.registry)
     try:
         health = httpx.get(f"{base}/health").json()

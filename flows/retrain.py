@@ -9,6 +9,13 @@ as the pipeline: it must beat the best baseline rung **and** the current product
 ``retrain_on_change``: the data-change trigger. Meant for a short schedule (every few
 minutes): it hashes the raw data files (cheap: no model is loaded) and starts ``retrain``
 as a subflow only when the fingerprint differs from the one it saw last.
+
+``retrain_on_drift``: the drift trigger. It reads ``tunegate serve``'s request log and starts
+``retrain`` (forced: the drift is the reason, even if the data files did not change) when the
+inputs production answered have moved away from its eval rows past ``serve.drift_threshold``.
+A retrain can only follow the drift if the data the config reads reflects the new inputs
+(e.g. labelled live traffic appended to it); the gate still refuses a challenger that does
+not beat the baselines and production.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from tunegate.config import TunegateConfig, load_config
 from tunegate.flows.common import audited, invalid_data, trigger_label, tune_compare_deploy
 from tunegate.records import RunOutcome
 from tunegate.tasks.check_change import check_change
+from tunegate.tasks.check_drift import check_drift
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.record_audit import record_audit
 from tunegate.tasks.remember_sources import remember_sources
@@ -73,3 +81,19 @@ def retrain_on_change(config_path: str, overrides: dict[str, Any] | None = None)
     if state.is_failed():
         return state
     return Completed(message=f"data changed; retrain: {state.message}", data={"retrained": True})
+
+
+@flow(name="tunegate-retrain-on-drift", log_prints=True)
+def retrain_on_drift(config_path: str, overrides: dict[str, Any] | None = None, min_requests: int = 100):
+    """Run ``retrain`` (forced) only if the served inputs drifted past ``serve.drift_threshold``."""
+    cfg: TunegateConfig = load_config(config_path, overrides)
+    drift = check_drift(cfg, min_requests)
+    print(drift.message)
+    if not drift.drifted:
+        return Completed(message=drift.message, data={"retrained": False, "score": drift.score})
+    state = retrain(config_path=config_path, overrides=overrides, force=True, trigger="drift", return_state=True)
+    if state.is_failed():
+        return state
+    return Completed(
+        message=f"{drift.message}; retrain: {state.message}", data={"retrained": True, "score": drift.score}
+    )

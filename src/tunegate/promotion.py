@@ -269,8 +269,19 @@ def rollback(
     return Promotion(True, previous, None, f"rolled {name}@{alias} back from v{previous} to v{target}")
 
 
-def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str, alias: str, reason: str = "") -> None:
-    """A by-hand alias move (``tunegate registry promote|rollback``) is one line in the audit log too."""
+def audit_alias_move(
+    reg: Registry,
+    name: str,
+    result: Promotion,
+    *,
+    action: str,
+    alias: str,
+    reason: str = "",
+    trigger: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """A by-hand alias move (``tunegate registry promote|rollback``) is one line in the audit log too, as is an
+    automatic one (``trigger``: e.g. serve's ``rollback_if``, with its evidence in ``details``)."""
     target = reg.aliases(name).get(alias)
     rec = AuditRecord(
         run_id=f"{time.strftime('%Y%m%d-%H%M%S')}-{action}-{uuid.uuid4().hex[:4]}",
@@ -278,8 +289,9 @@ def audit_alias_move(reg: Registry, name: str, result: Promotion, *, action: str
         model_name=name,
         status=action,
         headline=result.message + (f" (reason: {reason})" if reason else ""),
-        trigger=f"manual ({current_user()})",
+        trigger=trigger or f"manual ({current_user()})",
         deployed={
+            **(details or {}),
             "alias": alias,
             "from": result.previous,
             "to": target,

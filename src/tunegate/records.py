@@ -365,6 +365,17 @@ class ProductionCheck(BaseModel):
     note: str
 
 
+class DriftCheck(BaseModel):
+    """The drift trigger's look at the served inputs (``tunegate serve``'s request log) against the production
+    version's eval rows: past ``threshold`` or not (None: too few requests, or their text was not logged)."""
+
+    drifted: bool | None
+    score: float | None = None  # the token drift score (traffic.drift)
+    threshold: float
+    requests: int = 0
+    message: str
+
+
 class SourceWatch(BaseModel):
     """The data-change trigger's look at the raw source files: changed since it last looked, or not."""
 

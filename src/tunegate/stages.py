@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         DatasetRef,
         Decision,
         DeployResult,
+        DriftCheck,
         EvalResult,
         ForecastResult,
         GateInputs,
@@ -339,6 +340,20 @@ def source_files(cfg: TunegateConfig) -> list[Path]:
 def watch_sources(cfg: TunegateConfig) -> SourceWatch:
     """The data-change trigger: have the raw source files changed since it last looked?"""
     return changes.watch_sources(cfg.registry, source_files(cfg))
+
+
+def check_drift(cfg: TunegateConfig, *, min_requests: int = 100) -> DriftCheck:
+    """The drift trigger: have the inputs served since production's version went live moved away from its eval
+    rows past ``serve.drift_threshold``? (the newest ``min_requests``..all logged production requests)"""
+    from tunegate.traffic.shadow import production_drift
+
+    return production_drift(
+        cfg.registry.path,
+        cfg.registry.model_name,
+        log_dir=cfg.serve.log_dir,
+        threshold=cfg.serve.drift_threshold,
+        min_requests=min_requests,
+    )
 
 
 def remember_sources(cfg: TunegateConfig, watch: SourceWatch, outcome: str) -> None:

@@ -185,3 +185,40 @@ def rows_needed(n: int, mde: float, effect: float) -> int | None:
     if effect <= 0 or mde <= 0:
         return None
     return int(np.ceil(n * (mde / effect) ** 2))
+
+
+@dataclass(frozen=True)
+class ConfidenceSequence:
+    """An always-valid interval for a mean: it may be looked at after every new row (and acted on the first time
+    it excludes a value) with the error rate still at most ``alpha``, unlike a fixed-n interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    alpha: float
+
+
+def confidence_sequence(
+    values: list[float], *, alpha: float = 0.05, planned_n: int = 500, bounds: tuple[float, float] | None = None
+) -> ConfidenceSequence:
+    """The asymptotic confidence sequence for the mean of ``values`` (Waudby-Smith, Arbour, Sinha, Kennedy and
+    Ramdas, "Time-uniform central limit theory and asymptotic confidence sequences", 2021, Theorem 2.2):
+    mean ± sqrt(2(n s² r² + 1) / (n² r²) * log(sqrt(n s² r² + 1) / alpha)), with r tuned to be tightest at
+    ``planned_n`` rows, cut to ``bounds`` (the values' range) when given. Paired live comparisons use it on
+    per-request differences (the mSPRT idea: a sequential test that stays valid when checked repeatedly)."""
+    n = len(values)
+    if n == 0:
+        return ConfidenceSequence(float("nan"), float("-inf"), float("inf"), 0, alpha)
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    var = float(x.var(ddof=1)) if n > 1 else 0.0
+    var = max(var, 1.0 / n)  # a few identical rows say little about the spread: never a zero-width interval
+    la = -2.0 * np.log(alpha)
+    r2 = (la + np.log(la + 1.0)) / planned_n
+    v = n * var * r2 + 1.0
+    radius = float(np.sqrt(2.0 * v / (n * n * r2) * np.log(np.sqrt(v) / alpha)))
+    low, high = mean - radius, mean + radius
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return ConfidenceSequence(mean, low, high, n, alpha)

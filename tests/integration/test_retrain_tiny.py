@@ -17,8 +17,13 @@ import json, sys
 from pathlib import Path
 from tunegate.prefect_env import configure
 configure()
-from tunegate.flows.retrain import retrain, retrain_on_change
+from tunegate.flows.retrain import retrain, retrain_on_change, retrain_on_drift
+from tunegate.traffic.log import RequestLog
 cfg, train = {cfg!r}, Path({train!r})
+served = RequestLog(Path(cfg).parent / "registry" / "traffic" / "toy")
+def serve(texts):
+    for i, t in enumerate(texts):
+        served.request(text=t, id=f"r{{i}}", version="toy@v2", route="production", endpoint="predict", answer="pos")
 def say(step, state):
     print("STEP", step, state.type.value, "|", state.message, flush=True)
 say("retrain-again", retrain(config_path=cfg, return_state=True))
@@ -26,13 +31,16 @@ say("tick-1", retrain_on_change(config_path=cfg, return_state=True))
 say("tick-2", retrain_on_change(config_path=cfg, return_state=True))
 train.write_text(train.read_text() + "an absolute joy,pos\\na dreary slog,neg\\n")
 say("tick-new-rows", retrain_on_change(config_path=cfg, return_state=True))
-say("forced", retrain(config_path=cfg, force=True, return_state=True))
+serve([line.split(",")[0] for line in Path({eval!r}).read_text().splitlines()[1:]] * 5)
+say("no-drift", retrain_on_drift(config_path=cfg, min_requests=20, return_state=True))
+serve([f"URGENT! You have won a {{k}} prize, call 0800 now to claim" for k in range(40)])
+say("drift", retrain_on_drift(config_path=cfg, min_requests=20, return_state=True))
 """
 
 
-def story(cfg, train, env, cwd) -> dict[str, str]:
+def story(cfg, train, evl, env, cwd) -> dict[str, str]:
     out = subprocess.run(
-        [sys.executable, "-c", STORY.format(cfg=str(cfg), train=str(train))],
+        [sys.executable, "-c", STORY.format(cfg=str(cfg), train=str(train), eval=str(evl))],
         capture_output=True,
         text=True,
         env={**env, "PYTHONPATH": str(ROOT)},
@@ -40,7 +48,7 @@ def story(cfg, train, env, cwd) -> dict[str, str]:
         timeout=1200,
     )
     steps = dict(ln[5:].split(" ", 1) for ln in out.stdout.splitlines() if ln.startswith("STEP "))
-    assert len(steps) == 5, out.stdout[-2000:] + out.stderr[-3000:]
+    assert len(steps) == 6, out.stdout[-2000:] + out.stderr[-3000:]
     return steps
 
 
@@ -59,7 +67,7 @@ def test_retrain_skips_without_change_and_the_trigger_follows_the_data(tmp_path,
     # 1. nothing registered yet: the challenger is trained and (min_gain -1) promoted
     out = run_cli(["retrain", cfg], env=prefect_env, cwd=tmp_path)
     assert out.returncode == 0 and "PROMOTED" in out.stdout
-    steps = story(cfg, toy_data["train"], prefect_env, tmp_path)
+    steps = story(cfg, toy_data["train"], toy_data["eval"], prefect_env, tmp_path)
     # 2. same data, same config: "no change", recorded, nothing trained
     assert steps["retrain-again"].startswith("COMPLETED | no change: the data hash")
     # 3. the trigger's first look: fingerprint unknown -> it runs retrain, which finds no change
@@ -68,11 +76,12 @@ def test_retrain_skips_without_change_and_the_trigger_follows_the_data(tmp_path,
     assert "data files unchanged" in steps["tick-2"]
     # 5. new rows arrive: the trigger retrains; the challenger must beat production v1 too
     assert steps["tick-new-rows"].startswith("COMPLETED | data changed; retrain: PROMOTED")
-    # 6. force retrains unchanged data
-    assert steps["forced"].startswith("COMPLETED")
+    # 6. the drift trigger: served inputs like the eval rows -> nothing; then other inputs -> a forced retrain
+    assert "within the threshold" in steps["no-drift"] and "retrain" not in steps["no-drift"].split("|")[1]
+    assert steps["drift"].startswith("COMPLETED | drift score") and "past the threshold" in steps["drift"]
     recs = audit(tmp_path)
     assert [r["status"] for r in recs] == ["completed", "skipped", "skipped", "completed", "completed"]
-    assert [r["trigger"] for r in recs] == ["manual", "manual", "data-change", "data-change", "manual"]
+    assert [r["trigger"] for r in recs] == ["manual", "manual", "data-change", "data-change", "drift"]
     assert recs[3]["deployed"]["registered_version"] == 2 and recs[3]["data_hash"] != recs[0]["data_hash"]
     decision = json.loads((tmp_path / "runs" / recs[3]["run_id"] / "decision.json").read_text())
     assert [c["role"] for c in decision["comparisons"]] == ["best_baseline", "production"]

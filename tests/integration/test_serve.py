@@ -1,6 +1,7 @@
 """`tunegate serve` over real HTTP (uvicorn on 127.0.0.1), with the tiny model and a real registry: two versions
 served at once on one base, the OpenAI client, reloads."""
 
+import json
 import subprocess
 import sys
 import threading
@@ -13,6 +14,7 @@ from tests.conftest import TOPICS, make_config, pipeline_run, write_csv
 from tests.integration.conftest import free_port, stop
 from tunegate import promotion
 from tunegate.config import load_config
+from tunegate.errors import TunegateError
 from tunegate.registry import Registry
 
 pytestmark = pytest.mark.integration
@@ -232,6 +234,83 @@ def test_bad_requests_get_a_json_4xx(served, method, path, body, status):
     )
     assert "Traceback" not in r.text
     assert "Traceback" not in log.read_text()
+
+
+def test_shadow_canary_request_log_feedback_automatic_rollback_and_the_report(served, tmp_path):
+    """On a copy of the registry, in process: toy@production (v2) with toy@1 as its shadow and as a 30% canary, a
+    log that rotates every ~1 kB, and serve.rollback_if; feedback that proves v2 wrong rolls production back to v1,
+    audited, and the slot reloads; `tunegate shadow report` reads it all."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from tunegate.audit import AuditLog
+    from tunegate.cli import main
+    from tunegate.config.serve import ServeConfig
+    from tunegate.serving import create_app
+    from tunegate.traffic.log import read_feedback, read_requests
+
+    _, reg, _ = served
+    root = tmp_path / "registry"
+    shutil.copytree(reg.root, root, ignore=shutil.ignore_patterns("traffic"))
+    serve_cfg = ServeConfig(log_rotate_mb=1000 / 2**20, rollback_if={"below": 0.99, "min_feedback": 5})
+    app = create_app(
+        root, ["toy@production"], shadows=["toy@1"], canaries=["toy@1:0.3"], serve_config=serve_cfg, seed=0
+    )
+    texts = [t for texts in TOPICS.values() for t in texts][:16]
+    with TestClient(app) as client:
+        answers = [client.post("/v1/predict", json={"text": t}).json() for t in texts]
+        routes = [a["route"] for a in answers]
+        assert 2 <= routes.count("canary") <= 9 and set(routes) == {"production", "canary"}
+        assert {a["model"] for a in answers if a["route"] == "canary"} == {"toy@v1"}
+        assert {a["model"] for a in answers if a["route"] == "production"} == {"toy@v2"}
+        folder = root / "traffic" / "toy"
+        deadline = time.monotonic() + 30
+        while len(read_requests(folder)) < len(texts):  # a shadowed request is logged once its shadow answered
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        logged = read_requests(folder)
+        assert len(list(folder.glob("requests-*.jsonl"))) >= 2  # rotated, nothing lost
+        assert [r["id"] for r in logged] == [a["predictions"][0]["id"] for a in answers]
+        for r, a in zip(logged, answers):
+            assert r["version"] == a["model"] and r["answer"] == a["predictions"][0]["label"]
+            assert (r["shadow"] is not None) == (r["route"] == "production")
+            if r["shadow"]:
+                assert r["shadow"]["version"] == "toy@v1" and r["shadow"]["answer"] in ("pos", "neg")
+        # feedback: unknown ids and labels are refused; the truth that v2 is wrong rolls production back
+        assert client.post("/v1/feedback", json={"id": "nope", "label": "pos"}).status_code == 404
+        first = next(a for a in answers if a["route"] == "production")["predictions"][0]
+        assert client.post("/v1/feedback", json={"id": first["id"], "label": "maybe"}).status_code == 400
+        events = []
+        for a in answers:
+            p = a["predictions"][0]
+            wrong = "neg" if p["label"] == "pos" else "pos"
+            r = client.post("/v1/feedback", json={"id": p["id"], "label": wrong}).json()
+            events.append(r.get("rollback"))
+        rolled = [e for e in events if e and e["rolled_back"]]
+        assert len(rolled) == 1 and rolled[0]["from"] == "v2" and rolled[0]["to"] == "v1"
+        assert "below 0.990" in rolled[0]["reason"]
+        assert Registry(root).aliases("toy")["production"] == 1
+        health = client.get("/health").json()
+        assert health["model"] == "toy@v1" and health["traffic"]["rolled_back"][0]["to"] == "v1"
+        record = AuditLog(root).records()[-1]
+        assert record.status == "rollback" and record.trigger == "tunegate serve rollback_if"
+        assert record.deployed["live"]["n"] >= 5 and record.deployed["to"] == 1
+        assert len(read_feedback(folder)) == len(texts)
+    assert main(["shadow", "report", "toy", "--registry", str(root), "--min-feedback", "5"]) == 0
+    report = json.loads((folder / "shadow_report.json").read_text())
+    (pair,) = report["shadows"]
+    assert pair["champion"] == "toy@v2" and pair["challenger"] == "toy@v1" and 0 <= pair["agreement"] <= 1
+    assert report["versions"]["toy@v2"]["live"]["value"] == 0.0  # every answer of v2 was marked wrong
+    assert "## Drift" in (folder / "shadow_report.md").read_text()
+    # serve.log_inputs: false keeps no text; a --canary/--shadow must challenge a served production slot
+    private = ServeConfig(log_inputs=False, log_dir=tmp_path / "private")
+    with TestClient(create_app(root, ["toy@production"], serve_config=private)) as client:
+        client.post("/v1/predict", json={"text": "my secret review"})
+    (line,) = read_requests(tmp_path / "private" / "toy")
+    assert line["input"] is None and "secret" not in (tmp_path / "private" / "toy" / "requests.jsonl").read_text()
+    with pytest.raises(TunegateError, match="not served; add --model toy@production"):
+        create_app(root, ["toy@1"], shadows=["toy@2"])
 
 
 def test_alias_moves_and_reloads_do_not_drop_requests(served):

@@ -246,6 +246,7 @@ SERVES = {  # a layer's module named after the library module (or command) it co
     "hardware": "hardware.py; config/hardware.py is its section",
     "registry": "registry.py; config/registry.py is its section; cli/registry.py its command line",
     "runs": "runs.py (run folders); cli/runs.py the commands that start runs",
+    "serve": "cli/serve.py is `tunegate serve` (and `shadow report`); config/serve.py its serve: section",
     "tracking": "the tracking/ package; config/tracking.py is its section",
     "guards": "the guards/ package; config/guards.py is its section",
 }

@@ -25,6 +25,13 @@ def add_commands(sub) -> None:
     pr.add_argument("text", nargs="+", metavar="TEXT", help="input text(s); '-' reads one per line from stdin")
     pr.set_defaults(func=cmd_predict)
 
+    _add_serve_command(sub)
+
+    _add_shadow_commands(sub)
+
+
+def _add_serve_command(sub) -> None:
+    """`tunegate serve`."""
     sv = sub.add_parser(
         "serve",
         help="serve registered models over HTTP (FastAPI + uvicorn; OpenAI-compatible)",
@@ -44,6 +51,27 @@ def add_commands(sub) -> None:
         metavar="NAME[@ALIAS|VERSION]",
         help="a model to serve, e.g. intents@production (a bare name means production); repeat for several",
     )
+    sv.add_argument(
+        "--shadow",
+        action="append",
+        default=[],
+        metavar="NAME@REF",
+        help="score this version on every request to NAME@production too (logged, never returned; NAME@production "
+        "must be a --model)",
+    )
+    sv.add_argument(
+        "--canary",
+        action="append",
+        default=[],
+        metavar="NAME@REF:SHARE",
+        help="answer SHARE (0-1) of the requests to NAME@production with this version, e.g. sst2@4:0.1",
+    )
+    sv.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="read the serve: section (request log, log_inputs, rollback_if) from this config instead of the one "
+        "recorded with the first --model",
+    )
     sv.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     sv.add_argument(
@@ -54,6 +82,36 @@ def add_commands(sub) -> None:
     )
     with_registry(sv)
     sv.set_defaults(func=cmd_serve)
+
+
+def _add_shadow_commands(sub) -> None:
+    """`tunegate shadow report`."""
+    sh = sub.add_parser(
+        "shadow",
+        help="live traffic: champion vs shadow/canary on logged requests, feedback, drift",
+        description="Read the request log `tunegate serve` writes (and the feedback sent to POST /v1/feedback).",
+    )
+    shsub = sh.add_subparsers(dest="shadow_command", metavar="SUBCOMMAND")
+    shsub.required = True
+    rp = shsub.add_parser(
+        "report",
+        help="agreement, paired statistics with an always-valid test, live metrics, drift",
+        description="For model NAME: each version's requests and live metric on the requests with feedback; for "
+        "each champion and shadow, how often they agree and, on requests with feedback, the paired difference with "
+        "an always-valid confidence sequence (it may be checked after every feedback), the paired bootstrap and "
+        "McNemar, and a verdict; the drift of the served inputs against the production version's eval rows. "
+        "Writes shadow_report.md/.json beside the log.",
+    )
+    rp.add_argument("name", metavar="NAME", help="registered model name")
+    rp.add_argument("--log-dir", help="the request logs' root if serve.log_dir was set (default <registry>/traffic)")
+    rp.add_argument("--alpha", type=float, default=0.05, help="error rate of the sequential test (default 0.05)")
+    rp.add_argument("--min-feedback", type=int, default=30, help="no verdict on fewer requests with feedback")
+    rp.add_argument(
+        "--drift-threshold", type=float, default=None, help="drift score that flags drift (default: serve config's)"
+    )
+    rp.add_argument("--json", action="store_true", help="print the report as JSON")
+    with_registry(rp)
+    rp.set_defaults(func=cmd_shadow_report)
 
 
 def cmd_predict(args) -> int:
@@ -120,5 +178,38 @@ def cmd_serve(args) -> int:
             f"WARNING: serving on {args.host}: there is no authentication; put it behind a proxy that adds it",
             file=sys.stderr,
         )
-    serve(registry_root(args), args.model, host=args.host, port=args.port, watch_seconds=args.watch_seconds)
+    serve(
+        registry_root(args),
+        args.model,
+        host=args.host,
+        port=args.port,
+        watch_seconds=args.watch_seconds,
+        shadows=args.shadow,
+        canaries=args.canary,
+        config=args.config,
+    )
+    return 0
+
+
+def cmd_shadow_report(args) -> int:
+    from tunegate.registry import Registry, atomic_write_text
+    from tunegate.serving.live import serve_settings
+    from tunegate.traffic.log import traffic_dir
+    from tunegate.traffic.shadow import render, shadow_report
+
+    root = registry_root(args)
+    Registry(root).resolve(args.name)  # an unknown name: the registry's own message
+    threshold = args.drift_threshold
+    if threshold is None:
+        threshold = serve_settings(root, args.name, None).drift_threshold
+    report = shadow_report(
+        root, args.name, log_dir=args.log_dir, alpha=args.alpha, min_feedback=args.min_feedback,
+        drift_threshold=threshold,
+    )  # fmt: skip
+    text = render(report)
+    folder = traffic_dir(root, args.name, args.log_dir)
+    if folder.exists():
+        atomic_write_text(folder / "shadow_report.md", text)
+        atomic_write_text(folder / "shadow_report.json", json.dumps(report, indent=1, default=str))
+    print(json.dumps(report, indent=1, default=str) if args.json else text)
     return 0

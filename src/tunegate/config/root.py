@@ -23,6 +23,7 @@ from tunegate.config.hardware import HardwareConfig
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
+from tunegate.config.serve import ServeConfig
 from tunegate.config.tracking import AnyTracking, TrackingConfig, default_tracking, tracking_class
 from tunegate.formats import is_conversation
 from tunegate.ladder import RUNGS, LadderContext
@@ -136,6 +137,11 @@ class TunegateConfig(_Strict):
         ),
     )
     registry: RegistryConfig = Field(default_factory=RegistryConfig, description="Where versions are registered.")
+    serve: ServeConfig = Field(
+        default_factory=ServeConfig,
+        description="`tunegate serve` of the versions this config registers: the request log and the live "
+        "regression that rolls production back.",
+    )
     output: OutputConfig = Field(default_factory=OutputConfig, description="Where run folders go.")
     forecast: ForecastConfig = Field(
         default_factory=ForecastConfig, description="`tunegate forecast`: the learning curve's fractions."

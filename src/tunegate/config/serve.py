@@ -62,8 +62,11 @@ class ServeConfig(_Strict):
         "{below: 0.8} or {drop: 0.05, min_feedback: 50}. Unset: never automatically.",
     )
     drift_threshold: float = Field(
-        default=0.2,
+        default=0.1,
         gt=0.0,
-        description="Token drift (Jensen-Shannon divergence, 0-1, of the served inputs' tokens vs the eval rows') "
-        "above which `shadow report` flags drift and the retrain-on-drift deployment retrains.",
+        le=1.0,
+        description="Token drift score above which `shadow report` flags drift and the retrain-on-drift deployment "
+        "retrains: the Jensen-Shannon divergence (bits, 0-1) between the served inputs' words and the eval rows', "
+        "minus what random halves of the two differ by. SST-2 reviews served to an SST-2 model score about 0.0-0.02, "
+        "SMS messages or TREC questions 0.2-0.26.",
     )

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tunegate.config.serve import ServeConfig
+from tunegate.errors import TunegateError
 from tunegate.problems import task_type
+from tunegate.registry import PRODUCTION
 from tunegate.serving import openai_api
-from tunegate.serving.pool import ApiError, ModelPool
+from tunegate.serving.live import Traffic, parse_canary, serve_settings
+from tunegate.serving.pool import ApiError, ModelPool, normalized
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,53 @@ class PredictRequest(BaseModel):
         return self
 
 
+class FeedbackRequest(BaseModel):
+    """Body of POST /v1/feedback: a logged request's id (from its answer) and its true label or reference."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=200)
+    label: str | None = Field(default=None, max_length=MAX_CHARS)
+    reference: str | float | None = None
+
+    @model_validator(mode="after")
+    def _one_truth(self):
+        if (self.label is None) == (self.reference is None):
+            raise ValueError('give exactly one of "label" (classification) or "reference" (the expected output)')
+        return self
+
+
+@dataclass
+class _LivePlan:
+    shadows: dict[str, str]
+    canaries: dict[str, tuple[str, float]]
+    extra: list[str]  # challenger references to load beside the --model ones
+
+
+def _live_plan(refs: list[str], shadows: list[str], canaries: list[str]) -> _LivePlan:
+    """Which served slot each --shadow/--canary challenges: NAME's production slot (served with --model)."""
+    served = {normalized(r) for r in refs}
+    plan = _LivePlan({}, {}, [])
+    pairs = [(s, "shadow", None) for s in shadows]
+    for c in canaries:
+        ref, share = parse_canary(c)
+        pairs.append((ref, "canary", share))
+    for ref, kind, share in pairs:
+        name = ref.partition("@")[0]
+        champion = f"{name}@{PRODUCTION}"
+        if champion not in served:
+            raise TunegateError(
+                f"--{kind} {ref}: it challenges {champion}, which is not served; add --model {champion}"
+            )
+        if normalized(ref) == champion:
+            raise TunegateError(f"--{kind} {ref}: that is the champion itself; name another version, e.g. {name}@4")
+        if kind == "shadow":
+            plan.shadows[champion] = normalized(ref)
+        else:
+            plan.canaries[champion] = (normalized(ref), share)
+        plan.extra.append(ref)
+    return plan
+
+
 def _watch(pool: ModelPool, every: float, stop: threading.Event) -> None:
     """Reload a slot when its alias points elsewhere (checked every ``every`` seconds)."""
     while not stop.wait(every):
@@ -85,10 +137,27 @@ def _error(status: int, code: str, message: str, param: str | None = None, detai
     return JSONResponse(status_code=status, content=body)
 
 
-def create_app(registry_root: str | Path, refs: str | list[str], *, watch_seconds: float = 0.0) -> FastAPI:
+def create_app(
+    registry_root: str | Path,
+    refs: str | list[str],
+    *,
+    watch_seconds: float = 0.0,
+    shadows: list[str] = (),
+    canaries: list[str] = (),
+    config: str | Path | None = None,
+    serve_config: ServeConfig | None = None,
+    seed: int | None = None,
+) -> FastAPI:
     """The serving app for registered versions (``refs``: NAME@alias or NAME@version, one or several): errors in
-    OpenAI's JSON shape, the prediction and OpenAI endpoints, and a reload that follows alias moves."""
-    pool = ModelPool(Path(registry_root), [refs] if isinstance(refs, str) else list(refs))
+    OpenAI's JSON shape, the prediction and OpenAI endpoints, a reload that follows alias moves, and live traffic
+    (``shadows``: NAME@REF scored beside NAME's production slot; ``canaries``: NAME@REF:SHARE answering that share
+    of it; the request log, feedback and ``serve.rollback_if`` from ``serve_config``, ``config``'s ``serve:`` or
+    the first model's recorded config)."""
+    refs = [refs] if isinstance(refs, str) else list(refs)
+    plan = _live_plan(refs, list(shadows), list(canaries))
+    pool = ModelPool(Path(registry_root), refs + [r for r in plan.extra if normalized(r) not in map(normalized, refs)])
+    settings = serve_config or serve_settings(Path(registry_root), refs[0], Path(config) if config else None)
+    traffic = Traffic(pool, settings, shadows=plan.shadows, canaries=plan.canaries, seed=seed)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -102,10 +171,15 @@ def create_app(registry_root: str | Path, refs: str | list[str], *, watch_second
     app = FastAPI(
         title="tunegate serve", version="1", description=f"Serving {served} from {registry_root}", lifespan=lifespan
     )
-    app.state.pool = pool
+    app.state.pool, app.state.traffic = pool, traffic
     _add_error_handlers(app)
-    _add_predict_routes(app, pool)
-    openai_api.add_routes(app, pool)
+    _add_predict_routes(app, pool, traffic)
+    openai_api.add_routes(app, pool, traffic)
+
+    @app.post("/v1/feedback")
+    def v1_feedback(req: FeedbackRequest) -> dict[str, Any]:
+        """The truth for a logged request, when it becomes known: ``{id, label}`` or ``{id, reference}``."""
+        return traffic.feedback(req.id, label=req.label, reference=req.reference)
 
     @app.post("/admin/reload")
     def admin_reload(model: str | None = None, force: bool = False) -> dict[str, Any]:
@@ -146,7 +220,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", f"internal error ({type(exc).__name__}); the server log has the details")
 
 
-def _add_predict_routes(app: FastAPI, pool: ModelPool) -> None:
+def _add_predict_routes(app: FastAPI, pool: ModelPool, traffic: Traffic) -> None:
     """GET /health and POST /v1/predict (labels or numbers)."""
 
     @app.get("/health")
@@ -158,27 +232,49 @@ def _add_predict_routes(app: FastAPI, pool: ModelPool) -> None:
             "predict_batches": pool.inference.batches,
             "mixed_batches": pool.inference.mixed_batches,
             "memory": pool.memory(),
+            "traffic": traffic.describe(),
         }
 
     @app.post("/v1/predict")
     def v1_predict(req: PredictRequest) -> dict[str, Any]:
         slot = pool.find(req.model)
-        p = slot.predictor
+        answered, route = traffic.route(slot)
+        p = answered.predictor
         if task_type(p.meta["task"]).generates:
             raise ApiError(
                 400, "wrong_endpoint", f"{slot.version_ref} is a generation model; use POST /v1/completions", "model"
             )
         texts = [req.text] if req.text is not None else list(req.texts or [])
         t0 = time.perf_counter()
-        results = pool.inference.predict(p, texts)
-        slot.requests += 1
-        out = [{k: v for k, v in r.items() if k != "input"} for r in results]
-        return {
-            "model": f"{p.version.name}@v{p.version.version}",
-            "ref": slot.ref,
-            "predictions": out,
-            "latency_ms": round(1000 * (time.perf_counter() - t0), 1),
-        }
+        answer = pool.inference.predict_async(p, texts)
+        shadow = traffic.shadow_of(slot, route)
+        shadowed = pool.inference.predict_async(shadow.predictor, texts) if shadow else None
+        results = answer.result()
+        ms = round(1000 * (time.perf_counter() - t0), 1)
+        answered.requests += 1
+        ids = [traffic.new_id("pred") for _ in texts]
+
+        def record(future=None) -> None:
+            extra = None
+            if future is not None:
+                try:
+                    extra = future.result()
+                except Exception as exc:  # noqa: BLE001 - the shadow failing never touches the answer
+                    log.warning("shadow %s failed: %s", shadow.ref, exc)
+            shadow_ms = round(1000 * (time.perf_counter() - t0), 1)
+            for i, text in enumerate(texts):
+                traffic.record(
+                    rid=ids[i], requested=slot, answered=answered, route=route, endpoint="predict", text=text,
+                    result=results[i], latency_ms=ms,
+                    shadow=traffic.shadow_record(shadow, extra[i], shadow_ms) if extra else None,
+                )  # fmt: skip
+
+        if shadowed is not None:
+            shadowed.add_done_callback(record)
+        else:
+            record()
+        out = [{"id": rid, **{k: v for k, v in r.items() if k != "input"}} for rid, r in zip(ids, results)]
+        return {"model": answered.version_ref, "ref": slot.ref, "route": route, "predictions": out, "latency_ms": ms}
 
 
 def serve(
@@ -188,11 +284,20 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     watch_seconds: float = 5.0,
+    **live: Any,
 ) -> None:
     import uvicorn
 
-    app = create_app(registry_root, refs, watch_seconds=watch_seconds)
-    pool = app.state.pool
+    app = create_app(registry_root, refs, watch_seconds=watch_seconds, **live)
+    pool, traffic = app.state.pool, app.state.traffic
     served = ", ".join(f"{s.ref} ({s.version_ref})" for s in pool.slots.values())
     print(f"serving {served} on http://{host}:{port}  ({ENDPOINTS}; Ctrl-C stops)", flush=True)
+    for champion, challenger in traffic.shadows.items():
+        print(f"  shadow: {challenger} scores every request to {champion} (logged, never returned)", flush=True)
+    for champion, (challenger, share) in traffic.canaries.items():
+        print(f"  canary: {challenger} answers {share:.0%} of the requests to {champion}", flush=True)
+    if traffic.serve.log:
+        where = traffic.serve.log_dir or Path(registry_root) / "traffic"
+        inputs = "with" if traffic.serve.log_inputs else "without"
+        print(f"  request log: {where}/<model>/requests.jsonl ({inputs} the input text)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

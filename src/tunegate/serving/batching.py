@@ -38,10 +38,14 @@ class InferenceQueue:
     def call(self, fn, *args, **kwargs):
         return self.submit(fn, *args, **kwargs).result()
 
-    def predict(self, predictor: Predictor, texts: list[str]) -> list[dict[str, Any]]:
+    def predict_async(self, predictor: Predictor, texts: list[str]) -> concurrent.futures.Future:
+        """Queue a predict job; its future (a shadow's is read after the answer went out)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         self.jobs.put(("predict", (predictor, texts), fut))
-        return fut.result()
+        return fut
+
+    def predict(self, predictor: Predictor, texts: list[str]) -> list[dict[str, Any]]:
+        return self.predict_async(predictor, texts).result()
 
     def _key(self, p) -> tuple | None:
         k = id(p)

@@ -8,6 +8,7 @@ and reads them. Other fields a client may send (``user``, ``presence_penalty``, 
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 import time
@@ -19,7 +20,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tunegate.inference import complete, conversation_input
+from tunegate.serving.live import Traffic
 from tunegate.serving.pool import ApiError, ModelPool, Slot
+
+log = logging.getLogger(__name__)
 
 MAX_CHARS = 20_000
 MAX_NEW_TOKENS = 512
@@ -122,8 +126,7 @@ class ChatCompletionRequest(_Sampling):
         return self.max_completion_tokens or self.max_tokens or 64
 
 
-def _generating(pool: ModelPool, model: str | None) -> Slot:
-    slot = pool.find(model)
+def _can_generate(slot: Slot) -> Slot:
     if not slot.predictor.answerer.can_generate:
         raise ApiError(
             400,
@@ -157,37 +160,76 @@ def _card(slot: Slot) -> dict[str, Any]:
     }
 
 
-def _respond(pool: ModelPool, slot: Slot, prompt: str, req: _Sampling, shape) -> Any:
-    """The generation for one request: (id, created, slot, result, ms) to shape into a body, or a stream of
-    server-sent chunks (``shape(id, created, slot, text, finish_reason, first)`` makes one; None: no chunk)."""
-    p = slot.predictor
+class _Call:
+    """One generation request on its way: the slot asked, the slot that answers (a canary's for its share), the
+    route, the shadow, and its id (the response's and the log's: feedback names it)."""
+
+    def __init__(self, pool: ModelPool, traffic: Traffic, requested: Slot, prefix: str, endpoint: str):
+        self.pool, self.traffic, self.requested, self.endpoint = pool, traffic, requested, endpoint
+        self.slot, self.route = traffic.route(requested)
+        _can_generate(self.slot)
+        self.shadow = traffic.shadow_of(requested, self.route)
+        self.rid, self.created = f"{prefix}-{uuid.uuid4().hex[:24]}", int(time.time())
+        self.t0 = time.perf_counter()
+
+    def head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.rid, "object": kind, "created": self.created, "model": self.requested.ref}
+
+    def record(self, prompt: str, r: dict[str, Any], kwargs: dict[str, Any]) -> None:
+        """Log the answer; with a shadow, once the shadow's own generation (queued now, never returned) is done."""
+        ms = round(1000 * (time.perf_counter() - self.t0), 1)
+
+        def write(future=None) -> None:
+            extra = None
+            if future is not None:
+                try:
+                    late = round(1000 * (time.perf_counter() - t1), 1)
+                    extra = self.traffic.shadow_record(self.shadow, {"output": future.result()["text"]}, late)
+                except Exception as exc:  # noqa: BLE001 - a failing shadow never touches the answer
+                    log.warning("shadow %s failed: %s", self.shadow.ref, exc)
+            self.traffic.record(
+                rid=self.rid, requested=self.requested, answered=self.slot, route=self.route, endpoint=self.endpoint,
+                text=prompt, result={"output": r["text"]}, latency_ms=ms, shadow=extra,
+            )  # fmt: skip
+
+        if self.shadow is None:
+            write()
+            return
+        t1 = time.perf_counter()
+        self.pool.inference.submit(complete, self.shadow.predictor, prompt, **kwargs).add_done_callback(write)
+
+
+def _respond(call: _Call, prompt: str, req: _Sampling, chunk) -> Any:
+    """The generation for one request: (result, ms) to shape into a body, or a stream of server-sent chunks
+    (``chunk(text, finish_reason, first)`` makes one; None: no chunk)."""
+    pool, slot = call.pool, call.slot
     slot.requests += 1
-    rid, created = uuid.uuid4().hex[:24], int(time.time())
     kwargs = dict(max_tokens=req.tokens(), temperature=req.temperature, top_p=req.top_p, seed=req.seed, stop=req.stop)
     if not req.stream:
-        t0 = time.perf_counter()
-        r = pool.inference.call(complete, p, prompt, **kwargs)
-        return rid, created, slot, r, round(1000 * (time.perf_counter() - t0), 1)
+        r = pool.inference.call(complete, slot.predictor, prompt, **kwargs)
+        call.record(prompt, r, kwargs)
+        return r, round(1000 * (time.perf_counter() - call.t0), 1)
     pieces: queue.SimpleQueue = queue.SimpleQueue()
     gone = threading.Event()
-    fut = pool.inference.submit(complete, p, prompt, on_text=pieces.put, cancelled=gone.is_set, **kwargs)
+    fut = pool.inference.submit(complete, slot.predictor, prompt, on_text=pieces.put, cancelled=gone.is_set, **kwargs)
     fut.add_done_callback(lambda _f: pieces.put(None))
 
     def events():
         try:
-            if (opening := shape(rid, created, slot, None, None, True)) is not None:
+            if (opening := chunk(None, None, True)) is not None:
                 yield _sse(opening)  # chat: the assistant role comes first
             while (piece := pieces.get()) is not None:
-                yield _sse(shape(rid, created, slot, piece, None, False))
+                yield _sse(chunk(piece, None, False))
             try:
                 r = fut.result()
             except Exception as exc:  # noqa: BLE001 - the stream has started: the error is its last event
                 yield _sse({"error": {"message": f"generation failed ({type(exc).__name__})", "type": "server_error"}})
                 yield "data: [DONE]\n\n"
                 return
-            yield _sse(shape(rid, created, slot, None, r["finish_reason"], False))
+            call.record(prompt, r, kwargs)
+            yield _sse(chunk(None, r["finish_reason"], False))
             if req.include_usage():
-                yield _sse({**shape(rid, created, slot, None, None, False), "choices": [], "usage": _usage(r)})
+                yield _sse({**chunk(None, None, False), "choices": [], "usage": _usage(r)})
             yield "data: [DONE]\n\n"
         finally:
             gone.set()  # a client that went away stops the generation at its next token
@@ -195,7 +237,7 @@ def _respond(pool: ModelPool, slot: Slot, prompt: str, req: _Sampling, shape) ->
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-def add_routes(app: FastAPI, pool: ModelPool) -> None:
+def add_routes(app: FastAPI, pool: ModelPool, traffic: Traffic) -> None:
     """GET /v1/models[/{model}], POST /v1/completions, POST /v1/chat/completions."""
 
     @app.get("/v1/models")
@@ -208,44 +250,39 @@ def add_routes(app: FastAPI, pool: ModelPool) -> None:
 
     @app.post("/v1/completions")
     def completions(req: CompletionRequest) -> Any:
-        slot = _generating(pool, req.model)
+        call = _Call(pool, traffic, pool.find(req.model), "cmpl", "completions")
 
-        def chunk(rid, created, slot, text, finish, first):
+        def chunk(text, finish, first):
             if first:
                 return None
             choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
-            head = {"id": f"cmpl-{rid}", "object": "text_completion", "created": created, "model": slot.ref}
-            return {**head, "choices": [choice]}
+            return {**call.head("text_completion"), "choices": [choice]}
 
-        out = _respond(pool, slot, req.prompt, req, chunk)
+        out = _respond(call, req.prompt, req, chunk)
         if isinstance(out, StreamingResponse):
             return out
-        rid, created, slot, r, ms = out
-        body = chunk(rid, created, slot, r["text"], r["finish_reason"], False)
-        return {**body, "version": slot.version_ref, "usage": _usage(r), "latency_ms": ms}
+        r, ms = out
+        body = chunk(r["text"], r["finish_reason"], False)
+        return {**body, "version": call.slot.version_ref, "usage": _usage(r), "latency_ms": ms}
 
     @app.post("/v1/chat/completions")
     def chat_completions(req: ChatCompletionRequest) -> Any:
-        slot = _generating(pool, req.model)
-        prompt = conversation_input(slot.predictor, [m.model_dump() for m in req.messages])
+        call = _Call(pool, traffic, pool.find(req.model), "chatcmpl", "chat")
+        prompt = conversation_input(call.slot.predictor, [m.model_dump() for m in req.messages])
 
-        def chunk(rid, created, slot, text, finish, first):
+        def chunk(text, finish, first):
             delta = {"role": "assistant", "content": ""} if first else ({"content": text} if text else {})
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            head = {"id": f"chatcmpl-{rid}", "object": "chat.completion.chunk", "created": created, "model": slot.ref}
-            return {**head, "choices": [choice]}
+            return {**call.head("chat.completion.chunk"), "choices": [choice]}
 
-        out = _respond(pool, slot, prompt, req, chunk)
+        out = _respond(call, prompt, req, chunk)
         if isinstance(out, StreamingResponse):
             return out
-        rid, created, slot, r, ms = out
+        r, ms = out
         message = {"role": "assistant", "content": r["text"]}
         return {
-            "id": f"chatcmpl-{rid}",
-            "object": "chat.completion",
-            "created": created,
-            "model": slot.ref,
-            "version": slot.version_ref,
+            **call.head("chat.completion"),
+            "version": call.slot.version_ref,
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": r["finish_reason"]}],
             "usage": _usage(r),
             "latency_ms": ms,
