@@ -133,6 +133,19 @@ def alone(models: list[str], registry: str, texts: list[str], seconds: float, co
     )
 
 
+def shadowed(model: str, shadow: str, registry: str, texts: list[str], seconds: float, concurrency: int) -> None:
+    """The first model with a shadow scoring every request beside it: the same load as ``alone``."""
+    proc, base, _ = start([model], registry, ["--shadow", shadow])
+    try:
+        httpx.post(f"{base}/v1/predict", json={"text": texts[0]}, timeout=60)
+        lat, st, wall, _ = hammer(f"{base}/v1/predict", [{"text": t} for t in texts], seconds, concurrency)
+        report(f"with shadow {shadow}", lat, st, wall)
+        h = httpx.get(f"{base}/health").json()
+        print(f"{'':<28} {h['mixed_batches']} of {h['predict_batches']} batches scored both versions in one forward")
+    finally:
+        stop(proc)
+
+
 def streaming(base: str, models: list[str], texts: list[str], rounds: int = 3) -> None:
     """Time to the first streamed token and to the end of a 32-token chat completion, per model (one client)."""
     for m in models:
@@ -162,10 +175,17 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the predict run (default 30)")
     ap.add_argument("--concurrency", type=int, default=4, help="concurrent clients (default 4)")
     ap.add_argument("--completion-seconds", type=float, default=10.0, help="length of the completions run (0: skip)")
+    ap.add_argument(
+        "--shadow",
+        metavar="NAME@REF",
+        help="also measure the first model with this shadow (its overhead against the first model alone)",
+    )
     args = ap.parse_args()
     models, texts = args.model, sentences()
-    if len(models) > 1:
+    if len(models) > 1 or args.shadow:
         alone(models, args.registry, texts, args.seconds / 2, args.concurrency)
+    if args.shadow:
+        shadowed(models[0], args.shadow, args.registry, texts, args.seconds / 2, args.concurrency)
     proc, base, up = start(models, args.registry)
     try:
         health = httpx.get(f"{base}/health").json()

@@ -476,7 +476,8 @@ class AuditRecord(BaseModel):
     time: str  # ISO 8601, when the record was appended
     model_name: str
     # completed / failed: a pipeline or retrain run; skipped: a retrain with nothing new to learn from;
-    # promote / rollback: an alias moved by hand (`tunegate registry promote|rollback`); cancelled: stopped by a
+    # promote / rollback: an alias moved by hand (`tunegate registry promote|rollback`) or by serve's rollback_if
+    # (trigger `tunegate serve rollback_if`); cancelled: stopped by a
     # signal (SIGINT/SIGTERM) in failed_stage
     status: Literal["completed", "failed", "skipped", "cancelled", "promote", "rollback"]
     trigger: str | None = None  # manual, schedule (deployment name), data-change

@@ -361,7 +361,9 @@ print("THIRD", state.type.value)
     assert "injected I/O hiccup" in logs and "resuming training from checkpoint step-0000001: 1 of 2 steps done" in logs
 
 
-def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tiny_model_dir, toy_data, prefect_env):
+def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(
+    tmp_path, tiny_model_dir, toy_data, prefect_env, capsys, monkeypatch
+):
     """SIGTERM to `tunegate run` while it trains: exit 143 with one clear line, the run audited as cancelled in
     `tune`, no version registered, and no process of the run left behind (the temporary Prefect server that the
     CLI started for itself included). Then `tunegate run --resume RUN_ID` continues training from the newest
@@ -421,12 +423,16 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
     (run_dir,) = (tmp_path / "runs").iterdir()
     done = sorted(int(p.name.split("-")[1]) for p in (run_dir / "artifact" / "checkpoints").glob("step-*"))[-1]
     assert 10 <= done < 140
-    bad = run_cli(["run", str(cfg), "--resume", "no-such-run"], env=prefect_env, cwd=tmp_path)
-    assert bad.returncode == 1 and "no-such-run" in bad.stderr and run_dir.name in bad.stderr, bad.stderr
-    other = run_cli(
-        ["run", str(cfg), "--resume", run_dir.name, "--set", "method.lr=0.001"], env=prefect_env, cwd=tmp_path
-    )
-    assert other.returncode == 1 and "the config differs" in other.stderr, other.stderr
+    from tunegate.cli import main
+
+    # a wrong run id or a changed config is refused before Prefect starts: checked in process (no CLI start-up)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--resume", "no-such-run"]) == 1
+    err = capsys.readouterr().err
+    assert "no-such-run" in err and run_dir.name in err, err
+    assert main(["run", str(cfg), "--resume", run_dir.name, "--set", "method.lr=0.001"]) == 1
+    assert "the config differs" in capsys.readouterr().err
     resumed = run_cli(["run", str(cfg), "--resume", run_dir.name], env=prefect_env, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming training from checkpoint step-{done:07d}: {done} of 140 steps done" in resumed.stderr
@@ -438,10 +444,9 @@ def test_sigterm_mid_training_cancels_cleanly_then_resume_finishes(tmp_path, tin
     assert "resumed run" in second["trigger"] and tuned["decision"] in ("promote", "reject")
     assert (tmp_path / "registry" / "toy" / "v1").is_dir()
     assert not list((tmp_path / "registry" / "toy" / "v1").rglob("checkpoints"))  # training state stays in the run
-    verify = run_cli(
-        ["audit", "verify", "--registry", str(tmp_path / "registry"), run_dir.name], env=prefect_env, cwd=tmp_path
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr  # both records of the run, each with its evidence
+    capsys.readouterr()
+    verified = main(["audit", "verify", "--registry", str(tmp_path / "registry"), run_dir.name])
+    assert verified == 0, capsys.readouterr()  # both records of the run, each with its evidence
 
 
 STAGE_SIGTERM = r"""

@@ -91,7 +91,8 @@ def cmd_audit_list(args) -> int:
         elif r.status == "skipped":
             outcome, versus = "no change", (r.headline or "")[:40]
         elif r.status in ("promote", "rollback"):
-            outcome, versus = r.status, f"by hand: {r.headline or ''}"[:40]
+            how = "by hand" if (r.trigger or "manual").startswith("manual") else "automatic"
+            outcome, versus = r.status, f"{how}: {r.headline or ''}"[:40]
         else:
             tuned = r.metrics.get(f"tuned:{r.method}", {}).get("metric")
             base = r.metrics.get(r.best_baseline or "", {}).get("metric")

@@ -155,7 +155,8 @@ def create_app(
     the first model's recorded config)."""
     refs = [refs] if isinstance(refs, str) else list(refs)
     plan = _live_plan(refs, list(shadows), list(canaries))
-    pool = ModelPool(Path(registry_root), refs + [r for r in plan.extra if normalized(r) not in map(normalized, refs)])
+    served = list(dict.fromkeys(normalized(r) for r in refs + plan.extra))  # a challenger may also be a --model
+    pool = ModelPool(Path(registry_root), served)
     settings = serve_config or serve_settings(Path(registry_root), refs[0], Path(config) if config else None)
     traffic = Traffic(pool, settings, shadows=plan.shadows, canaries=plan.canaries, seed=seed)
 
@@ -167,10 +168,10 @@ def create_app(
         yield
         stop.set()
 
-    served = ", ".join(pool.slots)
     app = FastAPI(
-        title="tunegate serve", version="1", description=f"Serving {served} from {registry_root}", lifespan=lifespan
-    )
+        title="tunegate serve", version="1", description=f"Serving {', '.join(pool.slots)} from {registry_root}",
+        lifespan=lifespan,
+    )  # fmt: skip
     app.state.pool, app.state.traffic = pool, traffic
     _add_error_handlers(app)
     _add_predict_routes(app, pool, traffic)

@@ -64,7 +64,7 @@ class Traffic:
         self.logs: dict[str, RequestLog] = {}
         self.lock = threading.Lock()
         self.recent: dict[str, tuple[str, str, str, Any]] = {}  # id -> (name, version, endpoint, answer)
-        self.scores: dict[tuple[str, str], list[float]] = {}  # (name, version) -> live scores from feedback
+        self.scores: dict[tuple[str, str], dict[str, float]] = {}  # (name, version) -> {request id: live score}
         self.rolled_back: list[dict[str, Any]] = []
         self.stuck: set[str] = set()  # versions whose rollback failed (nothing to roll back to): not retried
 
@@ -176,7 +176,7 @@ class Traffic:
         out: dict[str, Any] = {"id": rid, "model": name, "version": version, "recorded": target is not None}
         if kind == "labels" and endpoint == "predict":  # a chat reply to a classifier is text, not its label
             with self.lock:
-                self.scores.setdefault((name, version), []).append(float(str(answer) == str(truth)))
+                self.scores.setdefault((name, version), {})[rid] = float(str(answer) == str(truth))  # latest wins
             out["rollback"] = self.check_rollback(name)
         return out
 
@@ -193,10 +193,12 @@ class Traffic:
         if version in self.stuck:
             return None
         with self.lock:
-            scores = list(self.scores.get((name, version), []))
+            scores = list(self.scores.get((name, version), {}).values())
         if len(scores) < rule.min_feedback:
             return None
-        cs = stats.confidence_sequence(scores, alpha=rule.alpha, bounds=(0.0, 1.0))
+        # tightest around a few times the smallest sample the rule decides on: a regression is caught early
+        planned = max(4 * rule.min_feedback, 100)
+        cs = stats.confidence_sequence(scores, alpha=rule.alpha, bounds=(0.0, 1.0), planned_n=planned)
         if rule.below is not None:
             bar, what = rule.below, f"below {rule.below:.3f}"
         else:
