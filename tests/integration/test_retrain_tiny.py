@@ -20,7 +20,7 @@ configure()
 from tunegate.flows.retrain import retrain, retrain_on_change, retrain_on_drift
 from tunegate.traffic.log import RequestLog
 cfg, train = {cfg!r}, Path({train!r})
-served = RequestLog(Path(cfg).parent / "registry" / "traffic" / "toy")
+served = RequestLog(Path(cfg).parent / "registry" / "_traffic" / "toy")
 def serve(texts):
     for i, t in enumerate(texts):
         served.request(text=t, id=f"r{{i}}", version="toy@v2", route="production", endpoint="predict", answer="pos")

@@ -252,7 +252,7 @@ def test_shadow_canary_request_log_feedback_automatic_rollback_and_the_report(se
 
     _, reg, _ = served
     root = tmp_path / "registry"
-    shutil.copytree(reg.root, root, ignore=shutil.ignore_patterns("traffic"))
+    shutil.copytree(reg.root, root, ignore=shutil.ignore_patterns("_traffic"))
     serve_cfg = ServeConfig(log_rotate_mb=1000 / 2**20, rollback_if={"below": 0.99, "min_feedback": 5})
     app = create_app(
         root, ["toy@production"], shadows=["toy@1"], canaries=["toy@1:0.3"], serve_config=serve_cfg, seed=0
@@ -264,7 +264,7 @@ def test_shadow_canary_request_log_feedback_automatic_rollback_and_the_report(se
         assert 2 <= routes.count("canary") <= 9 and set(routes) == {"production", "canary"}
         assert {a["model"] for a in answers if a["route"] == "canary"} == {"toy@v1"}
         assert {a["model"] for a in answers if a["route"] == "production"} == {"toy@v2"}
-        folder = root / "traffic" / "toy"
+        folder = root / "_traffic" / "toy"
         deadline = time.monotonic() + 30
         while len(read_requests(folder)) < len(texts):  # a shadowed request is logged once its shadow answered
             assert time.monotonic() < deadline

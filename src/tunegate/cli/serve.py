@@ -38,11 +38,14 @@ def _add_serve_command(sub) -> None:
         description="Serve one or more NAME@ALIAS over HTTP: GET /health; GET /v1/models; POST /v1/predict "
         '{"model": ..., "text": ...} or {"texts": [...]} (classification: label + probabilities; regression: '
         "value); POST /v1/completions and /v1/chat/completions (OpenAI-compatible: model, messages, max_tokens, "
-        "temperature, stop, stream); POST /admin/reload. A request names its model (an id of GET /v1/models); "
+        "temperature, stop, stream); POST /v1/feedback {id, label|reference}; POST /admin/reload. A request names its "
+        "model (an id of GET /v1/models); "
         "none: the first --model. Versions of one base model share one copy of its weights (LoRA adapters are "
         "applied per request). When an alias moves (checked every --watch-seconds) or on /admin/reload the new "
         "version is loaded beside the current one and swapped in without dropping requests. Binds 127.0.0.1 "
-        "unless told otherwise (no authentication).",
+        "unless told otherwise (no authentication). Every answered input is logged beside the registry "
+        "(registry/_traffic/NAME/; the serve: config section: log_inputs, rollback_if); --shadow and --canary put a "
+        "challenger on live traffic; `tunegate shadow report NAME` compares them.",
     )
     sv.add_argument(
         "--model",
@@ -103,7 +106,7 @@ def _add_shadow_commands(sub) -> None:
         "Writes shadow_report.md/.json beside the log.",
     )
     rp.add_argument("name", metavar="NAME", help="registered model name")
-    rp.add_argument("--log-dir", help="the request logs' root if serve.log_dir was set (default <registry>/traffic)")
+    rp.add_argument("--log-dir", help="the request logs' root if serve.log_dir was set (default <registry>/_traffic)")
     rp.add_argument("--alpha", type=float, default=0.05, help="error rate of the sequential test (default 0.05)")
     rp.add_argument("--min-feedback", type=int, default=30, help="no verdict on fewer requests with feedback")
     rp.add_argument(

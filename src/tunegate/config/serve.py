@@ -51,7 +51,7 @@ class ServeConfig(_Strict):
         "false keeps only its length and a hash.",
     )
     log_dir: Path | None = Field(
-        default=None, description="Where the request log goes (default: <registry>/traffic/<model name>/)."
+        default=None, description="Where the request log goes (default: <registry>/_traffic/<model name>/)."
     )
     log_rotate_mb: float = Field(
         default=64.0, gt=0.0, description="Start a new log file when the current one reaches this size."

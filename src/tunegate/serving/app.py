@@ -44,6 +44,7 @@ from tunegate.registry import PRODUCTION
 from tunegate.serving import openai_api
 from tunegate.serving.live import Traffic, parse_canary, serve_settings
 from tunegate.serving.pool import ApiError, ModelPool, normalized
+from tunegate.traffic.log import TRAFFIC
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,7 @@ def serve(
     for champion, (challenger, share) in traffic.canaries.items():
         print(f"  canary: {challenger} answers {share:.0%} of the requests to {champion}", flush=True)
     if traffic.serve.log:
-        where = traffic.serve.log_dir or Path(registry_root) / "traffic"
+        where = traffic.serve.log_dir or Path(registry_root) / TRAFFIC
         inputs = "with" if traffic.serve.log_inputs else "without"
         print(f"  request log: {where}/<model>/requests.jsonl ({inputs} the input text)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

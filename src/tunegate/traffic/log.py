@@ -1,10 +1,10 @@
 """The request log of ``tunegate serve``: one JSON line per answered input, append-only, rotated by size.
 
-Beside the registry by default (``<registry>/traffic/<model name>/``): ``requests.jsonl`` is the file being
-written; when it reaches ``serve.log_rotate_mb`` it is renamed ``requests-<UTC time>.jsonl`` (to the
-microsecond: the names sort in time order; never rewritten)
-and a new one starts. ``feedback.jsonl`` holds the truth sent later (``POST /v1/feedback``), one line per
-feedback, keyed by the request id. A line cut short by a crash is skipped when read.
+Beside the registry by default (``<registry>/_traffic/<model name>/``: a name no model can have):
+``requests.jsonl`` is the file being written; when it reaches ``serve.log_rotate_mb`` it is renamed
+``requests-<UTC time>.jsonl`` (to the microsecond: the names sort in time order; never rewritten) and a new one
+starts. ``feedback.jsonl`` holds the truth sent later (``POST /v1/feedback``), one line per feedback, keyed by the
+request id. A line cut short by a crash is skipped when read.
 
 A request line: ``id``, ``at`` (UTC), ``model`` (the name), ``ref`` (what the request named), ``version`` (the
 version that answered), ``route`` (``production``, ``canary`` or ``direct``: a request that named a version),
@@ -24,13 +24,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+TRAFFIC = "_traffic"  # under the registry root: not a valid model name, so never listed as one
 CURRENT = "requests.jsonl"
 FEEDBACK = "feedback.jsonl"
 
 
 def traffic_dir(registry_root: str | Path, name: str, log_dir: str | Path | None = None) -> Path:
-    """Where a model's request log lives: ``log_dir/<name>`` when set, else ``<registry>/traffic/<name>``."""
-    return Path(log_dir) / name if log_dir else Path(registry_root) / "traffic" / name
+    """Where a model's request log lives: ``log_dir/<name>`` when set, else ``<registry>/_traffic/<name>``."""
+    return Path(log_dir) / name if log_dir else Path(registry_root) / TRAFFIC / name
 
 
 def _utc(t: float) -> str:
