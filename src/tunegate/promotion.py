@@ -94,10 +94,12 @@ def score_version(
     name: str,
     kind: str,
     fallback: float | None = None,
+    loaded=None,
 ) -> EvalResult:
     """A registered version answering ``eval_df`` with its own base model, prompt and length budget (``spec``: how
-    this run answers; ``config_dir``: where a relative base-model path is resolved)."""
-    loaded = load_version(info, config_dir=config_dir)
+    this run answers; ``config_dir``: where a relative base-model path is resolved); ``loaded``: the version as
+    something else loaded it (an export), else from the registry."""
+    loaded = loaded or load_version(info, config_dir=config_dir)
     meta = loaded.meta
     # prompt, label answers, length budget and label offset as the version recorded them: what serving it would use
     spec = dataclasses.replace(
@@ -130,11 +132,11 @@ def _reproducing(dtype: str):
     return here.model_copy(update={"dtype": dtype, "reason": f"{dtype}, as the run that registered it"})
 
 
-def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None = None) -> Rescore:
-    """Load ``name`` v``version`` back from the registry and score it on its stored eval rows.
-
-    ``tolerance`` None: the ``registry.reproduce_tolerance`` the version's own run declared.
-    """
+def rescore(
+    reg: Registry, name: str, version: int, *, tolerance: float | None = None, load=None, what: str = "the registry"
+) -> Rescore:
+    """Load ``name`` v``version`` back from the registry (or with ``load(config_dir)``: an export, ``what``) and score
+    it on its stored eval rows; ``tolerance`` None: the ``registry.reproduce_tolerance`` its own run declared."""
     info = reg.get(name, version)
     ref = f"{name}@v{version}"
     missing = [f for f in (EXPECTED, EVAL_ROWS, CONFIG) if not (info.path / f).is_file()]
@@ -173,8 +175,9 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
             name=ref,
             kind="tuned",
             fallback=expected.get("fallback"),
+            loaded=load(cfg.config_dir) if load is not None else None,
         )
-    ok, agreement, note = _reproduced(result, expected, tolerance, cfg.registry.reproduce_agreement)
+    ok, agreement, note = _reproduced(result, expected, tolerance, cfg.registry.reproduce_agreement, what)
     return Rescore(
         version=ref,
         metric=metric,
@@ -190,7 +193,7 @@ def rescore(reg: Registry, name: str, version: int, *, tolerance: float | None =
 
 
 def _reproduced(
-    result: EvalResult, expected: dict, tolerance: float, need_agreement: float
+    result: EvalResult, expected: dict, tolerance: float, need_agreement: float, what: str = "the registry"
 ) -> tuple[bool, float | None, str]:
     """Does a re-score reproduce the run: its metric within ``tolerance`` of the run's and (where the run's
     predictions were kept) at least ``need_agreement`` of the rows predicted the same? And that in words."""
@@ -202,7 +205,7 @@ def _reproduced(
     metric_ok = expected["value"] is not None and abs(value - expected["value"]) <= tolerance
     agrees = agreement is None or agreement >= need_agreement
     note = (
-        f"re-scored from the registry: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
+        f"re-scored from {what}: {metric} {value:.4f} vs {expected['value']:.4f} in the run "
         f"(|difference| {abs(value - expected['value']):.4f} {'<=' if metric_ok else '>'} tolerance {tolerance})"
     )
     if agreement is not None:

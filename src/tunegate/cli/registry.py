@@ -11,6 +11,7 @@ from tunegate.errors import TunegateError
 
 def add_commands(sub) -> None:
     """Register this group's subcommands on the top-level parser's ``sub``."""
+    _add_export_command(sub)
     reg = sub.add_parser(
         "registry",
         help="inspect the model registry; promote or roll back a version",
@@ -67,6 +68,35 @@ def add_commands(sub) -> None:
     rh.add_argument("--json", action="store_true", help="machine-readable output")
     with_registry(rh)
     rh.set_defaults(func=cmd_registry_history)
+
+
+def _add_export_command(sub) -> None:
+    ex = sub.add_parser(
+        "export",
+        help="a registered version as peft, merged (transformers/vLLM) or gguf (llama.cpp), re-scored",
+        description="Write NAME@VERSION in a format other engines load: peft (the adapter, tokenizer, chat template, "
+        "prompt and a loader; the probe's head; prompt tuning's soft prompt), merged (LoRA merged into the base, "
+        "safetensors: transformers and vLLM), gguf (the merged weights in the base model's GGUF layout, float32: "
+        "llama.cpp, Ollama). The export is loaded back as those engines would and re-scored on the version's eval "
+        "rows; unless it reproduces the version's metric (registry.reproduce_tolerance) nothing is written. "
+        "Exit 1 (with the reason) otherwise.",
+    )
+    ex.add_argument("ref", metavar="NAME@VERSION", help="e.g. sst2-sentiment@3 or sst2-sentiment@production")
+    ex.add_argument("--format", required=True, choices=("peft", "merged", "gguf"), help="the export format")
+    ex.add_argument("--out", required=True, metavar="DIR", help="the folder to write (must not exist unless --force)")
+    ex.add_argument("--force", action="store_true", help="replace --out if it exists")
+    with_registry(ex)
+    ex.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from tunegate.export import export
+
+    result = export(registry_root(args), args.ref, args.format, args.out, force=args.force)
+    r = result.rescore
+    print(f"exported {r['version']} as {result.format} to {result.out} ({len(result.files)} files)")
+    print(f"  {r['note']}")
+    return 0
 
 
 def cmd_registry_list(args) -> int:

@@ -1,0 +1,112 @@
+"""`tunegate export` (tunegate/export.py): each format loaded back as another engine would and re-scored against
+the version's metric; refusals say why; nothing half-written is left."""
+
+import json
+
+import pytest
+
+from tests.conftest import make_config, pipeline_run
+from tunegate.cli import main
+from tunegate.config import load_config
+from tunegate.errors import TunegateError
+from tunegate.export import export
+from tunegate.registry import Registry
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory, tiny_model_dir):
+    """A LoRA version of the tiny model, trained enough to differ from its base."""
+    from tests.conftest import write_toy_data
+
+    tmp = tmp_path_factory.mktemp("export")
+    cfg = load_config(
+        make_config(
+            tmp,
+            tiny_model_dir,
+            write_toy_data(tmp),
+            method={"max_steps": 6, "lr": 0.01},
+            gate={"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100},
+            baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
+        )
+    )
+    pipeline_run(cfg)
+    return Registry(cfg.registry.path)
+
+
+def test_peft_and_merged_exports_load_in_plain_transformers_and_reproduce_the_version(registered, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for fmt in ("peft", "merged"):
+        out = tmp_path / fmt
+        result = export(registered.root, "toy@1", fmt, out)
+        assert result.rescore["reproduced"] and result.rescore["agreement"] == 1.0, result.rescore
+        assert "tunegate.json" in result.files and "README.md" in result.files and "export.json" in result.files
+        assert any(f.startswith("tokenizer") for f in result.files)
+        assert not list(tmp_path.glob(".*partial*"))  # the build folder is gone
+    assert (tmp_path / "peft" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "merged" / "model.safetensors").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    assert not any("lora" in n for n, _ in merged.named_parameters())
+    tok = AutoTokenizer.from_pretrained(tmp_path / "merged")
+    assert tok.chat_template  # the chat template travels with it
+    base_spec = json.loads((tmp_path / "peft" / "tunegate.json").read_text())["base_model"]["spec"]
+    PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_spec), tmp_path / "peft" / "adapter")
+
+
+def test_export_refuses_what_it_cannot_write_and_never_leaves_half_a_folder(registered, tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(TunegateError, match="exists; choose another folder or add --force"):
+        export(registered.root, "toy@1", "merged", tmp_path / "taken")
+    with pytest.raises(TunegateError, match="needs the base model's own GGUF file"):
+        export(registered.root, "toy@1", "gguf", tmp_path / "g")  # the tiny model is a folder, not a GGUF
+    assert not (tmp_path / "g").exists() and not list(tmp_path.glob(".*partial*"))
+    assert main(["export", "toy@1", "--format", "peft", "--out", str(tmp_path / "cli"), "--registry",
+                 str(registered.root)]) == 0  # fmt: skip
+    assert "re-scored from the peft export" in capsys.readouterr().out
+    assert main(["export", "toy@9", "--format", "peft", "--out", str(tmp_path / "x"), "--registry",
+                 str(registered.root)]) == 1  # fmt: skip
+
+
+def test_the_gguf_writer_keeps_llama_cpp_layout_so_transformers_reads_back_the_same_model(tiny_model_dir, tmp_path):
+    """The tiny llama written through gguf_export (a source GGUF with its shape and SmolLM2's tokenizer metadata),
+    read back by transformers' GGUF loader: the same logits (the q/k row order and the tensor names right)."""
+    import gguf
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tunegate.gguf_export import write_gguf
+    from tunegate.modeling import BUILTIN
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    cfg = model.config
+    smollm = gguf.GGUFReader(str(BUILTIN["smollm2-135m-instruct"].locate()[0]))
+    source = gguf.GGUFWriter(str(tmp_path / "source.gguf"), "llama")
+    for key, field in smollm.fields.items():  # the tokenizer as the real model's GGUF has it
+        if key.startswith("tokenizer."):
+            value, vtype = field.contents(), field.types[0]
+            source.add_key_value(key, value, vtype, sub_type=field.types[-1] if len(field.types) > 1 else None)
+    source.add_context_length(cfg.max_position_embeddings)
+    source.add_embedding_length(cfg.hidden_size)
+    source.add_block_count(cfg.num_hidden_layers)
+    source.add_feed_forward_length(cfg.intermediate_size)
+    source.add_head_count(cfg.num_attention_heads)
+    source.add_head_count_kv(cfg.num_key_value_heads)
+    source.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    source.add_rope_freq_base(cfg.rope_parameters["rope_theta"] if getattr(cfg, "rope_parameters", None) else 10000.0)
+    source.add_rope_dimension_count(cfg.hidden_size // cfg.num_attention_heads)
+    source.add_vocab_size(cfg.vocab_size)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_hidden_layers)
+    for hf_name, t in model.state_dict().items():
+        if (name := names.get_name(hf_name, try_suffixes=(".weight", ".bias"))) is not None:
+            source.add_tensor(name, torch.zeros_like(t).numpy())
+    source.write_header_to_file()
+    source.write_kv_data_to_file()
+    source.write_tensors_to_file()
+    source.close()
+    (tmp_path / "out").mkdir()
+    write_gguf(model, tmp_path / "source.gguf", tmp_path / "out" / "model.gguf")
+    back = AutoModelForCausalLM.from_pretrained(tmp_path / "out", gguf_file="model.gguf", dtype=torch.float32).eval()
+    ids = torch.tensor([[1, 17, 230, 5000, 42, 7, 99]])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, back(ids).logits, atol=1e-4)
