@@ -304,27 +304,28 @@ def _rows_cache(per_row: list):
     )
 
 
-def _rows_and_answers(own: list[list[int]], trie: AnswerTrie, off: int, pad_id: int):
-    """One scoring batch's inputs: each row's own tokens (right-padded), then every answer-trie node, with the
-    positions and the attention that lets a node see its row and its ancestors (after ``off`` prefix tokens)."""
-    b, n_nodes = len(own), len(trie)
+def _rows_and_answers(own: list[list[int]], nodes: tuple[torch.Tensor, ...], off: int, pad_id: int):
+    """One scoring batch's inputs: each row's own tokens (right-padded), then every answer-trie node (``nodes``:
+    their tokens, depths and who-sees-whom, built once per call), with the positions and the attention that lets a
+    node see its row and its ancestors (after ``off`` prefix tokens)."""
+    node_tok, depth, node_sees = nodes
+    b, n_nodes = len(own), len(node_tok)
     lens = torch.tensor([len(s) for s in own])
     width = int(lens.max())
     q = width + n_nodes
     ids = torch.full((b, q), pad_id, dtype=torch.long)
     for r, s in enumerate(own):
         ids[r, : len(s)] = torch.tensor(s, dtype=torch.long)
-    ids[:, width:] = torch.tensor(trie.token, dtype=torch.long)
+    ids[:, width:] = node_tok
     col = torch.arange(width)
     real = col[None, :] < lens[:, None]  # [b, width]
-    depth = torch.tensor(trie.depth, dtype=torch.long)
     q_pos = torch.cat([off + col.expand(b, -1), off + lens[:, None] + depth[None, :]], dim=1)
     k_pos = torch.cat([torch.arange(off).expand(b, -1), q_pos], dim=1)
     allowed = torch.zeros((b, q, off + q), dtype=torch.bool)
     allowed[:, :, :off] = True
     allowed[:, :width, off : off + width] = torch.ones((width, width), dtype=torch.bool).tril() & real[:, None, :]
     allowed[:, width:, off : off + width] = real[:, None, :]
-    allowed[:, width:, off + width :] = trie.sees()
+    allowed[:, width:, off + width :] = node_sees
     allowed[:, torch.arange(q), off + torch.arange(q)] = True  # padding rows see themselves (no empty softmax)
     return lens, width, ids, q_pos, k_pos, allowed
 
@@ -367,6 +368,7 @@ def score_answers(
             group_kv[g], off = _prefix_cache(body, embed, masks, prompt_ids[0][:p] if n else [], prefix_embeds)
     computed = off * len(group_kv)
     first = torch.tensor(trie.first, dtype=torch.long)
+    nodes = (torch.tensor(trie.token, dtype=torch.long), torch.tensor(trie.depth, dtype=torch.long), trie.sees())
     order = sorted(range(n), key=lambda i: len(prompt_ids[i]))
     bar = progress_bar(n, desc, "ex")
     batches = []
@@ -375,7 +377,7 @@ def score_answers(
         idx = order[start : start + batch_size]
         b = len(idx)
         own = [prompt_ids[i][p:] for i in idx]
-        lens, width, ids, q_pos, k_pos, allowed = _rows_and_answers(own, trie, off, pad_id)
+        lens, width, ids, q_pos, k_pos, allowed = _rows_and_answers(own, nodes, off, pad_id)
         ids, q_pos, k_pos, allowed = (t.to(dev) for t in (ids, q_pos, k_pos, allowed))
         rows_of = [groups[i] for i in idx]
         cache = _rows_cache([group_kv[g] for g in rows_of]) if off else None

@@ -10,7 +10,7 @@ version's eval rows (``traffic.drift``).
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ def live_by_version(
     out = {}
     for version, rs in by.items():
         judged = [(r["answer"], t) for r in rs if (t := _truth(feedback.get(r["id"]), facts["answers"])) is not None]
-        entry: dict[str, Any] = {"requests": len(rs), "routes": dict(_count(r.get("route", "?") for r in rs))}
+        entry: dict[str, Any] = {"requests": len(rs), "routes": dict(Counter(r.get("route", "?") for r in rs))}
         scores = row_scores(
             live_metric_name(facts["metric"], facts["answers"]),
             facts["answers"],
@@ -150,13 +150,6 @@ def live_by_version(
             entry["live"] = {"value": cs.mean, "low": cs.low, "high": cs.high}
         out[version] = entry
     return out
-
-
-def _count(items) -> dict[str, int]:
-    c: dict[str, int] = defaultdict(int)
-    for x in items:
-        c[x] += 1
-    return c
 
 
 def shadow_report(
