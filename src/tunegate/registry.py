@@ -38,6 +38,11 @@ MODEL_NAME_MAX = 100  # a folder name holds 255 bytes; the lock and temporary na
 ALIAS_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]*$"
 
 
+def _is_model_dir(path: Path) -> bool:
+    """A model's folder holds its aliases or a version folder (the audit log's evidence folder holds neither)."""
+    return (path / "aliases.json").exists() or any(re.fullmatch(r"v\d+", c.name) for c in path.iterdir())
+
+
 def check_model_name(name: str) -> str:
     """``name`` if it is a valid model name, else a RegistryError saying the rule."""
     if not re.fullmatch(MODEL_NAME_PATTERN, name or "") or len(name) > MODEL_NAME_MAX:
@@ -173,7 +178,11 @@ class Registry:
     def models(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and re.fullmatch(MODEL_NAME_PATTERN, p.name))
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and re.fullmatch(MODEL_NAME_PATTERN, p.name) and _is_model_dir(p)
+        )
 
     # ------------------------------------------------------------------ writes
     def register(

@@ -201,7 +201,9 @@ def cmd_shadow_report(args) -> int:
     from tunegate.traffic.shadow import render, shadow_report
 
     root = registry_root(args)
-    Registry(root).resolve(args.name)  # an unknown name: the registry's own message
+    models = Registry(root).models()
+    if args.name not in models:  # a model without production is fine: its logged versions are reported
+        raise TunegateError(f"no model '{args.name}' in registry {root} (models: {', '.join(models) or 'none'})")
     threshold = args.drift_threshold
     if threshold is None:
         threshold = serve_settings(root, args.name, None).drift_threshold

@@ -51,7 +51,8 @@ log = logging.getLogger(__name__)
 MAX_TEXTS = 64
 MAX_CHARS = openai_api.MAX_CHARS
 ENDPOINTS = (
-    "GET /health, GET /v1/models, POST /v1/predict, POST /v1/completions, POST /v1/chat/completions, POST /admin/reload"
+    "GET /health, GET /v1/models, POST /v1/predict, POST /v1/completions, POST /v1/chat/completions, "
+    "POST /v1/feedback, POST /admin/reload"
 )
 
 
