@@ -20,7 +20,7 @@ if not (ROOT.parent / "shared" / "data" / "e2e_nlg" / "trainset.csv").is_file():
     pytest.skip("../shared/data/e2e_nlg is not beside the checkout", allow_module_level=True)
 
 
-def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect_env):
+def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect_env, capsys):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_data", EXAMPLE / "make_data.py")
@@ -45,20 +45,16 @@ def test_probe_regression_beats_prompting_and_predicts_numbers(tmp_path, prefect
     assert d["tuned"]["r2"] > 0.3, d["tuned"]  # measured 0.46 with 240 rows (0.56 with 400)
     assert d["tuned"]["r2"] > max(b["r2"] for b in d["baselines"].values())
     assert d["decision"] == "promote" and d["ci_low"] > 0
-    pred = run_cli(
-        [
-            "predict",
-            "--registry",
-            tmp_path / "registry",
-            "--model",
-            "e2e-rating@production",
-            "--json",
-            "The Eagle is a highly rated coffee shop with a 5 out of 5 customer rating.",
-            "Avoid The Mill: it has a low customer rating.",
-        ],
-        env=prefect_env,
-        cwd=tmp_path,
-    )
-    assert pred.returncode == 0, pred.stderr[-2000:]
-    high, low = (json.loads(line)["value"] for line in pred.stdout.splitlines() if line.startswith("{"))
+    # `tunegate predict` in this process: no second interpreter start and import (the CLI subprocess is test_cli's)
+    from tunegate.cli import main
+
+    capsys.readouterr()
+    texts = [
+        "The Eagle is a highly rated coffee shop with a 5 out of 5 customer rating.",
+        "Avoid The Mill: it has a low customer rating.",
+    ]
+    args = ["predict", "--registry", str(tmp_path / "registry"), "--model", "e2e-rating@production", "--json"]
+    assert main([*args, *texts]) == 0
+    pred = capsys.readouterr()
+    high, low = (json.loads(line)["value"] for line in pred.out.splitlines() if line.startswith("{"))
     assert high > low

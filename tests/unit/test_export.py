@@ -15,7 +15,8 @@ from tunegate.registry import Registry
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory, tiny_model_dir):
-    """A LoRA version of the tiny model, trained enough to differ from its base."""
+    """Versions of the tiny model: LoRA (v1, trained enough to differ from its base), linear probe (v2), prompt
+    tuning (v3)."""
     from tests.conftest import write_toy_data
 
     tmp = tmp_path_factory.mktemp("export")
@@ -29,7 +30,13 @@ def registered(tmp_path_factory, tiny_model_dir):
             baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
         )
     )
-    pipeline_run(cfg)
+    pipeline_run(cfg)  # v1: LoRA
+    gate = {"min_gain": -1.0, "mcnemar": False, "bootstrap_samples": 100}
+    fast = {"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False}
+    for method in ({"name": "linear_probe", "max_length": 64, "epochs": 5},  # v2
+                   {"name": "prompt_tuning", "num_virtual_tokens": 2, "max_steps": 3, "lr": 0.05}):  # v3 # fmt: skip
+        pipeline_run(load_config(make_config(tmp, tiny_model_dir, write_toy_data(tmp), method=method, gate=gate,
+                                             baselines=fast)))  # fmt: skip
     return Registry(cfg.registry.path)
 
 
@@ -105,3 +112,39 @@ def test_the_gguf_writer_keeps_llama_cpp_layout_so_transformers_reads_back_the_s
     ids = torch.tensor([[1, 17, 230, 5000, 42, 7, 99]])
     with torch.no_grad():
         assert torch.allclose(model(ids).logits, back(ids).logits, atol=1e-4)
+
+
+def test_the_probe_and_prompt_tuning_export_as_peft_and_reproduce(registered, tmp_path):
+    """The probe's head and the soft prompt: exported, loaded back by the method's own loader from the exported
+    folder, every eval row answered as the version does."""
+    for ref, part in (("toy@2", "probe/head.safetensors"), ("toy@3", "adapter/adapter_model.safetensors")):
+        assert registered.resolve(ref).meta["method"] in ("linear_probe", "prompt_tuning")
+        result = export(registered.root, ref, "peft", tmp_path / ref)
+        assert result.rescore["reproduced"] and result.rescore["agreement"] == 1.0, (ref, result.rescore)
+        assert (tmp_path / ref / part).is_file() and "tunegate.json" in result.files
+    for ref in ("toy@2", "toy@3"):
+        with pytest.raises(TunegateError, match="use --format peft"):
+            export(registered.root, ref, "merged", tmp_path / f"m{ref}")
+
+
+def test_lora_probe_and_prompt_tuning_versions_served_on_one_base_answer_as_their_own_copies(registered):
+    """What `tunegate serve --model toy@1 --model toy@2 --model toy@3` loads: LoRA and the probe on one shared copy of
+    the base (the probe reads it with the LoRA adapter off), prompt tuning on its own; queued requests of the three
+    answered together equal each version loaded alone."""
+    from tunegate.adapters import SharedBases
+    from tunegate.inference import load_version, predict, predict_together
+
+    texts = ["a wonderful film", "dull and far too long", "I loved every minute", "the plot made no sense"]
+    alone = {ref: predict(load_version(registered.resolve(ref)), texts) for ref in ("toy@1", "toy@2", "toy@3")}
+    bases = SharedBases()
+    shared = {ref: load_version(registered.resolve(ref), bases=bases, adapter_name=ref) for ref in alone}
+    (memory,) = bases.memory().values()
+    assert memory["adapters"] == ["toy@1"]  # one base for LoRA and the probe; prompt tuning has its own copy
+    assert shared["toy@1"].answerer.shared is shared["toy@2"].answerer.shared
+    together = predict_together([(shared[ref], texts) for ref in alone])
+    for (ref, want), got in zip(alone.items(), together):
+        assert [o["label"] for o in got] == [o["label"] for o in want], ref
+        for g, w in zip(got, want):
+            assert g["probabilities"] == pytest.approx(w["probabilities"], abs=1e-4), ref
+    # the versions differ (else equal answers prove nothing)
+    assert alone["toy@1"][0]["probabilities"] != pytest.approx(alone["toy@2"][0]["probabilities"], abs=1e-3)

@@ -288,6 +288,29 @@ def test_a_searched_prompt_that_won_is_a_version_predict_and_serve_answer_with(t
     assert meta["label_offset"] == [0.7, -0.7] and meta["prompt"]["instruction"] == "Label it."
     assert (reg.get("toy", 4).path / "artifact" / "demonstrations.parquet").is_file()  # the retrieved case's corpus
     assert json.loads((reg.get("toy", 2).path / "artifact" / "tunegate.json").read_text())["demos"]["shots"]
+    # served beside a LoRA version of its base (`tunegate serve --model toy@prompt --model ...`): on the one shared
+    # copy, read with the adapter off, it answers as its own copy does
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from tunegate.adapters import SharedBases
+    from tunegate.inference import load_version
+
+    torch.manual_seed(3)
+    lora = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(load_model(tiny_model_dir), lora).save_pretrained(tmp_path / "other-lora")
+    bases = SharedBases()
+    shared = load_version(reg.resolve("toy@prompt"), bases=bases)
+    shared.answerer.shared.add_lora("other", tmp_path / "other-lora")
+    assert [m["adapters"] for m in bases.memory().values()] == [["other"]]
+    own, answered = predict(load_predictor(cfg.registry.path, "toy@prompt"), texts), predict(shared, texts)
+    assert [o["label"] for o in answered] == [o["label"] for o in own]
+    assert all(a["probabilities"] == pytest.approx(o["probabilities"], abs=1e-5) for a, o in zip(answered, own))
+    import dataclasses
+
+    (base_path,) = bases.memory()
+    with_adapter = predict(dataclasses.replace(shared, answerer=bases.lm(base_path, "other")), texts)
+    assert any(a["probabilities"] != pytest.approx(o["probabilities"], abs=1e-3) for a, o in zip(with_adapter, own))
     # only a searched prompt is registered: another best rung has no recorded choice to answer with
     assert not prompt_versions.registrable(best.model_copy(update={"rung": "few_shot"}))
     assert not prompt_versions.registrable(None)
