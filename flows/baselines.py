@@ -8,6 +8,7 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
+from tunegate.tasks._runner import task_runner
 from tunegate.tasks.evaluate_baseline import evaluate_ladder
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.summarize_ladder import summarize_ladder
@@ -28,7 +29,8 @@ def baselines(config_path: str, overrides: dict[str, Any] | None = None):
     if not validation.ok:
         return Failed(message=f"{validation.summary} Report: {validation.report_md}", data={"run_dir": run.run_dir})
     cfg = cfg.with_resolved(validation.resolved)  # labels found in train, a recognised format, max_length: auto
-    results = evaluate_ladder(cfg, run, validation.dataset)
+    with task_runner(cfg, run):  # with a dask runner the rungs run on workers at once
+        results = evaluate_ladder(cfg, run, validation.dataset)
     ladder = summarize_ladder(cfg, run, validation.dataset, results)
     best = next(r for r in ladder["rows"] if r["best"])
     message = f"best rung: {best['name']} {ladder['gate_metric']} {best['metric']:.3f} of {len(results)} rungs"

@@ -17,11 +17,12 @@ from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig
 from tunegate.records import GateInputs, RunContext, RunOutcome, ValidationResult
-from tunegate.tasks._seeds import error_message, train_seeds
+from tunegate.tasks._runner import failed, submit, task_runner
+from tunegate.tasks._seeds import candidate, error_message, submit_candidate
 from tunegate.tasks.check_guards import check_guards
 from tunegate.tasks.compare import compare
 from tunegate.tasks.deploy import deploy
-from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.evaluate_baseline import submit_ladder
 from tunegate.tasks.evaluate_production import evaluate_production
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.forecast_subsets import forecast_subsets
@@ -153,16 +154,19 @@ def tune_compare_deploy(
         record_audit(cfg, run, outcome)
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
     cfg = cfg.with_method(estimate.chosen_config)  # `auto` resolved; otherwise unchanged
+    with task_runner(cfg, run):  # orchestration.task_runner: rungs and seeds on Dask workers at once
+        return judge_and_deploy(cfg, run, validation, trigger, at, estimate)
+
+
+def judge_and_deploy(cfg, run, validation, trigger, at, estimate) -> Completed:
+    """Stages 4-10: the ladder, the candidate, its guards, the champion, the gate, deploy, the audit record."""
+    dataset = validation.dataset
     at.stage = "evaluate_baseline"
-    baselines = evaluate_ladder(cfg, run, dataset)
-    seeds = None
-    if cfg.gate.seeds == 1:
-        at.stage = "tune"
-        tuned = tune(cfg, run, dataset)
-        at.stage = "evaluate_tuned"
-        tuned_eval = evaluate_tuned(cfg, run, dataset, tuned)
-    else:  # gate.seeds: the method trained with each seed, each scored; the choice is made on the selection split
-        tuned, tuned_eval, seeds = train_seeds(cfg, run, dataset, on_stage=lambda stage: setattr(at, "stage", stage))
+    ladder = submit_ladder(cfg, run, dataset)
+    runs = submit_candidate(cfg, run, dataset, on_stage=lambda stage: setattr(at, "stage", stage))
+    at.stage = "evaluate_baseline"  # with a dask runner, the rungs and the training run at once: read them back
+    baselines = [f.result() for f in ladder.values()]
+    tuned, tuned_eval, seeds = candidate(cfg, runs, on_stage=lambda stage: setattr(at, "stage", stage))
     at.stage = "check_guards"
     guarded = check_guards(cfg, run, dataset, baselines, tuned, tuned_eval)
     at.stage = "evaluate_production"
@@ -193,16 +197,21 @@ def tune_compare_deploy(
 def forecast_after_reject(cfg, run, dataset, baselines, tuned, tuned_eval, estimate) -> None:
     """`forecast.after_reject`: the learning curve, the run's model as its full-data point; added to the report.
     A failure here is reported, not the run's failure (the decision and the version stand)."""
-    points = []
+    points, runs = [], []
     for part in forecast_subsets(cfg, run, dataset):
         if part.n_train == dataset.n_train:
             points.append((part.n_train, tuned, tuned_eval))
             continue
-        trained = tune(cfg, run, part, subdir=f"forecast/rows-{part.n_train}", return_state=True)
-        if trained.is_failed():
-            print(f"WARNING: the forecast stopped: training on {part.n_train} rows failed: {error_message(trained)}")
-            return
-        points.append((part.n_train, trained.result(), evaluate_tuned(cfg, run, part, trained.result())))
+        trained = submit(tune, cfg=cfg, run=run, dataset=part, subdir=f"forecast/rows-{part.n_train}")
+        runs.append((part, trained, submit(evaluate_tuned, cfg=cfg, run=run, dataset=part, tuned=trained)))
+    for part, trained, scored in runs:  # each fraction on its own worker with a dask task runner
+        for what, future in (("training", trained), ("scoring", scored)):
+            if failed(future):
+                why = error_message(future.state) if future.state is not None else "its training failed"
+                print(f"WARNING: the forecast stopped: {what} on {part.n_train} rows failed: {why}")
+                return
+        points.append((part.n_train, trained.result(), scored.result()))
+    points.sort(key=lambda p: p[0])
     state = learning_curve(cfg, run, baselines, points, estimate, in_report=True, return_state=True)
     if state.is_failed():
         print(f"WARNING: the forecast failed: {error_message(state)}")

@@ -8,7 +8,8 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
-from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks._runner import submit, task_runner
+from tunegate.tasks.evaluate_baseline import submit_ladder
 from tunegate.tasks.evaluate_tuned import evaluate_tuned
 from tunegate.tasks.forecast_subsets import forecast_subsets
 from tunegate.tasks.learning_curve import learning_curve
@@ -24,7 +25,8 @@ def forecast(config_path: str, overrides: dict[str, Any] | None = None):
 
     Stages: prepare_run, validate_data, forecast_subsets (first: fractions the data cannot fill stop the run
     before anything is trained), plan (the method `auto` resolves to, the price), evaluate_baseline per rung
-    (cached: the same ladder as `tunegate run`), then per fraction tune + evaluate_tuned,
+    (cached: the same ladder as `tunegate run`), then per fraction tune + evaluate_tuned (on Dask workers
+    at once with ``orchestration.task_runner: dask``),
     and learning_curve (forecast.md/json/png: rows expected to clear the best baseline + min_gain, at what
     training cost, or that the curve is flat). Nothing is registered.
     """
@@ -40,10 +42,17 @@ def forecast(config_path: str, overrides: dict[str, Any] | None = None):
     if estimate.blocked:
         return Failed(message=estimate.blocked, data={"run_dir": run.run_dir})
     cfg = cfg.with_method(estimate.chosen_config)
-    baselines = evaluate_ladder(cfg, run, dataset)
-    points = []
-    for part in parts:
-        trained = tune(cfg, run, part, subdir=f"forecast/rows-{part.n_train}")
-        points.append((part.n_train, trained, evaluate_tuned(cfg, run, part, trained)))
+    with task_runner(cfg, run):  # with a dask runner the rungs and the fractions train on workers at once
+        ladder = submit_ladder(cfg, run, dataset)
+        runs = []
+        for part in parts:
+            trained = submit(
+                tune, fail_fast=True, cfg=cfg, run=run, dataset=part, subdir=f"forecast/rows-{part.n_train}"
+            )
+            runs.append(
+                (part, trained, submit(evaluate_tuned, fail_fast=True, cfg=cfg, run=run, dataset=part, tuned=trained))
+            )
+        baselines = [f.result() for f in ladder.values()]
+        points = [(part.n_train, trained.result(), scored.result()) for part, trained, scored in runs]
     result = learning_curve(cfg, run, baselines, points, estimate)
     return Completed(message=result.summary, data={"run_dir": run.run_dir, "forecast": result.report_md})

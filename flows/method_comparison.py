@@ -9,9 +9,10 @@ from prefect.states import Completed, Failed
 
 from tunegate.config import TunegateConfig, load_config
 from tunegate.records import MethodOutcome
-from tunegate.tasks._seeds import compare_one_method
+from tunegate.tasks._runner import task_runner
+from tunegate.tasks._seeds import method_outcome, submit_method
 from tunegate.tasks.compare_methods import compare_methods
-from tunegate.tasks.evaluate_baseline import evaluate_ladder
+from tunegate.tasks.evaluate_baseline import submit_ladder
 from tunegate.tasks.plan import plan
 from tunegate.tasks.prepare_run import prepare_run
 from tunegate.tasks.validate_data import validate_data
@@ -19,7 +20,8 @@ from tunegate.tasks.validate_data import validate_data
 
 @flow(name="tunegate-compare", log_prints=True)
 def compare(config_path: str, overrides: dict[str, Any] | None = None):
-    """Which method pays off here? Baselines once, then each method as its own tasks.
+    """Which method pays off here? Baselines once, then each method as its own tasks (on Dask workers at once
+    with ``orchestration.task_runner: dask``).
 
     Stages: prepare_run, validate_data, plan (estimates for every method), evaluate_baseline
     per rung (cached), then per method tune + evaluate_tuned (once per seed with gate.seeds; a
@@ -38,19 +40,26 @@ def compare(config_path: str, overrides: dict[str, Any] | None = None):
     dataset = validation.dataset
     methods = cfg.compare_methods()
     estimate = plan(cfg, run, dataset, methods)
-    baselines = evaluate_ladder(cfg, run, dataset)
-    outcomes: list[MethodOutcome] = []
+    with task_runner(cfg, run):
+        return _measure(cfg, run, dataset, methods, estimate)
+
+
+def _measure(cfg: TunegateConfig, run, dataset, methods, estimate):
+    ladder = list(submit_ladder(cfg, run, dataset).values())  # the guards wait for it; the trainings do not
+    entries: list = []  # a row already, or a method handed to the task runner (on workers at once with dask)
     for m, est in zip(methods, estimate.estimates):  # one estimate per method, in order
         if est is not None and est.applicable and est.over_budget:
-            outcomes.append(
+            entries.append(
                 MethodOutcome(method=m.key, status="skipped", error="over budget: " + "; ".join(est.over_budget))
             )
             continue
         if est is not None and (not est.applicable or est.error):
-            outcomes.append(MethodOutcome(method=m.key, status="failed", error=est.error or est.reason))
+            entries.append(MethodOutcome(method=m.key, status="failed", error=est.error or est.reason))
             continue
         planned = est.config if est is not None and est.config else m  # micro_batch_size 'auto' resolved
-        outcomes.append(compare_one_method(cfg.with_method(planned), run, dataset, baselines))
+        entries.append(submit_method(cfg.with_method(planned), run, dataset, ladder))
+    baselines = [f.result() for f in ladder]  # a failed rung raises, as in a sequential run
+    outcomes = [e if isinstance(e, MethodOutcome) else method_outcome(e) for e in entries]
     listed = {m.name for m in methods}
     for name in cfg.inapplicable_methods():
         if name not in listed:

@@ -10,6 +10,7 @@ from tunegate.ladder import Rung
 from tunegate.ladder.core import baseline_rungs, rung_cache_key
 from tunegate.records import DatasetRef, EvalResult, RunContext
 from tunegate.tasks._policy import RETRIES
+from tunegate.tasks._runner import submit
 
 
 def _cache_key(context, parameters) -> str:
@@ -38,9 +39,18 @@ def evaluate_baseline(
     return stages.evaluate_baseline(cfg, run, dataset, rung, base)
 
 
-def evaluate_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[EvalResult]:
-    """Every rung in order, each its own task run; a calibrated rung gets its base rung's result."""
-    results: dict[str, EvalResult] = {}
+def submit_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> dict:
+    """Every rung handed to the task runner (each its own task run; on workers at once with
+    ``orchestration.task_runner: dask``); a calibrated rung waits for its base rung's result. Rung name -> future."""
+    futures: dict = {}
     for rung in baseline_rungs(cfg.baselines, cfg.ladder_context()):
-        results[rung.name] = evaluate_baseline(cfg, run, dataset, rung, results[rung.base.name] if rung.base else None)
-    return list(results.values())
+        base = futures[rung.base.name] if rung.base else None
+        futures[rung.name] = submit(
+            evaluate_baseline, fail_fast=True, cfg=cfg, run=run, dataset=dataset, rung=rung, base=base
+        )
+    return futures
+
+
+def evaluate_ladder(cfg: TunegateConfig, run: RunContext, dataset: DatasetRef) -> list[EvalResult]:
+    """Every rung's result, in the ladder's order; a failed rung raises, as in a sequential run."""
+    return [f.result() for f in submit_ladder(cfg, run, dataset).values()]

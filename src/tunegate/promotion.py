@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 import yaml
 
-from tunegate import evaluation, hardware
+from tunegate import evaluation, hardware, tracking
 from tunegate.answering import AnswerSpec
 from tunegate.audit import AuditLog
 from tunegate.config import PromptConfig, RegistryConfig, parse_config
@@ -258,6 +258,7 @@ def promote(
         reg.require_intact(name, version, doing="promoting")
     details = {"rescore": result.model_dump(mode="json")} if result is not None else {"rescore": "skipped"}
     previous = reg.set_alias(name, alias, version, expect=expect, action=action, reason=reason, details=details)
+    tracking.aliases_moved(reg.root, name)  # the registries it is mirrored to (tracking.mlflow) follow
     was = f"v{previous}" if previous is not None else "unset"
     return Promotion(True, previous, result, f"moved {name}@{alias} from {was} to v{version}")
 
@@ -269,6 +270,7 @@ def rollback(
     target = to if to is not None else reg.rollback_target(name, alias)
     reg.require_intact(name, target, doing="rolling back to")
     previous = reg.set_alias(name, alias, target, action="rollback", reason=reason)
+    tracking.aliases_moved(reg.root, name)
     return Promotion(True, previous, None, f"rolled {name}@{alias} back from v{previous} to v{target}")
 
 

@@ -134,3 +134,35 @@ def prefect_server(tmp_path, prefect_env):
     env.pop("PREFECT_API_URL", None)
     with _server(env) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on a free loopback port (SQLite backend, its own artifact folder); yields its URL.
+    Shared by the session: each test logs to an experiment of its own."""
+    tmp = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = open(tmp / "server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}", "--artifacts-destination", str(tmp / "artifacts")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail("mlflow server did not come up:\n" + (tmp / "server.log").read_text()[-3000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        stop(proc)
+        log.close()

@@ -94,6 +94,55 @@ def test_good_data_runs_every_stage(good_run):
     assert verified.returncode == 0 and "chosen seed" in verified.stdout, verified.stdout + verified.stderr
 
 
+def test_a_dask_run_on_two_worker_processes_decides_as_the_sequential_run(good_run, tmp_path, mlflow_server):
+    """good_run's config with `orchestration.task_runner: dask`: a local cluster of 2 worker processes
+    (prefect-dask), a result storage of its own (nothing from good_run's cache), so the rungs and both seeds'
+    trainings and scorings run on the workers; the same decision and the same per-row predictions as good_run's
+    sequential run. Where the tasks run is not part of the config hash (resume and retrain-skip hold across).
+    The same run logs to a real `mlflow server` (tracking.mlflow) from the workers and the flow: one MLflow run."""
+    env = {**good_run["env"], "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "results")}
+    sets = ["orchestration.task_runner=dask", "orchestration.workers=2", f"output.dir={tmp_path / 'runs'}"]
+    sets += [f"registry.path={tmp_path / 'registry'}", f"tracking.mlflow.uri={mlflow_server}"]
+    sets.append("tracking.mlflow.experiment=dask-run")
+    out = run_cli(["run", good_run["cfg"], *(x for s in sets for x in ("--set", s))], env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    logs = out.stdout + out.stderr
+    assert "task runner: dask, 2 workers x 1 torch threads" in logs and "write_storage_markers" in logs
+    assert "Cached" not in logs and "Starting temporary server" not in logs  # workers report to the run's server
+    sequential = sorted((good_run["dir"] / "runs").iterdir())[0]
+    parallel = next((tmp_path / "runs").iterdir())
+    d_seq, d_par = (json.loads((r / "decision.json").read_text()) for r in (sequential, parallel))
+    for key in ("decision", "baselines", "tuned", "delta", "ci_low", "ci_high", "best_baseline"):
+        assert d_par[key] == d_seq[key], key
+    assert d_par["seeds"]["chosen"] == d_seq["seeds"]["chosen"] and len(d_par["seeds"]["per_seed"]) == 2
+    files = sorted(p.name for p in (sequential / "predictions").glob("*.jsonl"))
+    # 6 rungs, the candidate and its 2 seeds, on the eval rows and on the selection rows
+    assert len(files) == 18 and files == sorted(p.name for p in (parallel / "predictions").glob("*.jsonl"))
+    for name in files:  # every answer to every row
+        assert (parallel / "predictions" / name).read_text() == (sequential / "predictions" / name).read_text()
+    assert not list(parallel.glob(".tunegate-worker-*"))  # the storage check's markers are gone
+
+    # the run as MLflow's client sees it: one run for the flow and both workers, params, each rung's and the
+    # candidate's metric with its CI, the loss of every training step (on a worker, live), the report as artifacts
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("dask-run").experiment_id])
+    assert mlrun.info.status == "FINISHED" and mlrun.info.run_name == parallel.name
+    assert mlrun.data.tags["decision"] == d_par["decision"] and mlrun.data.params["orchestration.task_runner"] == "dask"
+    m = mlrun.data.metrics
+    for row in d_par["models"]:
+        key = row["name"].replace(":", "_")
+        assert m[f"{key}.accuracy"] == pytest.approx(row["metric"]), key
+        assert m[f"{key}.accuracy.ci_low"] == pytest.approx(row["ci_low"]) and f"{key}.monthly_usd" in m
+    assert m["decision.delta"] == pytest.approx(d_par["delta"]) and "gate.min_gain" in mlrun.data.params
+    losses = client.get_metric_history(mlrun.info.run_id, "train.lora.loss")  # both seeds' steps
+    assert len(losses) == 2 * 2 and all(x.value > 0 for x in losses)
+    report = {a.path for a in client.list_artifacts(mlrun.info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/decision.json"} <= report
+    assert any(a.path.endswith(".png") for a in client.list_artifacts(mlrun.info.run_id, "report/plots"))
+
+
 def test_method_only_change_reuses_cached_baselines(good_run):
     first, tmp_path = good_run["out"], good_run["dir"]
     assert first.returncode == 0 and "Cached" not in first.stdout + first.stderr

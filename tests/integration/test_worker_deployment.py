@@ -1,9 +1,12 @@
-"""The retrain deployment of deployments/prefect.yaml, run by a process worker against a real Prefect server.
+"""The retrain deployment of deployments/prefect.yaml, run by a process worker against a real Prefect server,
+its training on a second work pool.
 
-Server (own PREFECT_HOME, 127.0.0.1) -> work pool -> `prefect deploy` of the repository's
-`retrain-weekly` deployment (parameters pointed at a small slice of real SST-2 and the tiny
-model) -> worker -> `prefect deployment run` twice: the first retrains and registers v1, the
-second finds the same data and records "no change". Everything started is stopped.
+Server (own PREFECT_HOME, 127.0.0.1) -> two process work pools -> `prefect deploy` of the repository's
+`retrain-weekly` deployment (parameters pointed at a small slice of real SST-2 and the tiny model, whose config
+sets `orchestration.tune_on: tunegate-tune/tune-gpu`) on the first and of `tune-gpu` on the second -> a worker
+per pool -> the retrain deployment run twice: the first runs its ladder on the first pool, its training as a
+flow run of the second pool's deployment, and registers v1; the second finds the same data and records
+"no change". Everything started is stopped.
 """
 
 import json
@@ -57,6 +60,7 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
         },
         baselines={"few_shot": {"enabled": False}, "retrieved_few_shot": {"enabled": False}, "calibrated": False},
         registry={"path": str(tmp_path / "registry"), "model_name": "sst2-tiny"},
+        orchestration={"tune_on": "tunegate-tune/tune-gpu"},  # the training: a flow run on the other pool
     )
     env = {
         **prefect_env,
@@ -66,8 +70,11 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
         "PREFECT_WORKER_PREFETCH_SECONDS": "5",
         "PREFECT_CLI_PROMPT": "false",
     }
-    pool = "tunegate-test"
+    pool, gpu_pool = "tunegate-test", "tunegate-gpu-test"
     prefect(["work-pool", "create", pool, "--type", "process"], env)
+    prefect(["work-pool", "create", gpu_pool, "--type", "process"], env)
+    deploy = ["deploy", "--prefect-file", "deployments/prefect.yaml", "--name", "tune-gpu", "--pool", gpu_pool]
+    prefect([*deploy, "--no-prompt"], env)
     params = json.dumps({"config_path": str(cfg), "force": False, "trigger": "schedule"})
     prefect(
         [
@@ -84,19 +91,23 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
         ],
         env,
     )
-    (dep,) = api(prefect_server, "/deployments/filter", {})
-    assert dep["name"] == "retrain-weekly" and dep["work_pool_name"] == pool
+    deps = {d["name"]: d for d in api(prefect_server, "/deployments/filter", {})}
+    dep, tune_dep = deps["retrain-weekly"], deps["tune-gpu"]
+    assert dep["work_pool_name"] == pool and tune_dep["work_pool_name"] == gpu_pool
     assert dep["parameters"]["config_path"] == str(cfg)
     assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 3 * * 1"]  # the weekly schedule came with it
 
-    log = open(tmp_path / "worker.log", "w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log, gpu_log = open(tmp_path / "worker.log", "w"), open(tmp_path / "gpu-worker.log", "w")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", name, "--type", "process"],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        for name, out in ((pool, log), (gpu_pool, gpu_log))
+    ]
     try:
         outcomes = []
         for _ in range(2):
@@ -108,8 +119,10 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
                 (tmp_path / "worker.log").read_text()[-4000:],
             )
     finally:
-        stop(worker)
+        for worker in workers:
+            stop(worker)
         log.close()
+        gpu_log.close()
 
     # run 1 trained and registered a version; run 2 found the same data and stopped
     reg = tmp_path / "registry" / "sst2-tiny"
@@ -122,6 +135,14 @@ def test_retrain_deployment_runs_on_a_worker_of_a_real_server(tmp_path, tiny_mod
     assert records[1]["headline"].startswith("no change") and records[1]["data_hash"] == records[0]["data_hash"]
     # both ran in the worker's subprocesses, against this server
     assert "retrain" in (tmp_path / "worker.log").read_text()
+    # the training ran once (run 1), as a flow run of the tune deployment, picked up by the other pool's worker
+    runs = api(prefect_server, "/flow_runs/filter", {"deployments": {"id": {"any_": [tune_dep["id"]]}}})
+    (tuned,) = runs
+    assert tuned["state_type"] == "COMPLETED" and tuned["work_pool_name"] == gpu_pool
+    assert tuned["parameters"]["run"]["run_id"] == records[0]["run_id"]
+    assert "tunegate-tune" in (tmp_path / "gpu-worker.log").read_text()
+    meta = json.loads((reg / "v1" / "artifact" / "tunegate.json").read_text())
+    assert meta["method"] == "lora" and (tmp_path / "runs" / records[0]["run_id"] / "remote").is_dir()
     # and the server's scheduler put the weekly runs on the calendar (Mondays 03:00 UTC)
     scheduled = [r for r in api(prefect_server, "/flow_runs/filter", {}) if r["auto_scheduled"]]
     assert scheduled and all(

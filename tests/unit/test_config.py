@@ -252,3 +252,18 @@ def test_list_labels_false_drops_the_list_from_the_default_instruction():
     assert task_type("regression").instruction(False) == task_type("regression").default_instruction
     with pytest.raises(ConfigError, match=r"prompt.instruction contains '\{labels\}' but prompt.list_labels"):
         parse_config(base(prompt={"instruction": "One of {labels}", "list_labels": False}))
+
+
+def test_orchestration_says_how_to_write_an_address_and_a_deployment_and_is_not_in_the_config_hash():
+    assert parse_config(base()).orchestration.task_runner == "sequential"
+    with pytest.raises(ConfigError, match=r"orchestration.address.*write it as tcp://HOST:PORT"):
+        parse_config(base(orchestration={"task_runner": "dask", "address": "scheduler:8786"}))
+    with pytest.raises(ConfigError, match="set task_runner: dask too"):
+        parse_config(base(orchestration={"address": "tcp://scheduler:8786"}))
+    with pytest.raises(ConfigError, match="write FLOW/DEPLOYMENT, e.g. tunegate-tune/tune-gpu"):
+        parse_config(base(orchestration={"tune_on": "tune-gpu"}))
+    with pytest.raises(ConfigError, match="orchestration.task_runner"):
+        parse_config(base(orchestration={"task_runner": "ray"}))
+    dask = parse_config(base(orchestration={"task_runner": "dask", "workers": 4, "tune_on": "tunegate-tune/gpu"}))
+    assert dask.config_hash() == parse_config(base()).config_hash()  # where tasks run changes no result
+    assert dask.config_hash() != parse_config(base(gate={"min_gain": 0.1})).config_hash()

@@ -57,7 +57,8 @@ def test_a_new_backend_sees_every_stage_and_step_and_a_failing_one_only_warns(
     """One class and its registration: `tracking.recorder` is a config key with its settings; it gets each stage's
     record in order and each training step's loss; a backend that raises warns and the run completes; the
     built-in `events` backend writes the same to events.jsonl."""
-    tracking = {"recorder": {"tag": "t1"}, "broken": True, "events": {}}
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"  # MLflow's SQLite store (its server: tests/integration)
+    tracking = {"recorder": {"tag": "t1"}, "broken": True, "events": {}, "mlflow": {"uri": store, "experiment": "unit"}}
     cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, tracking=tracking))
     assert cfg.tracking.recorder.tag == "t1" and cfg.tracking.broken.tag == "run"
     with caplog.at_level(logging.WARNING, logger="tunegate.tracking"):
@@ -87,6 +88,28 @@ def test_a_new_backend_sees_every_stage_and_step_and_a_failing_one_only_warns(
     tuned_eval = next(e for e in events if e.get("stage") == "evaluate_tuned")["result"]
     assert "predictions" not in tuned_eval and tuned_eval["metrics"]["accuracy"] == decision.tuned["accuracy"]
 
+    # the same run as MLflow's own client sees it: params, every rung's and the candidate's metrics with CIs, the
+    # loss per step, the decision; the registry's production alias mirrored onto a model version of its files
+    from mlflow import MlflowClient
+
+    client = MlflowClient(store, registry_uri=store)
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("unit").experiment_id])
+    assert mlrun.info.run_name == run.run_id and mlrun.data.tags["tunegate.run_id"] == run.run_id
+    m, params, tags = mlrun.data.metrics, mlrun.data.params, mlrun.data.tags
+    assert params["method.name"] == "lora" and params["gate.min_gain"] == str(cfg.gate.min_gain)
+    for row in decision.models:  # each rung and the candidate: the metric with its CI, delta, costs
+        key = row.name.replace(":", "_")
+        assert m[f"{key}.accuracy"] == pytest.approx(row.metric) and m[f"{key}.accuracy.ci_low"] <= row.metric
+        assert f"{key}.monthly_usd" in m and f"{key}.delta" in m
+    assert m["decision.delta"] == pytest.approx(decision.delta) and tags["decision"] == decision.decision
+    loss = client.get_metric_history(mlrun.info.run_id, "train.lora.loss")
+    assert [x.step for x in loss] == [s[3] for s in steps] and [x.value for x in loss] == [s[4] for s in steps]
+    if deployed.production_moved:
+        version = client.get_model_version_by_alias("toy", "production")
+        assert version.tags["tunegate.version"] == "1" and version.run_id == mlrun.info.run_id
+        files = {a.path for a in client.list_artifacts(mlrun.info.run_id, "registry/toy/v1")}
+        assert "registry/toy/v1/artifact" in files and "registry/toy/v1/model_card.md" in files
+
 
 def test_a_backend_is_a_config_key_only_while_registered(backends, tmp_path, tiny_model_dir, toy_data):
     with pytest.raises(ConfigError, match="tracking.recorder.tagg: unknown key"):
@@ -95,3 +118,23 @@ def test_a_backend_is_a_config_key_only_while_registered(backends, tmp_path, tin
     with pytest.raises(ConfigError, match="tracking.recorder: unknown key"):
         load_config(make_config(tmp_path, tiny_model_dir, toy_data, tracking={"recorder": {}}))
     assert load_config(make_config(tmp_path, tiny_model_dir, toy_data)).tracking.events is None  # off by default
+
+
+def test_an_mlflow_server_that_is_down_costs_one_warning_and_never_the_run(tmp_path, tiny_model_dir, toy_data, caplog):
+    """Nothing listens on the port: the first stage warns at once (no HTTP retries), later ones are not tried."""
+    import time
+
+    from tests.integration.conftest import free_port
+    from tunegate import stages, tracking
+
+    uri = f"http://127.0.0.1:{free_port()}"
+    cfg = load_config(make_config(tmp_path, tiny_model_dir, toy_data, tracking={"mlflow": {"uri": uri}}))
+    run = stages.prepare_run(cfg)
+    t0 = time.perf_counter()
+    with caplog.at_level(logging.WARNING, logger="tunegate.tracking"):
+        for stage in ("validate_data", "plan", "compare"):
+            tracking.stage_done(cfg.tracking, run, stage, None)
+    assert time.perf_counter() - t0 < 10
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 3 and "Mlflow failed to log validate_data" in warned[0]
+    assert "failed earlier in this process; not tried again" in warned[2]

@@ -20,6 +20,7 @@ from tunegate.config.forecast import ForecastConfig
 from tunegate.config.gate import GateConfig
 from tunegate.config.guards import AnyGuards, GuardsConfig, default_guards, guards_class
 from tunegate.config.hardware import HardwareConfig
+from tunegate.config.orchestration import OrchestrationConfig
 from tunegate.config.output import OutputConfig
 from tunegate.config.prompt import PromptConfig
 from tunegate.config.registry import RegistryConfig
@@ -149,6 +150,11 @@ class TunegateConfig(_Strict):
     tracking: AnyTracking = Field(
         default_factory=default_tracking,
         description="Tracking backends the run's stages and training steps also go to (each off unless set).",
+    )
+    orchestration: OrchestrationConfig = Field(
+        default_factory=OrchestrationConfig,
+        description="Where the run's tasks execute: one after another in the flow's process (default), on Dask "
+        "workers, and training as its own deployment on another work pool.",
     )
     config_dir: Path = Field(default=Path("."), exclude=True, description="Set by the loader; not a YAML key.")
 
@@ -298,4 +304,7 @@ class TunegateConfig(_Strict):
         return path if path.is_absolute() else (self.config_dir / path).resolve()
 
     def config_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        """What the run computes from: where its tasks execute (``orchestration``) changes no result, so a run is
+        resumed, and a retrain skipped, whichever task runner it uses."""
+        dumped = self.model_dump(mode="json", exclude={"orchestration"})
+        return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()
