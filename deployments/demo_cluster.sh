@@ -14,7 +14,7 @@ PP=${PREFECT_PORT:-4299} MP=${MLFLOW_PORT:-5099}
 .venv/bin/prefect server start --host 127.0.0.1 --port "$PP" > "$R/prefect-server.log" 2>&1 &
 .venv/bin/mlflow server --backend-store-uri "sqlite:///$R/mlflow.db" --artifacts-destination "$R/mlartifacts" \
   --host 127.0.0.1 --port "$MP" --workers 1 > "$R/mlflow-server.log" 2>&1 &
-trap 'kill $(jobs -p) 2>/dev/null' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; sleep 3; kill -9 $(jobs -p) 2>/dev/null' EXIT  # the worker can outlive a TERM
 export PREFECT_API_URL=http://127.0.0.1:$PP/api
 for _ in $(seq 90); do
   curl -sf "$PREFECT_API_URL/health" >/dev/null && curl -sf "http://127.0.0.1:$MP/health" >/dev/null && break
