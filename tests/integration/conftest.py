@@ -94,6 +94,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, failure, timeout: float = 120) -> None:
+    """Until ``url`` answers 200; fails the test (``failure``: the message, or what builds it) when ``proc`` exits
+    or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            pytest.fail(failure() if callable(failure) else failure)
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def _server(env: dict):
     """A `prefect server start` on a free loopback port; yields its API URL, stops it after."""
@@ -106,17 +122,7 @@ def _server(env: dict):
     )
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the Prefect server did not start within 120 s")
-            time.sleep(1)
+        wait_healthy(f"{api}/health", proc, "the Prefect server did not start within 120 s")
         yield api
     finally:
         stop(proc)
@@ -151,17 +157,9 @@ def mlflow_server(tmp_path_factory):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("mlflow server did not come up:\n" + (tmp / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
+        wait_healthy(
+            f"{url}/health", proc, lambda: "mlflow server did not come up:\n" + (tmp / "server.log").read_text()[-3000:]
+        )
         yield url
     finally:
         stop(proc)
